@@ -1,0 +1,1 @@
+"""Command-line interface: parses arguments into configs and calls library functions."""

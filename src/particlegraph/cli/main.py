@@ -1,0 +1,26 @@
+"""The ``particlegraph`` command: ``particlegraph <task> <action>``."""
+
+from __future__ import annotations
+
+import typer
+
+from particlegraph.cli import mlpf, tabular
+
+app = typer.Typer(
+    name="particlegraph",
+    help="Collider events as graphs: generate, train, evaluate and explain GNNs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(mlpf.app, name="mlpf")
+app.add_typer(tabular.app, name="tabular")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

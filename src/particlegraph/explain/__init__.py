@@ -1,0 +1,1 @@
+"""Explainability: LRP, gradients, Taylor coefficients, faithfulness checks."""

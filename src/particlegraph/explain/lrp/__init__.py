@@ -1,0 +1,1 @@
+"""Layer-wise relevance propagation through message passing, sparse and linear in N."""

@@ -1,0 +1,1 @@
+"""Graph building: pure-torch kNN with linear memory."""

@@ -1,0 +1,1 @@
+"""Physics and ML metrics (definitions as in DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Task models: MLPF, FCN baseline, tabular classifier."""

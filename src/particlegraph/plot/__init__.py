@@ -1,0 +1,1 @@
+"""Figures: functions take keyword-only ax=None and return their artists."""

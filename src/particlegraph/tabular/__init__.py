@@ -1,0 +1,1 @@
+"""Tabular task: signal/background MLP with gradient and Taylor analysis."""
