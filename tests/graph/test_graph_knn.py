@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from particlegraph.graph.knn import knn_graph, knn_graph_bruteforce
+
+
+def _as_sets(edge_index: torch.Tensor, n: int) -> list[set[int]]:
+    out: list[set[int]] = [set() for _ in range(n)]
+    for s, t in edge_index.T.tolist():
+        out[t].add(s)
+    return out
+
+
+@pytest.mark.parametrize("loop", [True, False])
+@pytest.mark.parametrize("chunk_size", [None, 7, 64])
+def test_knn_matches_bruteforce_with_batches(loop: bool, chunk_size: int | None) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(130, 4, generator=g)
+    batch = torch.cat([torch.zeros(50), torch.ones(3), torch.full((77,), 2)]).long()
+    fast = knn_graph(x, 5, batch, loop=loop, chunk_size=chunk_size)
+    slow = knn_graph_bruteforce(x, 5, batch, loop=loop)
+    assert _as_sets(fast, 130) == _as_sets(slow, 130)
+    # never an edge across events
+    assert bool((batch[fast[0]] == batch[fast[1]]).all())
+
+
+def test_knn_small_event_gets_all_its_points_and_self_first() -> None:
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    ei = knn_graph(x, 16, loop=True)
+    assert ei.shape == (2, 9)
+    # neighbours of each target are ordered by distance; the point itself comes first
+    assert ei[0, ::3].tolist() == [0, 1, 2]
+    # hand-computed: the 2 nearest of point 2 (x=3) are itself and point 1 (x=1)
+    ei2 = knn_graph(x, 2, loop=True)
+    assert _as_sets(ei2, 3)[2] == {2, 1}
+
+
+def test_knn_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="k must be"):
+        knn_graph(torch.randn(4, 2), 0)
+    with pytest.raises(ValueError, match="sorted"):
+        knn_graph(torch.randn(3, 2), 1, torch.tensor([1, 0, 0]))
