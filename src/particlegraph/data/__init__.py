@@ -1,0 +1,1 @@
+"""Data layer: column contracts, file formats, torch datasets."""
