@@ -1,0 +1,86 @@
+"""Generator-level targets (``ygen``) for every detector element.
+
+Rules (DESIGN.md, "Truth targets"):
+
+- a track's target is the particle that made it: class electron (|pid| 11), muon (13) or charged
+  hadron, its physical charge and its true pT, eta, phi, E at the vertex;
+- a tower's target is the sum of the four-momenta of the particles *without a reconstructed
+  track* that deposited energy in it. A tower cannot measure charge, so the class is the neutral
+  class of the largest (true-energy) contribution: photon when that particle is a photon or an
+  electron, neutral hadron otherwise (an untracked charged pion counts as hadronic energy);
+  charge 0. This follows the tower-target rule of the Delphes MLPF ntupliser (Pata et al. 2021).
+- a tower hit only by tracked particles has nothing left to reconstruct: class 0, all zeros.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from particlegraph.data.schema import NUM_Y_FEATURES, ParticleClass
+from particlegraph.sim.calorimeter import Deposits, Towers
+from particlegraph.sim.particles import Particles
+from particlegraph.sim.tracker import Tracks
+
+
+def y_rows(
+    cls: np.ndarray,
+    charge: np.ndarray,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    energy: np.ndarray,
+) -> np.ndarray:
+    """Target rows (N, 7) float32 in the ygen layout; rows with class 0 are set to all zeros."""
+    y = np.stack([cls, charge, pt, eta, np.sin(phi), np.cos(phi), energy], axis=1).astype(
+        np.float32
+    )
+    y[cls == ParticleClass.NONE] = 0.0
+    return y.reshape(-1, NUM_Y_FEATURES)
+
+
+def charged_class(pid: np.ndarray) -> np.ndarray:
+    """Class of a charged particle that left a track: electron, muon or charged hadron."""
+    apid = np.abs(pid)
+    return np.where(
+        apid == 11,
+        ParticleClass.ELECTRON,
+        np.where(apid == 13, ParticleClass.MUON, ParticleClass.CHARGED_HADRON),
+    ).astype(np.int64)
+
+
+def track_targets(particles: Particles, tracks: Tracks) -> np.ndarray:
+    """ygen rows (T, 7) for the tracks: the generator particle behind each track."""
+    p = particles.select(tracks.particle)
+    return y_rows(charged_class(p.pid), p.charge, p.pt, p.eta, p.phi, p.e)
+
+
+def tower_targets(
+    particles: Particles, tracks: Tracks, deposits: Deposits, towers: Towers, num_towers: int
+) -> np.ndarray:
+    """ygen rows (W, 7) for the towers (see the module docstring for the rule)."""
+    row_of = np.full(num_towers, -1, dtype=np.int64)
+    row_of[towers.cell] = np.arange(towers.cell.size)
+    untracked = np.ones(particles.size, dtype=bool)
+    untracked[tracks.particle] = False
+    visible = (deposits.tower >= 0) & (deposits.e_em + deposits.e_had > 0)
+    sel = np.flatnonzero(untracked & visible)
+    rows = row_of[deposits.tower[sel]]
+    sel, rows = sel[rows >= 0], rows[rows >= 0]
+    w = towers.cell.size
+    sums = [
+        np.bincount(rows, weights=getattr(particles, c)[sel], minlength=w)
+        for c in ("px", "py", "pz", "e")
+    ]
+    px, py, pz, e = sums
+    # class of the leading contribution: sort by (row, -energy), take the first of each row
+    order = np.lexsort((-particles.e[sel], rows))
+    first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]] if order.size else order
+    cls = np.zeros(w, dtype=np.int64)
+    lead_pid = np.abs(particles.pid[sel[first]])
+    cls[rows[first]] = np.where(
+        np.isin(lead_pid, (11, 22)), ParticleClass.PHOTON, ParticleClass.NEUTRAL_HADRON
+    )
+    pt = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.where(pt > 0, np.arcsinh(pz / np.where(pt > 0, pt, 1.0)), 0.0)
+    return y_rows(cls, np.zeros(w), pt, eta, np.arctan2(py, px), e)
