@@ -26,7 +26,7 @@ import numpy as np
 
 from particlegraph.atomic import atomic_path
 from particlegraph.data.schema import MLPFEvent
-from particlegraph.data.store import COLUMNS, validate_event
+from particlegraph.data.store import COLUMNS, brief, validate_event
 from particlegraph.errors import DataFileError
 
 PathLike = str | os.PathLike[str]
@@ -64,11 +64,11 @@ def _load(path: Path) -> Any:
     try:
         raw = bz2.decompress(path.read_bytes())
     except (OSError, EOFError, ValueError) as err:
-        raise DataFileError(f"{path}: not a complete bz2 file ({err})") from err
+        raise DataFileError(f"{path}: not a complete bz2 file ({brief(err)})") from err
     try:
         return _NumpyOnlyUnpickler(io.BytesIO(raw)).load()
     except Exception as err:  # pickle raises many types on bad input
-        raise DataFileError(f"{path}: not a valid pickle of event arrays ({err})") from err
+        raise DataFileError(f"{path}: not a valid pickle of event arrays ({brief(err)})") from err
 
 
 def read_pkl(path: PathLike) -> list[MLPFEvent]:

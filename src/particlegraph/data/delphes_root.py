@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from particlegraph.data.schema import ELEM_TOWER, ELEM_TRACK, MLPFEvent, ParticleClass
+from particlegraph.data.store import brief
 from particlegraph.errors import DataFileError
 
 PathLike = str | os.PathLike[str]
@@ -379,7 +380,7 @@ def _open_tree(path: Path, tree_name: str) -> Any:
     try:
         file = uproot.open(path)
     except Exception as err:  # uproot raises many types on a damaged file
-        raise DataFileError(f"{path}: not a readable ROOT file ({err})") from err
+        raise DataFileError(f"{path}: not a readable ROOT file ({brief(err)})") from err
     try:
         return file[tree_name]
     except Exception as err:
@@ -446,7 +447,7 @@ def iter_root(path: PathLike, options: RootReadOptions | None = None) -> Iterato
             except Exception as err:
                 if leaf in (f"{c}.{r}" for c, r in REFERENCES.items()):
                     continue  # unreadable references: fall back to geometric matching
-                raise DataFileError(f"{path}: cannot read branch {full} ({err})") from err
+                raise DataFileError(f"{path}: cannot read branch {full} ({brief(err)})") from err
             depth = 2 if leaf == "Tower.Particles" else 1
             if leaf in ("Track.Particle", "Tower.Particles"):
                 arr = _reference_ids(arr, depth)

@@ -42,6 +42,12 @@ PKL_SUFFIX = ".pkl.bz2"
 COLUMNS = {"X": NUM_X_FEATURES, "ygen": NUM_Y_FEATURES, "ycand": NUM_Y_FEATURES}
 
 
+def brief(err: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, shortened, for one-line error reports."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _column_type(width: int) -> pa.DataType:
     """``list<fixed_size_list<float32, width>>`` with non-nullable items (no awkward options)."""
     item = pa.field("item", pa.float32(), nullable=False)
@@ -113,7 +119,7 @@ def write_events(path: PathLike, events: Sequence[MLPFEvent], metadata: dict[str
     try:
         meta_json = json.dumps(metadata)
     except (TypeError, ValueError) as err:
-        raise DataFileError(f"{path}: metadata is not JSON-serialisable ({err})") from err
+        raise DataFileError(f"{path}: metadata is not JSON-serialisable ({brief(err)})") from err
     columns = [
         _to_arrow([ev[j] for ev in checked], width) for j, width in enumerate(COLUMNS.values())
     ]
@@ -131,7 +137,7 @@ def _open(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as err:
-        raise DataFileError(f"{path}: not a readable Parquet file ({err})") from err
+        raise DataFileError(f"{path}: not a readable Parquet file ({brief(err)})") from err
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:
@@ -144,7 +150,7 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise DataFileError(f"{path}: metadata is not valid JSON ({err})") from err
+        raise DataFileError(f"{path}: metadata is not valid JSON ({brief(err)})") from err
     return meta if isinstance(meta, dict) else {"value": meta}
 
 
@@ -161,7 +167,7 @@ def read_events(path: PathLike) -> list[MLPFEvent]:
     try:
         table = pf.read(columns=list(COLUMNS))
     except (pa.ArrowException, OSError) as err:
-        raise DataFileError(f"{path}: cannot read ({err})") from err
+        raise DataFileError(f"{path}: cannot read ({brief(err)})") from err
     per_column = []
     for name, width in COLUMNS.items():
         col = table.column(name)
