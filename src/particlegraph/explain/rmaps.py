@@ -60,29 +60,25 @@ def source_feature_relevance(rel: Any, num_elements: int | None = None) -> np.nd
     """(N, F) relevance of each source element's features summed over all explained targets."""
     p = as_pairs(rel)
     n = _num_elements(rel, p, num_elements)
-    out = np.zeros((n, p.values.shape[1]))
-    np.add.at(out, p.source, p.values)
-    return out
+    return _scatter_rows(p.source, p.values, n)
 
 
 def target_feature_relevance(rel: Any, targets: np.ndarray) -> np.ndarray:
     """(T, F) relevance per feature for each target in ``targets``, summed over its sources."""
     p = as_pairs(rel)
-    row = _row_of(np.asarray(targets, np.int64), p.target)
-    out = np.zeros((len(targets), p.values.shape[1]))
+    row = row_of(np.asarray(targets, np.int64), p.target)
     keep = row >= 0
-    np.add.at(out, row[keep], p.values[keep])
-    return out
+    return _scatter_rows(row[keep], p.values[keep], len(targets))
 
 
 def target_abs_total(rel: Any, targets: np.ndarray) -> np.ndarray:
     """(T,) total absolute relevance ``sum_{s,f} |R[t, s, f]|`` for each target."""
     p = as_pairs(rel)
-    row = _row_of(np.asarray(targets, np.int64), p.target)
-    out = np.zeros(len(targets))
+    row = row_of(np.asarray(targets, np.int64), p.target)
     keep = row >= 0
-    np.add.at(out, row[keep], np.abs(p.values[keep]).sum(axis=1))
-    return out
+    return np.bincount(
+        row[keep], weights=np.abs(p.values[keep]).sum(axis=1), minlength=len(targets)
+    )
 
 
 def edge_relevance(rel: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,6 +92,14 @@ def edge_relevance(rel: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return p.target[keep], p.source[keep], p.values[keep].sum(axis=1)
 
 
+def _scatter_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """(n, F) sums of the rows of ``values`` (P, F) grouped by ``index`` (P,); bincount is fast."""
+    if values.shape[1] == 0:
+        return np.zeros((n, 0))
+    cols = [np.bincount(index, weights=values[:, f], minlength=n) for f in range(values.shape[1])]
+    return np.stack(cols, axis=1)
+
+
 def _num_elements(rel: Any, p: Pairs, num_elements: int | None) -> int:
     if num_elements is None:
         num_elements = getattr(rel, "num_elements", None)
@@ -104,7 +108,7 @@ def _num_elements(rel: Any, p: Pairs, num_elements: int | None) -> int:
     return int(num_elements)
 
 
-def _row_of(targets: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def row_of(targets: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Row of each id in ``targets`` (unique), -1 where absent."""
     if targets.size == 0:
         return np.full(ids.shape, -1, dtype=np.int64)
@@ -156,7 +160,7 @@ def neighbour_maps(
     num_features = p.values.shape[1]
     maps = np.zeros((targets.size, k1, num_features))
     sources = np.full((targets.size, k1), -1, dtype=np.int64)
-    row = _row_of(targets, p.target)
+    row = row_of(targets, p.target)
     keep = row >= 0
     row, src, vals, tgt = row[keep], p.source[keep], p.values[keep], p.target[keep]
     is_self = src == tgt
@@ -255,3 +259,10 @@ class FeatureHistogram:
         num_features = frac.shape[1]
         feat = np.broadcast_to(np.arange(num_features), frac.shape)
         np.add.at(self.counts, (np.broadcast_to(cls[:, None], frac.shape), feat, b), 1)
+
+
+def restrict_targets(rel: Any, targets: Any) -> Pairs:
+    """The pairs of ``rel`` whose target is in ``targets`` (e.g. the elements of one class)."""
+    p = as_pairs(rel)
+    keep = np.isin(p.target, _np(targets, np.int64))
+    return Pairs(p.target[keep], p.source[keep], p.values[keep])

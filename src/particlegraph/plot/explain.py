@@ -1,0 +1,294 @@
+"""Figures of the explanation workflow: relevance maps, histograms, event display, faithfulness.
+
+Every ``plot_*`` function draws on a given ``ax`` (a new figure when ``ax=None``) and returns its
+artists; ``*_figure`` functions build a multi-panel figure and return it. Relevance colour maps
+are diverging (red positive, blue negative) and symmetric around zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+
+from particlegraph.data.schema import CLASS_LABELS, X_FEATURES
+from particlegraph.explain.faithfulness import FlippingCurve, RandomizationResult
+
+CMAP = "RdBu_r"
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.0)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _symmetric_limit(values: np.ndarray) -> float:
+    vmax = float(np.max(np.abs(values))) if values.size else 0.0
+    return vmax if vmax > 0 else 1.0
+
+
+def neighbour_labels(sources: np.ndarray | None, num_rows: int) -> list[str]:
+    """Row labels of a relevance map: "self" then "#1", "#2", ... (element index when known)."""
+    labels = []
+    for r in range(num_rows):
+        name = "self" if r == 0 else f"#{r}"
+        if sources is not None and sources[r] >= 0:
+            name += f" ({int(sources[r])})"
+        labels.append(name)
+    return labels
+
+
+def plot_relevance_map(
+    values: np.ndarray,
+    *,
+    row_labels: Sequence[str] | None = None,
+    feature_names: Sequence[str] = X_FEATURES,
+    vmax: float | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> AxesImage:
+    """Heat map of a relevance map (rows: the element and its neighbours, columns: features).
+
+    Args:
+        values: (R, F) relevance; row 0 is the explained element itself.
+        row_labels: R labels (default "self", "#1", ...).
+        feature_names: F column names (default the 12 X features).
+        vmax: colour limit, symmetric around zero (default the largest |value|).
+    """
+    values = np.asarray(values, dtype=float)
+    ax = _axes(ax, (0.55 * values.shape[1] + 2.0, 0.35 * values.shape[0] + 1.5))
+    lim = vmax if vmax is not None else _symmetric_limit(values)
+    image = ax.imshow(values, cmap=CMAP, vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), list(feature_names)[: values.shape[1]], rotation=60,
+                  ha="right", fontsize=8)  # fmt: skip
+    labels = row_labels if row_labels is not None else neighbour_labels(None, values.shape[0])
+    ax.set_yticks(range(values.shape[0]), list(labels), fontsize=8)
+    ax.set_xlabel("input feature")
+    ax.set_ylabel("element")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.colorbar(image, ax=ax, label="relevance")
+    return image
+
+
+def class_maps_figure(
+    mean: np.ndarray,
+    count: np.ndarray,
+    *,
+    class_names: Sequence[str] = CLASS_LABELS,
+    feature_names: Sequence[str] = X_FEATURES,
+    title: str | None = None,
+) -> Figure:
+    """Averaged relevance maps per true class (rows) for correct / wrong predictions (columns).
+
+    Args:
+        mean: (C, 2, R, F) from :meth:`ClassMapAccumulator.result`.
+        count: (C, 2) number of elements averaged in each panel.
+    """
+    classes = [c for c in range(mean.shape[0]) if count[c].sum() > 0] or [0]
+    lim = _symmetric_limit(mean[classes])
+    num_rows = mean.shape[2]
+    fig, axes = plt.subplots(
+        len(classes), 2, figsize=(13, 0.32 * num_rows * len(classes) + 1.8), squeeze=False
+    )
+    for i, c in enumerate(classes):
+        for j, split in enumerate(("correct", "wrong")):
+            plot_relevance_map(
+                mean[c, j], feature_names=feature_names, vmax=lim, ax=axes[i, j],
+                title=f"true {class_names[c]}, {split} (n={int(count[c, j])})",
+            )  # fmt: skip
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_histogram(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    feature_names: Sequence[str] = X_FEATURES,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> AxesImage:
+    """Histograms of each feature's relevance fraction, one row per feature, as a heat map.
+
+    Args:
+        counts: (F, B) counts of one class (from :class:`FeatureHistogram`).
+        edges: (B + 1,) bin edges of the relevance fraction.
+    """
+    counts = np.asarray(counts, dtype=float)
+    ax = _axes(ax, (6.0, 4.5))
+    # Normalise each feature's row to a density so rare and common features read alike.
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(
+        rows, aspect="auto", cmap="viridis", origin="lower",
+        extent=(float(edges[0]), float(edges[-1]), -0.5, counts.shape[0] - 0.5),
+    )  # fmt: skip
+    ax.set_yticks(range(counts.shape[0]), list(feature_names)[: counts.shape[0]], fontsize=8)
+    ax.set_xlabel("feature relevance / total |relevance| of the element")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.colorbar(image, ax=ax, label="fraction of elements")
+    return image
+
+
+def feature_histograms_figure(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    class_names: Sequence[str] = CLASS_LABELS,
+    feature_names: Sequence[str] = X_FEATURES,
+    title: str | None = None,
+) -> Figure:
+    """One :func:`plot_feature_histogram` panel per true class that has entries; counts (C, F, B)."""
+    classes = [c for c in range(counts.shape[0]) if counts[c].sum() > 0] or [0]
+    ncols = min(3, len(classes))
+    nrows = (len(classes) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(classes) :]:
+        ax.set_visible(False)
+    for ax, c in zip(axes.flat, classes, strict=False):
+        n = int(counts[c, 0].sum())
+        plot_feature_histogram(
+            counts[c], edges, feature_names=feature_names, ax=ax,
+            title=f"true {class_names[c]} (n={n})",
+        )  # fmt: skip
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_event_display(
+    eta: np.ndarray,
+    phi: np.ndarray,
+    element_relevance: np.ndarray,
+    *,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    is_track: np.ndarray | None = None,
+    highlight: int | None = None,
+    max_edges: int = 300,
+    ax: Axes | None = None,
+) -> dict[str, Any]:
+    """Eta-phi display: element relevance as marker size and colour, edge relevance as width.
+
+    Args:
+        eta, phi: (N,) element positions [rad for phi].
+        element_relevance: (N,) relevance per element (colour: signed; size: |relevance|).
+        edges: optional ``(target, source, relevance)`` arrays, e.g. from
+            :func:`particlegraph.explain.rmaps.edge_relevance`; the ``max_edges`` with the largest
+            |relevance| are drawn, line width proportional to |relevance|. Edges spanning more
+            than pi in phi (across the wrap-around) are skipped: a straight line would cross the
+            whole frame.
+        is_track: (N,) bool; tracks are drawn as triangles, towers as circles.
+        highlight: index of an element to mark with a star (the explained target).
+
+    Returns:
+        dict with ``"towers"``, ``"tracks"`` (PathCollection), ``"edges"`` (LineCollection or
+        None) and ``"target"`` (PathCollection or None).
+    """
+    ax = _axes(ax, (7.0, 5.5))
+    eta = np.asarray(eta, float)
+    phi = np.asarray(phi, float)
+    rel = np.asarray(element_relevance, float)
+    lim = _symmetric_limit(rel)
+    size = 4.0 + 120.0 * np.abs(rel) / lim
+    track = np.zeros(eta.shape, bool) if is_track is None else np.asarray(is_track, bool)
+    artists: dict[str, Any] = {"edges": None, "target": None}
+    if edges is not None and len(edges[0]):
+        t, s, r = (np.asarray(a) for a in edges)
+        keep = np.argsort(-np.abs(r), kind="stable")[:max_edges]
+        t, s, r = t[keep], s[keep], r[keep]
+        short = np.abs(phi[t] - phi[s]) < np.pi
+        segments = np.stack(
+            [np.stack([eta[t], phi[t]], -1), np.stack([eta[s], phi[s]], -1)], axis=1
+        )[short]
+        widths = 0.3 + 3.0 * np.abs(r[short]) / _symmetric_limit(r)
+        colors = np.where(r[short] >= 0, "tab:red", "tab:blue")
+        lines = LineCollection(segments, linewidths=widths, colors=colors, alpha=0.5, zorder=1)
+        ax.add_collection(lines)
+        artists["edges"] = lines
+    common = {"c": rel, "cmap": CMAP, "vmin": -lim, "vmax": lim, "edgecolors": "k",
+              "linewidths": 0.2, "zorder": 2}  # fmt: skip
+    towers: PathCollection = ax.scatter(eta[~track], phi[~track], s=size[~track], marker="o",
+                                        **{**common, "c": rel[~track]}, label="tower")  # fmt: skip
+    tracks: PathCollection = ax.scatter(eta[track], phi[track], s=size[track], marker="^",
+                                        **{**common, "c": rel[track]}, label="track")  # fmt: skip
+    artists["towers"], artists["tracks"] = towers, tracks
+    if highlight is not None:
+        artists["target"] = ax.scatter([eta[highlight]], [phi[highlight]], s=250, marker="*",
+                                       facecolors="none", edgecolors="k", zorder=3,
+                                       label="explained element")  # fmt: skip
+    ax.set_xlabel(r"$\eta$")
+    ax.set_ylabel(r"$\phi$ [rad]")
+    ax.set_ylim(-np.pi, np.pi)
+    ax.figure.colorbar(towers, ax=ax, label="element relevance")
+    ax.legend(loc="upper right", fontsize=8)
+    return artists
+
+
+def plot_flipping_curves(
+    curves: Mapping[str, FlippingCurve],
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> list[Line2D]:
+    """Output drop vs fraction removed: relevance order (solid) and random order (dashed, band)."""
+    ax = _axes(ax)
+    lines: list[Line2D] = []
+    for i, (label, curve) in enumerate(curves.items()):
+        color = f"C{i}"
+        (solid,) = ax.plot(curve.fractions, curve.relevance, color=color, marker="o", ms=3,
+                           label=f"{label} (gap {curve.auc_gap:.3g})")  # fmt: skip
+        (dashed,) = ax.plot(curve.fractions, curve.random, color=color, ls="--")
+        ax.fill_between(curve.fractions, curve.random - curve.random_std,
+                        curve.random + curve.random_std, color=color, alpha=0.15)  # fmt: skip
+        lines += [solid, dashed]
+    ax.axhline(0.0, color="0.6", lw=0.5)
+    ax.set_xlabel("fraction removed (solid: most relevant first, dashed: random)")
+    ax.set_ylabel("output drop")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return lines
+
+
+def plot_randomization(
+    results: Mapping[str, RandomizationResult],
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> list[Line2D]:
+    """Rank correlation with the trained model's relevance per cascading randomisation step."""
+    ax = _axes(ax, (7.0, 4.0))
+    lines: list[Line2D] = []
+    steps: tuple[str, ...] = ()
+    for i, (label, res) in enumerate(results.items()):
+        x = np.arange(len(res.steps))
+        (a,) = ax.plot(x, res.spearman, color=f"C{i}", marker="o", label=f"{label}")
+        (b,) = ax.plot(x, res.spearman_abs, color=f"C{i}", marker="s", ls="--",
+                       label=f"{label} (|R|)")  # fmt: skip
+        lines += [a, b]
+        steps = res.steps if len(res.steps) > len(steps) else steps
+    ax.set_xticks(range(len(steps)), list(steps), rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("layers re-initialised (cumulative, from the output)")
+    ax.set_ylabel("Spearman correlation with trained")
+    ax.set_ylim(-1.05, 1.05)
+    ax.axhline(0.0, color="0.6", lw=0.5)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return lines

@@ -1,0 +1,450 @@
+"""Explain a trained MLPF run on a few events: relevance maps, figures, faithfulness, summary.
+
+:func:`explain` is what ``particlegraph mlpf explain`` runs. For each requested output neuron
+(a class logit such as ``class:neutral_hadron`` or a regression output such as ``pt``) it
+explains every element of each event with LRP and writes into ``run_dir/explain/``:
+
+* ``maps_single_<output>.png``: relevance maps (element + its most relevant neighbours x the
+  12 input features) of one element of each true class present in the first event;
+* ``maps_class_<output>.png``: the same averaged per true class, correct / wrong predictions;
+* ``feature_hist_<output>.png``: per-class histograms of each feature's relevance share;
+* ``maps_<output>.npz``: the arrays behind those figures;
+* ``event_display.png``: eta-phi display of the first event for the first output;
+* ``flipping_element.png``, ``flipping_feature.png``: flipping curves (first ``flip_events``);
+* ``randomization.png``: the cascading model-randomisation test on the first event;
+* ``summary.json``: conservation figures, flipping AUC gaps, rank correlations, counts.
+
+Flipping and randomisation measure the mean output over the "relevant" targets of an output:
+the elements whose true class is that class for a class logit (all elements when there are
+none), the elements with a true particle for a regression output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from particlegraph.atomic import atomic_path, write_json
+from particlegraph.data.schema import CLASS_LABELS, CLASS_NAMES, NUM_X_FEATURES, X_FEATURES
+from particlegraph.device import resolve_device
+from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.explain import faithfulness, rmaps
+
+#: Every class logit and every regression output.
+DEFAULT_OUTPUTS = (
+    *(f"class:{name}" for name in CLASS_NAMES),
+    "pt",
+    "eta",
+    "sin_phi",
+    "cos_phi",
+    "energy",
+)
+#: Regression output names (and aliases) -> column of ``MLPFOutput.regression``.
+REGRESSION_COLUMNS = {
+    "pt": 0, "log_pt_ratio": 0, "eta": 1, "delta_eta": 1, "sin_phi": 2, "cos_phi": 3,
+    "energy": 4, "e": 4, "log_energy_ratio": 4,
+}  # fmt: skip
+RULES = ("epsilon", "gamma", "zplus")
+
+#: ``relevance_fn(model, x, output, targets) -> SparseRelevance``-like (see rmaps.as_pairs),
+#: with ``targets`` (T,) long or None for every element.
+RelevanceFn = Callable[[nn.Module, Tensor, str, Tensor | None], Any]
+
+
+def output_column(name: str) -> tuple[str, int]:
+    """``("class", c)`` for ``class:<name>``, ``("regression", j)`` for a regression name."""
+    key = name.strip().lower()
+    if key.startswith("class:"):
+        cls = key.split(":", 1)[1]
+        if cls not in CLASS_NAMES:
+            raise ConfigError(
+                f"unknown class in output {name!r}; choose one of {', '.join(CLASS_NAMES)}"
+            )
+        return "class", CLASS_NAMES.index(cls)
+    if key in REGRESSION_COLUMNS:
+        return "regression", REGRESSION_COLUMNS[key]
+    raise ConfigError(
+        f"unknown output {name!r}; use class:<{'|'.join(CLASS_NAMES)}> or one of "
+        f"{', '.join(sorted(REGRESSION_COLUMNS))}"
+    )
+
+
+def output_values(out: Any, name: str) -> Tensor:
+    """(N,) value of output ``name`` for every element from an ``MLPFOutput``."""
+    kind, col = output_column(name)
+    return out.logits[:, col] if kind == "class" else out.regression[:, col]
+
+
+def lrp_relevance(rule: str = "epsilon", chunk_size: int | None = None) -> RelevanceFn:
+    """Relevance function backed by the LRP engine (:func:`particlegraph.explain.lrp.explain_event`)."""
+    if rule not in RULES:
+        raise ConfigError(f"unknown LRP rule {rule!r}; choose one of {', '.join(RULES)}")
+    from particlegraph.explain import lrp
+
+    def fn(model: nn.Module, x: Tensor, output: str, targets: Tensor | None) -> Any:
+        spec = lrp.parse_output(output)
+        return lrp.explain_event(
+            model, x, None, spec, targets=targets, composite=rule, chunk_size=chunk_size
+        )
+
+    return fn
+
+
+def slug(name: str) -> str:
+    """File-name form of an output name: ``class:neutral_hadron`` -> ``class_neutral_hadron``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def relevant_targets(name: str, true_class: np.ndarray) -> np.ndarray:
+    """Elements whose output is measured in flipping / randomisation (module docstring)."""
+    kind, col = output_column(name)
+    chosen = (
+        np.flatnonzero(true_class == col) if kind == "class" else np.flatnonzero(true_class != 0)
+    )
+    return chosen if chosen.size else np.arange(true_class.size)
+
+
+def _save(fig: Any, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> str:
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return path.name
+
+
+class _Conservation:
+    """Running conservation figures of one output over all explained targets."""
+
+    def __init__(self) -> None:
+        self.rel_err: list[np.ndarray] = []
+        self.absorbed_share: list[np.ndarray] = []
+        self.event_rel_err: list[float] = []
+
+    def add(self, rel: Any, explained: np.ndarray, targets: np.ndarray) -> None:
+        p = rmaps.as_pairs(rel)
+        inputs = np.bincount(
+            rmaps.row_of(targets, p.target), weights=p.values.sum(axis=1), minlength=targets.size
+        )
+        absorbed = getattr(rel, "absorbed", None)
+        absorbed_np = np.zeros_like(inputs) if absorbed is None else _numpy(absorbed).reshape(-1)
+        # Relative errors are meaningless for outputs at 0; keep targets above 1e-3 of the
+        # event's largest |output|.
+        scale = np.abs(explained)
+        ok = scale > 1e-3 * max(float(scale.max(initial=0.0)), 1e-12)
+        self.rel_err.append(np.abs(inputs - explained)[ok] / scale[ok])
+        self.absorbed_share.append(np.abs(absorbed_np)[ok] / scale[ok])
+        total = float(np.abs(explained).sum())
+        if total > 0:
+            self.event_rel_err.append(abs(float(inputs.sum() - explained.sum())) / total)
+
+    def summary(self) -> dict[str, float | None]:
+        err = np.concatenate(self.rel_err) if self.rel_err else np.zeros(0)
+        absorbed = np.concatenate(self.absorbed_share) if self.absorbed_share else np.zeros(0)
+
+        def stat(a: np.ndarray, fn: Callable[[np.ndarray], Any]) -> float | None:
+            return float(fn(a)) if a.size else None
+
+        return {
+            "targets": int(err.size),
+            "mean_rel_err": stat(err, np.mean),
+            "median_rel_err": stat(err, np.median),
+            "max_rel_err": stat(err, np.max),
+            "mean_absorbed_share": stat(absorbed, np.mean),
+            "event_rel_err_mean": (
+                float(np.mean(self.event_rel_err)) if self.event_rel_err else None
+            ),
+        }
+
+
+def _numpy(a: Any) -> np.ndarray:
+    if isinstance(a, Tensor):
+        return a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _mean_curve(curves: Sequence[faithfulness.FlippingCurve]) -> faithfulness.FlippingCurve:
+    first = curves[0]
+    return faithfulness.FlippingCurve(
+        unit=first.unit,
+        fractions=first.fractions,
+        relevance=np.mean([c.relevance for c in curves], axis=0),
+        random=np.mean([c.random for c in curves], axis=0),
+        random_std=np.sqrt(np.mean([c.random_std**2 for c in curves], axis=0)),
+        by=first.by,
+    )
+
+
+def _pick_single_elements(true: np.ndarray, pred: np.ndarray) -> list[int]:
+    """One element per true class present: the first correct one, else the first one."""
+    picks = []
+    for c in range(len(CLASS_NAMES)):
+        members = np.flatnonzero(true == c)
+        if members.size == 0:
+            continue
+        correct = members[pred[members] == c]
+        picks.append(int(correct[0] if correct.size else members[0]))
+    return picks
+
+
+def _single_maps_figure(
+    rel: Any, picks: list[int], true: np.ndarray, pred: np.ndarray, name: str, k: int
+) -> Any:
+    import matplotlib.pyplot as plt
+
+    from particlegraph.plot.explain import neighbour_labels, plot_relevance_map
+
+    ncols = min(3, max(len(picks), 1))
+    nrows = max((len(picks) + ncols - 1) // ncols, 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 0.35 * (k + 1) * nrows + 2.2 * nrows),
+                             squeeze=False)  # fmt: skip
+    for ax in axes.flat[len(picks) :]:
+        ax.set_visible(False)
+    for ax, t in zip(axes.flat, picks, strict=False):
+        m = rmaps.relevance_map(rel, t, num_neighbours=k)
+        plot_relevance_map(
+            m.values, row_labels=neighbour_labels(m.sources, m.values.shape[0]), ax=ax,
+            title=f"element {t}: true {CLASS_LABELS[true[t]]}, pred {CLASS_LABELS[pred[t]]}, "
+            f"sum R = {m.total:.3g}",
+        )  # fmt: skip
+    fig.suptitle(f"relevance maps for output {name}")
+    fig.tight_layout()
+    return fig
+
+
+def _event_display_figure(
+    x: np.ndarray, rel: Any, targets: np.ndarray, single: int | None, name: str
+) -> Any:
+    import matplotlib.pyplot as plt
+
+    from particlegraph.plot.explain import plot_event_display
+
+    eta = x[:, 2]
+    phi = np.arctan2(x[:, 3], x[:, 4])
+    is_track = x[:, 0] == 2
+    fig, axes = plt.subplots(1, 2 if single is not None else 1, figsize=(15, 6), squeeze=False)
+    sub = rmaps.restrict_targets(rel, targets)
+    element = rmaps.source_feature_relevance(sub, x.shape[0]).sum(axis=1)
+    plot_event_display(eta, phi, element, edges=rmaps.edge_relevance(sub), is_track=is_track,
+                       ax=axes[0, 0])  # fmt: skip
+    axes[0, 0].set_title(f"{name}: relevance summed over {targets.size} targets", fontsize=9)
+    if single is not None:
+        one = rmaps.restrict_targets(rel, [single])
+        element = rmaps.source_feature_relevance(one, x.shape[0]).sum(axis=1)
+        plot_event_display(eta, phi, element, edges=rmaps.edge_relevance(one), is_track=is_track,
+                           highlight=single, ax=axes[0, 1])  # fmt: skip
+        axes[0, 1].set_title(f"{name}: relevance for element {single}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def explain(
+    run_dir: str | Path,
+    data: str | Path,
+    events: int = 10,
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    rule: str = "epsilon",
+    device: str = "auto",
+    *,
+    which: str = "best",
+    num_neighbours: int = 8,
+    flip_events: int = 1,
+    randomize: bool = True,
+    out_dir: str | Path | None = None,
+    relevance_fn: RelevanceFn | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Explain the model of ``run_dir`` on the first ``events`` events of ``data``.
+
+    Args:
+        run_dir: a training run directory (``config.yaml`` + ``checkpoints/``).
+        data: a dataset directory or event file (Parquet shards or Delphes ``.pkl.bz2``).
+        events: number of events to explain (from the start of the dataset).
+        outputs: output neurons, e.g. ``("class:neutral_hadron", "pt", "energy")``.
+        rule: LRP rule for every layer: ``epsilon``, ``gamma`` or ``zplus``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        which: checkpoint, ``best`` (falls back to ``last``) or ``last``.
+        num_neighbours: K, neighbours per relevance map after the element itself.
+        flip_events: number of events (from the first) whose flipping curves are averaged.
+        randomize: run the model-randomisation test on the first event.
+        out_dir: where to write (default ``run_dir/explain``).
+        relevance_fn: override of the relevance method (default LRP with ``rule``).
+        seed: seed of the random flipping orders and of the re-initialisation.
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    from particlegraph.data.store import iter_events
+    from particlegraph.plot.explain import (
+        class_maps_figure,
+        feature_histograms_figure,
+        plot_flipping_curves,
+        plot_randomization,
+    )
+    from particlegraph.train.checkpoint import load_model
+
+    if events < 1:
+        raise ConfigError(f"--events must be at least 1; got {events}")
+    outputs = tuple(dict.fromkeys(outputs))  # unique, order kept
+    if not outputs:
+        raise ConfigError("give at least one output to explain")
+    for name in outputs:
+        output_column(name)
+    fn = relevance_fn if relevance_fn is not None else lrp_relevance(rule)
+    dev = resolve_device(device)
+    model, _ = load_model(run_dir, which=which)
+    model = model.to(dev).eval()
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "explain"
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    num_classes = len(CLASS_NAMES)
+    maps = {
+        n: rmaps.ClassMapAccumulator(num_classes, NUM_X_FEATURES, num_neighbours) for n in outputs
+    }
+    hists = {n: rmaps.FeatureHistogram(num_classes, NUM_X_FEATURES) for n in outputs}
+    conservation = {n: _Conservation() for n in outputs}
+    flips: dict[str, dict[str, list[faithfulness.FlippingCurve]]] = {
+        n: {"element": [], "feature": []} for n in outputs
+    }
+    randomization: dict[str, faithfulness.RandomizationResult] = {}
+    files: list[str] = []
+    num_events = num_elements = 0
+    correct = 0
+
+    stream = itertools.islice(iter_events(data), events)
+    for index, event in enumerate(
+        tqdm(stream, total=events, desc="explain", unit="event", disable=not sys.stderr.isatty())
+    ):
+        x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
+        true = np.rint(event.ygen[:, 0]).astype(np.int64)
+        with torch.no_grad():
+            net = model(x)
+        pred = net.logits.argmax(-1).cpu().numpy()
+        num_events += 1
+        num_elements += x.shape[0]
+        correct += int((pred == true).sum())
+        for name in outputs:
+            rel = fn(model, x, name, None)
+            explained = _numpy(getattr(rel, "explained", output_values(net, name)))
+            targets = _numpy(getattr(rel, "targets", np.arange(x.shape[0]))).astype(np.int64)
+            conservation[name].add(rel, explained, targets)
+            maps[name].add(rel, true, pred)
+            hists[name].add(rel, true)
+            chosen = relevant_targets(name, true)
+            chosen_t = torch.as_tensor(chosen, device=dev)
+            if index == 0:
+                picks = _pick_single_elements(true, pred)
+                files.append(_save(
+                    _single_maps_figure(rel, picks, true, pred, name, num_neighbours),
+                    out / f"maps_single_{slug(name)}.png",
+                ))  # fmt: skip
+                if name == outputs[0]:
+                    kind, col = output_column(name)
+                    single = next((t for t in picks if kind != "class" or true[t] == col), None)
+                    files.append(_save(
+                        _event_display_figure(event.X, rel, chosen, single, name),
+                        out / "event_display.png",
+                    ))  # fmt: skip
+                if randomize:
+                    randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
+            if index < flip_events:
+                scores = rmaps.source_feature_relevance(
+                    rmaps.restrict_targets(rel, chosen), x.shape[0]
+                )
+
+                def output_fn(x_in: Tensor, name: str = name, sel: Tensor = chosen_t) -> Tensor:
+                    return output_values(model(x_in), name)[sel]
+
+                for unit in ("element", "feature"):
+                    flips[name][unit].append(faithfulness.flipping_curve(
+                        output_fn, x, torch.as_tensor(scores, dtype=x.dtype), unit=unit,
+                        num_random=3, seed=seed + index,
+                    ))  # fmt: skip
+    if num_events == 0:
+        raise DataFileError(f"no events found in {data}")
+
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "data": str(data),
+        "events": num_events,
+        "elements": num_elements,
+        "accuracy": correct / max(num_elements, 1),
+        "rule": rule if relevance_fn is None else "custom",
+        "device": str(dev),
+        "num_neighbours": num_neighbours,
+        "outputs": {},
+    }
+    for name in outputs:
+        res = maps[name].result()
+        files.append(_save(
+            class_maps_figure(res["mean"], res["count"], title=f"averaged relevance maps: {name}"),
+            out / f"maps_class_{slug(name)}.png",
+        ))  # fmt: skip
+        hist = hists[name]
+        files.append(_save(
+            feature_histograms_figure(hist.counts, hist.edges, title=f"feature relevance: {name}"),
+            out / f"feature_hist_{slug(name)}.png",
+        ))  # fmt: skip
+        files.append(_save_npz(
+            out / f"maps_{slug(name)}.npz", mean=res["mean"], count=res["count"],
+            hist_counts=hist.counts, hist_edges=hist.edges, features=np.array(X_FEATURES),
+        ))  # fmt: skip
+        entry: dict[str, Any] = {
+            "conservation": conservation[name].summary(),
+            "class_counts": {CLASS_NAMES[c]: res["count"][c].tolist() for c in range(num_classes)},
+        }
+        for unit in ("element", "feature"):
+            if flips[name][unit]:
+                curve = _mean_curve(flips[name][unit])
+                entry[f"flipping_{unit}"] = curve.to_dict()
+        if name in randomization:
+            entry["randomization"] = randomization[name].to_dict()
+        summary["outputs"][name] = entry
+
+    import matplotlib.pyplot as plt
+
+    for unit in ("element", "feature"):
+        curves = {n: _mean_curve(flips[n][unit]) for n in outputs if flips[n][unit]}
+        if curves:
+            fig, ax = plt.subplots(figsize=(7, 5))
+            plot_flipping_curves(curves, ax=ax, title=f"{unit} flipping ({rule})")
+            files.append(_save(fig, out / f"flipping_{unit}.png"))
+    if randomization:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        plot_randomization(randomization, ax=ax, title="cascading model randomisation")
+        fig.tight_layout()
+        files.append(_save(fig, out / "randomization.png"))
+    summary["seconds"] = time.perf_counter() - started
+    summary["files"] = [*sorted(set(files)), "summary.json"]
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _randomization(
+    model: nn.Module, x: Tensor, fn: RelevanceFn, name: str, targets: Tensor, seed: int
+) -> faithfulness.RandomizationResult:
+    """Cascading randomisation on one event; relevance = (N, 12) source relevance of ``targets``."""
+    n = x.shape[0]
+
+    def relevance(m: nn.Module, x_in: Tensor) -> np.ndarray:
+        rel = fn(m, x_in, name, targets)
+        return rmaps.source_feature_relevance(rmaps.restrict_targets(rel, targets.cpu()), n)
+
+    return faithfulness.randomization_test(model, relevance, x, seed=seed)

@@ -1,0 +1,142 @@
+"""The explanation workflow end to end on a tiny randomly initialised MLPF."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from particlegraph.data.schema import MLPFEvent
+from particlegraph.data.store import write_events
+from particlegraph.errors import ConfigError
+from particlegraph.models.mlpf import MLPF, MLPFConfig
+from particlegraph.workflows import mlpf_explain
+from particlegraph.workflows.mlpf_explain import explain, output_column, output_values, slug
+
+
+@dataclass
+class DenseRelevance:
+    """SparseRelevance stand-in built from gradient x input (dense, tiny events only)."""
+
+    target: torch.Tensor
+    source: torch.Tensor
+    values: torch.Tensor
+    targets: torch.Tensor
+    explained: torch.Tensor
+    absorbed: torch.Tensor
+    num_elements: int
+
+
+def gradient_relevance(model: nn.Module, x: torch.Tensor, output: str, targets) -> DenseRelevance:
+    x = x.clone().requires_grad_(True)
+    values = output_values(model(x), output)
+    tgts = torch.arange(x.shape[0]) if targets is None else torch.as_tensor(targets).cpu()
+    # One batched backward pass: row i of the Jacobian is d values[tgts[i]] / d x.
+    seeds = torch.eye(x.shape[0], dtype=values.dtype)[tgts]
+    (g,) = torch.autograd.grad(values, x, grad_outputs=seeds, is_grads_batched=True)
+    dense = (g * x).detach()  # (T, N, 12)
+    t_idx, s_idx = torch.nonzero(dense.abs().sum(-1) > 0, as_tuple=True)
+    return DenseRelevance(
+        target=tgts[t_idx], source=s_idx, values=dense[t_idx, s_idx], targets=tgts,
+        explained=values.detach()[tgts], absorbed=torch.zeros(len(tgts)), num_elements=x.shape[0],
+    )  # fmt: skip
+
+
+def make_event(rng: np.random.Generator, n: int) -> MLPFEvent:
+    x = np.zeros((n, 12), np.float32)
+    track = rng.uniform(size=n) < 0.5
+    x[:, 0] = np.where(track, 2, 1)
+    x[:, 1] = rng.exponential(5.0, n)
+    x[:, 2] = rng.uniform(-2.5, 2.5, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    x[:, 3], x[:, 4] = np.sin(phi), np.cos(phi)
+    x[:, 5] = x[:, 1] * np.cosh(x[:, 2])
+    x[~track, 6] = 0.4 * x[~track, 5]
+    x[~track, 7] = 0.6 * x[~track, 5]
+    x[track, 6] = x[track, 2]
+    x[track, 9] = rng.choice([-1, 1], track.sum())
+    y = np.zeros((n, 7), np.float32)
+    y[:, 0] = np.where(track, 1, rng.choice([0, 2, 3], n))
+    keep = y[:, 0] > 0
+    y[keep, 2:7] = x[keep][:, [1, 2, 3, 4, 5]]
+    return MLPFEvent(x, y, y.copy())
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny matrices: intra-op threads only add contention on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run_and_data(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    write_events(data / "shard_000.parquet", [make_event(rng, 24), make_event(rng, 18)], {})
+    torch.manual_seed(0)
+    model = MLPF(MLPFConfig(hidden=8, num_blocks=1, k=4, propagate_dim=4, space_dim=2)).eval()
+    run = tmp_path / "run"
+    run.mkdir()
+    import particlegraph.train.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "load_model", lambda run_dir, which="best": (model, None))
+    return run, data
+
+
+def test_output_names():
+    assert output_column("class:neutral_hadron") == ("class", 2)
+    assert output_column("energy") == ("regression", 4)
+    assert slug("class:neutral_hadron") == "class_neutral_hadron"
+    with pytest.raises(ConfigError, match="unknown output"):
+        output_column("mass")
+    with pytest.raises(ConfigError, match="unknown class"):
+        output_column("class:gluon")
+
+
+def test_explain_writes_figures_and_summary(run_and_data):
+    run, data = run_and_data
+    outputs = ("class:photon", "pt")
+    summary = explain(run, data, events=2, outputs=outputs, device="cpu",
+                      num_neighbours=3, relevance_fn=gradient_relevance)  # fmt: skip
+    out = run / "explain"
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["events"] == summary["events"] == 2
+    assert summary["elements"] == 42
+    for name in outputs:
+        s = slug(name)
+        for f in (f"maps_single_{s}.png", f"maps_class_{s}.png", f"feature_hist_{s}.png",
+                  f"maps_{s}.npz"):  # fmt: skip
+            assert (out / f).stat().st_size > 0
+        entry = on_disk["outputs"][name]
+        # Every element of both events is averaged into exactly one class map.
+        assert sum(sum(v) for v in entry["class_counts"].values()) == 42
+        rnd = entry["randomization"]
+        assert rnd["steps"][0] == "trained" and rnd["spearman"][0] == pytest.approx(1.0)
+        assert len(rnd["steps"]) == 1 + len(list(mlpf_explain.faithfulness.cascading_layers(MLPF(
+            MLPFConfig(hidden=8, num_blocks=1, k=4, propagate_dim=4, space_dim=2)))))  # fmt: skip
+        assert entry["flipping_element"]["fractions"][0] == 0.0
+        assert entry["flipping_element"]["relevance"][0] == pytest.approx(0.0)
+        # The stand-in has no absorbed share.
+        assert entry["conservation"]["mean_absorbed_share"] == 0.0
+    for f in ("event_display.png", "flipping_element.png", "flipping_feature.png",
+              "randomization.png"):  # fmt: skip
+        assert (out / f).stat().st_size > 0
+    arrays = np.load(out / "maps_class_photon.npz")
+    assert arrays["mean"].shape == (6, 2, 4, 12)
+    assert int(arrays["count"].sum()) == 42
+    assert set(summary["files"]) <= {p.name for p in out.iterdir()}
+
+
+def test_explain_rejects_bad_arguments(run_and_data):
+    run, data = run_and_data
+    with pytest.raises(ConfigError, match="unknown output"):
+        explain(run, data, events=1, outputs=("mass",), relevance_fn=gradient_relevance)
+    with pytest.raises(ConfigError, match="events"):
+        explain(run, data, events=0, relevance_fn=gradient_relevance)
