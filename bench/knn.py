@@ -11,7 +11,7 @@ import torch
 
 from common import emit, machine, time_call
 from particlegraph.device import resolve_device
-from particlegraph.graph.knn import knn_graph
+from particlegraph.graph.knn import BLOCK_ENTRIES, knn_graph
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=6400)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--dims", type=int, default=4)
-    ap.add_argument("--chunk-size", type=int, default=2048)
+    ap.add_argument("--chunk-size", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out")
@@ -39,7 +39,10 @@ def main() -> None:
             "chunk_size": args.chunk_size,
             "ms_chunked": 1e3 * chunked,
             "ms_one_block": 1e3 * dense,
-            "peak_block_mb_chunked": 4 * min(args.chunk_size, args.points) * args.points / 2**20,
+            "peak_block_mb_chunked": 4
+            * min(args.chunk_size or BLOCK_ENTRIES // args.points, args.points)
+            * args.points
+            / 2**20,
             "peak_block_mb_one_block": 4 * args.points**2 / 2**20,
             "machine": machine(),
         },

@@ -53,7 +53,7 @@ class MLPFConfig:
     norm: str = "batch"  # "batch" | "none"
     activation: str = "elu"
     dropout: float = 0.0
-    knn_chunk_size: int = 2048  # query points per kNN distance block
+    knn_chunk_size: int = 0  # query points per kNN block; 0 = automatic (memory-bounded blocks)
 
     def __post_init__(self) -> None:
         if self.kind not in ("gravnet", "fcn"):

@@ -32,7 +32,7 @@ class GravNetConv(MessagePassing):
         propagate_dimensions: dimension P of the propagated features (default 32).
         k: neighbours per node, the node itself included (default 16).
         aggr: ``"sum"`` (default), ``"mean"`` or ``"max"``.
-        chunk_size: query chunk of the kNN (None = one dense block, for export of small events).
+        chunk_size: query chunk of the kNN (0 = automatic, None = one dense block for export).
 
     Shapes:
         h (N, H_in), batch (N,) or None -> (N, H_out)
@@ -46,7 +46,7 @@ class GravNetConv(MessagePassing):
         propagate_dimensions: int = 32,
         k: int = 16,
         aggr: str = "sum",
-        chunk_size: int | None = 2048,
+        chunk_size: int | None = 0,
     ) -> None:
         if aggr not in ("sum", "mean", "max"):
             raise ValueError(f"aggr must be 'sum', 'mean' or 'max', got {aggr!r}")
