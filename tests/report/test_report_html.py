@@ -52,7 +52,7 @@ def test_report_links_existing_images_and_parses(tmp_path: Path) -> None:
         [["charged hadron", 0.912345, None], ["jets", 3, "x<y"]],
         [
             ReportSection("Efficiency", [plots / "a.png"], "text & more"),
-            ("Jets", ["evaluation/b.png"]),
+            ("Jets", ["evaluation/b.png"], "", [["jet res", 0.25]], ["quantity", "value"]),
         ],
         header=["class", "eff", "fake"],
     )
@@ -64,6 +64,7 @@ def test_report_links_existing_images_and_parses(tmp_path: Path) -> None:
     assert parser.images == ["evaluation/a.png", "evaluation/b.png"]
     for src in parser.images:
         assert (tmp_path / src).is_file()
+    assert "0.25" in parser.cells
     assert "0.9123" in parser.cells and "\u2013" in parser.cells and "x<y" in parser.cells
     assert "MLPF &lt;run&gt;" in text  # escaped title
 

@@ -19,12 +19,21 @@ from particlegraph.errors import DataFileError
 
 
 class ReportSection(NamedTuple):
-    """One section: a heading, optional paragraph text and images (paths, absolute or relative
-    to the report's folder), each optionally captioned by the file name."""
+    """One section of the report.
+
+    Attributes:
+        title: heading.
+        images: PNG paths, absolute or relative to the report's folder; captioned by file name.
+        text: paragraph under the heading (plain text, escaped).
+        rows: an optional table of this section (cells formatted with :func:`format_cell`).
+        header: column names of that table.
+    """
 
     title: str
     images: Sequence[str | os.PathLike[str]] = ()
     text: str = ""
+    rows: Sequence[Sequence[Any]] = ()
+    header: Sequence[str] | None = None
 
 
 _CSS = """
@@ -61,6 +70,22 @@ def _image_src(image: str | os.PathLike[str], folder: Path) -> str:
     return Path(rel).as_posix()
 
 
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None) -> list[str]:
+    if not rows:
+        return []
+    esc = html.escape
+    parts = ['<table class="summary">']
+    if header:
+        cells = "".join(f"<th>{esc(str(h))}</th>" for h in header)
+        parts.append(f"<thead><tr>{cells}</tr></thead>")
+    parts.append("<tbody>")
+    for row in rows:
+        cells = "".join(f"<td>{esc(format_cell(c))}</td>" for c in row)
+        parts.append(f"<tr>{cells}</tr>")
+    parts.append("</tbody></table>")
+    return parts
+
+
 def render_report(
     folder: str | os.PathLike[str],
     title: str,
@@ -92,22 +117,14 @@ def render_report(
         f"<h1>{esc(title)}</h1>",
         f'<p class="meta">written {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by particlegraph</p>',
     ]
-    if summary_rows:
-        parts.append('<table class="summary">')
-        if header:
-            cells = "".join(f"<th>{esc(str(h))}</th>" for h in header)
-            parts.append(f"<thead><tr>{cells}</tr></thead>")
-        parts.append("<tbody>")
-        for row in summary_rows:
-            cells = "".join(f"<td>{esc(format_cell(c))}</td>" for c in row)
-            parts.append(f"<tr>{cells}</tr>")
-        parts.append("</tbody></table>")
+    parts += _table(summary_rows, header)
     for raw in sections:
         sec = raw if isinstance(raw, ReportSection) else ReportSection(*raw)
         anchor = "".join(ch if ch.isalnum() else "-" for ch in sec.title.lower())
         parts.append(f'<h2 id="{esc(anchor)}">{esc(sec.title)}</h2>')
         if sec.text:
             parts.append(f"<p>{esc(sec.text)}</p>")
+        parts += _table(sec.rows, sec.header)
         if sec.images:
             parts.append('<div class="figures">')
             for image in sec.images:
