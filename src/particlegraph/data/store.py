@@ -128,7 +128,10 @@ def write_events(path: PathLike, events: Sequence[MLPFEvent], metadata: dict[str
     )
     table = pa.Table.from_arrays(columns, schema=schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        # byte-stream-split floats without dictionaries: ~30 % smaller than plain zstd here
+        pq.write_table(
+            table, tmp, compression="zstd", use_dictionary=False, use_byte_stream_split=True
+        )
 
 
 def _open(path: Path) -> pq.ParquetFile:
