@@ -172,3 +172,28 @@ def test_bad_root_inputs_raise(tmp_path: Path) -> None:
         list(iter_root(write_delphes(tmp_path / "d.root"), RootReadOptions(tree="Events")))
     with pytest.raises(DataFileError, match="no such file"):
         list(iter_root(tmp_path / "missing.root"))
+
+
+def test_cli_converts_root_to_parquet_and_pkl(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+    from particlegraph.data import delphes, store
+
+    src = write_delphes(tmp_path / "sample.root")
+    expected = list(iter_root(src))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["mlpf", "convert", str(src), str(tmp_path / "pq")])
+    assert ok.exit_code == 0, ok.output
+    got = store.read_events(tmp_path / "pq" / "sample.parquet")
+    ok = runner.invoke(app, ["mlpf", "convert", str(src), str(tmp_path / "one.pkl.bz2")])
+    assert ok.exit_code == 0, ok.output
+    for events in (got, delphes.read_pkl(tmp_path / "one.pkl.bz2")):
+        for a, b in zip(expected, events, strict=True):
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
+    bad = write_delphes(tmp_path / "bad" / "no_towers.root", towers=False)
+    result = runner.invoke(app, ["mlpf", "convert", str(bad), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "missing Tower.ET" in result.stderr
+    assert not (tmp_path / "out").exists()
