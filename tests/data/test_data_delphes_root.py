@@ -197,3 +197,20 @@ def test_cli_converts_root_to_parquet_and_pkl(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "missing Tower.ET" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_reference_ids_from_uproot_tref_records() -> None:
+    """uproot reads TRef as records with a ``ref`` field and TRefArray with ``refs``."""
+    from particlegraph.data.delphes_root import _flatten, _reference_ids
+
+    tref = ak.Array([[{"@pidf": 0, "ref": 3, "@other1": 0, "@other2": 0}], []])
+    assert _reference_ids(tref, depth=1).tolist() == [[3], []]
+    trefarray = ak.Array(
+        [[{"fName": "", "fSize": 2, "refs": [4, 5]}, {"fName": "", "fSize": 0, "refs": []}]]
+    )
+    ids = _reference_ids(trefarray, depth=2)
+    assert ids.tolist() == [[[4, 5], []]]
+    offsets, counts2, offsets2, flat = _flatten(ids, depth=2)
+    assert offsets.tolist() == [0, 2] and counts2.tolist() == [2, 0] and flat.tolist() == [4, 5]
+    assert offsets2.tolist() == [0, 2, 2]
+    assert _reference_ids(ak.Array([[{"x": 1}]]), depth=1) is None  # unknown layout: fall back
