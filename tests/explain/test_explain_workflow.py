@@ -102,7 +102,7 @@ def test_output_names():
 
 def test_explain_writes_figures_and_summary(run_and_data):
     run, data = run_and_data
-    outputs = ("class:photon", "pt")
+    outputs = ("class:photon",)
     summary = explain(run, data, events=2, outputs=outputs, device="cpu",
                       num_neighbours=3, relevance_fn=gradient_relevance)  # fmt: skip
     out = run / "explain"
@@ -140,3 +140,26 @@ def test_explain_rejects_bad_arguments(run_and_data):
         explain(run, data, events=1, outputs=("mass",), relevance_fn=gradient_relevance)
     with pytest.raises(ConfigError, match="events"):
         explain(run, data, events=0, relevance_fn=gradient_relevance)
+
+
+def test_cli_explain(run_and_data, monkeypatch):
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+
+    run, data = run_and_data
+    monkeypatch.setattr(mlpf_explain, "lrp_relevance", lambda rule: gradient_relevance)
+    base = ["mlpf", "explain", "--run", str(run), "--data", str(data), "--events", "1",
+            "--device", "cpu", "--no-figures"]  # fmt: skip
+    result = CliRunner().invoke(app, [*base, "--output", "pt", "--no-randomize"])
+    assert result.exit_code == 0, result.output
+    assert "pt: conservation" in result.output
+    out = run / "explain"
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["outputs"]) == ["pt"]
+    assert "randomization" not in summary["outputs"]["pt"]
+    assert not list(out.glob("*.png"))  # --no-figures
+    assert (out / "maps_pt.npz").is_file()
+    bad = CliRunner().invoke(app, [*base, "--output", "mass"])
+    assert bad.exit_code == 2
+    assert "error: unknown output 'mass'" in bad.output

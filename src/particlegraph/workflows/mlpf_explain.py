@@ -266,6 +266,7 @@ def explain(
     num_neighbours: int = 8,
     flip_events: int = 1,
     randomize: bool = True,
+    figures: bool = True,
     out_dir: str | Path | None = None,
     relevance_fn: RelevanceFn | None = None,
     seed: int = 0,
@@ -283,6 +284,7 @@ def explain(
         num_neighbours: K, neighbours per relevance map after the element itself.
         flip_events: number of events (from the first) whose flipping curves are averaged.
         randomize: run the model-randomisation test on the first event.
+        figures: write the PNG figures (the summary and ``.npz`` arrays are always written).
         out_dir: where to write (default ``run_dir/explain``).
         relevance_fn: override of the relevance method (default LRP with ``rule``).
         seed: seed of the random flipping orders and of the re-initialisation.
@@ -349,7 +351,7 @@ def explain(
             hists[name].add(rel, true)
             chosen = relevant_targets(name, true)
             chosen_t = torch.as_tensor(chosen, device=dev)
-            if index == 0:
+            if index == 0 and figures:
                 picks = _pick_single_elements(true, pred)
                 files.append(_save(
                     _single_maps_figure(rel, picks, true, pred, name, num_neighbours),
@@ -362,8 +364,8 @@ def explain(
                         _event_display_figure(event.X, rel, chosen, single, name),
                         out / "event_display.png",
                     ))  # fmt: skip
-                if randomize:
-                    randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
+            if index == 0 and randomize:
+                randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
             if index < flip_events:
                 scores = rmaps.source_feature_relevance(
                     rmaps.restrict_targets(rel, chosen), x.shape[0]
@@ -393,15 +395,16 @@ def explain(
     }
     for name in outputs:
         res = maps[name].result()
-        files.append(_save(
-            class_maps_figure(res["mean"], res["count"], title=f"averaged relevance maps: {name}"),
-            out / f"maps_class_{slug(name)}.png",
-        ))  # fmt: skip
         hist = hists[name]
-        files.append(_save(
-            feature_histograms_figure(hist.counts, hist.edges, title=f"feature relevance: {name}"),
-            out / f"feature_hist_{slug(name)}.png",
-        ))  # fmt: skip
+        if figures:
+            files.append(_save(
+                class_maps_figure(res["mean"], res["count"], title=f"averaged maps: {name}"),
+                out / f"maps_class_{slug(name)}.png",
+            ))  # fmt: skip
+            files.append(_save(
+                feature_histograms_figure(hist.counts, hist.edges, title=f"feature relevance: {name}"),
+                out / f"feature_hist_{slug(name)}.png",
+            ))  # fmt: skip
         files.append(_save_npz(
             out / f"maps_{slug(name)}.npz", mean=res["mean"], count=res["count"],
             hist_counts=hist.counts, hist_edges=hist.edges, features=np.array(X_FEATURES),
@@ -422,11 +425,11 @@ def explain(
 
     for unit in ("element", "feature"):
         curves = {n: _mean_curve(flips[n][unit]) for n in outputs if flips[n][unit]}
-        if curves:
+        if curves and figures:
             fig, ax = plt.subplots(figsize=(7, 5))
             plot_flipping_curves(curves, ax=ax, title=f"{unit} flipping ({rule})")
             files.append(_save(fig, out / f"flipping_{unit}.png"))
-    if randomization:
+    if randomization and figures:
         fig, ax = plt.subplots(figsize=(8, 5))
         plot_randomization(randomization, ax=ax, title="cascading model randomisation")
         fig.tight_layout()
