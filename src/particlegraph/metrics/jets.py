@@ -13,9 +13,11 @@ Definitions (also in docs/evaluation.md):
 * Gen jets are clustered from ygen particles and kept above ``GEN_JET_MIN_PT`` = 20 GeV; reco
   jets from ycand or MLPF particles above ``RECO_JET_MIN_PT`` = 5 GeV, lower than the gen cut so
   the reco threshold does not bias the response of gen jets near 20 GeV.
-* Matching: all gen-reco pairs with Delta R < ``MATCH_DR`` = 0.1 are sorted by Delta R and taken
-  greedily, each jet used at most once. Both collections come from the same detector elements,
-  so a well reconstructed jet lies much closer than 0.1 to its gen jet.
+* Matching: all gen-reco pairs with Delta R < ``MATCH_DR`` = 0.2 are sorted by Delta R and taken
+  greedily, each jet used at most once. 0.2 rather than 0.1 because a tighter cone selects the
+  well reconstructed jets and so flatters the resolution: on 10 generated ttbar PU 50 events the
+  baseline matched 60 % of gen jets at 0.1 (IQR/median 0.14), 86 % at 0.2 (0.19) and 99 % at 0.3
+  (0.23). The matching efficiency is always reported next to the resolution.
 * Jet pT response = median of ``pT_reco / pT_gen`` over matched pairs; resolution =
   ``IQR / median`` of the same ratio; matching efficiency = matched gen jets / gen jets.
 """
@@ -33,7 +35,7 @@ from particlegraph.metrics.pf import check_targets, class_ids, phi
 JET_RADIUS = 0.4
 GEN_JET_MIN_PT = 20.0  # GeV
 RECO_JET_MIN_PT = 5.0  # GeV
-MATCH_DR = 0.1
+MATCH_DR = 0.2
 
 
 def delta_phi(phi1: np.ndarray, phi2: np.ndarray) -> np.ndarray:

@@ -243,6 +243,7 @@ class PFCollection:
     reco_met: dict[str, Any] = field(default_factory=dict)
     gen_jets_pt: Any = field(default_factory=list)
     jet_pairs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, float] = field(default_factory=dict)
 
 
 class PFCollector:
@@ -272,6 +273,12 @@ class PFCollector:
         self.match_dr = jets.MATCH_DR if match_dr is None else match_dr
         self.jet_chunk = max(1, int(jet_chunk))
         self.out = PFCollection()
+        self.out.settings = {
+            "jet_radius": self.jet_radius,
+            "gen_jet_min_pt_gev": self.gen_jet_min_pt,
+            "reco_jet_min_pt_gev": self.reco_jet_min_pt,
+            "jet_match_dr": self.match_dr,
+        }
         self._pending: list[dict[str, np.ndarray]] = []
 
     def add(
@@ -433,7 +440,7 @@ _PER_CLASS_KEYS = (
 
 
 def summarize(col: PFCollection) -> dict[str, Any]:
-    """JSON-ready ``{"mlpf": {...}, "baseline": {...}, "gen": {...}, "events": K}``.
+    """JSON-ready ``{"mlpf": {...}, "baseline": {...}, "gen": {...}, "events": K, "settings"}``.
 
     The "mlpf" entry is present only when predictions were given. "gen" holds the mean
     multiplicity per class, the number of gen jets and the mean gen MET [GeV].
@@ -447,6 +454,7 @@ def summarize(col: PFCollection) -> dict[str, Any]:
         "met_mean_gev": _num(col.gen_met.mean()),
     }
     out["events"] = col.events
+    out["settings"] = dict(col.settings)
     return out
 
 

@@ -338,12 +338,15 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
             )
         mult_png = plots.save_figure(fig, out_dir / "multiplicity.png")
 
+    st = col.settings
     sections.append(
         ReportSection(
             "Jets, MET and multiplicity",
             [jets_png, met_png, mult_png],
-            "Anti-kT R=0.4 jets (fastjet); gen jets pT > 20 GeV matched to reco jets (pT > 5 GeV) "
-            "within Delta R < 0.1. MET = |vector sum of particle pT| per event.",
+            f"Anti-kT R={st['jet_radius']} jets (fastjet); gen jets with pT > "
+            f"{st['gen_jet_min_pt_gev']} GeV matched to reco jets (pT > "
+            f"{st['reco_jet_min_pt_gev']} GeV) within Delta R < {st['jet_match_dr']}. "
+            "MET = |vector sum of particle pT| per event.",
         )
     )
     return sections
