@@ -1,1 +1,36 @@
-"""Layer-wise relevance propagation through message passing, sparse and linear in N."""
+"""Layer-wise relevance propagation through message passing, sparse and linear in N.
+
+Entry point: :func:`explain_event`. Rules: :class:`Epsilon` (default), :class:`Gamma`,
+:class:`ZPlus`, chosen per layer by a :class:`Composite`. Result: :class:`SparseRelevance`.
+"""
+
+from __future__ import annotations
+
+from particlegraph.explain.lrp.explain import explain_event
+from particlegraph.explain.lrp.fold import fold_linear_bn, folded_batchnorm
+from particlegraph.explain.lrp.models import trace_gravnet, trace_message_passing, trace_model
+from particlegraph.explain.lrp.output import OutputSpec, parse_output
+from particlegraph.explain.lrp.program import Program, Tracer, aggregation_weights
+from particlegraph.explain.lrp.rules import Composite, Epsilon, Gamma, Rule, ZPlus, rule_from_name
+from particlegraph.explain.lrp.sparse import SparseRelevance
+
+__all__ = [
+    "Composite",
+    "Epsilon",
+    "Gamma",
+    "OutputSpec",
+    "Program",
+    "Rule",
+    "SparseRelevance",
+    "Tracer",
+    "ZPlus",
+    "aggregation_weights",
+    "explain_event",
+    "fold_linear_bn",
+    "folded_batchnorm",
+    "parse_output",
+    "rule_from_name",
+    "trace_gravnet",
+    "trace_message_passing",
+    "trace_model",
+]

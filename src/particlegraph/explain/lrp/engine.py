@@ -1,0 +1,360 @@
+"""Sparse LRP through a recorded :class:`~.program.Program`, linear in the number of elements.
+
+Relevance for all explained targets at once is a set of pairs ``(target t, element n)`` with a
+value vector (P, D) at some tensor of the program; a pair exists only inside the target's
+receptive field. Walking the program backwards:
+
+- per-element ops (Linear, PassThrough, Concat) act on each pair with the activations of its
+  element ``n`` (a Linear costs P x D_out x D_in);
+- an :class:`~.program.Aggregate` expands ``(t, i)`` to ``(t, j)`` for every edge ``j -> i`` and
+  merges duplicates, so the number of pairs per target grows at most by the in-degree (k);
+- every rule is linear in the upper relevance once the forward pass is fixed, so the part of the
+  network that depends on one element only (the *local prefix*: input, encoding, encoder, the
+  first block's ``lin_h`` ...) is composed ONCE into a per-element matrix ``M_n`` (D, F) mapping
+  relevance at that tensor straight to the F raw input columns, plus a vector ``L_n`` (D,) giving
+  the share absorbed on the way. Pairs reaching the local prefix are contracted with ``M_n``,
+  which costs P x D x F instead of pushing every pair through D x D layers.
+
+Targets are processed in chunks so peak memory stays bounded whatever N is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from particlegraph.errors import ConfigError
+from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, PassThrough, Program
+from particlegraph.explain.lrp.rules import Composite, stabilize
+from particlegraph.explain.lrp.sparse import SparseRelevance
+
+#: Elements (floats) one chunk may hold in its largest relevance tensor (64 MiB in float32).
+CHUNK_BUDGET = 1 << 24
+#: Elements one gather of per-element matrices may hold during the contraction.
+GATHER_BUDGET = 1 << 23
+
+
+@dataclass
+class Pairs:
+    """Relevance at one tensor: pair p = (chunk-local target ``t[p]``, element ``n[p]``), ``v`` (P, D)."""
+
+    t: Tensor
+    n: Tensor
+    v: Tensor
+
+
+@dataclass
+class _Prepared:
+    """Rule-modified weights of one op plus per-element ``1 / (z' + eps sign z')`` and leak share."""
+
+    weight: Tensor  # Linear: (out, in); Aggregate: (E, C) sorted by destination
+    inv: Tensor  # (N, out) 0 where the stabilised denominator is 0
+    leak: Tensor  # (N, out) absorbed fraction of the relevance arriving there
+    src: Tensor | None = None  # Aggregate only: (E,) sources sorted by destination
+    rowptr: Tensor | None = None  # Aggregate only: (N + 1,) CSR offsets by destination
+
+
+def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None:
+    values = program.values
+    if isinstance(op, Linear):
+        rule = composite.rule_for(op.name, op.kind)
+        weight, bias = rule.modify(op.weight, op.bias)
+        zw = values[op.input] @ weight.T  # (N, out)
+        z = zw if bias is None else zw + bias
+        den = stabilize(z, rule.eps)
+        inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
+        return _Prepared(weight, inv, 1.0 - zw * inv)
+    if isinstance(op, Aggregate):
+        rule = composite.rule_for(op.name, op.kind)
+        weight, _ = rule.modify(op.weight, None)
+        u = values[op.input]
+        n = u.shape[0]
+        zw = torch.zeros_like(u).index_add_(0, op.dst, weight * u[op.src])  # (N, C)
+        den = stabilize(zw, rule.eps)
+        inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
+        order = torch.argsort(op.dst, stable=True)
+        counts = torch.bincount(op.dst, minlength=n)
+        rowptr = torch.zeros(n + 1, dtype=torch.long, device=u.device)
+        rowptr[1:] = torch.cumsum(counts, 0)
+        return _Prepared(weight[order], inv, 1.0 - zw * inv, op.src[order], rowptr)
+    return None
+
+
+def _coalesce(parts: Iterable[Pairs], num_nodes: int) -> Pairs:
+    """Merge pair sets, summing duplicates; the result is sorted by (t, n)."""
+    parts = list(parts)
+    t = torch.cat([p.t for p in parts])
+    n = torch.cat([p.n for p in parts])
+    v = torch.cat([p.v for p in parts])
+    key = t * num_nodes + n
+    uniq, inverse = torch.unique(key, sorted=True, return_inverse=True)
+    out = torch.zeros(len(uniq), v.shape[1], dtype=v.dtype, device=v.device)
+    out.index_add_(0, inverse, v)
+    return Pairs(uniq // num_nodes, uniq % num_nodes, out)
+
+
+def _expand(prep: _Prepared, pairs: Pairs, s: Tensor, u: Tensor) -> Pairs:
+    """Relevance through an aggregation: (t, i) -> (t, j) for every edge j -> i."""
+    assert prep.rowptr is not None and prep.src is not None
+    start = prep.rowptr[pairs.n]
+    deg = prep.rowptr[pairs.n + 1] - start  # (P,)
+    rep = torch.repeat_interleave(torch.arange(len(deg), device=deg.device), deg)  # (Q,)
+    first = torch.cumsum(deg, 0) - deg
+    eid = start[rep] + torch.arange(len(rep), device=deg.device) - first[rep]
+    j = prep.src[eid]
+    v = prep.weight[eid] * s[rep] * u[j]  # (Q, C)
+    return Pairs(pairs.t[rep], j, v)
+
+
+def _backward(
+    op: Op, prep: _Prepared | None, r: Pairs, program: Program
+) -> tuple[list[tuple[int, Pairs]], Tensor]:
+    """Relevance at the op's inputs and the per-pair absorbed amount (P,)."""
+    zero = torch.zeros(len(r.t), dtype=r.v.dtype, device=r.v.device)
+    if isinstance(op, Linear):
+        assert prep is not None
+        a = program.values[op.input][r.n]  # (P, in)
+        v_in = a * ((r.v * prep.inv[r.n]) @ prep.weight)
+        return [(op.input, Pairs(r.t, r.n, v_in))], (r.v * prep.leak[r.n]).sum(1)
+    if isinstance(op, PassThrough):
+        if op.column_map is None:
+            return [(op.input, r)], zero
+        width = program.values[op.input].shape[1]
+        v_in = torch.zeros(len(r.t), width, dtype=r.v.dtype, device=r.v.device)
+        v_in.index_add_(1, op.column_map, r.v)
+        return [(op.input, Pairs(r.t, r.n, v_in))], zero
+    if isinstance(op, Concat):
+        out, lo = [], 0
+        for i in op.inputs:
+            hi = lo + program.values[i].shape[1]
+            out.append((i, Pairs(r.t, r.n, r.v[:, lo:hi])))
+            lo = hi
+        return out, zero
+    if isinstance(op, Aggregate):
+        assert prep is not None
+        s = r.v * prep.inv[r.n]
+        expanded = _expand(prep, r, s, program.values[op.input])
+        return [(op.input, _coalesce([expanded], program.num_nodes))], (r.v * prep.leak[r.n]).sum(1)
+    raise TypeError(f"unknown op {op!r}")  # pragma: no cover
+
+
+def _compose_local(
+    ops: list[Op],
+    prepared: dict[int, _Prepared | None],
+    local: set[int],
+    keep: set[int],
+    program: Program,
+) -> dict[int, tuple[Tensor | None, Tensor]]:
+    """Per-element ``(M (N, D, F), L (N, D))`` for the local tensors in ``keep``.
+
+    ``M`` maps relevance at the tensor to the raw inputs, ``L`` is the share absorbed below it.
+    ``M`` None stands for the identity (the input itself).
+    """
+    x = program.values[0]
+    n, f = x.shape
+    mats: dict[int, tuple[Tensor | None, Tensor]] = {
+        0: (None, torch.zeros(n, f, dtype=x.dtype, device=x.device))
+    }
+    local_ops = [op for op in ops if op.output in local]
+    uses: dict[int, int] = {}
+    for op in local_ops:
+        for i in op.inputs:
+            uses[i] = uses.get(i, 0) + 1
+
+    def full(tid: int) -> Tensor:
+        m = mats[tid][0]
+        if m is None:
+            return torch.eye(f, dtype=x.dtype, device=x.device).expand(n, f, f)
+        return m
+
+    for idx, op in enumerate(ops):
+        if op.output not in local:
+            continue
+        if isinstance(op, Linear):
+            prep = prepared[idx]
+            assert prep is not None
+            a = program.values[op.input]
+            m_in, l_in = full(op.input), mats[op.input][1]
+            d_in, d_out = a.shape[1], prep.weight.shape[0]
+            scaled = (a[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
+            m_out = (prep.weight @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
+            m_out = prep.inv[:, :, None] * m_out
+            l_out = prep.leak + prep.inv * ((a * l_in) @ prep.weight.T)
+            mats[op.output] = (m_out.contiguous(), l_out)
+        elif isinstance(op, PassThrough):
+            m_in, l_in = mats[op.input]
+            if op.column_map is None:
+                mats[op.output] = (m_in, l_in)
+            else:
+                mats[op.output] = (full(op.input)[:, op.column_map, :], l_in[:, op.column_map])
+        elif isinstance(op, Concat):
+            m = torch.cat([full(i) for i in op.inputs], dim=1)
+            mats[op.output] = (m, torch.cat([mats[i][1] for i in op.inputs], dim=1))
+        for i in op.inputs:  # free what no later local op and no pair needs
+            uses[i] -= 1
+            if uses[i] == 0 and i not in keep and i != 0:
+                mats.pop(i, None)
+    return {k: v for k, v in mats.items() if k in keep}
+
+
+def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tensor]:
+    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P,)."""
+    m, leak = mat
+    absorbed = (r.v * leak[r.n]).sum(1)
+    if m is None:
+        return r, absorbed
+    d, f = m.shape[1], m.shape[2]
+    step = max(1, GATHER_BUDGET // (d * f))
+    out = torch.empty(len(r.t), f, dtype=r.v.dtype, device=r.v.device)
+    for lo in range(0, len(r.t), step):
+        hi = lo + step
+        out[lo:hi] = torch.bmm(r.v[lo:hi, None, :], m[r.n[lo:hi]])[:, 0, :]
+    return Pairs(r.t, r.n, out), absorbed
+
+
+def _auto_chunk(ops: list[Op], output: int, program: Program, num_targets: int) -> int:
+    """Targets per chunk so that the widest relevance tensor stays near :data:`CHUNK_BUDGET`."""
+    fan = {output: 1}
+    for op in reversed(ops):
+        if op.output not in fan:
+            continue
+        grow = 1
+        if isinstance(op, Aggregate):
+            grow = (
+                int(torch.bincount(op.dst, minlength=program.num_nodes).max().item())
+                if len(op.dst)
+                else 1
+            )
+        for i in op.inputs:
+            fan[i] = max(fan.get(i, 0), fan[op.output] * grow)
+    per_target = max(fan[t] * program.values[t].shape[1] for t in fan)
+    return int(max(1, min(num_targets, CHUNK_BUDGET // max(per_target, 1))))
+
+
+def propagate(
+    program: Program,
+    output: int,
+    index: int,
+    targets: Tensor,
+    composite: Composite,
+    chunk_size: int | None = None,
+    compose: bool = True,
+    record_layers: bool = False,
+) -> SparseRelevance:
+    """Explain column ``index`` of tensor ``output`` at every element in ``targets`` (T,).
+
+    Args:
+        program: the recorded forward pass (see :mod:`.models` for adapters).
+        output: tensor id of the explained output (e.g. ``program.outputs["class"]``).
+        index: output column (neuron) to explain.
+        targets: (T,) unique element ids.
+        composite: rule per layer.
+        chunk_size: targets per chunk; None picks one from the receptive-field size.
+        compose: compose the per-element prefix into matrices (fast); False walks every op
+            pair by pair (slower, but fills ``layers`` for every op).
+        record_layers: fill :attr:`SparseRelevance.layers` with a per-op balance.
+
+    Returns:
+        :class:`SparseRelevance` with F = ``program.values[0].shape[1]`` feature columns.
+    """
+    values = program.values
+    num_nodes, num_features = values[0].shape
+    dtype, device = values[0].dtype, values[0].device
+    needed = program.ancestors(output)
+    ops = [op for op in program.ops if op.output in needed]
+    prepared = {i: _prepare(op, program, composite) for i, op in enumerate(ops)}
+    local = {0}
+    if compose:
+        for op in ops:
+            if not isinstance(op, Aggregate) and all(i in local for i in op.inputs):
+                local.add(op.output)
+    frontier = {i for op in ops if op.output not in local for i in op.inputs if i in local}
+    if output in local:
+        frontier.add(output)
+    mats = _compose_local(ops, prepared, local, frontier, program)
+    walk = [(i, op) for i, op in enumerate(ops) if op.output not in local][::-1]
+    layer_names: dict[int, str] = {}
+    for i, op in enumerate(ops):  # op names are unique in adapters; disambiguate if not
+        layer_names[i] = op.name if op.name not in layer_names.values() else f"{op.name}#{i}"
+
+    targets = targets.to(device=device, dtype=torch.long)
+    num_targets = len(targets)
+    chunk = chunk_size or _auto_chunk(ops, output, program, num_targets)
+    if chunk < 1:
+        raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    explained = values[output][targets, index]
+
+    parts_t, parts_n, parts_v, absorbed_all = [], [], [], []
+    layers: dict[str, list[Tensor]] = {}
+    for lo in range(0, num_targets, chunk):
+        tc = targets[lo : lo + chunk]
+        count = len(tc)
+        absorbed = torch.zeros(count, dtype=dtype, device=device)
+        start_v = torch.zeros(count, values[output].shape[1], dtype=dtype, device=device)
+        start_v[:, index] = values[output][tc, index]
+        pending: dict[int, list[Pairs]] = {
+            output: [Pairs(torch.arange(count, device=device), tc, start_v)]
+        }
+        results: list[Pairs] = []
+
+        def deliver(
+            tid: int,
+            pairs: Pairs,
+            absorbed: Tensor = absorbed,
+            results: list[Pairs] = results,
+            pending: dict[int, list[Pairs]] = pending,
+        ) -> None:
+            if tid in local:
+                done, leak = _contract(pairs, mats[tid])
+                absorbed.index_add_(0, pairs.t, leak)
+                results.append(done)
+            else:
+                pending.setdefault(tid, []).append(pairs)
+
+        if output in local:
+            deliver(output, pending.pop(output)[0])
+        for idx, op in walk:
+            if op.output not in pending:
+                continue
+            parts = pending.pop(op.output)
+            r = parts[0] if len(parts) == 1 else _coalesce(parts, num_nodes)
+            ins, leak = _backward(op, prepared[idx], r, program)
+            absorbed.index_add_(0, r.t, leak)
+            if record_layers:
+                rin = torch.zeros(count, dtype=dtype, device=device).index_add_(0, r.t, r.v.sum(1))
+                rout = torch.zeros(count, dtype=dtype, device=device)
+                for _, p in ins:
+                    rout.index_add_(0, p.t, p.v.sum(1))
+                lk = torch.zeros(count, dtype=dtype, device=device).index_add_(0, r.t, leak)
+                layers.setdefault(layer_names[idx], []).append(torch.stack([rin, rout, lk], dim=1))
+            for tid, p in ins:
+                deliver(tid, p)
+        if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
+            raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
+        if results:
+            final = _coalesce(results, num_nodes)
+        else:
+            final = Pairs(
+                torch.zeros(0, dtype=torch.long, device=device),
+                torch.zeros(0, dtype=torch.long, device=device),
+                torch.zeros(0, num_features, dtype=dtype, device=device),
+            )
+        parts_t.append(tc[final.t])
+        parts_n.append(final.n)
+        parts_v.append(final.v)
+        absorbed_all.append(absorbed)
+
+    layer_out = {k: torch.cat(v) for k, v in layers.items()} if record_layers else None
+    return SparseRelevance(
+        target=torch.cat(parts_t),
+        source=torch.cat(parts_n),
+        values=torch.cat(parts_v),
+        targets=targets,
+        explained=explained,
+        absorbed=torch.cat(absorbed_all),
+        num_elements=int(num_nodes),
+        layers=layer_out,
+    )
