@@ -75,24 +75,32 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+TINY = {"hidden": 8, "num_blocks": 1, "k": 4, "propagate_dim": 4, "space_dim": 2}
+
+
 @pytest.fixture
-def run_and_data(tmp_path, monkeypatch):
+def run_and_data(tmp_path):
+    """A run directory holding a tiny randomly initialised MLPF, and two small events."""
+    from particlegraph.config import dump_config
+    from particlegraph.train.checkpoint import checkpoint_path, save_checkpoint
+    from particlegraph.train.mlpf import CONFIG_NAME, run_config_from_dict
+
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
     write_events(data / "shard_000.parquet", [make_event(rng, 24), make_event(rng, 18)], {})
+    cfg = run_config_from_dict({"model": TINY})
     torch.manual_seed(0)
-    model = MLPF(MLPFConfig(hidden=8, num_blocks=1, k=4, propagate_dim=4, space_dim=2)).eval()
+    model = MLPF(cfg.model)
     run = tmp_path / "run"
-    run.mkdir()
-    import particlegraph.train.checkpoint as checkpoint
-
-    monkeypatch.setattr(checkpoint, "load_model", lambda run_dir, which="best": (model, None))
+    dump_config(cfg, run / CONFIG_NAME)
+    save_checkpoint(checkpoint_path(run, "last"), {"model": model.state_dict()})
     return run, data
 
 
 def test_output_names():
     assert output_column("class:neutral_hadron") == ("class", 2)
     assert output_column("energy") == ("regression", 4)
+    assert output_column("charge:+1") == ("charge", 2)
     assert slug("class:neutral_hadron") == "class_neutral_hadron"
     with pytest.raises(ConfigError, match="unknown output"):
         output_column("mass")
@@ -119,8 +127,8 @@ def test_explain_writes_figures_and_summary(run_and_data):
         assert sum(sum(v) for v in entry["class_counts"].values()) == 42
         rnd = entry["randomization"]
         assert rnd["steps"][0] == "trained" and rnd["spearman"][0] == pytest.approx(1.0)
-        assert len(rnd["steps"]) == 1 + len(list(mlpf_explain.faithfulness.cascading_layers(MLPF(
-            MLPFConfig(hidden=8, num_blocks=1, k=4, propagate_dim=4, space_dim=2)))))  # fmt: skip
+        layers = mlpf_explain.faithfulness.cascading_layers(MLPF(MLPFConfig(**TINY)))
+        assert rnd["steps"] == ["trained", *layers]
         assert entry["flipping_element"]["fractions"][0] == 0.0
         assert entry["flipping_element"]["relevance"][0] == pytest.approx(0.0)
         # The stand-in has no absorbed share.
@@ -163,3 +171,19 @@ def test_cli_explain(run_and_data, monkeypatch):
     bad = CliRunner().invoke(app, [*base, "--output", "mass"])
     assert bad.exit_code == 2
     assert "error: unknown output 'mass'" in bad.output
+
+
+def test_explain_with_the_lrp_engine(run_and_data):
+    lrp = pytest.importorskip("particlegraph.explain.lrp")
+    if not hasattr(lrp, "explain_event"):
+        pytest.skip("LRP engine not available")
+    run, data = run_and_data
+    summary = explain(run, data, events=1, outputs=("class:charged_hadron", "energy"),
+                      device="cpu", figures=False, num_neighbours=2)  # fmt: skip
+    assert summary["rule"] == "epsilon"
+    for entry in summary["outputs"].values():
+        cons = entry["conservation"]
+        # LRP bookkeeping: input relevance + absorbed share reproduces the output.
+        assert cons["max_rel_err"] < 1e-4
+        assert cons["targets"] > 0
+        assert entry["randomization"]["spearman"][0] == pytest.approx(1.0)

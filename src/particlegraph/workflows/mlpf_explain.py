@@ -49,11 +49,10 @@ DEFAULT_OUTPUTS = (
     "cos_phi",
     "energy",
 )
-#: Regression output names (and aliases) -> column of ``MLPFOutput.regression``.
-REGRESSION_COLUMNS = {
-    "pt": 0, "log_pt_ratio": 0, "eta": 1, "delta_eta": 1, "sin_phi": 2, "cos_phi": 3,
-    "energy": 4, "e": 4, "log_energy_ratio": 4,
-}  # fmt: skip
+#: Regression output names -> column of ``MLPFOutput.regression`` (as the LRP engine names them).
+REGRESSION_COLUMNS = {"pt": 0, "eta": 1, "sin_phi": 2, "cos_phi": 3, "energy": 4}
+#: Charge outputs -> column of ``MLPFOutput.charge_logits``.
+CHARGE_COLUMNS = {"-1": 0, "0": 1, "+1": 2}
 RULES = ("epsilon", "gamma", "zplus")
 
 #: ``relevance_fn(model, x, output, targets) -> SparseRelevance``-like (see rmaps.as_pairs),
@@ -62,27 +61,34 @@ RelevanceFn = Callable[[nn.Module, Tensor, str, Tensor | None], Any]
 
 
 def output_column(name: str) -> tuple[str, int]:
-    """``("class", c)`` for ``class:<name>``, ``("regression", j)`` for a regression name."""
+    """``("class", c)``, ``("charge", j)`` or ``("regression", j)`` for an output name.
+
+    Names follow the LRP engine: ``class:<class name>``, ``charge:-1|0|+1``, ``pt``, ``eta``,
+    ``sin_phi``, ``cos_phi``, ``energy``.
+    """
     key = name.strip().lower()
-    if key.startswith("class:"):
-        cls = key.split(":", 1)[1]
-        if cls not in CLASS_NAMES:
+    head, sep, value = key.partition(":")
+    if sep and head == "class":
+        if value not in CLASS_NAMES:
             raise ConfigError(
                 f"unknown class in output {name!r}; choose one of {', '.join(CLASS_NAMES)}"
             )
-        return "class", CLASS_NAMES.index(cls)
-    if key in REGRESSION_COLUMNS:
+        return "class", CLASS_NAMES.index(value)
+    if sep and head == "charge" and value in CHARGE_COLUMNS:
+        return "charge", CHARGE_COLUMNS[value]
+    if not sep and key in REGRESSION_COLUMNS:
         return "regression", REGRESSION_COLUMNS[key]
     raise ConfigError(
-        f"unknown output {name!r}; use class:<{'|'.join(CLASS_NAMES)}> or one of "
-        f"{', '.join(sorted(REGRESSION_COLUMNS))}"
+        f"unknown output {name!r}; use class:<{'|'.join(CLASS_NAMES)}>, charge:-1|0|+1 or one of "
+        f"{', '.join(REGRESSION_COLUMNS)}"
     )
 
 
 def output_values(out: Any, name: str) -> Tensor:
     """(N,) value of output ``name`` for every element from an ``MLPFOutput``."""
     kind, col = output_column(name)
-    return out.logits[:, col] if kind == "class" else out.regression[:, col]
+    head = {"class": out.logits, "charge": out.charge_logits, "regression": out.regression}[kind]
+    return head[:, col]
 
 
 def lrp_relevance(rule: str = "epsilon", chunk_size: int | None = None) -> RelevanceFn:
@@ -130,12 +136,25 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> str:
 
 
 class _Conservation:
-    """Running conservation figures of one output over all explained targets."""
+    """Running conservation figures of one output over all explained targets.
+
+    Per target t with explained output f_t, input relevance R_t = sum_{s,f} R[t, s, f] and
+    absorbed share A_t (biases and the epsilon stabiliser, reported by the engine):
+
+    * ``rel_err``: |R_t + A_t - f_t| / |f_t|, the bookkeeping check (0 up to round-off);
+    * ``input_rel_err``: |R_t - f_t| / |f_t|, how far the input relevance is from the output;
+    * ``absorbed_share``: |A_t| / |f_t|.
+
+    Per-target ratios are meaningless for outputs near 0, so only targets with |f_t| above
+    1e-3 of the event's largest |f| enter them; the ``event_*`` figures use sums over targets.
+    """
 
     def __init__(self) -> None:
         self.rel_err: list[np.ndarray] = []
+        self.input_rel_err: list[np.ndarray] = []
         self.absorbed_share: list[np.ndarray] = []
         self.event_rel_err: list[float] = []
+        self.event_absorbed: list[float] = []
 
     def add(self, rel: Any, explained: np.ndarray, targets: np.ndarray) -> None:
         p = rmaps.as_pairs(rel)
@@ -144,32 +163,34 @@ class _Conservation:
         )
         absorbed = getattr(rel, "absorbed", None)
         absorbed_np = np.zeros_like(inputs) if absorbed is None else _numpy(absorbed).reshape(-1)
-        # Relative errors are meaningless for outputs at 0; keep targets above 1e-3 of the
-        # event's largest |output|.
         scale = np.abs(explained)
         ok = scale > 1e-3 * max(float(scale.max(initial=0.0)), 1e-12)
-        self.rel_err.append(np.abs(inputs - explained)[ok] / scale[ok])
+        self.rel_err.append(np.abs(inputs + absorbed_np - explained)[ok] / scale[ok])
+        self.input_rel_err.append(np.abs(inputs - explained)[ok] / scale[ok])
         self.absorbed_share.append(np.abs(absorbed_np)[ok] / scale[ok])
-        total = float(np.abs(explained).sum())
+        total = float(scale.sum())
         if total > 0:
-            self.event_rel_err.append(abs(float(inputs.sum() - explained.sum())) / total)
+            resid = float((inputs + absorbed_np - explained).sum())
+            self.event_rel_err.append(abs(resid) / total)
+            self.event_absorbed.append(float(np.abs(absorbed_np).sum()) / total)
 
-    def summary(self) -> dict[str, float | None]:
-        err = np.concatenate(self.rel_err) if self.rel_err else np.zeros(0)
-        absorbed = np.concatenate(self.absorbed_share) if self.absorbed_share else np.zeros(0)
+    def summary(self) -> dict[str, Any]:
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0)
 
-        def stat(a: np.ndarray, fn: Callable[[np.ndarray], Any]) -> float | None:
-            return float(fn(a)) if a.size else None
+        def stat(a: np.ndarray | list[float], fn: Callable[[Any], Any]) -> float | None:
+            return float(fn(a)) if len(a) else None
 
+        err, input_err, absorbed = map(cat, (self.rel_err, self.input_rel_err, self.absorbed_share))
         return {
             "targets": int(err.size),
             "mean_rel_err": stat(err, np.mean),
-            "median_rel_err": stat(err, np.median),
             "max_rel_err": stat(err, np.max),
+            "mean_input_rel_err": stat(input_err, np.mean),
+            "median_input_rel_err": stat(input_err, np.median),
             "mean_absorbed_share": stat(absorbed, np.mean),
-            "event_rel_err_mean": (
-                float(np.mean(self.event_rel_err)) if self.event_rel_err else None
-            ),
+            "event_rel_err_max": stat(self.event_rel_err, np.max),
+            "event_absorbed_share_mean": stat(self.event_absorbed, np.mean),
         }
 
 
