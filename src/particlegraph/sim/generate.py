@@ -23,7 +23,7 @@ from particlegraph.data.schema import MLPFEvent
 from particlegraph.errors import ConfigError
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.particles import concatenate
-from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
+from particlegraph.sim.pileup import POOL_SETTINGS, MinBiasPool, load_or_build_pool, overlay
 from particlegraph.sim.pythia import (
     PROCESSES,
     make_pythia,
@@ -131,6 +131,7 @@ def generate(
     *,
     detector: DetectorConfig | None = None,
     pythia_settings: Sequence[str] = (),
+    pileup_settings: Sequence[str] | None = None,
     pool_cache: bool = True,
     progress: bool | None = None,
 ) -> list[Path]:
@@ -148,6 +149,8 @@ def generate(
         pool_size: minimum-bias events in the pile-up pool.
         detector: detector description (default :class:`DetectorConfig`).
         pythia_settings: extra Pythia settings appended to the preset (e.g. a pTHatMin).
+        pileup_settings: full Pythia settings of the pile-up pool (default: inelastic pp,
+            :data:`~particlegraph.sim.pileup.POOL_SETTINGS`).
         pool_cache: keep the pool in ``out/.minbias_pool_*.npz`` and reuse it across runs/shards.
         progress: show a progress bar (default: when stderr is a terminal).
     """
@@ -164,7 +167,7 @@ def generate(
     pool = None
     if pileup > 0:
         cache = out if pool_cache else None
-        pool = load_or_build_pool(pool_size, seed, cache, progress=progress)
+        pool = load_or_build_pool(pool_size, seed, cache, pileup_settings, progress=progress)
     total = sum(min(events_per_file, events - j * events_per_file) for j, _ in todo)
     with tqdm(total=total, unit="ev", desc=f"{process} PU{pileup:g}", disable=disable) as bar:
         for j, path in todo:
@@ -174,6 +177,8 @@ def generate(
                 pythia_settings=pythia_settings, on_event=lambda: bar.update(1),
             )  # fmt: skip
             meta = _metadata(process, pileup, seed, j, n, pool_size, cfg, pythia_settings)
+            if pileup > 0:
+                meta["pileup_settings"] = list(pileup_settings or POOL_SETTINGS)
             _write(path, evs, meta, fmt)
     return paths
 

@@ -63,11 +63,18 @@ class MinBiasPool:
 
 
 def build_pool(
-    num_events: int, seed: int, extra_settings: Sequence[str] = (), progress: bool | None = False
+    num_events: int,
+    seed: int,
+    settings: Sequence[str] | None = None,
+    progress: bool | None = False,
 ) -> MinBiasPool:
-    """Generate ``num_events`` minimum-bias events with a seed derived from ``seed``."""
+    """Generate ``num_events`` pile-up events with a seed derived from ``seed``.
+
+    ``settings`` are the full Pythia settings (default :data:`POOL_SETTINGS`; note that
+    initialising the diffractive processes takes Pythia tens of seconds, once per pool).
+    """
     ss = np.random.SeedSequence([seed, 2])  # stream 2: the pile-up pool
-    pythia = make_pythia((*POOL_SETTINGS, *extra_settings), pythia_seed(ss))
+    pythia = make_pythia(POOL_SETTINGS if settings is None else settings, pythia_seed(ss))
     chunks: list[Particles] = []
     counts: list[int] = []
     with tqdm(
@@ -93,9 +100,12 @@ def build_pool(
     return MinBiasPool(flat, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
 
-def pool_cache_path(cache_dir: Path, num_events: int, seed: int, extra: Sequence[str] = ()) -> Path:
+def pool_cache_path(
+    cache_dir: Path, num_events: int, seed: int, settings: Sequence[str] | None = None
+) -> Path:
     """Cache file name, unique for the pool size, seed and generator settings."""
-    key = json.dumps([_POOL_FORMAT, num_events, seed, POOL_SETTINGS, list(extra)])
+    settings = POOL_SETTINGS if settings is None else settings
+    key = json.dumps([_POOL_FORMAT, num_events, seed, list(settings)])
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return Path(cache_dir) / f".minbias_pool_{num_events}_{digest}.npz"
 
@@ -104,16 +114,16 @@ def load_or_build_pool(
     num_events: int,
     seed: int,
     cache_dir: Path | None = None,
-    extra_settings: Sequence[str] = (),
+    settings: Sequence[str] | None = None,
     progress: bool | None = False,
 ) -> MinBiasPool:
     """The pool for (num_events, seed), read from ``cache_dir`` when cached there, else built and cached."""
     if cache_dir is None:
-        return build_pool(num_events, seed, extra_settings, progress)
-    path = pool_cache_path(cache_dir, num_events, seed, extra_settings)
+        return build_pool(num_events, seed, settings, progress)
+    path = pool_cache_path(cache_dir, num_events, seed, settings)
     if path.exists():
         return MinBiasPool.load(path)
-    pool = build_pool(num_events, seed, extra_settings, progress)
+    pool = build_pool(num_events, seed, settings, progress)
     pool.save(path)
     return pool
 
