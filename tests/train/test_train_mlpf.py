@@ -14,7 +14,7 @@ import yaml
 from particlegraph.data.schema import ELEM_TOWER, ELEM_TRACK, MLPFEvent
 from particlegraph.data.store import write_events
 from particlegraph.errors import ConfigError
-from particlegraph.train.checkpoint import load_model
+from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint, load_model
 from particlegraph.train.losses import (
     LossConfig,
     class_weights_from_counts,
@@ -208,6 +208,40 @@ def test_train_mlpf_end_to_end_and_resume(tmp_path) -> None:
     more = train_mlpf(data, None, run, overrides=("fit.epochs=3",), resume=True)
     assert [r["epoch"] for r in more.records] == [1, 2, 3]
     assert more.records[0] == hist.records[0]
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_train_mlpf_killed_and_resumed_is_bit_for_bit(tmp_path, monkeypatch) -> None:
+    import particlegraph.train.mlpf as tm
+
+    data = write_dataset(tmp_path / "data", n_files=4, events_per_file=2, seed=5)
+    sets = (*TINY, "data.val_fraction=0.25", "model.dropout=0.1")  # dropout draws random numbers
+    train_mlpf(data, None, tmp_path / "straight", overrides=sets)
+
+    real_fit = tm.fit
+
+    def crashing_fit(*args, **kwargs):
+        def crash(epoch: int, model: torch.nn.Module) -> None:
+            if epoch == 1:  # second epoch trained, its checkpoint not yet written
+                raise _Crash
+
+        return real_fit(*args, **kwargs, epoch_callbacks=[crash])
+
+    monkeypatch.setattr(tm, "fit", crashing_fit)
+    with pytest.raises(_Crash):
+        train_mlpf(data, None, tmp_path / "crashed", overrides=sets)
+    monkeypatch.setattr(tm, "fit", real_fit)
+    torch.manual_seed(999)
+    train_mlpf(data, None, tmp_path / "crashed", resume=True)
+
+    a = load_checkpoint(checkpoint_path(tmp_path / "straight", "last"))
+    b = load_checkpoint(checkpoint_path(tmp_path / "crashed", "last"))
+    assert a["epoch"] == b["epoch"] == 2
+    for name, wa in a["model"].items():
+        assert torch.equal(wa, b["model"][name]), name
 
 
 def test_shipped_configs_load() -> None:
