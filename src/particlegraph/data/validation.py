@@ -143,7 +143,7 @@ def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=100, format="png")  # layout="constrained": no 2nd draw
     plt.close(fig)
     return path
 
@@ -158,7 +158,7 @@ def write_validation_plots(stats: dict[str, Any], plots_dir: PathLike) -> list[P
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with vplot.cms_style():
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
         vplot.plot_multiplicity(
             {
                 "elements": stats["n_elements"],
@@ -172,11 +172,11 @@ def write_validation_plots(stats: dict[str, Any], plots_dir: PathLike) -> list[P
             ("pt", stats["pt_hist"], PT_EDGES, r"$p_T$ [GeV]", True),
             ("eta", stats["eta_hist"], ETA_EDGES, r"$\eta$", False),
         ):
-            fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
+            fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True, layout="constrained")
             for ax, t in zip(axes, TARGETS, strict=True):
                 vplot.plot_class_hists(hists[t], edges, xlabel=label, title=t, log_x=log_x, ax=ax)
             written.append(_save(fig, out / f"{name}.png"))
-        fig, ax = plt.subplots(figsize=(8, 7))
+        fig, ax = plt.subplots(figsize=(8, 7.5), layout="constrained")
         vplot.plot_confusion(stats["confusion"], ax=ax)
         written.append(_save(fig, out / "confusion.png"))
     return written

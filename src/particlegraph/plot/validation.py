@@ -90,7 +90,9 @@ def plot_class_hists(
     if title:
         ax.set_title(title, fontsize="medium")
     if artists:
-        ax.legend(fontsize="small")
+        peak = max(hists[c].max() for c in classes)
+        ax.set_ylim(0.5, peak * 40)  # log-y headroom so the legend sits above the curves
+        ax.legend(fontsize="small", ncols=3, loc="upper center")
     return artists
 
 
@@ -124,6 +126,7 @@ def plot_confusion(
     labels = [CLASS_LABELS[i] if i < len(CLASS_NAMES) else str(i) for i in range(n)]
     ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize="small")
     ax.set_yticks(range(n), labels, fontsize="small")
+    ax.minorticks_off()  # categorical axes: minor ticks (CMS style) would fall between classes
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel, labelpad=14)
     return image
