@@ -71,6 +71,8 @@ def test_ranks_cover_every_file_once(tmp_path: Path, shuffle: bool) -> None:
         per_rank_files.append(ds.rank_files())
         seen += event_ids(list(ds))
     assert sorted(seen) == list(range(9))
+    assert sum(MLPFDataset(tmp_path, rank=r, world_size=3).count_events() for r in range(3)) == 9
+    assert MLPFDataset(tmp_path, max_events=4).count_events() == 4
     flat = [p for files in per_rank_files for p in files]
     assert sorted(flat) == store.list_event_files(tmp_path)
 

@@ -23,7 +23,7 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from particlegraph.data.schema import MLPFEvent
-from particlegraph.data.store import read_any, resolve_files
+from particlegraph.data.store import count_events, read_any, resolve_files
 from particlegraph.errors import ConfigError
 
 PathLike = str | os.PathLike[str]
@@ -121,6 +121,15 @@ class MLPFDataset(IterableDataset):
     def rank_files(self) -> list[Path]:
         """The files this rank reads this epoch: positions ``i % world_size == rank``."""
         return self.epoch_files()[self.rank :: self.world_size]
+
+    def count_events(self) -> int:
+        """Events this rank yields in the current epoch (all workers together).
+
+        Parquet shards are counted from their footers; ``.pkl.bz2`` shards must be loaded.
+        Useful for progress bars and learning-rate schedules (steps per epoch).
+        """
+        n = sum(count_events(p) for p in self.rank_files())
+        return n if self.max_events is None else min(n, self.max_events)
 
     def __iter__(self) -> Iterator[Data]:
         files = self.rank_files()

@@ -237,6 +237,14 @@ def read_any(path: PathLike) -> list[MLPFEvent]:
     raise DataFileError(f"{path}: unknown event file type; expected .parquet or .pkl.bz2")
 
 
+def count_events(path: PathLike) -> int:
+    """Number of events in one shard: Parquet from its footer (no data read), pkl by loading."""
+    path = Path(path)
+    if path.name.endswith(PARQUET_SUFFIX):
+        return int(_open(path).metadata.num_rows)
+    return len(read_any(path))
+
+
 def iter_events(source: PathLike | Iterable[PathLike]) -> Iterator[MLPFEvent]:
     """Stream events shard by shard from a directory, one shard, or a list of shards.
 
