@@ -53,6 +53,16 @@ def test_reads_float64_and_protocol5_files(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back[0].X, ev.X)
 
 
+def test_reads_numpy1_protocol2_pickles(tmp_path: Path) -> None:
+    """Files written by numpy 1 name ``numpy.core``; protocol 2 stores bytes via ``_codecs``."""
+    ev = make_events(5, (2,))[0]
+    raw = pickle.dumps({"X": [ev.X], "ygen": [ev.ygen], "ycand": [ev.ycand]}, protocol=2)
+    path = tmp_path / "old.pkl.bz2"
+    path.write_bytes(bz2.compress(raw.replace(b"numpy._core", b"numpy.core")))
+    back = delphes.read_pkl(path)
+    np.testing.assert_array_equal(back[0].X, ev.X)
+
+
 def test_bad_files_raise_one_clear_error(tmp_path: Path) -> None:
     ev = make_events(2, (3,))[0]
     with pytest.raises(DataFileError, match=r"nope\.pkl\.bz2: no such file"):

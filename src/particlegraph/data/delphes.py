@@ -44,6 +44,7 @@ _ALLOWED = {
     ("numpy._core.multiarray", "scalar"),
     ("numpy._core.numeric", "_frombuffer"),
     ("collections", "OrderedDict"),
+    ("_codecs", "encode"),  # protocol-2 pickles store array bytes as encoded text
 }
 
 
