@@ -112,3 +112,50 @@ def test_predict_events_splits_batches_per_event(dataset: Path) -> None:
 def test_evaluate_without_checkpoint_raises(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(DataFileError):
         mlpf_evaluate.evaluate(tmp_path / "nothing", dataset, device="cpu", progress=False)
+
+
+def _fake_run(run: Path) -> MLPF:
+    """A run directory as `mlpf train` writes it: config.yaml + checkpoints/best.pt."""
+    from particlegraph.config import dump_config
+    from particlegraph.train.checkpoint import checkpoint_path, save_checkpoint
+    from particlegraph.train.mlpf import MLPFRunConfig
+
+    torch.manual_seed(1)
+    cfg = MLPFRunConfig(model=MLPFConfig(kind="fcn", hidden=8))
+    model = MLPF(cfg.model)
+    dump_config(cfg, run / "config.yaml")
+    save_checkpoint(checkpoint_path(run, "best"), {"model": model.state_dict()})
+    return model.eval()
+
+
+def test_cli_evaluate_loads_checkpoint_and_prints_summary(dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+
+    run = tmp_path / "run"
+    model = _fake_run(run)
+    args = ["mlpf", "evaluate", "--run", str(run), "--data", str(dataset)]
+    result = CliRunner().invoke(app, [*args, "--events", "4", "--device", "cpu", "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert "eff MLPF" in result.output and "MET resolution" in result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["events"] == 4
+    # the loaded checkpoint predicts what the in-memory model predicts
+    direct = pf_compare_with(model, dataset, 4)
+    assert metrics["mlpf"]["confusion_matrix"] == direct["mlpf"]["confusion_matrix"]
+    assert "<img" not in (run / "index.html").read_text()
+
+    bad = CliRunner().invoke(
+        app, ["mlpf", "evaluate", "--run", str(tmp_path / "x"), "--data", str(dataset)]
+    )
+    assert bad.exit_code == 2
+    assert "error:" in bad.output
+
+
+def pf_compare_with(model: MLPF, data: Path, n: int) -> dict:
+    from particlegraph.metrics.pf import compare
+
+    return compare(
+        mlpf_evaluate.predict_events(model, data, max_events=n, device="cpu", progress=False)
+    )

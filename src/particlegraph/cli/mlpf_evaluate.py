@@ -26,6 +26,9 @@ def evaluate_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", help="Events per forward pass."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    figures: bool = typer.Option(
+        True, "--figures/--no-figures", help="Write the PNG plots (off: metrics and tables only)."
+    ),
 ) -> None:
     """Evaluate a trained run: metrics.json, plots in RUN/evaluation/, RUN/index.html."""
     from particlegraph.errors import ConfigError
@@ -34,8 +37,15 @@ def evaluate_command(
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
     metrics = evaluate(
-        run, data, max_events=events, device=device, batch_size=batch_size, which=checkpoint
+        run,
+        data,
+        max_events=events,
+        device=device,
+        batch_size=batch_size,
+        which=checkpoint,
+        figures=figures,
     )
     typer.echo(format_summary(metrics))
     typer.echo(f"\nmetrics: {run / 'metrics.json'}")
-    typer.echo(f"report:  {run / 'index.html'} (plots in {run / 'evaluation'})")
+    plots = f" (plots in {run / 'evaluation'})" if figures else ""
+    typer.echo(f"report:  {run / 'index.html'}{plots}")

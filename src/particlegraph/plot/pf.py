@@ -33,6 +33,10 @@ SIDE_STYLE: dict[str, dict[str, Any]] = {
 }
 
 
+#: Minor ticks off: with the CMS style they are most of the drawing time of a figure grid.
+_FAST_RC = {"xtick.minor.visible": False, "ytick.minor.visible": False}
+
+
 @contextlib.contextmanager
 def pf_style() -> Iterator[None]:
     """mplhep's CMS style when mplhep is installed, matplotlib defaults otherwise."""
@@ -41,7 +45,7 @@ def pf_style() -> Iterator[None]:
     except ImportError:  # pragma: no cover - mplhep is a core dependency
         yield
         return
-    with plt.style.context(mplhep.style.CMS):
+    with plt.style.context([mplhep.style.CMS, _FAST_RC]):
         yield
 
 
@@ -177,6 +181,8 @@ def plot_distributions(
     ax.set_ylabel("fraction" if density else "entries")
     if artists:
         ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no entries", transform=ax.transAxes, ha="center", color="grey")
     return artists
 
 

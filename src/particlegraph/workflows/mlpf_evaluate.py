@@ -386,13 +386,21 @@ def training_section(run_dir: PathLike, out_dir: PathLike) -> ReportSection | No
 
 
 def write_outputs(
-    run_dir: PathLike, col: pf.PFCollection, metrics: dict[str, Any], *, title: str | None = None
+    run_dir: PathLike,
+    col: pf.PFCollection,
+    metrics: dict[str, Any],
+    *,
+    title: str | None = None,
+    figures: bool = True,
 ) -> Path:
-    """Write ``metrics.json``, the PNGs under ``evaluation/`` and ``index.html``; return the HTML path."""
+    """Write ``metrics.json``, the PNGs under ``evaluation/`` and ``index.html``; return the HTML path.
+
+    With ``figures=False`` the report holds the tables only (no PNG is written).
+    """
     run_dir = Path(run_dir)
     out_dir = run_dir / EVAL_DIR
     write_json(run_dir / "metrics.json", metrics)
-    sections = make_figures(col, out_dir)
+    sections = make_figures(col, out_dir) if figures else []
     sections.insert(
         0,
         ReportSection(
@@ -402,7 +410,7 @@ def write_outputs(
             text=f"{metrics['events']} events. Definitions: docs/evaluation.md.",
         ),
     )
-    train = training_section(run_dir, out_dir)
+    train = training_section(run_dir, out_dir) if figures else None
     if train is not None:
         sections.append(train)
     return write_report(
@@ -424,6 +432,7 @@ def evaluate(
     which: str = "best",
     model: Any = None,
     progress: bool = True,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained run on ``data``, write metrics, plots and the report, return the metrics.
 
@@ -436,6 +445,7 @@ def evaluate(
         which: checkpoint, "best" (falls back to "last") or "last".
         model: use this module instead of loading the run's checkpoint (tests, notebooks).
         progress: show a progress bar on a terminal.
+        figures: write the PNGs (about 10 s of CPU); False writes metrics and tables only.
 
     Returns:
         The content of ``run_dir/metrics.json``: ``{"mlpf": {...}, "baseline": {...},
@@ -470,7 +480,7 @@ def evaluate(
     metrics["data"] = str(data) if isinstance(data, str | os.PathLike) else "list of files"
     metrics["checkpoint"] = which
     metrics["classes"] = list(CLASS_NAMES[:NUM_CLASSES])
-    write_outputs(run_dir, col, metrics)
+    write_outputs(run_dir, col, metrics, figures=figures)
     return metrics
 
 
