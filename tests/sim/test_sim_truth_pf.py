@@ -36,7 +36,12 @@ def _event():
     pid, q, e, tower, fem = (np.array(c) for c in zip(*table, strict=True))
     phis = np.linspace(-1, 1, len(table))
     parts = make_particles(pid, q, np.array([_p4(ei, ph) for ei, ph in zip(e, phis, strict=True)]))
-    dep = Deposits(tower.astype(np.int64), e * fem * (tower >= 0), e * (1 - fem) * (tower >= 0))
+    dep = Deposits(
+        np.arange(len(table)),
+        tower.astype(np.int64),
+        e * fem * (tower >= 0),
+        e * (1 - fem) * (tower >= 0),
+    )
     tracks = Tracks(
         particle=np.array([0, 7]), pt=np.array([10.0, 20.0]), eta=np.zeros(2),
         phi=phis[[0, 7]], charge=np.array([1.0, 1.0]), sigma_rel=np.array([0.01, 0.01]),
@@ -58,7 +63,7 @@ def test_track_targets_are_the_generator_particles():
 
 def test_tower_targets_sum_untracked_particles():
     parts, dep, tracks, towers = _event()
-    y = tower_targets(parts, tracks, dep, towers, NUM_TOWERS)
+    y = tower_targets(parts, tracks, dep, towers)
     assert y.shape == (4, 7)
     # tower 1: photon 5 + K_L 8 -> neutral hadron, E = 13, pT of the vector sum
     assert y[0, 0] == C.NEUTRAL_HADRON and y[0, 6] == pytest.approx(13.0)

@@ -20,8 +20,14 @@ from particlegraph.sim.tracker import lognormal_smear
 
 
 class Deposits(NamedTuple):
-    """Per-particle deposits, shape (P,): ``tower`` index (-1: none), ``e_em``, ``e_had`` [GeV]."""
+    """Energy deposit records, shape (D,): ``particle`` index, calorimeter ``tower`` (cell id,
+    -1: none), ``e_em`` and ``e_had`` [GeV].
 
+    With merged towers there is one record per particle (D = P); with separate ECAL and HCAL
+    towers, one ECAL and one HCAL record per particle (D = 2P).
+    """
+
+    particle: np.ndarray
     tower: np.ndarray
     e_em: np.ndarray
     e_had: np.ndarray
@@ -60,13 +66,25 @@ def em_fraction(pid: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
 def deposit(
     particles: Particles, surface_eta: np.ndarray, surface_phi: np.ndarray, cfg: DetectorConfig
 ) -> Deposits:
-    """Tower and ECAL/HCAL energy of every particle, before any smearing."""
+    """Deposit records (tower and ECAL/HCAL energy) of every particle, before any smearing."""
     tower = cfg.grid.index(surface_eta, surface_phi)
-    visible = ~np.isin(np.abs(particles.pid), np.asarray(cfg.no_deposit_pids)) & (tower >= 0)
-    tower = np.where(visible, tower, -1)
-    energy = np.where(visible, particles.e, 0.0)
+    invisible = np.isin(np.abs(particles.pid), np.asarray(cfg.no_deposit_pids))
+    tower = np.where(~invisible & (tower >= 0), tower, -1)
+    energy = np.where(tower >= 0, particles.e, 0.0)
     f_em = em_fraction(particles.pid, cfg)
-    return Deposits(tower, energy * f_em, energy * (1.0 - f_em))
+    index = np.arange(particles.size)
+    if not cfg.separate_ecal_towers:
+        return Deposits(index, tower, energy * f_em, energy * (1.0 - f_em))
+    cell = cfg.ecal_grid.index(surface_eta, surface_phi)
+    cell = np.where(~invisible & (cell >= 0), cell + cfg.grid.num_towers, -1)
+    e_ecal = np.where(cell >= 0, particles.e * f_em, 0.0)
+    zeros = np.zeros(particles.size)
+    return Deposits(
+        np.concatenate([index, index]),
+        np.concatenate([tower, cell]),
+        np.concatenate([zeros, e_ecal]),
+        np.concatenate([energy * (1.0 - f_em), zeros]),
+    )
 
 
 def ecal_sigma(energy: np.ndarray, eta: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
@@ -87,7 +105,7 @@ def hcal_sigma(energy: np.ndarray, eta: np.ndarray, cfg: DetectorConfig) -> np.n
 
 
 def tower_sums(dep: Deposits, num_towers: int) -> tuple[np.ndarray, np.ndarray]:
-    """True ECAL and HCAL energy per grid tower, each (num_towers,) [GeV]."""
+    """True ECAL and HCAL energy per calorimeter cell, each (num_towers,) [GeV]."""
     hit = dep.tower >= 0
     e_em = np.bincount(dep.tower[hit], weights=dep.e_em[hit], minlength=num_towers)
     e_had = np.bincount(dep.tower[hit], weights=dep.e_had[hit], minlength=num_towers)
@@ -99,8 +117,8 @@ def measure_towers(dep: Deposits, cfg: DetectorConfig, rng: np.random.Generator)
 
     Random numbers are drawn for every hit tower in grid order, so results are reproducible.
     """
-    grid = cfg.grid
-    true_em, true_had = tower_sums(dep, grid.num_towers)
+    grid = cfg.cells
+    true_em, true_had = tower_sums(dep, grid.eta_lo.size)
     hit = np.flatnonzero((true_em > 0) | (true_had > 0))  # (H,)
     eta_c = grid.eta_center[hit]
     sig_em_true = ecal_sigma(true_em[hit], eta_c, cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,25 @@ DEFAULT_TOWER_PHI_BINS: tuple[int, ...] = (
     (18,) * len(_ETA_HF) + (36,) * len(_ETA_FWD) + (72,) * (len(_ETA_72) - 1)
     + (36,) * len(_ETA_FWD) + (18,) * len(_ETA_HF)
 )  # fmt: skip
+
+# ECAL cells of the Delphes CMS card (module ECal): 0.0174 in eta x 1 deg in phi for
+# |eta| < 2.958 (barrel crystals and an HGCAL-like end cap), then the HF rings (10 deg) to 5.
+_ECAL_HF = (3.125, 3.3, 3.475, 3.65, 3.825, 4.0, 4.175, 4.35, 4.525, 4.7, 5.0)
+_ECAL_FINE = tuple(
+    sorted(
+        {round(i * 0.0174, 4) for i in range(-85, 87)}
+        | {round(-2.958 + i * 0.0174, 4) for i in range(85)}
+        | {round(1.4964 + i * 0.0174, 4) for i in range(1, 85)}
+    )
+)  # -2.958 ... 2.958
+DEFAULT_ECAL_ETA_EDGES: tuple[float, ...] = (
+    *(-e for e in reversed(_ECAL_HF)),
+    *_ECAL_FINE,
+    *_ECAL_HF,
+)
+DEFAULT_ECAL_PHI_BINS: tuple[int, ...] = (
+    (36,) * len(_ECAL_HF) + (360,) * (len(_ECAL_FINE) - 1) + (36,) * len(_ECAL_HF)
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,12 @@ class DetectorConfig:
     # as the Delphes CMS card's TowerMerger output and the older single "Calorimeter" module do)
     tower_eta_edges: tuple[float, ...] = DEFAULT_TOWER_ETA_EDGES
     tower_phi_bins: tuple[int, ...] = DEFAULT_TOWER_PHI_BINS  # phi bins per eta ring
+    # False: one tower per HCAL cell carrying both E_em and E_had (the DESIGN.md layout).
+    # True: ECAL cells (card ECal grid, 0.0174 x 1 deg) and HCAL cells are separate tower
+    # elements, like the Delphes card's tower merger used for the public MLPF sample.
+    separate_ecal_towers: bool = False
+    ecal_eta_edges: tuple[float, ...] = DEFAULT_ECAL_ETA_EDGES  # used when separate
+    ecal_phi_bins: tuple[int, ...] = DEFAULT_ECAL_PHI_BINS
     smear_tower_center: bool = True  # card: SmearTowerCenter true (uniform inside the tower)
     # card ECal/HCal EnergyFraction: |pid| -> ECAL share, the rest goes to HCAL
     em_fraction_pids: tuple[int, ...] = (11, 22, 111, 310, 3122)
@@ -93,14 +119,16 @@ class DetectorConfig:
     vertex_sigma_z: float = 53.0  # Gaussian longitudinal vertex spread [mm]
 
     def __post_init__(self) -> None:
-        edges = np.asarray(self.tower_eta_edges)
-        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-            raise ConfigError("detector.tower_eta_edges must be a strictly increasing list")
-        if len(self.tower_phi_bins) != edges.size - 1 or min(self.tower_phi_bins) < 1:
-            raise ConfigError(
-                f"detector.tower_phi_bins needs one positive count per eta ring "
-                f"({edges.size - 1}), got {len(self.tower_phi_bins)}"
-            )
+        for prefix in ("tower", "ecal"):
+            edges = np.asarray(getattr(self, f"{prefix}_eta_edges"))
+            phi_bins = getattr(self, f"{prefix}_phi_bins")
+            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+                raise ConfigError(f"detector.{prefix}_eta_edges must be a strictly increasing list")
+            if len(phi_bins) != edges.size - 1 or min(phi_bins) < 1:
+                raise ConfigError(
+                    f"detector.{prefix}_phi_bins needs one positive count per eta ring "
+                    f"({edges.size - 1}), got {len(phi_bins)}"
+                )
         if len(self.em_fraction_pids) != len(self.em_fraction_values):
             raise ConfigError("detector.em_fraction_pids and em_fraction_values differ in length")
         ncol = len(self.eff_pt_edges) + 1
@@ -116,12 +144,41 @@ class DetectorConfig:
 
     @cached_property
     def grid(self) -> TowerGrid:
-        """The tower grid built from ``tower_eta_edges`` and ``tower_phi_bins``."""
+        """The (HCAL) tower grid built from ``tower_eta_edges`` and ``tower_phi_bins``."""
         return TowerGrid(np.asarray(self.tower_eta_edges), np.asarray(self.tower_phi_bins))
+
+    @cached_property
+    def ecal_grid(self) -> TowerGrid:
+        """The ECAL cell grid (used when ``separate_ecal_towers``)."""
+        return TowerGrid(np.asarray(self.ecal_eta_edges), np.asarray(self.ecal_phi_bins))
+
+    @cached_property
+    def cells(self) -> Cells:
+        """Every calorimeter cell: the tower grid, then (when separate) the ECAL grid.
+
+        Cell ids of the ECAL grid are offset by ``grid.num_towers``.
+        """
+        grids = [self.grid, self.ecal_grid] if self.separate_ecal_towers else [self.grid]
+        cat = [np.concatenate([getattr(g, f) for g in grids]) for f in Cells._fields[:-1]]
+        ecal_only = np.concatenate([np.full(g.num_towers, i == 1) for i, g in enumerate(grids)])
+        return Cells(*cat, ecal_only)
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict of the settings (for dataset metadata)."""
         return dataclasses.asdict(self)
+
+
+class Cells(NamedTuple):
+    """Geometry of all calorimeter cells, each field (C,): ring edges, phi start and width,
+    centre, and ``ecal_only`` (True for ECAL cells when ECAL and HCAL towers are separate)."""
+
+    eta_lo: np.ndarray
+    eta_hi: np.ndarray
+    phi_lo: np.ndarray
+    phi_width: np.ndarray
+    eta_center: np.ndarray
+    phi_center: np.ndarray
+    ecal_only: np.ndarray
 
 
 class TowerGrid:

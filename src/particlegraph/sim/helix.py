@@ -103,9 +103,9 @@ def propagate(
     curved = (k != 0) & (pt > 0)
     k_safe = np.where(curved, k, 1.0)
     # transverse path to the barrel
-    s_line = _line_to_radius(x0, y0, np.cos(phi0), np.sin(phi0), radius)
-    s_helix = _helix_to_radius(x0, y0, phi0, k_safe, radius)
-    s_r = np.where(curved, s_helix, s_line)
+    s_r = _line_to_radius(x0, y0, np.cos(phi0), np.sin(phi0), radius)
+    c = np.flatnonzero(curved)  # helix only where needed (about half of the particles)
+    s_r[c] = _helix_to_radius(x0[c], y0[c], phi0[c], k_safe[c], radius)
     # transverse path to the end cap on the side pz points to
     with np.errstate(divide="ignore", invalid="ignore"):
         s_z = np.where(pz != 0, (np.sign(pz) * half_length - z0) * pt / pz, np.inf)
@@ -122,6 +122,5 @@ def propagate(
         z = np.where(pt > 0, z0 + s * pz / safe_pt, np.sign(pz) * half_length)
     r_xy = np.hypot(x, y)
     with np.errstate(divide="ignore", invalid="ignore"):
-        eta = np.arcsinh(z / r_xy)
-    eta = np.where(r_xy > 0, eta, np.sign(z) * np.inf)
+        eta = np.where(r_xy > 0, np.arcsinh(z / r_xy), np.sign(z) * np.inf)
     return SurfaceHit(x * 1e3, y * 1e3, z * 1e3, eta, np.arctan2(y, x), barrel)

@@ -70,14 +70,15 @@ def tower_candidates(
 
     Args:
         tracks: the event's tracks (T,).
-        track_tower: (T,) grid index of the tower each track points to (-1: none).
+        track_tower: (T,) cell id of the tower each track's expected deposit goes to (-1: none);
+            with separate ECAL towers, the ECAL cell for electrons and the HCAL cell otherwise.
         is_muon, is_electron: (T,) track flags.
         towers: the measured towers (W,).
     """
     w = towers.cell.size
-    row_of = np.full(cfg.grid.num_towers, -1, dtype=np.int64)
-    row_of[towers.cell] = np.arange(w)
-    rows = np.where(track_tower >= 0, row_of[np.maximum(track_tower, 0)], -1)
+    rows = np.minimum(np.searchsorted(towers.cell, track_tower), max(w - 1, 0))  # cells sorted
+    linked = (track_tower >= 0) & (towers.cell[rows] == track_tower) if w else track_tower < -1
+    rows = np.where(linked, rows, -1)
     energy = tracks.p  # massless is good enough for the expected deposit
     to_ecal = (rows >= 0) & is_electron
     to_hcal = (rows >= 0) & ~is_electron & ~is_muon

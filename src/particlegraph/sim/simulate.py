@@ -1,6 +1,7 @@
 """One event through the fast detector: particles -> elements ``X``, targets ``ygen``, ``ycand``.
 
-Element order: towers first (in grid order), then tracks (in particle order). Columns follow the
+Element order: towers first (in cell order: HCAL/merged grid, then ECAL cells when separate),
+then tracks (in particle order). Columns follow the
 Delphes MLPF layout of :mod:`particlegraph.data.schema`.
 """
 
@@ -45,6 +46,10 @@ def simulate_event(
     is_muon, is_electron = apid == 13, apid == 11
     eta_out, phi_out = hit.eta[tracks.particle], hit.phi[tracks.particle]
     track_tower = cfg.grid.index(eta_out, phi_out)
+    if cfg.separate_ecal_towers:  # electrons are expected in their ECAL cell
+        ecal_cell = cfg.ecal_grid.index(eta_out, phi_out)
+        ecal_cell = np.where(ecal_cell >= 0, ecal_cell + cfg.grid.num_towers, -1)
+        track_tower = np.where(is_electron, ecal_cell, track_tower)
 
     x_towers = np.zeros((towers.cell.size, NUM_X_FEATURES), dtype=np.float64)
     energy = towers.energy
@@ -73,7 +78,7 @@ def simulate_event(
 
     ygen = np.concatenate(
         [
-            tower_targets(particles, tracks, dep, towers, cfg.grid.num_towers),
+            tower_targets(particles, tracks, dep, towers),
             track_targets(particles, tracks),
         ]
     )

@@ -55,25 +55,32 @@ def track_targets(particles: Particles, tracks: Tracks) -> np.ndarray:
 
 
 def tower_targets(
-    particles: Particles, tracks: Tracks, deposits: Deposits, towers: Towers, num_towers: int
+    particles: Particles, tracks: Tracks, deposits: Deposits, towers: Towers
 ) -> np.ndarray:
-    """ygen rows (W, 7) for the towers (see the module docstring for the rule)."""
-    row_of = np.full(num_towers, -1, dtype=np.int64)
-    row_of[towers.cell] = np.arange(towers.cell.size)
+    """ygen rows (W, 7) for the towers (see the module docstring for the rule).
+
+    With separate ECAL and HCAL towers a particle that feeds both (K0_S, Lambda) contributes
+    to each tower the share of its four-momentum that it deposited there.
+    """
+    w = towers.cell.size
     untracked = np.ones(particles.size, dtype=bool)
     untracked[tracks.particle] = False
-    visible = (deposits.tower >= 0) & (deposits.e_em + deposits.e_had > 0)
-    sel = np.flatnonzero(untracked & visible)
-    rows = row_of[deposits.tower[sel]]
-    sel, rows = sel[rows >= 0], rows[rows >= 0]
-    w = towers.cell.size
-    sums = [
-        np.bincount(rows, weights=getattr(particles, c)[sel], minlength=w)
+    dep_e = deposits.e_em + deposits.e_had  # (D,)
+    rows = np.searchsorted(towers.cell, deposits.tower)  # towers.cell is sorted
+    rows = np.minimum(rows, max(w - 1, 0))
+    hit = (deposits.tower >= 0) & (dep_e > 0) & untracked[deposits.particle]
+    if w:
+        hit &= towers.cell[rows] == deposits.tower
+    else:
+        hit[:] = False
+    sel, rows, dep_e = deposits.particle[hit], rows[hit], dep_e[hit]
+    share = dep_e / particles.e[sel]  # 1 for merged towers
+    px, py, pz, e = (
+        np.bincount(rows, weights=getattr(particles, c)[sel] * share, minlength=w)
         for c in ("px", "py", "pz", "e")
-    ]
-    px, py, pz, e = sums
+    )
     # class of the leading contribution: sort by (row, -energy), take the first of each row
-    order = np.lexsort((-particles.e[sel], rows))
+    order = np.lexsort((-dep_e, rows))
     first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]] if order.size else order
     cls = np.zeros(w, dtype=np.int64)
     lead_pid = np.abs(particles.pid[sel[first]])
