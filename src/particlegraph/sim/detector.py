@@ -159,9 +159,14 @@ class DetectorConfig:
         Cell ids of the ECAL grid are offset by ``grid.num_towers``.
         """
         grids = [self.grid, self.ecal_grid] if self.separate_ecal_towers else [self.grid]
-        cat = [np.concatenate([getattr(g, f) for g in grids]) for f in Cells._fields[:-1]]
-        ecal_only = np.concatenate([np.full(g.num_towers, i == 1) for i, g in enumerate(grids)])
-        return Cells(*cat, ecal_only)
+        def cat(field: str) -> np.ndarray:
+            return np.concatenate([getattr(g, field) for g in grids])
+
+        return Cells(
+            eta_lo=cat("eta_lo"), eta_hi=cat("eta_hi"), phi_lo=cat("phi_lo"),
+            phi_width=cat("phi_width"), eta_center=cat("eta_center"), phi_center=cat("phi_center"),
+            ecal_only=np.concatenate([np.full(g.num_towers, i == 1) for i, g in enumerate(grids)]),
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict of the settings (for dataset metadata)."""
