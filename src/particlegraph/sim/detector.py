@@ -159,6 +159,7 @@ class DetectorConfig:
         Cell ids of the ECAL grid are offset by ``grid.num_towers``.
         """
         grids = [self.grid, self.ecal_grid] if self.separate_ecal_towers else [self.grid]
+
         def cat(field: str) -> np.ndarray:
             return np.concatenate([getattr(g, field) for g in grids])
 
