@@ -49,7 +49,7 @@ def generate(
                 str(workers),
                 "--events-per-file",
                 str(per_file),
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
         )
         for i in range(workers)
