@@ -17,6 +17,7 @@ from particlegraph.explain.gradients import (
     hessians,
     input_x_gradient,
     integrated_gradients,
+    receptive_field_graph,
     saliency,
     smoothgrad,
     taylor_coefficients,
@@ -234,3 +235,42 @@ def test_graph_taylor_rejects_self_loops():
     ei = torch.tensor([[0, 1], [0, 0]])
     with pytest.raises(ConfigError, match="self loops"):
         graph_taylor(lambda x: x.sum(1), torch.zeros(2, 2), ei)
+
+
+def test_two_layer_model_uses_receptive_field_graph():
+    n, nf = 10, 2
+    e1 = _random_graph(n, 2, seed=9)
+    e2 = _random_graph(n, 2, seed=10)
+    f1 = _graph_model(e1, nf, seed=2)
+    w2 = torch.randn(nf, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    src, dst = e2
+
+    def f(x):  # layer 1 on graph e1, then a sum over graph e2 of layer-1 outputs
+        h = torch.tanh(x @ w2) * f1(x)[:, None]  # (N, 6)
+        agg = torch.zeros_like(h).index_add(0, dst, h[src])
+        return torch.tanh(h + agg).sum(1)
+
+    rf = receptive_field_graph([e1, e2], n)
+    # dense boolean reference: reach = (I + A2)(I + A1), A[i, j] = edge j -> i
+    a1 = torch.eye(n)
+    a1[e1[1], e1[0]] = 1
+    a2 = torch.eye(n)
+    a2[e2[1], e2[0]] = 1
+    ref_mask = ((a2 @ a1) > 0) & ~torch.eye(n, dtype=torch.bool)
+    got = torch.zeros(n, n, dtype=torch.bool)
+    got[rf[1], rf[0]] = True
+    assert torch.equal(got, ref_mask) and rf.shape[1] == int(ref_mask.sum())
+    jac = graph_jacobian_dense(f, torch.randn(n, nf, dtype=torch.float64))
+    mask = torch.eye(n, dtype=torch.bool)
+    mask[rf[1], rf[0]] = True
+    assert torch.all(jac.abs().sum(-1)[~mask] == 0)  # nothing outside the receptive field
+    x = torch.randn(n, nf, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    gt = graph_taylor(f, x, rf)
+    ref = graph_taylor_dense(f, x, rf)
+    torch.testing.assert_close(gt.edge_first, ref.edge_first, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gt.self_first, ref.self_first, rtol=1e-10, atol=1e-12)
+    # hand check of the composition: j -> k in layer 1 and k -> i in layer 2 gives j -> i
+    j, k = int(e1[0, 0]), int(e1[1, 0])
+    i = int(e2[1, e2[0] == k][0])
+    if i != j:
+        assert bool(((rf[0] == j) & (rf[1] == i)).any())

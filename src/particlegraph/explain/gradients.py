@@ -18,7 +18,7 @@ an input (pair) is the mean absolute coefficient over a data set, ``<|t_i|>`` an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -321,6 +321,44 @@ def distance2_coloring(edge_index: Tensor, num_nodes: int) -> Tensor:
             c += 1
         color[j] = c
     return torch.tensor(color, dtype=torch.long)
+
+
+def receptive_field_graph(edge_indices: Sequence[Tensor], num_nodes: int) -> Tensor:
+    """Edges j -> i of the receptive field of a stack of message-passing layers.
+
+    Layer l aggregates over ``edge_indices[l]`` (2, E_l) and keeps each node's own state (self /
+    skip path), so j influences i after all layers when a path j -> ... -> i uses the layers'
+    graphs in order, staying on a node being allowed at any layer. Pass the result to
+    :func:`graph_taylor`.
+
+    Returns:
+        (2, E) long, rows (source j, target i), sorted by target, without self loops.
+    """
+    if not edge_indices:
+        raise ConfigError("receptive_field_graph needs at least one layer's edge_index")
+    n = num_nodes
+    idx = torch.arange(n)
+    src, tgt = idx, idx  # reach pairs j -> i so far, self included
+    for ei in edge_indices:
+        # hop edges a -> b of this layer plus the self path, grouped by source a
+        a = torch.cat([ei[0].cpu(), idx])
+        b = torch.cat([ei[1].cpu(), idx])
+        order = torch.argsort(a, stable=True)
+        a, b = a[order], b[order]
+        ptr = torch.zeros(n + 1, dtype=torch.long)
+        ptr[1:] = torch.cumsum(torch.bincount(a, minlength=n), 0)
+        # join: (j -> k) reached and (k -> i) a hop give j -> i
+        cnt = ptr[tgt + 1] - ptr[tgt]  # hops leaving each reached target
+        start = torch.repeat_interleave(ptr[tgt], cnt)
+        offset = torch.arange(int(cnt.sum())) - torch.repeat_interleave(
+            torch.cumsum(cnt, 0) - cnt, cnt
+        )
+        new_src = torch.repeat_interleave(src, cnt)
+        new_tgt = b[start + offset]
+        key = torch.unique(new_tgt * n + new_src)  # sorted by target, then source
+        src, tgt = key % n, key // n
+    keep = src != tgt
+    return torch.stack([src[keep], tgt[keep]])
 
 
 def graph_taylor(

@@ -256,6 +256,10 @@ def demo(
     train(data, out / "run_3obs", epochs=epochs, features=(0, 1, 2), seed=seed, device=device)
     train(data, out / "run_2obs", epochs=epochs, features=(0, 1), seed=seed, device=device)
     summary = explain(out / "run_3obs", data=data, out=out, heatmap_run=out / "run_2obs")
+    for name in ("run_3obs", "run_2obs"):
+        summary["figures"][f"training_curves_{name.removeprefix('run_')}"] = str(
+            out / name / "training_curves.png"
+        )
     summary["seconds"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)
     return summary
