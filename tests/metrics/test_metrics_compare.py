@@ -58,6 +58,10 @@ def test_perfect_prediction_gives_ideal_metrics() -> None:
     assert m["jet_pt_resolution"] == pytest.approx(0.0, abs=1e-6)
     assert m["jet_pt_response"] == pytest.approx(1.0)
     assert m["jet_matching_efficiency"] == pytest.approx(1.0)
+    binned = m["jet_pt_binned"]
+    assert sum(binned["count"]) == m["jets_matched"] == res["gen"]["jets"]
+    filled = [r for r, n in zip(binned["resolution"], binned["count"], strict=True) if n]
+    assert filled and all(r == pytest.approx(0.0, abs=1e-6) for r in filled)
     assert m["met_resolution"] == pytest.approx(0.0, abs=1e-6)
     assert m["met_std_gev"] == pytest.approx(0.0, abs=1e-4)
     # the smeared, confused baseline is worse

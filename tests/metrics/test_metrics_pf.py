@@ -108,3 +108,14 @@ def test_bad_shapes_and_classes_raise() -> None:
     y[0, 0] = 7
     with pytest.raises(DataFileError, match="outside"):
         pf.class_ids(y)
+
+
+def test_binned_response() -> None:
+    values = np.array([5.0, 15.0, 15.0, 15.0, 15.0, 15.0, 25.0])
+    ratio = np.array([0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 2.0])
+    resp, res, count = pf.binned_response(values, ratio, np.array([10.0, 20.0, 30.0, 40.0]))
+    np.testing.assert_array_equal(count, [5, 1, 0])  # 5 GeV is below the first edge
+    assert resp[0] == pytest.approx(1.0)
+    assert res[0] == pytest.approx(0.2)  # (1.1 - 0.9) / 1.0
+    assert resp[1] == pytest.approx(2.0) and res[1] == pytest.approx(0.0)
+    assert np.isnan(resp[2]) and np.isnan(res[2])

@@ -36,6 +36,8 @@ JET_RADIUS = 0.4
 GEN_JET_MIN_PT = 20.0  # GeV
 RECO_JET_MIN_PT = 5.0  # GeV
 MATCH_DR = 0.2
+#: Gen jet pT bins [GeV] of the binned jet response and resolution.
+JET_PT_EDGES = (20.0, 30.0, 50.0, 80.0, 120.0, 200.0, 350.0, 600.0, 1000.0)
 
 
 def delta_phi(phi1: np.ndarray, phi2: np.ndarray) -> np.ndarray:

@@ -424,6 +424,7 @@ def summarize_side(col: PFCollection, side: str) -> dict[str, Any]:
     res["jet_pt_resolution"] = _num(jet["resolution"])
     res["jets_matched"] = len(pairs)
     res["jet_matching_efficiency"] = _num(len(pairs) / n_gen_jets if n_gen_jets else np.nan)
+    res["jet_pt_binned"] = jet_pt_binned(pairs)
     mr = ratio_response(col.gen_met, col.reco_met[side])
     res["met_response"] = _num(mr["response"])
     res["met_resolution"] = _num(mr["resolution"])
@@ -431,6 +432,28 @@ def summarize_side(col: PFCollection, side: str) -> dict[str, Any]:
     res["met_std_gev"] = _num(np.std(diff)) if diff.size else None
     res["confusion_matrix"] = cm.tolist()
     return res
+
+
+def jet_pt_binned(pairs: np.ndarray) -> dict[str, list[Any]]:
+    """Jet pT response and resolution in bins of gen jet pT, JSON-ready.
+
+    Args:
+        pairs: (P, 3) matched jets ``(gen pT, reco pT, gen eta)``.
+
+    Returns:
+        ``{"edges_gev": (B+1,), "response": (B,), "resolution": (B,), "count": (B,)}`` as lists.
+    """
+    from particlegraph.metrics.jets import JET_PT_EDGES
+
+    edges = np.asarray(JET_PT_EDGES)
+    ok = pairs[:, 0] > 0
+    resp, reso, count = binned_response(pairs[ok, 0], pairs[ok, 1] / pairs[ok, 0], edges)
+    return {
+        "edges_gev": edges.tolist(),
+        "response": [_num(v) for v in resp],
+        "resolution": [_num(v) for v in reso],
+        "count": count.tolist(),
+    }
 
 
 _PER_CLASS_KEYS = (
@@ -484,3 +507,32 @@ def compare(events: Iterable[Sequence[Any]], **jet_options: Any) -> dict[str, An
         :func:`summarize_side` for the keys of each side.
     """
     return summarize(collect(events, **jet_options))
+
+
+def binned_response(
+    values: np.ndarray, ratio: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and ``IQR / median`` of ``ratio`` in bins of ``values`` (e.g. jet response vs pT).
+
+    Args:
+        values: (M,) binning variable, e.g. gen jet pT [GeV].
+        ratio: (M,) reco / gen ratios.
+        edges: (B+1,) bin edges; values outside are ignored.
+
+    Returns:
+        ``(response, resolution, count)``, each (B,); NaN in empty bins.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    ratio = np.asarray(ratio, dtype=np.float64)
+    idx = np.digitize(values, edges) - 1  # bin b holds edges[b] <= v < edges[b + 1]
+    nbins = len(edges) - 1
+    response = np.full(nbins, np.nan)
+    resolution = np.full(nbins, np.nan)
+    count = np.zeros(nbins, dtype=np.int64)
+    for b in range(nbins):
+        r = ratio[idx == b]
+        count[b] = r.size
+        if r.size:
+            response[b] = np.median(r)
+            resolution[b] = iqr_over_median(r)
+    return response, resolution, count

@@ -30,6 +30,7 @@ from particlegraph.atomic import write_json
 from particlegraph.data.schema import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.errors import ConfigError
 from particlegraph.metrics import pf
+from particlegraph.metrics.jets import JET_PT_EDGES
 from particlegraph.report.html import ReportSection, write_report
 
 PathLike = str | os.PathLike[str]
@@ -282,7 +283,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
             )
         )
 
-        fig, axes = _figure(plt, 1, 2, 22, 10)
+        fig, axes = _figure(plt, 1, 3, 33, 10)
         axes = axes[0]
         pairs = {s: col.jet_pairs[s] for s in sides}
         plots.plot_distributions(
@@ -300,6 +301,17 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         )
         axes[1].set_xscale("log")
         axes[1].minorticks_off()
+        edges = np.asarray(JET_PT_EDGES)
+        plots.plot_binned(
+            edges,
+            {s: pf.jet_pt_binned(p)["resolution"] for s, p in pairs.items()},
+            ax=axes[2],
+            xlabel=r"gen jet $p_T$ [GeV]",
+            ylabel="jet $p_T$ resolution (IQR/median)",
+            logx=True,
+            ylim=None,
+        )
+        axes[2].set_ylim(bottom=0.0)
         jets_png = plots.save_figure(fig, out_dir / "jets.png")
 
         fig, axes = _figure(plt, 1, 2, 22, 10)
