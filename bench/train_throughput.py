@@ -27,7 +27,7 @@ from particlegraph.data.schema import ELEM_TRACK
 from particlegraph.device import resolve_device
 from particlegraph.models.export import example_event
 from particlegraph.models.mlpf import count_parameters
-from particlegraph.train.loop import _autocast, make_optimizer
+from particlegraph.train.loop import autocast, make_optimizer
 from particlegraph.train.mlpf import MLPFRunConfig, build_model, class_weight_tensor, make_step
 
 
@@ -96,7 +96,7 @@ def main() -> None:
     ]
 
     def one_step(i: int) -> None:
-        with _autocast(device, cfg.fit.amp):
+        with autocast(device, cfg.fit.amp):
             loss, _ = step(model, batches[i % len(batches)])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -38,8 +38,8 @@ OUTPUT_NAMES = ("logits", "charge_logits", "regression")
 class DenseGravNetConv(nn.Module):
     """Single-event, export-friendly twin of a :class:`GravNetConv` sharing its weights.
 
-    Neighbours are chosen with the same squared-distance formula as ``graph.knn.knn_graph``
-    (``|a|^2 + |b|^2 - 2 a.b``, self-distance exactly 0) so both pick the same k neighbours.
+    Neighbours are ranked with the same formula as ``graph.knn.knn_graph`` (``|b|^2 - 2 a.b``,
+    the point itself first) so both pick the same k neighbours.
 
     Shapes:
         h (N, H_in) -> (N, H_out)
@@ -53,10 +53,10 @@ class DenseGravNetConv(nn.Module):
         c = self.conv
         n = h.shape[0]
         s = c.lin_s(h)  # (N, S)
-        sq = (s * s).sum(-1)  # (N,)
-        d2 = (sq[:, None] + sq[None, :] - 2.0 * (s @ s.T)).clamp_min(0.0)  # (N, N)
-        eye = torch.eye(n, dtype=s.dtype, device=s.device)
-        d2 = d2 * (1.0 - eye)  # exact zero self-distance (the point is its own first neighbour)
+        # |s_i - s_j|^2 up to the row constant |s_i|^2, as graph.knn ranks neighbours
+        d2 = torch.addmm((s * s).sum(-1)[None, :], s, s.T, alpha=-2.0)  # (N, N)
+        ar = torch.arange(n, device=s.device)
+        d2 = torch.where(ar[:, None] == ar[None, :], -math.inf, d2)  # the point itself comes first
         _, idx = torch.topk(d2, c.k, dim=1, largest=False, sorted=True)  # (N, k)
         diff = s[idx] - s[:, None, :]  # (N, k, S)
         w = torch.exp(-DISTANCE_SCALE * (diff * diff).sum(-1))  # (N, k)

@@ -219,7 +219,8 @@ def _set_epoch(loader: Iterable[Any], epoch: int) -> None:
             set_epoch(epoch)
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA when ``amp`` is set, else a no-op context."""
     if amp and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -264,7 +265,7 @@ def evaluate(
             break
         batch = to_device(batch, device)
         n = batch_size(batch)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             loss, metrics = step_fn(model, batch)
         _accumulate(sums, float(loss.detach().float()), metrics, n)
         n_total += n
@@ -320,7 +321,7 @@ def _train_epoch(
             lr = cfg.lr * lr_factor(cfg, st.step, progress)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with _autocast(device, cfg.amp):
+            with autocast(device, cfg.amp):
                 loss, metrics = step_fn(model, batch)
             loss_value = float(loss.detach().float())
             if not math.isfinite(loss_value):
