@@ -130,6 +130,34 @@ def test_cli_generate_and_bad_file_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:") and "bad.data:2" in lines[0]
 
 
+def test_resume_continues_bit_for_bit(tmp_path):
+    data = workflow.generate(tmp_path / "ev.data", events=1200, seed=1)
+    workflow.train(data, tmp_path / "a", epochs=3, seed=0)
+    workflow.train(data, tmp_path / "b", epochs=2, seed=0)
+    res = CliRunner().invoke(
+        app,
+        [
+            "tabular",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "b"),
+            "--resume",
+            "--set",
+            "fit.epochs=3",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())["records"]
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())["records"]
+    assert len(hb) == 3
+    for key in ("val_loss", "train_accuracy", "taylor_t_obs1", "taylor_t_obs2,obs2"):
+        assert [r[key] for r in ha] == [r[key] for r in hb], key
+    evo = json.loads((tmp_path / "b" / "taylor_evolution.json").read_text())
+    assert evo["epoch"] == [1, 2, 3]
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     s = workflow.demo(tmp_path / "demo")
