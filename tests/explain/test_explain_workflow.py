@@ -101,7 +101,8 @@ def test_output_names():
     assert output_column("class:neutral_hadron") == ("class", 2)
     assert output_column("energy") == ("regression", 4)
     assert output_column("charge:+1") == ("charge", 2)
-    assert slug("class:neutral_hadron") == "class_neutral_hadron"
+    assert slug("class:neutral_hadron") == "neutral_hadron"
+    assert slug("charge:+1") == "charge_plus1" != slug("charge:-1")
     with pytest.raises(ConfigError, match="unknown output"):
         output_column("mass")
     with pytest.raises(ConfigError, match="unknown class"):
@@ -119,8 +120,8 @@ def test_explain_writes_figures_and_summary(run_and_data):
     assert summary["elements"] == 42
     for name in outputs:
         s = slug(name)
-        for f in (f"maps_single_{s}.png", f"maps_class_{s}.png", f"feature_hist_{s}.png",
-                  f"maps_{s}.npz"):  # fmt: skip
+        for f in (f"relmap_single_{s}.png", f"relmap_avg_{s}.png", f"feature_hist_{s}.png",
+                  f"relmap_{s}.npz"):  # fmt: skip
             assert (out / f).stat().st_size > 0
         entry = on_disk["outputs"][name]
         # Every element of both events is averaged into exactly one class map.
@@ -136,7 +137,7 @@ def test_explain_writes_figures_and_summary(run_and_data):
     for f in ("event_display.png", "flipping_element.png", "flipping_feature.png",
               "randomization.png"):  # fmt: skip
         assert (out / f).stat().st_size > 0
-    arrays = np.load(out / "maps_class_photon.npz")
+    arrays = np.load(out / "relmap_photon.npz")
     assert arrays["mean"].shape == (6, 2, 4, 12)
     assert int(arrays["count"].sum()) == 42
     assert set(summary["files"]) <= {p.name for p in out.iterdir()}
@@ -167,7 +168,7 @@ def test_cli_explain(run_and_data, monkeypatch):
     assert list(summary["outputs"]) == ["pt"]
     assert "randomization" not in summary["outputs"]["pt"]
     assert not list(out.glob("*.png"))  # --no-figures
-    assert (out / "maps_pt.npz").is_file()
+    assert (out / "relmap_pt.npz").is_file()
     bad = CliRunner().invoke(app, [*base, "--output", "mass"])
     assert bad.exit_code == 2
     assert "error: unknown output 'mass'" in bad.output

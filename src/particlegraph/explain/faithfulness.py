@@ -295,14 +295,14 @@ def cascading_layers(model: nn.Module) -> list[str]:
     """Default randomisation order: parametrised children, from the output towards the input.
 
     Children are taken in registration order and reversed (models here register their layers
-    in forward order); ``ModuleList``/``Sequential`` children are expanded into their items, so
-    each message-passing block is one step.
+    in forward order); ``ModuleList`` children are expanded into their items, so each
+    message-passing block is one step, while a head (an MLP) is reset as a whole.
     """
     names: list[str] = []
     for name, child in model.named_children():
         if not any(True for _ in child.parameters()):
             continue
-        if isinstance(child, nn.ModuleList | nn.Sequential):
+        if isinstance(child, nn.ModuleList):
             names.extend(
                 f"{name}.{sub}"
                 for sub, m in child.named_children()

@@ -4,11 +4,11 @@
 (a class logit such as ``class:neutral_hadron`` or a regression output such as ``pt``) it
 explains every element of each event with LRP and writes into ``run_dir/explain/``:
 
-* ``maps_single_<output>.png``: relevance maps (element + its most relevant neighbours x the
+* ``relmap_single_<output>.png``: relevance maps (element + its most relevant neighbours x the
   12 input features) of one element of each true class present in the first event;
-* ``maps_class_<output>.png``: the same averaged per true class, correct / wrong predictions;
+* ``relmap_avg_<output>.png``: the same averaged per true class, correct / wrong predictions;
 * ``feature_hist_<output>.png``: per-class histograms of each feature's relevance share;
-* ``maps_<output>.npz``: the arrays behind those figures;
+* ``relmap_<output>.npz``: the arrays behind those figures;
 * ``event_display.png``: eta-phi display of the first event for the first output;
 * ``flipping_element.png``, ``flipping_feature.png``: flipping curves (first ``flip_events``);
 * ``randomization.png``: the cascading model-randomisation test on the first event;
@@ -107,8 +107,11 @@ def lrp_relevance(rule: str = "epsilon", chunk_size: int | None = None) -> Relev
 
 
 def slug(name: str) -> str:
-    """File-name form of an output name: ``class:neutral_hadron`` -> ``class_neutral_hadron``."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    """File-name form of an output name: ``class:neutral_hadron`` -> ``neutral_hadron``,
+    ``charge:+1`` -> ``charge_plus1``, ``energy`` -> ``energy``."""
+    key = name.strip().lower().replace("+", "plus").replace("-", "minus")
+    key = key.removeprefix("class:")
+    return re.sub(r"[^a-z0-9]+", "_", key).strip("_")
 
 
 def relevant_targets(name: str, true_class: np.ndarray) -> np.ndarray:
@@ -376,7 +379,7 @@ def explain(
                 picks = _pick_single_elements(true, pred)
                 files.append(_save(
                     _single_maps_figure(rel, picks, true, pred, name, num_neighbours),
-                    out / f"maps_single_{slug(name)}.png",
+                    out / f"relmap_single_{slug(name)}.png",
                 ))  # fmt: skip
                 if name == outputs[0]:
                     kind, col = output_column(name)
@@ -420,14 +423,14 @@ def explain(
         if figures:
             files.append(_save(
                 class_maps_figure(res["mean"], res["count"], title=f"averaged maps: {name}"),
-                out / f"maps_class_{slug(name)}.png",
+                out / f"relmap_avg_{slug(name)}.png",
             ))  # fmt: skip
             files.append(_save(
                 feature_histograms_figure(hist.counts, hist.edges, title=f"feature relevance: {name}"),
                 out / f"feature_hist_{slug(name)}.png",
             ))  # fmt: skip
         files.append(_save_npz(
-            out / f"maps_{slug(name)}.npz", mean=res["mean"], count=res["count"],
+            out / f"relmap_{slug(name)}.npz", mean=res["mean"], count=res["count"],
             hist_counts=hist.counts, hist_edges=hist.edges, features=np.array(X_FEATURES),
         ))  # fmt: skip
         entry: dict[str, Any] = {
@@ -464,11 +467,15 @@ def explain(
 def _randomization(
     model: nn.Module, x: Tensor, fn: RelevanceFn, name: str, targets: Tensor, seed: int
 ) -> faithfulness.RandomizationResult:
-    """Cascading randomisation on one event; relevance = (N, 12) source relevance of ``targets``."""
+    """Cascading randomisation on one event; relevance = source relevance of ``targets`` (N, 12)."""
     n = x.shape[0]
+
+    # Cells whose input is 0 (e.g. the track-only columns of towers) get zero relevance under
+    # any weights; their ties would inflate the rank correlation, so only non-zero inputs count.
+    live = (x != 0).cpu().numpy()
 
     def relevance(m: nn.Module, x_in: Tensor) -> np.ndarray:
         rel = fn(m, x_in, name, targets)
-        return rmaps.source_feature_relevance(rmaps.restrict_targets(rel, targets.cpu()), n)
+        return rmaps.source_feature_relevance(rmaps.restrict_targets(rel, targets.cpu()), n)[live]
 
     return faithfulness.randomization_test(model, relevance, x, seed=seed)
