@@ -30,6 +30,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.data.schema import CLASS_NAMES, ELEM_TOWER, ELEM_TRACK
 from particlegraph.data.store import iter_events
+from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.generate import DEFAULT_POOL_SIZE, generate
 from particlegraph.sim.pileup import load_or_build_pool, pool_cache_path
 
@@ -75,6 +76,9 @@ def main() -> None:
     ap.add_argument("--events-per-file", type=int, default=None, help="default: events / workers")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument(
+        "--separate-ecal", action="store_true", help="separate ECAL and HCAL tower elements"
+    )
+    ap.add_argument(
         "--pool-cache", type=Path, default=None, help="keep/reuse the pile-up pool in this folder"
     )
     args = ap.parse_args()
@@ -94,6 +98,7 @@ def main() -> None:
             "process": args.process, "events": args.events, "pileup": args.pileup,
             "seed": args.seed, "out": out, "events_per_file": epf, "pool_size": args.pool_size,
             "progress": False, "num_shards": args.workers,
+            "detector": DetectorConfig(separate_ecal_towers=args.separate_ecal),
         }  # fmt: skip
         t0 = time.perf_counter()
         if args.workers == 1:
@@ -108,6 +113,7 @@ def main() -> None:
         "pileup": args.pileup,
         "events": args.events,
         "workers": args.workers,
+        "separate_ecal_towers": args.separate_ecal,
         "events_per_file": epf,
         "events_per_s": round(args.events / wall, 3),
         "seconds": round(wall, 2),

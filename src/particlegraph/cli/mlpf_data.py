@@ -30,15 +30,22 @@ def generate_command(
     pool_size: int = typer.Option(
         2000, "--pool-size", help="Minimum-bias events in the pile-up pool."
     ),
+    separate_ecal: bool = typer.Option(
+        False,
+        "--separate-ecal-towers/--merged-towers",
+        help="ECAL cells and HCAL towers as separate elements (Delphes MLPF layout).",
+    ),
     pythia: list[str] = typer.Option(
         [], "--pythia", help="Extra Pythia setting, repeatable (e.g. 'PhaseSpace:pTHatMin = 100')."
     ),
 ) -> None:
     """Generate collider events (Pythia 8 + pile-up + CMS-like fast detector) as MLPF files."""
+    from particlegraph.sim.detector import DetectorConfig
     from particlegraph.sim.generate import generate
 
     paths = generate(
         process, events, pileup, seed, out, shard=shard, num_shards=num_shards, fmt=fmt,
         events_per_file=events_per_file, pool_size=pool_size, pythia_settings=tuple(pythia),
+        detector=DetectorConfig(separate_ecal_towers=separate_ecal),
     )  # fmt: skip
     typer.echo(f"{len(paths)} file(s) in {out} (shard {shard}/{num_shards})")
