@@ -67,6 +67,7 @@ class FitConfig:
     device: str = "auto"  # "auto", "cpu", "cuda" (under torchrun: cuda:LOCAL_RANK)
     seed: int = 0  # seeds python, numpy and torch at the start of a fresh run (plus the rank)
     log_every: int = 10  # optimizer steps between progress-bar updates
+    num_threads: int = 0  # CPU intra-op threads for this process; 0 keeps torch's default
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -81,6 +82,8 @@ class FitConfig:
             raise ConfigError("fit.weight_decay, fit.warmup_steps and fit.grad_clip must be >= 0")
         if self.patience < 0 or self.log_every < 1:
             raise ConfigError("fit.patience must be >= 0 and fit.log_every >= 1")
+        if self.num_threads < 0:
+            raise ConfigError(f"fit.num_threads must be >= 0, got {self.num_threads}")
         if not 0.0 <= self.final_lr_fraction <= 1.0:
             raise ConfigError(
                 f"fit.final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}"
@@ -381,6 +384,8 @@ def fit(
     """
     run_dir = Path(run_dir)
     info, device = D.init_distributed(cfg.device)
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
     last = checkpoint_path(run_dir, "last")
     if last.is_file() and not resume:
         raise ConfigError(
