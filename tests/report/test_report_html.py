@@ -79,3 +79,14 @@ def test_format_cell() -> None:
     assert format_cell(1.0 / 3.0) == "0.3333"
     assert format_cell(None) == "\u2013"
     assert format_cell(12) == "12"
+
+
+def test_images_relative_to_the_working_directory(tmp_path, monkeypatch) -> None:
+    """A run directory given as a relative path (``runs/x``) must still link its plots."""
+    monkeypatch.chdir(tmp_path)
+    run = Path("runs") / "x"
+    (run / "evaluation").mkdir(parents=True)
+    (run / "evaluation" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_report(run / "index.html", "t", [["k", 1]], [("plots", [run / "evaluation" / "a.png"])])
+    text = (run / "index.html").read_text()
+    assert 'src="evaluation/a.png"' in text

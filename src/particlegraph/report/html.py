@@ -63,7 +63,9 @@ def format_cell(value: Any) -> str:
 
 def _image_src(image: str | os.PathLike[str], folder: Path) -> str:
     path = Path(image)
-    full = path if path.is_absolute() else folder / path
+    # A relative path may be relative to the working directory (as the workflows pass them) or
+    # to the report's folder; take whichever exists, the working directory first.
+    full = path if path.is_absolute() or path.is_file() else folder / path
     if not full.is_file():
         raise DataFileError(f"report image {full} does not exist; write the plot before the report")
     rel = os.path.relpath(full.resolve(), folder.resolve())
