@@ -122,6 +122,7 @@ def test_pool_overlay_is_seeded_and_rotates_events():
         ({"pileup": -2.0}, "pileup"),
         ({"shard": 2, "num_shards": 2}, "shard"),
         ({"fmt": "csv"}, "format"),
+        ({"seed": -1}, "seed"),
     ],
 )
 def test_bad_arguments_raise_config_error(tmp_path, kwargs, message):

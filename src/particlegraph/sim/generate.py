@@ -132,7 +132,7 @@ def generate(
     detector: DetectorConfig | None = None,
     pythia_settings: Sequence[str] = (),
     pileup_settings: Sequence[str] | None = None,
-    pool_cache: bool = True,
+    pool_cache: bool | str | Path = True,
     progress: bool | None = None,
 ) -> list[Path]:
     """Generate this shard's files of a dataset and return their paths (existing ones included).
@@ -151,10 +151,14 @@ def generate(
         pythia_settings: extra Pythia settings appended to the preset (e.g. a pTHatMin).
         pileup_settings: full Pythia settings of the pile-up pool (default: inelastic pp,
             :data:`~particlegraph.sim.pileup.POOL_SETTINGS`).
-        pool_cache: keep the pool in ``out/.minbias_pool_*.npz`` and reuse it across runs/shards.
+        pool_cache: keep the pool in ``out/.minbias_pool_*.npz`` and reuse it across runs and
+            shards (True), in another folder (a path, e.g. shared by several datasets with the
+            same seed), or not at all (False).
         progress: show a progress bar (default: when stderr is a terminal).
     """
     _validate(process, events, pileup, shard, num_shards, fmt, events_per_file, pool_size)
+    if seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     cfg = detector or DetectorConfig()
     out = Path(out)
     n_files = math.ceil(events / events_per_file)
@@ -166,7 +170,7 @@ def generate(
     disable = None if progress is None else not progress  # None: tqdm hides it off a terminal
     pool = None
     if pileup > 0:
-        cache = out if pool_cache else None
+        cache = out if pool_cache is True else (Path(pool_cache) if pool_cache else None)
         pool = load_or_build_pool(pool_size, seed, cache, pileup_settings, progress=progress)
     total = sum(min(events_per_file, events - j * events_per_file) for j, _ in todo)
     with tqdm(total=total, unit="ev", desc=f"{process} PU{pileup:g}", disable=disable) as bar:
