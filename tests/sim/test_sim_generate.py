@@ -156,3 +156,12 @@ def test_cli_writes_pkl(tmp_path):
     files = sorted(out.glob("*.pkl.bz2"))
     assert [f.name for f in files] == ["minbias_pu0_00000.pkl.bz2"]
     assert len(read_pkl(files[0])) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "process", ["ttbar", "qcd", "zee", "zmumu", "ztautau", "wlnu", "zprime_ttbar"]
+)
+def test_every_preset_generates(process):
+    (ev,) = generate_file_events(process, 1, 0.0, 3, 0)
+    assert ev.X.shape[0] > 10 and ev.X.dtype == np.float32
