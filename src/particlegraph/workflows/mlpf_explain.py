@@ -159,12 +159,11 @@ class _Conservation:
         self.event_rel_err: list[float] = []
         self.event_absorbed: list[float] = []
 
-    def add(self, rel: Any, explained: np.ndarray, targets: np.ndarray) -> None:
+    def add(self, rel: Any, explained: np.ndarray, targets: np.ndarray, absorbed: Any) -> None:
         p = rmaps.as_pairs(rel)
         inputs = np.bincount(
             rmaps.row_of(targets, p.target), weights=p.values.sum(axis=1), minlength=targets.size
         )
-        absorbed = getattr(rel, "absorbed", None)
         absorbed_np = np.zeros_like(inputs) if absorbed is None else _numpy(absorbed).reshape(-1)
         scale = np.abs(explained)
         ok = scale > 1e-3 * max(float(scale.max(initial=0.0)), 1e-12)
@@ -367,10 +366,13 @@ def explain(
         num_elements += x.shape[0]
         correct += int((pred == true).sum())
         for name in outputs:
-            rel = fn(model, x, name, None)
-            explained = _numpy(getattr(rel, "explained", output_values(net, name)))
-            targets = _numpy(getattr(rel, "targets", np.arange(x.shape[0]))).astype(np.int64)
-            conservation[name].add(rel, explained, targets)
+            raw = fn(model, x, name, None)
+            explained = _numpy(getattr(raw, "explained", output_values(net, name)))
+            targets = _numpy(getattr(raw, "targets", np.arange(x.shape[0]))).astype(np.int64)
+            absorbed = getattr(raw, "absorbed", None)
+            rel = rmaps.as_pairs(raw)  # one conversion to numpy for all the aggregations
+            del raw
+            conservation[name].add(rel, explained, targets, absorbed)
             maps[name].add(rel, true, pred)
             hists[name].add(rel, true)
             chosen = relevant_targets(name, true)
