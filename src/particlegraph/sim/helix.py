@@ -96,16 +96,16 @@ def propagate(
         :class:`SurfaceHit` with the crossing point [mm] and its eta, phi.
     """
     pt = np.hypot(px, py)
-    phi0 = np.arctan2(py, px)
-    x0, y0, z0 = vx * 1e-3, vy * 1e-3, vz * 1e-3  # mm -> m
     safe_pt = np.where(pt > 0, pt, 1.0)
+    cos0, sin0 = np.where(pt > 0, px / safe_pt, 1.0), py / safe_pt  # direction at the vertex
+    x0, y0, z0 = vx * 1e-3, vy * 1e-3, vz * 1e-3  # mm -> m
     k = C_LIGHT * charge * bz / safe_pt  # signed curvature [1/m]
-    curved = (k != 0) & (pt > 0)
-    k_safe = np.where(curved, k, 1.0)
-    # transverse path to the barrel
-    s_r = _line_to_radius(x0, y0, np.cos(phi0), np.sin(phi0), radius)
-    c = np.flatnonzero(curved)  # helix only where needed (about half of the particles)
-    s_r[c] = _helix_to_radius(x0[c], y0[c], phi0[c], k_safe[c], radius)
+    c = np.flatnonzero((k != 0) & (pt > 0))  # the helices (about half of the particles)
+    kc = k[c]
+    phi0c = np.arctan2(sin0[c], cos0[c])
+    # transverse path to the barrel: straight line, replaced by the helix where curved
+    s_r = _line_to_radius(x0, y0, cos0, sin0, radius)
+    s_r[c] = _helix_to_radius(x0[c], y0[c], phi0c, kc, radius)
     # transverse path to the end cap on the side pz points to
     with np.errstate(divide="ignore", invalid="ignore"):
         s_z = np.where(pz != 0, (np.sign(pz) * half_length - z0) * pt / pz, np.inf)
@@ -113,11 +113,11 @@ def propagate(
     barrel = s_r <= s_z
     s = np.where(barrel, s_r, s_z)
     s = np.where(np.isfinite(s), s, 0.0)
-    u = phi0 - k_safe * s
-    x_h = x0 + (np.sin(phi0) - np.sin(u)) / k_safe
-    y_h = y0 + (np.cos(u) - np.cos(phi0)) / k_safe
-    x = np.where(curved, x_h, x0 + s * np.cos(phi0))
-    y = np.where(curved, y_h, y0 + s * np.sin(phi0))
+    x = x0 + s * cos0
+    y = y0 + s * sin0
+    u = phi0c - kc * s[c]
+    x[c] = x0[c] + (sin0[c] - np.sin(u)) / kc
+    y[c] = y0[c] + (np.cos(u) - cos0[c]) / kc
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(pt > 0, z0 + s * pz / safe_pt, np.sign(pz) * half_length)
     r_xy = np.hypot(x, y)

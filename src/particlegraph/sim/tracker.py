@@ -83,11 +83,15 @@ def reconstruct_tracks(
     Random numbers are drawn for every particle (not only charged ones) so that the stream stays
     aligned whatever the particle content.
     """
-    pt, eta, phi = particles.pt, particles.eta, particles.phi
-    charged = particles.charge != 0
-    eff = np.where(charged, efficiency(particles.pid, pt, eta, cfg), 0.0)
-    found = rng.random(particles.size) < eff
-    idx = np.flatnonzero(found)
-    sigma = resolution(particles.pid[idx], pt[idx], eta[idx], cfg)
-    pt_meas = lognormal_smear(pt[idx], sigma, rng)
-    return Tracks(idx, pt_meas, eta[idx], phi[idx], particles.charge[idx], sigma)
+    charged = np.flatnonzero(particles.charge != 0)
+    p = particles.select(charged)
+    pt, eta = p.pt, p.eta
+    eff = np.zeros(particles.size)
+    eff[charged] = efficiency(p.pid, pt, eta, cfg)
+    found = rng.random(particles.size)[charged] < eff[charged]
+    idx = charged[found]
+    pt, eta = pt[found], eta[found]
+    sigma = resolution(particles.pid[idx], pt, eta, cfg)
+    pt_meas = lognormal_smear(pt, sigma, rng)
+    phi = np.arctan2(particles.py[idx], particles.px[idx])
+    return Tracks(idx, pt_meas, eta, phi, particles.charge[idx], sigma)
