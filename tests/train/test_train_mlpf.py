@@ -256,3 +256,17 @@ def test_shipped_configs_load() -> None:
         assert cfg.model.hidden >= 1
     paper = load_config(MLPFRunConfig, root / "paper.yaml")
     assert paper.model.hidden == 256 and paper.model.num_blocks in (2, 3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_mlpf_cuda_bf16(tmp_path) -> None:
+    data = write_dataset(tmp_path / "data", n_files=3, events_per_file=4, seed=8)
+    sets = [s for s in TINY if not s.startswith("fit.device")]
+    hist = train_mlpf(
+        data, None, tmp_path / "run", overrides=(*sets, "fit.device=cuda", "fit.amp=true")
+    )
+    assert all(math.isfinite(r["train_loss"]) for r in hist.records)
+    assert hist.records[-1]["train_loss"] < hist.records[0]["train_loss"]
+    model, _ = load_model(tmp_path / "run")  # saved from CUDA, loaded on CPU
+    assert next(model.parameters()).device.type == "cpu"
