@@ -33,8 +33,6 @@ from particlegraph.explain.lrp.sparse import SparseRelevance
 
 #: Elements (floats) one chunk may hold in its largest relevance tensor (64 MiB in float32).
 CHUNK_BUDGET = 1 << 24
-#: Elements one gather of per-element matrices may hold during the contraction.
-GATHER_BUDGET = 1 << 23
 
 
 @dataclass
@@ -201,17 +199,38 @@ def _compose_local(
 
 
 def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tensor]:
-    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P,)."""
+    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P,).
+
+    ``out[p] = v[p] @ M[n[p]]``. Gathering a (D, F) matrix per pair is memory-bound, so pairs are
+    grouped by element instead: elements with a similar number of pairs (power-of-two buckets)
+    get their pair vectors packed into a zero-padded (elements, width, D) block and one batched
+    matmul with their own ``M`` (each ``M`` read once per bucket). Padding wastes at most 2x.
+    """
     m, leak = mat
     absorbed = (r.v * leak[r.n]).sum(1)
     if m is None:
         return r, absorbed
-    d, f = m.shape[1], m.shape[2]
-    step = max(1, GATHER_BUDGET // (d * f))
-    out = torch.empty(len(r.t), f, dtype=r.v.dtype, device=r.v.device)
-    for lo in range(0, len(r.t), step):
-        hi = lo + step
-        out[lo:hi] = torch.bmm(r.v[lo:hi, None, :], m[r.n[lo:hi]])[:, 0, :]
+    num_pairs, f = len(r.n), m.shape[2]
+    out = torch.empty(num_pairs, f, dtype=r.v.dtype, device=r.v.device)
+    if num_pairs == 0:
+        return Pairs(r.t, r.n, out), absorbed
+    order = torch.argsort(r.n)
+    ns = r.n[order]
+    count = torch.bincount(ns, minlength=m.shape[0])
+    first = torch.cumsum(count, 0) - count
+    pos = (
+        torch.arange(num_pairs, device=ns.device) - first[ns]
+    )  # rank of the pair within its element
+    bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()  # width 2^bucket
+    pair_bucket = bucket[ns]
+    for b in torch.unique(pair_bucket).tolist():
+        sel = (pair_bucket == b).nonzero()[:, 0]
+        nodes, slot = torch.unique(ns[sel], return_inverse=True)
+        width = 1 << b
+        pad = torch.zeros(len(nodes), width, r.v.shape[1], dtype=r.v.dtype, device=r.v.device)
+        pad[slot, pos[sel]] = r.v[order[sel]]
+        res = torch.bmm(pad, m[nodes])  # (elements, width, F)
+        out[order[sel]] = res[slot, pos[sel]]
     return Pairs(r.t, r.n, out), absorbed
 
 

@@ -20,6 +20,8 @@ from particlegraph.explain.lrp.program import Program, Tracer, aggregation_weigh
 
 #: Relative tolerance of the check "traced output == model output" (float32 round-off).
 TRACE_RTOL = 1e-4
+#: Events up to this size are checked in full; bigger ones on their first elements only.
+CHECK_ELEMENTS = 2048
 
 
 def trace_message_passing(
@@ -29,14 +31,16 @@ def trace_message_passing(
     edge_index: Tensor,
     mode: str = "sum",
     edge_weight: Tensor | None = None,
+    value: Tensor | None = None,
 ) -> int:
     """Aggregate tensor ``u`` (N, C) along ``edge_index`` (2, E) [source, target] with the
     forward pass's weights held fixed; ``mode`` and ``edge_weight`` as in
-    :func:`~.program.aggregation_weights`. Returns the aggregated tensor's id.
+    :func:`~.program.aggregation_weights`; ``value`` the model's own result, if at hand.
+    Returns the aggregated tensor's id.
     """
     src, dst = edge_index[0], edge_index[1]
     weights = aggregation_weights(src, dst, tr.value(u).shape[0], mode, edge_weight, tr.value(u))
-    return tr.aggregate(name, u, src, dst, weights)
+    return tr.aggregate(name, u, src, dst, weights, value)
 
 
 def trace_gravnet(tr: Tracer, name: str, h: int, conv: nn.Module, batch: Tensor | None) -> int:
@@ -45,9 +49,15 @@ def trace_gravnet(tr: Tracer, name: str, h: int, conv: nn.Module, batch: Tensor 
     ``conv`` needs ``graph(h, batch) -> (edge_index, edge_weight)``, ``lin_h``, ``lin_out`` and
     ``aggr`` (``"sum"``, ``"mean"`` or ``"max"``); no relevance flows into ``lin_s``.
     """
+    n = tr.value(h).shape[0]
     edge_index, edge_weight = conv.graph(tr.value(h), batch)
     u = tr.module_linear(f"{name}.lin_h", h, conv.lin_h)
-    m = trace_message_passing(tr, f"{name}.aggregate", u, edge_index, str(conv.aggr), edge_weight)
+    value = None
+    if hasattr(conv, "propagate"):  # PyG layer: its own aggregation, bit for bit
+        value = conv.propagate(edge_index, x=tr.value(u), edge_weight=edge_weight, size=(n, n))
+    m = trace_message_passing(
+        tr, f"{name}.aggregate", u, edge_index, str(conv.aggr), edge_weight, value
+    )
     c = tr.concat(f"{name}.cat", [h, m])
     return tr.module_linear(f"{name}.lin_out", c, conv.lin_out)
 
@@ -96,40 +106,57 @@ def _model_outputs(model: nn.Module, x: Tensor, batch: Tensor | None) -> dict[st
     return {}
 
 
+def _trace(model: nn.Module, x: Tensor, batch: Tensor | None) -> Program:
+    if hasattr(model, "lrp_trace"):
+        tr = Tracer(x)
+        return tr.program(model.lrp_trace(tr, x, batch))
+    if _is_mlpf(model):
+        return trace_mlpf(model, x, batch)
+    if isinstance(model, nn.Sequential):
+        return trace_sequential(model, x, batch)
+    raise ConfigError(
+        f"no LRP adapter for {type(model).__name__}: give it an "
+        "lrp_trace(tracer, x, batch) method or use an nn.Sequential"
+    )
+
+
+def _check(model: nn.Module, program: Program, x: Tensor, batch: Tensor | None) -> None:
+    for key, ref in _model_outputs(model, x, batch).items():
+        got = program.values[program.outputs[key]]
+        err = float((got - ref).abs().max()) if ref.numel() else 0.0
+        scale = float(ref.abs().max()) if ref.numel() else 0.0
+        if err > TRACE_RTOL * max(scale, 1.0):
+            raise ConfigError(
+                f"LRP trace of {type(model).__name__} does not reproduce output {key!r} "
+                f"(max difference {err:.3g}); the adapter does not match the model"
+            )
+
+
 def trace_model(
-    model: nn.Module, x: Tensor, batch: Tensor | None = None, check: bool = True
+    model: nn.Module, x: Tensor, batch: Tensor | None = None, check: bool | int = CHECK_ELEMENTS
 ) -> Program:
     """Record ``model`` on ``x`` with the matching adapter, in eval mode and without gradients.
 
-    The model's training flag is restored afterwards. With ``check`` the recorded outputs are
-    compared with the model's own (raises :class:`ConfigError` on a mismatch).
+    The model's training flag is restored afterwards. ``check`` compares the recorded outputs
+    with the model's own and raises :class:`ConfigError` on a mismatch: ``True`` on the whole
+    input; an int ``c`` on the whole input when N <= c, else (MLPF and MLP adapters, whose wiring
+    does not depend on N) on a trace of the first ``c`` elements, which saves a second forward
+    pass (and its O(N^2) kNN) on big events; ``False`` skips it.
     """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            if hasattr(model, "lrp_trace"):
-                tr = Tracer(x)
-                program = tr.program(model.lrp_trace(tr, x, batch))
-            elif _is_mlpf(model):
-                program = trace_mlpf(model, x, batch)
-            elif isinstance(model, nn.Sequential):
-                program = trace_sequential(model, x, batch)
-            else:
-                raise ConfigError(
-                    f"no LRP adapter for {type(model).__name__}: give it an "
-                    "lrp_trace(tracer, x, batch) method or use an nn.Sequential"
-                )
-            if check:
-                for key, ref in _model_outputs(model, x, batch).items():
-                    got = program.values[program.outputs[key]]
-                    err = float((got - ref).abs().max()) if ref.numel() else 0.0
-                    scale = float(ref.abs().max()) if ref.numel() else 0.0
-                    if err > TRACE_RTOL * max(scale, 1.0):
-                        raise ConfigError(
-                            f"LRP trace of {type(model).__name__} does not reproduce output {key!r} "
-                            f"(max difference {err:.3g}); the adapter does not match the model"
-                        )
+            program = _trace(model, x, batch)
+            n = x.shape[0]
+            if check is True or (check is not False and n <= int(check)):
+                _check(model, program, x, batch)
+            elif check is not False and not hasattr(model, "lrp_trace"):
+                c = int(check)
+                sub_batch = None if batch is None else batch[:c]
+                _check(model, _trace(model, x[:c], sub_batch), x[:c], sub_batch)
+            elif check is not False:
+                _check(model, program, x, batch)
     finally:
         model.train(was_training)
     return program

@@ -147,13 +147,23 @@ class Tracer:
         self.names.append(name)
         return len(self.values) - 1
 
-    def linear(self, name: str, a: int, weight: Tensor, bias: Tensor | None) -> int:
+    def linear(
+        self, name: str, a: int, weight: Tensor, bias: Tensor | None, value: Tensor | None = None
+    ) -> int:
+        """``a @ weight.T + bias``; ``value`` (N, out) overrides the computed output.
+
+        Adapters pass the model's own output as ``value`` so the recorded forward pass (and any
+        kNN graph built from it downstream) is bit-for-bit the model's, not a round-off neighbour.
+        """
         weight = weight.detach()
         bias = None if bias is None else bias.detach()
-        out = self.values[a] @ weight.T
-        if bias is not None:
-            out = out + bias
-        tid = self._add(name, out)
+        if value is None:
+            value = self.values[a] @ weight.T
+            if bias is not None:
+                value = value + bias
+        elif value.shape != (self.values[a].shape[0], weight.shape[0]):
+            raise ConfigError(f"linear {name!r}: value has shape {tuple(value.shape)}")
+        tid = self._add(name, value)
         self.ops.append(Linear(name, a, tid, weight, bias))
         return tid
 
@@ -161,15 +171,16 @@ class Tracer:
         self, name: str, a: int, lin: nn.Linear, bn: nn.BatchNorm1d | None = None
     ) -> int:
         """An ``nn.Linear`` (optionally followed by a BatchNorm1d folded into it)."""
+        value = lin(self.values[a])
         if bn is None:
-            return self.linear(name, a, lin.weight, lin.bias)
+            return self.linear(name, a, lin.weight, lin.bias, value)
         weight, bias = fold_linear_bn(lin, bn)
-        return self.linear(name, a, weight, bias)
+        return self.linear(name, a, weight, bias, bn(value))
 
     def batchnorm(self, name: str, a: int, bn: nn.BatchNorm1d) -> int:
         """A BatchNorm1d not preceded by a Linear: a diagonal linear layer."""
         scale, shift = bn_scale_shift(bn)
-        return self.linear(name, a, torch.diag(scale), shift)
+        return self.linear(name, a, torch.diag(scale), shift, bn(self.values[a]))
 
     def passthrough(
         self, name: str, a: int, value: Tensor, column_map: Tensor | None = None
@@ -195,15 +206,27 @@ class Tracer:
         self.ops.append(Concat(name, tuple(inputs), tid))
         return tid
 
-    def aggregate(self, name: str, u: int, src: Tensor, dst: Tensor, weight: Tensor) -> int:
-        """``out[i] = sum_{j->i} weight_e u_j``; weight (E,), (E, 1) or (E, C)."""
+    def aggregate(
+        self,
+        name: str,
+        u: int,
+        src: Tensor,
+        dst: Tensor,
+        weight: Tensor,
+        value: Tensor | None = None,
+    ) -> int:
+        """``out[i] = sum_{j->i} weight_e u_j``; weight (E,), (E, 1) or (E, C).
+
+        ``value`` (N, C) overrides the computed output (the model's own aggregation result).
+        """
         uval = self.values[u]
         if weight.dim() == 1:
             weight = weight[:, None]
         weight = weight.detach().to(uval.dtype)
-        msg = weight * uval[src]  # (E, C)
-        out = torch.zeros_like(uval).index_add_(0, dst, msg)
-        tid = self._add(name, out)
+        if value is None:
+            msg = weight * uval[src]  # (E, C)
+            value = torch.zeros_like(uval).index_add_(0, dst, msg)
+        tid = self._add(name, value)
         self.ops.append(Aggregate(name, u, tid, src.long(), dst.long(), weight))
         return tid
 

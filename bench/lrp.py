@@ -1,0 +1,178 @@
+"""Benchmark: LRP of one output neuron for all elements of one random event.
+
+    .venv/bin/python bench/lrp.py --elements 6400 [--hidden 256] [--dense] [--device cpu|cuda] [--out FILE]
+
+Prints one JSON object: elements, hidden, seconds (explain_event: trace + propagation),
+trace_seconds, peak_mb (peak resident memory above the level before the call on CPU; peak
+allocated CUDA memory above the model's on GPU), pairs, conservation_rel_err (max over targets of
+|sum R + absorbed - explained| / |explained|), plus the settings. ``--dense`` runs the dense
+reference of the tests (tests/explain/test_explain_lrp_reference.py, the published O(N^2 F)
+method) instead, in float32 unless ``--dense-dtype float64``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from particlegraph.atomic import write_json
+from particlegraph.explain.lrp import explain_event, parse_output, trace_model
+from particlegraph.explain.lrp.rules import Epsilon, as_composite
+from particlegraph.models.mlpf import MLPF, MLPFConfig
+
+
+def random_event(n: int, seed: int, device: torch.device) -> torch.Tensor:
+    """Random (N, 12) elements in the MLPF layout: half towers, half tracks."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 12, generator=g)
+    is_track = torch.rand(n, generator=g) < 0.5
+    x[:, 0] = torch.where(is_track, 2.0, 1.0)
+    x[:, [1, 5, 6, 7]] = x[:, [1, 5, 6, 7]].abs() * 5
+    x[~is_track, 8:] = 0
+    return x.to(device)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakMemory:
+    """Peak memory (MB) above the level at entry: sampled RSS on CPU, the allocator on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak_mb = device, 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated() / 2**20
+        else:
+            self._base = self._max = _rss_mb()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._max = max(self._max, _rss_mb())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._max, _rss_mb()) - self._base
+
+
+def run_sparse(model, x, spec, composite, chunk_size, device) -> dict:
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        rel = explain_event(model, x, output=spec, composite=composite, chunk_size=chunk_size)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "peak_mb": mem.peak_mb,
+        "pairs": rel.num_pairs,
+        "pairs_per_target": rel.num_pairs / max(len(rel.targets), 1),
+        "conservation_rel_err": float(rel.conservation_error().max()),
+        "absorbed_fraction": float(rel.absorbed.abs().sum() / rel.explained.abs().sum()),
+    }
+
+
+def run_dense(model, x, spec, composite, dtype, device) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "explain"))
+    from test_explain_lrp_reference import dense_lrp
+
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        program = trace_model(model, x)
+        out = program.outputs[spec.head]
+        targets = torch.arange(len(x))
+        rel, absorbed = dense_lrp(program, out, spec.index, targets, composite, dtype=dtype)
+        seconds = time.perf_counter() - t0
+    explained = program.values[out][targets, spec.index].to(dtype)
+    err = (rel.sum((1, 2)) + absorbed - explained).abs() / explained.abs()
+    return {"seconds": seconds, "peak_mb": mem.peak_mb, "conservation_rel_err": float(err.max())}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--elements", type=int, required=True, help="elements N in the event")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--blocks", type=int, default=2)
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--propagate-dim", type=int, default=32)
+    p.add_argument("--output", default="class:neutral_hadron")
+    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--chunk-size", type=int, default=None)
+    p.add_argument("--dense", action="store_true", help="run the dense O(N^2) reference instead")
+    p.add_argument("--dense-dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--repeat", type=int, default=1, help="runs; the fastest is reported")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    cfg = MLPFConfig(
+        hidden=args.hidden, num_blocks=args.blocks, k=args.k, propagate_dim=args.propagate_dim
+    )
+    model = MLPF(cfg).to(device).eval()
+    x = random_event(args.elements, args.seed, device)
+    spec = parse_output(args.output)
+    composite = as_composite(Epsilon(eps=args.eps))
+    runs = []
+    for _ in range(args.repeat):
+        if args.dense:
+            dtype = getattr(torch, args.dense_dtype)
+            runs.append(run_dense(model, x, spec, composite, dtype, device))
+        else:
+            runs.append(run_sparse(model, x, spec, composite, args.chunk_size, device))
+    result = min(runs, key=lambda r: r["seconds"])
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        model(x)
+        forward_s = time.perf_counter() - t0
+    result = {
+        "method": "dense" if args.dense else "sparse",
+        "elements": args.elements,
+        "hidden": args.hidden,
+        **result,
+        "forward_seconds": forward_s,
+        "blocks": args.blocks,
+        "k": args.k,
+        "propagate_dim": args.propagate_dim,
+        "output": str(spec),
+        "eps": args.eps,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result))
+    if args.out is not None:
+        write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
