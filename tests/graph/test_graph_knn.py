@@ -42,3 +42,19 @@ def test_knn_rejects_bad_input() -> None:
         knn_graph(torch.randn(4, 2), 0)
     with pytest.raises(ValueError, match="sorted"):
         knn_graph(torch.randn(3, 2), 1, torch.tensor([1, 0, 0]))
+
+
+def test_knn_groups_and_row_chunks_match_bruteforce(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small events grouped into masked blocks, big ones split into row chunks: same graph."""
+    import particlegraph.graph.knn as knn_module
+
+    monkeypatch.setattr(knn_module, "GROUP_POINTS", 40)
+    monkeypatch.setattr(knn_module, "BLOCK_ENTRIES", 600)  # forces row chunks of the 60-point event
+    sizes = [5, 12, 20, 60, 8, 9]
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    x = torch.randn(int(batch.numel()), 3, generator=torch.Generator().manual_seed(3))
+    assert len(knn_module._event_groups([0, 5, 17, 37, 97, 105, 114])) == 3
+    fast = knn_graph(x, 6, batch)
+    slow = knn_graph_bruteforce(x, 6, batch)
+    assert _as_sets(fast, x.size(0)) == _as_sets(slow, x.size(0))
+    assert fast.size(1) == 5 * 5 + 6 * (len(batch) - 5)  # the 5-point event has only 5 neighbours

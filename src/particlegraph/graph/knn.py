@@ -13,8 +13,27 @@ import math
 import torch
 from torch import Tensor
 
-#: Default size of one distance block, in entries (64 MB of float32), so memory stays linear in N.
+#: Largest distance block, in entries (64 MB of float32): big events are split into row chunks.
 BLOCK_ENTRIES = 1 << 24
+#: Consecutive small events are grouped up to this many points and handled as one masked block.
+GROUP_POINTS = 2048
+
+
+def _event_groups(ptr: list[int]) -> list[tuple[int, int, bool]]:
+    """Split events into ``(lo, hi, several_events)`` groups of consecutive events.
+
+    A group is one event, or several small ones totalling at most :data:`GROUP_POINTS` points, so that
+    a block never compares points of different events except inside a small masked group.
+    """
+    groups = []
+    i, num_events = 0, len(ptr) - 1
+    while i < num_events:
+        j = i + 1
+        while j < num_events and ptr[j + 1] - ptr[i] <= GROUP_POINTS:
+            j += 1
+        groups.append((ptr[i], ptr[j], j - i > 1))
+        i = j
+    return groups
 
 
 def knn_graph(
@@ -27,16 +46,17 @@ def knn_graph(
 ) -> Tensor:
     """Edges from each point's ``k`` nearest neighbours (Euclidean) to the point itself.
 
-    Query points are processed in chunks; each chunk is compared only with the points of the events
-    it touches, so a block holds ``chunk_size * max_event_size`` distances.
+    Points are compared only with points of their own event. Events are processed one by one (small
+    ones in groups), a large event in chunks of query rows, so a distance block never has more than
+    :data:`BLOCK_ENTRIES` entries: memory is linear in N.
 
     Args:
         x: point coordinates, shape (N, D).
         k: number of neighbours per point (fewer when an event has fewer candidates).
         batch: event index per point, shape (N,), sorted ascending (PyG convention); ``None`` = one event.
         loop: count the point itself as one of its neighbours (always the first one).
-        chunk_size: query points per block; ``0`` (default) picks it so a block has at most
-            :data:`BLOCK_ENTRIES` entries; ``None`` computes one (N, N) block (simplest to export).
+        chunk_size: query rows per block; ``0`` (default) picks the largest chunk within
+            :data:`BLOCK_ENTRIES`; ``None`` one block per event (simplest to export).
 
     Returns:
         ``edge_index`` (2, E) long, row 0 = source (neighbour j), row 1 = target (query i), grouped by
@@ -59,46 +79,39 @@ def knn_graph(
     else:
         if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
             raise ValueError("batch must be sorted in ascending order")
-        counts = torch.bincount(batch).tolist()  # one host sync for the whole graph
-        ptr = [0]
-        for c in counts:
-            ptr.append(ptr[-1] + c)
-    sizes = [b - a for a, b in itertools.pairwise(ptr)]
+        ptr = [0, *itertools.accumulate(torch.bincount(batch).tolist())]  # one host sync
+    ptr = [p for i, p in enumerate(ptr) if i == 0 or p != ptr[i - 1]]  # drop empty events
     need = k if loop else k + 1
-    all_full = min(s for s in sizes if s > 0) >= need
-    if chunk_size == 0:
-        chunk_size = max(1, BLOCK_ENTRIES // max(sizes))
-    step = n if chunk_size is None else int(chunk_size)
+    all_full = min(b - a for a, b in itertools.pairwise(ptr)) >= need
 
     sq = (x * x).sum(-1)  # (N,)
     sources, targets = [], []
-    ev = 0  # event of the first query of the current chunk
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        while ptr[ev + 1] <= start:
-            ev += 1
-        ev_last = ev
-        while ptr[ev_last + 1] < stop:
-            ev_last += 1
-        lo, hi = ptr[ev], ptr[ev_last + 1]  # candidates: the events touched by this chunk
-        q, c = x[start:stop], x[lo:hi]  # (C, D), (M, D)
-        # |q - c|^2 up to the per-row constant |q|^2, which does not change the ranking of a row.
-        d2 = torch.addmm(sq[None, lo:hi], q, c.T, alpha=-2.0)  # (C, M)
-        if ev_last != ev:
-            assert batch is not None
-            d2 = d2.masked_fill(batch[start:stop, None] != batch[None, lo:hi], math.inf)
-        rows = torch.arange(stop - start, device=device)
-        d2[rows, rows + (start - lo)] = -math.inf if loop else math.inf  # self first, or never
-        kk = min(k, hi - lo)
-        dist, idx = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # (C, kk)
-        tgt = torch.arange(start, stop, device=device)[:, None].expand(-1, kk)
-        if all_full and kk == k:
-            sources.append((idx + lo).reshape(-1))
-            targets.append(tgt.reshape(-1))
+    for lo, hi, several in _event_groups(ptr):
+        m = hi - lo
+        if chunk_size is None:
+            step = m
         else:
-            valid = dist < math.inf
-            sources.append((idx + lo)[valid])
-            targets.append(tgt[valid])
+            step = chunk_size if chunk_size > 0 else max(1, BLOCK_ENTRIES // m)
+        c = x[lo:hi]  # (M, D) candidates
+        kk = min(k, m)
+        for start in range(lo, hi, step):
+            stop = min(start + step, hi)
+            # |q - c|^2 up to the per-row constant |q|^2, which does not change a row's ranking.
+            d2 = torch.addmm(sq[None, lo:hi], x[start:stop], c.T, alpha=-2.0)  # (C, M)
+            if several:
+                assert batch is not None
+                d2 = d2.masked_fill(batch[start:stop, None] != batch[None, lo:hi], math.inf)
+            rows = torch.arange(stop - start, device=device)
+            d2[rows, rows + (start - lo)] = -math.inf if loop else math.inf  # self first, or never
+            dist, idx = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # (C, kk)
+            tgt = torch.arange(start, stop, device=device)[:, None].expand(-1, kk)
+            if all_full and kk == k and not several:
+                sources.append((idx + lo).reshape(-1))
+                targets.append(tgt.reshape(-1))
+            else:
+                valid = dist < math.inf
+                sources.append((idx + lo)[valid])
+                targets.append(tgt[valid])
     return torch.stack([torch.cat(sources), torch.cat(targets)])
 
 
