@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
-from torch.func import hessian, jacrev, jvp, vmap
+from torch.func import hessian, jacrev, jvp, vjp, vmap
 
 from particlegraph.errors import ConfigError
 
@@ -298,8 +298,8 @@ def distance2_coloring(edge_index: Tensor, num_nodes: int) -> Tensor:
 
     A node "feeds" target i when it is i itself or a source of an edge into i. With such a
     colouring, perturbing all nodes of one colour at once changes each output f_i through at most
-    one of its inputs, so one Jacobian-vector product per colour and feature recovers every
-    self and edge derivative (compressed Jacobian, Curtis-Powell-Reid 1974).
+    one of its inputs (compressed Jacobian, Curtis, Powell and Reid 1974). Colouring the reversed
+    graph instead gives outputs that never share an input, for reverse-mode products.
 
     Returns:
         (N,) long colour per node, colours 0..C-1.
@@ -367,68 +367,76 @@ def graph_taylor(
     edge_index: Tensor,
     *,
     second_order: bool = False,
-    colors: Tensor | None = None,
+    chunk_size: int | None = 8,
 ) -> GraphTaylor:
     """Derivatives of ``f_i`` w.r.t. its own inputs and each neighbour's, kept separate.
 
     ``f`` maps node features (N, F) to one output per node (N,) and its receptive field must lie
     inside the graph given by ``edge_index`` (2, E) (one message-passing hop over these edges,
-    as for a GravNet layer whose kNN graph is passed here). Derivatives are obtained by forward-mode
-    products (``torch.func.jvp``) over a distance-2 colouring, vectorised with ``vmap``: the
-    cost is ``C * F`` products (``C * F * F`` for second order) with C colours, about the maximum
-    in-degree squared, independent of N. Any dependence outside the given graph would be mixed into
-    the returned terms; :func:`graph_taylor_dense` is the exact (O(N^2)) reference.
+    as for a GravNet layer whose kNN graph is passed here, or :func:`receptive_field_graph` of
+    several layers). Any dependence outside the given graph would be mixed into the returned
+    terms; :func:`graph_taylor_dense` is the exact O(N^2) reference.
+
+    First order: outputs are coloured so that no two outputs of one colour share an input
+    (:func:`distance2_coloring` of the reversed graph); one vector-Jacobian product per colour
+    (``torch.func.vjp``, vmapped) then yields ``d f_i / d x_j`` for every edge and every feature at
+    once. Second order: inputs are coloured so that no two inputs of one colour feed a common
+    output, and one forward-over-forward product (``jvp`` of ``jvp``) per colour and feature pair
+    yields the diagonal blocks ``d2 f_i / d x_j d x_j``. With C colours (at most about the
+    squared maximum degree, independent of N) the cost is C (first order) and C * F * F (second
+    order) passes through ``f``, so it grows linearly with N.
 
     Args:
         f: graph model function (N, F) -> (N,).
         x: node features (N, F).
-        edge_index: (2, E) long, rows (source j, target i); self loops are dropped (self terms
-            are returned separately).
+        edge_index: (2, E) long, rows (source j, target i), no self loops (self terms are
+            returned separately).
         second_order: also return the diagonal-block second derivatives.
-        colors: precomputed :func:`distance2_coloring`, reused across calls on the same graph.
+        chunk_size: products evaluated together by vmap (memory ~ chunk_size x one pass through
+            ``f``); ``None`` does all at once.
     """
     _check_2d(x)
     n, nf = x.shape
     x = x.detach()
     edge_index = edge_index.to(x.device)
-    keep = edge_index[0] != edge_index[1]
-    if not bool(keep.all()):
+    if bool((edge_index[0] == edge_index[1]).any()):
         raise ConfigError(
             "graph_taylor: edge_index holds self loops; drop them (self terms are returned "
             "separately as self_first / self_second)"
         )
-    if colors is None:
-        colors = distance2_coloring(edge_index.cpu(), n)
-    colors = colors.to(x.device)
-    n_col = int(colors.max()) + 1 if n else 0
-    # tangent basis: one (N, F) direction per (colour, feature)
-    onehot_c = torch.nn.functional.one_hot(colors, n_col).to(x.dtype)  # (N, C)
-    eye_f = torch.eye(nf, dtype=x.dtype, device=x.device)  # (F, F)
-    tangents = onehot_c.T[:, None, :, None] * eye_f[None, :, None, :]  # (C, F, N, F)
-    tangents = tangents.reshape(n_col * nf, n, nf)
-
-    def fwd(v: Tensor) -> Tensor:
-        return jvp(lambda z: _outputs(f, z), (x,), (v,))[1]
-
-    with torch.enable_grad():
-        d1 = vmap(fwd)(tangents).reshape(n_col, nf, n)  # (C, F, N)
     src, dst = edge_index
-    self_first = d1[colors, :, torch.arange(n, device=x.device)]  # (N, F)
-    edge_first = d1[colors[src], :, dst]  # (E, F)
+    arange = torch.arange(n, device=x.device)
+
+    def model(z: Tensor) -> Tensor:
+        return _outputs(f, z)
+
+    # first order, reverse mode over an output colouring
+    out_col = distance2_coloring(edge_index.flip(0).cpu(), n).to(x.device)
+    n_out = int(out_col.max()) + 1 if n else 0
+    cot = torch.nn.functional.one_hot(out_col, n_out).to(x.dtype).T  # (C_out, N)
+    with torch.enable_grad():
+        _, pullback = vjp(model, x)[:2]
+        g = vmap(lambda c: pullback(c)[0], chunk_size=chunk_size)(cot)  # (C_out, N, F)
+    self_first = g[out_col, arange]  # (N, F)
+    edge_first = g[out_col[dst], src]  # (E, F)
+
     self_second = edge_second = None
     if second_order:
-        t_c = tangents.reshape(n_col, nf, n, nf)
+        in_col = distance2_coloring(edge_index.cpu(), n).to(x.device)
+        n_in = int(in_col.max()) + 1 if n else 0
+        onehot = torch.nn.functional.one_hot(in_col, n_in).to(x.dtype)  # (N, C_in)
+        eye_f = torch.eye(nf, dtype=x.dtype, device=x.device)
+        t_c = onehot.T[:, None, :, None] * eye_f[None, :, None, :]  # (C_in, F, N, F)
+        va = t_c[:, :, None].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
+        vb = t_c[:, None, :].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
 
         def fwd2(v: Tensor, w: Tensor) -> Tensor:
-            return jvp(lambda z: jvp(lambda u: _outputs(f, u), (z,), (v,))[1], (x,), (w,))[1]
+            return jvp(lambda z: jvp(model, (z,), (v,))[1], (x,), (w,))[1]
 
-        # pairs (a, b) of features inside one colour
-        va = t_c[:, :, None].expand(n_col, nf, nf, n, nf).reshape(-1, n, nf)
-        vb = t_c[:, None, :].expand(n_col, nf, nf, n, nf).reshape(-1, n, nf)
         with torch.enable_grad():
-            d2 = vmap(fwd2)(va, vb).reshape(n_col, nf, nf, n)  # (C, F, F, N)
-        self_second = d2[colors, :, :, torch.arange(n, device=x.device)]  # (N, F, F)
-        edge_second = d2[colors[src], :, :, dst]  # (E, F, F)
+            d2 = vmap(fwd2, chunk_size=chunk_size)(va, vb).reshape(n_in, nf, nf, n)
+        self_second = d2[in_col, :, :, arange]  # (N, F, F)
+        edge_second = d2[in_col[src], :, :, dst]  # (E, F, F)
     return GraphTaylor(
         self_first=self_first.detach(),
         edge_first=edge_first.detach(),
