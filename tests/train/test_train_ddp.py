@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -30,18 +29,6 @@ COMMON = (
     "data.shuffle_files=true",
 )
 
-SCRIPT = textwrap.dedent(
-    """
-    import sys
-    import torch
-    torch.set_num_threads(1)
-    from particlegraph.train.distributed import cleanup_distributed
-    from particlegraph.train.mlpf import train_mlpf
-    train_mlpf(sys.argv[1], None, sys.argv[2], overrides=sys.argv[3:])
-    cleanup_distributed()
-    """
-)
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -59,16 +46,20 @@ def test_two_gloo_ranks_match_single_process(tmp_path) -> None:
     single = tmp_path / "single"
     train_mlpf(data, None, single, overrides=(*COMMON, "data.batch_size=2"))
 
-    script = tmp_path / "ddp_train.py"
-    script.write_text(SCRIPT)
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sets = [
+        arg for s in (*COMMON, "data.batch_size=1", "fit.num_threads=1") for arg in ("--set", s)
+    ]
+    # the documented command: torchrun ... -m particlegraph.cli.main mlpf train ... --run-dir
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(script), str(data), str(ddp), *COMMON, "data.batch_size=1",
+        "-m", "particlegraph.cli.main", "mlpf", "train", "--data", str(data),
+        "--run-dir", str(ddp), *sets,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("trained 2 epoch(s)") == 1  # only rank 0 prints
 
     a = load_checkpoint(checkpoint_path(single, "last"))
     b = load_checkpoint(checkpoint_path(ddp, "last"))

@@ -24,7 +24,13 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(
             None, "--config", help="Run config YAML, e.g. configs/mlpf/small.yaml."
         ),
-        run: Path = typer.Option(..., "--run", help="Run directory, e.g. runs/small."),
+        run: Path = typer.Option(
+            ...,
+            "--run",
+            "--run-dir",
+            help="Run directory, e.g. runs/small (under torchrun write --run-dir: torchrun "
+            "takes --run for its own --run-path).",
+        ),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
         overrides: list[str] = typer.Option(
             [], "--set", help="Override a config value: --set model.hidden=32 (repeatable)."
