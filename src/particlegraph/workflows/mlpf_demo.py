@@ -61,8 +61,14 @@ def demo(
     print(f"[1/4] generating {train_events} + {test_events} ttbar events at pileup {pileup:g}")
     # At least 5 files, so the training run can hold some back for validation.
     per_file = max(1, min(50, train_events // 5))
-    generate("ttbar", train_events, pileup, seed, train_dir, events_per_file=per_file)
-    generate("ttbar", test_events, pileup, seed + 7919, test_dir, events_per_file=per_file)
+    # A 300-event minimum-bias pool (random phi rotations make each overlay distinct) starts in
+    # seconds; the 2,000-event default is for production samples.
+    generate(
+        "ttbar", train_events, pileup, seed, train_dir, events_per_file=per_file, pool_size=300
+    )
+    generate(
+        "ttbar", test_events, pileup, seed + 7919, test_dir, events_per_file=per_file, pool_size=300
+    )
 
     print(f"[2/4] training MLPF ({config_path.name}) into {out}")
     for stale in ("checkpoints", "evaluation", "explain"):
