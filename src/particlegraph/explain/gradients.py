@@ -19,7 +19,7 @@ an input (pair) is the mean absolute coefficient over a data set, ``<|t_i|>`` an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -359,6 +359,32 @@ def receptive_field_graph(edge_indices: Sequence[Tensor], num_nodes: int) -> Ten
         src, tgt = key % n, key // n
     keep = src != tgt
     return torch.stack([src[keep], tgt[keep]])
+
+
+@torch.no_grad()
+def capture_graphs(model: torch.nn.Module, *inputs: Any) -> list[Tensor]:
+    """Edge indices (2, E) of every message-passing layer of ``model`` in one forward pass.
+
+    A layer counts when it has a ``graph(h, batch)`` method returning ``(edge_index, ...)``, as
+    :class:`~particlegraph.nn.gravnet.GravNetConv` does; the graphs are listed in call order, ready
+    for :func:`receptive_field_graph`. The model should be in eval mode.
+    """
+    graphs: list[Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        graphs.append(module.graph(*args)[0].detach())  # type: ignore[operator]
+
+    handles = [
+        m.register_forward_pre_hook(hook)
+        for m in model.modules()
+        if callable(getattr(m, "graph", None))
+    ]
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return graphs
 
 
 def graph_taylor(
