@@ -128,6 +128,11 @@ def test_cli_generate_and_bad_file_exits_2_with_one_line(tmp_path):
     assert res.exit_code == 2
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "bad.data:2" in lines[0]
+    res = runner.invoke(
+        app,
+        ["tabular", "train", "--data", str(out), "--out", str(tmp_path / "r"), "--features", "1,4"],
+    )
+    assert res.exit_code == 2 and "observable numbers 1, 2, 3" in res.output
 
 
 def test_resume_continues_bit_for_bit(tmp_path):

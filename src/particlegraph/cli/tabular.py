@@ -22,6 +22,8 @@ def _features(text: str) -> tuple[int, ...]:
         raise ConfigError(
             f"--features must look like 1,2,3 (observable numbers), got {text!r}"
         ) from None
+    if not nums or any(not 0 <= n < 3 for n in nums):
+        raise ConfigError(f"--features takes observable numbers 1, 2, 3 (e.g. 1,2), got {text!r}")
     return nums
 
 
