@@ -141,6 +141,8 @@ def test_explain_writes_figures_and_summary(run_and_data):
     assert arrays["mean"].shape == (6, 2, 4, 12)
     assert int(arrays["count"].sum()) == 42
     assert set(summary["files"]) <= {p.name for p in out.iterdir()}
+    assert summary["timing_s"]["figures"] > 0
+    assert summary["seconds"] >= sum(summary["timing_s"].values()) - 1e-6
 
 
 def test_explain_rejects_bad_arguments(run_and_data):

@@ -21,11 +21,12 @@ none), the elements with a true particle for a regression output.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,16 @@ class _Conservation:
         }
 
 
+@contextlib.contextmanager
+def _timer(timing: dict[str, float], key: str) -> Iterator[None]:
+    """Add the wall time of the block to ``timing[key]`` [s]."""
+    tick = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing[key] += time.perf_counter() - tick
+
+
 def _numpy(a: Any) -> np.ndarray:
     if isinstance(a, Tensor):
         return a.detach().cpu().double().numpy()
@@ -338,6 +349,7 @@ def explain(
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "explain"
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    timing = dict.fromkeys(("lrp", "aggregation", "flipping", "randomization", "figures"), 0.0)
 
     num_classes = len(CLASS_NAMES)
     maps = {
@@ -366,18 +378,21 @@ def explain(
         num_elements += x.shape[0]
         correct += int((pred == true).sum())
         for name in outputs:
-            raw = fn(model, x, name, None)
+            with _timer(timing, "lrp"):
+                raw = fn(model, x, name, None)
             explained = _numpy(getattr(raw, "explained", output_values(net, name)))
             targets = _numpy(getattr(raw, "targets", np.arange(x.shape[0]))).astype(np.int64)
             absorbed = getattr(raw, "absorbed", None)
             rel = rmaps.as_pairs(raw)  # one conversion to numpy for all the aggregations
             del raw
-            conservation[name].add(rel, explained, targets, absorbed)
-            maps[name].add(rel, true, pred)
-            hists[name].add(rel, true)
+            with _timer(timing, "aggregation"):
+                conservation[name].add(rel, explained, targets, absorbed)
+                maps[name].add(rel, true, pred)
+                hists[name].add(rel, true)
             chosen = relevant_targets(name, true)
             chosen_t = torch.as_tensor(chosen, device=dev)
             if index == 0 and figures:
+                tick = time.perf_counter()
                 picks = _pick_single_elements(true, pred)
                 files.append(_save(
                     _single_maps_figure(rel, picks, true, pred, name, num_neighbours),
@@ -390,8 +405,10 @@ def explain(
                         _event_display_figure(event.X, rel, chosen, single, name),
                         out / "event_display.png",
                     ))  # fmt: skip
+                timing["figures"] += time.perf_counter() - tick
             if index == 0 and randomize:
-                randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
+                with _timer(timing, "randomization"):
+                    randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
             if index < flip_events:
                 scores = rmaps.source_feature_relevance(
                     rmaps.restrict_targets(rel, chosen), x.shape[0]
@@ -400,11 +417,12 @@ def explain(
                 def output_fn(x_in: Tensor, name: str = name, sel: Tensor = chosen_t) -> Tensor:
                     return output_values(model(x_in), name)[sel]
 
-                for unit in ("element", "feature"):
-                    flips[name][unit].append(faithfulness.flipping_curve(
-                        output_fn, x, torch.as_tensor(scores, dtype=x.dtype), unit=unit,
-                        num_random=3, seed=seed + index,
-                    ))  # fmt: skip
+                with _timer(timing, "flipping"):
+                    for unit in ("element", "feature"):
+                        flips[name][unit].append(faithfulness.flipping_curve(
+                            output_fn, x, torch.as_tensor(scores, dtype=x.dtype), unit=unit,
+                            num_random=3, seed=seed + index,
+                        ))  # fmt: skip
     if num_events == 0:
         raise DataFileError(f"no events found in {data}")
 
@@ -419,6 +437,7 @@ def explain(
         "num_neighbours": num_neighbours,
         "outputs": {},
     }
+    tick = time.perf_counter()  # from here on the time goes to figures (the rest is small)
     for name in outputs:
         res = maps[name].result()
         hist = hists[name]
@@ -460,7 +479,9 @@ def explain(
         plot_randomization(randomization, ax=ax, title="cascading model randomisation")
         fig.tight_layout()
         files.append(_save(fig, out / "randomization.png"))
+    timing["figures"] += time.perf_counter() - tick
     summary["seconds"] = time.perf_counter() - started
+    summary["timing_s"] = timing
     summary["files"] = [*sorted(set(files)), "summary.json"]
     write_json(out / "summary.json", summary)
     return summary
