@@ -9,7 +9,13 @@ from test_train_mlpf import make_events, write_dataset
 from typer.testing import CliRunner
 
 from particlegraph.cli.main import app
-from particlegraph.models.export import DenseGravNetConv, ExportableMLPF, onnx_outputs
+from particlegraph.errors import ConfigError
+from particlegraph.models.export import (
+    DenseGravNetConv,
+    ExportableMLPF,
+    export_onnx,
+    onnx_outputs,
+)
 from particlegraph.models.mlpf import MLPF, MLPFConfig
 from particlegraph.train.checkpoint import load_model
 
@@ -38,7 +44,6 @@ def test_dense_gravnet_equals_sparse_model(aggr: str) -> None:
     assert not any(isinstance(b, DenseGravNetConv) for b in model.blocks)
 
 
-@pytest.mark.slow  # the torch.export-based ONNX exporter takes ~10-30 s on 2 shared cores
 def test_cli_train_export_and_onnxruntime(tmp_path) -> None:
     data = write_dataset(tmp_path / "data", n_files=3, events_per_file=3, seed=1)
     run = tmp_path / "run"
@@ -81,3 +86,21 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
     )
     assert res.exit_code == 2
     assert "config.yaml" in res.output
+
+
+@pytest.mark.slow  # the torch.export-based exporter takes ~10-30 s on 2 shared cores
+def test_dynamo_exporter_matches_torch(tmp_path) -> None:
+    torch.manual_seed(3)
+    model = MLPF(MLPFConfig(hidden=16, propagate_dim=8, k=4, num_blocks=2, aggr="max")).eval()
+    result = export_onnx(model, tmp_path / "m.onnx", elements=32, exporter="dynamo")
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
+    x = torch.from_numpy(make_events(1, seed=12)[0].X)
+    with torch.no_grad():
+        ref = model(x)
+    for g, r in zip(onnx_outputs(tmp_path / "m.onnx", x), ref, strict=True):
+        np.testing.assert_allclose(g, r.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_exporter_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="exporter"):
+        export_onnx(MLPF(MLPFConfig(hidden=8, k=2)), tmp_path / "m.onnx", exporter="tflite")

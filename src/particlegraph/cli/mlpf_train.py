@@ -73,6 +73,9 @@ def register(app: typer.Typer) -> None:
             256, "--elements", help="Size of the synthetic event used to trace and check."
         ),
         check: bool = typer.Option(True, "--check/--no-check", help="Compare with onnxruntime."),
+        exporter: str = typer.Option(
+            "auto", "--exporter", help="auto, torchscript (fast) or dynamo (torch.export based)."
+        ),
     ) -> None:
         """Export a trained MLPF to ONNX (one event in, class/charge/regression out)."""
         from particlegraph.errors import ConfigError
@@ -82,7 +85,7 @@ def register(app: typer.Typer) -> None:
         if which not in ("best", "last"):
             raise ConfigError(f"--which must be 'best' or 'last', got {which!r}")
         model, _cfg = load_model(run, which)
-        result = export_onnx(model, onnx, elements=elements, check=check)
+        result = export_onnx(model, onnx, elements=elements, check=check, exporter=exporter)
         typer.echo(f"wrote {result.path}")
         if result.max_abs_diff is not None:
             typer.echo(

@@ -10,6 +10,9 @@ rest of ``MLPF.forward`` is reused unchanged. The exported graph takes one event
 
 with N dynamic and N >= k (realistic events have thousands of elements). Memory is O(N^2), fine
 for inference on events of up to ~10^4 elements.
+
+Two exporters are supported: TorchScript tracing (fast; deprecated by torch but present in 2.13)
+and the torch.export-based one (``dynamo``); ``auto`` uses the first and falls back to the second.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from torch import Tensor, nn
 
 from particlegraph.atomic import atomic_path
 from particlegraph.data.schema import ELEM_TOWER, ELEM_TRACK
-from particlegraph.errors import DataFileError, ParticlegraphError, require
+from particlegraph.errors import ConfigError, DataFileError, ParticlegraphError, require
 from particlegraph.nn.gravnet import DISTANCE_SCALE, GravNetConv
 
 OUTPUT_NAMES = ("logits", "charge_logits", "regression")
@@ -176,6 +179,42 @@ def check_onnx(
     return diff
 
 
+EXPORTERS = ("auto", "torchscript", "dynamo")
+
+
+def _export_torchscript(wrapper: nn.Module, x: Tensor, path: Path, opset: int) -> None:
+    """The TorchScript-tracing exporter: fast (well under a second), N dynamic via dynamic_axes."""
+    torch.onnx.export(
+        wrapper,
+        (x,),
+        str(path),
+        input_names=["x"],
+        output_names=list(OUTPUT_NAMES),
+        opset_version=opset,
+        dynamo=False,
+        dynamic_axes={"x": {0: "elements"}, **{name: {0: "elements"} for name in OUTPUT_NAMES}},
+    )
+
+
+def _export_dynamo(wrapper: ExportableMLPF, x: Tensor, path: Path, opset: int) -> None:
+    """The torch.export-based exporter (the future default of torch; ~10-30 s per export)."""
+    elements_dim = torch.export.Dim("elements", min=wrapper.k, max=1_000_000)
+    program = torch.onnx.export(
+        wrapper,
+        (x,),
+        input_names=["x"],
+        output_names=list(OUTPUT_NAMES),
+        opset_version=opset,
+        dynamo=True,
+        verbose=False,
+        dynamic_shapes={"x": {0: elements_dim}},
+        external_data=False,
+    )
+    if program is None:
+        raise ParticlegraphError("ONNX export returned no program")
+    program.save(str(path), external_data=False)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -183,6 +222,7 @@ def export_onnx(
     elements: int = 256,
     opset: int = 18,
     check: bool = True,
+    exporter: str = "auto",
 ) -> ExportResult:
     """Export ``model`` (an ``MLPF`` in eval mode) to ONNX at ``path`` (written atomically).
 
@@ -192,32 +232,33 @@ def export_onnx(
         elements: size of the synthetic event used to trace and to check the export.
         opset: ONNX opset version.
         check: compare onnxruntime with torch on that event (raises when they differ).
+        exporter: ``torchscript`` (TorchScript tracing, fast), ``dynamo`` (torch.export based),
+            or ``auto``: torchscript, and dynamo where the torchscript exporter fails or is
+            missing (it is deprecated in recent torch releases).
     """
     require("onnx", "export")
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     path = Path(path)
     model = model.cpu().eval()
     wrapper = ExportableMLPF(model).eval()
     n = max(elements, wrapper.k + 1)
     x = example_event(n)
-    elements_dim = torch.export.Dim("elements", min=wrapper.k, max=1_000_000)
     with atomic_path(path) as tmp, _quiet_exporter():
         try:
-            program = torch.onnx.export(
-                wrapper,
-                (x,),
-                input_names=["x"],
-                output_names=list(OUTPUT_NAMES),
-                opset_version=opset,
-                dynamo=True,
-                verbose=False,
-                dynamic_shapes={"x": {0: elements_dim}},
-                external_data=False,
-            )
+            if exporter == "dynamo":
+                _export_dynamo(wrapper, x, tmp, opset)
+            else:
+                try:
+                    _export_torchscript(wrapper, x, tmp, opset)
+                except Exception:
+                    if exporter == "torchscript":
+                        raise
+                    _export_dynamo(wrapper, x, tmp, opset)
+        except ParticlegraphError:
+            raise
         except Exception as err:  # exporter failures come in many types
             raise ParticlegraphError(f"ONNX export of the model failed: {err}") from err
-        if program is None:
-            raise ParticlegraphError("ONNX export returned no program")
-        program.save(str(tmp), external_data=False)
     if not path.is_file():
         raise DataFileError(f"ONNX export did not write {path}")
     diff = check_onnx(path, model, x) if check else None
