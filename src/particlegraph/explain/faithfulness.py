@@ -150,7 +150,7 @@ def _drop_curve(
 ) -> np.ndarray:
     drops = np.empty(len(counts))
     for i, count in enumerate(counts):
-        mask = _removal_mask(order, int(count), unit, tuple(x.shape)).to(x.device)
+        mask = _removal_mask(order, int(count), unit, (x.shape[0], x.shape[1])).to(x.device)
         x_removed = torch.where(mask, base.expand_as(x), x)
         value = float(output_fn(x_removed).double().mean())
         drop = reference - value

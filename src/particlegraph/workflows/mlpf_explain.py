@@ -134,8 +134,8 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> str:
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     return path.name
 
 
