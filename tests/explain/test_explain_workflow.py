@@ -190,3 +190,34 @@ def test_explain_with_the_lrp_engine(run_and_data):
         assert cons["max_rel_err"] < 1e-4
         assert cons["targets"] > 0
         assert entry["randomization"]["spearman"][0] == pytest.approx(1.0)
+
+
+def test_plot_functions_return_their_artists():
+    import matplotlib.pyplot as plt
+
+    from particlegraph.explain.faithfulness import FlippingCurve
+    from particlegraph.plot.explain import (
+        plot_event_display,
+        plot_flipping_curves,
+        plot_relevance_map,
+    )
+
+    values = np.array([[0.5, -2.0], [1.0, 0.0]])
+    _, ax = plt.subplots()
+    image = plot_relevance_map(values, feature_names=("a", "b"), ax=ax)
+    np.testing.assert_allclose(image.get_array(), values)
+    assert image.get_clim() == (-2.0, 2.0)  # symmetric around zero
+    eta = np.array([0.0, 1.0, 2.0, 0.5])
+    phi = np.array([0.0, 0.5, 3.0, -3.0])
+    edges = (np.array([0, 0, 2, 1]), np.array([1, 2, 3, 3]), np.array([1.0, -0.5, 2.0, 0.1]))
+    artists = plot_event_display(eta, phi, np.array([1.0, -1.0, 0.2, 0.0]), edges=edges,
+                                 is_track=np.array([True, False, False, True]), highlight=0,
+                                 max_edges=3, ax=ax)  # fmt: skip
+    # The 3 strongest edges are drawn, except 2-3 which wraps around phi = +-pi.
+    assert len(artists["edges"].get_segments()) == 2
+    assert len(artists["tracks"].get_offsets()) == 2
+    curve = FlippingCurve("element", np.array([0, 1.0]), np.array([0, 2.0]), np.array([0, 1.0]),
+                          np.zeros(2))  # fmt: skip
+    assert curve.auc_gap == pytest.approx(0.5)
+    assert len(plot_flipping_curves({"pt": curve}, ax=ax)) == 2
+    plt.close("all")
