@@ -15,7 +15,13 @@ from particlegraph.data.store import write_events
 from particlegraph.errors import ConfigError
 from particlegraph.models.mlpf import MLPF, MLPFConfig
 from particlegraph.workflows import mlpf_explain
-from particlegraph.workflows.mlpf_explain import explain, output_column, output_values, slug
+from particlegraph.workflows.mlpf_explain import (
+    explain,
+    output_column,
+    output_values,
+    relevant_targets,
+    slug,
+)
 
 
 @dataclass
@@ -103,6 +109,12 @@ def test_output_names():
     assert output_column("charge:+1") == ("charge", 2)
     assert slug("class:neutral_hadron") == "neutral_hadron"
     assert slug("charge:+1") == "charge_plus1" != slug("charge:-1")
+    true = np.array([0, 2, 1, 2, 0, 3])
+    np.testing.assert_array_equal(relevant_targets("class:neutral_hadron", true), [1, 3])
+    np.testing.assert_array_equal(relevant_targets("class:muon", true), np.arange(6))  # none
+    np.testing.assert_array_equal(relevant_targets("energy", true), [1, 2, 3, 5])
+    subset = relevant_targets("energy", true, max_targets=2, seed=1)
+    assert subset.size == 2 and set(subset) <= {1, 2, 3, 5} and np.all(np.diff(subset) > 0)
     with pytest.raises(ConfigError, match="unknown output"):
         output_column("mass")
     with pytest.raises(ConfigError, match="unknown class"):

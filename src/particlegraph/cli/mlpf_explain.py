@@ -37,6 +37,9 @@ def explain_command(
     randomize: bool = typer.Option(
         True, "--randomize/--no-randomize", help="Run the model-randomisation test."
     ),
+    check_targets: int = typer.Option(
+        256, "--check-targets", help="Most elements measured per event in flipping/randomisation."
+    ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/explain)."),
 ) -> None:
@@ -46,7 +49,7 @@ def explain_command(
     summary = explain(
         run, data, events=events, outputs=tuple(output) or DEFAULT_OUTPUTS, rule=rule,
         device=device, which=which, num_neighbours=neighbours, flip_events=flip_events,
-        randomize=randomize, figures=figures, out_dir=out,
+        randomize=randomize, figures=figures, check_targets=check_targets, out_dir=out,
     )  # fmt: skip
     folder = out if out is not None else run / "explain"
     typer.echo(

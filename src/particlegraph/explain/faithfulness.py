@@ -147,12 +147,25 @@ def _drop_curve(
     base: Tensor,
     reference: float,
     absolute: bool,
+    cache: dict[int, float],
 ) -> np.ndarray:
+    """Output drop after removing the first ``counts`` units of ``order``.
+
+    ``cache`` holds values that do not depend on the order (nothing or everything removed), so
+    each is computed once per curve family.
+    """
+    num_units = order.size
     drops = np.empty(len(counts))
     for i, count in enumerate(counts):
-        mask = _removal_mask(order, int(count), unit, (x.shape[0], x.shape[1])).to(x.device)
-        x_removed = torch.where(mask, base.expand_as(x), x)
-        value = float(output_fn(x_removed).double().mean())
+        count = int(count)
+        if count in (0, num_units) and count in cache:
+            value = cache[count]
+        else:
+            mask = _removal_mask(order, count, unit, (x.shape[0], x.shape[1])).to(x.device)
+            x_removed = torch.where(mask, base.expand_as(x), x)
+            value = float(output_fn(x_removed).double().mean())
+            if count in (0, num_units):
+                cache[count] = value
         drop = reference - value
         drops[i] = abs(drop) if absolute else drop
     return drops
@@ -210,16 +223,13 @@ def flipping_curve(
     order = np.argsort(-key, kind="stable")
     with torch.no_grad():
         reference = float(output_fn(x).double().mean())
-    relevance = _drop_curve(output_fn, x, order, counts, unit, base, reference, absolute)
+    cache = {0: reference}
+    relevance = _drop_curve(output_fn, x, order, counts, unit, base, reference, absolute, cache)
     rng = np.random.default_rng(seed)
-    randoms = np.stack(
-        [
-            _drop_curve(
-                output_fn, x, rng.permutation(num_units), counts, unit, base, reference, absolute
-            )
-            for _ in range(num_random)
-        ]
-    )
+    randoms = np.empty((num_random, counts.size))
+    for r in range(num_random):
+        perm = rng.permutation(num_units)
+        randoms[r] = _drop_curve(output_fn, x, perm, counts, unit, base, reference, absolute, cache)
     return FlippingCurve(
         unit=unit,
         fractions=frac,

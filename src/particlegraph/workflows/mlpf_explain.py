@@ -16,7 +16,8 @@ explains every element of each event with LRP and writes into ``run_dir/explain/
 
 Flipping and randomisation measure the mean output over the "relevant" targets of an output:
 the elements whose true class is that class for a class logit (all elements when there are
-none), the elements with a true particle for a regression output.
+none), the elements with a true particle for a regression or charge output; at most
+``check_targets`` of them (a seeded random subset).
 """
 
 from __future__ import annotations
@@ -115,13 +116,22 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", key).strip("_")
 
 
-def relevant_targets(name: str, true_class: np.ndarray) -> np.ndarray:
-    """Elements whose output is measured in flipping / randomisation (module docstring)."""
+def relevant_targets(
+    name: str, true_class: np.ndarray, max_targets: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Elements whose output is measured in flipping / randomisation (module docstring).
+
+    At most ``max_targets`` of them, drawn at random (seeded) and sorted, when more qualify.
+    """
     kind, col = output_column(name)
     chosen = (
         np.flatnonzero(true_class == col) if kind == "class" else np.flatnonzero(true_class != 0)
     )
-    return chosen if chosen.size else np.arange(true_class.size)
+    if chosen.size == 0:
+        chosen = np.arange(true_class.size)
+    if max_targets is not None and chosen.size > max_targets:
+        chosen = np.sort(np.random.default_rng(seed).choice(chosen, max_targets, replace=False))
+    return chosen
 
 
 def _save(fig: Any, path: Path) -> str:
@@ -301,6 +311,7 @@ def explain(
     flip_events: int = 1,
     randomize: bool = True,
     figures: bool = True,
+    check_targets: int | None = 256,
     out_dir: str | Path | None = None,
     relevance_fn: RelevanceFn | None = None,
     seed: int = 0,
@@ -319,6 +330,8 @@ def explain(
         flip_events: number of events (from the first) whose flipping curves are averaged.
         randomize: run the model-randomisation test on the first event.
         figures: write the PNG figures (the summary and ``.npz`` arrays are always written).
+        check_targets: at most this many measured targets per event in flipping and
+            randomisation (random subset; None: all), which bounds their LRP cost.
         out_dir: where to write (default ``run_dir/explain``).
         relevance_fn: override of the relevance method (default LRP with ``rule``).
         seed: seed of the random flipping orders and of the re-initialisation.
@@ -389,7 +402,7 @@ def explain(
                 conservation[name].add(rel, explained, targets, absorbed)
                 maps[name].add(rel, true, pred)
                 hists[name].add(rel, true)
-            chosen = relevant_targets(name, true)
+            chosen = relevant_targets(name, true, check_targets, seed + index)
             chosen_t = torch.as_tensor(chosen, device=dev)
             if index == 0 and figures:
                 tick = time.perf_counter()
