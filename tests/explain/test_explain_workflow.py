@@ -163,6 +163,8 @@ def test_explain_rejects_bad_arguments(run_and_data):
         explain(run, data, events=1, outputs=("mass",), relevance_fn=gradient_relevance)
     with pytest.raises(ConfigError, match="events"):
         explain(run, data, events=0, relevance_fn=gradient_relevance)
+    with pytest.raises(ConfigError, match="check-targets"):
+        explain(run, data, events=1, check_targets=0, relevance_fn=gradient_relevance)
 
 
 def test_cli_explain(run_and_data, monkeypatch):

@@ -355,6 +355,8 @@ def explain(
         raise ConfigError("give at least one output to explain")
     for name in outputs:
         output_column(name)
+    if check_targets is not None and check_targets < 1:
+        raise ConfigError(f"--check-targets must be at least 1; got {check_targets}")
     fn = relevance_fn if relevance_fn is not None else lrp_relevance(rule)
     dev = resolve_device(device)
     model, _ = load_model(run_dir, which=which)
@@ -413,7 +415,11 @@ def explain(
                 ))  # fmt: skip
                 if name == outputs[0]:
                     kind, col = output_column(name)
-                    single = next((t for t in picks if kind != "class" or true[t] == col), None)
+                    wanted = col if kind == "class" else -1  # -1: any element with a particle
+                    single = next(
+                        (t for t in picks if true[t] == wanted or (wanted < 0 and true[t] != 0)),
+                        None,
+                    )
                     files.append(_save(
                         _event_display_figure(event.X, rel, chosen, single, name),
                         out / "event_display.png",
