@@ -31,8 +31,12 @@ from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, Pas
 from particlegraph.explain.lrp.rules import Composite, stabilize
 from particlegraph.explain.lrp.sparse import SparseRelevance
 
-#: Elements (floats) one chunk may hold in its largest relevance tensor (64 MiB in float32).
-CHUNK_BUDGET = 1 << 24
+#: Values one chunk may hold in its largest relevance tensor (8 MiB of float32 on CPU; the
+#: int64 pair indices and temporaries of the expansion add several times that). Measured on
+#: CPU: peak memory grows with the chunk while time does not improve (docs/explain.md).
+CHUNK_BUDGET = 1 << 21
+#: On a GPU bigger chunks keep kernels large; memory is plentiful.
+CHUNK_BUDGET_CUDA = 1 << 25
 
 
 @dataclass
@@ -235,7 +239,11 @@ def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tenso
 
 
 def _auto_chunk(ops: list[Op], output: int, program: Program, num_targets: int) -> int:
-    """Targets per chunk so that the widest relevance tensor stays near :data:`CHUNK_BUDGET`."""
+    """Targets per chunk so that the widest relevance tensor stays near :data:`CHUNK_BUDGET`.
+
+    The fan-out of a tensor bounds its pairs per target: the product of the largest in-degrees
+    of the aggregations between it and the output.
+    """
     fan = {output: 1}
     for op in reversed(ops):
         if op.output not in fan:
@@ -250,7 +258,8 @@ def _auto_chunk(ops: list[Op], output: int, program: Program, num_targets: int) 
         for i in op.inputs:
             fan[i] = max(fan.get(i, 0), fan[op.output] * grow)
     per_target = max(fan[t] * program.values[t].shape[1] for t in fan)
-    return int(max(1, min(num_targets, CHUNK_BUDGET // max(per_target, 1))))
+    budget = CHUNK_BUDGET_CUDA if program.values[0].is_cuda else CHUNK_BUDGET
+    return int(max(1, min(num_targets, budget // max(per_target, 1))))
 
 
 def propagate(
