@@ -187,3 +187,15 @@ def test_float32_batch_of_events_runs() -> None:
     assert float(rel.conservation_error().max()) < 1e-3
     # no relevance crosses event boundaries
     assert bool((batch[rel.target] == batch[rel.source]).all())
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_ragged_in_degrees_match_reference(mode: str) -> None:
+    """Elements with different in-degrees (and one with none) take the general expansion path."""
+    torch.manual_seed(15)
+    graph = random_graph(30, 5, seed=15)
+    keep = (torch.arange(graph.shape[1]) % 3 != 1) & (graph[1] != 7)
+    model = TinyGNN(f=5, mode=mode, edge_index=graph[:, keep]).double().eval()
+    x = torch.randn(30, 5, dtype=torch.float64)
+    _compare(model, x, "output:0", RULES["epsilon"], chunk_size=4)
+    _compare(model, x, "second:1", RULES["gamma"])

@@ -57,6 +57,7 @@ class _Prepared:
     leak: Tensor  # (N, out) absorbed fraction of the relevance arriving there
     src: Tensor | None = None  # Aggregate only: (E,) sources sorted by destination
     rowptr: Tensor | None = None  # Aggregate only: (N + 1,) CSR offsets by destination
+    degree: int | None = None  # Aggregate only: the common in-degree, if all elements share one
 
 
 def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None:
@@ -81,7 +82,8 @@ def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None
         counts = torch.bincount(op.dst, minlength=n)
         rowptr = torch.zeros(n + 1, dtype=torch.long, device=u.device)
         rowptr[1:] = torch.cumsum(counts, 0)
-        return _Prepared(weight[order], inv, 1.0 - zw * inv, op.src[order], rowptr)
+        degree = int(counts[0]) if n and bool((counts == counts[0]).all()) else None
+        return _Prepared(weight[order], inv, 1.0 - zw * inv, op.src[order], rowptr, degree)
     return None
 
 
@@ -102,6 +104,12 @@ def _expand(prep: _Prepared, pairs: Pairs, s: Tensor, u: Tensor) -> Pairs:
     """Relevance through an aggregation: (t, i) -> (t, j) for every edge j -> i."""
     assert prep.rowptr is not None and prep.src is not None
     start = prep.rowptr[pairs.n]
+    if prep.degree is not None:  # every element has the same in-degree (kNN): no ragged indexing
+        eid = start[:, None] + torch.arange(prep.degree, device=start.device)  # (P, k)
+        j = prep.src[eid]
+        v = prep.weight[eid] * s[:, None, :] * u[j]  # (P, k, C)
+        t = pairs.t[:, None].expand(-1, prep.degree)
+        return Pairs(t.reshape(-1), j.reshape(-1), v.reshape(-1, v.shape[-1]))
     deg = prep.rowptr[pairs.n + 1] - start  # (P,)
     rep = torch.repeat_interleave(torch.arange(len(deg), device=deg.device), deg)  # (Q,)
     first = torch.cumsum(deg, 0) - deg
