@@ -37,6 +37,8 @@ from particlegraph.explain.lrp.sparse import SparseRelevance
 CHUNK_BUDGET = 1 << 21
 #: On a GPU bigger chunks keep kernels large; memory is plentiful.
 CHUNK_BUDGET_CUDA = 1 << 25
+#: Values a local-prefix buffer collects (over chunks) before it is contracted (64 MiB float32).
+FLUSH_BUDGET = 1 << 24
 
 
 @dataclass
@@ -158,10 +160,10 @@ def _compose_local(
     keep: set[int],
     program: Program,
 ) -> dict[int, tuple[Tensor | None, Tensor]]:
-    """Per-element ``(M (N, D, F), L (N, D))`` for the local tensors in ``keep``.
+    """Per-element ``(M (N, D, F + 1), L (N, D))`` for the local tensors in ``keep``.
 
-    ``M`` maps relevance at the tensor to the raw inputs, ``L`` is the share absorbed below it.
-    ``M`` None stands for the identity (the input itself).
+    ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (also ``M[..., F]``) is
+    the share absorbed below it. ``M`` None stands for the identity (the input itself).
     """
     x = program.values[0]
     n, f = x.shape
@@ -207,25 +209,29 @@ def _compose_local(
             uses[i] -= 1
             if uses[i] == 0 and i not in keep and i != 0:
                 mats.pop(i, None)
-    return {k: v for k, v in mats.items() if k in keep}
+    # the absorbed share rides along as an extra output column: one contraction gives both
+    out: dict[int, tuple[Tensor | None, Tensor]] = {}
+    for k in keep:
+        m, leak = mats[k]
+        out[k] = (None, leak) if m is None else (torch.cat([m, leak[:, :, None]], dim=2), leak)
+    return out
 
 
 def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tensor]:
     """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P,).
 
-    ``out[p] = v[p] @ M[n[p]]``. Gathering a (D, F) matrix per pair is memory-bound, so pairs are
+    ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` (M's last column is the absorbed share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are
     grouped by element instead: elements with a similar number of pairs (power-of-two buckets)
     get their pair vectors packed into a zero-padded (elements, width, D) block and one batched
     matmul with their own ``M`` (each ``M`` read once per bucket). Padding wastes at most 2x.
     """
     m, leak = mat
-    absorbed = (r.v * leak[r.n]).sum(1)
     if m is None:
-        return r, absorbed
+        return r, (r.v * leak[r.n]).sum(1)
     num_pairs, f = len(r.n), m.shape[2]
     out = torch.empty(num_pairs, f, dtype=r.v.dtype, device=r.v.device)
     if num_pairs == 0:
-        return Pairs(r.t, r.n, out), absorbed
+        return Pairs(r.t, r.n, out[:, :-1]), out[:, -1]
     order = torch.argsort(r.n)
     ns = r.n[order]
     count = torch.bincount(ns, minlength=m.shape[0])
@@ -243,7 +249,7 @@ def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tenso
         pad[slot, pos[sel]] = r.v[order[sel]]
         res = torch.bmm(pad, m[nodes])  # (elements, width, F)
         out[order[sel]] = res[slot, pos[sel]]
-    return Pairs(r.t, r.n, out), absorbed
+    return Pairs(r.t, r.n, out[:, :-1]), out[:, -1]
 
 
 def _auto_chunk(ops: list[Op], output: int, program: Program, num_targets: int) -> int:
@@ -323,35 +329,48 @@ def propagate(
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     explained = values[output][targets, index]
 
-    parts_t, parts_n, parts_v, absorbed_all = [], [], [], []
-    layers: dict[str, list[Tensor]] = {}
+    absorbed = torch.zeros(num_targets, dtype=dtype, device=device)
+    layers = {
+        layer_names[i]: torch.zeros(num_targets, 3, dtype=dtype, device=device) for i, _ in walk
+    }
+    # Pairs reaching the local prefix wait in per-tensor buffers and are contracted in batches
+    # that span chunks: each batch reads every element's matrix M_n once, so the matrix traffic
+    # does not grow with the number of chunks (it would with one contraction per chunk).
+    buffers: dict[int, list[Pairs]] = {tid: [] for tid in frontier}
+    buffered = dict.fromkeys(frontier, 0)
+    budget = CHUNK_BUDGET_CUDA if device.type == "cuda" else FLUSH_BUDGET
+    results: list[Pairs] = []
+
+    def flush(tid: int) -> None:
+        if not buffers[tid]:
+            return
+        parts = buffers[tid]
+        r = (
+            parts[0]
+            if len(parts) == 1
+            else Pairs(*(torch.cat(x) for x in zip(*((p.t, p.n, p.v) for p in parts), strict=True)))
+        )
+        buffers[tid], buffered[tid] = [], 0
+        done, leak = _contract(r, mats[tid])
+        absorbed.index_add_(0, r.t, leak)
+        results.append(done)
+
+    def deliver(tid: int, pairs: Pairs, pending: dict[int, list[Pairs]]) -> None:
+        if tid in local:
+            buffers[tid].append(pairs)
+            buffered[tid] += pairs.v.numel()
+            if buffered[tid] >= budget:
+                flush(tid)
+        else:
+            pending.setdefault(tid, []).append(pairs)
+
     for lo in range(0, num_targets, chunk):
         tc = targets[lo : lo + chunk]
-        count = len(tc)
-        absorbed = torch.zeros(count, dtype=dtype, device=device)
-        start_v = torch.zeros(count, values[output].shape[1], dtype=dtype, device=device)
+        pos = torch.arange(lo, lo + len(tc), device=device)  # global target positions
+        start_v = torch.zeros(len(tc), values[output].shape[1], dtype=dtype, device=device)
         start_v[:, index] = values[output][tc, index]
-        pending: dict[int, list[Pairs]] = {
-            output: [Pairs(torch.arange(count, device=device), tc, start_v)]
-        }
-        results: list[Pairs] = []
-
-        def deliver(
-            tid: int,
-            pairs: Pairs,
-            absorbed: Tensor = absorbed,
-            results: list[Pairs] = results,
-            pending: dict[int, list[Pairs]] = pending,
-        ) -> None:
-            if tid in local:
-                done, leak = _contract(pairs, mats[tid])
-                absorbed.index_add_(0, pairs.t, leak)
-                results.append(done)
-            else:
-                pending.setdefault(tid, []).append(pairs)
-
-        if output in local:
-            deliver(output, pending.pop(output)[0])
+        pending: dict[int, list[Pairs]] = {}
+        deliver(output, Pairs(pos, tc, start_v), pending)
         for idx, op in walk:
             if op.output not in pending:
                 continue
@@ -360,37 +379,30 @@ def propagate(
             ins, leak = _backward(op, prepared[idx], r, program)
             absorbed.index_add_(0, r.t, leak)
             if record_layers:
-                rin = torch.zeros(count, dtype=dtype, device=device).index_add_(0, r.t, r.v.sum(1))
-                rout = torch.zeros(count, dtype=dtype, device=device)
+                bal = layers[layer_names[idx]]
+                bal[:, 0].index_add_(0, r.t, r.v.sum(1))
                 for _, p in ins:
-                    rout.index_add_(0, p.t, p.v.sum(1))
-                lk = torch.zeros(count, dtype=dtype, device=device).index_add_(0, r.t, leak)
-                layers.setdefault(layer_names[idx], []).append(torch.stack([rin, rout, lk], dim=1))
+                    bal[:, 1].index_add_(0, p.t, p.v.sum(1))
+                bal[:, 2].index_add_(0, r.t, leak)
             for tid, p in ins:
-                deliver(tid, p)
+                deliver(tid, p, pending)
         if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
             raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
-        if results:
-            final = _coalesce(results, num_nodes)
-        else:
-            final = Pairs(
-                torch.zeros(0, dtype=torch.long, device=device),
-                torch.zeros(0, dtype=torch.long, device=device),
-                torch.zeros(0, num_features, dtype=dtype, device=device),
-            )
-        parts_t.append(tc[final.t])
-        parts_n.append(final.n)
-        parts_v.append(final.v)
-        absorbed_all.append(absorbed)
+    for tid in frontier:
+        flush(tid)
 
-    layer_out = {k: torch.cat(v) for k, v in layers.items()} if record_layers else None
+    if results:
+        final = _coalesce(results, num_nodes)  # sorted by (target position, source)
+    else:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        final = Pairs(empty, empty, torch.zeros(0, num_features, dtype=dtype, device=device))
     return SparseRelevance(
-        target=torch.cat(parts_t),
-        source=torch.cat(parts_n),
-        values=torch.cat(parts_v),
+        target=targets[final.t],
+        source=final.n,
+        values=final.v,
         targets=targets,
         explained=explained,
-        absorbed=torch.cat(absorbed_all),
+        absorbed=absorbed,
         num_elements=int(num_nodes),
-        layers=layer_out,
+        layers=layers if record_layers else None,
     )
