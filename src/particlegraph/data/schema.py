@@ -17,7 +17,20 @@ ELEM_TOWER = 1
 ELEM_TRACK = 2
 
 #: Feature names per column, for towers and tracks (column 0 is the element type).
-TOWER_FEATURES = ("type", "Et", "eta", "sin_phi", "cos_phi", "E", "E_em", "E_had", "-", "-", "-", "-")
+TOWER_FEATURES = (
+    "type",
+    "Et",
+    "eta",
+    "sin_phi",
+    "cos_phi",
+    "E",
+    "E_em",
+    "E_had",
+    "-",
+    "-",
+    "-",
+    "-",
+)
 TRACK_FEATURES = (
     "type", "pt", "eta", "sin_phi", "cos_phi", "p", "eta_outer", "sin_phi_outer", "cos_phi_outer",
     "charge", "is_gen_muon", "is_gen_electron",
@@ -64,7 +77,9 @@ def class_index(name: str) -> int:
     if key not in CLASS_NAMES:
         from particlegraph.errors import ConfigError
 
-        raise ConfigError(f"unknown particle class {name!r}; choose one of {', '.join(CLASS_NAMES)}")
+        raise ConfigError(
+            f"unknown particle class {name!r}; choose one of {', '.join(CLASS_NAMES)}"
+        )
     return CLASS_NAMES.index(key)
 
 
