@@ -57,6 +57,8 @@ def plot_relevance_map(
     feature_names: Sequence[str] = X_FEATURES,
     vmax: float | None = None,
     title: str | None = None,
+    colorbar: bool = True,
+    xlabels: bool = True,
     ax: Axes | None = None,
 ) -> AxesImage:
     """Heat map of a relevance map (rows: the element and its neighbours, columns: features).
@@ -66,20 +68,26 @@ def plot_relevance_map(
         row_labels: R labels (default "self", "#1", ...).
         feature_names: F column names (default the 12 X features).
         vmax: colour limit, symmetric around zero (default the largest |value|).
+        colorbar: draw a colour bar next to the axes.
+        xlabels: label the feature axis (off for inner panels of a grid).
     """
     values = np.asarray(values, dtype=float)
     ax = _axes(ax, (0.55 * values.shape[1] + 2.0, 0.35 * values.shape[0] + 1.5))
     lim = vmax if vmax is not None else _symmetric_limit(values)
     image = ax.imshow(values, cmap=CMAP, vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(values.shape[1]), list(feature_names)[: values.shape[1]], rotation=60,
-                  ha="right", fontsize=8)  # fmt: skip
+    if xlabels:
+        ax.set_xticks(range(values.shape[1]), list(feature_names)[: values.shape[1]],
+                      rotation=60, ha="right", fontsize=8)  # fmt: skip
+        ax.set_xlabel("input feature")
+    else:
+        ax.set_xticks(range(values.shape[1]), [])
     labels = row_labels if row_labels is not None else neighbour_labels(None, values.shape[0])
     ax.set_yticks(range(values.shape[0]), list(labels), fontsize=8)
-    ax.set_xlabel("input feature")
     ax.set_ylabel("element")
     if title:
         ax.set_title(title, fontsize=9)
-    ax.figure.colorbar(image, ax=ax, label="relevance")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="relevance")
     return image
 
 
@@ -101,17 +109,23 @@ def class_maps_figure(
     lim = _symmetric_limit(mean[classes])
     num_rows = mean.shape[2]
     fig, axes = plt.subplots(
-        len(classes), 2, figsize=(13, 0.32 * num_rows * len(classes) + 1.8), squeeze=False
-    )
+        len(classes), 2, figsize=(12, 0.22 * num_rows * len(classes) + 2.2), squeeze=False,
+        sharex=True, sharey=True, layout="constrained",
+    )  # fmt: skip
+    image = None
     for i, c in enumerate(classes):
         for j, split in enumerate(("correct", "wrong")):
-            plot_relevance_map(
+            image = plot_relevance_map(
                 mean[c, j], feature_names=feature_names, vmax=lim, ax=axes[i, j],
                 title=f"true {class_names[c]}, {split} (n={int(count[c, j])})",
+                colorbar=False, xlabels=i == len(classes) - 1,
             )  # fmt: skip
+            if j == 1:
+                axes[i, j].set_ylabel("")
+    fig.colorbar(image, ax=axes, label="relevance / total |relevance| of the element",
+                 shrink=0.6)  # fmt: skip
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -121,6 +135,7 @@ def plot_feature_histogram(
     *,
     feature_names: Sequence[str] = X_FEATURES,
     title: str | None = None,
+    colorbar: bool = True,
     ax: Axes | None = None,
 ) -> AxesImage:
     """Histograms of each feature's relevance fraction, one row per feature, as a heat map.
@@ -134,14 +149,16 @@ def plot_feature_histogram(
     # Normalise each feature's row to a density so rare and common features read alike.
     rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(
-        rows, aspect="auto", cmap="viridis", origin="lower",
+        rows, aspect="auto", cmap="viridis", origin="lower", vmin=0.0, vmax=1.0,
         extent=(float(edges[0]), float(edges[-1]), -0.5, counts.shape[0] - 0.5),
     )  # fmt: skip
     ax.set_yticks(range(counts.shape[0]), list(feature_names)[: counts.shape[0]], fontsize=8)
-    ax.set_xlabel("feature relevance / total |relevance| of the element")
+    ax.set_xticks(np.linspace(float(edges[0]), float(edges[-1]), 5))
+    ax.set_xlabel("feature relevance / total |relevance| of element")
     if title:
         ax.set_title(title, fontsize=9)
-    ax.figure.colorbar(image, ax=ax, label="fraction of elements")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="fraction of elements")
     return image
 
 
@@ -157,18 +174,20 @@ def feature_histograms_figure(
     classes = [c for c in range(counts.shape[0]) if counts[c].sum() > 0] or [0]
     ncols = min(3, len(classes))
     nrows = (len(classes) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols + 1.0, 4.0 * nrows),
+                             squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[len(classes) :]:
         ax.set_visible(False)
+    image = None
     for ax, c in zip(axes.flat, classes, strict=False):
         n = int(counts[c, 0].sum())
-        plot_feature_histogram(
+        image = plot_feature_histogram(
             counts[c], edges, feature_names=feature_names, ax=ax,
-            title=f"true {class_names[c]} (n={n})",
+            title=f"true {class_names[c]} (n={n})", colorbar=False,
         )  # fmt: skip
+    fig.colorbar(image, ax=axes, label="fraction of elements (per feature)", shrink=0.6)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
