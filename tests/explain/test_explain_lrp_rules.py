@@ -131,6 +131,8 @@ def test_explain_event_rejects_bad_input() -> None:
     torch.manual_seed(22)
     model = MLPF(MLPFConfig(hidden=8, k=4, propagate_dim=5)).eval()
     x = random_mlpf_input(10, seed=22, dtype=torch.float32)
+    with pytest.raises(ConfigError, match="needs an output"):
+        explain_event(model, x)
     with pytest.raises(ConfigError, match="duplicate"):
         explain_event(model, x, output="pt", targets=torch.tensor([1, 1]))
     with pytest.raises(ConfigError, match="element ids"):

@@ -37,8 +37,10 @@ from particlegraph.explain.lrp.sparse import SparseRelevance
 CHUNK_BUDGET = 1 << 21
 #: On a GPU bigger chunks keep kernels large; memory is plentiful.
 CHUNK_BUDGET_CUDA = 1 << 25
-#: Values a local-prefix buffer collects (over chunks) before it is contracted (64 MiB float32).
-FLUSH_BUDGET = 1 << 24
+#: A local-prefix buffer is contracted once it holds as many values as the per-element matrices
+#: it reads (so matrix traffic never exceeds pair traffic), but at least FLUSH_MIN and at most
+#: FLUSH_MAX values (64 MiB of float32).
+FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
 
 
 @dataclass
@@ -197,9 +199,9 @@ def _compose_local(
             l_out = prep.leak + prep.inv * ((a * l_in) @ prep.weight.T)
             mats[op.output] = (m_out.contiguous(), l_out)
         elif isinstance(op, PassThrough):
-            m_in, l_in = mats[op.input]
+            m_pass, l_in = mats[op.input]
             if op.column_map is None:
-                mats[op.output] = (m_in, l_in)
+                mats[op.output] = (m_pass, l_in)
             else:
                 mats[op.output] = (full(op.input)[:, op.column_map, :], l_in[:, op.column_map])
         elif isinstance(op, Concat):
@@ -212,8 +214,8 @@ def _compose_local(
     # the absorbed share rides along as an extra output column: one contraction gives both
     out: dict[int, tuple[Tensor | None, Tensor]] = {}
     for k in keep:
-        m, leak = mats[k]
-        out[k] = (None, leak) if m is None else (torch.cat([m, leak[:, :, None]], dim=2), leak)
+        m_k, leak = mats[k]
+        out[k] = (None, leak) if m_k is None else (torch.cat([m_k, leak[:, :, None]], dim=2), leak)
     return out
 
 
@@ -338,7 +340,12 @@ def propagate(
     # does not grow with the number of chunks (it would with one contraction per chunk).
     buffers: dict[int, list[Pairs]] = {tid: [] for tid in frontier}
     buffered = dict.fromkeys(frontier, 0)
-    budget = CHUNK_BUDGET_CUDA if device.type == "cuda" else FLUSH_BUDGET
+    flush_at = {
+        tid: CHUNK_BUDGET_CUDA
+        if device.type == "cuda"
+        else min(FLUSH_MAX, max(FLUSH_MIN, 0 if mats[tid][0] is None else mats[tid][0].numel()))
+        for tid in frontier
+    }
     results: list[Pairs] = []
 
     def flush(tid: int) -> None:
@@ -359,7 +366,7 @@ def propagate(
         if tid in local:
             buffers[tid].append(pairs)
             buffered[tid] += pairs.v.numel()
-            if buffered[tid] >= budget:
+            if buffered[tid] >= flush_at[tid]:
                 flush(tid)
         else:
             pending.setdefault(tid, []).append(pairs)

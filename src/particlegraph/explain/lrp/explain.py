@@ -17,7 +17,7 @@ def explain_event(
     model: nn.Module,
     x: Tensor,
     batch: Tensor | None = None,
-    output: OutputSpec | str = "class:charged_hadron",
+    output: OutputSpec | str | None = None,
     targets: Tensor | None = None,
     composite: Composite | Rule | str | None = None,
     chunk_size: int | None = None,
@@ -32,7 +32,7 @@ def explain_event(
             ``lrp_trace`` method (see :mod:`.models`). Run in eval mode; its state is restored.
         x: (N, F) raw element features (F = 12 for MLPF), on the model's device and dtype.
         batch: (N,) event index per element (sorted), or None for one event.
-        output: which neuron, an :class:`OutputSpec` or a string such as
+        output: which neuron (required), an :class:`OutputSpec` or a string such as
             ``"class:neutral_hadron"``, ``"charge:+1"``, ``"pt"``, ``"energy"``.
         targets: (T,) unique element ids to explain; None = all N elements.
         composite: rules per layer; None = LRP-epsilon with eps = 1e-6 everywhere (nearly
@@ -46,6 +46,8 @@ def explain_event(
         :class:`SparseRelevance` with relevance (P, F) over (target, source) pairs inside each
         target's receptive field, the explained value and the absorbed relevance per target.
     """
+    if output is None:
+        raise ConfigError("explain_event needs an output, e.g. output='class:neutral_hadron'")
     spec = parse_output(output)
     if x.dim() != 2:
         raise ConfigError(f"x must have shape (N, F), got {tuple(x.shape)}")

@@ -69,11 +69,11 @@ def folded_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
                     seq[i] = nn.Identity()
         yield model
     finally:
-        for seq, i, bn, lin, weight, bias in reversed(saved):
+        for seq, i, bn, lin, saved_weight, saved_bias in reversed(saved):
             seq[i] = bn
             with torch.no_grad():
-                lin.weight.copy_(weight)
-                if bias is None:
+                lin.weight.copy_(saved_weight)
+                if saved_bias is None:
                     lin.bias = None  # type: ignore[assignment]
                 else:
-                    lin.bias.copy_(bias)
+                    lin.bias.copy_(saved_bias)

@@ -12,6 +12,8 @@ sum / mean / max / GCN / learned sigmoid edge weights). A model may also provide
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -43,7 +45,7 @@ def trace_message_passing(
     return tr.aggregate(name, u, src, dst, weights, value)
 
 
-def trace_gravnet(tr: Tracer, name: str, h: int, conv: nn.Module, batch: Tensor | None) -> int:
+def trace_gravnet(tr: Tracer, name: str, h: int, conv: Any, batch: Tensor | None) -> int:
     """One GravNet layer ``lin_out(cat[h, AGG_j w_ij lin_h(h)_j])``; coordinates are held fixed.
 
     ``conv`` needs ``graph(h, batch) -> (edge_index, edge_weight)``, ``lin_h``, ``lin_out`` and
@@ -62,7 +64,7 @@ def trace_gravnet(tr: Tracer, name: str, h: int, conv: nn.Module, batch: Tensor 
     return tr.module_linear(f"{name}.lin_out", c, conv.lin_out)
 
 
-def trace_mlpf(model: nn.Module, x: Tensor, batch: Tensor | None = None) -> Program:
+def trace_mlpf(model: Any, x: Tensor, batch: Tensor | None = None) -> Program:
     """Record :class:`particlegraph.models.mlpf.MLPF` (GravNet or FCN) on ``x`` (N, 12).
 
     Outputs: ``"class"`` (N, 6), ``"charge"`` (N, 3), ``"regression"`` (N, 5).
@@ -109,7 +111,8 @@ def _model_outputs(model: nn.Module, x: Tensor, batch: Tensor | None) -> dict[st
 def _trace(model: nn.Module, x: Tensor, batch: Tensor | None) -> Program:
     if hasattr(model, "lrp_trace"):
         tr = Tracer(x)
-        return tr.program(model.lrp_trace(tr, x, batch))
+        custom: Any = model
+        return tr.program(custom.lrp_trace(tr, x, batch))
     if _is_mlpf(model):
         return trace_mlpf(model, x, batch)
     if isinstance(model, nn.Sequential):
