@@ -257,7 +257,7 @@ def _single_maps_figure(
     ncols = min(3, max(len(picks), 1))
     nrows = max((len(picks) + ncols - 1) // ncols, 1)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 0.35 * (k + 1) * nrows + 2.2 * nrows),
-                             squeeze=False)  # fmt: skip
+                             squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[len(picks) :]:
         ax.set_visible(False)
     for ax, t in zip(axes.flat, picks, strict=False):
@@ -268,7 +268,6 @@ def _single_maps_figure(
             f"sum R = {m.total:.3g}",
         )  # fmt: skip
     fig.suptitle(f"relevance maps for output {name}")
-    fig.tight_layout()
     return fig
 
 
@@ -282,7 +281,8 @@ def _event_display_figure(
     eta = x[:, 2]
     phi = np.arctan2(x[:, 3], x[:, 4])
     is_track = x[:, 0] == 2
-    fig, axes = plt.subplots(1, 2 if single is not None else 1, figsize=(15, 6), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if single is not None else 1, figsize=(15, 6), squeeze=False,
+                             layout="constrained")  # fmt: skip
     sub = rmaps.restrict_targets(rel, targets)
     element = rmaps.source_feature_relevance(sub, x.shape[0]).sum(axis=1)
     plot_event_display(eta, phi, element, edges=rmaps.edge_relevance(sub), is_track=is_track,
@@ -294,7 +294,6 @@ def _event_display_figure(
         plot_event_display(eta, phi, element, edges=rmaps.edge_relevance(one), is_track=is_track,
                            highlight=single, ax=axes[0, 1])  # fmt: skip
         axes[0, 1].set_title(f"{name}: relevance for element {single}", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
