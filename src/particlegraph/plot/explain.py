@@ -311,3 +311,45 @@ def plot_randomization(
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return lines
+
+
+def _grid(num: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list[Axes]]:
+    ncols = max(1, min(ncols, num))
+    nrows = (num + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    for ax in axes.flat[num:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:num])
+
+
+def flipping_figure(
+    curves: Mapping[str, FlippingCurve], *, title: str | None = None, ncols: int = 4
+) -> Figure:
+    """One :func:`plot_flipping_curves` panel per output (readable with many outputs)."""
+    fig, axes = _grid(len(curves), ncols, (4.2, 3.4))
+    for ax, (label, curve) in zip(axes, curves.items(), strict=True):
+        plot_flipping_curves({label: curve}, ax=ax, title=label)
+        ax.set_xlabel("fraction removed")
+        ax.legend(
+            ["relevance order", "random order"], fontsize=7, title=f"gap {curve.auc_gap:.3g}",
+            title_fontsize=7,
+        )  # fmt: skip
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def randomization_figure(
+    results: Mapping[str, RandomizationResult], *, title: str | None = None, ncols: int = 4
+) -> Figure:
+    """One :func:`plot_randomization` panel per output."""
+    fig, axes = _grid(len(results), ncols, (4.2, 3.6))
+    for ax, (label, res) in zip(axes, results.items(), strict=True):
+        plot_randomization({label: res}, ax=ax, title=label)
+        ax.set_xlabel("")
+        ax.set_ylabel("Spearman rho")
+        ax.legend(["R", "|R|"], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -342,8 +342,8 @@ def explain(
     from particlegraph.plot.explain import (
         class_maps_figure,
         feature_histograms_figure,
-        plot_flipping_curves,
-        plot_randomization,
+        flipping_figure,
+        randomization_figure,
     )
     from particlegraph.train.checkpoint import load_model
 
@@ -484,18 +484,15 @@ def explain(
             entry["randomization"] = randomization[name].to_dict()
         summary["outputs"][name] = entry
 
-    import matplotlib.pyplot as plt
-
     for unit in ("element", "feature"):
         curves = {n: _mean_curve(flips[n][unit]) for n in outputs if flips[n][unit]}
         if curves and figures:
-            fig, ax = plt.subplots(figsize=(7, 5))
-            plot_flipping_curves(curves, ax=ax, title=f"{unit} flipping ({rule})")
+            fig = flipping_figure(curves, title=f"{unit} flipping ({summary['rule']})")
             files.append(_save(fig, out / f"flipping_{unit}.png"))
     if randomization and figures:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        plot_randomization(randomization, ax=ax, title="cascading model randomisation")
-        fig.tight_layout()
+        fig = randomization_figure(
+            randomization, title="cascading model randomisation (layers reset from the output)"
+        )
         files.append(_save(fig, out / "randomization.png"))
     timing["figures"] += time.perf_counter() - tick
     summary["seconds"] = time.perf_counter() - started
