@@ -125,7 +125,13 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--elements", type=int, required=True, help="elements N in the event")
+    p.add_argument(
+        "--elements",
+        required=True,
+        help="elements N in the event; a comma list (e.g. 6400,12800) runs the sizes "
+        "interleaved in one process and adds time ratios to the last one (memory is then "
+        "only indicative: later runs reuse memory cached by earlier ones)",
+    )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--k", type=int, default=16)
@@ -157,40 +163,55 @@ def main(argv: list[str] | None = None) -> dict:
         hidden=args.hidden, num_blocks=args.blocks, k=args.k, propagate_dim=args.propagate_dim
     )
     model = MLPF(cfg).to(device).eval()
-    x = random_event(args.elements, args.seed, device)
+    sizes = [int(v) for v in str(args.elements).split(",")]
+    events = {n: random_event(n, args.seed, device) for n in sizes}
     spec = parse_output(args.output)
     composite = as_composite(Epsilon(eps=args.eps))
-    runs = []
-    for _ in range(args.repeat):
-        if args.dense:
-            dtype = getattr(torch, args.dense_dtype)
-            runs.append(run_dense(model, x, spec, composite, dtype, device))
-        else:
-            runs.append(run_sparse(model, x, spec, composite, args.chunk_size, device))
-    # fastest run's time; the largest peak of all runs (a later run may reuse cached memory)
-    result = {**min(runs, key=lambda r: r["seconds"]), "peak_mb": max(r["peak_mb"] for r in runs)}
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        model(x)
-        forward_s = time.perf_counter() - t0
-    result = {
-        "method": "dense" if args.dense else "sparse",
-        "elements": args.elements,
-        "hidden": args.hidden,
-        **result,
-        "forward_seconds": forward_s,
-        "blocks": args.blocks,
-        "k": args.k,
-        "propagate_dim": args.propagate_dim,
-        "output": str(spec),
-        "eps": args.eps,
-        "device": args.device,
-        "threads": torch.get_num_threads(),
-    }
-    print(json.dumps(result))
+    runs: dict[int, list[dict]] = {n: [] for n in sizes}
+    for _ in range(args.repeat):  # interleaved, so a change of the machine's load hits all sizes
+        for n in sizes:
+            if args.dense:
+                dtype = getattr(torch, args.dense_dtype)
+                runs[n].append(run_dense(model, events[n], spec, composite, dtype, device))
+            else:
+                runs[n].append(
+                    run_sparse(model, events[n], spec, composite, args.chunk_size, device)
+                )
+    results = []
+    for n in sizes:
+        # fastest run's time; the largest peak of all runs (a later run may reuse cached memory)
+        best = min(runs[n], key=lambda r: r["seconds"])
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            model(events[n])
+            forward_s = time.perf_counter() - t0
+        results.append(
+            {
+                "method": "dense" if args.dense else "sparse",
+                "elements": n,
+                "hidden": args.hidden,
+                **best,
+                "peak_mb": max(r["peak_mb"] for r in runs[n]),
+                "forward_seconds": forward_s,
+                "blocks": args.blocks,
+                "k": args.k,
+                "propagate_dim": args.propagate_dim,
+                "output": str(spec),
+                "eps": args.eps,
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "repeat": args.repeat,
+            }
+        )
+    if len(results) > 1:
+        first = results[0]
+        for key in ("seconds", "cpu_seconds"):
+            results[-1][f"{key}_ratio_to_{first['elements']}"] = results[-1][key] / first[key]
+    for result in results:
+        print(json.dumps(result))
     if args.out is not None:
-        write_json(args.out, result)
-    return result
+        write_json(args.out, results[0] if len(results) == 1 else results)
+    return results[-1]
 
 
 if __name__ == "__main__":

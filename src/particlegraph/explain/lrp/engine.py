@@ -340,12 +340,12 @@ def propagate(
     # does not grow with the number of chunks (it would with one contraction per chunk).
     buffers: dict[int, list[Pairs]] = {tid: [] for tid in frontier}
     buffered = dict.fromkeys(frontier, 0)
-    flush_at = {
-        tid: CHUNK_BUDGET_CUDA
-        if device.type == "cuda"
-        else min(FLUSH_MAX, max(FLUSH_MIN, 0 if mats[tid][0] is None else mats[tid][0].numel()))
-        for tid in frontier
-    }
+    flush_at: dict[int, int] = {}
+    for tid in frontier:
+        m_tid = mats[tid][0]
+        size = 0 if m_tid is None else m_tid.numel()
+        cpu_at = min(FLUSH_MAX, max(FLUSH_MIN, size))
+        flush_at[tid] = CHUNK_BUDGET_CUDA if device.type == "cuda" else cpu_at
     results: list[Pairs] = []
 
     def flush(tid: int) -> None:
