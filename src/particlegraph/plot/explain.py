@@ -112,7 +112,7 @@ def class_maps_figure(
         len(classes), 2, figsize=(12, 0.22 * num_rows * len(classes) + 2.2), squeeze=False,
         sharex=True, sharey=True, layout="constrained",
     )  # fmt: skip
-    image = None
+    images: list[AxesImage] = []
     for i, c in enumerate(classes):
         for j, split in enumerate(("correct", "wrong")):
             image = plot_relevance_map(
@@ -120,9 +120,10 @@ def class_maps_figure(
                 title=f"true {class_names[c]}, {split} (n={int(count[c, j])})",
                 colorbar=False, xlabels=i == len(classes) - 1,
             )  # fmt: skip
+            images.append(image)
             if j == 1:
                 axes[i, j].set_ylabel("")
-    fig.colorbar(image, ax=axes, label="relevance / total |relevance| of the element",
+    fig.colorbar(images[-1], ax=axes, label="relevance / total |relevance| of the element",
                  shrink=0.6)  # fmt: skip
     if title:
         fig.suptitle(title)
@@ -178,14 +179,14 @@ def feature_histograms_figure(
                              squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[len(classes) :]:
         ax.set_visible(False)
-    image = None
+    images: list[AxesImage] = []
     for ax, c in zip(axes.flat, classes, strict=False):
         n = int(counts[c, 0].sum())
-        image = plot_feature_histogram(
+        images.append(plot_feature_histogram(
             counts[c], edges, feature_names=feature_names, ax=ax,
             title=f"true {class_names[c]} (n={n})", colorbar=False,
-        )  # fmt: skip
-    fig.colorbar(image, ax=axes, label="fraction of elements (per feature)", shrink=0.6)
+        ))  # fmt: skip
+    fig.colorbar(images[-1], ax=axes, label="fraction of elements (per feature)", shrink=0.6)
     if title:
         fig.suptitle(title)
     return fig
@@ -352,4 +353,45 @@ def randomization_figure(
         ax.legend(["R", "|R|"], fontsize=7)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def relevance_maps_figure(
+    panels: Sequence[tuple[np.ndarray, Sequence[str], str]],
+    *,
+    feature_names: Sequence[str] = X_FEATURES,
+    title: str | None = None,
+    ncols: int = 3,
+) -> Figure:
+    """Several single-element relevance maps side by side, each with its own colour scale.
+
+    Args:
+        panels: per panel ``(values (R, F), row labels (R,), panel title)``.
+    """
+    num_rows = max((p[0].shape[0] for p in panels), default=1)
+    fig, axes = _grid(max(len(panels), 1), ncols, (6.5, 0.35 * num_rows + 2.2))
+    for ax, (values, labels, panel_title) in zip(axes, panels, strict=False):
+        plot_relevance_map(values, row_labels=labels, feature_names=feature_names,
+                           title=panel_title, ax=ax)  # fmt: skip
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def event_display_figure(
+    eta: np.ndarray,
+    phi: np.ndarray,
+    panels: Sequence[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], int | None, str]],
+    *,
+    is_track: np.ndarray | None = None,
+) -> Figure:
+    """Event displays side by side; per panel ``(element relevance (N,), edges, highlight, title)``.
+
+    See :func:`plot_event_display` for the meaning of the entries.
+    """
+    fig, axes = _grid(len(panels), len(panels), (7.5, 6.0))
+    for ax, (element, edges, highlight, panel_title) in zip(axes, panels, strict=True):
+        plot_event_display(eta, phi, element, edges=edges, is_track=is_track,
+                           highlight=highlight, ax=ax)  # fmt: skip
+        ax.set_title(panel_title, fontsize=9)
     return fig

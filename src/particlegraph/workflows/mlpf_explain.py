@@ -250,51 +250,32 @@ def _pick_single_elements(true: np.ndarray, pred: np.ndarray) -> list[int]:
 def _single_maps_figure(
     rel: Any, picks: list[int], true: np.ndarray, pred: np.ndarray, name: str, k: int
 ) -> Any:
-    import matplotlib.pyplot as plt
+    from particlegraph.plot.explain import neighbour_labels, relevance_maps_figure
 
-    from particlegraph.plot.explain import neighbour_labels, plot_relevance_map
-
-    ncols = min(3, max(len(picks), 1))
-    nrows = max((len(picks) + ncols - 1) // ncols, 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 0.35 * (k + 1) * nrows + 2.2 * nrows),
-                             squeeze=False, layout="constrained")  # fmt: skip
-    for ax in axes.flat[len(picks) :]:
-        ax.set_visible(False)
-    for ax, t in zip(axes.flat, picks, strict=False):
+    panels = []
+    for t in picks:
         m = rmaps.relevance_map(rel, t, num_neighbours=k)
-        plot_relevance_map(
-            m.values, row_labels=neighbour_labels(m.sources, m.values.shape[0]), ax=ax,
-            title=f"element {t}: true {CLASS_LABELS[true[t]]}, pred {CLASS_LABELS[pred[t]]}, "
-            f"sum R = {m.total:.3g}",
-        )  # fmt: skip
-    fig.suptitle(f"relevance maps for output {name}")
-    return fig
+        label = f"element {t}: true {CLASS_LABELS[true[t]]}, pred {CLASS_LABELS[pred[t]]}, "
+        label += f"sum R = {m.total:.3g}"
+        panels.append((m.values, neighbour_labels(m.sources, m.values.shape[0]), label))
+    return relevance_maps_figure(panels, title=f"relevance maps for output {name}")
 
 
 def _event_display_figure(
     x: np.ndarray, rel: Any, targets: np.ndarray, single: int | None, name: str
 ) -> Any:
-    import matplotlib.pyplot as plt
+    from particlegraph.plot.explain import event_display_figure
 
-    from particlegraph.plot.explain import plot_event_display
+    def panel(sel: Any, highlight: int | None, title: str) -> tuple[Any, ...]:
+        sub = rmaps.restrict_targets(rel, sel)
+        element = rmaps.source_feature_relevance(sub, x.shape[0]).sum(axis=1)
+        return element, rmaps.edge_relevance(sub), highlight, title
 
-    eta = x[:, 2]
-    phi = np.arctan2(x[:, 3], x[:, 4])
-    is_track = x[:, 0] == 2
-    fig, axes = plt.subplots(1, 2 if single is not None else 1, figsize=(15, 6), squeeze=False,
-                             layout="constrained")  # fmt: skip
-    sub = rmaps.restrict_targets(rel, targets)
-    element = rmaps.source_feature_relevance(sub, x.shape[0]).sum(axis=1)
-    plot_event_display(eta, phi, element, edges=rmaps.edge_relevance(sub), is_track=is_track,
-                       ax=axes[0, 0])  # fmt: skip
-    axes[0, 0].set_title(f"{name}: relevance summed over {targets.size} targets", fontsize=9)
+    panels = [panel(targets, None, f"{name}: relevance summed over {targets.size} targets")]
     if single is not None:
-        one = rmaps.restrict_targets(rel, [single])
-        element = rmaps.source_feature_relevance(one, x.shape[0]).sum(axis=1)
-        plot_event_display(eta, phi, element, edges=rmaps.edge_relevance(one), is_track=is_track,
-                           highlight=single, ax=axes[0, 1])  # fmt: skip
-        axes[0, 1].set_title(f"{name}: relevance for element {single}", fontsize=9)
-    return fig
+        panels.append(panel([single], single, f"{name}: relevance for element {single}"))
+    phi = np.arctan2(x[:, 3], x[:, 4])
+    return event_display_figure(x[:, 2], phi, panels, is_track=x[:, 0] == 2)
 
 
 def explain(
