@@ -9,6 +9,7 @@ re-runs this script once per N in a fresh process and prints one JSON object per
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -27,10 +28,11 @@ CONFIGS = {
 
 
 def measure(
-    n: int, config: str, device: torch.device, repeats: int, dtype: str
+    n: int, config: str, device: torch.device, repeats: int, dtype: str, bin_size: int | None
 ) -> dict[str, object]:
     torch.manual_seed(0)
-    model = MLPF(CONFIGS[config]).to(device).eval()
+    cfg = dataclasses.replace(CONFIGS[config], knn_bin_size=bin_size)
+    model = MLPF(cfg).to(device).eval()
     x = synthetic_event(n, device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
@@ -55,6 +57,7 @@ def measure(
         "parameters": count_parameters(model),
         "device": str(device),
         "dtype": dtype,
+        "knn": "exact" if bin_size is None else f"binned({bin_size})",
         "ms_per_event": 1e3 * seconds,
         "peak_mb": peak,
         "peak_mb_kind": "cuda_max_allocated" if device.type == "cuda" else "peak_rss_growth",
@@ -69,6 +72,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--knn-bin-size", type=int, help="binned kNN with this bin size (default exact)"
+    )
     ap.add_argument("--out")
     args = ap.parse_args()
     sizes = [int(s) for s in args.elements.split(",")]
@@ -77,6 +83,8 @@ def main() -> None:
         for n in sizes:
             cmd = [sys.executable, __file__, "--elements", str(n), "--config", args.config,
                    "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats)]  # fmt: skip
+            if args.knn_bin_size:
+                cmd += ["--knn-bin-size", str(args.knn_bin_size)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
@@ -88,7 +96,14 @@ def main() -> None:
             emit({"runs": rows}, args.out)
         return
     emit(
-        measure(sizes[0], args.config, resolve_device(args.device), args.repeats, args.dtype),
+        measure(
+            sizes[0],
+            args.config,
+            resolve_device(args.device),
+            args.repeats,
+            args.dtype,
+            args.knn_bin_size,
+        ),
         args.out,
     )
 

@@ -54,6 +54,7 @@ class MLPFConfig:
     activation: str = "elu"
     dropout: float = 0.0
     knn_chunk_size: int = 0  # query points per kNN block; 0 = automatic (memory-bounded blocks)
+    knn_bin_size: int | None = None  # None: exact kNN; B: binned kNN (linear time) in events > 3 B
 
     def __post_init__(self) -> None:
         if self.kind not in ("gravnet", "fcn"):
@@ -76,6 +77,8 @@ class MLPFConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.knn_bin_size is not None and self.knn_bin_size < self.k:
+            raise ValueError(f"knn_bin_size must be >= k = {self.k}, got {self.knn_bin_size}")
         if self.num_blocks < 0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("num_blocks must be >= 0 and dropout in [0, 1)")
 
@@ -150,7 +153,16 @@ class MLPF(nn.Module):
         )  # fmt: skip
         num_blocks = cfg.num_blocks if cfg.kind == "gravnet" else 0
         self.blocks = nn.ModuleList(
-            GravNetConv(h, h, cfg.space_dim, cfg.propagate_dim, cfg.k, cfg.aggr, cfg.knn_chunk_size)
+            GravNetConv(
+                h,
+                h,
+                cfg.space_dim,
+                cfg.propagate_dim,
+                cfg.k,
+                cfg.aggr,
+                cfg.knn_chunk_size,
+                cfg.knn_bin_size,
+            )
             for _ in range(num_blocks)
         )
         self.act = make_activation(cfg.activation)

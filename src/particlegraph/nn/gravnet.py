@@ -33,6 +33,8 @@ class GravNetConv(MessagePassing):
         k: neighbours per node, the node itself included (default 16).
         aggr: ``"sum"`` (default), ``"mean"`` or ``"max"``.
         chunk_size: query chunk of the kNN (0 = automatic, None = one dense block for export).
+        bin_size: ``None`` exact kNN; an integer switches large events to the binned kNN of
+            :func:`~particlegraph.graph.knn.binned_knn_event` (linear time, approximate).
 
     Shapes:
         h (N, H_in), batch (N,) or None -> (N, H_out)
@@ -47,6 +49,7 @@ class GravNetConv(MessagePassing):
         k: int = 16,
         aggr: str = "sum",
         chunk_size: int | None = 0,
+        bin_size: int | None = None,
     ) -> None:
         if aggr not in ("sum", "mean", "max"):
             raise ValueError(f"aggr must be 'sum', 'mean' or 'max', got {aggr!r}")
@@ -54,6 +57,7 @@ class GravNetConv(MessagePassing):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.k = k
         self.chunk_size = chunk_size
+        self.bin_size = bin_size
         self.lin_s = nn.Linear(in_channels, space_dimensions)
         self.lin_h = nn.Linear(in_channels, propagate_dimensions)
         self.lin_out = nn.Linear(in_channels + propagate_dimensions, out_channels)
@@ -70,7 +74,12 @@ class GravNetConv(MessagePassing):
         with torch.no_grad():
             # float32 coordinates: under bf16 autocast rounding would change about 1 % of the edges.
             edge_index = knn_graph(
-                s.detach().float(), self.k, batch, loop=True, chunk_size=self.chunk_size
+                s.detach().float(),
+                self.k,
+                batch,
+                loop=True,
+                chunk_size=self.chunk_size,
+                bin_size=self.bin_size,
             )
         src, dst = edge_index
         d2 = (s[src] - s[dst]).pow(2).sum(-1)  # (E,) differentiable w.r.t. lin_s
