@@ -235,3 +235,18 @@ def test_plot_functions_return_their_artists():
     assert curve.auc_gap == pytest.approx(0.5)
     assert len(plot_flipping_curves({"pt": curve}, ax=ax)) == 2
     plt.close("all")
+
+
+def test_explain_with_an_lrp_composite(run_and_data):
+    lrp = pytest.importorskip("particlegraph.explain.lrp")
+    if not hasattr(lrp, "Composite"):
+        pytest.skip("LRP engine not available")
+    run, data = run_and_data
+    rule = lrp.Composite([("class_head.*", lrp.Epsilon(eps=0.1))], default=lrp.Epsilon())
+    summary = explain(run, data, events=1, outputs=("class:photon",), rule=rule, device="cpu",
+                      figures=False, randomize=False)  # fmt: skip
+    assert summary["rule"].startswith("Composite")
+    cons = summary["outputs"]["class:photon"]["conservation"]
+    assert cons["max_rel_err"] < 1e-4  # the larger epsilon is absorbed, and accounted for
+    with pytest.raises(ConfigError, match="unknown LRP rule"):
+        explain(run, data, events=1, rule="alpha-beta")

@@ -93,9 +93,12 @@ def output_values(out: Any, name: str) -> Tensor:
     return head[:, col]
 
 
-def lrp_relevance(rule: str = "epsilon", chunk_size: int | None = None) -> RelevanceFn:
-    """Relevance function backed by the LRP engine (:func:`particlegraph.explain.lrp.explain_event`)."""
-    if rule not in RULES:
+def lrp_relevance(rule: Any = "epsilon", chunk_size: int | None = None) -> RelevanceFn:
+    """Relevance function backed by the LRP engine (:func:`particlegraph.explain.lrp.explain_event`).
+
+    ``rule`` is a rule name (one rule for every layer) or an LRP ``Rule`` / ``Composite`` object.
+    """
+    if isinstance(rule, str) and rule not in RULES:
         raise ConfigError(f"unknown LRP rule {rule!r}; choose one of {', '.join(RULES)}")
     from particlegraph.explain import lrp
 
@@ -283,7 +286,7 @@ def explain(
     data: str | Path,
     events: int = 10,
     outputs: Sequence[str] = DEFAULT_OUTPUTS,
-    rule: str = "epsilon",
+    rule: Any = "epsilon",
     device: str = "auto",
     *,
     which: str = "best",
@@ -303,7 +306,8 @@ def explain(
         data: a dataset directory or event file (Parquet shards or Delphes ``.pkl.bz2``).
         events: number of events to explain (from the start of the dataset).
         outputs: output neurons, e.g. ``("class:neutral_hadron", "pt", "energy")``.
-        rule: LRP rule for every layer: ``epsilon``, ``gamma`` or ``zplus``.
+        rule: LRP rule for every layer, ``epsilon``, ``gamma`` or ``zplus``, or an LRP
+            ``Composite`` choosing a rule per layer.
         device: ``auto``, ``cpu`` or ``cuda``.
         which: checkpoint, ``best`` (falls back to ``last``) or ``last``.
         num_neighbours: K, neighbours per relevance map after the element itself.
@@ -431,7 +435,9 @@ def explain(
         "events": num_events,
         "elements": num_elements,
         "accuracy": correct / max(num_elements, 1),
-        "rule": rule if relevance_fn is None else "custom",
+        "rule": (rule if isinstance(rule, str) else repr(rule))
+        if relevance_fn is None
+        else "custom",
         "device": str(dev),
         "num_neighbours": num_neighbours,
         "outputs": {},
