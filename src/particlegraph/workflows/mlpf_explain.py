@@ -105,7 +105,7 @@ def lrp_relevance(rule: Any = "epsilon", chunk_size: int | None = None) -> Relev
     def fn(model: nn.Module, x: Tensor, output: str, targets: Tensor | None) -> Any:
         spec = lrp.parse_output(output)
         return lrp.explain_event(
-            model, x, None, spec, targets=targets, composite=rule, chunk_size=chunk_size
+            model, x, None, output=spec, targets=targets, composite=rule, chunk_size=chunk_size
         )
 
     return fn
