@@ -250,3 +250,18 @@ def test_explain_with_an_lrp_composite(run_and_data):
     assert cons["max_rel_err"] < 1e-4  # the larger epsilon is absorbed, and accounted for
     with pytest.raises(ConfigError, match="unknown LRP rule"):
         explain(run, data, events=1, rule="alpha-beta")
+
+
+def test_failed_randomisation_is_recorded_not_fatal(run_and_data, capsys):
+    run, data = run_and_data
+
+    def flaky(model, x, output, targets):
+        if targets is not None:  # the randomisation test explains a subset of targets
+            raise ConfigError("trace mismatch")
+        return gradient_relevance(model, x, output, targets)
+
+    summary = explain(run, data, events=1, outputs=("pt",), device="cpu", figures=False,
+                      relevance_fn=flaky)  # fmt: skip
+    assert summary["outputs"]["pt"]["randomization"] == {"error": "trace mismatch"}
+    assert "flipping_element" in summary["outputs"]["pt"]
+    assert "randomisation test of pt failed" in capsys.readouterr().err

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from particlegraph.atomic import atomic_path, write_json
 from particlegraph.data.schema import CLASS_LABELS, CLASS_NAMES, NUM_X_FEATURES, X_FEATURES
 from particlegraph.device import resolve_device
-from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.errors import ConfigError, DataFileError, ParticlegraphError
 from particlegraph.explain import faithfulness, rmaps
 
 #: Every class logit and every regression output.
@@ -360,6 +360,7 @@ def explain(
         n: {"element": [], "feature": []} for n in outputs
     }
     randomization: dict[str, faithfulness.RandomizationResult] = {}
+    failures: dict[str, str] = {}
     files: list[str] = []
     num_events = num_elements = 0
     correct = 0
@@ -411,7 +412,14 @@ def explain(
                 timing["figures"] += time.perf_counter() - tick
             if index == 0 and randomize:
                 with _timer(timing, "randomization"):
-                    randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
+                    try:
+                        randomization[name] = _randomization(model, x, fn, name, chosen_t, seed)
+                    except ParticlegraphError as err:
+                        # A sanity check that cannot run on a randomised model must not cost
+                        # the rest of the explanation; the summary records why it is missing.
+                        failures[name] = str(err)
+                        print(f"warning: randomisation test of {name} failed: {err}",
+                              file=sys.stderr)  # fmt: skip
             if index < flip_events:
                 scores = rmaps.source_feature_relevance(
                     rmaps.restrict_targets(rel, chosen), x.shape[0]
@@ -469,6 +477,8 @@ def explain(
                 entry[f"flipping_{unit}"] = curve.to_dict()
         if name in randomization:
             entry["randomization"] = randomization[name].to_dict()
+        elif name in failures:
+            entry["randomization"] = {"error": failures[name]}
         summary["outputs"][name] = entry
 
     for unit in ("element", "feature"):
