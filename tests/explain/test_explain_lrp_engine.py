@@ -14,6 +14,7 @@ from test_explain_lrp_reference import (  # noqa: F401 (single_thread is an auto
 from torch import nn
 
 from particlegraph.explain.lrp import Composite, Epsilon, Gamma, ZPlus, explain_event, trace_model
+from particlegraph.explain.lrp.engine import propagate
 from particlegraph.explain.lrp.output import parse_output
 from particlegraph.models.mlpf import MLPF, MLPFConfig
 
@@ -82,7 +83,7 @@ def test_generic_aggregations_match_reference(mode: str) -> None:
     graph = random_graph(30, 4, seed=3)
     model = TinyGNN(f=5, mode=mode, edge_index=graph, batchnorm=True).double().eval()
     x = torch.randn(30, 5, dtype=torch.float64)
-    for rule in ("epsilon", "gamma"):
+    for rule in ("epsilon", "gamma", "zplus"):
         _compare(model, x, "output:1", RULES[rule])
         _compare(model, x, "second:0", RULES[rule])
 
@@ -162,6 +163,12 @@ def test_chunking_does_not_change_result() -> None:
     b = explain_event(model, x, output="sin_phi", chunk_size=1000)
     assert torch.equal(a.source, b.source)
     assert torch.allclose(a.values, b.values, rtol=1e-12, atol=1e-15)
+    # the breadth-first target order is an internal schedule: index order gives the same result
+    program = trace_model(model, x)
+    c = propagate(program, program.outputs["regression"], 2, torch.arange(30), Composite(),
+                  chunk_size=4, locality=False)  # fmt: skip
+    assert torch.equal(a.target, c.target) and torch.equal(a.source, c.source)
+    assert torch.allclose(a.values, c.values, rtol=1e-12, atol=1e-15)
 
 
 def test_class_logit_does_not_touch_regression_head() -> None:
