@@ -254,9 +254,11 @@ def test_explain_with_an_lrp_composite(run_and_data):
 
 def test_failed_randomisation_is_recorded_not_fatal(run_and_data, capsys):
     run, data = run_and_data
+    calls = []
 
     def flaky(model, x, output, targets):
-        if targets is not None:  # the randomisation test explains a subset of targets
+        calls.append(targets)
+        if len(calls) > 1:  # every call of the randomisation test fails
             raise ConfigError("trace mismatch")
         return gradient_relevance(model, x, output, targets)
 
@@ -265,3 +267,18 @@ def test_failed_randomisation_is_recorded_not_fatal(run_and_data, capsys):
     assert summary["outputs"]["pt"]["randomization"] == {"error": "trace mismatch"}
     assert "flipping_element" in summary["outputs"]["pt"]
     assert "randomisation test of pt failed" in capsys.readouterr().err
+
+
+def test_randomisation_falls_back_to_every_target(run_and_data, capsys):
+    run, data = run_and_data
+
+    def subset_fails(model, x, output, targets):
+        if targets is not None:
+            raise ConfigError("trace mismatch")
+        return gradient_relevance(model, x, output, targets)
+
+    summary = explain(run, data, events=1, outputs=("pt",), device="cpu", figures=False,
+                      relevance_fn=subset_fails)  # fmt: skip
+    rnd = summary["outputs"]["pt"]["randomization"]
+    assert rnd["spearman"][0] == pytest.approx(1.0)
+    assert "explaining every element instead" in capsys.readouterr().err

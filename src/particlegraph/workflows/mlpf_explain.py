@@ -509,8 +509,20 @@ def _randomization(
     # any weights; their ties would inflate the rank correlation, so only non-zero inputs count.
     live = (x != 0).cpu().numpy()
 
+    subset_ok = [True]
+
     def relevance(m: nn.Module, x_in: Tensor) -> np.ndarray:
-        rel = fn(m, x_in, name, targets)
+        if subset_ok[0]:
+            try:
+                rel = fn(m, x_in, name, targets)
+            except ParticlegraphError as err:
+                # Explaining a subset of targets failed (seen on CUDA with the LRP engine's
+                # trace check); every target costs more but gives the same restricted relevance.
+                print(f"warning: {name}: explaining a subset of targets failed ({err}); "
+                      "explaining every element instead", file=sys.stderr)  # fmt: skip
+                subset_ok[0] = False
+        if not subset_ok[0]:
+            rel = fn(m, x_in, name, None)
         return rmaps.source_feature_relevance(rmaps.restrict_targets(rel, targets.cpu()), n)[live]
 
     return faithfulness.randomization_test(model, relevance, x, seed=seed)
