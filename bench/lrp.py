@@ -6,7 +6,8 @@ Prints one JSON object: elements, hidden, seconds (wall time of explain_event: t
 propagation), cpu_seconds (process CPU time of the same call: less sensitive to a shared
 machine's load), forward_seconds (one plain forward pass), peak_mb (peak resident memory above the level before the call on CPU; peak
 allocated CUDA memory above the model's on GPU), pairs, conservation_rel_err (max over targets of
-|sum R + absorbed - explained| / |explained|), plus the settings. ``--dense`` runs the dense
+|sum R + absorbed - explained| / |explained|), conservation_event_rel_err (the same summed over
+the event, relative to sum |explained|), plus the settings. ``--dense`` runs the dense
 reference of the tests (tests/explain/test_explain_lrp_reference.py, the published O(N^2 F)
 method) instead, in float32 unless ``--dense-dtype float64``.
 """
@@ -29,6 +30,7 @@ import torch
 
 from particlegraph.atomic import write_json
 from particlegraph.explain.lrp import explain_event, parse_output, trace_model
+from particlegraph.explain.lrp.checks import conservation_summary
 from particlegraph.explain.lrp.rules import Epsilon, as_composite
 from particlegraph.models.mlpf import MLPF, MLPFConfig
 
@@ -96,6 +98,7 @@ def run_sparse(model, x, spec, composite, chunk_size, device) -> dict:
         "pairs": rel.num_pairs,
         "pairs_per_target": rel.num_pairs / max(len(rel.targets), 1),
         "conservation_rel_err": float(rel.conservation_error().max()),
+        "conservation_event_rel_err": conservation_summary(rel)["event_rel_err"],
         "absorbed_fraction": float(rel.absorbed.abs().sum() / rel.explained.abs().sum()),
     }
 
