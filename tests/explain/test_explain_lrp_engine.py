@@ -14,6 +14,7 @@ from test_explain_lrp_reference import (  # noqa: F401 (single_thread is an auto
 from torch import nn
 
 from particlegraph.explain.lrp import Composite, Epsilon, Gamma, ZPlus, explain_event, trace_model
+from particlegraph.explain.lrp.checks import conservation_summary
 from particlegraph.explain.lrp.engine import propagate
 from particlegraph.explain.lrp.output import parse_output
 from particlegraph.models.mlpf import MLPF, MLPFConfig
@@ -191,7 +192,9 @@ def test_float32_batch_of_events_runs() -> None:
     batch = torch.cat([torch.zeros(20), torch.ones(30)]).long()
     rel = explain_event(model, x, batch, output="class:neutral_hadron")
     assert rel.values.dtype == torch.float32
-    assert float(rel.conservation_error().max()) < 1e-3
+    # float32: per-target relative errors blow up where the explained value is near 0, so check
+    # the event-level balance
+    assert conservation_summary(rel)["event_rel_err"] < 1e-5
     # no relevance crosses event boundaries
     assert bool((batch[rel.target] == batch[rel.source]).all())
 
