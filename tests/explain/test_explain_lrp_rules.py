@@ -143,6 +143,8 @@ def test_explain_event_rejects_bad_input() -> None:
         explain_event(nn.Linear(12, 2), x, output="output:0")
     with pytest.raises(ConfigError, match="cannot trace"):
         explain_event(nn.Sequential(nn.Linear(12, 4), nn.LayerNorm(4)), x, output="output:0")
+    with pytest.raises(ConfigError, match="cannot trace"):  # parameter-free, not element-wise
+        explain_event(nn.Sequential(nn.Linear(12, 4), nn.Softmax(dim=1)), x, output="output:0")
     rel = explain_event(model, x, output="pt", targets=torch.tensor([4]))
     with pytest.raises(ConfigError, match="not explained"):
         rel.per_source(3)

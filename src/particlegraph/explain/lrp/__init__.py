@@ -6,6 +6,11 @@ Entry point: :func:`explain_event`. Rules: :class:`Epsilon` (default), :class:`G
 
 from __future__ import annotations
 
+from particlegraph.explain.lrp.checks import (
+    conservation_summary,
+    layer_balance,
+    lrp0_gradient_error,
+)
 from particlegraph.explain.lrp.explain import explain_event
 from particlegraph.explain.lrp.fold import fold_linear_bn, folded_batchnorm
 from particlegraph.explain.lrp.models import trace_gravnet, trace_message_passing, trace_model
@@ -25,9 +30,12 @@ __all__ = [
     "Tracer",
     "ZPlus",
     "aggregation_weights",
+    "conservation_summary",
     "explain_event",
     "fold_linear_bn",
     "folded_batchnorm",
+    "layer_balance",
+    "lrp0_gradient_error",
     "parse_output",
     "rule_from_name",
     "trace_gravnet",

@@ -94,6 +94,12 @@ class Aggregate:
 
 Op = Linear | PassThrough | Concat | Aggregate
 
+#: Parameter-free element-wise activations, through which relevance passes unchanged.
+ELEMENTWISE: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Softplus,
+    nn.Hardtanh, nn.ReLU6, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish, nn.Hardsigmoid,
+)  # fmt: skip
+
 
 @dataclass
 class Program:
@@ -233,8 +239,9 @@ class Tracer:
     def sequential(self, name: str, a: int, seq: nn.Module) -> int:
         """Trace an MLP: ``nn.Sequential`` of Linear / BatchNorm1d / activations / Dropout.
 
-        A BatchNorm1d right after a Linear is folded into it; any other parameter-free module is
-        taken to be element-wise (its relevance passes through); other modules are refused.
+        A BatchNorm1d right after a Linear is folded into it; the activations in
+        :data:`ELEMENTWISE` pass relevance through; other modules (Softmax, LayerNorm, ...) are
+        refused rather than explained wrongly.
         """
         layers = list(seq.children()) if isinstance(seq, nn.Sequential) else [seq]
         i = 0
@@ -253,12 +260,13 @@ class Tracer:
                 a = self.sequential(lname, a, layer)
             elif isinstance(layer, nn.Dropout | nn.Identity):
                 pass  # identity in eval mode
-            elif next(layer.parameters(), None) is None:
+            elif isinstance(layer, ELEMENTWISE):
                 a = self.activation(lname, a, layer)
             else:
                 raise ConfigError(
                     f"LRP cannot trace layer {lname!r} ({type(layer).__name__}); supported: "
-                    "Linear, BatchNorm1d, Dropout and parameter-free element-wise activations"
+                    "Linear, BatchNorm1d, Dropout and element-wise activations "
+                    f"({', '.join(t.__name__ for t in ELEMENTWISE)})"
                 )
             i += 1
         return a
