@@ -164,3 +164,20 @@ def test_trace_check_catches_a_wrong_adapter() -> None:
     x = random_mlpf_input(10, seed=23, dtype=torch.float32)
     with pytest.raises(ConfigError, match="does not reproduce"):
         explain_event(model, x, output="class:photon")
+
+
+def test_trace_check_tolerates_a_few_elements() -> None:
+    """A second GPU forward pass may flip a kNN near-tie for a few elements: not an error."""
+
+    class OneOff(MLPF):
+        def forward(self, x, batch=None):  # type: ignore[override]
+            out = super().forward(x, batch)
+            logits = out.logits.clone()
+            logits[0] += 1.0
+            return out._replace(logits=logits)
+
+    torch.manual_seed(24)
+    model = OneOff(MLPFConfig(hidden=8, k=4, propagate_dim=5)).eval()
+    x = random_mlpf_input(40, seed=24, dtype=torch.float32)
+    rel = explain_event(model, x, output="class:photon", targets=torch.tensor([5]))
+    assert rel.num_pairs > 0

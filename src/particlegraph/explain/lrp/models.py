@@ -24,6 +24,8 @@ from particlegraph.explain.lrp.program import Program, Tracer, aggregation_weigh
 TRACE_RTOL = 1e-4
 #: Events up to this size are checked in full; bigger ones on their first elements only.
 CHECK_ELEMENTS = 2048
+#: Fraction of elements allowed to differ in that check (kNN near-ties, see ``_check``).
+CHECK_FRACTION = 0.01
 
 
 def trace_message_passing(
@@ -124,14 +126,25 @@ def _trace(model: nn.Module, x: Tensor, batch: Tensor | None) -> Program:
 
 
 def _check(model: nn.Module, program: Program, x: Tensor, batch: Tensor | None) -> None:
+    """Compare traced and model outputs element by element.
+
+    A wiring error changes (nearly) every element; a second forward pass on a GPU may differ from
+    the first in the last bits (atomic additions in the aggregation), which can flip a near-tie
+    of the next layer's kNN graph and change the outputs of a few elements. So up to
+    ``max(2, CHECK_FRACTION * N)`` differing elements are tolerated.
+    """
     for key, ref in _model_outputs(model, x, batch).items():
+        if ref.numel() == 0:
+            continue
         got = program.values[program.outputs[key]]
-        err = float((got - ref).abs().max()) if ref.numel() else 0.0
-        scale = float(ref.abs().max()) if ref.numel() else 0.0
-        if err > TRACE_RTOL * max(scale, 1.0):
+        diff = (got - ref).abs()
+        scale = max(float(ref.abs().max()), 1.0)
+        bad = int((diff > TRACE_RTOL * scale).any(dim=1).sum())
+        if bad > max(2, int(CHECK_FRACTION * len(ref))):
             raise ConfigError(
-                f"LRP trace of {type(model).__name__} does not reproduce output {key!r} "
-                f"(max difference {err:.3g}); the adapter does not match the model"
+                f"LRP trace of {type(model).__name__} does not reproduce output {key!r} on "
+                f"{bad} of {len(ref)} elements (max difference {float(diff.max()):.3g}); "
+                "the adapter does not match the model"
             )
 
 
