@@ -30,14 +30,6 @@ COMMON = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow  # starts torchrun with 2 worker processes (~15-30 s on 2 shared cores)
 def test_two_gloo_ranks_match_single_process(tmp_path) -> None:
     # 4 shards of one event each (different sizes): per epoch rank r reads shards r, r+2 of the

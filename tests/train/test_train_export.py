@@ -22,14 +22,6 @@ from particlegraph.train.checkpoint import load_model
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("aggr", ["sum", "mean", "max"])
 def test_dense_gravnet_equals_sparse_model(aggr: str) -> None:
     torch.manual_seed(0)

@@ -26,15 +26,6 @@ from particlegraph.train.loop import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(seed: int = 0, n: int = 48) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 4, generator=g)

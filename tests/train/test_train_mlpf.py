@@ -35,15 +35,6 @@ TINY = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_events(n_events: int, seed: int) -> list[MLPFEvent]:
     """Tiny synthetic events: tracks -> charged hadrons, towers -> photons/neutral hadrons/none."""
     rng = np.random.default_rng(seed)
