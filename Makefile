@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml Makefile
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy src
 
 test: venv lint
 	$(VENV)/bin/pytest -q

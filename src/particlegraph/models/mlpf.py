@@ -167,12 +167,15 @@ class MLPF(nn.Module):
         )
         self.act = make_activation(cfg.activation)
         z_dim = NUM_ENCODED + h * max(num_blocks, 1)
-        head = {"activation": cfg.activation, "norm": cfg.norm, "dropout": cfg.dropout}
-        self.class_head = MLP(z_dim, h, schema.NUM_CLASSES, cfg.num_head_layers, **head)
-        self.charge_head = MLP(z_dim, h, 3, cfg.num_head_layers, **head)
-        self.reg_head = MLP(
-            z_dim + schema.NUM_CLASSES, h, NUM_REGRESSION, cfg.num_head_layers, **head
-        )
+
+        def head(in_dim: int, out_dim: int) -> MLP:
+            return MLP(
+                in_dim, h, out_dim, cfg.num_head_layers, cfg.activation, cfg.norm, cfg.dropout
+            )
+
+        self.class_head = head(z_dim, schema.NUM_CLASSES)
+        self.charge_head = head(z_dim, 3)
+        self.reg_head = head(z_dim + schema.NUM_CLASSES, NUM_REGRESSION)
 
     def embed(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
         """The shared representation ``z`` (N, 13 + H * max(L, 1)) fed to the heads."""

@@ -304,7 +304,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         edges = np.asarray(JET_PT_EDGES)
         plots.plot_binned(
             edges,
-            {s: pf.jet_pt_binned(p)["resolution"] for s, p in pairs.items()},
+            {s: np.asarray(pf.jet_pt_binned(p)["resolution"]) for s, p in pairs.items()},
             ax=axes[2],
             xlabel=r"gen jet $p_T$ [GeV]",
             ylabel="jet $p_T$ resolution (IQR/median)",
