@@ -47,7 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from particlegraph.data.schema import ELEM_TOWER, ELEM_TRACK, MLPFEvent, ParticleClass
+from particlegraph.data.schema import (
+    ELEM_TOWER,
+    ELEM_TRACK,
+    MLPFEvent,
+    ParticleClass,
+    target_rows,
+)
 from particlegraph.data.store import brief
 from particlegraph.errors import DataFileError
 
@@ -126,16 +132,6 @@ def nearest(
     ok = np.isfinite(dist)
     out[ok] = idx[ok]
     return out
-
-
-def _target_rows(cls: np.ndarray, charge: np.ndarray, pt: np.ndarray, eta: np.ndarray,
-                 phi: np.ndarray, energy: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Stack target columns (pid, charge, pt, eta, sin phi, cos phi, E) -> (M, 7) float32."""
-    rows = np.stack([cls, charge, pt, eta, np.sin(phi), np.cos(phi), energy], axis=1).astype(
-        np.float32
-    )
-    rows[cls == ParticleClass.NONE] = 0.0
-    return rows
 
 
 def _uid_lookup(uids: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +232,7 @@ def build_event(ev: Mapping[str, Any], options: RootReadOptions | None = None) -
     # ygen of tracks: the referenced particle
     ok = t_gen >= 0
     g = np.maximum(t_gen, 0)
-    ygen_trk = _target_rows(
+    ygen_trk = target_rows(
         np.where(ok, p_cls[g], ParticleClass.NONE), p_charge[g], p_pt[g], p_eta[g], p_phi[g], p_e[g]
     )
 
@@ -318,7 +314,7 @@ def _tower_targets(
     out_cls = np.where(n_part > 0, out_cls, ParticleClass.NONE)
     charged = np.isin(out_cls, (ParticleClass.CHARGED_HADRON, ParticleClass.ELECTRON))
     out_q = np.where(charged, np.clip(np.round(q), -1, 1), 0.0)
-    return _target_rows(out_cls, out_q, s_pt, s_eta, s_phi, e)
+    return target_rows(out_cls, out_q, s_pt, s_eta, s_phi, e)
 
 
 def _candidates(
@@ -347,7 +343,7 @@ def _candidates(
         )
         has = best >= 0
         b = best[has]
-        ycand_trk[has] = _target_rows(cls[b], c_charge[b], c_pt[b], c_eta[b], c_phi[b], energy[b])
+        ycand_trk[has] = target_rows(cls[b], c_charge[b], c_pt[b], c_eta[b], c_phi[b], energy[b])
     parts = []
     for name, cls_id in (
         ("EFlowPhoton", ParticleClass.PHOTON),
@@ -365,7 +361,7 @@ def _candidates(
         )
         has = best >= 0
         b = best[has]
-        ycand_twr[has] = _target_rows(cls[b], np.zeros(len(b)), c_et[b], c_eta[b], c_phi[b], c_e[b])
+        ycand_twr[has] = target_rows(cls[b], np.zeros(len(b)), c_et[b], c_eta[b], c_phi[b], c_e[b])
     return ycand_trk, ycand_twr
 
 

@@ -83,6 +83,25 @@ def class_index(name: str) -> int:
     return CLASS_NAMES.index(key)
 
 
+def target_rows(
+    cls: np.ndarray,
+    charge: np.ndarray,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    energy: np.ndarray,
+) -> np.ndarray:
+    """Target rows (M, 7) float32 in the ygen/ycand layout from per-particle columns.
+
+    ``pt`` and ``energy`` in GeV, ``phi`` in rad (stored as sin, cos); rows of class 0 are all zero.
+    """
+    y = np.stack([cls, charge, pt, eta, np.sin(phi), np.cos(phi), energy], axis=1).astype(
+        np.float32
+    )
+    y[cls == ParticleClass.NONE] = 0.0
+    return y.reshape(-1, NUM_Y_FEATURES)
+
+
 class MLPFEvent(NamedTuple):
     """One event: ``X`` (N, 12), ``ygen`` (N, 7), ``ycand`` (N, 7), all float32."""
 

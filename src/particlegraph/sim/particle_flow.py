@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from particlegraph.data.schema import ParticleClass
+from particlegraph.data.schema import ParticleClass, target_rows
 from particlegraph.sim.calorimeter import Towers
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.tracker import Tracks
-from particlegraph.sim.truth import y_rows
 
 ELECTRON_MASS = 0.000511  # GeV
 MUON_MASS = 0.105658  # GeV
@@ -39,7 +38,7 @@ def track_candidates(tracks: Tracks, is_muon: np.ndarray, is_electron: np.ndarra
     ).astype(np.int64)
     mass = np.where(is_electron, ELECTRON_MASS, np.where(is_muon, MUON_MASS, PION_MASS))
     energy = np.sqrt(tracks.p**2 + mass**2)
-    return y_rows(cls, tracks.charge, tracks.pt, tracks.eta, tracks.phi, energy)
+    return target_rows(cls, tracks.charge, tracks.pt, tracks.eta, tracks.phi, energy)
 
 
 def _neutral_energy(
@@ -102,4 +101,4 @@ def tower_candidates(
         np.where(e_gamma >= e_nh, ParticleClass.PHOTON, ParticleClass.NEUTRAL_HADRON),
     ).astype(np.int64)
     pt = total / np.cosh(towers.eta)
-    return y_rows(cls, np.zeros(w), pt, towers.eta, towers.phi, total)
+    return target_rows(cls, np.zeros(w), pt, towers.eta, towers.phi, total)

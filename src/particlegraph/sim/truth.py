@@ -16,26 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from particlegraph.data.schema import NUM_Y_FEATURES, ParticleClass
+from particlegraph.data.schema import ParticleClass, target_rows
 from particlegraph.sim.calorimeter import Deposits, Towers
 from particlegraph.sim.particles import Particles
 from particlegraph.sim.tracker import Tracks
-
-
-def y_rows(
-    cls: np.ndarray,
-    charge: np.ndarray,
-    pt: np.ndarray,
-    eta: np.ndarray,
-    phi: np.ndarray,
-    energy: np.ndarray,
-) -> np.ndarray:
-    """Target rows (N, 7) float32 in the ygen layout; rows with class 0 are set to all zeros."""
-    y = np.stack([cls, charge, pt, eta, np.sin(phi), np.cos(phi), energy], axis=1).astype(
-        np.float32
-    )
-    y[cls == ParticleClass.NONE] = 0.0
-    return y.reshape(-1, NUM_Y_FEATURES)
 
 
 def charged_class(pid: np.ndarray) -> np.ndarray:
@@ -51,7 +35,7 @@ def charged_class(pid: np.ndarray) -> np.ndarray:
 def track_targets(particles: Particles, tracks: Tracks) -> np.ndarray:
     """ygen rows (T, 7) for the tracks: the generator particle behind each track."""
     p = particles.select(tracks.particle)
-    return y_rows(charged_class(p.pid), p.charge, p.pt, p.eta, p.phi, p.e)
+    return target_rows(charged_class(p.pid), p.charge, p.pt, p.eta, p.phi, p.e)
 
 
 def tower_targets(
@@ -90,4 +74,4 @@ def tower_targets(
     pt = np.hypot(px, py)
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.where(pt > 0, np.arcsinh(pz / np.where(pt > 0, pt, 1.0)), 0.0)
-    return y_rows(cls, np.zeros(w), pt, eta, np.arctan2(py, px), e)
+    return target_rows(cls, np.zeros(w), pt, eta, np.arctan2(py, px), e)
