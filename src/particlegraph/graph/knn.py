@@ -64,8 +64,9 @@ def knn_graph(
 
     Returns:
         ``edge_index`` (2, E) long, row 0 = source (neighbour j), row 1 = target (query i), grouped by
-        target in ascending order, neighbours of a target ordered by distance. ``E = N * k`` when every
-        event has at least ``k`` (``k + 1`` without loops) points.
+        target (in ascending order, except inside binned events, which follow their curve order),
+        neighbours of a target ordered by distance. ``E = N * k`` when every event has at least
+        ``k`` (``k + 1`` without loops) points.
 
     Shapes:
         x (N, D), batch (N,) -> (2, E)
@@ -85,8 +86,7 @@ def knn_graph(
             raise ValueError("batch must be sorted in ascending order")
         ptr = [0, *itertools.accumulate(torch.bincount(batch).tolist())]  # one host sync
     ptr = [p for i, p in enumerate(ptr) if i == 0 or p != ptr[i - 1]]  # drop empty events
-    need = k if loop else k + 1
-    all_full = min(b - a for a, b in itertools.pairwise(ptr)) >= need
+    need = k if loop else k + 1  # candidates a point needs for k finite neighbours
 
     sq = (x * x).sum(-1)  # (N,)
     sources, targets = [], []
@@ -114,7 +114,7 @@ def knn_graph(
             d2[rows, rows + (start - lo)] = -math.inf if loop else math.inf  # self first, or never
             dist, idx = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # (C, kk)
             tgt = torch.arange(start, stop, device=device)[:, None].expand(-1, kk)
-            if all_full and kk == k and not several:
+            if not several and m >= need:  # every selected neighbour is real
                 sources.append((idx + lo).reshape(-1))
                 targets.append(tgt.reshape(-1))
             else:
