@@ -103,6 +103,7 @@ def main() -> None:
         args.events_per_file,
     )
 
+    from particlegraph.train.loop import History
     from particlegraph.workflows.mlpf_demo import resolve_config
 
     train_cmd = [*CLI, "train", "--data", str(train_dir), "--config", str(resolve_config(args.config)),
@@ -114,11 +115,10 @@ def main() -> None:
     except subprocess.TimeoutExpired:
         capped = True  # the best checkpoint of the finished epochs is evaluated below
     train_seconds = time.perf_counter() - t0
-    history = json.loads((run / "history.json").read_text())
+    history = History.load(run)
     subprocess.run([*CLI, "evaluate", "--run", str(run), "--data", str(test_dir)], check=True)
     metrics = json.loads((run / "metrics.json").read_text())
 
-    epochs = history.get("epochs", history) if isinstance(history, dict) else history
     emit(
         {
             "train_events": args.train_events,
@@ -133,7 +133,8 @@ def main() -> None:
             },
             "train_seconds": train_seconds,
             "train_capped_by_timeout": capped,
-            "epochs_done": len(epochs),
+            "epochs_done": len(history.records),
+            "best_epoch": history.best_epoch,
             "headline": headline(metrics),
             "machine": machine(),
         },
