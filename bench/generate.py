@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from particlegraph.atomic import write_json
-from particlegraph.data.schema import CLASS_NAMES, ELEM_TOWER, ELEM_TRACK
-from particlegraph.data.store import iter_events
 from particlegraph.sim.detector import DetectorConfig
-from particlegraph.sim.generate import DEFAULT_POOL_SIZE, generate
+from particlegraph.sim.elements import CLASS_NAMES, ELEM_TOWER, ELEM_TRACK
 from particlegraph.sim.pileup import load_or_build_pool, pool_cache_path
 from particlegraph.sim.pythia import make_pythia, process_settings
+from particlegraph.tasks.mlpf.generate import DEFAULT_POOL_SIZE, generate
+from particlegraph.tasks.mlpf.store import iter_events
 
 
 def _shard(kwargs: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ machine's load), forward_seconds (one plain forward pass), peak_mb (peak residen
 allocated CUDA memory above the model's on GPU), pairs, conservation_rel_err (max over targets of
 |sum R + absorbed - explained| / |explained|), conservation_event_rel_err (the same summed over
 the event, relative to sum |explained|), plus the settings. ``--dense`` runs the dense
-reference of the tests (tests/explain/test_explain_lrp_reference.py, the published O(N^2 F)
+reference of the tests (tests/explain/lrp_reference.py, the published O(N^2 F)
 method) instead, in float32 unless ``--dense-dtype float64``.
 """
 
@@ -32,7 +32,7 @@ from particlegraph.atomic import write_json
 from particlegraph.explain.lrp import explain_event, parse_output, trace_model
 from particlegraph.explain.lrp.checks import conservation_summary
 from particlegraph.explain.lrp.rules import Epsilon, as_composite
-from particlegraph.models.mlpf import MLPF, MLPFConfig
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 
 def random_event(n: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -105,7 +105,7 @@ def run_sparse(model, x, spec, composite, chunk_size, device) -> dict:
 
 def run_dense(model, x, spec, composite, dtype, device) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "explain"))
-    from test_explain_lrp_reference import dense_lrp
+    from lrp_reference import dense_lrp
 
     with PeakMemory(device) as mem:
         t0, c0 = time.perf_counter(), time.process_time()

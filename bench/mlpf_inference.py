@@ -18,7 +18,7 @@ import torch
 
 from common import emit, machine, rss_mb, synthetic_event, time_call
 from particlegraph.device import resolve_device
-from particlegraph.models.mlpf import MLPF, MLPFConfig, count_parameters
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig, count_parameters
 
 CONFIGS = {
     # "paper": MLPF 2021 size (hidden 256, GravNet k=16); "small": the CPU training config.

@@ -104,9 +104,8 @@ def main() -> None:
     )
 
     from particlegraph.train.loop import History
-    from particlegraph.workflows.mlpf_demo import resolve_config
 
-    train_cmd = [*CLI, "train", "--data", str(train_dir), "--config", str(resolve_config(args.config)),
+    train_cmd = [*CLI, "train", "--data", str(train_dir), "--config", str(args.config),
                  "--run", str(run)] + [a for o in args.overrides for a in ("--set", o)]  # fmt: skip
     t0 = time.perf_counter()
     try:

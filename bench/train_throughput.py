@@ -23,12 +23,17 @@ from torch_geometric.data import Batch, Data
 
 from particlegraph.atomic import write_json
 from particlegraph.config import load_config
-from particlegraph.data.schema import ELEM_TRACK
 from particlegraph.device import resolve_device
-from particlegraph.models.export import example_event
-from particlegraph.models.mlpf import count_parameters
+from particlegraph.sim.elements import ELEM_TRACK
+from particlegraph.tasks.mlpf.export import example_event
+from particlegraph.tasks.mlpf.model import count_parameters
+from particlegraph.tasks.mlpf.train import (
+    MLPFRunConfig,
+    build_model,
+    class_weight_tensor,
+    make_step,
+)
 from particlegraph.train.loop import autocast, make_optimizer
-from particlegraph.train.mlpf import MLPFRunConfig, build_model, class_weight_tensor, make_step
 
 
 def synthetic_event(n: int, seed: int) -> Data:
@@ -49,7 +54,7 @@ def synthetic_event(n: int, seed: int) -> Data:
 def load_events(args: argparse.Namespace, count: int) -> list[Data]:
     if args.data is None:
         return [synthetic_event(args.elements, i) for i in range(count)]
-    from particlegraph.data.mlpf import MLPFDataset
+    from particlegraph.tasks.mlpf.dataset import MLPFDataset
 
     events = []
     for ev in MLPFDataset(args.data, max_events=count):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,13 +87,52 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
-    """Load ``cls`` from a YAML file (or defaults when ``path`` is None) plus overrides."""
+def shipped_configs(package: str) -> list[str]:
+    """Names of the configs shipped in ``<package>/configs/*.yaml`` (package data)."""
+    folder = resources.files(package) / "configs"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def resolve_config(config: str | Path, package: str | None = None) -> Path | Traversable:
+    """A config given as a YAML file, or as the name of a config shipped with ``package``
+    (e.g. ``"small"`` with package ``"particlegraph.tasks.mlpf"``), read with importlib.resources
+    so that an installed wheel finds it too.
+
+    Raises:
+        ConfigError: neither a file nor a shipped name.
+    """
+    path = Path(config)
+    if path.is_file():
+        return path
+    if package is not None:
+        name = str(config).removesuffix(".yaml")
+        shipped = resources.files(package) / "configs" / f"{name}.yaml"
+        if "/" not in name and shipped.is_file():
+            return shipped
+        names = ", ".join(shipped_configs(package))
+        raise ConfigError(
+            f"config {str(config)!r} is neither a file nor a shipped config ({names}); "
+            "give a YAML path or one of those names"
+        )
+    raise ConfigError(f"config file {path} does not exist")
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path | Traversable | None,
+    overrides: list[str] | None = None,
+    package: str | None = None,
+) -> T:
+    """Load ``cls`` from a YAML file or shipped config name (when ``package`` names the task
+    package that ships it; defaults when ``path`` is None) plus ``key=value`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
+        p = path if isinstance(path, Traversable) and not isinstance(path, Path) else None
+        p = p or resolve_config(path, package)  # type: ignore[arg-type]
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:
@@ -99,7 +140,8 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
     data = apply_overrides(data, overrides or [])
-    return from_dict(cls, data, where=str(path or cls.__name__))
+    where = getattr(path, "name", None) if path is not None else None
+    return from_dict(cls, data, where=str(where or cls.__name__))
 
 
 def dump_config(cfg: Any, path: str | Path) -> None:

@@ -278,7 +278,7 @@ def test_two_layer_model_uses_receptive_field_graph():
 
 
 def test_graph_taylor_on_a_gravnet_mlpf_keeps_nodes_apart():
-    from particlegraph.models.mlpf import MLPF, MLPFConfig
+    from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
     torch.manual_seed(0)
     cfg = MLPFConfig(

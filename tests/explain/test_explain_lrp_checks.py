@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_explain_lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
+from lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
     TinyGNN,
     random_graph,
     random_mlpf_input,
@@ -19,7 +19,7 @@ from particlegraph.explain.lrp.checks import (
     layer_balance,
     lrp0_gradient_error,
 )
-from particlegraph.models.mlpf import MLPF, MLPFConfig
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 
 @pytest.mark.parametrize("mode", ["sum", "max", "gcn"])

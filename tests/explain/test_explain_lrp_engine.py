@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_explain_lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
+from lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
     TinyGNN,
     dense_lrp,
     random_graph,
@@ -17,7 +17,7 @@ from particlegraph.explain.lrp import Composite, Epsilon, Gamma, ZPlus, explain_
 from particlegraph.explain.lrp.checks import conservation_summary
 from particlegraph.explain.lrp.engine import propagate
 from particlegraph.explain.lrp.output import parse_output
-from particlegraph.models.mlpf import MLPF, MLPFConfig
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 RULES = {
     "epsilon": Composite(default=Epsilon(eps=1e-3)),
@@ -51,7 +51,7 @@ def _compare(model, x, output, composite, targets=None, chunk_size=None) -> None
         model, x, output=output, composite=composite, targets=targets, chunk_size=chunk_size
     )
     program = trace_model(model, x)
-    spec = parse_output(output)
+    spec = parse_output(output, getattr(model, "lrp_output_names", None))
     tgt = torch.arange(len(x)) if targets is None else targets
     ref, absorbed = dense_lrp(program, program.outputs[spec.head], spec.index, tgt, composite)
     assert _rel_err(rel.to_dense(), ref) < 1e-6

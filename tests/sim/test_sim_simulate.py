@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from particlegraph.data.schema import ELEM_TOWER, ELEM_TRACK, ParticleClass
 from particlegraph.sim.detector import DetectorConfig
+from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK, ParticleClass
 from particlegraph.sim.helix import propagate
 from particlegraph.sim.particles import make_particles
 from particlegraph.sim.simulate import simulate_event

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from particlegraph.data.schema import ParticleClass as C
 from particlegraph.sim.calorimeter import Deposits, Towers
 from particlegraph.sim.detector import DetectorConfig
+from particlegraph.sim.elements import ParticleClass as C
 from particlegraph.sim.particle_flow import PION_MASS, tower_candidates, track_candidates
 from particlegraph.sim.particles import make_particles
 from particlegraph.sim.tracker import Tracks

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from particlegraph.cli import mlpf, tabular
+from particlegraph.tasks.mlpf import cli as mlpf_cli
+from particlegraph.tasks.tabular import cli as tabular_cli
 
 app = typer.Typer(
     name="particlegraph",
@@ -13,8 +14,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(mlpf.app, name="mlpf")
-app.add_typer(tabular.app, name="tabular")
+app.add_typer(mlpf_cli.app, name="mlpf")
+app.add_typer(tabular_cli.app, name="tabular")
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
-from particlegraph.data.schema import CLASS_LABELS, X_FEATURES
 from particlegraph.explain.faithfulness import FlippingCurve, RandomizationResult
+from particlegraph.sim.elements import CLASS_LABELS, X_FEATURES
 
 CMAP = "RdBu_r"
 

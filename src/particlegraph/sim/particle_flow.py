@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from particlegraph.data.schema import ParticleClass, target_rows
 from particlegraph.sim.calorimeter import Towers
 from particlegraph.sim.detector import DetectorConfig
+from particlegraph.sim.elements import ParticleClass, target_rows
 from particlegraph.sim.tracker import Tracks
 
 ELECTRON_MASS = 0.000511  # GeV

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from particlegraph.physics import kinematics
+
 #: |PDG id| of particles that leave no signal in the detector (neutrinos, SUSY LSP-like states).
 INVISIBLE_PIDS = (12, 14, 16, 1000022, 1000023, 1000025, 1000035, 1000045)
 
@@ -41,18 +43,17 @@ class Particles(NamedTuple):
     @property
     def pt(self) -> np.ndarray:
         """Transverse momentum [GeV], shape (P,)."""
-        return np.hypot(self.px, self.py)
+        return kinematics.pt(self.px, self.py)
 
     @property
     def phi(self) -> np.ndarray:
         """Azimuth [rad] in (-pi, pi], shape (P,)."""
-        return np.arctan2(self.py, self.px)
+        return kinematics.phi(self.px, self.py)
 
     @property
     def eta(self) -> np.ndarray:
         """Pseudorapidity, shape (P,); +-inf for particles along the beam."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.arcsinh(self.pz / self.pt)
+        return kinematics.eta(self.px, self.py, self.pz)
 
     def select(self, mask: np.ndarray) -> Particles:
         """Subset by a boolean mask or an index array."""

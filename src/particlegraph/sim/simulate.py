@@ -2,16 +2,16 @@
 
 Element order: towers first (in cell order: HCAL/merged grid, then ECAL cells when separate),
 then tracks (in particle order). Columns follow the
-Delphes MLPF layout of :mod:`particlegraph.data.schema`.
+Delphes MLPF layout of :mod:`particlegraph.sim.elements`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from particlegraph.data.schema import ELEM_TOWER, ELEM_TRACK, NUM_X_FEATURES, MLPFEvent
 from particlegraph.sim.calorimeter import deposit, measure_towers
 from particlegraph.sim.detector import DetectorConfig
+from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK, NUM_X_FEATURES, MLPFEvent
 from particlegraph.sim.helix import propagate
 from particlegraph.sim.particle_flow import tower_candidates, track_candidates
 from particlegraph.sim.particles import Particles

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from particlegraph.data.schema import ParticleClass, target_rows
+from particlegraph.physics.kinematics import pt_eta_phi
 from particlegraph.sim.calorimeter import Deposits, Towers
+from particlegraph.sim.elements import ParticleClass, target_rows
 from particlegraph.sim.particles import Particles
 from particlegraph.sim.tracker import Tracks
 
@@ -71,7 +72,5 @@ def tower_targets(
     cls[rows[first]] = np.where(
         np.isin(lead_pid, (11, 22)), ParticleClass.PHOTON, ParticleClass.NEUTRAL_HADRON
     )
-    pt = np.hypot(px, py)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta = np.where(pt > 0, np.arcsinh(pz / np.where(pt > 0, pt, 1.0)), 0.0)
-    return target_rows(cls, np.zeros(w), pt, eta, np.arctan2(py, px), e)
+    pt, eta, phi = pt_eta_phi(px, py, pz)
+    return target_rows(cls, np.zeros(w), pt, eta, phi, e)

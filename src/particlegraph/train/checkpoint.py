@@ -100,25 +100,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_model(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, Any]:
-    """The trained MLPF model of a run directory and its resolved run config.
+def load_weights(run_dir: str | Path, model: nn.Module, which: str = "best") -> nn.Module:
+    """Load the weights of ``run_dir/checkpoints/<which>.pt`` into ``model``; eval mode, on CPU.
 
-    Reads ``run_dir/config.yaml`` (an :class:`~particlegraph.train.mlpf.MLPFRunConfig`) and the
-    weights of ``checkpoints/<which>.pt``; the model is returned on CPU in eval mode. ``best``
-    falls back to ``last`` when no best checkpoint exists.
+    The one run loader of every task: the task builds its model from the run's config, this
+    fills in the weights. ``best`` falls back to ``last`` when no best checkpoint exists.
 
     Raises:
-        DataFileError: the run directory has no config or no checkpoint.
+        DataFileError: the run directory has no such checkpoint.
     """
-    from particlegraph.train.mlpf import build_model, load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
     path = checkpoint_path(run_dir, which)
     if which == "best" and not path.is_file():
         path = checkpoint_path(run_dir, "last")
     state = load_checkpoint(path)
-    model = build_model(cfg)
     model.load_state_dict(state["model"])
     model.eval()
-    return model, cfg
+    return model

@@ -14,7 +14,7 @@ from particlegraph.explain.lrp.checks import (
 from particlegraph.explain.lrp.explain import explain_event
 from particlegraph.explain.lrp.fold import fold_linear_bn, folded_batchnorm
 from particlegraph.explain.lrp.models import trace_gravnet, trace_message_passing, trace_model
-from particlegraph.explain.lrp.output import OutputSpec, parse_output
+from particlegraph.explain.lrp.output import OutputNames, OutputSpec, parse_output
 from particlegraph.explain.lrp.program import Program, Tracer, aggregation_weights
 from particlegraph.explain.lrp.rules import Composite, Epsilon, Gamma, Rule, ZPlus, rule_from_name
 from particlegraph.explain.lrp.sparse import SparseRelevance
@@ -23,6 +23,7 @@ __all__ = [
     "Composite",
     "Epsilon",
     "Gamma",
+    "OutputNames",
     "OutputSpec",
     "Program",
     "Rule",

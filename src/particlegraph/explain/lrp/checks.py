@@ -60,7 +60,7 @@ def gradient_x_input(
     targets: Tensor,
 ) -> Tensor:
     """(T, N, F) ``x * d out[t, index] / dx`` by autograd, one backward pass per target."""
-    spec = parse_output(output)
+    spec = parse_output(output, getattr(model, "lrp_output_names", None))
     was_training = model.training
     model.eval()
     try:

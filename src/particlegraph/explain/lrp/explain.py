@@ -28,11 +28,12 @@ def explain_event(
     """Explain one output neuron at every target element of one event (or a batch of events).
 
     Args:
-        model: an MLPF model (GravNet or FCN), an ``nn.Sequential`` MLP, or any model with an
-            ``lrp_trace`` method (see :mod:`.models`). Run in eval mode; its state is restored.
+        model: an ``nn.Sequential`` MLP or any model with ``lrp_trace`` and ``lrp_outputs``
+            methods (see :mod:`.models`), e.g. the MLPF task's model. Run in eval mode; its state is restored.
         x: (N, F) raw element features (F = 12 for MLPF), on the model's device and dtype.
         batch: (N,) event index per element (sorted), or None for one event.
         output: which neuron (required), an :class:`OutputSpec` or a string such as
+            ``"output:0"`` or, in the model's ``lrp_output_names`` grammar, e.g. MLPF's
             ``"class:neutral_hadron"``, ``"charge:+1"``, ``"pt"``, ``"energy"``.
         targets: (T,) unique element ids to explain; None = all N elements.
         composite: rules per layer; None = LRP-epsilon with eps = 1e-6 everywhere (nearly
@@ -48,7 +49,7 @@ def explain_event(
     """
     if output is None:
         raise ConfigError("explain_event needs an output, e.g. output='class:neutral_hadron'")
-    spec = parse_output(output)
+    spec = parse_output(output, getattr(model, "lrp_output_names", None))
     if x.dim() != 2:
         raise ConfigError(f"x must have shape (N, F), got {tuple(x.shape)}")
     program = trace_model(model, x, batch)

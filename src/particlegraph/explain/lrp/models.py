@@ -6,8 +6,10 @@ equal the model's own outputs, so an adapter that drifts from its model fails lo
 
 Building blocks for other graph models: :meth:`Tracer.sequential` (MLPs), :func:`trace_gravnet`
 (learned-kNN message passing), :func:`trace_message_passing` (any fixed-weight aggregation:
-sum / mean / max / GCN / learned sigmoid edge weights). A model may also provide its own
-``lrp_trace(tracer, x, batch) -> dict[str, int]`` method, which takes precedence.
+sum / mean / max / GCN / learned sigmoid edge weights). A task's model carries its own adapter:
+``lrp_trace(tracer, x, batch) -> dict[str, int]`` records it and ``lrp_outputs(x, batch) ->
+dict[str, Tensor]`` returns the model's own outputs under the same names, so the trace is always
+checked; ``lrp_output_names`` (an :class:`~.output.OutputNames`) names its output columns.
 """
 
 from __future__ import annotations
@@ -66,27 +68,6 @@ def trace_gravnet(tr: Tracer, name: str, h: int, conv: Any, batch: Tensor | None
     return tr.module_linear(f"{name}.lin_out", c, conv.lin_out)
 
 
-def trace_mlpf(model: Any, x: Tensor, batch: Tensor | None = None) -> Program:
-    """Record :class:`particlegraph.models.mlpf.MLPF` (GravNet or FCN) on ``x`` (N, 12).
-
-    Outputs: ``"class"`` (N, 6), ``"charge"`` (N, 3), ``"regression"`` (N, 5).
-    """
-    tr = Tracer(x)
-    e = tr.passthrough("encoding", 0, model.encoding(x), model.encoding.column_map)
-    h = tr.sequential("encoder", e, model.encoder)
-    embs = []
-    for i, block in enumerate(model.blocks):
-        h = trace_gravnet(tr, f"blocks.{i}", h, block, batch)
-        h = tr.activation(f"blocks.{i}.act", h, model.act)
-        embs.append(h)
-    z = tr.concat("z", [e, *embs] if embs else [e, h])
-    logits = tr.sequential("class_head", z, model.class_head)
-    charge = tr.sequential("charge_head", z, model.charge_head)
-    reg_in = tr.concat("reg_input", [z, logits])
-    reg = tr.sequential("reg_head", reg_in, model.reg_head)
-    return tr.program({"class": logits, "charge": charge, "regression": reg})
-
-
 def trace_sequential(model: nn.Module, x: Tensor, batch: Tensor | None = None) -> Program:
     """Record a plain MLP (``nn.Sequential``); output ``"output"``."""
     tr = Tracer(x)
@@ -94,20 +75,19 @@ def trace_sequential(model: nn.Module, x: Tensor, batch: Tensor | None = None) -
     return tr.program({"output": out})
 
 
-def _is_mlpf(model: nn.Module) -> bool:
-    return all(
-        hasattr(model, a)
-        for a in ("encoding", "encoder", "blocks", "class_head", "charge_head", "reg_head")
-    )
-
-
 def _model_outputs(model: nn.Module, x: Tensor, batch: Tensor | None) -> dict[str, Tensor]:
-    if _is_mlpf(model):
-        out = model(x, batch)
-        return {"class": out[0], "charge": out[1], "regression": out[2]}
+    """The model's own outputs, named as its trace names them."""
     if isinstance(model, nn.Sequential):
         return {"output": model(x)}
-    return {}
+    own = getattr(model, "lrp_outputs", None)
+    if own is None:
+        raise ConfigError(
+            f"{type(model).__name__} has an lrp_trace method but no lrp_outputs(x, batch) method, "
+            "so its trace cannot be checked against the model; add lrp_outputs (returning the "
+            "model's outputs under the names lrp_trace uses) or pass check=False"
+        )
+    outputs: dict[str, Tensor] = own(x, batch)
+    return outputs
 
 
 def _trace(model: nn.Module, x: Tensor, batch: Tensor | None) -> Program:
@@ -115,8 +95,6 @@ def _trace(model: nn.Module, x: Tensor, batch: Tensor | None) -> Program:
         tr = Tracer(x)
         custom: Any = model
         return tr.program(custom.lrp_trace(tr, x, batch))
-    if _is_mlpf(model):
-        return trace_mlpf(model, x, batch)
     if isinstance(model, nn.Sequential):
         return trace_sequential(model, x, batch)
     raise ConfigError(
@@ -133,7 +111,14 @@ def _check(model: nn.Module, program: Program, x: Tensor, batch: Tensor | None) 
     of the next layer's kNN graph and change the outputs of a few elements. So up to
     ``max(2, CHECK_FRACTION * N)`` differing elements are tolerated.
     """
-    for key, ref in _model_outputs(model, x, batch).items():
+    own = _model_outputs(model, x, batch)
+    missing = set(program.outputs) - set(own)
+    if missing:
+        raise ConfigError(
+            f"LRP trace of {type(model).__name__} has outputs {sorted(missing)} that the model's "
+            "lrp_outputs does not return, so they cannot be checked"
+        )
+    for key, ref in own.items():
         if ref.numel() == 0:
             continue
         got = program.values[program.outputs[key]]
@@ -155,9 +140,10 @@ def trace_model(
 
     The model's training flag is restored afterwards. ``check`` compares the recorded outputs
     with the model's own and raises :class:`ConfigError` on a mismatch: ``True`` on the whole
-    input; an int ``c`` on the whole input when N <= c, else (MLPF and MLP adapters, whose wiring
-    does not depend on N) on a trace of the first ``c`` elements, which saves a second forward
-    pass (and its O(N^2) kNN) on big events; ``False`` skips it.
+    input; an int ``c`` on the whole input when N <= c, else, for adapters whose wiring does not
+    depend on N (``nn.Sequential`` and models with ``lrp_prefix_check = True``), on a trace of the
+    first ``c`` elements, which saves a second forward pass (and its O(N^2) kNN) on big events;
+    ``False`` skips it. A model with ``lrp_trace`` must have ``lrp_outputs`` to be checked.
     """
     was_training = model.training
     model.eval()
@@ -167,7 +153,9 @@ def trace_model(
             n = x.shape[0]
             if check is True or (check is not False and n <= int(check)):
                 _check(model, program, x, batch)
-            elif check is not False and not hasattr(model, "lrp_trace"):
+            elif check is not False and (
+                isinstance(model, nn.Sequential) or getattr(model, "lrp_prefix_check", False)
+            ):
                 c = int(check)
                 sub_batch = None if batch is None else batch[:c]
                 _check(model, _trace(model, x[:c], sub_batch), x[:c], sub_batch)

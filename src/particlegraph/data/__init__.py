@@ -1,1 +1,0 @@
-"""Data layer: column contracts, file formats, torch datasets."""

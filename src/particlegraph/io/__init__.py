@@ -1,0 +1,1 @@
+"""Storage shared by every task: Parquet shards of ragged per-event arrays, settings inside."""

@@ -1,1 +1,0 @@
-"""Task models: MLPF, FCN baseline, tabular classifier."""

@@ -1,0 +1,1 @@
+"""Machine-learned particle flow: tracks and calorimeter towers -> particle class and 4-momentum."""

@@ -1,0 +1,51 @@
+"""``particlegraph mlpf evaluate``: MLPF vs the rule-based baseline on held-out events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from particlegraph.cli.common import friendly_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the mlpf app."""
+    app.command("evaluate")(evaluate_command)
+
+
+@friendly_errors
+def evaluate_command(
+    run: Path = typer.Option(..., "--run", help="Run directory written by `mlpf train`."),
+    data: Path = typer.Option(
+        ..., "--data", help="Held-out dataset directory or shard (.parquet / .pkl.bz2)."
+    ),
+    events: int | None = typer.Option(
+        None, "--events", "-n", help="Evaluate at most this many events (default: all)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Events per forward pass."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    figures: bool = typer.Option(
+        True, "--figures/--no-figures", help="Write the PNG plots (off: metrics and tables only)."
+    ),
+) -> None:
+    """Evaluate a trained run: metrics.json, plots in RUN/evaluation/, RUN/index.html."""
+    from particlegraph.errors import ConfigError
+    from particlegraph.tasks.mlpf.evaluate import evaluate, format_summary
+
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    metrics = evaluate(
+        run,
+        data,
+        max_events=events,
+        device=device,
+        batch_size=batch_size,
+        which=checkpoint,
+        figures=figures,
+    )
+    typer.echo(format_summary(metrics))
+    typer.echo(f"\nmetrics: {run / 'metrics.json'}")
+    plots = f" (plots in {run / 'evaluation'})" if figures else ""
+    typer.echo(f"report:  {run / 'index.html'}{plots}")

@@ -1,0 +1,72 @@
+"""CLI action: ``particlegraph mlpf explain`` (LRP relevance maps, figures, faithfulness)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from particlegraph.cli.common import friendly_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the mlpf app."""
+    app.command("explain")(explain_command)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+@friendly_errors
+def explain_command(
+    run: Path = typer.Option(..., "--run", help="Training run directory (runs/NAME)."),
+    data: Path = typer.Option(..., "--data", help="Dataset directory or event file."),
+    events: int = typer.Option(10, "--events", help="Number of events to explain."),
+    output: list[str] = typer.Option(
+        [],
+        "--output",
+        help="Output neuron, repeatable: class:<name> (e.g. class:neutral_hadron) or pt, eta, "
+        "sin_phi, cos_phi, energy. Default: every class logit and regression output.",
+    ),
+    rule: str = typer.Option("epsilon", "--rule", help="LRP rule: epsilon, gamma or zplus."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    which: str = typer.Option("best", "--checkpoint", help="best (falls back to last) or last."),
+    neighbours: int = typer.Option(8, "--neighbours", help="Neighbours per relevance map."),
+    flip_events: int = typer.Option(1, "--flip-events", help="Events in the flipping curves."),
+    randomize: bool = typer.Option(
+        True, "--randomize/--no-randomize", help="Run the model-randomisation test."
+    ),
+    check_targets: int = typer.Option(
+        256, "--check-targets", help="Most elements measured per event in flipping/randomisation."
+    ),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/explain)."),
+) -> None:
+    """Explain a trained MLPF with LRP: relevance maps, event display, faithfulness, summary."""
+    from particlegraph.tasks.mlpf.explain import DEFAULT_OUTPUTS, explain
+
+    summary = explain(
+        run, data, events=events, outputs=tuple(output) or DEFAULT_OUTPUTS, rule=rule,
+        device=device, which=which, num_neighbours=neighbours, flip_events=flip_events,
+        randomize=randomize, figures=figures, check_targets=check_targets, out_dir=out,
+    )  # fmt: skip
+    folder = out if out is not None else run / "explain"
+    typer.echo(
+        f"explained {summary['events']} event(s), {summary['elements']} elements, "
+        f"{len(summary['outputs'])} output(s) in {summary['seconds']:.1f} s -> {folder}"
+    )
+    for name, entry in summary["outputs"].items():
+        cons = entry["conservation"]
+        gaps = " ".join(
+            f"{unit}-flip gap {_fmt(entry[f'flipping_{unit}']['auc_gap'])}"
+            for unit in ("element", "feature")
+            if f"flipping_{unit}" in entry
+        )
+        rho = entry.get("randomization", {}).get("spearman", [])
+        last = f" rho(all reset) {_fmt(rho[-1])}" if rho else ""
+        typer.echo(
+            f"  {name}: conservation rel. err mean {_fmt(cons['mean_rel_err'])} "
+            f"max {_fmt(cons['max_rel_err'])}, absorbed {_fmt(cons['mean_absorbed_share'])}; "
+            f"{gaps}{last}"
+        )

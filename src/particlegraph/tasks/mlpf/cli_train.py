@@ -1,0 +1,94 @@
+"""CLI actions ``particlegraph mlpf train`` and ``particlegraph mlpf export``.
+
+Both only parse arguments and call :func:`particlegraph.tasks.mlpf.train.train_mlpf` and
+:func:`particlegraph.tasks.mlpf.export.export_onnx`. ``train`` also works under ``torchrun``
+(one process per rank; only rank 0 prints and writes files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from particlegraph.cli.common import friendly_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``export`` to the mlpf app."""
+
+    @app.command("train")
+    @friendly_errors
+    def train(
+        data: Path = typer.Option(..., "--data", help="Dataset directory (*.parquet / *.pkl.bz2)."),
+        config: Path | None = typer.Option(
+            None, "--config", help="Run config YAML, e.g. configs/mlpf/small.yaml."
+        ),
+        run: Path = typer.Option(
+            ...,
+            "--run",
+            "--run-dir",
+            help="Run directory, e.g. runs/small (under torchrun write --run-dir: torchrun "
+            "takes --run for its own --run-path).",
+        ),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+        overrides: list[str] = typer.Option(
+            [], "--set", help="Override a config value: --set model.hidden=32 (repeatable)."
+        ),
+        val_fraction: float | None = typer.Option(
+            None,
+            "--val-fraction",
+            help="Fraction of files kept for validation (data.val_fraction).",
+        ),
+    ) -> None:
+        """Train MLPF; writes config.yaml, history.{json,csv} and checkpoints/ into --run."""
+        from particlegraph.tasks.mlpf.train import train_mlpf
+        from particlegraph.train.distributed import cleanup_distributed, dist_info
+
+        sets = list(overrides)
+        if val_fraction is not None:
+            sets.append(f"data.val_fraction={val_fraction}")
+        try:
+            hist = train_mlpf(data, config, run, overrides=sets, resume=resume)
+            if dist_info().is_main:
+                best = hist.best_loss
+                typer.echo(
+                    f"trained {len(hist.records)} epoch(s); best epoch {hist.best_epoch} "
+                    f"(loss {best:.4g})" + ("; stopped early" if hist.stopped_early else "")
+                )
+                typer.echo(f"run directory:  {run}")
+                typer.echo(f"  config:       {run / 'config.yaml'}")
+                typer.echo(f"  history:      {run / 'history.json'}, {run / 'history.csv'}")
+                typer.echo(f"  checkpoints:  {run / 'checkpoints' / 'best.pt'}, last.pt")
+        finally:
+            cleanup_distributed()
+
+    @app.command("export")
+    @friendly_errors
+    def export(
+        run: Path = typer.Option(..., "--run", help="Trained run directory."),
+        onnx: Path = typer.Option(..., "--onnx", help="Output .onnx file."),
+        which: str = typer.Option("best", "--which", help="Checkpoint: best or last."),
+        elements: int = typer.Option(
+            256, "--elements", help="Size of the synthetic event used to trace and check."
+        ),
+        check: bool = typer.Option(True, "--check/--no-check", help="Compare with onnxruntime."),
+        exporter: str = typer.Option(
+            "auto", "--exporter", help="auto, torchscript (fast) or dynamo (torch.export based)."
+        ),
+    ) -> None:
+        """Export a trained MLPF to ONNX (one event in, class/charge/regression out)."""
+        from particlegraph.errors import ConfigError
+        from particlegraph.tasks.mlpf.export import export_onnx
+        from particlegraph.tasks.mlpf.train import load_model
+
+        if which not in ("best", "last"):
+            raise ConfigError(f"--which must be 'best' or 'last', got {which!r}")
+        model, _cfg = load_model(run, which)
+        result = export_onnx(model, onnx, elements=elements, check=check, exporter=exporter)
+        typer.echo(f"wrote {result.path}")
+        if result.max_abs_diff is not None:
+            typer.echo(
+                f"onnxruntime matches torch on a {result.elements}-element event "
+                f"(max abs diff {result.max_abs_diff:.2e})"
+            )

@@ -1,0 +1,504 @@
+"""Evaluate a trained MLPF run against the rule-based PF baseline on held-out events.
+
+``evaluate(run_dir, data)`` loads the run's best checkpoint, predicts every event of ``data``,
+computes the metrics of :mod:`particlegraph.tasks.mlpf.metrics` and :mod:`particlegraph.physics.jets`
+for MLPF (``ypred``) and the baseline (``ycand``) side by side, and writes into the run
+directory::
+
+    run_dir/metrics.json          {"mlpf": {...}, "baseline": {...}, "gen": {...}, "events": K, ...}
+    run_dir/evaluation/*.png      confusion matrices, efficiency / fake rate vs pT and eta,
+                                  response per class, jets, MET, multiplicity (mplhep CMS style)
+    run_dir/index.html            summary tables and every plot
+
+Definitions of every number are in docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from particlegraph.atomic import write_json
+from particlegraph.errors import ConfigError
+from particlegraph.physics.jets import JET_PT_EDGES
+from particlegraph.report.html import ReportSection, write_report
+from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
+from particlegraph.tasks.mlpf import metrics as pf
+
+PathLike = str | os.PathLike[str]
+
+EVAL_DIR = "evaluation"
+PT_EDGES = np.geomspace(0.3, 300.0, 16)  # GeV, bins of efficiency / fake rate vs pT
+ETA_EDGES = np.linspace(-5.0, 5.0, 21)
+RATIO_BINS = np.linspace(0.0, 2.0, 81)
+ETA_DIFF_BINS = np.linspace(-0.3, 0.3, 61)
+SHOWN_CLASSES = pf.PARTICLE_CLASSES  # charged hadron .. muon
+
+
+# --- prediction ------------------------------------------------------------------------------
+
+
+def predict_events(
+    model: Any,
+    data: PathLike | Iterable[PathLike],
+    *,
+    max_events: int | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Run ``model`` on every event of ``data`` and yield ``(X, ygen, ycand, ypred)`` per event.
+
+    Args:
+        model: an MLPF module, ``forward(x (N, 12), batch (N,)) -> MLPFOutput``.
+        data: dataset directory, one shard, or a list of shards (Parquet or .pkl.bz2).
+        max_events: stop after this many events (None: all).
+        device: "auto", "cpu" or "cuda".
+        batch_size: events per forward pass.
+        progress: show a tqdm progress bar on a terminal.
+
+    Yields:
+        numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
+    """
+    import torch
+    from tqdm import tqdm
+
+    from particlegraph.device import resolve_device
+    from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader
+    from particlegraph.tasks.mlpf.model import decode_predictions
+
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    loader = make_loader(MLPFDataset(data, max_events=max_events), batch_size=batch_size)
+    bar = tqdm(
+        total=max_events, unit="ev", desc="evaluate", disable=not (progress and sys.stderr.isatty())
+    )
+    with torch.inference_mode(), bar:
+        for batch in loader:
+            batch = batch.to(dev)
+            out = model(batch.x, batch.batch)
+            ypred = decode_predictions(batch.x, out).float().cpu().numpy()
+            x = batch.x.cpu().numpy()
+            ygen = batch.ygen.cpu().numpy()
+            ycand = batch.ycand.cpu().numpy()
+            ptr = batch.ptr.cpu().numpy()
+            for a, b in itertools.pairwise(ptr.tolist()):
+                yield x[a:b], ygen[a:b], ycand[a:b], ypred[a:b]
+            bar.update(len(ptr) - 1)
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def class_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """Rows ``class | eff mlpf | eff baseline | fake mlpf | fake baseline`` per particle class."""
+    rows = []
+    for c in SHOWN_CLASSES:
+        name = CLASS_NAMES[c]
+        row: list[Any] = [name]
+        for key in ("efficiency", "fake_rate"):
+            row += [metrics.get(side, {}).get(key, {}).get(name) for side in pf.SIDES]
+        rows.append(row)
+    return rows
+
+
+CLASS_HEADER = ["class", "eff MLPF", "eff baseline", "fake MLPF", "fake baseline"]
+EVENT_HEADER = ["quantity", "MLPF", "baseline"]
+_EVENT_KEYS = (
+    ("jet pT resolution (IQR/median)", "jet_pt_resolution"),
+    ("jet pT response (median)", "jet_pt_response"),
+    ("jet matching efficiency", "jet_matching_efficiency"),
+    ("MET resolution (IQR/median)", "met_resolution"),
+    ("MET response (median)", "met_response"),
+    ("std(MET reco - gen) [GeV]", "met_std_gev"),
+)
+
+
+def event_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """Rows ``quantity | MLPF | baseline`` for jets and MET, then pT resolution per class."""
+    rows = [
+        [label] + [metrics.get(side, {}).get(key) for side in pf.SIDES]
+        for label, key in _EVENT_KEYS
+    ]
+    for c in SHOWN_CLASSES:
+        name = CLASS_NAMES[c]
+        rows.append(
+            [f"pT resolution {name}"]
+            + [metrics.get(side, {}).get("pt_resolution", {}).get(name) for side in pf.SIDES]
+        )
+    return rows
+
+
+def format_table(header: list[str], rows: list[list[Any]]) -> str:
+    """Plain-text table with aligned columns (floats with 4 decimals, None as '-')."""
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    text = [[str(h) for h in header]] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in text) for i in range(len(header))]
+    lines = []
+    for k, r in enumerate(text):
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_summary(metrics: Mapping[str, Any]) -> str:
+    """The compact summary printed by the CLI: the class table, then jets and MET."""
+    return (
+        f"events: {metrics.get('events')}\n"
+        + format_table(CLASS_HEADER, class_rows(metrics))
+        + "\n\n"
+        + format_table(EVENT_HEADER, event_rows(metrics))
+    )
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def _figure(plt: Any, rows: int, cols: int, width: float, height: float) -> tuple[Any, Any]:
+    """Figure with fixed margins: cheaper than tight/constrained layout, which measure text."""
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1, top=0.93, wspace=0.32, hspace=0.35)
+    return fig, axes
+
+
+def _class_grid(plt: Any) -> tuple[Any, list[Any]]:
+    fig, axes = _figure(plt, 2, 3, 24, 15)
+    flat = list(axes.ravel())
+    flat[-1].set_visible(False)
+    return fig, flat[: len(SHOWN_CLASSES)]
+
+
+def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]:
+    """Write every evaluation PNG into ``out_dir`` and return the report sections showing them."""
+    import matplotlib.pyplot as plt
+
+    from particlegraph.tasks.mlpf import plots
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sides = col.sides
+    gen = col.gen
+    sections: list[ReportSection] = []
+
+    with plots.pf_style():
+        fig, axes = _figure(plt, 1, len(sides), 11 * len(sides), 10)
+        fig.subplots_adjust(bottom=0.2, left=0.15)
+        for ax, side in zip(axes[0], sides, strict=True):
+            plots.plot_confusion(col.confusion[side], ax=ax, title=plots.SIDE_STYLE[side]["label"])
+        conf = plots.save_figure(fig, out_dir / "confusion.png")
+        sections.append(
+            ReportSection(
+                "Confusion matrices",
+                [conf],
+                "Rows: true class (ygen), columns: predicted class, normalised per row "
+                "(the diagonal is the efficiency).",
+            )
+        )
+
+        rate_images = []
+        for kind, var, edges, xlabel, logx in (
+            ("efficiency", "pt", PT_EDGES, "gen $p_T$ [GeV]", True),
+            ("efficiency", "eta", ETA_EDGES, r"gen $\eta$", False),
+            ("fake_rate", "pt", PT_EDGES, "reco $p_T$ [GeV]", True),
+            ("fake_rate", "eta", ETA_EDGES, r"reco $\eta$", False),
+        ):
+            fig, axes = _class_grid(plt)
+            for ax, c in zip(axes, SHOWN_CLASSES, strict=True):
+                curves = {}
+                for side in sides:
+                    reco = col.reco[side]
+                    if kind == "efficiency":
+                        sel = gen["cls"] == c
+                        curves[side] = pf.binned_rate(gen[var][sel], reco["cls"][sel] == c, edges)[
+                            0
+                        ]
+                    else:
+                        sel = reco["cls"] == c
+                        curves[side] = pf.binned_rate(reco[var][sel], gen["cls"][sel] != c, edges)[
+                            0
+                        ]
+                plots.plot_binned(
+                    edges, curves, ax=ax, xlabel=xlabel, ylabel=kind.replace("_", " "), logx=logx
+                )
+                ax.set_title(CLASS_LABELS[c], fontsize="medium")
+            rate_images.append(plots.save_figure(fig, out_dir / f"{kind}_vs_{var}.png"))
+        sections.append(
+            ReportSection(
+                "Efficiency and fake rate",
+                rate_images,
+                "Efficiency of class c: fraction of elements with true class c predicted as c, "
+                "binned in gen pT / eta. Fake rate of class c: fraction of elements predicted as c "
+                "whose true class is not c, binned in reco pT / eta.",
+            )
+        )
+
+        resp_images = []
+        for var, bins, xlabel in (
+            ("pt", RATIO_BINS, r"$p_T^{reco} / p_T^{gen}$"),
+            ("energy", RATIO_BINS, r"$E^{reco} / E^{gen}$"),
+            ("eta", ETA_DIFF_BINS, r"$\eta^{reco} - \eta^{gen}$"),
+        ):
+            fig, axes = _class_grid(plt)
+            for ax, c in zip(axes, SHOWN_CLASSES, strict=True):
+                samples = {}
+                for side in sides:
+                    reco = col.reco[side]
+                    both = (gen["cls"] == c) & (reco["cls"] == c)
+                    g, r = gen[var][both].astype(float), reco[var][both].astype(float)
+                    if var == "eta":
+                        samples[side] = r - g
+                    else:
+                        ok = g > 0
+                        samples[side] = r[ok] / g[ok]
+                plots.plot_distributions(samples, ax=ax, bins=bins, xlabel=xlabel)
+                ax.set_title(CLASS_LABELS[c], fontsize="medium")
+            resp_images.append(plots.save_figure(fig, out_dir / f"response_{var}.png"))
+        sections.append(
+            ReportSection(
+                "Response per class",
+                resp_images,
+                "On elements where gen and reco are both of the class; resolution = IQR/median "
+                "of the ratio (IQR of the difference for eta).",
+            )
+        )
+
+        fig, axes = _figure(plt, 1, 3, 33, 10)
+        axes = axes[0]
+        pairs = {s: col.jet_pairs[s] for s in sides}
+        plots.plot_distributions(
+            {s: p[:, 1] / p[:, 0] for s, p in pairs.items() if len(p)},
+            ax=axes[0],
+            bins=np.linspace(0.0, 2.0, 61),
+            xlabel=r"jet $p_T^{reco} / p_T^{gen}$",
+        )
+        plots.plot_distributions(
+            {"gen": col.gen_jets_pt, **{s: p[:, 1] for s, p in pairs.items()}},
+            ax=axes[1],
+            bins=np.geomspace(10.0, 1000.0, 41),
+            xlabel=r"jet $p_T$ [GeV] (gen: all; reco: matched)",
+            density=False,
+        )
+        axes[1].set_xscale("log")
+        axes[1].minorticks_off()
+        edges = np.asarray(JET_PT_EDGES)
+        plots.plot_binned(
+            edges,
+            {s: np.asarray(pf.jet_pt_binned(p)["resolution"]) for s, p in pairs.items()},
+            ax=axes[2],
+            xlabel=r"gen jet $p_T$ [GeV]",
+            ylabel="jet $p_T$ resolution (IQR/median)",
+            logx=True,
+            ylim=None,
+        )
+        axes[2].set_ylim(bottom=0.0)
+        jets_png = plots.save_figure(fig, out_dir / "jets.png")
+
+        fig, axes = _figure(plt, 1, 2, 22, 10)
+        axes = axes[0]
+        ok = col.gen_met > 0
+        plots.plot_distributions(
+            {s: col.reco_met[s][ok] / col.gen_met[ok] for s in sides},
+            ax=axes[0],
+            bins=np.linspace(0.0, 3.0, 61),
+            xlabel=r"$MET^{reco} / MET^{gen}$",
+        )
+        diffs = {s: col.reco_met[s] - col.gen_met for s in sides}
+        span = max([np.percentile(np.abs(d), 98) for d in diffs.values()] + [1.0])
+        plots.plot_distributions(
+            diffs,
+            ax=axes[1],
+            bins=np.linspace(-span, span, 41),
+            xlabel=r"$MET^{reco} - MET^{gen}$ [GeV]",
+        )
+        met_png = plots.save_figure(fig, out_dir / "met.png")
+
+        fig, axes = _figure(plt, 2, 3, 24, 15)
+        flat = list(axes.ravel())
+        plots.plot_multiplicity(
+            col.gen_multiplicity[:, 1:].sum(1),
+            {s: col.reco_multiplicity[s][:, 1:].sum(1) for s in sides},
+            ax=flat[0],
+            label="particles",
+        )
+        for ax, c in zip(flat[1:], SHOWN_CLASSES, strict=True):
+            plots.plot_multiplicity(
+                col.gen_multiplicity[:, c],
+                {s: col.reco_multiplicity[s][:, c] for s in sides},
+                ax=ax,
+                label=CLASS_LABELS[c],
+            )
+        mult_png = plots.save_figure(fig, out_dir / "multiplicity.png")
+
+    st = col.settings
+    sections.append(
+        ReportSection(
+            "Jets, MET and multiplicity",
+            [jets_png, met_png, mult_png],
+            f"Anti-kT R={st['jet_radius']} jets (fastjet); gen jets with pT > "
+            f"{st['gen_jet_min_pt_gev']} GeV matched to reco jets (pT > "
+            f"{st['reco_jet_min_pt_gev']} GeV) within Delta R < {st['jet_match_dr']}. "
+            "MET = |vector sum of particle pT| per event.",
+        )
+    )
+    return sections
+
+
+def training_section(run_dir: PathLike, out_dir: PathLike) -> ReportSection | None:
+    """Loss curves from ``run_dir/history.json`` when training wrote one, else None."""
+    path = Path(run_dir) / "history.json"
+    if not path.is_file():
+        return None
+    try:
+        records = json.loads(path.read_text()).get("records", [])
+    except (OSError, ValueError):
+        return None
+    if not records:
+        return None
+    import matplotlib.pyplot as plt
+
+    from particlegraph.tasks.mlpf import plots
+
+    with plots.pf_style():
+        fig, axes = _figure(plt, 1, 1, 11, 9)
+        ax = axes[0, 0]
+        epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
+        for key, style in (("train_loss", "-"), ("val_loss", "--")):
+            values = [r.get(key) for r in records]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend()
+        png = plots.save_figure(fig, Path(out_dir) / "loss.png")
+    return ReportSection("Training", [png], f"From {path.name}.")
+
+
+# --- the workflow ----------------------------------------------------------------------------
+
+
+def write_outputs(
+    run_dir: PathLike,
+    col: pf.PFCollection,
+    metrics: dict[str, Any],
+    *,
+    title: str | None = None,
+    figures: bool = True,
+) -> Path:
+    """Write ``metrics.json``, the PNGs under ``evaluation/`` and ``index.html``; return the HTML path.
+
+    With ``figures=False`` the report holds the tables only (no PNG is written).
+    """
+    run_dir = Path(run_dir)
+    out_dir = run_dir / EVAL_DIR
+    write_json(run_dir / "metrics.json", metrics)
+    sections = make_figures(col, out_dir) if figures else []
+    sections.insert(
+        0,
+        ReportSection(
+            "Event-level metrics",
+            rows=event_rows(metrics),
+            header=EVENT_HEADER,
+            text=f"{metrics['events']} events. Definitions: docs/evaluation.md.",
+        ),
+    )
+    train = training_section(run_dir, out_dir) if figures else None
+    if train is not None:
+        sections.append(train)
+    return write_report(
+        run_dir / "index.html",
+        title or f"MLPF evaluation: {run_dir.name}",
+        class_rows(metrics),
+        sections,
+        header=CLASS_HEADER,
+    )
+
+
+def evaluate(
+    run_dir: PathLike,
+    data: PathLike | Iterable[PathLike],
+    max_events: int | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    *,
+    which: str = "best",
+    model: Any = None,
+    progress: bool = True,
+    figures: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a trained run on ``data``, write metrics, plots and the report, return the metrics.
+
+    Args:
+        run_dir: run directory written by ``particlegraph mlpf train``.
+        data: held-out dataset directory, one shard, or a list of shards.
+        max_events: evaluate at most this many events (None: all).
+        device: "auto", "cpu" or "cuda".
+        batch_size: events per forward pass.
+        which: checkpoint, "best" (falls back to "last") or "last".
+        model: use this module instead of loading the run's checkpoint (tests, notebooks).
+        progress: show a progress bar on a terminal.
+        figures: write the PNGs (about 10 s of CPU); False writes metrics and tables only.
+
+    Returns:
+        The content of ``run_dir/metrics.json``: ``{"mlpf": {...}, "baseline": {...},
+        "gen": {...}, "events": K, "inference": {...}, "data": str, "checkpoint": which}``.
+    """
+    run_dir = Path(run_dir)
+    if max_events is not None and max_events < 1:
+        raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
+    if model is None:
+        from particlegraph.tasks.mlpf.train import load_model
+
+        model, _ = load_model(run_dir, which=which)
+    t0 = time.perf_counter()
+    col = pf.collect(
+        predict_events(
+            model,
+            data,
+            max_events=max_events,
+            device=device,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    )
+    elapsed = time.perf_counter() - t0
+    metrics = pf.summarize(col)
+    metrics["inference"] = {
+        "device": str(next(iter(model.parameters())).device) if _has_params(model) else device,
+        "batch_size": batch_size,
+        "seconds_incl_metrics": round(elapsed, 3),
+        "events_per_s_incl_metrics": round(col.events / elapsed, 2) if elapsed > 0 else None,
+    }
+    metrics["data"] = str(data) if isinstance(data, str | os.PathLike) else "list of files"
+    metrics["checkpoint"] = which
+    metrics["classes"] = list(CLASS_NAMES[:NUM_CLASSES])
+    write_outputs(run_dir, col, metrics, figures=figures)
+    return metrics
+
+
+def _has_params(model: Any) -> bool:
+    try:
+        next(iter(model.parameters()))
+    except (StopIteration, AttributeError):
+        return False
+    return True

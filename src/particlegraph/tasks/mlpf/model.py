@@ -1,0 +1,302 @@
+"""Machine-learned particle flow (MLPF): a GravNet GNN over the detector elements of an event.
+
+After Pata et al., "MLPF: efficient machine-learned particle-flow reconstruction using graph neural
+networks", Eur. Phys. J. C 81, 381 (2021), arXiv:2101.08578. For every element (track or tower) the
+network predicts a particle class, its charge and its kinematics; the regression is expressed relative
+to the element so that the network learns corrections rather than absolute scales.
+
+Computation graph (the LRP engine follows it exactly)::
+
+    e = encoding(x)                        # (N, 13) one-hot type + per-element transformed features
+    h = encoder(e)                         # (N, H)
+    h_l = act(block_l(h_{l-1}, batch))     # (N, H), l = 1..L   (FCN: L = 0)
+    z = cat([e, h_1, ..., h_L])            # FCN: cat([e, h])
+    logits = class_head(z)                 # (N, 6)
+    charge_logits = charge_head(z)         # (N, 3) for charge -1, 0, +1
+    regression = reg_head(cat([z, logits]))  # (N, 5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from particlegraph.explain.lrp.models import trace_gravnet
+from particlegraph.explain.lrp.output import OutputNames
+from particlegraph.explain.lrp.program import Tracer
+from particlegraph.nn.gravnet import GravNetConv
+from particlegraph.nn.mlp import ACTIVATIONS, MLP, make_activation
+from particlegraph.sim import elements as schema
+
+NUM_ENCODED = 13
+NUM_REGRESSION = 5
+REGRESSION_NAMES = ("log_pt_ratio", "delta_eta", "sin_phi", "cos_phi", "log_energy_ratio")
+#: Clamp for predicted log ratios, so exp() stays finite on an untrained network.
+MAX_LOG_RATIO = 10.0
+#: Smallest element pT/E [GeV] used as the reference of a ratio.
+MIN_REFERENCE = 1e-3
+
+
+@dataclass(frozen=True)
+class MLPFConfig:
+    """Architecture of :class:`MLPF`."""
+
+    kind: str = "gravnet"  # "gravnet" (message passing) or "fcn" (same heads, no graph)
+    hidden: int = 64  # width of encoder, GravNet outputs and heads
+    num_blocks: int = 2  # GravNet layers (ignored for fcn)
+    k: int = 16  # neighbours per element in the learned space, itself included
+    space_dim: int = 4  # learned coordinate space
+    propagate_dim: int = 32  # features sent along edges
+    aggr: str = "sum"  # "sum" | "mean" | "max"
+    num_encoder_layers: int = 2
+    num_head_layers: int = 2
+    norm: str = "batch"  # "batch" | "none"
+    activation: str = "elu"
+    dropout: float = 0.0
+    knn_chunk_size: int = 0  # query points per kNN block; 0 = automatic (memory-bounded blocks)
+    knn_bin_size: int | None = None  # None: exact kNN; B: binned kNN (linear time) in events > 3 B
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("gravnet", "fcn"):
+            raise ValueError(f"kind must be 'gravnet' or 'fcn', got {self.kind!r}")
+        if self.aggr not in ("sum", "mean", "max"):
+            raise ValueError(f"aggr must be 'sum', 'mean' or 'max', got {self.aggr!r}")
+        if self.norm not in ("batch", "none"):
+            raise ValueError(f"norm must be 'batch' or 'none', got {self.norm!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        for name in (
+            "hidden",
+            "k",
+            "space_dim",
+            "propagate_dim",
+            "num_encoder_layers",
+            "num_head_layers",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.knn_bin_size is not None and self.knn_bin_size < self.k:
+            raise ValueError(f"knn_bin_size must be >= k = {self.k}, got {self.knn_bin_size}")
+        if self.num_blocks < 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError("num_blocks must be >= 0 and dropout in [0, 1)")
+
+
+#: Names of the regression outputs (columns of ``MLPFOutput.regression``).
+REGRESSION_OUTPUTS = ("pt", "eta", "sin_phi", "cos_phi", "energy")
+#: Output grammar of the model for the explain commands: heads and their column names.
+MLPF_OUTPUTS = OutputNames(
+    heads={
+        "class": schema.CLASS_NAMES,
+        "charge": ("-1", "0", "+1"),
+        "regression": REGRESSION_OUTPUTS,
+    },
+    bare=("regression",),
+    aliases={"charge": {"1": "+1"}},
+)
+
+
+class MLPFOutput(NamedTuple):
+    """Raw network outputs for N elements."""
+
+    logits: Tensor  # (N, 6) class logits
+    charge_logits: Tensor  # (N, 3) logits of charge -1, 0, +1
+    regression: Tensor  # (N, 5) see REGRESSION_NAMES
+
+
+class MLPFTargets(NamedTuple):
+    """Training targets derived from ``ygen`` (see :func:`encode_targets`)."""
+
+    cls: Tensor  # (N,) long class id
+    charge: Tensor  # (N,) long, charge + 1 in {0, 1, 2}
+    regression: Tensor  # (N, 5), zero where there is no particle
+    has_particle: Tensor  # (N,) bool
+
+
+class InputEncoding(nn.Module):
+    """Element-type-aware encoding of the 12 X columns into 13 network inputs.
+
+    Columns: ``[is_tower, is_track, log1p(pt|Et), eta, sin phi, cos phi, log1p(p|E),
+    eta_outer | log1p(E_em), sin phi_outer | log1p(E_had), cos phi_outer, charge, is_muon, is_electron]``.
+    Every transform acts on one element's own values, so LRP relevance of an encoded column belongs to
+    the X column given by :attr:`column_map`.
+    """
+
+    column_map: Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("column_map", torch.tensor([0, 0, *range(1, 12)], dtype=torch.long))
+
+    def forward(self, x: Tensor) -> Tensor:
+        is_tower = (x[:, 0] == schema.ELEM_TOWER).to(x.dtype)
+        is_track = (x[:, 0] == schema.ELEM_TRACK).to(x.dtype)
+        energy_like = torch.log1p(x[:, [1, 5]].clamp_min(0.0))  # pt|Et, p|E
+        # Columns 6, 7 are energies for towers (log-compressed) and angles for tracks (kept).
+        c67 = torch.where(is_tower[:, None] > 0, torch.log1p(x[:, 6:8].clamp_min(0.0)), x[:, 6:8])
+        return torch.cat(
+            [
+                is_tower[:, None],
+                is_track[:, None],
+                energy_like[:, :1],
+                x[:, 2:5],
+                energy_like[:, 1:],
+                c67,
+                x[:, 8:12],
+            ],
+            dim=-1,
+        )  # (N, 13)
+
+
+class MLPF(nn.Module):
+    """MLPF network; ``cfg.kind = "fcn"`` gives the same model without message passing.
+
+    Shapes:
+        x (N, 12) raw element features, batch (N,) or None -> :class:`MLPFOutput`
+    """
+
+    def __init__(self, cfg: MLPFConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or MLPFConfig()
+        h = cfg.hidden
+        self.encoding = InputEncoding()
+        self.encoder = MLP(
+            NUM_ENCODED, h, h, cfg.num_encoder_layers, cfg.activation, cfg.norm, cfg.dropout,
+            final_activation=True,
+        )  # fmt: skip
+        num_blocks = cfg.num_blocks if cfg.kind == "gravnet" else 0
+        self.blocks = nn.ModuleList(
+            GravNetConv(
+                h,
+                h,
+                cfg.space_dim,
+                cfg.propagate_dim,
+                cfg.k,
+                cfg.aggr,
+                cfg.knn_chunk_size,
+                cfg.knn_bin_size,
+            )
+            for _ in range(num_blocks)
+        )
+        self.act = make_activation(cfg.activation)
+        z_dim = NUM_ENCODED + h * max(num_blocks, 1)
+
+        def head(in_dim: int, out_dim: int) -> MLP:
+            return MLP(
+                in_dim, h, out_dim, cfg.num_head_layers, cfg.activation, cfg.norm, cfg.dropout
+            )
+
+        self.class_head = head(z_dim, schema.NUM_CLASSES)
+        self.charge_head = head(z_dim, 3)
+        self.reg_head = head(z_dim + schema.NUM_CLASSES, NUM_REGRESSION)
+
+    def embed(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
+        """The shared representation ``z`` (N, 13 + H * max(L, 1)) fed to the heads."""
+        e = self.encoding(x)
+        h = self.encoder(e)
+        if not self.blocks:
+            return torch.cat([e, h], dim=-1)
+        embs = []
+        for block in self.blocks:
+            h = self.act(block(h, batch))
+            embs.append(h)
+        return torch.cat([e, *embs], dim=-1)
+
+    def forward(self, x: Tensor, batch: Tensor | None = None) -> MLPFOutput:
+        z = self.embed(x, batch)
+        logits = self.class_head(z)
+        charge_logits = self.charge_head(z)
+        regression = self.reg_head(torch.cat([z, logits], dim=-1))
+        return MLPFOutput(logits, charge_logits, regression)
+
+    # --- LRP adapter (see particlegraph.explain.lrp.models) ---------------------------------
+    #: Names of the output columns, for ``--output class:photon``, ``pt``, ``charge:+1``.
+    lrp_output_names = MLPF_OUTPUTS
+    #: The wiring does not depend on N, so big events are checked on their first elements.
+    lrp_prefix_check = True
+
+    def lrp_outputs(self, x: Tensor, batch: Tensor | None = None) -> dict[str, Tensor]:
+        """The model's outputs under the names of :meth:`lrp_trace`."""
+        out = self(x, batch)
+        return {"class": out[0], "charge": out[1], "regression": out[2]}
+
+    def lrp_trace(self, tr: Tracer, x: Tensor, batch: Tensor | None = None) -> dict[str, int]:
+        """Record the forward pass (GravNet or FCN) on ``x`` (N, 12) for LRP.
+
+        Outputs: ``"class"`` (N, 6), ``"charge"`` (N, 3), ``"regression"`` (N, 5); a class logit
+        never passes through ``reg_head``, the regression consumes the class logits.
+        """
+        e = tr.passthrough("encoding", 0, self.encoding(x), self.encoding.column_map)
+        h = tr.sequential("encoder", e, self.encoder)
+        embs = []
+        for i, block in enumerate(self.blocks):
+            h = trace_gravnet(tr, f"blocks.{i}", h, block, batch)
+            h = tr.activation(f"blocks.{i}.act", h, self.act)
+            embs.append(h)
+        z = tr.concat("z", [e, *embs] if embs else [e, h])
+        logits = tr.sequential("class_head", z, self.class_head)
+        charge = tr.sequential("charge_head", z, self.charge_head)
+        reg_in = tr.concat("reg_input", [z, logits])
+        reg = tr.sequential("reg_head", reg_in, self.reg_head)
+        return {"class": logits, "charge": charge, "regression": reg}
+
+
+def _element_reference(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The element's own pT|Et, eta and p|E (each (N,)), the references of the regression."""
+    return x[:, 1].clamp_min(MIN_REFERENCE), x[:, 2], x[:, 5].clamp_min(MIN_REFERENCE)
+
+
+def encode_targets(x: Tensor, ygen: Tensor) -> MLPFTargets:
+    """Turn ``ygen`` (N, 7) into class, charge and relative-regression targets for elements ``x`` (N, 12)."""
+    cls = ygen[:, schema.Y_PID].round().long()
+    has = cls != schema.ParticleClass.NONE
+    charge = (ygen[:, schema.Y_CHARGE].round().long() + 1).clamp(0, 2)
+    pt_ref, eta_ref, e_ref = _element_reference(x)
+    reg = torch.stack(
+        [
+            torch.log(ygen[:, schema.Y_PT].clamp_min(MIN_REFERENCE) / pt_ref),
+            ygen[:, schema.Y_ETA] - eta_ref,
+            ygen[:, schema.Y_SIN_PHI],
+            ygen[:, schema.Y_COS_PHI],
+            torch.log(ygen[:, schema.Y_ENERGY].clamp_min(MIN_REFERENCE) / e_ref),
+        ],
+        dim=-1,
+    )
+    reg = torch.where(has[:, None], reg, torch.zeros_like(reg))
+    return MLPFTargets(cls, charge, reg, has)
+
+
+def decode_predictions(x: Tensor, out: MLPFOutput) -> Tensor:
+    """Physical predictions (N, 7) in the ygen layout: pid, charge, pT, eta, sin phi, cos phi, E.
+
+    The class is the arg-max; charged classes get charge -1 or +1 (whichever is more likely), neutral
+    classes 0; rows predicted as class 0 are all zero, as in ygen.
+    """
+    pid = out.logits.argmax(-1)
+    charged = (
+        (pid == schema.ParticleClass.CHARGED_HADRON)
+        | (pid == schema.ParticleClass.ELECTRON)
+        | (pid == schema.ParticleClass.MUON)
+    )
+    sign = torch.where(out.charge_logits[:, 2] >= out.charge_logits[:, 0], 1.0, -1.0)
+    charge = torch.where(charged, sign, torch.zeros_like(sign))
+    pt_ref, eta_ref, e_ref = _element_reference(x)
+    r = out.regression.float()
+    pt = pt_ref * torch.exp(r[:, 0].clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
+    eta = eta_ref + r[:, 1]
+    norm = torch.sqrt(r[:, 2] ** 2 + r[:, 3] ** 2).clamp_min(1e-6)
+    energy = e_ref * torch.exp(r[:, 4].clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
+    energy = torch.maximum(energy, pt)  # E >= pT for any massive or massless particle
+    y = torch.stack(
+        [pid.to(r.dtype), charge, pt, eta, r[:, 2] / norm, r[:, 3] / norm, energy], dim=-1
+    )
+    return torch.where((pid != 0)[:, None], y, torch.zeros_like(y))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

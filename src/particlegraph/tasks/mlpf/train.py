@@ -1,0 +1,219 @@
+"""MLPF training: run config (model + fit + loss + data) and :func:`train_mlpf`.
+
+``train_mlpf`` is what ``particlegraph mlpf train`` calls. It resolves the config, splits the
+dataset's shards into training and validation files, estimates class weights, writes the
+resolved config to ``run_dir/config.yaml`` and hands the rest to the generic loop
+(:func:`particlegraph.train.loop.fit`). Under ``torchrun`` every rank reads its own shards and
+the model is wrapped in DistributedDataParallel; ``data.batch_size`` is per rank, so the global
+batch is ``batch_size * world_size`` events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from particlegraph.config import dump_config, from_dict, load_config
+from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader, split_files
+from particlegraph.tasks.mlpf.loss import (
+    LossConfig,
+    class_weights_from_counts,
+    count_classes,
+    mlpf_loss,
+)
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig, encode_targets
+from particlegraph.tasks.mlpf.store import read_any, resolve_files
+from particlegraph.train import distributed as D
+from particlegraph.train.checkpoint import checkpoint_path, load_weights, seed_everything
+from particlegraph.train.loop import FitConfig, History, StepFn, fit
+
+#: The package whose ``configs/`` folder ships the named run configs.
+PACKAGE = "particlegraph.tasks.mlpf"
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data:`` section: how events are fed to training."""
+
+    batch_size: int = 4  # events per optimizer step and rank (global batch = this * world size)
+    val_fraction: float = 0.1  # fraction of the shards (files) kept for validation
+    num_workers: int = 0  # DataLoader worker processes per rank
+    shuffle_files: bool = True  # reshuffle the shard order every epoch (seeded)
+    max_train_events: int | None = None  # cap per rank and epoch (None: all)
+    max_val_events: int | None = None  # cap per rank for validation (None: all)
+    class_weight_files: int = 4  # training shards read to estimate "auto" class weights
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.num_workers < 0 or self.class_weight_files < 1:
+            raise ConfigError(
+                "data.batch_size and data.class_weight_files must be >= 1, num_workers >= 0"
+            )
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class MLPFRunConfig:
+    """Everything that defines an MLPF training run (``configs/mlpf/*.yaml``)."""
+
+    model: MLPFConfig = field(default_factory=MLPFConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def load_run_config(run_dir: str | Path) -> MLPFRunConfig:
+    """The resolved config saved in ``run_dir/config.yaml``."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist; is {run_dir} an MLPF run directory?")
+    return load_config(MLPFRunConfig, path)
+
+
+def build_model(cfg: MLPFRunConfig) -> MLPF:
+    """A fresh :class:`MLPF` for the model section of ``cfg``."""
+    return MLPF(cfg.model)
+
+
+def resolve_class_weights(cfg: LossConfig, files: Sequence[Path], num_files: int) -> LossConfig:
+    """Fill ``cfg.class_weights`` for ``class_weighting: auto`` from the first ``num_files`` files.
+
+    Already filled weights (a resolved config, e.g. on resume) are kept unchanged.
+    """
+    if cfg.class_weighting != "auto" or cfg.class_weights:
+        return cfg
+    counts = count_classes(ev for f in files[:num_files] for ev in read_any(f))
+    weights = class_weights_from_counts(counts, cfg.auto_weight_power)
+    return replace(cfg, class_weights=tuple(round(float(w), 6) for w in weights))
+
+
+def class_weight_tensor(cfg: LossConfig) -> Tensor | None:
+    """The class weights of ``cfg`` as a (6,) tensor, or None when unweighted."""
+    if cfg.class_weighting == "none" or not cfg.class_weights:
+        return None
+    return torch.tensor(cfg.class_weights, dtype=torch.float32)
+
+
+def make_step(cfg: LossConfig) -> StepFn:
+    """``step_fn(model, batch)`` for :func:`fit`: MLPF forward + :func:`mlpf_loss`."""
+    weights = class_weight_tensor(cfg)
+
+    def step(model: nn.Module, batch: object) -> tuple[Tensor, dict[str, float]]:
+        x, ygen, index = batch.x, batch.ygen, batch.batch  # type: ignore[attr-defined]
+        out = model(x, index)
+        targets = encode_targets(x, ygen)
+        world = D.dist_info().world_size
+        return mlpf_loss(
+            out.logits,
+            out.charge_logits,
+            out.regression,
+            (targets.cls, targets.charge, targets.regression, targets.has_particle),
+            cfg,
+            weights,
+            reduce_fn=D.all_reduce_sum if D.is_distributed() else None,
+            scale=float(world),
+        )
+
+    return step
+
+
+def resolve_run_config(
+    config_path: str | Path | Traversable | None,
+    run_dir: Path,
+    overrides: Sequence[str],
+    resume: bool,
+) -> MLPFRunConfig:
+    """The config of a run: ``run_dir/config.yaml`` when resuming, else the file + overrides."""
+    saved = run_dir / CONFIG_NAME
+    if resume and saved.is_file():
+        return load_config(MLPFRunConfig, saved, list(overrides))
+    if config_path is None:
+        return load_config(MLPFRunConfig, None, list(overrides))
+    return load_config(MLPFRunConfig, config_path, list(overrides), package=PACKAGE)
+
+
+def train_mlpf(
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    config_path: str | Path | Traversable | None,
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+) -> History:
+    """Train MLPF on the shards in ``data``; write config, history and checkpoints to ``run_dir``.
+
+    Args:
+        data: dataset directory (``*.parquet`` / ``*.pkl.bz2``) or a list of shard files.
+        config_path: YAML run config, or the name of a shipped one (``demo``, ``small``,
+            ``paper``, in ``particlegraph/tasks/mlpf/configs/``); None = built-in defaults.
+            Ignored when resuming a run that has a ``config.yaml`` (overrides still apply,
+            e.g. ``fit.epochs=20`` to train longer).
+        run_dir: the run directory (created).
+        overrides: ``section.key=value`` strings, e.g. ``("model.hidden=32", "fit.lr=3e-4")``.
+        resume: continue from ``run_dir/checkpoints/last.pt``.
+
+    Returns:
+        The run's :class:`History` (also in ``run_dir/history.json``).
+    """
+    run_dir = Path(run_dir)
+    if not resume and checkpoint_path(run_dir, "last").is_file():
+        raise ConfigError(
+            f"{run_dir} already holds a trained run; use --resume to continue it or pick a new --run"
+        )
+    cfg = resolve_run_config(config_path, run_dir, overrides, resume)
+    info, _device = D.init_distributed(cfg.fit.device)
+
+    files = resolve_files(data)
+    if not files:
+        raise DataFileError(f"no event files (*.parquet, *.pkl.bz2) found in {data}")
+    train_files, val_files = split_files(files, cfg.data.val_fraction)
+    if len(train_files) < info.world_size:
+        raise ConfigError(
+            f"{len(train_files)} training file(s) cannot feed {info.world_size} ranks; each rank "
+            "reads whole files, so write more, smaller shards (events_per_file) or use fewer ranks"
+        )
+    loss_cfg = resolve_class_weights(cfg.loss, train_files, cfg.data.class_weight_files)
+    cfg = replace(cfg, loss=loss_cfg)
+    if info.is_main:
+        dump_config(cfg, run_dir / CONFIG_NAME)
+
+    dc = cfg.data
+    train_ds = MLPFDataset(
+        train_files, info.rank, info.world_size, dc.shuffle_files, cfg.fit.seed, dc.max_train_events
+    )
+    train_loader = make_loader(train_ds, dc.batch_size, dc.num_workers)
+    val_loader = None
+    if val_files:
+        val_ds = MLPFDataset(val_files, info.rank, info.world_size, False, 0, dc.max_val_events)
+        val_loader = make_loader(val_ds, dc.batch_size, dc.num_workers)
+
+    seed_everything(cfg.fit.seed)  # same initial weights on every rank and in every fresh run
+    model = build_model(cfg)
+    return fit(
+        model, train_loader, val_loader, make_step(cfg.loss), cfg.fit, run_dir, resume=resume
+    )
+
+
+def run_config_from_dict(data: dict[str, object]) -> MLPFRunConfig:
+    """Build a run config from a nested dict (for tests and notebooks)."""
+    return from_dict(MLPFRunConfig, data, where="MLPFRunConfig")
+
+
+def load_model(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, MLPFRunConfig]:
+    """The trained MLPF model (CPU, eval mode) of a run directory and its resolved run config.
+
+    Reads ``run_dir/config.yaml`` and the weights of ``checkpoints/<which>.pt`` (``best`` falls
+    back to ``last``).
+
+    Raises:
+        DataFileError: the run directory has no config or no checkpoint.
+    """
+    cfg = load_run_config(Path(run_dir))
+    return load_weights(run_dir, build_model(cfg), which), cfg

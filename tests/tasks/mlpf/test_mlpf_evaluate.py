@@ -1,0 +1,161 @@
+"""The evaluation workflow end to end on a tiny synthetic dataset and an untrained model."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from particlegraph.errors import DataFileError
+from particlegraph.sim.elements import MLPFEvent
+from particlegraph.tasks.mlpf import evaluate as mlpf_evaluate
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
+from particlegraph.tasks.mlpf.store import write_events
+
+
+def synthetic_events(rng: np.random.Generator, n_events: int) -> list[MLPFEvent]:
+    """Events whose elements sit in two narrow cones, with ygen = element and a noisy ycand."""
+    events = []
+    for _ in range(n_events):
+        n = int(rng.integers(30, 60))
+        typ = rng.choice([1, 2], size=n)
+        pt = rng.exponential(6.0, n) + 0.5
+        which = rng.integers(0, 2, n)
+        eta = np.where(which == 0, -1.0, 1.2) + rng.normal(0, 0.1, n)
+        ph = np.where(which == 0, 0.5, -2.0) + rng.normal(0, 0.1, n)
+        e = pt * np.cosh(eta)
+        X = np.zeros((n, 12), dtype=np.float32)
+        X[:, 0], X[:, 1], X[:, 2] = typ, pt, eta
+        X[:, 3], X[:, 4], X[:, 5] = np.sin(ph), np.cos(ph), e
+        cls = np.where(typ == 2, 1, rng.choice([2, 3], size=n))
+        cls[rng.random(n) < 0.1] = 0
+        ygen = np.stack(
+            [cls, (cls == 1).astype(float), pt, eta, np.sin(ph), np.cos(ph), e], 1
+        ).astype(np.float32)
+        ygen[cls == 0] = 0
+        ycand = ygen.copy()
+        ycand[:, 2] *= rng.uniform(0.9, 1.1, n)
+        events.append(MLPFEvent(X, ygen, ycand))
+    return events
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("data")
+    events = synthetic_events(rng, 6)
+    write_events(root / "a.parquet", events[:3], {"test": True})
+    write_events(root / "b.parquet", events[3:], {"test": True})
+    return root
+
+
+def test_evaluate_writes_metrics_plots_and_report(dataset: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = MLPF(MLPFConfig(hidden=16, k=4, propagate_dim=8, num_blocks=1))
+    run = tmp_path / "run"
+    metrics = mlpf_evaluate.evaluate(
+        run, dataset, max_events=5, device="cpu", batch_size=2, model=model, progress=False
+    )
+    assert metrics["events"] == 5
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk["events"] == 5
+    for side in ("mlpf", "baseline"):
+        for key in ("efficiency", "fake_rate", "pt_resolution", "energy_resolution"):
+            assert set(on_disk[side][key]) == {
+                "charged_hadron", "neutral_hadron", "photon", "electron", "muon"
+            }  # fmt: skip
+        for key in ("jet_pt_resolution", "jet_pt_response", "met_resolution"):
+            assert key in on_disk[side]
+    # the baseline keeps every class: charged hadron efficiency 1 on these events
+    assert on_disk["baseline"]["efficiency"]["charged_hadron"] == pytest.approx(1.0)
+    assert on_disk["baseline"]["fake_rate"]["photon"] == pytest.approx(0.0)
+
+    parser = _Images()
+    parser.feed((run / "index.html").read_text())
+    pngs = sorted(p.name for p in (run / "evaluation").glob("*.png"))
+    assert len(parser.images) == len(pngs) >= 8
+    for src in parser.images:
+        path = run / src
+        assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
+    summary = mlpf_evaluate.format_summary(metrics)
+    assert "charged_hadron" in summary and "jet pT resolution" in summary
+
+
+def test_predict_events_splits_batches_per_event(dataset: Path) -> None:
+    model = MLPF(MLPFConfig(kind="fcn", hidden=8))
+    sizes = [
+        len(X)
+        for X, ygen, ycand, ypred in mlpf_evaluate.predict_events(
+            model, dataset, device="cpu", batch_size=4, progress=False
+        )
+        if ypred.shape == ygen.shape == ycand.shape
+    ]
+    from particlegraph.tasks.mlpf.store import iter_events
+
+    assert sizes == [len(ev.X) for ev in iter_events(dataset)]
+
+
+def test_evaluate_without_checkpoint_raises(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataFileError):
+        mlpf_evaluate.evaluate(tmp_path / "nothing", dataset, device="cpu", progress=False)
+
+
+def _fake_run(run: Path) -> MLPF:
+    """A run directory as `mlpf train` writes it: config.yaml + checkpoints/best.pt."""
+    from particlegraph.config import dump_config
+    from particlegraph.tasks.mlpf.train import MLPFRunConfig
+    from particlegraph.train.checkpoint import checkpoint_path, save_checkpoint
+
+    torch.manual_seed(1)
+    cfg = MLPFRunConfig(model=MLPFConfig(kind="fcn", hidden=8))
+    model = MLPF(cfg.model)
+    dump_config(cfg, run / "config.yaml")
+    save_checkpoint(checkpoint_path(run, "best"), {"model": model.state_dict()})
+    return model.eval()
+
+
+def test_cli_evaluate_loads_checkpoint_and_prints_summary(dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+
+    run = tmp_path / "run"
+    model = _fake_run(run)
+    args = ["mlpf", "evaluate", "--run", str(run), "--data", str(dataset)]
+    result = CliRunner().invoke(app, [*args, "--events", "4", "--device", "cpu", "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert "eff MLPF" in result.output and "MET resolution" in result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["events"] == 4
+    # the loaded checkpoint predicts what the in-memory model predicts
+    direct = pf_compare_with(model, dataset, 4)
+    assert metrics["mlpf"]["confusion_matrix"] == direct["mlpf"]["confusion_matrix"]
+    assert "<img" not in (run / "index.html").read_text()
+
+    bad = CliRunner().invoke(
+        app, ["mlpf", "evaluate", "--run", str(tmp_path / "x"), "--data", str(dataset)]
+    )
+    assert bad.exit_code == 2
+    assert "error:" in bad.output
+
+
+def pf_compare_with(model: MLPF, data: Path, n: int) -> dict:
+    from particlegraph.tasks.mlpf.metrics import compare
+
+    return compare(
+        mlpf_evaluate.predict_events(model, data, max_events=n, device="cpu", progress=False)
+    )

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from particlegraph.config import from_dict
+from particlegraph.errors import ConfigError
+from particlegraph.sim import elements as schema
+from particlegraph.tasks.mlpf.model import (
+    MLPF,
+    MLPFConfig,
+    MLPFOutput,
+    decode_predictions,
+    encode_targets,
+)
+
+
+def _event(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 12)
+    x[:, 0] = torch.randint(1, 3, (n,), generator=g).float()
+    x[:, 1] = torch.rand(n, generator=g) * 20 + 0.5
+    x[:, 2] = torch.randn(n, generator=g)
+    phi = torch.rand(n, generator=g) * 2 * math.pi
+    x[:, 3], x[:, 4] = torch.sin(phi), torch.cos(phi)
+    x[:, 5] = x[:, 1] * torch.cosh(x[:, 2])
+    y = torch.zeros(n, 7)
+    y[:, 0] = torch.randint(0, 6, (n,), generator=g).float()
+    charged = torch.isin(y[:, 0].long(), torch.tensor([1, 4, 5]))
+    y[:, 1] = torch.where(charged, torch.where(torch.rand(n, generator=g) > 0.5, 1.0, -1.0), 0.0)
+    y[:, 2] = x[:, 1] * 1.1
+    y[:, 3] = x[:, 2] + 0.01
+    y[:, 4], y[:, 5] = x[:, 3], x[:, 4]
+    y[:, 6] = x[:, 5] * 1.1
+    y[y[:, 0] == 0] = 0.0
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["gravnet", "fcn"])
+def test_output_shapes(kind: str) -> None:
+    x, _ = _event(50)
+    out = MLPF(MLPFConfig(kind=kind, hidden=16, k=4))(x)
+    assert out.logits.shape == (50, schema.NUM_CLASSES)
+    assert out.charge_logits.shape == (50, 3)
+    assert out.regression.shape == (50, 5)
+
+
+def test_decode_inverts_encode_targets() -> None:
+    x, ygen = _event(60)
+    t = encode_targets(x, ygen)
+    # build the outputs a perfect network would give and decode them back
+    logits = torch.nn.functional.one_hot(t.cls, 6).float() * 10
+    charge_logits = torch.nn.functional.one_hot(t.charge, 3).float() * 10
+    y = decode_predictions(x, MLPFOutput(logits, charge_logits, t.regression))
+    torch.testing.assert_close(y, ygen, rtol=1e-5, atol=1e-5)
+
+
+def test_encode_targets_hand_values() -> None:
+    x = torch.zeros(2, 12)
+    x[:, 0] = torch.tensor([2.0, 1.0])
+    x[:, 1] = torch.tensor([10.0, 4.0])
+    x[:, 2] = torch.tensor([0.5, -1.0])
+    x[:, 5] = torch.tensor([20.0, 8.0])
+    ygen = torch.tensor([[1, -1, 20.0, 0.7, 0.0, 1.0, 40.0], [0, 0, 0, 0, 0, 0, 0]])
+    t = encode_targets(x, ygen)
+    assert t.cls.tolist() == [1, 0]
+    assert t.charge.tolist() == [0, 1]
+    assert t.has_particle.tolist() == [True, False]
+    torch.testing.assert_close(
+        t.regression[0], torch.tensor([math.log(2.0), 0.2, 0.0, 1.0, math.log(2.0)])
+    )
+    assert float(t.regression[1].abs().sum()) == 0.0
+
+
+def test_graph_model_sees_neighbours_fcn_does_not() -> None:
+    torch.manual_seed(0)
+    x, _ = _event(30)
+    for kind, expect_change in (("gravnet", True), ("fcn", False)):
+        model = MLPF(MLPFConfig(kind=kind, hidden=16, k=30, norm="none")).eval()
+        base = model(x).logits[0]
+        x2 = x.clone()
+        x2[1:, 1] *= 3.0  # change every element but the first
+        changed = not torch.allclose(model(x2).logits[0], base)
+        assert changed == expect_change
+
+
+def test_bad_config_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="aggr"):
+        from_dict(MLPFConfig, {"aggr": "median"})
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(MLPFConfig, {"hiden": 3})
