@@ -11,18 +11,19 @@ from particlegraph.explain.lrp.checks import (
     layer_balance,
     lrp0_gradient_error,
 )
-from particlegraph.explain.lrp.explain import explain_event
+from particlegraph.explain.lrp.explain import explain_event, explain_outputs
 from particlegraph.explain.lrp.fold import fold_linear_bn, folded_batchnorm
 from particlegraph.explain.lrp.models import trace_gravnet, trace_message_passing, trace_model
 from particlegraph.explain.lrp.output import OutputNames, OutputSpec, parse_output
 from particlegraph.explain.lrp.program import Program, Tracer, aggregation_weights
 from particlegraph.explain.lrp.rules import Composite, Epsilon, Gamma, Rule, ZPlus, rule_from_name
-from particlegraph.explain.lrp.sparse import SparseRelevance
+from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
 __all__ = [
     "Composite",
     "Epsilon",
     "Gamma",
+    "MultiRelevance",
     "OutputNames",
     "OutputSpec",
     "Program",
@@ -33,6 +34,7 @@ __all__ = [
     "aggregation_weights",
     "conservation_summary",
     "explain_event",
+    "explain_outputs",
     "fold_linear_bn",
     "folded_batchnorm",
     "layer_balance",

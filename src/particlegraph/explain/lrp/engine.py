@@ -15,6 +15,11 @@ receptive field. Walking the program backwards:
   the share absorbed on the way. Pairs reaching the local prefix are contracted with ``M_n``,
   which costs P x D x F instead of pushing every pair through D x D layers.
 
+Several output neurons are explained together (:func:`propagate_many`): every rule is linear in
+the upper relevance and the pair sets depend only on the graph, so the values carry an output
+axis (P, O, D) and the forward trace, the rule preparation, the local-prefix matrices and all the
+index work (expansion, merging, grouping by element) are shared by the O outputs.
+
 Targets are processed in chunks so peak memory stays bounded whatever N is; pairs that reach
 the local prefix are buffered across chunks and contracted in batches, so each batch reads
 every ``M_n`` once (one contraction per chunk would read them once per chunk: quadratic).
@@ -22,7 +27,7 @@ every ``M_n`` once (one contraction per chunk would read them once per chunk: qu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +36,7 @@ from torch import Tensor
 from particlegraph.errors import ConfigError
 from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, PassThrough, Program
 from particlegraph.explain.lrp.rules import Composite, stabilize
-from particlegraph.explain.lrp.sparse import SparseRelevance
+from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
 #: Values one chunk may hold in its largest relevance tensor (8 MiB of float32 on CPU; the
 #: int64 pair indices and temporaries of the expansion add several times that). Measured on
@@ -43,12 +48,14 @@ CHUNK_BUDGET_CUDA = 1 << 25
 #: it reads (so matrix traffic never exceeds pair traffic), but at least FLUSH_MIN and at most
 #: FLUSH_MAX values (64 MiB of float32).
 FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
+#: With O outputs explained together the chunk budget is multiplied by min(O, this).
+MULTI_BUDGET_MAX = 4
 
 
 @dataclass
 class Pairs:
     """Relevance at one tensor: pair p = (target position ``t[p]`` in the targets array, element
-    ``n[p]``) with values ``v`` (P, D)."""
+    ``n[p]``) with values ``v`` (P, O, D), one row per explained output."""
 
     t: Tensor
     n: Tensor
@@ -102,7 +109,7 @@ def _coalesce(parts: Iterable[Pairs], num_nodes: int) -> Pairs:
     v = torch.cat([p.v for p in parts])
     key = t * num_nodes + n
     uniq, inverse = torch.unique(key, sorted=True, return_inverse=True)
-    out = torch.zeros(len(uniq), v.shape[1], dtype=v.dtype, device=v.device)
+    out = torch.zeros(len(uniq), *v.shape[1:], dtype=v.dtype, device=v.device)
     out.index_add_(0, inverse, v)
     return Pairs(uniq // num_nodes, uniq % num_nodes, out)
 
@@ -114,47 +121,49 @@ def _expand(prep: _Prepared, pairs: Pairs, s: Tensor, u: Tensor) -> Pairs:
     if prep.degree is not None:  # every element has the same in-degree (kNN): no ragged indexing
         eid = start[:, None] + torch.arange(prep.degree, device=start.device)  # (P, k)
         j = prep.src[eid]
-        v = prep.weight[eid] * s[:, None, :] * u[j]  # (P, k, C)
+        wu = prep.weight[eid] * u[j]  # (P, k, C), shared by the O outputs
+        v = wu[:, :, None, :] * s[:, None, :, :]  # (P, k, O, C)
         t = pairs.t[:, None].expand(-1, prep.degree)
-        return Pairs(t.reshape(-1), j.reshape(-1), v.reshape(-1, v.shape[-1]))
+        return Pairs(t.reshape(-1), j.reshape(-1), v.reshape(-1, *v.shape[2:]))
     deg = prep.rowptr[pairs.n + 1] - start  # (P,)
     rep = torch.repeat_interleave(torch.arange(len(deg), device=deg.device), deg)  # (Q,)
     first = torch.cumsum(deg, 0) - deg
     eid = start[rep] + torch.arange(len(rep), device=deg.device) - first[rep]
     j = prep.src[eid]
-    v = prep.weight[eid] * s[rep] * u[j]  # (Q, C)
+    v = (prep.weight[eid] * u[j])[:, None, :] * s[rep]  # (Q, O, C)
     return Pairs(pairs.t[rep], j, v)
 
 
 def _backward(
     op: Op, prep: _Prepared | None, r: Pairs, program: Program
 ) -> tuple[list[tuple[int, Pairs]], Tensor]:
-    """Relevance at the op's inputs and the per-pair absorbed amount (P,)."""
-    zero = torch.zeros(len(r.t), dtype=r.v.dtype, device=r.v.device)
+    """Relevance at the op's inputs and the per-pair absorbed amount (P, O)."""
+    zero = torch.zeros(r.v.shape[:2], dtype=r.v.dtype, device=r.v.device)
     if isinstance(op, Linear):
         assert prep is not None
         a = program.values[op.input][r.n]  # (P, in)
-        v_in = a * ((r.v * prep.inv[r.n]) @ prep.weight)
-        return [(op.input, Pairs(r.t, r.n, v_in))], (r.v * prep.leak[r.n]).sum(1)
+        v_in = a[:, None, :] * ((r.v * prep.inv[r.n][:, None, :]) @ prep.weight)  # (P, O, in)
+        return [(op.input, Pairs(r.t, r.n, v_in))], (r.v * prep.leak[r.n][:, None, :]).sum(2)
     if isinstance(op, PassThrough):
         if op.column_map is None:
             return [(op.input, r)], zero
         width = program.values[op.input].shape[1]
-        v_in = torch.zeros(len(r.t), width, dtype=r.v.dtype, device=r.v.device)
-        v_in.index_add_(1, op.column_map, r.v)
+        v_in = torch.zeros(*r.v.shape[:2], width, dtype=r.v.dtype, device=r.v.device)
+        v_in.index_add_(2, op.column_map, r.v)
         return [(op.input, Pairs(r.t, r.n, v_in))], zero
     if isinstance(op, Concat):
         out, lo = [], 0
         for i in op.inputs:
             hi = lo + program.values[i].shape[1]
-            out.append((i, Pairs(r.t, r.n, r.v[:, lo:hi])))
+            out.append((i, Pairs(r.t, r.n, r.v[:, :, lo:hi])))
             lo = hi
         return out, zero
     if isinstance(op, Aggregate):
         assert prep is not None
-        s = r.v * prep.inv[r.n]
+        s = r.v * prep.inv[r.n][:, None, :]
         expanded = _expand(prep, r, s, program.values[op.input])
-        return [(op.input, _coalesce([expanded], program.num_nodes))], (r.v * prep.leak[r.n]).sum(1)
+        leak = (r.v * prep.leak[r.n][:, None, :]).sum(2)
+        return [(op.input, _coalesce([expanded], program.num_nodes))], leak
     raise TypeError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -223,20 +232,21 @@ def _compose_local(
 
 
 def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tensor]:
-    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P,).
+    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P, O).
 
-    ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` (M's last column is the absorbed share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are
+    ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` per output (M's last column is the absorbed share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are
     grouped by element instead: elements with a similar number of pairs (power-of-two buckets)
     get their pair vectors packed into a zero-padded (elements, width, D) block and one batched
     matmul with their own ``M`` (each ``M`` read once per bucket). Padding wastes at most 2x.
     """
     m, leak = mat
     if m is None:
-        return r, (r.v * leak[r.n]).sum(1)
-    num_pairs, f = len(r.n), m.shape[2]
-    out = torch.empty(num_pairs, f, dtype=r.v.dtype, device=r.v.device)
+        return r, (r.v * leak[r.n][:, None, :]).sum(2)
+    num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
+    f = m.shape[2]
+    out = torch.empty(num_pairs, num_out, f, dtype=r.v.dtype, device=r.v.device)
     if num_pairs == 0:
-        return Pairs(r.t, r.n, out[:, :-1]), out[:, -1]
+        return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
     order = torch.argsort(r.n)
     ns = r.n[order]
     count = torch.bincount(ns, minlength=m.shape[0])
@@ -250,11 +260,11 @@ def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tenso
         sel = (pair_bucket == b).nonzero()[:, 0]
         nodes, slot = torch.unique(ns[sel], return_inverse=True)
         width = 1 << b
-        pad = torch.zeros(len(nodes), width, r.v.shape[1], dtype=r.v.dtype, device=r.v.device)
+        pad = torch.zeros(len(nodes), width, num_out, d, dtype=r.v.dtype, device=r.v.device)
         pad[slot, pos[sel]] = r.v[order[sel]]
-        res = torch.bmm(pad, m[nodes])  # (elements, width, F)
-        out[order[sel]] = res[slot, pos[sel]]
-    return Pairs(r.t, r.n, out[:, :-1]), out[:, -1]
+        res = torch.bmm(pad.view(len(nodes), width * num_out, d), m[nodes])  # (elements, w O, F)
+        out[order[sel]] = res.view(len(nodes), width, num_out, f)[slot, pos[sel]]
+    return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
 
 
 def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
@@ -302,13 +312,18 @@ def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
     return torch.argsort(rank[targets])
 
 
-def _auto_chunk(ops: list[Op], output: int, program: Program, num_targets: int) -> int:
+def _auto_chunk(
+    ops: list[Op], outputs: Sequence[int], program: Program, num_targets: int, num_out: int
+) -> int:
     """Targets per chunk so that the widest relevance tensor stays near :data:`CHUNK_BUDGET`.
 
     The fan-out of a tensor bounds its pairs per target: the product of the largest in-degrees
-    of the aggregations between it and the output.
+    of the aggregations between it and the output. With O outputs a pair holds O vectors; the
+    budget grows with O up to :data:`MULTI_BUDGET_MAX` times, so chunks stay large enough that
+    the per-chunk overhead does not grow with O (peak memory grows instead, measured in
+    docs/benchmarks.md).
     """
-    fan = {output: 1}
+    fan = dict.fromkeys(outputs, 1)
     for op in reversed(ops):
         if op.output not in fan:
             continue
@@ -321,8 +336,9 @@ def _auto_chunk(ops: list[Op], output: int, program: Program, num_targets: int) 
             )
         for i in op.inputs:
             fan[i] = max(fan.get(i, 0), fan[op.output] * grow)
-    per_target = max(fan[t] * program.values[t].shape[1] for t in fan)
+    per_target = max(fan[t] * program.values[t].shape[1] for t in fan) * num_out
     budget = CHUNK_BUDGET_CUDA if program.values[0].is_cuda else CHUNK_BUDGET
+    budget *= min(num_out, MULTI_BUDGET_MAX)
     return int(max(1, min(num_targets, budget // max(per_target, 1))))
 
 
@@ -339,25 +355,56 @@ def propagate(
 ) -> SparseRelevance:
     """Explain column ``index`` of tensor ``output`` at every element in ``targets`` (T,).
 
-    Args:
-        program: the recorded forward pass (see :mod:`.models` for adapters).
-        output: tensor id of the explained output (e.g. ``program.outputs["class"]``).
-        index: output column (neuron) to explain.
-        targets: (T,) unique element ids.
-        composite: rule per layer.
-        chunk_size: targets per chunk; None picks one from the receptive-field size.
-        compose: compose the per-element prefix into matrices (fast); False walks every op
-            pair by pair (slower, but fills ``layers`` for every op).
-        record_layers: fill :attr:`SparseRelevance.layers` with a per-op balance.
-        locality: process targets in breadth-first graph order (same result, better cache use).
+    The one-output case of :func:`propagate_many` (same arguments, one ``(output, index)``).
 
     Returns:
         :class:`SparseRelevance` with F = ``program.values[0].shape[1]`` feature columns.
     """
+    multi = propagate_many(
+        program, [(output, index)], targets, composite, chunk_size,
+        compose=compose, record_layers=record_layers, locality=locality,
+    )  # fmt: skip
+    return multi.output(0)
+
+
+def propagate_many(
+    program: Program,
+    heads: Sequence[tuple[int, int]],
+    targets: Tensor,
+    composite: Composite,
+    chunk_size: int | None = None,
+    *,
+    compose: bool = True,
+    record_layers: bool = False,
+    locality: bool = True,
+) -> MultiRelevance:
+    """Explain O output neurons at every element in ``targets`` (T,) in one pass.
+
+    Args:
+        program: the recorded forward pass (see :mod:`.models` for adapters).
+        heads: O pairs ``(tensor id, column)``, e.g. ``(program.outputs["class"], 2)``; they may
+            sit on different output tensors.
+        targets: (T,) unique element ids.
+        composite: rule per layer.
+        chunk_size: targets per chunk; None picks one from the receptive-field size and O.
+        compose: compose the per-element prefix into matrices (fast); False walks every op
+            pair by pair (slower, but fills ``layers`` for every op).
+        record_layers: fill :attr:`MultiRelevance.layers` with a per-op balance (T, O, 3).
+        locality: process targets in breadth-first graph order (same result, better cache use).
+
+    Returns:
+        :class:`MultiRelevance` with values (P, O, F); ``output(o)`` equals the one-output result
+        of ``heads[o]`` up to float round-off (the pair set is the union over the outputs).
+    """
+    heads = [(int(t), int(c)) for t, c in heads]
+    if not heads:
+        raise ConfigError("propagate_many needs at least one (output tensor, column)")
     values = program.values
     num_nodes, num_features = values[0].shape
     dtype, device = values[0].dtype, values[0].device
-    needed = program.ancestors(output)
+    num_out = len(heads)
+    out_tensors = list(dict.fromkeys(t for t, _ in heads))
+    needed: set[int] = set().union(*(program.ancestors(t) for t in out_tensors))
     ops = [op for op in program.ops if op.output in needed]
     prepared = {i: _prepare(op, program, composite) for i, op in enumerate(ops)}
     local = {0}
@@ -366,8 +413,7 @@ def propagate(
             if not isinstance(op, Aggregate) and all(i in local for i in op.inputs):
                 local.add(op.output)
     frontier = {i for op in ops if op.output not in local for i in op.inputs if i in local}
-    if output in local:
-        frontier.add(output)
+    frontier |= {t for t in out_tensors if t in local}
     mats = _compose_local(ops, prepared, local, frontier, program)
     walk = [(i, op) for i, op in enumerate(ops) if op.output not in local][::-1]
     layer_names: dict[int, str] = {}
@@ -376,14 +422,15 @@ def propagate(
 
     targets = targets.to(device=device, dtype=torch.long)
     num_targets = len(targets)
-    chunk = chunk_size or _auto_chunk(ops, output, program, num_targets)
+    chunk = chunk_size or _auto_chunk(ops, out_tensors, program, num_targets, num_out)
     if chunk < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
-    explained = values[output][targets, index]
+    explained = torch.stack([values[t][targets, c] for t, c in heads], dim=1)  # (T, O)
 
-    absorbed = torch.zeros(num_targets, dtype=dtype, device=device)
+    absorbed = torch.zeros(num_targets, num_out, dtype=dtype, device=device)
     layers = {
-        layer_names[i]: torch.zeros(num_targets, 3, dtype=dtype, device=device) for i, _ in walk
+        layer_names[i]: torch.zeros(num_targets, num_out, 3, dtype=dtype, device=device)
+        for i, _ in walk
     }
     # Pairs reaching the local prefix wait in per-tensor buffers and are contracted in batches
     # that span chunks: each batch reads every element's matrix M_n once, so the matrix traffic
@@ -428,10 +475,13 @@ def propagate(
         else:
             pos = perm[lo : lo + chunk]  # positions of the targets in this chunk
         tc = targets[pos]
-        start_v = torch.zeros(len(tc), values[output].shape[1], dtype=dtype, device=device)
-        start_v[:, index] = values[output][tc, index]
         pending: dict[int, list[Pairs]] = {}
-        deliver(output, Pairs(pos, tc, start_v), pending)
+        for tid in out_tensors:  # one start vector per output, zero rows for the others
+            start_v = torch.zeros(len(tc), num_out, values[tid].shape[1], dtype=dtype, device=device)
+            for o, (t_o, c_o) in enumerate(heads):
+                if t_o == tid:
+                    start_v[:, o, c_o] = values[tid][tc, c_o]
+            deliver(tid, Pairs(pos, tc, start_v), pending)
         for idx, op in walk:
             if op.output not in pending:
                 continue
@@ -441,10 +491,10 @@ def propagate(
             absorbed.index_add_(0, r.t, leak)
             if record_layers:
                 bal = layers[layer_names[idx]]
-                bal[:, 0].index_add_(0, r.t, r.v.sum(1))
+                bal[:, :, 0].index_add_(0, r.t, r.v.sum(2))
                 for _, p in ins:
-                    bal[:, 1].index_add_(0, p.t, p.v.sum(1))
-                bal[:, 2].index_add_(0, r.t, leak)
+                    bal[:, :, 1].index_add_(0, p.t, p.v.sum(2))
+                bal[:, :, 2].index_add_(0, r.t, leak)
             for tid, p in ins:
                 deliver(tid, p, pending)
         if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
@@ -456,8 +506,10 @@ def propagate(
         final = _coalesce(results, num_nodes)  # sorted by (target position, source)
     else:
         empty = torch.zeros(0, dtype=torch.long, device=device)
-        final = Pairs(empty, empty, torch.zeros(0, num_features, dtype=dtype, device=device))
-    return SparseRelevance(
+        final = Pairs(
+            empty, empty, torch.zeros(0, num_out, num_features, dtype=dtype, device=device)
+        )
+    return MultiRelevance(
         target=targets[final.t],
         source=final.n,
         values=final.v,

@@ -1,4 +1,5 @@
-"""The result of an explanation: relevance over (target element, source element, input feature)."""
+"""The result of an explanation: relevance over (target element, source element, input feature),
+for one output neuron (:class:`SparseRelevance`) or several (:class:`MultiRelevance`)."""
 
 from __future__ import annotations
 
@@ -82,4 +83,47 @@ class SparseRelevance:
             self.target.to(device), self.source.to(device), self.values.to(device),
             self.targets.to(device), self.explained.to(device), self.absorbed.to(device),
             self.num_elements, layers,
+        )  # fmt: skip
+
+
+@dataclass
+class MultiRelevance:
+    """Relevance of O output neurons of one event, explained together: an output axis.
+
+    Attributes:
+        target, source: (P,) long, as in :class:`SparseRelevance`; the pair set is shared by the
+            outputs (the union of their receptive fields; a pair may be zero for some outputs).
+        values: (P, O, F) relevance of each pair for each output.
+        targets: (T,) long, the explained element ids.
+        explained: (T, O) explained value of each output at each target.
+        absorbed: (T, O) relevance absorbed by biases and the epsilon stabiliser.
+        num_elements: N.
+        layers: optional ``{layer name: (T, O, 3)}`` per-layer balance.
+
+    ``output(o)`` is the :class:`SparseRelevance` of output ``o``; it equals a one-output
+    explanation of the same neuron up to float round-off.
+    """
+
+    target: Tensor
+    source: Tensor
+    values: Tensor
+    targets: Tensor
+    explained: Tensor
+    absorbed: Tensor
+    num_elements: int
+    layers: dict[str, Tensor] | None = field(default=None, repr=False)
+    names: tuple[str, ...] = ()
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.values.shape[1])
+
+    def output(self, o: int) -> SparseRelevance:
+        """The relevance of output ``o`` alone (views, no copy of the pair indices)."""
+        if not 0 <= o < self.num_outputs:
+            raise ConfigError(f"output index {o} out of range ({self.num_outputs} outputs)")
+        layers = None if self.layers is None else {k: v[:, o] for k, v in self.layers.items()}
+        return SparseRelevance(
+            self.target, self.source, self.values[:, o], self.targets, self.explained[:, o],
+            self.absorbed[:, o], self.num_elements, layers,
         )  # fmt: skip

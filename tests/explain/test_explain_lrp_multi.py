@@ -1,0 +1,94 @@
+"""Several output neurons explained together equal one-output explanations, output by output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lrp_reference import random_mlpf_input, single_thread  # noqa: F401 (autouse fixture)
+from torch import nn
+
+from particlegraph.errors import ConfigError
+from particlegraph.explain.lrp import (
+    Composite,
+    Epsilon,
+    Gamma,
+    explain_event,
+    explain_outputs,
+    trace_model,
+)
+from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
+
+#: The 12 outputs of the MLPF explainability study: 6 class scores, charge and 5 regressions.
+ALL = (
+    "class:none", "class:charged_hadron", "class:neutral_hadron", "class:photon",
+    "class:electron", "class:muon", "charge:+1", "pt", "eta", "sin_phi", "cos_phi", "energy",
+)  # fmt: skip
+
+
+def _mlpf(dtype: torch.dtype, aggr: str = "sum", seed: int = 0) -> MLPF:
+    torch.manual_seed(seed)
+    cfg = MLPFConfig(hidden=8, num_blocks=2, k=4, space_dim=3, propagate_dim=5, aggr=aggr)
+    model = MLPF(cfg).to(dtype).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 2e-5)], ids=["f64", "f32"]
+)
+@pytest.mark.parametrize("aggr", ["sum", "max"])
+def test_all_outputs_equal_one_output_runs(dtype: torch.dtype, tol: float, aggr: str) -> None:
+    model = _mlpf(dtype, aggr)
+    x = random_mlpf_input(40, seed=3).to(dtype)
+    rule = Composite([("aggregation", Epsilon(eps=1e-3))], default=Gamma(gamma=0.25, eps=1e-3))
+    multi = explain_outputs(model, x, ALL, composite=rule, chunk_size=9)
+    assert multi.values.shape[1:] == (12, 12)
+    assert multi.explained.shape == multi.absorbed.shape == (40, 12)
+    assert multi.names[6] == "charge:+1" and multi.names[7] == "pt"
+    for o, name in enumerate(ALL):
+        one = explain_event(model, x, output=name, composite=rule, chunk_size=13)
+        got = multi.output(o)
+        scale = float(one.values.abs().max())
+        assert float((got.to_dense() - one.to_dense()).abs().max()) <= tol * scale
+        assert torch.allclose(got.explained, one.explained, rtol=0, atol=0)
+        assert float((got.absorbed - one.absorbed).abs().max()) <= tol * float(
+            one.explained.abs().max()
+        )
+        # conservation holds output by output
+        assert float(got.conservation_error().max()) < (1e-8 if dtype == torch.float64 else 1e-3)
+
+
+def test_subset_targets_layers_and_shared_trace() -> None:
+    model = _mlpf(torch.float64)
+    x = random_mlpf_input(30, seed=4).double()
+    targets = torch.tensor([3, 17, 0, 29])
+    program = trace_model(model, x)
+    multi = explain_outputs(
+        model, x, ["energy", "class:photon"], targets=targets, program=program,
+        record_layers=True, compose=False,
+    )  # fmt: skip
+    assert multi.layers is not None
+    for o, name in enumerate(["energy", "class:photon"]):
+        one = explain_event(model, x, output=name, targets=targets, record_layers=True, compose=False)
+        assert torch.allclose(multi.output(o).to_dense(), one.to_dense(), atol=1e-12)
+        assert one.layers is not None
+        for key, bal in one.layers.items():
+            assert torch.allclose(multi.output(o).layers[key], bal, atol=1e-12)  # type: ignore[index]
+    # a class logit's relevance never travels through the regression head
+    assert float(multi.output(1).layers["reg_head.0"].abs().max()) == 0.0  # type: ignore[index]
+
+
+def test_bad_outputs_are_refused() -> None:
+    model = _mlpf(torch.float64)
+    x = random_mlpf_input(10, seed=5).double()
+    with pytest.raises(ConfigError, match="at least one"):
+        explain_outputs(model, x, [])
+    with pytest.raises(ConfigError, match="unknown"):
+        explain_outputs(model, x, ["pt", "class:gluon"])
+    multi = explain_outputs(model, x, ["pt"])
+    with pytest.raises(ConfigError, match="out of range"):
+        multi.output(1)
