@@ -1,6 +1,7 @@
 """Benchmark: LRP of one output neuron for all elements of one random event.
 
     .venv/bin/python bench/lrp.py --elements 6400 [--hidden 256] [--dense] [--device cpu|cuda] [--out FILE]
+    .venv/bin/python bench/lrp.py --elements 6400 --outputs all --repeat 2   # 12 outputs vs 1
 
 Prints one JSON object: elements, hidden, seconds (wall time of explain_event: trace +
 propagation), cpu_seconds (process CPU time of the same call: less sensitive to a shared
@@ -9,7 +10,10 @@ allocated CUDA memory above the model's on GPU), pairs, conservation_rel_err (ma
 |sum R + absorbed - explained| / |explained|), conservation_event_rel_err (the same summed over
 the event, relative to sum |explained|), plus the settings. ``--dense`` runs the dense
 reference of the tests (tests/explain/lrp_reference.py, the published O(N^2 F)
-method) instead, in float32 unless ``--dense-dtype float64``.
+method) instead, in float32 unless ``--dense-dtype float64``. ``--outputs all`` (or a comma
+list) times, interleaved in one process, the one output ``--output`` and then those outputs
+explained together (``explain_outputs``), and adds ``multi_seconds``, ``multi_cpu_seconds``,
+``multi_peak_mb`` and their ratios to the one-output run.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 
 from particlegraph.atomic import write_json
-from particlegraph.explain.lrp import explain_event, parse_output, trace_model
+from particlegraph.explain.lrp import explain_event, explain_outputs, parse_output, trace_model
 from particlegraph.explain.lrp.checks import conservation_summary
 from particlegraph.explain.lrp.rules import Epsilon, as_composite
 from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
@@ -103,6 +107,31 @@ def run_sparse(model, x, spec, composite, chunk_size, device) -> dict:
     }
 
 
+#: The 12 outputs of the MLPF explainability study: 6 class scores, charge, 5 regressions.
+ALL_OUTPUTS = (
+    "class:none", "class:charged_hadron", "class:neutral_hadron", "class:photon",
+    "class:electron", "class:muon", "charge:+1", "pt", "eta", "sin_phi", "cos_phi", "energy",
+)  # fmt: skip
+
+
+def run_multi(model, x, outputs, composite, chunk_size, device) -> dict:
+    with PeakMemory(device) as mem:
+        t0, c0 = time.perf_counter(), time.process_time()
+        rel = explain_outputs(model, x, outputs, composite=composite, chunk_size=chunk_size)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "multi_seconds": seconds,
+        "multi_cpu_seconds": cpu,
+        "multi_peak_mb": mem.peak_mb,
+        "multi_outputs": len(outputs),
+        "multi_conservation_rel_err": max(
+            float(rel.output(o).conservation_error().max()) for o in range(len(outputs))
+        ),
+    }
+
+
 def run_dense(model, x, spec, composite, dtype, device) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "explain"))
     from lrp_reference import dense_lrp
@@ -145,6 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="default 64 for hidden >= 256 (paper), else 32",
     )
     p.add_argument("--output", default="class:neutral_hadron")
+    p.add_argument(
+        "--outputs", default=None, help="'all' (12 outputs) or a comma list: also time them together"
+    )
     p.add_argument("--eps", type=float, default=1e-6)
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--dense", action="store_true", help="run the dense O(N^2) reference instead")
@@ -168,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = MLPF(cfg).to(device).eval()
     sizes = [int(v) for v in str(args.elements).split(",")]
     events = {n: random_event(n, args.seed, device) for n in sizes}
-    spec = parse_output(args.output)
+    spec = parse_output(args.output, model.lrp_output_names)
     composite = as_composite(Epsilon(eps=args.eps))
     with torch.no_grad():  # warm-up: lazy initialisations are not the explanation's memory
         model(events[sizes[0]][: min(sizes[0], 256)])
@@ -179,9 +211,14 @@ def main(argv: list[str] | None = None) -> dict:
                 dtype = getattr(torch, args.dense_dtype)
                 runs[n].append(run_dense(model, events[n], spec, composite, dtype, device))
             else:
-                runs[n].append(
-                    run_sparse(model, events[n], spec, composite, args.chunk_size, device)
-                )
+                one = run_sparse(model, events[n], spec, composite, args.chunk_size, device)
+                if args.outputs:
+                    names = ALL_OUTPUTS if args.outputs == "all" else args.outputs.split(",")
+                    multi = run_multi(model, events[n], names, composite, args.chunk_size, device)
+                    one.update(multi)
+                    one["multi_ratio"] = multi["multi_seconds"] / one["seconds"]
+                    one["multi_cpu_ratio"] = multi["multi_cpu_seconds"] / one["cpu_seconds"]
+                runs[n].append(one)
     results = []
     for n in sizes:
         # fastest run's time; the largest peak of all runs (a later run may reuse cached memory)

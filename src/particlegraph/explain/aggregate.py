@@ -1,0 +1,309 @@
+"""Streaming aggregation of relevance over a dataset: constant memory, exact merge and resume.
+
+A dataset study explains O output neurons for every element of thousands of events; the
+relevance itself is never kept. Each event is folded into a :class:`RelevanceStudy`, whose arrays
+are indexed by output ``o`` (O), true class ``c`` (C) and ``w`` (0: predicted class == true
+class, 1: wrong), so their size does not depend on the number of events:
+
+* ``maps`` (O, C, 2, 1 + K, F): sums of neighbour-ordered relevance maps (row 0: the element
+  itself, row k: its k-th most relevant neighbour, ranked by |sum over features| for that
+  output), each map normalised by the element's total ``sum_{s,f} |R[t, s, f]|``, as in
+  :mod:`.rmaps`;
+* ``hist`` (O, C, 2, F, B): histograms of each feature's signed share
+  ``sum_s R[t, s, f] / sum_{s,f} |R[t, s, f]|`` in [-1, 1];
+* ``abs_share``/``signed_share`` (O, C, 2, G F): sums of each *typed* feature's share
+  ``sum_{s in group g} |R[t, s, f]| / sum |R|`` (the groups split the sources, e.g. towers and
+  tracks, whose columns mean different things); the ``abs_share`` of an element sums to 1;
+* ``rank_share`` (O, C, 2, K + 2): the |R| share of the element itself, of each neighbour rank
+  and of all further neighbours;
+* ``count`` (O, C, 2): elements with non-zero relevance that entered the sums;
+* Poisson-bootstrap replicas (B of them) of ``count``, ``abs_share`` and ``rank_share``: event
+  ``i`` enters replica ``b`` with weight ``Poisson(1)`` drawn from ``(seed, i)``, so the
+  uncertainty of every share comes from resampling events, and shards agree with one run;
+* flipping curves summed per output (``flip``, (O, 2 units, 2 curves, S)) for the events that
+  the caller chose to flip (they cost forward passes).
+
+Every sum is kept in int64 fixed point (:data:`FIXED` = 2^32 per unit; per-element shares are
+rounded once), so adding is associative: ``merge(A, B)`` equals one run over A + B bit for bit,
+and a run resumed from a saved state equals an uninterrupted one. States are saved atomically
+(``.npz`` with a JSON header) and remember which global event indices they hold (as ranges), so
+overlapping shards are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from particlegraph.atomic import atomic_path
+from particlegraph.errors import ConfigError, DataFileError
+
+#: Fixed-point scale of every accumulated sum: a share of 1 is stored as 2^32.
+FIXED = float(1 << 32)
+#: Flipping units, in the order of the ``flip`` array's second axis.
+FLIP_UNITS = ("element", "feature")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What a study accumulates; two studies merge only when their specs are equal.
+
+    Args:
+        outputs: names of the O explained outputs.
+        num_classes: C, true classes 0..C-1.
+        features: names of the F input columns.
+        groups: names of the G source groups (e.g. ``("tower", "track")``).
+        num_neighbours: K, neighbour ranks kept in the maps.
+        bins: B, histogram bins on [-1, 1].
+        num_boot: bootstrap replicas.
+        seed: seed of the bootstrap weights.
+        flip_fractions: S, points of the flipping curves (``linspace(0, 1, S)``).
+    """
+
+    outputs: tuple[str, ...]
+    num_classes: int
+    features: tuple[str, ...]
+    groups: tuple[str, ...] = ("all",)
+    num_neighbours: int = 8
+    bins: int = 40
+    num_boot: int = 32
+    seed: int = 0
+    flip_fractions: int = 11
+
+    def __post_init__(self) -> None:
+        if not self.outputs or self.num_classes < 1 or not self.features or not self.groups:
+            raise ConfigError("a relevance study needs outputs, classes, features and groups")
+        if self.num_neighbours < 0 or self.bins < 1 or self.num_boot < 2:
+            raise ConfigError("num_neighbours >= 0, bins >= 1 and num_boot >= 2 are required")
+
+    @property
+    def typed_features(self) -> tuple[str, ...]:
+        """``group:feature`` names of the G F typed features."""
+        return tuple(f"{g}:{f}" for g in self.groups for f in self.features)
+
+
+def _fixed(a: Tensor) -> Tensor:
+    return torch.round(a.double() * FIXED).long()
+
+
+class RelevanceStudy:
+    """Accumulators of one dataset study (module docstring); ``add_event`` per event."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        o, c, f, k = len(spec.outputs), spec.num_classes, len(spec.features), spec.num_neighbours
+        gf, b = len(spec.groups) * f, spec.num_boot
+        z = np.zeros
+        self.arrays: dict[str, np.ndarray] = {
+            "count": z((o, c, 2), np.int64),
+            "maps": z((o, c, 2, k + 1, f), np.int64),
+            "hist": z((o, c, 2, f, spec.bins), np.int64),
+            "abs_share": z((o, c, 2, gf), np.int64),
+            "signed_share": z((o, c, 2, gf), np.int64),
+            "rank_share": z((o, c, 2, k + 2), np.int64),
+            "boot_count": z((b, o, c, 2), np.int64),
+            "boot_abs_share": z((b, o, c, 2, gf), np.int64),
+            "boot_rank_share": z((b, o, c, 2, k + 2), np.int64),
+            "flip": z((o, 2, 2, spec.flip_fractions), np.int64),
+            "flip_count": z((o, 2), np.int64),
+            "totals": z(3, np.int64),  # events, elements, correctly classified elements
+        }
+        self.spans: list[tuple[int, int, int]] = []  # event indices range(start, stop, step)
+
+    # --- bookkeeping ----------------------------------------------------------------------------
+    @property
+    def events(self) -> int:
+        return int(self.arrays["totals"][0])
+
+    def holds(self, index: int) -> bool:
+        """True when global event ``index`` is already in the study."""
+        return any(start <= index < stop and (index - start) % step == 0
+                   for start, stop, step in self.spans)  # fmt: skip
+
+    def _record(self, index: int, step: int) -> None:
+        if self.holds(index):
+            raise ConfigError(f"event {index} is already in this relevance study")
+        if self.spans and self.spans[-1][1] == index and self.spans[-1][2] == step:
+            start, _, _ = self.spans[-1]
+            self.spans[-1] = (start, index + step, step)
+        else:
+            self.spans.append((index, index + step, step))
+
+    # --- accumulation ---------------------------------------------------------------------------
+    def add_event(
+        self,
+        index: int,
+        rel: Any,
+        true_class: Tensor,
+        pred_class: Tensor,
+        group: Tensor | None = None,
+        *,
+        step: int = 1,
+    ) -> None:
+        """Fold one event's multi-output relevance in.
+
+        Args:
+            index: global event index (bootstrap weights and the duplicate check use it).
+            rel: a ``MultiRelevance`` (values (P, O, F), pairs sorted by target then source).
+            true_class, pred_class: (N,) long per element.
+            group: (N,) long source group per element in [0, G); None = group 0.
+            step: stride of this shard's event indices (``num_shards``), for compact bookkeeping.
+        """
+        spec = self.spec
+        o_n, f_n, k, c_n = len(spec.outputs), len(spec.features), spec.num_neighbours, spec.num_classes
+        g_n = len(spec.groups)
+        v = rel.values.detach().to("cpu", torch.float64)  # (P, O, F)
+        if v.dim() != 3 or v.shape[1:] != (o_n, f_n):
+            raise ConfigError(f"relevance values must be (P, {o_n}, {f_n}); got {tuple(v.shape)}")
+        targets, tgt, src = (rel.targets.cpu().long(), rel.target.cpu().long(),
+                             rel.source.cpu().long())  # fmt: skip
+        n = int(rel.num_elements)
+        true = torch.as_tensor(true_class).cpu().long()
+        pred = torch.as_tensor(pred_class).cpu().long()
+        grp = torch.zeros(n, dtype=torch.long) if group is None else torch.as_tensor(group).cpu().long()
+        if true.numel() != n or pred.numel() != n or grp.numel() != n:
+            raise ConfigError(f"true_class, pred_class and group need one entry per element ({n})")
+        if bool(((true < 0) | (true >= c_n)).any()) or bool(((grp < 0) | (grp >= g_n)).any()):
+            raise ConfigError(f"true classes must lie in 0..{c_n - 1} and groups in 0..{g_n - 1}")
+        self._record(index, step)
+        t_n = len(targets)
+        lookup = torch.full((n,), -1, dtype=torch.long)
+        lookup[targets] = torch.arange(t_n)
+        pos = lookup[tgt]  # (P,)
+        absv = v.abs()
+        norm = torch.zeros(t_n, o_n, dtype=torch.float64).index_add_(0, pos, absv.sum(2))
+        ok = norm > 0  # (T, O)
+        inv = torch.where(ok, 1.0 / norm.clamp(min=1e-300), torch.zeros_like(norm))
+        cell = true[targets] * 2 + (pred[targets] != true[targets]).long()  # (T,)
+
+        # rank of each pair among its target's sources: 0 self, 1.. by decreasing |sum_f R|
+        is_self = src == tgt
+        rank = torch.zeros(len(pos), o_n, dtype=torch.long)
+        nb = (~is_self).nonzero()[:, 0]
+        if len(nb):
+            score = v[nb].sum(2).abs()  # (Q, O)
+            order = torch.sort(-score, dim=0, stable=True).indices  # ties: engine's source order
+            by_target = torch.sort(pos[nb][order], dim=0, stable=True).indices
+            final = order.gather(0, by_target)  # (Q, O) sorted by (target, -score)
+            counts = torch.bincount(pos[nb], minlength=t_n)
+            start = torch.cumsum(counts, 0) - counts
+            q = torch.arange(len(nb))[:, None] - start[pos[nb][final]]
+            rank_nb = torch.empty_like(final).scatter_(0, final, q)
+            rank[nb] = 1 + rank_nb
+        scaled = v * inv[pos][:, :, None]  # (P, O, F) per-element normalised relevance
+        row = rank.clamp(max=k + 1)  # (P, O): k + 1 collects every further neighbour
+
+        # per-target arrays, then rounded once per element and summed into (class, wrong) cells
+        rank_t = torch.zeros(t_n * o_n, k + 2, dtype=torch.float64)
+        flat = pos[:, None] * o_n + torch.arange(o_n)
+        rank_t.index_put_((flat.reshape(-1), row.reshape(-1)), (absv.sum(2) * inv[pos]).reshape(-1),
+                          accumulate=True)  # fmt: skip
+        typed = grp[src] * t_n + pos  # (P,) row of (group, target), group-major
+        abs_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(
+            0, typed, absv * inv[pos][:, :, None])
+        sgn_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(0, typed, scaled)
+        abs_t = abs_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
+        sgn_t = sgn_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
+        feat = sgn_t.view(t_n, o_n, g_n, f_n).sum(2)  # (T, O, F) signed share, groups summed
+        keep = row <= k
+        map_t = torch.zeros(t_n * o_n * (k + 1), f_n, dtype=torch.float64)
+        map_t.index_add_(0, (flat * (k + 1) + row)[keep], scaled[keep])
+
+        okl = ok.long()
+        def to_cells(per_target: Tensor) -> np.ndarray:  # (T, O, ...) -> (O, C2, ...) int64
+            q = _fixed(per_target) * okl.view(t_n, o_n, *([1] * (per_target.dim() - 2)))
+            out = torch.zeros(c_n * 2, *q.shape[1:], dtype=torch.long).index_add_(0, cell, q)
+            return out.transpose(0, 1).reshape(o_n, c_n, 2, *q.shape[2:]).numpy()
+
+        ev = {
+            "count": to_cells(okl.double()) // int(FIXED),
+            "abs_share": to_cells(abs_t),
+            "rank_share": to_cells(rank_t.view(t_n, o_n, k + 2)),
+        }
+        a = self.arrays
+        for key, val in ev.items():
+            a[key] += val
+        a["signed_share"] += to_cells(sgn_t)
+        a["maps"] += to_cells(map_t.view(t_n, o_n, k + 1, f_n))
+        edges = torch.linspace(-1.0, 1.0, spec.bins + 1, dtype=torch.float64)
+        b = (torch.searchsorted(edges, feat.contiguous(), right=True) - 1).clamp(0, spec.bins - 1)
+        hist = torch.zeros(t_n, o_n, f_n, spec.bins, dtype=torch.long)
+        hist.scatter_(3, b[..., None], okl[:, :, None, None].expand(-1, -1, f_n, 1))
+        a["hist"] += to_cells(hist.double()) // int(FIXED)
+        w = np.random.default_rng([spec.seed, index]).poisson(1.0, spec.num_boot).astype(np.int64)
+        for key, val in ev.items():
+            a[f"boot_{key}"] += w.reshape(-1, *([1] * val.ndim)) * val[None]
+        a["totals"] += [1, n, int((pred == true).sum())]
+
+    def add_flipping(self, output: int, unit: str, relevance: Any, random: Any) -> None:
+        """Add one event's flipping curves (each (S,)) of output ``output`` for ``unit``."""
+        u = FLIP_UNITS.index(unit)
+        curves = torch.as_tensor(np.stack([np.asarray(relevance), np.asarray(random)]))
+        if curves.shape != (2, self.spec.flip_fractions):
+            raise ConfigError(f"flipping curves need {self.spec.flip_fractions} points")
+        self.arrays["flip"][output, u] += _fixed(curves).numpy()
+        self.arrays["flip_count"][output, u] += 1
+
+    # --- combination and files ------------------------------------------------------------------
+    def merge(self, other: RelevanceStudy) -> RelevanceStudy:
+        """A new study holding both; refuses different specs or overlapping events."""
+        if other.spec != self.spec:
+            raise ConfigError("cannot merge relevance studies with different settings")
+        for start, stop, step in other.spans:
+            if any(self.holds(i) for i in range(start, stop, step)):
+                raise ConfigError(f"relevance studies overlap (events {start}..{stop - 1})")
+        out = RelevanceStudy(self.spec)
+        out.arrays = {key: self.arrays[key] + other.arrays[key] for key in self.arrays}
+        out.spans = sorted([*self.spans, *other.spans])
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write the state atomically (``.npz`` with a JSON header)."""
+        meta = json.dumps({"spec": asdict(self.spec), "spans": self.spans, "version": 1})
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez_compressed(fh, meta=np.array(meta), **self.arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str | Path) -> RelevanceStudy:
+        """Read a state written by :meth:`save`."""
+        try:
+            with np.load(path) as data:
+                meta = json.loads(str(data["meta"]))
+                spec = meta["spec"]
+                for key in ("outputs", "features", "groups"):
+                    spec[key] = tuple(spec[key])
+                study = cls(StudySpec(**spec))
+                for key in study.arrays:
+                    study.arrays[key] = data[key].astype(np.int64)
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise DataFileError(
+                f"cannot read relevance study state {path} ({err}); delete it to start afresh"
+            ) from err
+        study.spans = [tuple(s) for s in meta["spans"]]  # type: ignore[misc]
+        return study
+
+    # --- results --------------------------------------------------------------------------------
+    def mean(self, key: str) -> np.ndarray:
+        """Mean per element of ``maps``, ``abs_share``, ``signed_share`` or ``rank_share``."""
+        cnt = self.arrays["count"]
+        val = self.arrays[key] / FIXED
+        return val / np.maximum(cnt, 1).reshape(*cnt.shape, *([1] * (val.ndim - 3)))
+
+    def boot_std(self, key: str) -> np.ndarray:
+        """Bootstrap standard deviation of :meth:`mean` for ``abs_share`` or ``rank_share``."""
+        cnt = self.arrays["boot_count"]
+        val = self.arrays[f"boot_{key}"] / FIXED
+        ratio = val / np.maximum(cnt, 1)[..., None]
+        return ratio.std(axis=0, ddof=1)
+
+    def flipping(self) -> np.ndarray:
+        """(O, 2 units, 2 [relevance, random], S) mean flipping curves (NaN where none)."""
+        cnt = self.arrays["flip_count"][:, :, None, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cnt > 0, self.arrays["flip"] / FIXED / np.maximum(cnt, 1), np.nan)
