@@ -1,0 +1,276 @@
+"""Relevance at dataset scale: every output of every element of N events, constant memory.
+
+:func:`study` is what ``particlegraph mlpf explain --events N --outputs all`` runs. Each event
+is explained once for all requested outputs (:func:`~particlegraph.explain.lrp.explain_outputs`:
+one forward trace, shared pair bookkeeping) and folded into a
+:class:`~particlegraph.explain.aggregate.RelevanceStudy` (maps, histograms, feature and
+neighbour-rank shares per output x true class x correct/wrong, bootstrap replicas, flipping
+curves); the relevance itself is dropped, so memory does not grow with N. The state is saved
+atomically every ``save_every`` events into ``OUT/state_shard<i>of<n>.npz``; running the same
+command again resumes where it stopped (same result as an uninterrupted run).
+
+Shards: ``shard=i, num_shards=n`` explains the events whose index j in the dataset has
+``j % n == i``; :func:`merge` adds the shard states of a folder (exactly) and writes the results:
+
+* ``summary.json``: events, elements, accuracy, timing, the findings table and the two quoted
+  findings of the MLPF explainability study checked on this sample (``claims``);
+* ``findings.html``: the findings table as a stand-alone page (a report can link or embed it);
+* ``study_<output>.npz``: mean maps (C, 2, 1 + K, F), histograms, shares and their bootstrap
+  standard deviations, flipping curves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from particlegraph.atomic import atomic_path, write_json
+from particlegraph.device import resolve_device
+from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.explain import faithfulness
+from particlegraph.explain.aggregate import FLIP_UNITS, RelevanceStudy, StudySpec
+from particlegraph.sim.elements import CLASS_NAMES, ELEM_TRACK, TRACK_FEATURES
+from particlegraph.tasks.mlpf.explain import RULES, output_column, relevant_targets, slug
+from particlegraph.tasks.mlpf.findings import check_claims, findings_html, findings_table
+
+log = logging.getLogger(__name__)
+
+#: The 12 outputs of the MLPF explainability study: 6 class scores, the charge (the +1 logit of
+#: the charge head) and the 5 regression outputs.
+STUDY_OUTPUTS = (
+    *(f"class:{name}" for name in CLASS_NAMES), "charge:+1", "pt", "eta", "sin_phi", "cos_phi",
+    "energy",
+)  # fmt: skip
+#: Input columns under neutral names (tower and track meanings are split by the source groups).
+TOWER_COLUMNS = ("type", "Et", "eta", "sin_phi", "cos_phi", "E", "E_em", "E_had", "-8", "-9",
+                 "-10", "-11")  # fmt: skip
+GROUPS = ("tower", "track")
+
+
+def parse_outputs(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"all"`` -> :data:`STUDY_OUTPUTS`; otherwise a comma list or sequence of output names."""
+    names = [text] if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in names:
+        for name in str(item).split(","):
+            name = name.strip()
+            if name == "all":
+                out.extend(STUDY_OUTPUTS)
+            elif name:
+                output_column(name)  # raises ConfigError with the valid names
+                out.append(name)
+    if not out:
+        raise ConfigError("give at least one output to explain, or --outputs all")
+    return tuple(dict.fromkeys(out))
+
+
+def study_spec(outputs: Sequence[str], num_neighbours: int = 8, seed: int = 0) -> StudySpec:
+    """The accumulator settings of an MLPF study; typed features ``tower:E_em``, ``track:pt``."""
+    features = tuple(f"{a}|{b}" if a != b else a for a, b in zip(TOWER_COLUMNS, TRACK_FEATURES, strict=True))
+    return StudySpec(
+        outputs=tuple(outputs), num_classes=len(CLASS_NAMES), features=features, groups=GROUPS,
+        num_neighbours=num_neighbours, seed=seed,
+    )  # fmt: skip
+
+
+def typed_names() -> tuple[str, ...]:
+    """Readable names of the 24 typed features (towers' then tracks' columns)."""
+    return tuple(f"tower:{c}" for c in TOWER_COLUMNS) + tuple(f"track:{c}" for c in TRACK_FEATURES)
+
+
+def state_path(out: Path, shard: int, num_shards: int) -> Path:
+    return out / f"state_shard{shard}of{num_shards}.npz"
+
+
+def study(
+    run_dir: str | Path,
+    data: str | Path,
+    events: int = 100,
+    outputs: str | Sequence[str] = "all",
+    rule: Any = "epsilon",
+    device: str = "auto",
+    *,
+    shard: int = 0,
+    num_shards: int = 1,
+    out_dir: str | Path | None = None,
+    which: str = "best",
+    num_neighbours: int = 8,
+    save_every: int = 10,
+    flip_every: int = 0,
+    check_targets: int = 256,
+    seed: int = 0,
+    max_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Explain every output of every element of the first ``events`` events (this shard's part).
+
+    Args:
+        run_dir: training run directory (``config.yaml`` + ``checkpoints/``).
+        data: dataset directory or event file.
+        events: events of the dataset taken (from the start; shards split them).
+        outputs: ``"all"`` (the 12 of :data:`STUDY_OUTPUTS`) or output names.
+        rule: LRP rule (``epsilon``, ``gamma``, ``zplus``) or an LRP ``Composite``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        shard, num_shards: this process explains the events j with ``j % num_shards == shard``.
+        out_dir: where states and results go (default ``run_dir/explain_study``).
+        which: checkpoint, ``best`` or ``last``.
+        num_neighbours: K, neighbour ranks in the maps.
+        save_every: save the state every this many events (and at the end).
+        flip_every: also compute flipping curves (all outputs) on every ``flip_every``-th event
+            of the shard, starting with its first; 0 = never (they cost 2 x 11 x 4 forward passes
+            per output and event).
+        check_targets: most measured targets per output in the flipping curves.
+        seed: seed of the bootstrap and the random flipping orders.
+        max_seconds: stop (after saving) once this much wall time is spent; rerun to continue.
+
+    Returns:
+        A progress summary; with ``num_shards == 1`` the merged results (see :func:`merge`).
+    """
+    from particlegraph.explain.lrp import explain_outputs, trace_model
+    from particlegraph.tasks.mlpf.store import iter_events
+    from particlegraph.tasks.mlpf.train import load_model
+
+    names = parse_outputs(outputs)
+    if events < 1 or save_every < 1 or flip_every < 0:
+        raise ConfigError("--events and --save-every must be >= 1 and --flip-every >= 0")
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"--shard must lie in 0..{num_shards - 1}; got {shard}")
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "explain_study"
+    out.mkdir(parents=True, exist_ok=True)
+    path = state_path(out, shard, num_shards)
+    spec = study_spec(names, num_neighbours, seed)
+    acc = RelevanceStudy.load(path) if path.exists() else RelevanceStudy(spec)
+    if acc.spec != spec:
+        raise ConfigError(
+            f"{path} was made with other settings (outputs, neighbours or seed); "
+            "use another --out or delete it"
+        )
+    dev = resolve_device(device)
+    model, _ = load_model(run_dir, which=which)
+    model = model.to(dev).eval()
+    if isinstance(rule, str) and rule not in RULES:
+        raise ConfigError(f"unknown LRP rule {rule!r}; choose one of {', '.join(RULES)}")
+    composite = rule
+    mine = len(range(shard, events, num_shards))
+    todo = mine - acc.events
+    started = time.perf_counter()
+    done_now = 0
+    flip_fn = _flipper(model, names, check_targets, seed) if flip_every else None
+    for j, event in enumerate(iter_events(data)):
+        if j >= events:
+            break
+        if j % num_shards != shard or acc.holds(j):
+            continue
+        x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
+        true = torch.as_tensor(np.rint(event.ygen[:, 0]).astype(np.int64))
+        program = trace_model(model, x)
+        pred = program.values[program.outputs["class"]].argmax(-1).cpu()
+        rel = explain_outputs(model, x, names, composite=composite, program=program)
+        del program
+        acc.add_event(j, rel, true, pred, torch.as_tensor(event.X[:, 0] == ELEM_TRACK).long(),
+                      step=num_shards)  # fmt: skip
+        if flip_fn is not None and (acc.events - 1) % flip_every == 0:
+            flip_fn(acc, x, rel, true.numpy(), j)
+        del rel
+        done_now += 1
+        elapsed = time.perf_counter() - started
+        if acc.events % save_every == 0 or acc.events == mine:
+            acc.save(path)
+            rate = done_now / elapsed
+            eta = (mine - acc.events) / rate if rate > 0 else float("inf")
+            log.info("explain study shard %d/%d: %d/%d events, %.2f events/s, ETA %.0f s",
+                     shard, num_shards, acc.events, mine, rate, eta)  # fmt: skip
+        if max_seconds is not None and elapsed > max_seconds:
+            break
+    acc.save(path)
+    seconds = time.perf_counter() - started
+    progress = {
+        "shard": shard, "num_shards": num_shards, "events_done": acc.events, "events_planned": mine,
+        "events_this_call": done_now, "seconds_this_call": seconds,
+        "events_per_second": done_now / seconds if seconds > 0 else None,
+        "state": str(path), "todo_before": todo,
+    }  # fmt: skip
+    if num_shards == 1 and acc.events > 0:
+        return {**merge(out, extra={"progress": progress}), "progress": progress}
+    return progress
+
+
+def _flipper(model: Any, names: tuple[str, ...], check_targets: int, seed: int) -> Any:
+    """Adds element and feature flipping curves of every output of one event to the study."""
+    from particlegraph.explain import rmaps
+    from particlegraph.tasks.mlpf.explain import output_values
+
+    def run(acc: RelevanceStudy, x: torch.Tensor, rel: Any, true: np.ndarray, index: int) -> None:
+        for o, name in enumerate(names):
+            chosen = relevant_targets(name, true, check_targets, seed + index)
+            sel = torch.as_tensor(chosen, device=x.device)
+            scores = rmaps.source_feature_relevance(rmaps.restrict_targets(rel.output(o), chosen),
+                                                    x.shape[0])  # fmt: skip
+
+            def output_fn(x_in: torch.Tensor, name: str = name, sel: torch.Tensor = sel) -> Any:
+                return output_values(model(x_in), name)[sel]
+
+            for unit in FLIP_UNITS:
+                with torch.no_grad():
+                    curve = faithfulness.flipping_curve(
+                        output_fn, x, torch.as_tensor(scores, dtype=x.dtype), unit=unit,  # type: ignore[arg-type]
+                        num_random=3, seed=seed + index,
+                    )  # fmt: skip
+                acc.add_flipping(o, unit, curve.relevance, curve.random)
+
+    return run
+
+
+def merge(
+    out_dir: str | Path, states: Sequence[str | Path] | None = None, extra: dict | None = None
+) -> dict[str, Any]:
+    """Add the shard states of ``out_dir`` (or ``states``) and write the results there.
+
+    Returns the summary written to ``summary.json``.
+    """
+    out = Path(out_dir)
+    paths = [Path(p) for p in states] if states else sorted(out.glob("state_shard*of*.npz"))
+    if not paths:
+        raise DataFileError(f"no study states (state_shard*of*.npz) in {out}; run the study first")
+    acc = RelevanceStudy.load(paths[0])
+    for p in paths[1:]:
+        acc = acc.merge(RelevanceStudy.load(p))
+    spec = acc.spec
+    table = findings_table(acc, typed_names())
+    claims = check_claims(acc, typed_names())
+    events, elements, correct = (int(v) for v in acc.arrays["totals"])
+    summary: dict[str, Any] = {
+        "events": events,
+        "elements": elements,
+        "accuracy": correct / max(elements, 1),
+        "states": [p.name for p in paths],
+        "outputs": list(spec.outputs),
+        "num_neighbours": spec.num_neighbours,
+        "bootstrap_replicas": spec.num_boot,
+        "typed_features": list(typed_names()),
+        "claims": claims,
+        "findings": table,
+        **(extra or {}),
+    }
+    flips = acc.flipping()
+    for o, name in enumerate(spec.outputs):
+        arrays = {
+            "maps": acc.mean("maps")[o], "count": acc.arrays["count"][o],
+            "hist_counts": acc.arrays["hist"][o], "hist_edges": np.linspace(-1, 1, spec.bins + 1),
+            "abs_share": acc.mean("abs_share")[o], "abs_share_std": acc.boot_std("abs_share")[o],
+            "signed_share": acc.mean("signed_share")[o], "rank_share": acc.mean("rank_share")[o],
+            "rank_share_std": acc.boot_std("rank_share")[o], "flipping": flips[o],
+            "typed_features": np.array(typed_names()),
+        }  # fmt: skip
+        with atomic_path(out / f"study_{slug(name)}.npz") as tmp, tmp.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+    from particlegraph.atomic import write_text
+
+    write_text(out / "findings.html", findings_html(summary))
+    write_json(out / "summary.json", summary)
+    return summary
