@@ -158,7 +158,7 @@ class RelevanceStudy:
         spec = self.spec
         o_n, f_n, k, c_n = len(spec.outputs), len(spec.features), spec.num_neighbours, spec.num_classes
         g_n = len(spec.groups)
-        v = rel.values.detach().to("cpu", torch.float64)  # (P, O, F)
+        v = rel.values.detach().to("cpu", torch.float64, copy=True)  # (P, O, F)
         if v.dim() != 3 or v.shape[1:] != (o_n, f_n):
             raise ConfigError(f"relevance values must be (P, {o_n}, {f_n}); got {tuple(v.shape)}")
         targets, tgt, src = (rel.targets.cpu().long(), rel.target.cpu().long(),
@@ -176,8 +176,7 @@ class RelevanceStudy:
         lookup = torch.full((n,), -1, dtype=torch.long)
         lookup[targets] = torch.arange(t_n)
         pos = lookup[tgt]  # (P,)
-        absv = v.abs()
-        norm = torch.zeros(t_n, o_n, dtype=torch.float64).index_add_(0, pos, absv.sum(2))
+        norm = torch.zeros(t_n, o_n, dtype=torch.float64).index_add_(0, pos, v.abs().sum(2))
         ok = norm > 0  # (T, O)
         inv = torch.where(ok, 1.0 / norm.clamp(min=1e-300), torch.zeros_like(norm))
         cell = true[targets] * 2 + (pred[targets] != true[targets]).long()  # (T,)
@@ -187,26 +186,31 @@ class RelevanceStudy:
         rank = torch.zeros(len(pos), o_n, dtype=torch.long)
         nb = (~is_self).nonzero()[:, 0]
         if len(nb):
-            score = v[nb].sum(2).abs()  # (Q, O)
-            order = torch.sort(-score, dim=0, stable=True).indices  # ties: engine's source order
-            by_target = torch.sort(pos[nb][order], dim=0, stable=True).indices
-            final = order.gather(0, by_target)  # (Q, O) sorted by (target, -score)
-            counts = torch.bincount(pos[nb], minlength=t_n)
-            start = torch.cumsum(counts, 0) - counts
-            q = torch.arange(len(nb))[:, None] - start[pos[nb][final]]
-            rank_nb = torch.empty_like(final).scatter_(0, final, q)
-            rank[nb] = 1 + rank_nb
-        scaled = v * inv[pos][:, :, None]  # (P, O, F) per-element normalised relevance
+            # per-target sort in a padded (T, width, O) block: sources stay in the engine's
+            # (ascending) order within a target, so a stable sort breaks ties by element id
+            pos_nb = pos[nb]
+            counts = torch.bincount(pos_nb, minlength=t_n)
+            q = torch.arange(len(nb)) - (torch.cumsum(counts, 0) - counts)[pos_nb]
+            width = int(counts.max())
+            block = torch.full((t_n, width, o_n), torch.inf, dtype=torch.float64)
+            block[pos_nb, q] = -v[nb].sum(2).abs()  # ranked by |sum over features|
+            order = torch.sort(block, dim=1, stable=True).indices  # (T, width, O)
+            ranks = torch.empty_like(order).scatter_(
+                1, order, torch.arange(width).view(1, -1, 1).expand(t_n, -1, o_n).contiguous()
+            )
+            rank[nb] = 1 + ranks[pos_nb, q]
+        scaled = v.mul_(inv[pos][:, :, None])  # (P, O, F) per-element normalised relevance
+        abs_scaled = scaled.abs()
         row = rank.clamp(max=k + 1)  # (P, O): k + 1 collects every further neighbour
 
         # per-target arrays, then rounded once per element and summed into (class, wrong) cells
         rank_t = torch.zeros(t_n * o_n, k + 2, dtype=torch.float64)
         flat = pos[:, None] * o_n + torch.arange(o_n)
-        rank_t.index_put_((flat.reshape(-1), row.reshape(-1)), (absv.sum(2) * inv[pos]).reshape(-1),
+        rank_t.index_put_((flat.reshape(-1), row.reshape(-1)), abs_scaled.sum(2).reshape(-1),
                           accumulate=True)  # fmt: skip
         typed = grp[src] * t_n + pos  # (P,) row of (group, target), group-major
         abs_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(
-            0, typed, absv * inv[pos][:, :, None])
+            0, typed, abs_scaled)
         sgn_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(0, typed, scaled)
         abs_t = abs_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
         sgn_t = sgn_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
@@ -216,13 +220,18 @@ class RelevanceStudy:
         map_t.index_add_(0, (flat * (k + 1) + row)[keep], scaled[keep])
 
         okl = ok.long()
+
         def to_cells(per_target: Tensor) -> np.ndarray:  # (T, O, ...) -> (O, C2, ...) int64
             q = _fixed(per_target) * okl.view(t_n, o_n, *([1] * (per_target.dim() - 2)))
             out = torch.zeros(c_n * 2, *q.shape[1:], dtype=torch.long).index_add_(0, cell, q)
             return out.transpose(0, 1).reshape(o_n, c_n, 2, *q.shape[2:]).numpy()
 
+        # (output, cell) index of every (target, output) that has relevance
+        oc = (torch.arange(o_n) * (c_n * 2))[None, :] + cell[:, None]  # (T, O)
+        oc_ok = oc[ok]
+        count = torch.bincount(oc_ok, minlength=o_n * c_n * 2).view(o_n, c_n, 2)
         ev = {
-            "count": to_cells(okl.double()) // int(FIXED),
+            "count": count.numpy(),
             "abs_share": to_cells(abs_t),
             "rank_share": to_cells(rank_t.view(t_n, o_n, k + 2)),
         }
@@ -232,10 +241,10 @@ class RelevanceStudy:
         a["signed_share"] += to_cells(sgn_t)
         a["maps"] += to_cells(map_t.view(t_n, o_n, k + 1, f_n))
         edges = torch.linspace(-1.0, 1.0, spec.bins + 1, dtype=torch.float64)
-        b = (torch.searchsorted(edges, feat.contiguous(), right=True) - 1).clamp(0, spec.bins - 1)
-        hist = torch.zeros(t_n, o_n, f_n, spec.bins, dtype=torch.long)
-        hist.scatter_(3, b[..., None], okl[:, :, None, None].expand(-1, -1, f_n, 1))
-        a["hist"] += to_cells(hist.double()) // int(FIXED)
+        b = (torch.searchsorted(edges, feat[ok].contiguous(), right=True) - 1).clamp(0, spec.bins - 1)
+        flat = (oc_ok[:, None] * f_n + torch.arange(f_n)) * spec.bins + b  # (M, F)
+        size = o_n * c_n * 2 * f_n * spec.bins
+        a["hist"] += torch.bincount(flat.reshape(-1), minlength=size).view(a["hist"].shape).numpy()
         w = np.random.default_rng([spec.seed, index]).poisson(1.0, spec.num_boot).astype(np.int64)
         for key, val in ev.items():
             a[f"boot_{key}"] += w.reshape(-1, *([1] * val.ndim)) * val[None]
