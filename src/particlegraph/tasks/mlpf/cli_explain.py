@@ -42,9 +42,36 @@ def explain_command(
     ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/explain)."),
+    outputs: str | None = typer.Option(
+        None,
+        "--outputs",
+        help="Dataset study: 'all' (12 outputs) or a comma list; streams --events events "
+        "through constant-memory accumulators into --out (default RUN/explain_study).",
+    ),
+    shard: int = typer.Option(0, "--shard", help="Study: this process's shard i."),
+    num_shards: int = typer.Option(1, "--num-shards", help="Study: number of shards n."),
+    merge: bool = typer.Option(
+        False, "--merge", help="Study: add the shard states in --out and write the results."
+    ),
+    save_every: int = typer.Option(10, "--save-every", help="Study: save the state every N events."),
+    flip_every: int = typer.Option(
+        0, "--flip-every", help="Study: flipping curves on every N-th event (0: none)."
+    ),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", help="Study: stop after this wall time (rerun to resume)."
+    ),
 ) -> None:
-    """Explain a trained MLPF with LRP: relevance maps, event display, faithfulness, summary."""
+    """Explain a trained MLPF with LRP: relevance maps, event display, faithfulness, summary.
+
+    With --outputs (or --merge) run the dataset-scale study instead: every requested output of
+    every element of --events events, resumable, shardable (--shard/--num-shards, then --merge).
+    """
     from particlegraph.tasks.mlpf.explain import DEFAULT_OUTPUTS, explain
+
+    if outputs is not None or merge:
+        _study(run, data, events, outputs, rule, device, which, neighbours, check_targets, out,
+               shard, num_shards, merge, save_every, flip_every, max_seconds)  # fmt: skip
+        return
 
     summary = explain(
         run, data, events=events, outputs=tuple(output) or DEFAULT_OUTPUTS, rule=rule,
@@ -70,3 +97,38 @@ def explain_command(
             f"max {_fmt(cons['max_rel_err'])}, absorbed {_fmt(cons['mean_absorbed_share'])}; "
             f"{gaps}{last}"
         )
+
+
+def _study(
+    run: Path, data: Path, events: int, outputs: str | None, rule: str, device: str, which: str,
+    neighbours: int, check_targets: int, out: Path | None, shard: int, num_shards: int,
+    merge: bool, save_every: int, flip_every: int, max_seconds: float | None,
+) -> None:  # fmt: skip
+    import logging
+
+    from particlegraph.tasks.mlpf import explain_study
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    folder = out if out is not None else run / "explain_study"
+    if merge:
+        summary = explain_study.merge(folder)
+    else:
+        summary = explain_study.study(
+            run, data, events=events, outputs=outputs or "all", rule=rule, device=device,
+            shard=shard, num_shards=num_shards, out_dir=folder, which=which,
+            num_neighbours=neighbours, save_every=save_every, flip_every=flip_every,
+            check_targets=check_targets, max_seconds=max_seconds,
+        )  # fmt: skip
+    progress = summary.get("progress")
+    if progress is not None:
+        typer.echo(
+            f"shard {progress['shard']}/{progress['num_shards']}: {progress['events_done']}/"
+            f"{progress['events_planned']} events, {progress['events_this_call']} in "
+            f"{progress['seconds_this_call']:.1f} s -> {progress['state']}"
+        )
+    if "claims" in summary:
+        typer.echo(f"study of {summary['events']} events, {summary['elements']} elements -> "
+                   f"{folder / 'summary.json'}, {folder / 'findings.html'}")  # fmt: skip
+        for claim in summary["claims"]:
+            share = f" (share {100 * claim['share']:.2f} %)" if "share" in claim else ""
+            typer.echo(f"  {claim['claim']}: {claim['verdict']}{share}")
