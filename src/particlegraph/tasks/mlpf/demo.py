@@ -36,6 +36,7 @@ def demo(
     """
     from particlegraph.tasks.mlpf.evaluate import evaluate, format_summary
     from particlegraph.tasks.mlpf.explain import explain
+    from particlegraph.tasks.mlpf.explain_study import study
     from particlegraph.tasks.mlpf.generate import generate
     from particlegraph.tasks.mlpf.train import PACKAGE, train_mlpf
 
@@ -69,6 +70,7 @@ def demo(
     print(f"[4/4] explaining the trained model on {explain_events} events")
     # Three outputs keep the demo short; `particlegraph mlpf explain` does every output by default.
     explain(out, test_dir, events=explain_events, outputs=DEMO_OUTPUTS, device=device)
+    study(out, test_dir, events=explain_events, outputs="all", device=device)  # -> explain_study/
 
     minutes = (time.perf_counter() - t0) / 60
     print(f"\ndone in {minutes:.1f} min")

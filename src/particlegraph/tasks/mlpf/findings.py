@@ -24,7 +24,9 @@ Fewer than :data:`MIN_ELEMENTS` such elements give ``undetermined``.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,13 +118,14 @@ def _fmt(items: list[dict], key: str) -> str:
                      for i in items)  # fmt: skip
 
 
-def findings_rows(summary: dict[str, Any], split: str = "correct") -> list[list[Any]]:
-    """Plain table rows (output, class, elements, top features, top ranks) of one split."""
+def findings_rows(summary: dict[str, Any], split: str | None = None) -> list[list[Any]]:
+    """Plain table rows (output, class, split, elements, top features, top ranks); all splits
+    or only ``split`` (``correct`` or ``wrong``)."""
     return [
-        [r["output"], r["class"], r["elements"],
+        [r["output"], r["class"], r["split"], r["elements"],
          "; ".join(f"{i['feature']} {100 * i['share']:.1f}+-{100 * i['sd']:.1f}%" for i in r["features"]),
          "; ".join(f"{i['rank']} {100 * i['share']:.1f}+-{100 * i['sd']:.1f}%" for i in r["ranks"])]
-        for r in summary["findings"] if r["split"] == split
+        for r in summary["findings"] if split in (None, r["split"])
     ]  # fmt: skip
 
 
@@ -157,3 +160,26 @@ def findings_html(summary: dict[str, Any]) -> str:
                      f"<td>{_fmt(r['ranks'], 'rank')}</td></tr>")  # fmt: skip
     parts += ["</table></body></html>", ""]
     return "\n".join(parts)
+
+
+def findings_section(study_dir: str | Path) -> Any:
+    """A :class:`~particlegraph.report.html.ReportSection` with the claims and the findings
+    table of ``study_dir/summary.json`` (e.g. ``RUN/explain_study``), or None without a study.
+
+    For a run report: ``sections.append(findings_section(run / "explain_study"))``.
+    """
+    from particlegraph.report.html import ReportSection
+
+    path = Path(study_dir) / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    claims = "; ".join(f"{c['claim']}: {c['verdict']}" for c in summary["claims"])
+    text = (f"Relevance study of {summary['events']} events, all outputs (details: "
+            f"{Path(study_dir).name}/findings.html). Claims: {claims}. Shares are mean |R| "
+            "shares +- bootstrap sd.")  # fmt: skip
+    rows = findings_rows(summary, "correct") or findings_rows(summary)
+    return ReportSection(
+        "Relevance findings", (), text, rows,
+        ["output", "true class", "prediction", "elements", "top features", "top neighbour ranks"],
+    )  # fmt: skip
