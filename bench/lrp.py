@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--output", default="class:neutral_hadron")
     p.add_argument(
-        "--outputs", default=None, help="'all' (12 outputs) or a comma list: also time them together"
+        "--outputs",
+        default=None,
+        help="'all' (12 outputs) or a comma list: also time them together",
     )
     p.add_argument("--eps", type=float, default=1e-6)
     p.add_argument("--chunk-size", type=int, default=None)

@@ -73,7 +73,9 @@ def test_subset_targets_layers_and_shared_trace() -> None:
     )  # fmt: skip
     assert multi.layers is not None
     for o, name in enumerate(["energy", "class:photon"]):
-        one = explain_event(model, x, output=name, targets=targets, record_layers=True, compose=False)
+        one = explain_event(
+            model, x, output=name, targets=targets, record_layers=True, compose=False
+        )
         assert torch.allclose(multi.output(o).to_dense(), one.to_dense(), atol=1e-12)
         assert one.layers is not None
         for key, bal in one.layers.items():

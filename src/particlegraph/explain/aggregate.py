@@ -156,7 +156,12 @@ class RelevanceStudy:
             step: stride of this shard's event indices (``num_shards``), for compact bookkeeping.
         """
         spec = self.spec
-        o_n, f_n, k, c_n = len(spec.outputs), len(spec.features), spec.num_neighbours, spec.num_classes
+        o_n, f_n, k, c_n = (
+            len(spec.outputs),
+            len(spec.features),
+            spec.num_neighbours,
+            spec.num_classes,
+        )
         g_n = len(spec.groups)
         v = rel.values.detach().to("cpu", torch.float64, copy=True)  # (P, O, F)
         if v.dim() != 3 or v.shape[1:] != (o_n, f_n):
@@ -166,7 +171,11 @@ class RelevanceStudy:
         n = int(rel.num_elements)
         true = torch.as_tensor(true_class).cpu().long()
         pred = torch.as_tensor(pred_class).cpu().long()
-        grp = torch.zeros(n, dtype=torch.long) if group is None else torch.as_tensor(group).cpu().long()
+        grp = (
+            torch.zeros(n, dtype=torch.long)
+            if group is None
+            else torch.as_tensor(group).cpu().long()
+        )
         if true.numel() != n or pred.numel() != n or grp.numel() != n:
             raise ConfigError(f"true_class, pred_class and group need one entry per element ({n})")
         if bool(((true < 0) | (true >= c_n)).any()) or bool(((grp < 0) | (grp >= g_n)).any()):
@@ -210,7 +219,8 @@ class RelevanceStudy:
                           accumulate=True)  # fmt: skip
         typed = grp[src] * t_n + pos  # (P,) row of (group, target), group-major
         abs_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(
-            0, typed, abs_scaled)
+            0, typed, abs_scaled
+        )
         sgn_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(0, typed, scaled)
         abs_t = abs_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
         sgn_t = sgn_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
@@ -241,7 +251,9 @@ class RelevanceStudy:
         a["signed_share"] += to_cells(sgn_t)
         a["maps"] += to_cells(map_t.view(t_n, o_n, k + 1, f_n))
         edges = torch.linspace(-1.0, 1.0, spec.bins + 1, dtype=torch.float64)
-        b = (torch.searchsorted(edges, feat[ok].contiguous(), right=True) - 1).clamp(0, spec.bins - 1)
+        b = (torch.searchsorted(edges, feat[ok].contiguous(), right=True) - 1).clamp(
+            0, spec.bins - 1
+        )
         flat = (oc_ok[:, None] * f_n + torch.arange(f_n)) * spec.bins + b  # (M, F)
         size = o_n * c_n * 2 * f_n * spec.bins
         a["hist"] += torch.bincount(flat.reshape(-1), minlength=size).view(a["hist"].shape).numpy()

@@ -83,7 +83,11 @@ def test_shards_merge_equal_one_run_and_resume(run_and_data, tmp_path: Path) -> 
     assert (out / "findings.html").read_text().count("<tr>") > 2
     assert (out / "study_neutral_hadron.npz").stat().st_size > 0
     on_disk = json.loads((out / "summary.json").read_text())
-    assert {c["verdict"] for c in on_disk["claims"]} <= {"confirmed", "not confirmed", "undetermined"}
+    assert {c["verdict"] for c in on_disk["claims"]} <= {
+        "confirmed",
+        "not confirmed",
+        "undetermined",
+    }
     section = findings_section(out)
     assert section is not None and section.rows and len(section.rows[0]) == 6
 

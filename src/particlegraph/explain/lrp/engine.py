@@ -477,7 +477,9 @@ def propagate_many(
         tc = targets[pos]
         pending: dict[int, list[Pairs]] = {}
         for tid in out_tensors:  # one start vector per output, zero rows for the others
-            start_v = torch.zeros(len(tc), num_out, values[tid].shape[1], dtype=dtype, device=device)
+            start_v = torch.zeros(
+                len(tc), num_out, values[tid].shape[1], dtype=dtype, device=device
+            )
             for o, (t_o, c_o) in enumerate(heads):
                 if t_o == tid:
                     start_v[:, o, c_o] = values[tid][tc, c_o]

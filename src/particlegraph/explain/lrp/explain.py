@@ -12,8 +12,8 @@ from particlegraph.errors import ConfigError
 from particlegraph.explain.lrp.engine import propagate, propagate_many
 from particlegraph.explain.lrp.models import trace_model
 from particlegraph.explain.lrp.output import OutputSpec, parse_output
-from particlegraph.explain.lrp.rules import Composite, Rule, as_composite
 from particlegraph.explain.lrp.program import Program
+from particlegraph.explain.lrp.rules import Composite, Rule, as_composite
 from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
 

@@ -53,7 +53,9 @@ def explain_command(
     merge: bool = typer.Option(
         False, "--merge", help="Study: add the shard states in --out and write the results."
     ),
-    save_every: int = typer.Option(10, "--save-every", help="Study: save the state every N events."),
+    save_every: int = typer.Option(
+        10, "--save-every", help="Study: save the state every N events."
+    ),
     flip_every: int = typer.Option(
         0, "--flip-every", help="Study: flipping curves on every N-th event (0: none)."
     ),

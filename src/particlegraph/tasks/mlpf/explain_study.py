@@ -72,7 +72,9 @@ def parse_outputs(text: str | Sequence[str]) -> tuple[str, ...]:
 
 def study_spec(outputs: Sequence[str], num_neighbours: int = 8, seed: int = 0) -> StudySpec:
     """The accumulator settings of an MLPF study; typed features ``tower:E_em``, ``track:pt``."""
-    features = tuple(f"{a}|{b}" if a != b else a for a, b in zip(TOWER_COLUMNS, TRACK_FEATURES, strict=True))
+    features = tuple(
+        f"{a}|{b}" if a != b else a for a, b in zip(TOWER_COLUMNS, TRACK_FEATURES, strict=True)
+    )
     return StudySpec(
         outputs=tuple(outputs), num_classes=len(CLASS_NAMES), features=features, groups=GROUPS,
         num_neighbours=num_neighbours, seed=seed,
