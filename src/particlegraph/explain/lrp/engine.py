@@ -27,7 +27,7 @@ every ``M_n`` once (one contraction per chunk would read them once per chunk: qu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +50,11 @@ CHUNK_BUDGET_CUDA = 1 << 25
 FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
 #: With O outputs explained together the chunk budget is multiplied by min(O, this).
 MULTI_BUDGET_MAX = 4
+#: Elements contracted together (bounds the padded blocks and per-element matrices on CPU).
+NODE_BATCH = 1024
+#: Aggregations of a local tensor are composed (fan-out sinks) from this many outputs on: with
+#: few outputs building their (C, k (F + 1)) matrices costs more than it saves (measured).
+FANOUT_MIN_OUTPUTS = 4
 
 
 @dataclass
@@ -231,40 +236,123 @@ def _compose_local(
     return out
 
 
-def _contract(r: Pairs, mat: tuple[Tensor | None, Tensor]) -> tuple[Pairs, Tensor]:
+@dataclass
+class _Sink:
+    """Where pairs that reach the local prefix are contracted onto the raw inputs.
+
+    ``matrix(nodes)`` gives the per-element matrices (b, D, C) for element ids ``nodes`` (b,)
+    whose last column is the absorbed share; None stands for the identity (the raw input
+    itself, ``leak`` (N, F) its absorbed share). With ``fanout = (src, rowptr, k)`` the C
+    columns are k blocks of F + 1, block m belonging to source ``src[rowptr[n] + m]`` (a
+    composed aggregation): the contraction then expands each pair (t, n) into k pairs.
+    """
+
+    matrix: Callable[[Tensor], Tensor] | None
+    size: int  # values held by all the matrices (sets the flush threshold)
+    leak: Tensor | None = None
+    fanout: tuple[Tensor, Tensor, int] | None = None
+
+
+def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
     """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P, O).
 
-    ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` per output (M's last column is the absorbed share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are
-    grouped by element instead: elements with a similar number of pairs (power-of-two buckets)
-    get their pair vectors packed into a zero-padded (elements, width, D) block and one batched
-    matmul with their own ``M`` (each ``M`` read once per bucket). Padding wastes at most 2x.
+    ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` per output (M's last column is the absorbed
+    share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are grouped by element
+    instead: elements with a similar number of pairs (power-of-two buckets) get their pair
+    vectors packed into a zero-padded (elements, width, O, D) block and one batched matmul with
+    their own ``M`` (each ``M`` built or read once per bucket). Padding wastes at most 2x.
     """
-    m, leak = mat
-    if m is None:
-        return r, (r.v * leak[r.n][:, None, :]).sum(2)
+    if sink.matrix is None:
+        assert sink.leak is not None
+        return r, (r.v * sink.leak[r.n][:, None, :]).sum(2)
     num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
-    f = m.shape[2]
-    out = torch.empty(num_pairs, num_out, f, dtype=r.v.dtype, device=r.v.device)
-    if num_pairs == 0:
+    out: Tensor | None = None
+    if num_pairs:
+        order = torch.argsort(r.n)
+        ns = r.n[order]
+        count = torch.bincount(ns)
+        first = torch.cumsum(count, 0) - count
+        pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
+        bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()
+        pair_bucket = bucket[ns]  # width 2^bucket
+        for b in torch.unique(pair_bucket).tolist():
+            in_bucket = (pair_bucket == b).nonzero()[:, 0]
+            bucket_nodes = torch.unique(ns[in_bucket])
+            width = 1 << b
+            # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
+            for lo in range(0, len(bucket_nodes), NODE_BATCH):
+                nodes = bucket_nodes[lo : lo + NODE_BATCH]
+                if len(nodes) == len(bucket_nodes):
+                    sel = in_bucket
+                else:
+                    keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
+                    sel = in_bucket[keep]
+                slot = torch.searchsorted(nodes, ns[sel])
+                pad = torch.zeros(len(nodes), width, num_out, d, dtype=r.v.dtype,
+                                  device=r.v.device)  # fmt: skip
+                pad[slot, pos[sel]] = r.v[order[sel]]
+                mat = sink.matrix(nodes)  # (elements, D, C)
+                if out is None:
+                    out = torch.empty(num_pairs, num_out, mat.shape[2], dtype=r.v.dtype,
+                                      device=r.v.device)  # fmt: skip
+                res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
+                out[order[sel]] = res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
+    if out is None:  # no pairs
+        empty = torch.zeros(0, num_out, num_features, dtype=r.v.dtype, device=r.v.device)
+        return Pairs(r.t[:0], r.n[:0], empty), empty[:, :, 0]
+    if sink.fanout is None:
         return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
-    order = torch.argsort(r.n)
-    ns = r.n[order]
-    count = torch.bincount(ns, minlength=m.shape[0])
-    first = torch.cumsum(count, 0) - count
-    pos = (
-        torch.arange(num_pairs, device=ns.device) - first[ns]
-    )  # rank of the pair within its element
-    bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()  # width 2^bucket
-    pair_bucket = bucket[ns]
-    for b in torch.unique(pair_bucket).tolist():
-        sel = (pair_bucket == b).nonzero()[:, 0]
-        nodes, slot = torch.unique(ns[sel], return_inverse=True)
-        width = 1 << b
-        pad = torch.zeros(len(nodes), width, num_out, d, dtype=r.v.dtype, device=r.v.device)
-        pad[slot, pos[sel]] = r.v[order[sel]]
-        res = torch.bmm(pad.view(len(nodes), width * num_out, d), m[nodes])  # (elements, w O, F)
-        out[order[sel]] = res.view(len(nodes), width, num_out, f)[slot, pos[sel]]
-    return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
+    src, rowptr, k = sink.fanout
+    out = out.view(num_pairs, num_out, k, -1).transpose(1, 2).reshape(num_pairs * k, num_out, -1)
+    sources = src[rowptr[r.n][:, None] + torch.arange(k, device=r.n.device)].reshape(-1)
+    return Pairs(r.t.repeat_interleave(k), sources, out[:, :, :-1]), out[:, :, -1]
+
+
+def _linear_sink(
+    op: Linear, prep: _Prepared, parts: list[tuple[int, int, int]], mats: dict, program: Program
+) -> _Sink:
+    """Sink of a Linear whose input concatenates local tensors (``parts``: tensor, lo, hi):
+    ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1)."""
+    k_mat: Tensor | None = None
+    for tid, lo, hi in parts:
+        a = program.values[tid]
+        n, d_in = a.shape
+        m = _full(mats[tid], a)
+        cols = m.shape[2]
+        scaled = (a[:, :, None] * m).permute(1, 0, 2).reshape(d_in, n * cols)
+        part = (prep.weight[:, lo:hi] @ scaled).reshape(-1, n, cols).permute(1, 0, 2)
+        k_mat = part if k_mat is None else k_mat + part
+    assert k_mat is not None
+    k_mat = (prep.inv[:, :, None] * k_mat).contiguous()
+    final = k_mat
+    return _Sink(lambda nodes: final[nodes], final.numel())
+
+
+def _full(mat: tuple[Tensor | None, Tensor], a: Tensor) -> Tensor:
+    """(N, D, F + 1) matrix of a local tensor (the identity plus a zero leak column for None)."""
+    m, leak = mat
+    if m is not None:
+        return m
+    n, f = leak.shape
+    eye = torch.eye(f, f + 1, dtype=a.dtype, device=a.device)
+    return eye.expand(n, f, f + 1)
+
+
+def _aggregate_sink(op: Aggregate, prep: _Prepared, mats: dict, program: Program) -> _Sink:
+    """Sink of an aggregation of a local tensor u with a common in-degree k: element i's
+    matrix (C, k (F + 1)) holds ``w_e u_j M_j`` for its in-edges e = j -> i (built per batch)."""
+    assert prep.degree is not None and prep.src is not None and prep.rowptr is not None
+    u = program.values[op.input]
+    m_u = _full(mats[op.input], u)
+    k, src, rowptr, weight = prep.degree, prep.src, prep.rowptr, prep.weight
+
+    def matrix(nodes: Tensor) -> Tensor:
+        eid = rowptr[nodes][:, None] + torch.arange(k, device=nodes.device)  # (b, k)
+        j = src[eid]
+        h = (weight[eid] * u[j])[..., None] * m_u[j]  # (b, k, C, F + 1)
+        return h.permute(0, 2, 1, 3).reshape(len(nodes), u.shape[1], -1)
+
+    return _Sink(matrix, u.shape[0] * k * m_u.shape[1] * m_u.shape[2], fanout=(src, rowptr, k))
 
 
 def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
@@ -310,6 +398,78 @@ def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
     unreached = rank < 0
     rank[unreached] = torch.arange(done, done + int(unreached.sum()), device=a.device)
     return torch.argsort(rank[targets])
+
+
+def _shortcuts(
+    ops: list[Op],
+    walk: list[tuple[int, Op]],
+    prepared: dict[int, _Prepared | None],
+    local: set[int],
+    out_tensors: list[int],
+    mats: dict[int, tuple[Tensor | None, Tensor]],
+    sinks: dict[int, _Sink],
+    program: Program,
+    num_out: int,
+) -> dict[int, tuple[int, list[tuple[int, int, int]]]]:
+    """Ops next to the local prefix whose local side is composed too (adds their sinks).
+
+    * an aggregation of a local tensor with a common in-degree: pairs at its output go straight
+      to a fan-out sink (no expansion to D-wide vectors, no merge of D-wide pairs);
+    * a Linear whose input concatenates local and non-local tensors (a GravNet ``lin_out`` of
+      ``cat[h, aggregate]``): the local columns go to a sink with ``K_n`` (D_out x (F + 1)),
+      only the non-local columns are propagated pair by pair.
+
+    Returns ``{walk index: (sink key, non-local concat parts (tensor, lo, hi))}``.
+    """
+    producer = {op.output: op for op in ops}
+    uses: dict[int, int] = {}
+    for op in ops:
+        for i in op.inputs:
+            uses[i] = uses.get(i, 0) + 1
+    plans: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
+    for idx, op in walk:
+        prep = prepared[idx]
+        key = -(idx + 1)
+        if isinstance(op, Aggregate) and op.input in local and prep is not None:
+            if prep.degree is None or op.input in out_tensors or num_out < FANOUT_MIN_OUTPUTS:
+                continue
+            sinks[key] = _aggregate_sink(op, prep, mats, program)
+            plans[idx] = (key, [])
+        elif isinstance(op, Linear) and prep is not None:
+            cat = producer.get(op.input)
+            if not isinstance(cat, Concat) or uses.get(op.input) != 1 or op.input in out_tensors:
+                continue
+            mine, other, lo = [], [], 0
+            for i in cat.inputs:
+                hi = lo + program.values[i].shape[1]
+                (mine if i in local and i in mats else other).append((i, lo, hi))
+                lo = hi
+            if mine and len({i for i, _, _ in mine}) == len(mine):
+                sinks[key] = _linear_sink(op, prep, mine, mats, program)
+                plans[idx] = (key, other)
+    return plans
+
+
+def _backward_shortcut(
+    op: Op,
+    prep: _Prepared | None,
+    r: Pairs,
+    program: Program,
+    key: int,
+    other: list[tuple[int, int, int]],
+) -> tuple[list[tuple[int, Pairs]], Tensor]:
+    """:func:`_backward` for an op of :func:`_shortcuts`: the local side goes to sink ``key``."""
+    assert prep is not None
+    inv = prep.inv[r.n][:, None, :]
+    leak = (r.v * prep.leak[r.n][:, None, :]).sum(2)
+    if isinstance(op, Aggregate):
+        return [(key, Pairs(r.t, r.n, r.v * inv))], leak
+    scaled = r.v * inv
+    ins = [(key, r)]  # K_n already holds 1 / z
+    for i, lo, hi in other:
+        a = program.values[i][r.n]  # (P, d_i)
+        ins.append((i, Pairs(r.t, r.n, a[:, None, :] * (scaled @ prep.weight[:, lo:hi]))))
+    return ins, leak
 
 
 def _auto_chunk(
@@ -416,6 +576,17 @@ def propagate_many(
     frontier |= {t for t in out_tensors if t in local}
     mats = _compose_local(ops, prepared, local, frontier, program)
     walk = [(i, op) for i, op in enumerate(ops) if op.output not in local][::-1]
+    sinks: dict[int, _Sink] = {}
+    for tid in frontier:
+        m_tid, leak_tid = mats[tid]
+        sinks[tid] = (
+            _Sink(None, 0, leak=leak_tid)
+            if m_tid is None
+            else _Sink(lambda nodes, m=m_tid: m[nodes], m_tid.numel())
+        )
+    shortcuts = _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, num_out)
+    if record_layers:  # the per-op balance needs every op walked pair by pair
+        shortcuts = {}
     layer_names: dict[int, str] = {}
     for i, op in enumerate(ops):  # op names are unique in adapters; disambiguate if not
         layer_names[i] = op.name if op.name not in layer_names.values() else f"{op.name}#{i}"
@@ -435,13 +606,11 @@ def propagate_many(
     # Pairs reaching the local prefix wait in per-tensor buffers and are contracted in batches
     # that span chunks: each batch reads every element's matrix M_n once, so the matrix traffic
     # does not grow with the number of chunks (it would with one contraction per chunk).
-    buffers: dict[int, list[Pairs]] = {tid: [] for tid in frontier}
-    buffered = dict.fromkeys(frontier, 0)
+    buffers: dict[int, list[Pairs]] = {tid: [] for tid in sinks}
+    buffered = dict.fromkeys(sinks, 0)
     flush_at: dict[int, int] = {}
-    for tid in frontier:
-        m_tid = mats[tid][0]
-        size = 0 if m_tid is None else m_tid.numel()
-        cpu_at = min(FLUSH_MAX, max(FLUSH_MIN, size))
+    for tid, sink in sinks.items():
+        cpu_at = min(FLUSH_MAX, max(FLUSH_MIN, sink.size))
         flush_at[tid] = CHUNK_BUDGET_CUDA if device.type == "cuda" else cpu_at
     results: list[Pairs] = []
 
@@ -455,12 +624,14 @@ def propagate_many(
             else Pairs(*(torch.cat(x) for x in zip(*((p.t, p.n, p.v) for p in parts), strict=True)))
         )
         buffers[tid], buffered[tid] = [], 0
-        done, leak = _contract(r, mats[tid])
-        absorbed.index_add_(0, r.t, leak)
+        done, leak = _contract(r, sinks[tid], num_features)
+        absorbed.index_add_(0, done.t, leak)
+        if sinks[tid].fanout is not None:  # k pairs per pair: merge duplicates now
+            done = _coalesce([done], num_nodes)
         results.append(done)
 
     def deliver(tid: int, pairs: Pairs, pending: dict[int, list[Pairs]]) -> None:
-        if tid in local:
+        if tid in sinks:
             buffers[tid].append(pairs)
             buffered[tid] += pairs.v.numel()
             if buffered[tid] >= flush_at[tid]:
@@ -489,7 +660,10 @@ def propagate_many(
                 continue
             parts = pending.pop(op.output)
             r = parts[0] if len(parts) == 1 else _coalesce(parts, num_nodes)
-            ins, leak = _backward(op, prepared[idx], r, program)
+            if idx in shortcuts:
+                ins, leak = _backward_shortcut(op, prepared[idx], r, program, *shortcuts[idx])
+            else:
+                ins, leak = _backward(op, prepared[idx], r, program)
             absorbed.index_add_(0, r.t, leak)
             if record_layers:
                 bal = layers[layer_names[idx]]
@@ -501,7 +675,7 @@ def propagate_many(
                 deliver(tid, p, pending)
         if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
             raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
-    for tid in frontier:
+    for tid in sinks:
         flush(tid)
 
     if results:
