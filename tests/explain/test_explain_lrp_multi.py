@@ -94,3 +94,17 @@ def test_bad_outputs_are_refused() -> None:
     multi = explain_outputs(model, x, ["pt"])
     with pytest.raises(ConfigError, match="out of range"):
         multi.output(1)
+
+
+def test_small_node_batches_and_chunks_give_the_same_relevance(monkeypatch) -> None:
+    from particlegraph.explain.lrp import engine
+
+    model = _mlpf(torch.float64)
+    x = random_mlpf_input(35, seed=6).double()
+    ref = explain_outputs(model, x, ALL[:5])
+    monkeypatch.setattr(engine, "NODE_BATCH", 3)
+    monkeypatch.setattr(engine, "FLUSH_MIN", 64)
+    small = explain_outputs(model, x, ALL[:5], chunk_size=4)
+    for o in range(5):
+        assert torch.allclose(small.output(o).to_dense(), ref.output(o).to_dense(), atol=1e-12)
+        assert torch.allclose(small.absorbed, ref.absorbed, atol=1e-12)
