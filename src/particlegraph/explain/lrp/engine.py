@@ -324,8 +324,12 @@ def _linear_sink(
         k_mat = part if k_mat is None else k_mat + part
     assert k_mat is not None
     k_mat = (prep.inv[:, :, None] * k_mat).contiguous()
-    final = k_mat
-    return _Sink(lambda nodes: final[nodes], final.numel())
+    return _Sink(_rows(k_mat), k_mat.numel())
+
+
+def _rows(m: Tensor) -> Callable[[Tensor], Tensor]:
+    """``nodes -> m[nodes]``: the matrices of a local tensor, read per batch of elements."""
+    return lambda nodes: m[nodes]
 
 
 def _full(mat: tuple[Tensor | None, Tensor], a: Tensor) -> Tensor:
@@ -439,7 +443,9 @@ def _shortcuts(
             cat = producer.get(op.input)
             if not isinstance(cat, Concat) or uses.get(op.input) != 1 or op.input in out_tensors:
                 continue
-            mine, other, lo = [], [], 0
+            mine: list[tuple[int, int, int]] = []
+            other: list[tuple[int, int, int]] = []
+            lo = 0
             for i in cat.inputs:
                 hi = lo + program.values[i].shape[1]
                 (mine if i in local and i in mats else other).append((i, lo, hi))
@@ -580,9 +586,7 @@ def propagate_many(
     for tid in frontier:
         m_tid, leak_tid = mats[tid]
         sinks[tid] = (
-            _Sink(None, 0, leak=leak_tid)
-            if m_tid is None
-            else _Sink(lambda nodes, m=m_tid: m[nodes], m_tid.numel())
+            _Sink(None, 0, leak=leak_tid) if m_tid is None else _Sink(_rows(m_tid), m_tid.numel())
         )
     shortcuts = _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, num_out)
     if record_layers:  # the per-op balance needs every op walked pair by pair
