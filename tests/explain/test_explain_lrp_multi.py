@@ -97,12 +97,12 @@ def test_bad_outputs_are_refused() -> None:
 
 
 def test_small_node_batches_and_chunks_give_the_same_relevance(monkeypatch) -> None:
-    from particlegraph.explain.lrp import engine
+    from particlegraph.explain.lrp import compose, engine
 
     model = _mlpf(torch.float64)
     x = random_mlpf_input(35, seed=6).double()
     ref = explain_outputs(model, x, ALL[:5])
-    monkeypatch.setattr(engine, "NODE_BATCH", 3)
+    monkeypatch.setattr(compose, "NODE_BATCH", 3)
     monkeypatch.setattr(engine, "FLUSH_MIN", 64)
     small = explain_outputs(model, x, ALL[:5], chunk_size=4)
     for o in range(5):

@@ -13,7 +13,8 @@ receptive field. Walking the program backwards:
   first block's ``lin_h`` ...) is composed ONCE into a per-element matrix ``M_n`` (D, F) mapping
   relevance at that tensor straight to the F raw input columns, plus a vector ``L_n`` (D,) giving
   the share absorbed on the way. Pairs reaching the local prefix are contracted with ``M_n``,
-  which costs P x D x F instead of pushing every pair through D x D layers.
+  which costs P x D x F instead of pushing every pair through D x D layers (:mod:`.compose`;
+  the pair arithmetic of each op is in :mod:`.pairs`).
 
 Several output neurons are explained together (:func:`propagate_many`): every rule is linear in
 the upper relevance and the pair sets depend only on the graph, so the values carry an output
@@ -27,15 +28,23 @@ every ``M_n`` once (one contraction per chunk would read them once per chunk: qu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from particlegraph.errors import ConfigError
-from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, PassThrough, Program
-from particlegraph.explain.lrp.rules import Composite, stabilize
+from particlegraph.explain.lrp.compose import (
+    _backward_shortcut,
+    _compose_local,
+    _contract,
+    _rows,
+    _shortcuts,
+    _Sink,
+)
+from particlegraph.explain.lrp.pairs import Pairs, _backward, _coalesce, _prepare
+from particlegraph.explain.lrp.program import Aggregate, Op, Program
+from particlegraph.explain.lrp.rules import Composite
 from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
 #: Values one chunk may hold in its largest relevance tensor (8 MiB of float32 on CPU; the
@@ -50,313 +59,6 @@ CHUNK_BUDGET_CUDA = 1 << 25
 FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
 #: With O outputs explained together the chunk budget is multiplied by min(O, this).
 MULTI_BUDGET_MAX = 4
-#: Elements contracted together (bounds the padded blocks and per-element matrices on CPU).
-NODE_BATCH = 1024
-#: Aggregations of a local tensor are composed (fan-out sinks) from this many outputs on: with
-#: few outputs building their (C, k (F + 1)) matrices costs more than it saves (measured).
-FANOUT_MIN_OUTPUTS = 4
-
-
-@dataclass
-class Pairs:
-    """Relevance at one tensor: pair p = (target position ``t[p]`` in the targets array, element
-    ``n[p]``) with values ``v`` (P, O, D), one row per explained output."""
-
-    t: Tensor
-    n: Tensor
-    v: Tensor
-
-
-@dataclass
-class _Prepared:
-    """Rule-modified weights of one op plus per-element ``1 / (z' + eps sign z')`` and leak share."""
-
-    weight: Tensor  # Linear: (out, in); Aggregate: (E, C) sorted by destination
-    inv: Tensor  # (N, out) 0 where the stabilised denominator is 0
-    leak: Tensor  # (N, out) absorbed fraction of the relevance arriving there
-    src: Tensor | None = None  # Aggregate only: (E,) sources sorted by destination
-    rowptr: Tensor | None = None  # Aggregate only: (N + 1,) CSR offsets by destination
-    degree: int | None = None  # Aggregate only: the common in-degree, if all elements share one
-
-
-def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None:
-    values = program.values
-    if isinstance(op, Linear):
-        rule = composite.rule_for(op.name, op.kind)
-        weight, bias = rule.modify(op.weight, op.bias)
-        zw = values[op.input] @ weight.T  # (N, out)
-        z = zw if bias is None else zw + bias
-        den = stabilize(z, rule.eps)
-        inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
-        return _Prepared(weight, inv, 1.0 - zw * inv)
-    if isinstance(op, Aggregate):
-        rule = composite.rule_for(op.name, op.kind)
-        weight, _ = rule.modify(op.weight, None)
-        u = values[op.input]
-        n = u.shape[0]
-        zw = torch.zeros_like(u).index_add_(0, op.dst, weight * u[op.src])  # (N, C)
-        den = stabilize(zw, rule.eps)
-        inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
-        order = torch.argsort(op.dst, stable=True)
-        counts = torch.bincount(op.dst, minlength=n)
-        rowptr = torch.zeros(n + 1, dtype=torch.long, device=u.device)
-        rowptr[1:] = torch.cumsum(counts, 0)
-        degree = int(counts[0]) if n and bool((counts == counts[0]).all()) else None
-        return _Prepared(weight[order], inv, 1.0 - zw * inv, op.src[order], rowptr, degree)
-    return None
-
-
-def _coalesce(parts: Iterable[Pairs], num_nodes: int) -> Pairs:
-    """Merge pair sets, summing duplicates; the result is sorted by (t, n)."""
-    parts = list(parts)
-    t = torch.cat([p.t for p in parts])
-    n = torch.cat([p.n for p in parts])
-    v = torch.cat([p.v for p in parts])
-    key = t * num_nodes + n
-    uniq, inverse = torch.unique(key, sorted=True, return_inverse=True)
-    out = torch.zeros(len(uniq), *v.shape[1:], dtype=v.dtype, device=v.device)
-    out.index_add_(0, inverse, v)
-    return Pairs(uniq // num_nodes, uniq % num_nodes, out)
-
-
-def _expand(prep: _Prepared, pairs: Pairs, s: Tensor, u: Tensor) -> Pairs:
-    """Relevance through an aggregation: (t, i) -> (t, j) for every edge j -> i."""
-    assert prep.rowptr is not None and prep.src is not None
-    start = prep.rowptr[pairs.n]
-    if prep.degree is not None:  # every element has the same in-degree (kNN): no ragged indexing
-        eid = start[:, None] + torch.arange(prep.degree, device=start.device)  # (P, k)
-        j = prep.src[eid]
-        wu = prep.weight[eid] * u[j]  # (P, k, C), shared by the O outputs
-        v = wu[:, :, None, :] * s[:, None, :, :]  # (P, k, O, C)
-        t = pairs.t[:, None].expand(-1, prep.degree)
-        return Pairs(t.reshape(-1), j.reshape(-1), v.reshape(-1, *v.shape[2:]))
-    deg = prep.rowptr[pairs.n + 1] - start  # (P,)
-    rep = torch.repeat_interleave(torch.arange(len(deg), device=deg.device), deg)  # (Q,)
-    first = torch.cumsum(deg, 0) - deg
-    eid = start[rep] + torch.arange(len(rep), device=deg.device) - first[rep]
-    j = prep.src[eid]
-    v = (prep.weight[eid] * u[j])[:, None, :] * s[rep]  # (Q, O, C)
-    return Pairs(pairs.t[rep], j, v)
-
-
-def _backward(
-    op: Op, prep: _Prepared | None, r: Pairs, program: Program
-) -> tuple[list[tuple[int, Pairs]], Tensor]:
-    """Relevance at the op's inputs and the per-pair absorbed amount (P, O)."""
-    zero = torch.zeros(r.v.shape[:2], dtype=r.v.dtype, device=r.v.device)
-    if isinstance(op, Linear):
-        assert prep is not None
-        a = program.values[op.input][r.n]  # (P, in)
-        v_in = a[:, None, :] * ((r.v * prep.inv[r.n][:, None, :]) @ prep.weight)  # (P, O, in)
-        return [(op.input, Pairs(r.t, r.n, v_in))], (r.v * prep.leak[r.n][:, None, :]).sum(2)
-    if isinstance(op, PassThrough):
-        if op.column_map is None:
-            return [(op.input, r)], zero
-        width = program.values[op.input].shape[1]
-        v_in = torch.zeros(*r.v.shape[:2], width, dtype=r.v.dtype, device=r.v.device)
-        v_in.index_add_(2, op.column_map, r.v)
-        return [(op.input, Pairs(r.t, r.n, v_in))], zero
-    if isinstance(op, Concat):
-        out, lo = [], 0
-        for i in op.inputs:
-            hi = lo + program.values[i].shape[1]
-            out.append((i, Pairs(r.t, r.n, r.v[:, :, lo:hi])))
-            lo = hi
-        return out, zero
-    if isinstance(op, Aggregate):
-        assert prep is not None
-        s = r.v * prep.inv[r.n][:, None, :]
-        expanded = _expand(prep, r, s, program.values[op.input])
-        leak = (r.v * prep.leak[r.n][:, None, :]).sum(2)
-        return [(op.input, _coalesce([expanded], program.num_nodes))], leak
-    raise TypeError(f"unknown op {op!r}")  # pragma: no cover
-
-
-def _compose_local(
-    ops: list[Op],
-    prepared: dict[int, _Prepared | None],
-    local: set[int],
-    keep: set[int],
-    program: Program,
-) -> dict[int, tuple[Tensor | None, Tensor]]:
-    """Per-element ``(M (N, D, F + 1), L (N, D))`` for the local tensors in ``keep``.
-
-    ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (also ``M[..., F]``) is
-    the share absorbed below it. ``M`` None stands for the identity (the input itself).
-    """
-    x = program.values[0]
-    n, f = x.shape
-    mats: dict[int, tuple[Tensor | None, Tensor]] = {
-        0: (None, torch.zeros(n, f, dtype=x.dtype, device=x.device))
-    }
-    local_ops = [op for op in ops if op.output in local]
-    uses: dict[int, int] = {}
-    for op in local_ops:
-        for i in op.inputs:
-            uses[i] = uses.get(i, 0) + 1
-
-    def full(tid: int) -> Tensor:
-        m = mats[tid][0]
-        if m is None:
-            return torch.eye(f, dtype=x.dtype, device=x.device).expand(n, f, f)
-        return m
-
-    for idx, op in enumerate(ops):
-        if op.output not in local:
-            continue
-        if isinstance(op, Linear):
-            prep = prepared[idx]
-            assert prep is not None
-            a = program.values[op.input]
-            m_in, l_in = full(op.input), mats[op.input][1]
-            d_in, d_out = a.shape[1], prep.weight.shape[0]
-            scaled = (a[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
-            m_out = (prep.weight @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
-            m_out = prep.inv[:, :, None] * m_out
-            l_out = prep.leak + prep.inv * ((a * l_in) @ prep.weight.T)
-            mats[op.output] = (m_out.contiguous(), l_out)
-        elif isinstance(op, PassThrough):
-            m_pass, l_in = mats[op.input]
-            if op.column_map is None:
-                mats[op.output] = (m_pass, l_in)
-            else:
-                mats[op.output] = (full(op.input)[:, op.column_map, :], l_in[:, op.column_map])
-        elif isinstance(op, Concat):
-            m = torch.cat([full(i) for i in op.inputs], dim=1)
-            mats[op.output] = (m, torch.cat([mats[i][1] for i in op.inputs], dim=1))
-        for i in op.inputs:  # free what no later local op and no pair needs
-            uses[i] -= 1
-            if uses[i] == 0 and i not in keep and i != 0:
-                mats.pop(i, None)
-    # the absorbed share rides along as an extra output column: one contraction gives both
-    out: dict[int, tuple[Tensor | None, Tensor]] = {}
-    for k in keep:
-        m_k, leak = mats[k]
-        out[k] = (None, leak) if m_k is None else (torch.cat([m_k, leak[:, :, None]], dim=2), leak)
-    return out
-
-
-@dataclass
-class _Sink:
-    """Where pairs that reach the local prefix are contracted onto the raw inputs.
-
-    ``matrix(nodes)`` gives the per-element matrices (b, D, C) for element ids ``nodes`` (b,)
-    whose last column is the absorbed share; None stands for the identity (the raw input
-    itself, ``leak`` (N, F) its absorbed share). With ``fanout = (src, rowptr, k)`` the C
-    columns are k blocks of F + 1, block m belonging to source ``src[rowptr[n] + m]`` (a
-    composed aggregation): the contraction then expands each pair (t, n) into k pairs.
-    """
-
-    matrix: Callable[[Tensor], Tensor] | None
-    size: int  # values held by all the matrices (sets the flush threshold)
-    leak: Tensor | None = None
-    fanout: tuple[Tensor, Tensor, int] | None = None
-
-
-def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
-    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P, O).
-
-    ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` per output (M's last column is the absorbed
-    share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are grouped by element
-    instead: elements with a similar number of pairs (power-of-two buckets) get their pair
-    vectors packed into a zero-padded (elements, width, O, D) block and one batched matmul with
-    their own ``M`` (each ``M`` built or read once per bucket). Padding wastes at most 2x.
-    """
-    if sink.matrix is None:
-        assert sink.leak is not None
-        return r, (r.v * sink.leak[r.n][:, None, :]).sum(2)
-    num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
-    out: Tensor | None = None
-    if num_pairs:
-        order = torch.argsort(r.n)
-        ns = r.n[order]
-        count = torch.bincount(ns)
-        first = torch.cumsum(count, 0) - count
-        pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
-        bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()
-        pair_bucket = bucket[ns]  # width 2^bucket
-        for b in torch.unique(pair_bucket).tolist():
-            in_bucket = (pair_bucket == b).nonzero()[:, 0]
-            bucket_nodes = torch.unique(ns[in_bucket])
-            width = 1 << b
-            # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
-            for lo in range(0, len(bucket_nodes), NODE_BATCH):
-                nodes = bucket_nodes[lo : lo + NODE_BATCH]
-                if len(nodes) == len(bucket_nodes):
-                    sel = in_bucket
-                else:
-                    keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
-                    sel = in_bucket[keep]
-                slot = torch.searchsorted(nodes, ns[sel])
-                pad = torch.zeros(len(nodes), width, num_out, d, dtype=r.v.dtype,
-                                  device=r.v.device)  # fmt: skip
-                pad[slot, pos[sel]] = r.v[order[sel]]
-                mat = sink.matrix(nodes)  # (elements, D, C)
-                if out is None:
-                    out = torch.empty(num_pairs, num_out, mat.shape[2], dtype=r.v.dtype,
-                                      device=r.v.device)  # fmt: skip
-                res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
-                out[order[sel]] = res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
-    if out is None:  # no pairs
-        empty = torch.zeros(0, num_out, num_features, dtype=r.v.dtype, device=r.v.device)
-        return Pairs(r.t[:0], r.n[:0], empty), empty[:, :, 0]
-    if sink.fanout is None:
-        return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
-    src, rowptr, k = sink.fanout
-    out = out.view(num_pairs, num_out, k, -1).transpose(1, 2).reshape(num_pairs * k, num_out, -1)
-    sources = src[rowptr[r.n][:, None] + torch.arange(k, device=r.n.device)].reshape(-1)
-    return Pairs(r.t.repeat_interleave(k), sources, out[:, :, :-1]), out[:, :, -1]
-
-
-def _linear_sink(
-    op: Linear, prep: _Prepared, parts: list[tuple[int, int, int]], mats: dict, program: Program
-) -> _Sink:
-    """Sink of a Linear whose input concatenates local tensors (``parts``: tensor, lo, hi):
-    ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1)."""
-    k_mat: Tensor | None = None
-    for tid, lo, hi in parts:
-        a = program.values[tid]
-        n, d_in = a.shape
-        m = _full(mats[tid], a)
-        cols = m.shape[2]
-        scaled = (a[:, :, None] * m).permute(1, 0, 2).reshape(d_in, n * cols)
-        part = (prep.weight[:, lo:hi] @ scaled).reshape(-1, n, cols).permute(1, 0, 2)
-        k_mat = part if k_mat is None else k_mat + part
-    assert k_mat is not None
-    k_mat = (prep.inv[:, :, None] * k_mat).contiguous()
-    return _Sink(_rows(k_mat), k_mat.numel())
-
-
-def _rows(m: Tensor) -> Callable[[Tensor], Tensor]:
-    """``nodes -> m[nodes]``: the matrices of a local tensor, read per batch of elements."""
-    return lambda nodes: m[nodes]
-
-
-def _full(mat: tuple[Tensor | None, Tensor], a: Tensor) -> Tensor:
-    """(N, D, F + 1) matrix of a local tensor (the identity plus a zero leak column for None)."""
-    m, leak = mat
-    if m is not None:
-        return m
-    n, f = leak.shape
-    eye = torch.eye(f, f + 1, dtype=a.dtype, device=a.device)
-    return eye.expand(n, f, f + 1)
-
-
-def _aggregate_sink(op: Aggregate, prep: _Prepared, mats: dict, program: Program) -> _Sink:
-    """Sink of an aggregation of a local tensor u with a common in-degree k: element i's
-    matrix (C, k (F + 1)) holds ``w_e u_j M_j`` for its in-edges e = j -> i (built per batch)."""
-    assert prep.degree is not None and prep.src is not None and prep.rowptr is not None
-    u = program.values[op.input]
-    m_u = _full(mats[op.input], u)
-    k, src, rowptr, weight = prep.degree, prep.src, prep.rowptr, prep.weight
-
-    def matrix(nodes: Tensor) -> Tensor:
-        eid = rowptr[nodes][:, None] + torch.arange(k, device=nodes.device)  # (b, k)
-        j = src[eid]
-        h = (weight[eid] * u[j])[..., None] * m_u[j]  # (b, k, C, F + 1)
-        return h.permute(0, 2, 1, 3).reshape(len(nodes), u.shape[1], -1)
-
-    return _Sink(matrix, u.shape[0] * k * m_u.shape[1] * m_u.shape[2], fanout=(src, rowptr, k))
 
 
 def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
@@ -402,80 +104,6 @@ def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
     unreached = rank < 0
     rank[unreached] = torch.arange(done, done + int(unreached.sum()), device=a.device)
     return torch.argsort(rank[targets])
-
-
-def _shortcuts(
-    ops: list[Op],
-    walk: list[tuple[int, Op]],
-    prepared: dict[int, _Prepared | None],
-    local: set[int],
-    out_tensors: list[int],
-    mats: dict[int, tuple[Tensor | None, Tensor]],
-    sinks: dict[int, _Sink],
-    program: Program,
-    num_out: int,
-) -> dict[int, tuple[int, list[tuple[int, int, int]]]]:
-    """Ops next to the local prefix whose local side is composed too (adds their sinks).
-
-    * an aggregation of a local tensor with a common in-degree: pairs at its output go straight
-      to a fan-out sink (no expansion to D-wide vectors, no merge of D-wide pairs);
-    * a Linear whose input concatenates local and non-local tensors (a GravNet ``lin_out`` of
-      ``cat[h, aggregate]``): the local columns go to a sink with ``K_n`` (D_out x (F + 1)),
-      only the non-local columns are propagated pair by pair.
-
-    Returns ``{walk index: (sink key, non-local concat parts (tensor, lo, hi))}``.
-    """
-    producer = {op.output: op for op in ops}
-    uses: dict[int, int] = {}
-    for op in ops:
-        for i in op.inputs:
-            uses[i] = uses.get(i, 0) + 1
-    plans: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
-    for idx, op in walk:
-        prep = prepared[idx]
-        key = -(idx + 1)
-        if isinstance(op, Aggregate) and op.input in local and prep is not None:
-            if prep.degree is None or op.input in out_tensors or num_out < FANOUT_MIN_OUTPUTS:
-                continue
-            sinks[key] = _aggregate_sink(op, prep, mats, program)
-            plans[idx] = (key, [])
-        elif isinstance(op, Linear) and prep is not None:
-            cat = producer.get(op.input)
-            if not isinstance(cat, Concat) or uses.get(op.input) != 1 or op.input in out_tensors:
-                continue
-            mine: list[tuple[int, int, int]] = []
-            other: list[tuple[int, int, int]] = []
-            lo = 0
-            for i in cat.inputs:
-                hi = lo + program.values[i].shape[1]
-                (mine if i in local and i in mats else other).append((i, lo, hi))
-                lo = hi
-            if mine and len({i for i, _, _ in mine}) == len(mine):
-                sinks[key] = _linear_sink(op, prep, mine, mats, program)
-                plans[idx] = (key, other)
-    return plans
-
-
-def _backward_shortcut(
-    op: Op,
-    prep: _Prepared | None,
-    r: Pairs,
-    program: Program,
-    key: int,
-    other: list[tuple[int, int, int]],
-) -> tuple[list[tuple[int, Pairs]], Tensor]:
-    """:func:`_backward` for an op of :func:`_shortcuts`: the local side goes to sink ``key``."""
-    assert prep is not None
-    inv = prep.inv[r.n][:, None, :]
-    leak = (r.v * prep.leak[r.n][:, None, :]).sum(2)
-    if isinstance(op, Aggregate):
-        return [(key, Pairs(r.t, r.n, r.v * inv))], leak
-    scaled = r.v * inv
-    ins = [(key, r)]  # K_n already holds 1 / z
-    for i, lo, hi in other:
-        a = program.values[i][r.n]  # (P, d_i)
-        ins.append((i, Pairs(r.t, r.n, a[:, None, :] * (scaled @ prep.weight[:, lo:hi]))))
-    return ins, leak
 
 
 def _auto_chunk(
