@@ -173,6 +173,12 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="default 64 for hidden >= 256 (paper), else 32",
     )
+    p.add_argument(
+        "--knn-bin-size",
+        type=int,
+        default=None,
+        help="binned (linear-time, approximate) kNN in the model; default exact O(N^2) kNN",
+    )
     p.add_argument("--output", default="class:neutral_hadron")
     p.add_argument(
         "--outputs",
@@ -197,8 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.propagate_dim is None:  # the "paper" / "small" configs of bench/mlpf_inference.py
         args.propagate_dim = 64 if args.hidden >= 256 else 32
     cfg = MLPFConfig(
-        hidden=args.hidden, num_blocks=args.blocks, k=args.k, propagate_dim=args.propagate_dim
-    )
+        hidden=args.hidden, num_blocks=args.blocks, k=args.k, propagate_dim=args.propagate_dim,
+        knn_bin_size=args.knn_bin_size,
+    )  # fmt: skip
     model = MLPF(cfg).to(device).eval()
     sizes = [int(v) for v in str(args.elements).split(",")]
     events = {n: random_event(n, args.seed, device) for n in sizes}
@@ -240,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "blocks": args.blocks,
                 "k": args.k,
                 "propagate_dim": args.propagate_dim,
+                "knn_bin_size": args.knn_bin_size,
                 "output": str(spec),
                 "eps": args.eps,
                 "device": args.device,
