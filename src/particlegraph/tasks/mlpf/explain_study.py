@@ -134,6 +134,7 @@ def study(
         A progress summary; with ``num_shards == 1`` the merged results (see :func:`merge`).
     """
     from particlegraph.explain.lrp import explain_outputs, trace_model
+    from particlegraph.explain.lrp.models import CHECK_ELEMENTS
     from particlegraph.tasks.mlpf.store import iter_events
     from particlegraph.tasks.mlpf.train import load_model
 
@@ -170,7 +171,8 @@ def study(
             continue
         x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
         true = torch.as_tensor(np.rint(event.ygen[:, 0]).astype(np.int64))
-        program = trace_model(model, x)
+        # the adapter check (traced == model outputs) costs a second forward pass: once per run
+        program = trace_model(model, x, check=CHECK_ELEMENTS if done_now == 0 else False)
         pred = program.values[program.outputs["class"]].argmax(-1).cpu()
         rel = explain_outputs(model, x, names, composite=composite, program=program)
         del program
