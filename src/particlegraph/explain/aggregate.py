@@ -186,6 +186,7 @@ class RelevanceStudy:
         lookup[targets] = torch.arange(t_n)
         pos = lookup[tgt]  # (P,)
         norm = torch.zeros(t_n, o_n, dtype=torch.float64).index_add_(0, pos, v.abs().sum(2))
+        score = v.sum(2).abs_()  # (P, O) neighbours are ranked by |sum over features|
         ok = norm > 0  # (T, O)
         inv = torch.where(ok, 1.0 / norm.clamp(min=1e-300), torch.zeros_like(norm))
         cell = true[targets] * 2 + (pred[targets] != true[targets]).long()  # (T,)
@@ -202,7 +203,7 @@ class RelevanceStudy:
             q = torch.arange(len(nb)) - (torch.cumsum(counts, 0) - counts)[pos_nb]
             width = int(counts.max())
             block = torch.full((t_n, width, o_n), torch.inf, dtype=torch.float64)
-            block[pos_nb, q] = -v[nb].sum(2).abs()  # ranked by |sum over features|
+            block[pos_nb, q] = -score[nb]
             order = torch.sort(block, dim=1, stable=True).indices  # (T, width, O)
             ranks = torch.empty_like(order).scatter_(
                 1, order, torch.arange(width).view(1, -1, 1).expand(t_n, -1, o_n).contiguous()
@@ -225,14 +226,15 @@ class RelevanceStudy:
         abs_t = abs_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
         sgn_t = sgn_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
         feat = sgn_t.view(t_n, o_n, g_n, f_n).sum(2)  # (T, O, F) signed share, groups summed
-        keep = row <= k
-        map_t = torch.zeros(t_n * o_n * (k + 1), f_n, dtype=torch.float64)
-        map_t.index_add_(0, (flat * (k + 1) + row)[keep], scaled[keep])
+        dump = t_n * o_n * (k + 1)  # one extra row collects the ranks beyond K
+        map_t = torch.zeros(dump + 1, f_n, dtype=torch.float64)
+        map_idx = torch.where(row <= k, flat * (k + 1) + row, dump)
+        map_t.index_add_(0, map_idx.reshape(-1), scaled.reshape(-1, f_n))
+        map_t = map_t[:dump]
 
-        okl = ok.long()
-
+        # targets without relevance have inv = 0, so all their per-target sums are 0 already
         def to_cells(per_target: Tensor) -> np.ndarray:  # (T, O, ...) -> (O, C2, ...) int64
-            q = _fixed(per_target) * okl.view(t_n, o_n, *([1] * (per_target.dim() - 2)))
+            q = _fixed(per_target)
             out = torch.zeros(c_n * 2, *q.shape[1:], dtype=torch.long).index_add_(0, cell, q)
             return out.transpose(0, 1).reshape(o_n, c_n, 2, *q.shape[2:]).numpy()
 
