@@ -12,8 +12,9 @@ command again resumes where it stopped (same result as an uninterrupted run).
 Shards: ``shard=i, num_shards=n`` explains the events whose index j in the dataset has
 ``j % n == i``; :func:`merge` adds the shard states of a folder (exactly) and writes the results:
 
-* ``summary.json``: events, elements, accuracy, timing, the findings table and the two quoted
-  findings of the MLPF explainability study checked on this sample (``claims``);
+* ``summary.json``: events, elements, accuracy, progress, the findings table, the two quoted
+  findings of the MLPF explainability study checked on this sample (``claims``) and the AUC gap
+  (relevance-order minus random-order area, in units of the output) of the mean flipping curves;
 * ``findings.html``: the findings table as a stand-alone page (a report can link or embed it);
 * ``study_<output>.npz``: mean maps (C, 2, 1 + K, F), histograms, shares and their bootstrap
   standard deviations, flipping curves.
@@ -262,6 +263,14 @@ def merge(
         **(extra or {}),
     }
     flips = acc.flipping()
+    frac = np.linspace(0.0, 1.0, spec.flip_fractions)
+    summary["flipping_auc_gap"] = {
+        name: {unit: (None if np.isnan(flips[o, u]).any() else
+                      float(np.trapezoid(flips[o, u, 0] - flips[o, u, 1], frac)))
+               for u, unit in enumerate(FLIP_UNITS)}
+        for o, name in enumerate(spec.outputs)
+    }  # fmt: skip
+    summary["flipped_events"] = int(acc.arrays["flip_count"].max(initial=0))
     for o, name in enumerate(spec.outputs):
         arrays = {
             "maps": acc.mean("maps")[o], "count": acc.arrays["count"][o],
