@@ -216,9 +216,12 @@ def propagate_many(
         sinks[tid] = (
             _Sink(None, 0, leak=leak_tid) if m_tid is None else _Sink(_rows(m_tid), m_tid.numel())
         )
-    shortcuts = _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, num_out)
-    if record_layers:  # the per-op balance needs every op walked pair by pair
-        shortcuts = {}
+    # the per-op balance (record_layers) needs every op walked pair by pair
+    shortcuts = (
+        {}
+        if record_layers
+        else _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, num_out)
+    )
     layer_names: dict[int, str] = {}
     for i, op in enumerate(ops):  # op names are unique in adapters; disambiguate if not
         layer_names[i] = op.name if op.name not in layer_names.values() else f"{op.name}#{i}"
