@@ -27,6 +27,8 @@ NODE_BATCH = 1024
 #: Aggregations of a local tensor are composed (fan-out sinks) from this many outputs on: with
 #: few outputs building their (C, k (F + 1)) matrices costs more than it saves (measured).
 FANOUT_MIN_OUTPUTS = 4
+#: Compose chains ``lin_h -> act -> lin_out`` of consecutive blocks too (with the fan-out).
+CHAINS = True
 
 
 def _compose_local(
@@ -108,6 +110,9 @@ class _Sink:
     size: int  # values held by all the matrices (sets the flush threshold)
     leak: Tensor | None = None
     fanout: tuple[Tensor, Tensor, int] | None = None
+    #: A chain sink (``_chain_sink``): its columns are [F features, absorbed, C values for the
+    #: sink with this key, absorbed, absorbed]; the C values are passed on to that sink.
+    chain: int | None = None
 
 
 def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
@@ -122,6 +127,22 @@ def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
     if sink.matrix is None:
         assert sink.leak is not None
         return r, (r.v * sink.leak[r.n][:, None, :]).sum(2)
+    num_pairs, num_out = len(r.n), r.v.shape[1]
+    out = _contract_raw(r, sink)
+    if out is None:  # no pairs
+        empty = torch.zeros(0, num_out, num_features, dtype=r.v.dtype, device=r.v.device)
+        return Pairs(r.t[:0], r.n[:0], empty), empty[:, :, 0]
+    if sink.fanout is None:
+        return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
+    src, rowptr, k = sink.fanout
+    out = out.view(num_pairs, num_out, k, -1).transpose(1, 2).reshape(num_pairs * k, num_out, -1)
+    sources = src[rowptr[r.n][:, None] + torch.arange(k, device=r.n.device)].reshape(-1)
+    return Pairs(r.t.repeat_interleave(k), sources, out[:, :, :-1]), out[:, :, -1]
+
+
+def _contract_raw(r: Pairs, sink: _Sink) -> Tensor | None:
+    """``v[p] @ matrix(n[p])`` (P, O, C) for every pair, grouped by element; None without pairs."""
+    assert sink.matrix is not None
     num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
     out: Tensor | None = None
     if num_pairs:
@@ -154,15 +175,7 @@ def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
                                       device=r.v.device)  # fmt: skip
                 res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
                 out[order[sel]] = res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
-    if out is None:  # no pairs
-        empty = torch.zeros(0, num_out, num_features, dtype=r.v.dtype, device=r.v.device)
-        return Pairs(r.t[:0], r.n[:0], empty), empty[:, :, 0]
-    if sink.fanout is None:
-        return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
-    src, rowptr, k = sink.fanout
-    out = out.view(num_pairs, num_out, k, -1).transpose(1, 2).reshape(num_pairs * k, num_out, -1)
-    sources = src[rowptr[r.n][:, None] + torch.arange(k, device=r.n.device)].reshape(-1)
-    return Pairs(r.t.repeat_interleave(k), sources, out[:, :, :-1]), out[:, :, -1]
+    return out
 
 
 def _linear_sink(
@@ -265,7 +278,93 @@ def _shortcuts(
             if mine and len({i for i, _, _ in mine}) == len(mine):
                 sinks[key] = _linear_sink(op, prep, mine, mats, program)
                 plans[idx] = (key, other)
+    if num_out >= FANOUT_MIN_OUTPUTS and CHAINS:
+        _chains(ops, walk, prepared, out_tensors, sinks, plans, program)
     return plans
+
+
+def _chain_sink(
+    a_op: Linear,
+    a_prep: _Prepared,
+    b_prep: _Prepared,
+    k_sink: _Sink,
+    agg: tuple[int, int, int],
+    g_prep: _Prepared,
+    g_key: int,
+    program: Program,
+) -> _Sink:
+    """Sink of a Linear A (``lin_h`` of a later block) whose input is ``act(B)``, B a Linear with
+    a local-side sink ``k_sink`` and one non-local input ``agg = (tensor g, lo, hi)`` that an
+    aggregation G with a fan-out sink produced: everything below A's output is per element, so
+    element j's matrix (D_A, F + 1 + C + 1) is composed once:
+    ``A_j [K_j | Bagg_j diag(1/z_G,j) | leak_B,j | Bagg_j leak_G,j]`` with
+    ``A_j = diag(1/z_A,j) W_A diag(h_j)`` and ``Bagg_j = diag(1/z_B,j) W_B[:, lo:hi] diag(g_j)``.
+    The C columns are the relevance at G's output divided by G's denominators, which is what
+    G's fan-out sink takes; they are passed on to it (key ``g_key``).
+    """
+    assert k_sink.matrix is not None
+    h = program.values[a_op.input]
+    g_tid, lo, hi = agg
+    g = program.values[g_tid]
+    w_a, w_b = a_prep.weight, b_prep.weight[:, lo:hi]
+    n = h.shape[0]
+    parts = []
+    for s in range(0, n, NODE_BATCH):
+        nodes = torch.arange(s, min(s + NODE_BATCH, n), device=h.device)
+        x = h[nodes]  # (b, D_B)
+        b = len(nodes)
+        k_mat = x[:, :, None] * k_sink.matrix(nodes)  # diag(h_j) K_j: (b, D_B, F + 1)
+        cols = k_mat.shape[2]
+        k_part = (w_a @ k_mat.permute(1, 0, 2).reshape(x.shape[1], b * cols)).reshape(
+            -1, b, cols
+        )  # W_A diag(h_j) K_j as one matrix product: (D_A, b, F + 1)
+        # W_A diag(h_j / z_B,j) W_B[:, lo:hi]: (b, D_A, C)
+        mid = torch.bmm(w_a[None] * (x * b_prep.inv[nodes])[:, None, :], w_b.expand(b, -1, -1))
+        leak_b = (x * b_prep.leak[nodes]) @ w_a.T  # (b, D_A)
+        leak_g = mid @ (g[nodes] * g_prep.leak[nodes])[:, :, None]  # (b, D_A, 1)
+        m = torch.cat(
+            [k_part.permute(1, 0, 2), mid * (g[nodes] * g_prep.inv[nodes])[:, None, :],
+             leak_b[:, :, None], leak_g], dim=2,
+        )  # fmt: skip
+        parts.append(a_prep.inv[nodes][:, :, None] * m)
+    table = torch.cat(parts)  # (N, D_A, F + 1 + C + 1)
+    return _Sink(_rows(table), table.numel(), chain=g_key)
+
+
+def _chains(
+    ops: list[Op],
+    walk: list[tuple[int, Op]],
+    prepared: dict[int, _Prepared | None],
+    out_tensors: list[int],
+    sinks: dict[int, _Sink],
+    plans: dict[int, tuple[int, list[tuple[int, int, int]]]],
+    program: Program,
+) -> None:
+    """Add chain sinks (:func:`_chain_sink`) for the Linear ops whose input is the activation of
+    a composed Linear whose other input comes from a fan-out aggregation."""
+    producer = {op.output: (i, op) for i, op in enumerate(ops)}
+    for idx, op in walk:
+        if idx in plans or not isinstance(op, Linear) or op.input in out_tensors:
+            continue
+        _, act = producer.get(op.input, (None, None))
+        if not isinstance(act, PassThrough) or act.column_map is not None:
+            continue
+        b_idx, b_op = producer.get(act.input, (None, None))
+        if b_idx not in plans or not isinstance(b_op, Linear) or act.input in out_tensors:
+            continue
+        b_key, other = plans[b_idx]
+        if len(other) != 1:
+            continue
+        g_idx, g_op = producer.get(other[0][0], (None, None))
+        if g_idx not in plans or not isinstance(g_op, Aggregate):
+            continue
+        a_prep, b_prep, g_prep = prepared[idx], prepared[b_idx], prepared[g_idx]
+        assert a_prep is not None and b_prep is not None and g_prep is not None
+        key = -(idx + 1)
+        sinks[key] = _chain_sink(
+            op, a_prep, b_prep, sinks[b_key], other[0], g_prep, plans[g_idx][0], program
+        )
+        plans[idx] = (key, [])
 
 
 def _backward_shortcut(

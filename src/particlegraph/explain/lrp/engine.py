@@ -38,6 +38,7 @@ from particlegraph.explain.lrp.compose import (
     _backward_shortcut,
     _compose_local,
     _contract,
+    _contract_raw,
     _rows,
     _shortcuts,
     _Sink,
@@ -259,7 +260,17 @@ def propagate_many(
             else Pairs(*(torch.cat(x) for x in zip(*((p.t, p.n, p.v) for p in parts), strict=True)))
         )
         buffers[tid], buffered[tid] = [], 0
-        done, leak = _contract(r, sinks[tid], num_features)
+        sink = sinks[tid]
+        if sink.chain is not None:  # features + absorbed here, the rest on to the next sink
+            out = _contract_raw(r, sink)
+            if out is None:
+                return
+            absorbed.index_add_(0, r.t, out[:, :, num_features] + out[:, :, -2:].sum(2))
+            results.append(Pairs(r.t, r.n, out[:, :, :num_features]))
+            on = Pairs(r.t, r.n, out[:, :, num_features + 1 : -2].contiguous())
+            deliver(sink.chain, on, {})
+            return
+        done, leak = _contract(r, sink, num_features)
         absorbed.index_add_(0, done.t, leak)
         if sinks[tid].fanout is not None:  # k pairs per pair: merge duplicates now
             done = _coalesce([done], num_nodes)
@@ -310,7 +321,7 @@ def propagate_many(
                 deliver(tid, p, pending)
         if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
             raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
-    for tid in sinks:
+    for tid in sorted(sinks, key=lambda k: sinks[k].chain is None):  # chains feed other sinks
         flush(tid)
 
     if results:
