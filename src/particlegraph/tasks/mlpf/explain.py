@@ -244,7 +244,9 @@ def _single_maps_figure(
         label = f"element {t}: true {CLASS_LABELS[true[t]]}, pred {CLASS_LABELS[pred[t]]}, "
         label += f"sum R = {m.total:.3g}"
         panels.append((m.values, neighbour_labels(m.sources, m.values.shape[0]), label))
-    return relevance_maps_figure(panels, title=f"relevance maps for output {name}")
+    return relevance_maps_figure(
+        panels, title=f"relevance maps for output {name}", feature_names=X_FEATURES
+    )
 
 
 def _event_display_figure(
@@ -439,11 +441,17 @@ def explain(
         hist = hists[name]
         if figures:
             files.append(_save(
-                class_maps_figure(res["mean"], res["count"], title=f"averaged maps: {name}"),
+                class_maps_figure(
+                    res["mean"], res["count"], title=f"averaged maps: {name}",
+                    class_names=CLASS_LABELS, feature_names=X_FEATURES,
+                ),
                 out / f"relmap_avg_{slug(name)}.png",
             ))  # fmt: skip
             files.append(_save(
-                feature_histograms_figure(hist.counts, hist.edges, title=f"feature relevance: {name}"),
+                feature_histograms_figure(
+                    hist.counts, hist.edges, title=f"feature relevance: {name}",
+                    class_names=CLASS_LABELS, feature_names=X_FEATURES,
+                ),
                 out / f"feature_hist_{slug(name)}.png",
             ))  # fmt: skip
         files.append(_save_npz(
