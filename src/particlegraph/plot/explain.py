@@ -2,7 +2,8 @@
 
 Every ``plot_*`` function draws on a given ``ax`` (a new figure when ``ax=None``) and returns its
 artists; ``*_figure`` functions build a multi-panel figure and return it. Relevance colour maps
-are diverging (red positive, blue negative) and symmetric around zero.
+are diverging (red positive, blue negative) and symmetric around zero. (Slightly over 400
+lines: one module per figure family of the explanation report, all sharing the colour scale.)
 """
 
 from __future__ import annotations

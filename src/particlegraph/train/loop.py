@@ -11,6 +11,10 @@ Run directory layout written by :func:`fit`::
     run_dir/history.csv           the same records as a table
     run_dir/checkpoints/last.pt   state after the latest completed epoch (resume point)
     run_dir/checkpoints/best.pt   state after the epoch with the lowest validation loss
+
+Why one module of ~500 lines: the loop, its history and the resume logic share the state that
+must round-trip bit for bit through a checkpoint; keeping them together keeps that contract in
+one place (checkpoint I/O itself lives in :mod:`.checkpoint`).
 """
 
 from __future__ import annotations
