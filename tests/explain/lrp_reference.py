@@ -10,23 +10,12 @@ the test files import it (``tests/explain`` is on ``sys.path`` under pytest's de
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import Tensor, nn
 
 from particlegraph.explain.lrp import Epsilon, Gamma, Tracer, ZPlus
 from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, PassThrough, Program
 from particlegraph.explain.lrp.rules import Composite
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # --- the reference ------------------------------------------------------------------------------
 

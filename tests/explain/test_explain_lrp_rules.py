@@ -6,7 +6,7 @@ from dataclasses import astuple
 
 import pytest
 import torch
-from lrp_reference import random_mlpf_input, single_thread  # noqa: F401
+from lrp_reference import random_mlpf_input
 from torch import nn
 
 from particlegraph.errors import ConfigError
