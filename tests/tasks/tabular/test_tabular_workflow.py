@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from particlegraph.cli.main import app
+from particlegraph.config import load_config
 from particlegraph.errors import ConfigError
 from particlegraph.tasks.tabular import workflow
 from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
@@ -174,3 +175,20 @@ def test_demo_end_to_end(tmp_path):
     assert json.loads((tmp_path / "demo" / "roc.json").read_text())["auc"]["network"] > 0.85
     # the reported duration is the demo's own wall time (not a threshold: a consistency check)
     assert 0 < s["seconds"] <= wall
+
+
+def test_train_accepts_the_shipped_config_by_name(tmp_path):
+    from particlegraph.config import shipped_configs
+    from particlegraph.tasks.tabular.training import CONFIG_NAME, TabularRunConfig
+
+    assert "default" in shipped_configs(workflow.PACKAGE)
+    data = workflow.generate(tmp_path / "toy.data", events=400, seed=3)
+    s = workflow.train(
+        data, tmp_path / "run", features=(0, 1), config="default", overrides=["fit.epochs=2"]
+    )
+    assert s["epochs"] == 2
+    cfg = load_config(TabularRunConfig, tmp_path / "run" / CONFIG_NAME)
+    assert cfg.features == (0, 1) and cfg.model.n_inputs == 2 and cfg.model.hidden == (100,)
+    assert cfg.data == str(data)
+    with pytest.raises(ConfigError, match="neither a file nor a shipped config"):
+        workflow.train(data, tmp_path / "run2", config="no_such_config")

@@ -57,6 +57,12 @@ def train(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
     override: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        help="run config YAML or shipped name (default); replaces --epochs/--lr/--batch-size/"
+        "--seed/--device",
+    ),
 ) -> None:
     """Train the MLP classifier (BCE, Adam, 25 % validation) and save loss/accuracy curves."""
     from particlegraph.tasks.tabular.workflow import train as run
@@ -72,6 +78,7 @@ def train(
         device=device,
         resume=resume,
         overrides=list(override),
+        config=config,
     )
     typer.echo(
         f"trained {s['epochs']} epochs in {s['seconds']:.1f} s (best epoch {s['best_epoch']}, "

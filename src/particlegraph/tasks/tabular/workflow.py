@@ -38,6 +38,9 @@ from particlegraph.tasks.tabular.training import (
     train_run,
 )
 
+#: The package whose ``configs/`` folder ships the named run configs.
+PACKAGE = "particlegraph.tasks.tabular"
+
 
 def generate(out: str | Path, events: int = 20_000, seed: int = 0, **toy: Any) -> Path:
     """Write the three-observable toy (``.data`` or ``.parquet`` by suffix) and return its path.
@@ -62,15 +65,26 @@ def train(
     device: str = "cpu",
     resume: bool = False,
     overrides: list[str] | None = None,
+    config: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a classifier on ``data`` into run directory ``out``; returns a short summary.
 
     With ``resume`` the run's own ``config.yaml`` is used (arguments other than ``out`` ignored).
-    ``overrides`` are ``key=value`` strings on :class:`TabularRunConfig` (e.g. ``model.hidden=[50]``).
+    ``config`` (a YAML file or a shipped name such as ``"default"``) replaces the keyword
+    settings ``epochs``, ``lr``, ``batch_size``, ``seed``, ``device``; ``data`` and ``features``
+    always come from the arguments. ``overrides`` are ``key=value`` strings on
+    :class:`TabularRunConfig` (e.g. ``model.hidden=[50]``), applied last.
     """
     out = Path(out)
     if resume and (out / CONFIG_NAME).is_file():
         cfg = load_config(TabularRunConfig, out / CONFIG_NAME, overrides)
+    elif config is not None:
+        given = [
+            f"data={json.dumps(str(data))}",
+            f"features={json.dumps(list(features))}",
+            f"model.n_inputs={len(features)}",
+        ]
+        cfg = load_config(TabularRunConfig, config, [*given, *(overrides or [])], package=PACKAGE)
     else:
         cfg = make_run_config(data, tuple(features), epochs=epochs, lr=lr, seed=seed, device=device)
         cfg = from_dict(
