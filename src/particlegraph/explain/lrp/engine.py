@@ -258,16 +258,17 @@ def _compose_local(
             a = program.values[op.input]
             m_in, l_in = full(op.input), mats[op.input][1]
             d_in, d_out = a.shape[1], prep.weight.shape[0]
-            m_out = torch.zeros(n, d_out, f, dtype=a.dtype, device=a.device)
-            l_mix = torch.zeros_like(prep.leak)
-            # sign-aware rules: a+ and a- see different weights, mirrored ones per output sign
+            # one term for epsilon; sign-aware rules: a+ and a- see different weights (and
+            # mirrored ones swap them per output sign)
+            m_out, l_out = None, prep.leak
             for a_part, mask, w_part in _terms(
                 prep.weight, prep.weight_neg, a, prep.inv, prep.flip
             ):
                 scaled = (a_part[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
-                m_out += mask[:, :, None] * (w_part @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
-                l_mix += mask * ((a_part * l_in) @ w_part.T)
-            l_out = prep.leak + l_mix
+                term = mask[:, :, None] * (w_part @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
+                m_out = term if m_out is None else m_out + term
+                l_out = l_out + mask * ((a_part * l_in) @ w_part.T)
+            assert m_out is not None
             mats[op.output] = (m_out.contiguous(), l_out)
         elif isinstance(op, PassThrough):
             m_pass, l_in = mats[op.input]
