@@ -83,6 +83,8 @@ def test_yaml_file_errors_name_the_file_and_key(tmp_path) -> None:
     path.write_text("fit:\n  epochs: 2.7\n")
     with pytest.raises(ConfigError, match=rf"config key fit.epochs in {path} must be an integer"):
         load_config(Outer, path)
+    with pytest.raises(ConfigError, match=rf"config key fit.epochs in {path} must be an integer"):
+        load_config(Outer, str(path))  # a str path names the file too
     path.write_text("fit:\n  epoch: 2\n")
     with pytest.raises(ConfigError, match=r"section fit: unknown key\(s\) \['epoch'\]"):
         load_config(Outer, path)
@@ -95,3 +97,16 @@ def test_dotted_overrides() -> None:
         apply_overrides({}, ["fit.epochs"])
     with pytest.raises(ConfigError, match="not a section"):
         apply_overrides({"fit": 1}, ["fit.epochs=2"])
+
+
+def test_shipped_configs_load_and_errors_name_them() -> None:
+    from particlegraph.config import shipped_configs
+    from particlegraph.tasks.mlpf.train import PACKAGE, MLPFRunConfig
+
+    names = shipped_configs(PACKAGE)
+    assert {"demo", "small", "paper"} <= set(names)
+    for name in names:
+        assert load_config(MLPFRunConfig, name, package=PACKAGE).fit.epochs >= 1
+    msg = r"config key fit.epochs in .*demo.yaml must be an integer.*got 2.7"  # path or name
+    with pytest.raises(ConfigError, match=msg):
+        load_config(MLPFRunConfig, "demo", ["fit.epochs=2.7"], package=PACKAGE)

@@ -197,9 +197,11 @@ def load_config(
     """Load ``cls`` from a YAML file or shipped config name (when ``package`` names the task
     package that ships it; defaults when ``path`` is None) plus ``key=value`` overrides."""
     data: dict[str, Any] = {}
+    where = cls.__name__
     if path is not None:
         p = path if isinstance(path, Traversable) and not isinstance(path, Path) else None
         p = p or resolve_config(path, package)  # type: ignore[arg-type]
+        where = str(p) if isinstance(p, Path) else f"shipped config {p.name}"
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:
@@ -207,8 +209,7 @@ def load_config(
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
     data = apply_overrides(data, overrides or [])
-    where = getattr(path, "name", None) if path is not None else None
-    return from_dict(cls, data, where=str(where or cls.__name__))
+    return from_dict(cls, data, where=where)
 
 
 def dump_config(cfg: Any, path: str | Path) -> None:
