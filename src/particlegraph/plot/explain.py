@@ -11,10 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -24,12 +20,14 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from particlegraph.explain.faithfulness import FlippingCurve, RandomizationResult
+from particlegraph.plot import headless_backend
 
 CMAP = "RdBu_r"
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.0)) -> Axes:
     if ax is None:
+        headless_backend()
         _, ax = plt.subplots(figsize=figsize)
     return ax
 
@@ -115,6 +113,7 @@ def class_maps_figure(
     classes = [c for c in range(mean.shape[0]) if count[c].sum() > 0] or [0]
     lim = _symmetric_limit(mean[classes])
     num_rows = mean.shape[2]
+    headless_backend()
     fig, axes = plt.subplots(
         len(classes), 2, figsize=(12, 0.22 * num_rows * len(classes) + 2.2), squeeze=False,
         sharex=True, sharey=True, layout="constrained",
@@ -184,6 +183,7 @@ def feature_histograms_figure(
     classes = [c for c in range(counts.shape[0]) if counts[c].sum() > 0] or [0]
     ncols = min(3, len(classes))
     nrows = (len(classes) + ncols - 1) // ncols
+    headless_backend()
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols + 1.0, 4.0 * nrows),
                              squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[len(classes) :]:
@@ -326,6 +326,7 @@ def plot_randomization(
 def _grid(num: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list[Axes]]:
     ncols = max(1, min(ncols, num))
     nrows = (num + ncols - 1) // ncols
+    headless_backend()
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows),
                              squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[num:]:

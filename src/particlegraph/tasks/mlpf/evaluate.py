@@ -177,6 +177,9 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
 
 def _figure(plt: Any, rows: int, cols: int, width: float, height: float) -> tuple[Any, Any]:
     """Figure with fixed margins: cheaper than tight/constrained layout, which measure text."""
+    from particlegraph.plot import headless_backend
+
+    headless_backend()
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1, top=0.93, wspace=0.32, hspace=0.35)
     return fig, axes

@@ -152,7 +152,10 @@ def write_validation_plots(stats: dict[str, Any], plots_dir: PathLike) -> list[P
     """Write the validation PNGs from :func:`dataset_statistics` output; return their paths."""
     import matplotlib.pyplot as plt
 
+    from particlegraph.plot import headless_backend
     from particlegraph.tasks.mlpf import plots_validation as vplot
+
+    headless_backend()
 
     out = Path(plots_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,10 @@ def write_training_outputs(run_dir: Path, history: History, cfg: TabularRunConfi
     """``training_curves.{json,png}`` and ``taylor_evolution.json`` from the history."""
     import matplotlib.pyplot as plt
 
+    from particlegraph.plot import headless_backend
     from particlegraph.tasks.tabular.plots import plot_metric_curves, save_figure
+
+    headless_backend()
 
     recs = history.records
     curves: dict[str, Any] = {

@@ -147,8 +147,10 @@ def _explain(
 ) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
+    from particlegraph.plot import headless_backend
     from particlegraph.tasks.tabular import plots as P
 
+    headless_backend()
     model, cfg = load_run(run)
     out = Path(out) if out is not None else run / "explain"
     out.mkdir(parents=True, exist_ok=True)
