@@ -6,7 +6,6 @@ ones take ``fig=None`` and return their axes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,6 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from particlegraph.atomic import atomic_path
 from particlegraph.plot import headless_backend
 
 
@@ -24,13 +22,6 @@ def _ax(ax: Axes | None) -> Axes:
         return ax
     headless_backend()
     return plt.figure().add_subplot()
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> None:
-    """Save ``fig`` atomically (PNG by suffix) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_metric_curves(

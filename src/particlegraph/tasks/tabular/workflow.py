@@ -13,6 +13,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.config import apply_overrides, from_dict, load_config, to_dict
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.plot import save_figure
 from particlegraph.tasks.tabular.analysis import (
     gradient_summary,
     heatmap_derivatives,
@@ -161,7 +162,7 @@ def _explain(
     figures: dict[str, str] = {}
 
     def save(fig: Any, name: str) -> None:
-        P.save_figure(fig, out / name)
+        save_figure(fig, out / name, tight=True)
         figures[name.removesuffix(".png")] = str(out / name)
 
     grads = gradient_summary(model, x)
