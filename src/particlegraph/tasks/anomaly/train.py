@@ -146,3 +146,18 @@ def load_run(
     if calibrated and cal_path.is_file():
         cal = Calibration.from_dict(json.loads(cal_path.read_text()))
     return model, cfg, cal
+
+
+def make_run_config(
+    model: str,
+    data: str | Path,
+    overrides: list[str] | None = None,
+    config: str | Path | None = None,
+) -> AnomalyRunConfig:
+    """Run config from the packaged ``configs/<model>.yaml`` (or ``config``) + ``key=value`` overrides."""
+    from particlegraph.config import apply_overrides, from_dict
+    from particlegraph.tasks.anomaly.configs import read_config
+
+    raw = read_config(config if config is not None else model)
+    raw = apply_overrides(raw, [f"data={data}", *(overrides or [])])
+    return from_dict(AnomalyRunConfig, raw, where=str(config or f"configs/{model}.yaml"))
