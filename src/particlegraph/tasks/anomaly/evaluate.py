@@ -15,6 +15,7 @@ events that pass the score cut with eps_B = 1e-2 relative to all background even
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ class Evaluation:
     sculpting: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(runs: list[str | Path], background: SampleRef, signals: list[SampleRef]) -> Evaluation:
+def evaluate(
+    runs: Sequence[str | Path], background: SampleRef, signals: list[SampleRef]
+) -> Evaluation:
     """Score ``background`` and every signal with every run; metrics per (model, score, signal)."""
     if not runs or not signals:
         raise ConfigError("evaluate needs at least one run directory and one signal sample")
@@ -220,7 +223,7 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
     write_text(out / "metrics.md", table)
 
     sections = []
-    firsts = {}
+    firsts: dict[tuple[str, str], str] = {}
     for k in keys:
         model, score, _ = _split_key(k)
         firsts.setdefault((model, score), k)
@@ -261,7 +264,7 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
                 r["mean_lead_jet_mass_pass_over_all"],
             ]
             for r in ev.sculpting
-        ],  # fmt: skip
+        ],
         header=[
             "model",
             "score",

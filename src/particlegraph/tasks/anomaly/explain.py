@@ -159,7 +159,7 @@ def explain_graph(
     model.eval()
     node, edge = decompose(model, g)
     gxi, ig, comp = input_gradients(model, g)
-    rel, cons = lrp_latent(model, g) if lrp else (np.zeros((0,) + gxi.shape), float("nan"))
+    rel, cons = lrp_latent(model, g) if lrp else (np.zeros((0, *gxi.shape)), float("nan"))
     return EventExplanation(
         sample, int(g.event), float(node.sum()), g.x.numpy().astype(np.float64),
         g.edge_index.numpy(), node, edge, gxi, ig, comp, rel, cons, model.input_names,

@@ -118,6 +118,8 @@ class GCNEncoder(nn.Module):
 class AnomalyModel(nn.Module):
     """Base: holds the config and the preprocessing buffer; ``inputs`` maps raw -> model inputs."""
 
+    prep: Tensor  # (4,) log-pT mean, std, eta mean, std
+
     def __init__(self, cfg: ModelConfig, prep: Preprocessing | None = None) -> None:
         super().__init__()
         self.cfg = cfg

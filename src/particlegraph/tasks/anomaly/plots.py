@@ -10,19 +10,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from particlegraph.atomic import atomic_path  # noqa: E402
-from particlegraph.metrics.roc import roc_curve  # noqa: E402
+from particlegraph.atomic import atomic_path
+from particlegraph.metrics.roc import roc_curve
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 90) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 90) -> Path:
     """Write ``fig`` as PNG atomically, close it and return the path."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -48,7 +44,13 @@ def score_histograms(
     else:
         bins = np.linspace(lo, max(hi, lo + 1e-6), 50)
     for name, v in scores.items():
-        ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, histtype="step", density=True, label=name)
+        ax.hist(
+            np.clip(v, bins[0], bins[-1]),
+            bins=bins.tolist(),
+            histtype="step",
+            density=True,
+            label=name,
+        )
     ax.set_yscale("log")
     ax.set_xlabel(f"anomaly score {title}")
     ax.set_ylabel("density")
@@ -81,12 +83,12 @@ def sculpting_profile(
     ax = _ax(ax)
     ok = np.isfinite(x)
     bins = np.linspace(float(np.quantile(x[ok], 0.0)), float(np.quantile(x[ok], 0.995)) + 1e-6, 30)
-    ax.hist(x[ok], bins=bins, histtype="step", density=True, label="all background")
+    ax.hist(x[ok], bins=bins.tolist(), histtype="step", density=True, label="all background")
     sel = ok & (score > cut)
     if sel.sum() > 0:
         ax.hist(
             x[sel],
-            bins=bins,
+            bins=bins.tolist(),
             histtype="step",
             density=True,
             label=f"score > cut ({int(sel.sum())} ev.)",

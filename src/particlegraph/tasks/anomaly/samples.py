@@ -134,7 +134,7 @@ class Candidates(NamedTuple):
         return int(self.offsets.size - 1)
 
 
-def pf_candidates(ycand: np.ndarray, keep: int) -> dict[str, np.ndarray]:
+def pf_candidates(ycand: np.ndarray, keep: int) -> dict[str, Any]:
     """The ``keep`` highest-pT candidates (class != 0) of one event's ``ycand`` (N, 7) rows."""
     rows = ycand[ycand[:, Y_PID] > 0]
     order = np.argsort(-rows[:, Y_PT], kind="stable")[:keep]
@@ -378,4 +378,4 @@ def take_events(c: Candidates, start: int, stop: int | None = None) -> Candidate
     lo, hi = int(c.offsets[start]), int(c.offsets[stop])
     flat = [a[lo:hi] for a in c[:6]]
     per_event = [a[start:stop] for a in c[7:]]
-    return Candidates(*flat, c.offsets[start : stop + 1] - lo, *per_event)
+    return Candidates._make([*flat, c.offsets[start : stop + 1] - lo, *per_event])

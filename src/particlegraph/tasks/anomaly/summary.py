@@ -48,7 +48,11 @@ def plot_leading_pt(
         c = read_candidates(p, max_events)
         counts = np.diff(c.offsets)
         ax.hist(
-            c.pt[c.offsets[:-1][counts > 0]], bins=bins, histtype="step", density=True, label=name
+            c.pt[c.offsets[:-1][counts > 0]],
+            bins=bins.tolist(),
+            histtype="step",
+            density=True,
+            label=name,
         )
     ax.set(xscale="log", yscale="log", xlabel="leading PF candidate pT [GeV]", ylabel="density")
     ax.legend(fontsize=7)

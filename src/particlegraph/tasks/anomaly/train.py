@@ -157,7 +157,10 @@ def make_run_config(
     """Run config from the packaged ``configs/<model>.yaml`` (or ``config``) + ``key=value`` overrides."""
     from particlegraph.config import apply_overrides, from_dict
     from particlegraph.tasks.anomaly.configs import read_config
+    from particlegraph.tasks.anomaly.models import MODEL_NAMES
 
+    if config is None and model not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
     raw = read_config(config if config is not None else model)
     raw = apply_overrides(raw, [f"data={data}", *(overrides or [])])
     return from_dict(AnomalyRunConfig, raw, where=str(config or f"configs/{model}.yaml"))
