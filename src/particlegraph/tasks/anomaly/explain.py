@@ -105,6 +105,10 @@ class _LatentView(nn.Module):
     def lrp_trace(self, tr: Tracer, x: Tensor, batch: Tensor | None) -> dict[str, int]:
         return {"latent": self.model.trace_encoder(tr, self.edge_index)}
 
+    def lrp_outputs(self, x: Tensor, batch: Tensor | None) -> dict[str, Tensor]:
+        """The model's own latent, which the engine compares with the trace."""
+        return {"latent": self.model.encode_inputs(x, self.edge_index)}
+
 
 def lrp_latent(model: AnomalyModel, g: Data) -> tuple[np.ndarray, float]:
     """LRP relevance (L, n, F) of each latent dimension summed over nodes, and the worst

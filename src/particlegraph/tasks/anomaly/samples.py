@@ -29,9 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from particlegraph.atomic import atomic_path
-from particlegraph.data.schema import Y_CHARGE, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PID, Y_PT, Y_SIN_PHI
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.physics.kinematics import massless_p4, phi_from_sincos
 from particlegraph.sim.detector import DetectorConfig
+from particlegraph.sim.elements import Y_CHARGE, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PID, Y_PT, Y_SIN_PHI
 from particlegraph.sim.particles import concatenate
 from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
 from particlegraph.sim.pythia import (
@@ -142,7 +143,7 @@ def pf_candidates(ycand: np.ndarray, keep: int) -> dict[str, Any]:
     return {
         "pt": r[:, Y_PT].astype(np.float32),
         "eta": r[:, Y_ETA].astype(np.float32),
-        "phi": np.arctan2(r[:, Y_SIN_PHI], r[:, Y_COS_PHI]).astype(np.float32),
+        "phi": phi_from_sincos(r[:, Y_SIN_PHI], r[:, Y_COS_PHI]).astype(np.float32),
         "cls": r[:, Y_PID].astype(np.int8),
         "charge": r[:, Y_CHARGE].astype(np.int8),
         "energy": r[:, Y_ENERGY].astype(np.float32),
@@ -162,9 +163,8 @@ def jet_summary(events: list[np.ndarray]) -> np.ndarray:
     p4s = []
     for y in events:
         r = y[y[:, Y_PID] > 0].astype(np.float64)
-        pt, eta = r[:, Y_PT], r[:, Y_ETA]
-        p4s.append(np.stack([pt * r[:, Y_COS_PHI], pt * r[:, Y_SIN_PHI],
-                             pt * np.sinh(eta), pt * np.cosh(eta)], 1))  # fmt: skip
+        phi = phi_from_sincos(r[:, Y_SIN_PHI], r[:, Y_COS_PHI])
+        p4s.append(massless_p4(r[:, Y_PT], r[:, Y_ETA], phi).reshape(-1, 4))
     counts = np.array([len(p) for p in p4s], dtype=np.int64)
     flat = np.concatenate(p4s) if counts.sum() else np.zeros((0, 4))
     arr = ak.zip({n: ak.unflatten(np.ascontiguousarray(flat[:, i]), counts)
