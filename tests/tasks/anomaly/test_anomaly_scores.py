@@ -1,4 +1,5 @@
-"""Per-graph scores: batched == one graph at a time, dense GAE score against a slow loop."""
+"""Per-graph scores: batched (dense, padded) == one graph at a time (sparse PyG path), dense GAE
+score against a slow loop."""
 
 from __future__ import annotations
 

@@ -70,6 +70,26 @@ def trace_gcn(tr: Tracer, name: str, a: int, conv: GCNConv, edge_index: Tensor) 
     return tr.linear(f"{name}.bias", m, eye, conv.bias)
 
 
+def dense_gcn_norm(adj: Tensor, mask: Tensor) -> Tensor:
+    """GCN-normalised dense adjacency (B, n, n) ``[target i, source j]`` with self loops on real
+    nodes: ``d_i^-1/2 a_ij d_j^-1/2``, ``d`` the in-degree with the loop (PyG's ``gcn_norm``)."""
+    eye = torch.eye(adj.shape[1], dtype=torch.bool, device=adj.device)
+    a = (adj | (eye & mask[:, :, None])).to(torch.get_default_dtype())
+    deg = a.sum(2)  # (B, n) in-degree of each target
+    dinv = torch.where(deg > 0, deg.clamp_min(1e-12).rsqrt(), torch.zeros_like(deg))
+    return dinv[:, :, None] * a * dinv[:, None, :]
+
+
+def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
+    """``GCNConv`` on padded dense graphs: ``a_hat @ lin(h) + bias``; h (B, n, C) -> (B, n, C')."""
+    out = torch.bmm(a_hat.to(h.dtype), conv.lin(h))
+    return out if conv.bias is None else out + conv.bias
+
+
+def _bn(bn: nn.BatchNorm1d, h: Tensor) -> Tensor:
+    return bn(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+
+
 class SeedEncoder(nn.Module):
     """The exercise's encoder: BN -> GCNConv(5, 32) -> ReLU -> BN -> GCNConv(32, 8)."""
 
@@ -83,6 +103,11 @@ class SeedEncoder(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         h = F.relu(self.conv1(self.bn1(x), edge_index))
         return self.conv2(self.bn2(h), edge_index)
+
+    def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
+        """The same encoder on padded dense graphs (B, n, 5) with a normalised adjacency."""
+        h = F.relu(dense_gcn(self.conv1, _bn(self.bn1, h), a_hat))
+        return dense_gcn(self.conv2, _bn(self.bn2, h), a_hat)
 
     def trace(self, tr: Tracer, a: int, edge_index: Tensor) -> int:
         a = tr.batchnorm("bn1", a, self.bn1)
@@ -105,6 +130,13 @@ class GCNEncoder(nn.Module):
         for conv in self.convs:
             h = F.relu(conv(h, edge_index))
         return self.out(h, edge_index)
+
+    def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
+        """The same encoder on padded dense graphs (B, n, C) with a normalised adjacency."""
+        h = F.relu(self.lin(h))
+        for conv in self.convs:
+            h = F.relu(dense_gcn(conv, h, a_hat))
+        return dense_gcn(self.out, h, a_hat)
 
     def trace(self, tr: Tracer, a: int, edge_index: Tensor) -> int:
         a = tr.activation("lin.relu", tr.module_linear("lin", a, self.lin), F.relu)
@@ -143,6 +175,15 @@ class AnomalyModel(nn.Module):
 
     def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.encode_inputs(self.inputs(x), edge_index)
+
+    def dense_inputs(self, xd: Tensor) -> Tensor:
+        """Model inputs of padded raw features (B, n, 5) -> (B, n, F)."""
+        b, n, f = xd.shape
+        return self.inputs(xd.reshape(-1, f)).reshape(b, n, -1)
+
+    def encode_dense(self, hd: Tensor, a_hat: Tensor) -> Tensor:
+        """Latent (B, n, L) of padded model inputs ``hd`` (B, n, F); padding rows are junk."""
+        return self.encoder.dense(hd, a_hat)  # type: ignore[operator]
 
     def trace_encoder(self, tr: Tracer, edge_index: Tensor) -> int:
         """Record the encoder on ``tr``'s input (the model inputs) for LRP; returns the latent id."""
