@@ -114,9 +114,9 @@ def scoring(args: argparse.Namespace) -> None:
             ts.append(time.perf_counter() - t0)
         return min(ts)
 
-    t_loop = best_of(exercise_loop, 2)
-    t_one = best_of(lambda: score_one_by_one(model, graphs), 2)
-    t_vec = best_of(lambda: score_graphs(model, graphs, batch_size=256))
+    t_loop = best_of(exercise_loop, 5)
+    t_one = best_of(lambda: score_one_by_one(model, graphs), 3)
+    t_vec = best_of(lambda: score_graphs(model, graphs, batch_size=256), 10)
     a = score_graphs(model, graphs, batch_size=256).columns["recon"]
     b = score_one_by_one(model, graphs).columns["recon"]
     emit({"machine": machine(), "threads": 1, "graphs": len(graphs), "model": "gae-seed",

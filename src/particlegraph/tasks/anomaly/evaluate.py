@@ -170,16 +170,19 @@ def _sculpting(ev: Evaluation) -> None:
         ev.sculpting.append(row)
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, n_bkg: float | None = None) -> str:
+    """Table cell: 3 significant digits; an infinite rejection is a lower bound ``> n_bkg``."""
     if v is None:
-        return "inf"
+        return "inf" if n_bkg is None else f"> {n_bkg:.0f}"
     if isinstance(v, float):
-        return f"{v:.3g}"
+        return f"{v:.3g}" if abs(v) < 1e3 else f"{v:.0f}"
     return str(v)
 
 
 def markdown_table(ev: Evaluation) -> str:
-    """The metrics table (mean over seeds, +- sample standard deviation of the AUC)."""
+    """The metrics table: means over seeds, the AUC with the sample standard deviation over
+    seeds; ``> N`` where no background event (of N) passes the cut."""
+    n_bkg = float(ev.events[ev.background]["event"].size)
     head = (
         "| model | score | signal | seeds | AUC | eps_S@1e-2 | eps_S@1e-3 | 1/eps_B@0.3 | max SIC |"
     )
@@ -188,7 +191,7 @@ def markdown_table(ev: Evaluation) -> str:
         lines.append(
             f"| {r['model']} | {r['score']} | {r['signal']} | {r['n_seeds']} | {r['auc']:.3f} ± "
             f"{r['auc_std']:.3f} | {_fmt(r['eps_s_at_1e2'])} | {_fmt(r['eps_s_at_1e3'])} | "
-            f"{_fmt(r['inv_eps_b_at_0p3'])} | {_fmt(r['max_sic'])} |"
+            f"{_fmt(r['inv_eps_b_at_0p3'], n_bkg)} | {_fmt(r['max_sic'])} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -116,7 +116,9 @@ class GraphBatch(NamedTuple):
 def collate(graphs: list[Data]) -> GraphBatch:
     """Concatenate graphs into one :class:`GraphBatch` (only x and edges; much lighter than PyG's
     ``Batch.from_data_list``, which also collates every per-graph attribute)."""
-    nodes = torch.tensor([g.num_nodes for g in graphs], dtype=torch.long)
+    nodes = torch.tensor(
+        [g.x.shape[0] for g in graphs], dtype=torch.long
+    )  # not g.num_nodes: 5x slower
     n_edges = torch.tensor([g.edge_index.shape[1] for g in graphs], dtype=torch.long)
     start = torch.cumsum(nodes, 0) - nodes
     x = torch.cat([g.x for g in graphs]) if graphs else torch.zeros(0, 5)
@@ -181,8 +183,9 @@ def score_dense(model: AnomalyModel, gb: GraphBatch) -> dict[str, Tensor]:
         logits = torch.bmm(z, z.transpose(1, 2))  # (B, n, n)
         pairs = mask[:, :, None] & mask[:, None, :]
         eye = torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-        pos = _masked_mean(F.softplus(-logits), adj & pairs)
-        neg = _masked_mean(F.softplus(logits), pairs & ~adj & ~eye)
+        sp = F.softplus(logits)  # -log(1 - sigmoid); -log sigmoid = sp - logits
+        pos = _masked_mean(sp - logits, adj & pairs)
+        neg = _masked_mean(sp, pairs & ~adj & ~eye)
         return {"recon": pos + neg}
     assert isinstance(model, NodeAE)
     err = ((model.decoder(z) - hd) ** 2).mean(-1)  # (B, n)
