@@ -67,7 +67,8 @@ def roc_curves(
         c = roc_curve(np.r_[s, bkg], np.r_[np.ones(s.size), np.zeros(bkg.size)])
         ok = c.eps_b > 0
         ax.plot(c.eps_s[ok], 1.0 / c.eps_b[ok], label=name)
-    ax.plot([1e-3, 1], [1e3, 1], "k:", lw=0.8, label="random")
+    x = np.linspace(1e-3, 1.0, 200)
+    ax.plot(x, 1.0 / x, "k:", lw=0.8, label="random")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\epsilon_S$")
     ax.set_ylabel(r"$1/\epsilon_B$")
