@@ -80,6 +80,19 @@ def test_inspect(sample_dir) -> None:
     assert info["events"] == 10 and info["pf_candidates"]["mean"] > 100
 
 
+def test_inspect_exercise_pt(tmp_path: Path) -> None:
+    import torch
+    from torch_geometric.data import Data
+
+    x = torch.tensor([[5.0, 0.0, 0.1, 0.14, 211.0], [2.0, 1.0, -3.0, 0.0, 22.0]])
+    path = tmp_path / "ex.pt"
+    torch.save([Data(x=x, edge_index=torch.tensor([[0], [1]]), y=torch.tensor([1]))], path)
+    res = runner.invoke(app, ["inspect", str(path)])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output.strip().splitlines()[0])
+    assert info["events"] == 1 and info["leading_pt"]["mean"] == 5.0 and info["labels"] == [1]
+
+
 def test_bad_inputs_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")

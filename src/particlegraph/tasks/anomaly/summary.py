@@ -13,6 +13,8 @@ from particlegraph.tasks.anomaly.samples import read_candidates, read_metadata, 
 def inspect_sample(path: str | Path, max_events: int | None = None) -> dict[str, Any]:
     """Summary of one sample folder/file: events, PF candidates per event (mean, median, 10-90 %
     range), leading / 40th candidate pT [GeV] quantiles, HT [GeV], trigger efficiency."""
+    if Path(path).suffix == ".pt":
+        return _inspect_pt(Path(path), max_events)
     c = read_candidates(path, max_events)
     meta = read_metadata(sample_files(path)[0])
     counts = np.diff(c.offsets)
@@ -33,6 +35,28 @@ def inspect_sample(path: str | Path, max_events: int | None = None) -> dict[str,
         "pf_candidates": q(c.n_cand.astype(float)), "leading_pt": q(lead.astype(float)),
         "pt_40th": q(pt40.astype(float)), "events_with_40": float(has40.mean()) if counts.size else 0.0,
         "ht": q(c.ht.astype(float)), "trigger_efficiency": meta.get("trigger_efficiency"),
+    }  # fmt: skip
+
+
+def _q(a: np.ndarray) -> dict[str, float]:
+    if a.size == 0:
+        return {}
+    qs = {k: float(np.quantile(a, v)) for k, v in (("p10", 0.1), ("median", 0.5), ("p90", 0.9))}
+    return qs | {"mean": float(a.mean())}
+
+
+def _inspect_pt(path: Path, max_events: int | None) -> dict[str, Any]:
+    """Summary of an exercise ``.pt`` file: graphs, nodes and edges per graph, leading pT."""
+    from particlegraph.tasks.anomaly.formats import read_pt_graphs
+
+    graphs = read_pt_graphs(path)[:max_events]
+    nodes = np.array([g.x.shape[0] for g in graphs], dtype=float)
+    lead = np.array([float(g.x[:, 0].max()) for g in graphs if g.x.shape[0]], dtype=float)
+    labels = sorted({int(g.y[0]) for g in graphs})
+    return {
+        "path": str(path), "format": "exercise .pt", "events": len(graphs), "labels": labels,
+        "nodes": _q(nodes), "edges": _q(np.array([g.edge_index.shape[1] for g in graphs], float)),
+        "leading_pt": _q(lead),
     }  # fmt: skip
 
 
