@@ -21,24 +21,17 @@ def inspect_sample(path: str | Path, max_events: int | None = None) -> dict[str,
     lead = c.pt[c.offsets[:-1][counts > 0]]
     has40 = counts >= 40
     pt40 = c.pt[(c.offsets[:-1] + 39)[has40]]
-
-    def q(a: np.ndarray) -> dict[str, float]:
-        if a.size == 0:
-            return {}
-        return {
-            k: float(np.quantile(a, v)) for k, v in (("p10", 0.1), ("median", 0.5), ("p90", 0.9))
-        } | {"mean": float(a.mean())}
-
     return {
         "path": str(path), "sample": meta.get("sample"), "process": meta.get("process"),
         "pileup": meta.get("pileup"), "events": c.num_events,
-        "pf_candidates": q(c.n_cand.astype(float)), "leading_pt": q(lead.astype(float)),
-        "pt_40th": q(pt40.astype(float)), "events_with_40": float(has40.mean()) if counts.size else 0.0,
-        "ht": q(c.ht.astype(float)), "trigger_efficiency": meta.get("trigger_efficiency"),
+        "pf_candidates": _q(c.n_cand.astype(float)), "leading_pt": _q(lead.astype(float)),
+        "pt_40th": _q(pt40.astype(float)), "events_with_40": float(has40.mean()) if counts.size else 0.0,
+        "ht": _q(c.ht.astype(float)), "trigger_efficiency": meta.get("trigger_efficiency"),
     }  # fmt: skip
 
 
 def _q(a: np.ndarray) -> dict[str, float]:
+    """10 %, 50 %, 90 % quantiles and mean of ``a`` ({} when empty)."""
     if a.size == 0:
         return {}
     qs = {k: float(np.quantile(a, v)) for k, v in (("p10", 0.1), ("median", 0.5), ("p90", 0.9))}
