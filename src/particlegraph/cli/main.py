@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from particlegraph.tasks.anomaly import cli as anomaly_cli
 from particlegraph.tasks.mlpf import cli as mlpf_cli
 from particlegraph.tasks.tabular import cli as tabular_cli
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(mlpf_cli.app, name="mlpf")
 app.add_typer(tabular_cli.app, name="tabular")
+app.add_typer(anomaly_cli.app, name="anomaly")
 
 
 def main() -> None:
