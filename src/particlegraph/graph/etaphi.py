@@ -14,13 +14,10 @@ import math
 import torch
 from torch import Tensor
 
+from particlegraph.physics.kinematics import delta_phi
+
 #: Largest padded distance block (events x n_max x n_max entries; 64 MB of float32).
 BLOCK_ENTRIES = 1 << 24
-
-
-def delta_phi(phi1: Tensor, phi2: Tensor) -> Tensor:
-    """``phi1 - phi2`` wrapped into [-pi, pi) [rad]; broadcasts."""
-    return torch.remainder(phi1 - phi2 + math.pi, 2.0 * math.pi) - math.pi
 
 
 def _ptr(batch: Tensor | None, n: int) -> Tensor:
