@@ -6,7 +6,7 @@ GNN) and ``gnn`` (the full pipeline). Each baseline's DBSCAN settings are tuned 
 validation events, as the pipeline's are. Per event: TrackML score, double-majority and perfect
 efficiencies, fake and duplicate rates (pT > 1 and > 0.5 GeV), edge efficiency / purity of the
 predicted graph and after the GNN, seconds per stage. Outputs in ``out``: ``metrics.json``,
-``events/`` (TrackML truth, particles and each method's submission per event), figures and
+``events/`` (TrackML hits, truth, particles and each method's submission per event), figures and
 ``report.html`` (see :mod:`.report`).
 """
 
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 METHODS = ("raw_dbscan", "unrolled_dbscan", "stage1_dbscan", "gnn")
 #: Curvature hypotheses [1/m] of the unrolled baseline: |k| = 0.3 B / pT, pT >= ~0.4 GeV at 2 T.
 CURVATURES = np.linspace(-1.5, 1.5, 13)
-RAW_EPS = (0.002, 0.005, 0.01, 0.02, 0.04)  # m
+RAW_EPS = (0.005, 0.01, 0.02, 0.05, 0.1)  # m
 UNROLLED_EPS = (0.002, 0.004, 0.008, 0.015)
 
 
@@ -160,9 +160,10 @@ def fake_table(ev: HitEvent, track_id: np.ndarray, min_hits: int = 3) -> dict[st
 
 
 def write_event_files(folder: Path, data: str | Path, res: EventResult) -> None:
-    """TrackML truth, particles and one submission per method for one event."""
+    """TrackML hits, truth, particles and one submission per method for one event."""
     ev = read_event(data, res.event_id)
     prefix = event_prefix(res.event_id)
+    write_table(folder / f"{prefix}-hits.csv", ev.hits, "hits")
     if ev.truth is not None and ev.particles is not None:
         write_table(folder / f"{prefix}-truth.csv", ev.truth, "truth")
         write_table(folder / f"{prefix}-particles.csv", ev.particles, "particles")

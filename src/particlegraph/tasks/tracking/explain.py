@@ -95,7 +95,7 @@ def pair_gradient_x_input(
     e = model(xg, edge_index)
     d = (e[i] - e[j]).norm()
     (grad,) = torch.autograd.grad(d, xg)
-    return float(d), (grad * x).detach()
+    return float(d.detach()), (grad * x).detach()
 
 
 def default_target(particle_id: Tensor, pt: Tensor) -> tuple[int, int]:
