@@ -29,8 +29,12 @@ def _write_events(folder, n_events=4, n_particles=25):
         eta = rng.uniform(-2.0, 2.0, n_particles)
         phi = rng.uniform(-np.pi, np.pi, n_particles)
         p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)
-        vtx = np.stack([np.zeros(n_particles), np.zeros(n_particles), rng.normal(0, 20, n_particles)], 1)
-        parts = make_particles(np.full(n_particles, 211), rng.choice([-1.0, 1.0], n_particles), p4, vtx)
+        vtx = np.stack(
+            [np.zeros(n_particles), np.zeros(n_particles), rng.normal(0, 20, n_particles)], 1
+        )
+        parts = make_particles(
+            np.full(n_particles, 211), rng.choice([-1.0, 1.0], n_particles), p4, vtx
+        )
         write_event(folder, build_event(parts, SiliconConfig(), rng, 1000 + e))
 
 
@@ -49,7 +53,20 @@ def test_train_evaluate_explain(tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["dbscan"] == {"eps": 0.1, "min_samples": 1}
     out = tmp_path / "eval"
-    r = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--data", str(data), "--out", str(out), "--max-events", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--run",
+            str(tmp_path / "run"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-events",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["methods"]) == {"raw_dbscan", "unrolled_dbscan", "stage1_dbscan", "gnn"}
@@ -59,10 +76,23 @@ def test_train_evaluate_explain(tmp_path):
     assert ev.truth is not None
     for name in ("gnn", "unrolled_dbscan"):
         suffix = "" if name == "gnn" else f"-{name}"
-        tid = read_submission(out / "events" / f"event000001000-submission{suffix}.csv", ev.hits["hit_id"])
+        tid = read_submission(
+            out / "events" / f"event000001000-submission{suffix}.csv", ev.hits["hit_id"]
+        )
         s = trackml_score(ev.truth["particle_id"], ev.truth["weight"].astype(float), tid)
         assert s == pytest.approx(m["methods"][name]["score"]["mean"], abs=1e-5)
-    r = runner.invoke(app, ["explain", "--run", str(tmp_path / "run"), "--data", str(data), "--out", str(tmp_path / "ex")])
+    r = runner.invoke(
+        app,
+        [
+            "explain",
+            "--run",
+            str(tmp_path / "run"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "ex"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     ex = json.loads((tmp_path / "ex" / "explain.json").read_text())
     assert ex["lrp"]["conservation_error"] < 1e-3
@@ -75,9 +105,14 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     (tmp_path / "event000001000-hits.csv").write_text("hit_id,x\n1,2\n")
     r = runner.invoke(app, ["inspect", str(tmp_path)])
     assert r.exit_code == 2 and "column 'y' missing" in r.output
-    r = runner.invoke(app, ["evaluate", "--run", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    r = runner.invoke(
+        app,
+        ["evaluate", "--run", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+    )
     assert r.exit_code == 2 and "not a finished tracking run" in r.output
-    r = runner.invoke(app, ["train", "--data", str(tmp_path), "--run", str(tmp_path / "r"), "--config", "nope"])
+    r = runner.invoke(
+        app, ["train", "--data", str(tmp_path), "--run", str(tmp_path / "r"), "--config", "nope"]
+    )
     assert r.exit_code == 2 and "packaged config" in r.output
     r = runner.invoke(app, ["convert", str(tmp_path / "x.pickle"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "tracks.pickle" in r.output

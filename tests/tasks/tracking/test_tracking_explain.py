@@ -11,13 +11,27 @@ from particlegraph.tasks.tracking.model import ModelConfig, TrackingModel, trace
 
 def _model(seed=0, bias_free=False):
     torch.manual_seed(seed)
-    m = TrackingModel(ModelConfig(embed_hidden=8, embed_layers=2, embed_dim=3, gnn_hidden=5, gnn_layers=2, edge_hidden=4, out_dim=3)).double()
+    m = TrackingModel(
+        ModelConfig(
+            embed_hidden=8,
+            embed_layers=2,
+            embed_dim=3,
+            gnn_hidden=5,
+            gnn_layers=2,
+            edge_hidden=4,
+            out_dim=3,
+        )
+    ).double()
     if bias_free:
         for name, p in m.named_parameters():
             if name.endswith("bias") and "edge_mlp" not in name:
-                torch.nn.init.zeros_(p)  # BatchNorm shifts and linear biases; the kernel keeps its own
+                torch.nn.init.zeros_(
+                    p
+                )  # BatchNorm shifts and linear biases; the kernel keeps its own
     else:
-        m.set_standardization(torch.rand(6, dtype=torch.float64), 1 + torch.rand(6, dtype=torch.float64))
+        m.set_standardization(
+            torch.rand(6, dtype=torch.float64), 1 + torch.rand(6, dtype=torch.float64)
+        )
         for conv in m.convs:
             conv.norm.running_mean.uniform_(-0.5, 0.5)
             conv.norm.running_var.uniform_(0.5, 2.0)
@@ -72,7 +86,9 @@ def test_lrp0_equals_gradient_times_input_on_a_bias_free_model():
     with torch.no_grad():
         prog = trace_tracking(m, x, ei)
     for c in range(3):
-        rel = propagate(prog, prog.outputs["embedding"], c, torch.tensor([5]), as_composite(Epsilon(eps=1e-12)))
+        rel = propagate(
+            prog, prog.outputs["embedding"], c, torch.tensor([5]), as_composite(Epsilon(eps=1e-12))
+        )
         dense = torch.zeros_like(x)
         dense[rel.source] = rel.values
         torch.testing.assert_close(dense, _lrp0_reference(m, x, ei, 5, c), rtol=1e-6, atol=1e-9)

@@ -31,7 +31,9 @@ def test_reads_and_converts(tmp_path):
     samples = read_tracks_pickle(path)
     assert len(samples) == 2 and samples[0].emb.shape == (10, 4)
     pred = samples[0].graphs["pred"]
-    assert pred.shape == (2, 30) and np.array_equal(pred[1], np.repeat(np.arange(10), 3))  # [neighbour, hit]
+    assert pred.shape == (2, 30) and np.array_equal(
+        pred[1], np.repeat(np.arange(10), 3)
+    )  # [neighbour, hit]
     assert samples[0].graphs["true"].tolist() == [[1, 0], [0, 1]]
     assert samples[0].graphs["loss"].shape == (2, 2)
     ev = sample_to_event(samples[0], 1000)

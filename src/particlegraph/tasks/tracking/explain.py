@@ -183,7 +183,7 @@ def _display(out: Path, xyz: np.ndarray, pid: np.ndarray, graph: Tensor, lrp: Hi
                               (axes[1], pair_hit, f"|gradient x input| of d(hit {target}, hit {partner})")):  # fmt: skip
         ax.add_collection(
             LineCollection(
-                seg,
+                list(seg),
                 linewidths=0.3 + 2.0 * w / max(w.max(initial=0), 1e-30),
                 colors="0.6",
                 alpha=0.6,

@@ -12,6 +12,7 @@ clusters the refined points into tracks (:mod:`.pipeline`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -69,6 +70,9 @@ class TrackingModel(nn.Module):
         :meth:`forward` (x, edge_index (2, E)) -> (N, D2)
     """
 
+    mean: Tensor  # (F,) feature means (buffer)
+    std: Tensor  # (F,) feature spreads (buffer)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -102,7 +106,7 @@ class TrackingModel(nn.Module):
         h = torch.cat([xs, self.embedder(xs)], dim=-1)
         for conv in self.convs:
             h = conv(h, edge_index)
-        return self.out(h)
+        return self.out(h)  # type: ignore[no-any-return]
 
     def stage_parameters(self, stage: int) -> list[nn.Parameter]:
         """Parameters trained in stage 1 (the embedder) or stage 2 (convs and output)."""
@@ -124,8 +128,9 @@ def trace_tracking(model: TrackingModel, x: Tensor, edge_index: Tensor) -> Progr
     e1 = tr.sequential("embedder", xs, model.embedder)
     h = tr.concat("input", [xs, e1])
     n = x.shape[0]
-    for i, conv in enumerate(model.convs):
-        hn = tr.batchnorm(f"convs.{i}.norm", h, conv.norm)  # type: ignore[arg-type]
+    for i, layer in enumerate(model.convs):
+        conv = cast(EdgeWeightedConv, layer)
+        hn = tr.batchnorm(f"convs.{i}.norm", h, cast(nn.BatchNorm1d, conv.norm))
         w = conv.edge_weight(tr.value(hn), edge_index)
         agg = conv.propagate(edge_index, x=tr.value(hn), edge_weight=w, size=(n, n))
         m = trace_message_passing(tr, f"convs.{i}.aggregate", hn, edge_index, "sum", w, agg)

@@ -94,12 +94,13 @@ def load_run_config(
     """A run config from a YAML file (or a packaged name: notebook, default, demo) + overrides."""
     from importlib import resources
 
-    if path is not None and not Path(path).exists() and "/" not in str(path):
+    if path is not None and not Path(path).is_file():
         name = str(path).removesuffix(".yaml")
         res = resources.files("particlegraph.tasks.tracking") / "configs" / f"{name}.yaml"
         if not res.is_file():
             raise ConfigError(
-                f"no config file {path!r} and no packaged config named {name!r} (notebook, default, demo)"
+                f"no config file {path!r} and no packaged config named {name!r} "
+                "(notebook, default, demo)"
             )
         with resources.as_file(res) as p:
             return load_config(TrackingRunConfig, p, overrides)
