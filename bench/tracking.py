@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,14 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, machine  # noqa: E402
-
-from particlegraph.tasks.tracking.dataset import load_events  # noqa: E402
-from particlegraph.tasks.tracking.evaluate import evaluate_run  # noqa: E402
-from particlegraph.tasks.tracking.pipeline import reconstruct  # noqa: E402
-from particlegraph.tasks.tracking.trackml import list_events, read_event  # noqa: E402
-from particlegraph.tasks.tracking.train import load_run  # noqa: E402
+from common import emit, machine
+from particlegraph.tasks.tracking.dataset import load_events
+from particlegraph.tasks.tracking.evaluate import evaluate_run
+from particlegraph.tasks.tracking.pipeline import reconstruct
+from particlegraph.tasks.tracking.trackml import list_events, read_event
+from particlegraph.tasks.tracking.train import load_run
 
 
 def physics(args: argparse.Namespace) -> dict[str, Any]:
