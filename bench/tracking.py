@@ -34,7 +34,8 @@ from particlegraph.tasks.tracking.train import load_run
 def physics(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.eval_out) if args.eval_out else Path(tempfile.mkdtemp(prefix="trk_eval_"))
     t0 = time.perf_counter()
-    m = evaluate_run(args.run, args.data, out, max_events=args.events, plots=args.plots)
+    m = evaluate_run(args.run, args.data, out, max_events=args.events, plots=args.plots,
+                     tune_data=args.tune_data or None, tune_events=args.tune_events)  # fmt: skip
     m.pop("baseline_tuning", None)
     return {"bench": "tracking_physics", "label": args.label, "machine": machine(),
             "wall_s": time.perf_counter() - t0, "eval_out": str(out), **m}  # fmt: skip
@@ -111,6 +112,8 @@ def main() -> None:
     ph.add_argument("--events", type=int, default=0)
     ph.add_argument("--eval-out", default="")
     ph.add_argument("--plots", action="store_true")
+    ph.add_argument("--tune-data", default="", help="re-tune every DBSCAN on these events")
+    ph.add_argument("--tune-events", type=int, default=2)
     ph.add_argument("--out", default="")
     sc = sub.add_parser("scaling")
     sc.add_argument("--run", required=True)

@@ -126,12 +126,18 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Folder of TrackML test events.")],
     out: Out,
     max_events: Annotated[int, typer.Option(help="Events to evaluate (0 = all).")] = 0,
+    tune_data: Annotated[
+        Path | None, typer.Option(help="Re-tune every DBSCAN on the first events of this folder.")
+    ] = None,
+    tune_events: Annotated[int, typer.Option(help="Events of --tune-data used.")] = 2,
 ) -> None:
     """Score the pipeline and the baselines; write metrics.json, TrackML CSVs and a report."""
     from particlegraph.tasks.tracking.evaluate import evaluate_run
 
     _logging()
-    m = evaluate_run(run, data, out, max_events=max_events)
+    m = evaluate_run(
+        run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
+    )
     for name, v in m["methods"].items():
         typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
                    f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip

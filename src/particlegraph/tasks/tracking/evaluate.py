@@ -201,8 +201,15 @@ def evaluate_run(
     events: list[int] | None = None,
     max_events: int = 0,
     plots: bool = True,
+    tune_data: str | Path | None = None,
+    tune_events: int = 2,
 ) -> dict[str, Any]:
     """Evaluate ``run_dir`` on the events of ``data`` (default all; ``max_events`` > 0 caps them).
+
+    DBSCAN settings: the baselines are tuned on the run's validation events and the pipeline
+    keeps those stored with the run; with ``tune_data`` every method (the pipeline included) is
+    re-tuned on the first ``tune_events`` events of that folder instead (e.g. validation events
+    at the pile-up of the test sample, when the run was trained at another one).
 
     Returns the content of ``out/metrics.json``.
     """
@@ -211,8 +218,20 @@ def evaluate_run(
     out = Path(out)
     model, cfg, cluster = load_run(run_dir)
     info = json.loads((Path(run_dir) / "run.json").read_text())
-    val = load_events(cfg.data, info["val_events"])
+    if tune_data is not None:
+        from particlegraph.tasks.tracking.trackml import list_events as _ids
+
+        val = load_events(tune_data, _ids(tune_data)[:tune_events])
+    else:
+        val = load_events(cfg.data, info["val_events"])
     base, scans = tune_baselines(model, val)
+    if tune_data is not None:
+        from particlegraph.tasks.tracking.train import predicted_graphs, tune_dbscan
+
+        with torch.no_grad():
+            graphs = predicted_graphs(model, val, cfg.graph)
+            pts = [model(e.x, g).double().numpy() for e, g in zip(val, graphs, strict=True)]
+        cluster, scans["gnn"] = tune_dbscan(pts, val, cfg.eps_grid, cfg.min_samples_grid)
     ids = events or list_events(data)
     if max_events > 0:
         ids = ids[:max_events]
@@ -241,6 +260,7 @@ def evaluate_run(
         "dbscan": {"gnn": asdict(cluster), "raw_dbscan": asdict(base.raw),
                    "unrolled_dbscan": asdict(base.unrolled), "stage1_dbscan": asdict(base.stage1)},
         "baseline_tuning": scans,
+        "tuned_on": str(tune_data) if tune_data is not None else "run validation events",
         "hits_per_event": float(np.mean([len(r.tracks["gnn"]) for r in results])),
     })  # fmt: skip
     write_json(out / "metrics.json", summary)
