@@ -188,7 +188,8 @@ class EventLoader:
     """Batches of ``batch_size`` events, reshuffled each epoch (seeded), re-iterable.
 
     ``graphs`` (one edge list per event) are attached to the batches when given. The training
-    loop calls :meth:`set_epoch` through the ``dataset`` attribute.
+    loop calls :meth:`set_epoch` through the ``dataset`` attribute. Under DistributedDataParallel
+    each rank iterates its own share of the events.
     """
 
     def __init__(
@@ -220,6 +221,9 @@ class EventLoader:
         order = np.arange(len(self.events))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # under torchrun each rank takes every world_size-th event of the same order
+            order = order[torch.distributed.get_rank() :: torch.distributed.get_world_size()]
         for lo in range(0, len(order), self.batch_size):
             sel = order[lo : lo + self.batch_size].tolist()
             graphs = None if self.graphs is None else [self.graphs[i] for i in sel]
