@@ -215,7 +215,10 @@ class EventLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.events) // self.batch_size)
+        n = len(self.events)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            n = len(range(torch.distributed.get_rank(), n, torch.distributed.get_world_size()))
+        return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[HitBatch]:
         order = np.arange(len(self.events))
