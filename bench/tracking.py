@@ -32,6 +32,7 @@ from particlegraph.tasks.tracking.train import load_run
 
 
 def physics(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(1)  # the shared dev machine: spinning threads slow every job down
     out = Path(args.eval_out) if args.eval_out else Path(tempfile.mkdtemp(prefix="trk_eval_"))
     t0 = time.perf_counter()
     m = evaluate_run(args.run, args.data, out, max_events=args.events, plots=args.plots,
