@@ -75,7 +75,8 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
     rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ratio = {k: b[k] / s[k] for k in s if k not in ("hits", "edges") and s[k] > 0}
     return {
-        "bench": "tracking_scaling", "machine": machine(), "threads": 1, "small": s, "big": b,
+        "bench": "tracking_scaling", "machine": machine(), "run": str(args.run), "threads": 1,
+        "small": s, "big": b,
         "ratio_big_over_small": ratio, "hits_ratio": b["hits"] / s["hits"],
         "peak_rss_mb": {"before": rss0, "after_small": rss1, "after_big": rss2},
     }  # fmt: skip
