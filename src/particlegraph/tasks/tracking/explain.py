@@ -169,8 +169,9 @@ def _display(out: Path, xyz: np.ndarray, pid: np.ndarray, graph: Tensor, lrp: Hi
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
-    from particlegraph.tasks.tracking.plots import save_figure
+    from particlegraph.plot import headless_backend, save_figure
 
+    headless_backend()
     rel = np.zeros(xyz.shape[0])
     rel[lrp.sources] = lrp.relevance.sum(1)
     fig, axes = plt.subplots(1, 2, figsize=(13, 6))

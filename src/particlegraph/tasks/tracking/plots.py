@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from particlegraph.atomic import atomic_path
+from particlegraph.plot import headless_backend
 
 PT_BINS = np.array([0.1, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0])
 ETA_BINS = np.linspace(-4.0, 4.0, 17)
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:
-    """Save ``fig`` atomically (PNG by suffix) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-
-
 def _ax(ax: Axes | None) -> Axes:
+    headless_backend()
     return ax if ax is not None else plt.figure().add_subplot()
 
 
@@ -67,6 +58,7 @@ def plot_hits(
 
 def event_display_figure(xyz: np.ndarray, particle_id: np.ndarray, track_id: np.ndarray) -> Figure:
     """2 x 2: x-y and r-z, coloured by true particle (left) and by reconstructed track (right)."""
+    headless_backend()
     fig, axes = plt.subplots(2, 2, figsize=(11, 10))
     noise = particle_id == 0
     for row, view in enumerate(("xy", "rz")):
@@ -92,6 +84,7 @@ def embedding_figure(
     uniq, counts = np.unique(particle_id[particle_id != 0], return_counts=True)
     show = uniq[np.argsort(-counts)[:top]]
     sel = np.isin(particle_id, show)
+    headless_backend()
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, pts, title in (
         (axes[0], before, "stage 1 (metric learning)"),

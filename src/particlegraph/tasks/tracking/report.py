@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from particlegraph.plot import save_figure
 from particlegraph.report.html import ReportSection, write_report
 from particlegraph.tasks.tracking.dataset import HitEvent
 from particlegraph.tasks.tracking.plots import (
@@ -15,7 +16,6 @@ from particlegraph.tasks.tracking.plots import (
     event_display_figure,
     plot_efficiency,
     plot_fake_rate,
-    save_figure,
 )
 
 Tables = Mapping[str, Sequence[Mapping[str, np.ndarray]]]
@@ -50,6 +50,9 @@ def write_evaluation_report(
     """Event display, embeddings, efficiency and fake-rate curves, and ``report.html``."""
     import matplotlib.pyplot as plt
 
+    from particlegraph.plot import headless_backend
+
+    headless_backend()
     fig_dir = out / "figures"
     xyz = ev.xyz.numpy()
     pid = ev.particle_id.numpy()
