@@ -15,7 +15,6 @@ The Delphes ROOT reader lives in :mod:`particlegraph.tasks.mlpf.delphes_root`.
 from __future__ import annotations
 
 import bz2
-import io
 import os
 import pickle
 from collections.abc import Sequence
@@ -25,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from particlegraph.atomic import atomic_path
-from particlegraph.errors import DataFileError
-from particlegraph.io.shards import brief
+from particlegraph.errors import DataFileError, ResourceLimitError, brief
+from particlegraph.io.limits import Limits, open_bounded
 from particlegraph.sim.elements import MLPFEvent
-from particlegraph.tasks.mlpf.schema import COLUMNS, validate_event
+from particlegraph.tasks.mlpf.schema import COLUMNS, checked, validate_event
 
 PathLike = str | os.PathLike[str]
 #: Events per file in the public dataset; writers split longer event lists into several files.
@@ -60,27 +59,73 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path, max_bytes: int | None = None) -> Any:
+    """Unpickle ``path`` through a bounded bz2 stream (see :mod:`particlegraph.io.limits`)."""
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
     try:
-        raw = bz2.decompress(path.read_bytes())
-    except (OSError, EOFError, ValueError) as err:
+        with open_bounded(path, "bz2", max_bytes) as stream:
+            return _NumpyOnlyUnpickler(stream).load()  # type: ignore[arg-type]
+    except ResourceLimitError:
+        raise
+    except (OSError, EOFError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
         raise DataFileError(f"{path}: not a complete bz2 file ({brief(err)})") from err
-    try:
-        return _NumpyOnlyUnpickler(io.BytesIO(raw)).load()
+    except MemoryError as err:
+        raise ResourceLimitError(f"{path}: too large to unpickle in memory") from err
     except Exception as err:  # pickle raises many types on bad input
         raise DataFileError(f"{path}: not a valid pickle of event arrays ({brief(err)})") from err
 
 
-def read_pkl(path: PathLike) -> list[MLPFEvent]:
+def _nested_size(obj: Any, depth: int = 0) -> int:
+    """Elements a nested list would expand to, following the first item at each level.
+
+    Nested lists that share references (``[[x] * 100] * 100 ...``) pickle to a few hundred
+    bytes but expand to billions of numbers in ``np.asarray``; this estimate refuses them first.
+    Ragged lists that get past it fail in ``np.asarray`` with a ValueError.
+    """
+    size = 1
+    while isinstance(obj, list | tuple) and depth < 64:
+        size *= len(obj)
+        if not obj:
+            return 0
+        obj = obj[0]
+        depth += 1
+    return size
+
+
+def _as_array(obj: Any, where: str, max_elements: int) -> np.ndarray:
+    if isinstance(obj, np.ndarray):
+        return obj
+    if not isinstance(obj, list | tuple):
+        raise DataFileError(f"{where}: expected an array, found {type(obj).__name__}")
+    n = _nested_size(obj)
+    if n > max_elements:
+        raise ResourceLimitError(
+            f"{where}: nested lists expand to {n:,} values, more than the limit of "
+            f"{max_elements:,} (refused before building the array)"
+        )
+    try:
+        return np.asarray(obj, dtype=np.float32)
+    except (ValueError, TypeError) as err:
+        raise DataFileError(f"{where}: not a rectangular array of numbers ({brief(err)})") from err
+
+
+def read_pkl(path: PathLike, max_bytes: int | None = None) -> list[MLPFEvent]:
     """Read one public ``.pkl.bz2`` file into float32 :class:`MLPFEvent` s.
 
+    At most ``max_bytes`` (default :class:`~particlegraph.io.limits.Limits`, 1 GiB) are
+    decompressed; larger files, and nested lists that would expand beyond it, are refused with
+    :class:`~particlegraph.errors.ResourceLimitError` before the memory is allocated.
+
     Raises :class:`DataFileError` naming the file when it is missing, truncated, lacks one of
-    the keys X/ygen/ycand, or has arrays with the wrong number of columns.
+    the keys X/ygen/ycand, has arrays with the wrong number of columns or of non-numbers, or
+    (unless :func:`~particlegraph.tasks.mlpf.schema.validation` is off) unphysical values.
     """
     path = Path(path)
-    data = _load(path)
+    limit = Limits.from_env().max_bytes if max_bytes is None else max_bytes
+    data = _load(path, limit)
     if not isinstance(data, dict):
         raise DataFileError(
             f"{path}: expected a dict with keys X, ygen, ycand, found {type(data).__name__}"
@@ -89,13 +134,18 @@ def read_pkl(path: PathLike) -> list[MLPFEvent]:
     if missing:
         found = ", ".join(map(str, data)) or "none"
         raise DataFileError(f"{path}: missing key(s) {', '.join(missing)} (found: {found})")
+    if not all(isinstance(data[k], list | tuple) for k in COLUMNS):
+        kinds = {k: type(data[k]).__name__ for k in COLUMNS}
+        raise DataFileError(f"{path}: X, ygen and ycand must be lists of per-event arrays {kinds}")
     lengths = {k: len(data[k]) for k in COLUMNS}
     if len(set(lengths.values())) != 1:
         raise DataFileError(f"{path}: X, ygen and ycand hold different numbers of events {lengths}")
-    return [
-        validate_event(MLPFEvent(*(np.asarray(data[k][i]) for k in COLUMNS)), f"{path} (event {i})")
-        for i in range(lengths["X"])
-    ]
+    events = []
+    for i in range(lengths["X"]):
+        where = f"{path} (event {i})"
+        arrays = (_as_array(data[k][i], f"{where} {k}", limit // 4) for k in COLUMNS)
+        events.append(checked(MLPFEvent(*arrays), where))
+    return events
 
 
 def write_pkl(path: PathLike, events: Sequence[MLPFEvent]) -> None:
