@@ -38,6 +38,9 @@ def generate_command(
     pythia: list[str] = typer.Option(
         [], "--pythia", help="Extra Pythia setting, repeatable (e.g. 'PhaseSpace:pTHatMin = 100')."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing files made with other settings."
+    ),
 ) -> None:
     """Generate collider events (Pythia 8 + pile-up + CMS-like fast detector) as MLPF files."""
     from particlegraph.sim.detector import DetectorConfig
@@ -46,6 +49,6 @@ def generate_command(
     paths = generate(
         process, events, pileup, seed, out, shard=shard, num_shards=num_shards, fmt=fmt,
         events_per_file=events_per_file, pool_size=pool_size, pythia_settings=tuple(pythia),
-        detector=DetectorConfig(separate_ecal_towers=separate_ecal),
+        detector=DetectorConfig(separate_ecal_towers=separate_ecal), overwrite=overwrite,
     )  # fmt: skip
     typer.echo(f"{len(paths)} file(s) in {out} (shard {shard}/{num_shards})")

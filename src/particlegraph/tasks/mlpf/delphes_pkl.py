@@ -15,6 +15,7 @@ The Delphes ROOT reader lives in :mod:`particlegraph.tasks.mlpf.delphes_root`.
 from __future__ import annotations
 
 import bz2
+import json
 import os
 import pickle
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from particlegraph.tasks.mlpf.schema import COLUMNS, checked, validate_event
 PathLike = str | os.PathLike[str]
 #: Events per file in the public dataset; writers split longer event lists into several files.
 EVENTS_PER_FILE = 100
+#: Extra dict key holding the JSON settings (generation metadata) of a written file.
+METADATA_KEY = "particlegraph"
 
 # numpy objects a pickled array needs (numpy 1 writes numpy.core.*, numpy 2 numpy._core.*).
 _ALLOWED = {
@@ -148,14 +151,39 @@ def read_pkl(path: PathLike, max_bytes: int | None = None) -> list[MLPFEvent]:
     return events
 
 
-def write_pkl(path: PathLike, events: Sequence[MLPFEvent]) -> None:
+def read_pkl_metadata(path: PathLike) -> dict[str, Any]:
+    """The settings dict :func:`write_pkl` stored under the key ``particlegraph`` (``{}`` if none)."""
+    path = Path(path)
+    data = _load(path)
+    raw = data.get(METADATA_KEY) if isinstance(data, dict) else None
+    if raw is None:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except (TypeError, ValueError) as err:
+        raise DataFileError(f"{path}: metadata is not valid JSON ({brief(err)})") from err
+    return meta if isinstance(meta, dict) else {"value": meta}
+
+
+def write_pkl(
+    path: PathLike, events: Sequence[MLPFEvent], metadata: dict[str, Any] | None = None
+) -> None:
     """Write ``events`` as one public-layout ``.pkl.bz2`` file at ``path``, atomically.
 
     Arrays are stored as float32 numpy arrays; :func:`read_pkl` returns them bit for bit.
+    ``metadata`` (JSON-serialisable, e.g. the generation settings) is stored as a JSON string
+    under the extra key ``particlegraph``, which readers of the public layout ignore.
     """
     path = Path(path)
-    checked = [validate_event(ev, f"{path} (event {i})") for i, ev in enumerate(events)]
-    data = {k: [ev[j] for ev in checked] for j, k in enumerate(COLUMNS)}
+    checked_events = [validate_event(ev, f"{path} (event {i})") for i, ev in enumerate(events)]
+    data: dict[str, Any] = {k: [ev[j] for ev in checked_events] for j, k in enumerate(COLUMNS)}
+    if metadata is not None:
+        try:
+            data[METADATA_KEY] = json.dumps(metadata)
+        except (TypeError, ValueError) as err:
+            raise DataFileError(
+                f"{path}: metadata is not JSON-serialisable ({brief(err)})"
+            ) from err
     payload = bz2.compress(pickle.dumps(data, protocol=4), compresslevel=9)
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
