@@ -14,13 +14,16 @@ do>)`` on stderr and exits with status 2. The wrapper adds a ``--debug`` option 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
@@ -131,6 +134,88 @@ def check_range(name: str, value: float | None, low: float | None = None, high: 
             want = f"<= {high:g}"
         about = f" ({what})" if what else ""
         raise ConfigError(f"{name} must be {want}{about}, got {value:g}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            return parent
+    return Path(".")
+
+
+def _check_parent(path: Path, option: str) -> None:
+    from particlegraph.errors import ConfigError
+
+    anchor = _nearest_existing(path.parent)
+    if not anchor.is_dir():
+        raise ConfigError(f"{anchor}: is a file, not a folder (choose another path for {option})")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{anchor}: permission denied (choose a folder you can write to for {option})"
+        )
+
+
+def check_output_file(path: str | os.PathLike[str], option: str) -> None:
+    """Fail early, before any work, when ``path`` cannot become a file.
+
+    Refuses an existing folder and a parent that is a file or not writable, with a
+    :class:`~particlegraph.errors.ConfigError` naming ``option``.
+    """
+    from particlegraph.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{path}: is a directory, expected a file (give a file path for {option})"
+        )
+    _check_parent(path, option)
+
+
+def check_output_dir(path: str | os.PathLike[str], option: str) -> None:
+    """Fail early when ``path`` cannot become a folder (an existing file, no write permission)."""
+    from particlegraph.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: is a file, expected a folder (give a folder for {option})")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"{path}: permission denied (choose a folder you can write to for {option})"
+            )
+        return
+    _check_parent(path / "x", option)
+
+
+def _topmost_new(path: Path) -> Path | None:
+    """The outermost ancestor of ``path`` (or ``path``) that does not exist yet, else None."""
+    if path.exists():
+        return None
+    top = path
+    for parent in path.parents:
+        if parent.exists():
+            break
+        top = parent
+    return top
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Remove what the block created at ``paths`` (and their new parent folders) if it fails.
+
+    Paths that already existed are left alone, so a failed command leaves the disk as it found
+    it: no empty ``--out`` folder, no run folder holding only ``config.yaml``.
+    """
+    new = [top for p in paths if p is not None and (top := _topmost_new(Path(p))) is not None]
+    try:
+        yield
+    except BaseException:
+        for top in new:
+            if top.is_dir() and not top.is_symlink():
+                shutil.rmtree(top, ignore_errors=True)
+            elif top.exists():
+                top.unlink(missing_ok=True)
+        raise
 
 
 class PlainProgress:

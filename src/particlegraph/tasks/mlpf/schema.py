@@ -72,6 +72,12 @@ def validation(enabled: bool) -> Iterator[None]:
         set_validation(before)
 
 
+def reading(validate: bool = True) -> contextlib.AbstractContextManager[None]:
+    """``--no-validate`` for one command: physics checks off when ``validate`` is False,
+    otherwise the current setting is kept (a test or caller may have switched them off)."""
+    return validation(False) if not validate else contextlib.nullcontext()
+
+
 def validate_event(event: MLPFEvent, where: str = "event") -> MLPFEvent:
     """Check shapes of one event and return it as float32 arrays.
 

@@ -167,6 +167,8 @@ def train_mlpf(
         raise ConfigError(
             f"{run_dir} already holds a trained run; use --resume to continue it or pick a new --run"
         )
+    if resume and not checkpoint_path(run_dir, "last").is_file():
+        raise ConfigError(f"{run_dir}: no checkpoint to resume (train without --resume first)")
     cfg = resolve_run_config(config_path, run_dir, overrides, resume)
     info, _device = D.init_distributed(cfg.fit.device)
 
