@@ -47,8 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from particlegraph.errors import DataFileError
-from particlegraph.io.shards import brief
+from particlegraph.errors import DataFileError, brief
 from particlegraph.physics.kinematics import pt_eta_phi
 from particlegraph.sim.elements import (
     ELEM_TOWER,
@@ -57,8 +56,10 @@ from particlegraph.sim.elements import (
     ParticleClass,
     target_rows,
 )
+from particlegraph.tasks.mlpf.schema import checked
 
 PathLike = str | os.PathLike[str]
+_DAMAGED = "the file is truncated or damaged (copy it again or re-run Delphes)"
 
 REQUIRED = {
     "Track": ("PT", "Eta", "Phi", "EtaOuter", "PhiOuter", "Charge"),
@@ -374,18 +375,29 @@ def _open_tree(path: Path, tree_name: str) -> Any:
         raise DataFileError(f"{path}: no such file")
     try:
         file = uproot.open(path)
+        names = sorted({k.split(";")[0] for k in file.keys(recursive=False)})
     except Exception as err:  # uproot raises many types on a damaged file
         raise DataFileError(f"{path}: not a readable ROOT file ({brief(err)})") from err
+    if tree_name not in names:
+        found = ", ".join(names) or "nothing"
+        raise DataFileError(f"{path}: no TTree {tree_name!r} (found: {found}; see --tree)")
     try:
-        return file[tree_name]
+        tree = file[tree_name]
+        tree.num_entries  # noqa: B018 - touch the header: fails on a truncated file
     except Exception as err:
-        found = ", ".join(sorted({k.split(";")[0] for k in file})) or "nothing"
-        raise DataFileError(f"{path}: no TTree {tree_name!r} (found: {found})") from err
+        raise DataFileError(f"{path}: {_DAMAGED} (TTree {tree_name!r}: {brief(err)})") from err
+    if not hasattr(tree, "num_entries") or not hasattr(tree, "keys"):
+        raise DataFileError(f"{path}: {tree_name!r} is a {type(tree).__name__}, not a TTree")
+    return tree
 
 
 def branch_names(tree: Any) -> dict[str, str]:
     """Leaf name (``Track.PT``) -> full branch path (``Track/Track.PT``) for every branch."""
-    return {name.rsplit("/", 1)[-1]: name for name in tree.keys(recursive=True)}
+    try:
+        keys = tree.keys(recursive=True)
+    except Exception as err:  # a damaged branch list
+        raise DataFileError(f"{tree.file.file_path}: {_DAMAGED} ({brief(err)})") from err
+    return {name.rsplit("/", 1)[-1]: name for name in keys}
 
 
 def check_branches(path: PathLike, tree_name: str = "Delphes") -> dict[str, str]:
@@ -442,7 +454,9 @@ def iter_root(path: PathLike, options: RootReadOptions | None = None) -> Iterato
             except Exception as err:
                 if leaf in (f"{c}.{r}" for c, r in REFERENCES.items()):
                     continue  # unreadable references: fall back to geometric matching
-                raise DataFileError(f"{path}: cannot read branch {full} ({brief(err)})") from err
+                raise DataFileError(
+                    f"{path}: cannot read branch {full}: {_DAMAGED} ({brief(err)})"
+                ) from err
             depth = 2 if leaf == "Tower.Particles" else 1
             if leaf in ("Track.Particle", "Tower.Particles"):
                 arr = _reference_ids(arr, depth)
@@ -459,7 +473,13 @@ def iter_root(path: PathLike, options: RootReadOptions | None = None) -> Iterato
                     offsets, counts2, offsets2, flat = parts
                     c = counts2[offsets[i] : offsets[i + 1]]
                     ev[leaf] = (c, flat[offsets2[offsets[i]] : offsets2[offsets[i + 1]]])
-            yield build_event(ev, opt)
+            try:
+                event = build_event(ev, opt)
+            except (ValueError, IndexError, TypeError, KeyError) as err:
+                raise DataFileError(
+                    f"{path} (event {start + i}): inconsistent Delphes branches ({brief(err)})"
+                ) from err
+            yield checked(event, f"{path} (event {start + i})")
 
 
 def _flatten(arr: Any, depth: int) -> tuple[np.ndarray, ...]:
