@@ -99,7 +99,7 @@ def test_bad_root_inputs_raise(tmp_path: Path) -> None:
     junk.write_bytes(b"root" * 100)
     with pytest.raises(DataFileError, match=r"junk\.root: not a readable ROOT file"):
         delphes_root.check_branches(junk)
-    with pytest.raises(DataFileError, match=r"no TTree 'Events' \(found: Delphes\)"):
+    with pytest.raises(DataFileError, match=r"no TTree 'Events' \(found: Delphes; see --tree\)"):
         list(iter_root(write_delphes(tmp_path / "d.root"), RootReadOptions(tree="Events")))
     with pytest.raises(DataFileError, match="no such file"):
         list(iter_root(tmp_path / "missing.root"))
