@@ -226,7 +226,8 @@ class PlainProgress:
         total: expected count (None: unknown; no percentage or ETA then).
         desc: label at the start of each line.
         unit: unit of the count (``ev``, ``file``...).
-        interval: seconds between lines; the first and the last line are always printed.
+        interval: seconds between lines; a job shorter than that prints nothing, a longer one
+            ends with a final line.
         file: stream (default stderr).
     """
 
@@ -246,7 +247,8 @@ class PlainProgress:
         self.file = file if file is not None else sys.stderr
         self.n = 0
         self.start = time.perf_counter()
-        self._last = -float("inf")
+        self._last = self.start  # the first line comes after `interval`: quick jobs stay quiet
+        self._printed = False
         self._closed = False
         self._postfix = ""
 
@@ -268,6 +270,7 @@ class PlainProgress:
         now = time.perf_counter()
         if force or now - self._last >= self.interval:
             self._last = now
+            self._printed = True
             print(self.line(), file=self.file, flush=True)
 
     def update(self, n: int = 1) -> None:
@@ -284,22 +287,21 @@ class PlainProgress:
         print(text, file=self.file, flush=True)
 
     def close(self) -> None:
-        """Print the final line once."""
+        """Print the final line once (only when earlier lines were printed)."""
         if not self._closed:
             self._closed = True
-            self._emit(force=True)
+            if self._printed:
+                self._emit(force=True)
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
             raise TypeError("PlainProgress was created without an iterable")
-        self._emit(force=True)
         for item in self.iterable:
             yield item
             self.update(1)
         self.close()
 
     def __enter__(self) -> PlainProgress:
-        self._emit(force=True)
         return self
 
     def __exit__(

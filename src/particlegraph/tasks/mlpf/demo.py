@@ -51,9 +51,10 @@ def demo(
     # seconds; the 2,000-event default is for production samples.
     # overwrite=True: files made with these settings are reused, others (another --seed,
     # --pileup or event count) are regenerated; every file stores its settings.
-    common = {"events_per_file": per_file, "pool_size": 300, "overwrite": True}
-    generate("ttbar", train_events, pileup, seed, train_dir, **common)
-    generate("ttbar", test_events, pileup, seed + 7919, test_dir, **common)
+    for n, s, folder in ((train_events, seed, train_dir), (test_events, seed + 7919, test_dir)):
+        generate(
+            "ttbar", n, pileup, s, folder, events_per_file=per_file, pool_size=300, overwrite=True
+        )
 
     print(f"[2/4] training MLPF ({config_path.name}) into {out}")
     for stale in ("checkpoints", "evaluation", "explain"):

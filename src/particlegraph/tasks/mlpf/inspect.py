@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from particlegraph.atomic import atomic_path
+from particlegraph.cli.common import progress
 from particlegraph.sim.elements import (
     CLASS_NAMES,
     ELEM_TOWER,
@@ -56,7 +56,7 @@ def dataset_statistics(
     eta_hist = {t: np.zeros((NUM_CLASSES, len(ETA_EDGES) - 1), dtype=np.int64) for t in TARGETS}
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     done = False
-    for path in tqdm(files, desc="inspect", unit="file", disable=None):
+    for path in progress(files, desc="inspect", unit="file"):
         for ev in read_any(path):
             if max_events is not None and len(n_elem) >= max_events:
                 done = True
