@@ -45,10 +45,10 @@ log = logging.getLogger(__name__)
 FORMATS = {"parquet": ".parquet", "pkl": ".pkl.bz2"}
 #: Stored setting -> the option that sets it, for the message when a re-run differs.
 SETTING_OPTIONS = {
-    "process": "--process", "pythia_settings": "--pythia (or the process preset)",
-    "pileup": "--pileup", "pool_size": "--pool-size", "seed": "--seed",
-    "events_per_file": "--events-per-file", "events": "--events (events in this file)",
-    "file_index": "the file index", "detector": "the detector", "pileup_settings": "the pile-up settings",
+    "seed": "--seed", "events_per_file": "--events-per-file", "process": "--process",
+    "pileup": "--pileup", "events": "--events (events in this file)", "detector": "the detector",
+    "pool_size": "--pool-size", "pythia_settings": "--pythia (or the process preset)",
+    "pileup_settings": "the pile-up settings", "file_index": "the file index",
     "generator": "the generator",
 }  # fmt: skip
 #: Stored keys that do not change the arrays (not compared).
@@ -282,7 +282,11 @@ def setting_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str 
     """
     if not stored:
         return "the file has no generation settings (made by another tool or an older version)"
-    for key, want in expected.items():
+    order = [k for k in SETTING_OPTIONS if k in expected] + [
+        k for k in expected if k not in SETTING_OPTIONS
+    ]  # the options a user changes most often are named first
+    for key in order:
+        want = expected[key]
         if key in _NOT_COMPARED:
             continue
         have = stored.get(key)
@@ -290,13 +294,18 @@ def setting_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str 
             for sub, w in want.items():
                 if _norm(have.get(sub)) != _norm(w):
                     opt = "--separate-ecal-towers" if sub == "separate_ecal_towers" else key
-                    return f"{key}.{sub} ({opt}) was {have.get(sub)!r}, now {w!r}"
+                    return f"{key}.{sub} ({opt}) was {_short(have.get(sub))}, now {_short(w)}"
             continue
         if _norm(have) != _norm(want):
-            return f"{key} ({SETTING_OPTIONS.get(key, key)}) was {have!r}, now {want!r}"
+            return f"{key} ({SETTING_OPTIONS.get(key, key)}) was {_short(have)}, now {_short(want)}"
     if stored.get("version") != expected.get("version"):
         log.warning("reusing files made by particlegraph %s", stored.get("version"))
     return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _norm(value: Any) -> Any:
