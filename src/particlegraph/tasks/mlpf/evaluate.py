@@ -30,7 +30,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.errors import ConfigError
 from particlegraph.physics.jets import JET_PT_EDGES
-from particlegraph.report.html import ReportSection, write_report
+from particlegraph.report.html import ReportSection
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.tasks.mlpf import metrics as pf
 
@@ -241,22 +241,20 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         ):
             fig, axes = _class_grid(plt)
             for ax, c in zip(axes, SHOWN_CLASSES, strict=True):
-                curves = {}
+                curves, counts = {}, {}
                 for side in sides:
                     reco = col.reco[side]
                     if kind == "efficiency":
                         sel = gen["cls"] == c
-                        curves[side] = pf.binned_rate(gen[var][sel], reco["cls"][sel] == c, edges)[
-                            0
-                        ]
+                        rate = pf.binned_rate(gen[var][sel], reco["cls"][sel] == c, edges)
                     else:
                         sel = reco["cls"] == c
-                        curves[side] = pf.binned_rate(reco[var][sel], gen["cls"][sel] != c, edges)[
-                            0
-                        ]
+                        rate = pf.binned_rate(reco[var][sel], gen["cls"][sel] != c, edges)
+                    curves[side], counts[side] = rate
                 plots.plot_binned(
-                    edges, curves, ax=ax, xlabel=xlabel, ylabel=kind.replace("_", " "), logx=logx
-                )
+                    edges, curves, ax=ax, xlabel=xlabel, ylabel=kind.replace("_", " "),
+                    logx=logx, counts=counts,
+                )  # fmt: skip
                 ax.set_title(CLASS_LABELS[c], fontsize="medium")
             rate_images.append(plots.save_figure(fig, out_dir / f"{kind}_vs_{var}.png"))
         sections.append(
@@ -405,7 +403,9 @@ def training_section(run_dir: PathLike, out_dir: PathLike) -> ReportSection | No
                 ax.plot(epochs, [np.nan if v is None else v for v in values], style, label=key)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax.legend()
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.subplots_adjust(right=0.75)
         png = plots.save_figure(fig, Path(out_dir) / "loss.png")
     return ReportSection("Training", [png], f"From {path.name}.")
 
@@ -427,27 +427,33 @@ def write_outputs(
     """
     run_dir = Path(run_dir)
     out_dir = run_dir / EVAL_DIR
+    from particlegraph.tasks.mlpf import report
+
     write_json(run_dir / "metrics.json", metrics)
-    sections = make_figures(col, out_dir) if figures else []
-    sections.insert(
-        0,
+    sections = report.with_captions(make_figures(col, out_dir)) if figures else []
+    sections[:0] = [
+        ReportSection(
+            "Efficiency and fake rate per class",
+            rows=report.rate_rows(metrics, SHOWN_CLASSES),
+            header=CLASS_HEADER,
+            text=f"{metrics['events']} events; value \u00b1 binomial standard error (passed/total). "
+            + CHARGED_NOTE.removeprefix("note: "),
+            links=report.definition_links("efficiency", "fake rate", "charged classes"),
+        ),
         ReportSection(
             "Event-level metrics",
             rows=event_rows(metrics),
             header=EVENT_HEADER,
-            text=f"{metrics['events']} events. Definitions: docs/evaluation.md.",
+            links=report.definition_links("jets and MET", doc="evaluation.md"),
         ),
-    )
+    ]
     train = training_section(run_dir, out_dir) if figures else None
     if train is not None:
-        sections.append(train)
-    return write_report(
-        run_dir / "index.html",
-        title or f"MLPF evaluation: {run_dir.name}",
-        class_rows(metrics),
-        sections,
-        header=CLASS_HEADER,
-    )
+        report.save_stage(
+            run_dir, "training", [train._replace(captions=report.EVALUATION_CAPTIONS)]
+        )
+    report.save_stage(run_dir, "evaluation", sections)
+    return report.write_run_report(run_dir, title)
 
 
 def evaluate(

@@ -487,6 +487,9 @@ def explain(
     summary["timing_s"] = timing
     summary["files"] = [*sorted(set(files)), "summary.json"]
     write_json(out / "summary.json", summary)
+    from particlegraph.tasks.mlpf.report import report_explanation
+
+    report_explanation(run_dir, out, summary)  # the run's index.html gains the explanation part
     return summary
 
 
