@@ -88,7 +88,11 @@ def describe(err: BaseException) -> str | None:
     import pickle
 
     if isinstance(err, ParticlegraphError):
-        return str(err)
+        text = str(err)
+        if "Original Traceback" in text:  # re-raised by a torch DataLoader worker
+            last = text.strip().splitlines()[-1]
+            text = last.split(": ", 1)[1] if ": " in last else last
+        return text
     if isinstance(err, OSError) and err.errno is not None:
         return describe_os_error(err)
     if isinstance(err, MemoryError):

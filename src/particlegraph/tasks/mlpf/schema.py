@@ -124,7 +124,8 @@ def validate_physics(event: MLPFEvent, where: str = "event") -> None:
     - every value of X, ygen and ycand is finite;
     - X element type (column 0) is 1 (tower) or 2 (track);
     - towers: Et, E, E_em, E_had >= 0; tracks: pT, p >= 0;
-    - ``|sin^2 + cos^2 - 1| <= UNIT_TOLERANCE`` for phi of every element and phi_outer of tracks;
+    - ``|sin^2 + cos^2 - 1| <= UNIT_TOLERANCE`` for phi of every element and phi_outer of tracks
+      (a track's phi_outer stored as (0, 0) counts as absent);
     - ygen / ycand: class id an integer in 0..5, pT >= 0, E >= 0, and for rows with a particle
       (class != 0) a unit (sin phi, cos phi).
     """
@@ -151,8 +152,10 @@ def validate_physics(event: MLPFEvent, where: str = "event") -> None:
             row = _first(neg)
             col = cols[int(np.flatnonzero(neg[row])[0])]
             raise _fail(where, "X", row, f"column {names[col]} is negative ({x[row, col]:g})")
+    # phi_outer of a track may be absent (stored as 0, 0: not propagated); otherwise a unit vector
+    outer_given = (kind == ELEM_TRACK) & ((x[:, 7] != 0) | (x[:, 8] != 0))
     units = [(3, 4, np.ones(len(x), bool), "sin_phi/cos_phi"),
-             (7, 8, kind == ELEM_TRACK, "sin_phi_outer/cos_phi_outer")]  # fmt: skip
+             (7, 8, outer_given, "sin_phi_outer/cos_phi_outer")]  # fmt: skip
     for s, c, rows, label in units:
         off = (np.abs(x[:, s] ** 2 + x[:, c] ** 2 - 1.0) > UNIT_TOLERANCE) & rows
         if off.any():
