@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 import textwrap
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -64,14 +63,14 @@ def predict_events(
         max_events: stop after this many events (None: all).
         device: "auto", "cpu" or "cuda".
         batch_size: events per forward pass.
-        progress: show a tqdm progress bar on a terminal.
+        progress: show progress (a bar on a terminal, plain lines with total and ETA in a pipe).
 
     Yields:
         numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
     """
     import torch
-    from tqdm import tqdm
 
+    from particlegraph.cli.common import progress as progress_bar
     from particlegraph.device import resolve_device
     from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader
     from particlegraph.tasks.mlpf.model import decode_predictions
@@ -80,10 +79,12 @@ def predict_events(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    loader = make_loader(MLPFDataset(data, max_events=max_events), batch_size=batch_size)
-    bar = tqdm(
-        total=max_events, unit="ev", desc="evaluate", disable=not (progress and sys.stderr.isatty())
-    )
+    dataset = MLPFDataset(data, max_events=max_events)
+    loader = make_loader(dataset, batch_size=batch_size)
+    # Parquet footers give the total for free (a .pkl.bz2 would have to be read twice)
+    parquet = all(f.name.endswith(".parquet") for f in dataset.files)
+    total = dataset.count_events() if parquet else max_events
+    bar = progress_bar(total=total, unit="ev", desc="evaluate", enabled=progress)
     with torch.inference_mode(), bar:
         for batch in loader:
             batch = batch.to(dev)

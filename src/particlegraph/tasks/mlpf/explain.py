@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from particlegraph.atomic import atomic_path, write_json
+from particlegraph.cli.common import progress
 from particlegraph.device import resolve_device
 from particlegraph.errors import ConfigError, DataFileError, ParticlegraphError
 from particlegraph.explain import faithfulness, rmaps
@@ -351,9 +351,7 @@ def explain(
     correct = 0
 
     stream = itertools.islice(iter_events(data), events)
-    for index, event in enumerate(
-        tqdm(stream, total=events, desc="explain", unit="event", disable=not sys.stderr.isatty())
-    ):
+    for index, event in enumerate(progress(stream, total=events, desc="explain", unit="event")):
         x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
         true = np.rint(event.ygen[:, 0]).astype(np.int64)
         with torch.no_grad():
