@@ -82,3 +82,16 @@ def test_plain_progress_prints_totals_and_eta():
     with PlainProgress(total=3, interval=3600, file=quiet) as p:
         p.update(3)
     assert quiet.getvalue() == ""  # a job shorter than the interval prints nothing
+
+
+def test_interruptions_and_kept_work_are_not_removed(tmp_path):
+    out = tmp_path / "run"
+    for exc, keep_if in ((KeyboardInterrupt, None), (RuntimeError, lambda: True)):
+        try:
+            with removed_on_failure(out, keep_if=keep_if):
+                out.mkdir()
+                raise exc
+        except (KeyboardInterrupt, RuntimeError):
+            pass
+        assert out.is_dir()
+        out.rmdir()

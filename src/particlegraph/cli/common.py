@@ -200,16 +200,22 @@ def _topmost_new(path: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def removed_on_failure(*paths: str | os.PathLike[str] | None) -> Iterator[None]:
+def removed_on_failure(
+    *paths: str | os.PathLike[str] | None, keep_if: Callable[[], bool] | None = None
+) -> Iterator[None]:
     """Remove what the block created at ``paths`` (and their new parent folders) if it fails.
 
     Paths that already existed are left alone, so a failed command leaves the disk as it found
-    it: no empty ``--out`` folder, no run folder holding only ``config.yaml``.
+    it: no empty ``--out`` folder, no run folder holding only ``config.yaml``. An interruption
+    (Ctrl-C, SIGTERM) removes nothing, so finished work can be resumed, and neither does a
+    failure after ``keep_if()`` became true (e.g. a training run that wrote a checkpoint).
     """
     new = [top for p in paths if p is not None and (top := _topmost_new(Path(p))) is not None]
     try:
         yield
-    except BaseException:
+    except Exception:
+        if keep_if is not None and keep_if():
+            raise
         for top in new:
             if top.is_dir() and not top.is_symlink():
                 shutil.rmtree(top, ignore_errors=True)

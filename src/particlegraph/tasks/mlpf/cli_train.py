@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
         if val_fraction is not None:
             sets.append(f"data.val_fraction={val_fraction}")
         try:
-            with reading(validate=not no_validate), removed_on_failure(run):
+            keep = (run / "checkpoints" / "last.pt").exists  # a checkpoint is worth resuming
+            with reading(validate=not no_validate), removed_on_failure(run, keep_if=keep):
                 hist = train_mlpf(data, config, run, overrides=sets, resume=resume)
             if dist_info().is_main:
                 best = hist.best_loss
