@@ -439,7 +439,8 @@ def write_outputs(
             rows=report.rate_rows(metrics, SHOWN_CLASSES),
             header=CLASS_HEADER,
             text=f"{metrics['events']} events; value \u00b1 binomial standard error (passed/total). "
-            + CHARGED_NOTE.removeprefix("note: "),
+            + CHARGED_NOTE.removeprefix("note: ")[0].upper()
+            + CHARGED_NOTE.removeprefix("note: ")[1:],
             links=report.definition_links("efficiency", "fake rate", "charged classes"),
         ),
         ReportSection(

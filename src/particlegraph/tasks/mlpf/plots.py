@@ -135,7 +135,7 @@ def plot_binned(
         v = np.asarray(v, dtype=float)
         if counts is not None and name in counts:
             n = np.asarray(counts[name], dtype=float)
-            style["label"] = f"{style.get('label', name)} ({int(n.sum())} entries)"
+            style["label"] = f"{style.get('label', name)} (n={int(n.sum())})"
             with np.errstate(invalid="ignore", divide="ignore"):
                 err = np.sqrt(np.clip(v * (1 - v), 0, None) / n)
             ax.errorbar(centres, v, yerr=err, fmt="none", color=style.get("color"), capsize=2)
@@ -151,10 +151,14 @@ def plot_binned(
         ax.minorticks_off()  # log-axis minor ticks dominate the drawing time
     ax.set_xlim(edges[0], edges[-1])
     if ylim is not None:
-        ax.set_ylim(ylim[0], ylim[0] + 1.35 * (ylim[1] - ylim[0]))  # head-room for the legend
+        ax.set_ylim(ylim[0], ylim[0] + 1.45 * (ylim[1] - ylim[0]))  # head-room for the legend
+    else:
+        top = max((float(np.nanmax(v)) for v in finite if np.isfinite(v).any()), default=0.0)
+        if top > 0:
+            ax.set_ylim(top=1.45 * top)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small", loc="upper center", ncol=2, frameon=False)
+    ax.legend(fontsize="x-small", loc="upper left", frameon=False)
     return artists
 
 

@@ -29,7 +29,7 @@ EVALUATION_CAPTIONS = {
     "confusion.png": "Confusion matrices of MLPF and the baseline: rows true class (ygen), "
     "columns predicted class, normalised per row, so the diagonal is the efficiency.",
     "efficiency_vs_pt.png": "Efficiency per class vs gen pT: fraction of elements of true class c "
-    "predicted as c; error bars are binomial standard errors, the legend gives the entries.",
+    "predicted as c; error bars are binomial standard errors, n in the legend = entries.",
     "efficiency_vs_eta.png": "Efficiency per class vs gen eta, with binomial error bars.",
     "fake_rate_vs_pt.png": "Fake rate per class vs reco pT: fraction of elements predicted as c "
     "whose true class is not c, with binomial error bars.",
