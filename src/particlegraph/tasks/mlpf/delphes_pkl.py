@@ -51,8 +51,15 @@ _ALLOWED = {
 }
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds numpy arrays and builtin containers, and refuses anything else."""
+class _NumpyOnlyUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    """Unpickler that rebuilds numpy arrays and builtin containers, and refuses anything else.
+
+    The pure-Python unpickler (``pickle._Unpickler``) asks its stream for every block *before*
+    allocating it, so :class:`~particlegraph.io.limits.BoundedReader` refuses a block that
+    declares gigabytes without the memory ever being reserved; the C unpickler allocates the
+    declared size first. A public file holds a few hundred large arrays, so the per-opcode cost
+    of pure Python does not matter.
+    """
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED:
