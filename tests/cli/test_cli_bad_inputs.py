@@ -106,6 +106,15 @@ CASES = [
     Case("tabular-train-missing-data", "tabular train --data {root}/none.data --out {out}", r"none.data"),
     Case("tabular-explain-no-run", "tabular explain --run {out}", r"{out}"),
     Case("tabular-demo-out-is-file", "tabular demo --out {file} --events 100", r"a_file.txt"),
+    # --- anomaly -------------------------------------------------------------------------------
+    Case("anomaly-generate-out-is-file", "anomaly generate --out {file} --events 2", r"a_file.txt"),
+    Case("anomaly-inspect-missing", "anomaly inspect {root}/none", r"none"),
+    Case("anomaly-train-missing-data", "anomaly train --data {root}/none --out {out}", r"none"),
+    Case("anomaly-evaluate-no-run", "anomaly evaluate --run {out} --background b={good} "
+         "--signal s={good} --out {out}-eval", r"{out}"),
+    Case("anomaly-explain-no-run", "anomaly explain --run {out} --sample s={good} --out {out}-x",
+         r"{out}"),
+    Case("anomaly-demo-out-is-file", "anomaly demo --out {file}", r"a_file.txt"),
 ]  # fmt: skip
 
 
