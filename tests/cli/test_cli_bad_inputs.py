@@ -29,6 +29,7 @@ class Case:
     name: str
     argv: str
     match: str
+    slow: bool = False  # marked @pytest.mark.slow (the command does seconds of work first)
 
 
 GOOD = "--data {good}"
@@ -107,14 +108,15 @@ CASES = [
     Case("tabular-explain-no-run", "tabular explain --run {out}", r"{out}"),
     Case("tabular-demo-out-is-file", "tabular demo --out {file} --events 100", r"a_file.txt"),
     # --- anomaly -------------------------------------------------------------------------------
-    Case("anomaly-generate-out-is-file", "anomaly generate --out {file} --events 2", r"a_file.txt"),
+    Case("anomaly-generate-num-shards-0", "anomaly generate --out {out} --num-shards 0", r"shard"),
     Case("anomaly-inspect-missing", "anomaly inspect {root}/none", r"none"),
     Case("anomaly-train-missing-data", "anomaly train --data {root}/none --out {out}", r"none"),
     Case("anomaly-evaluate-no-run", "anomaly evaluate --run {out} --background b={good} "
          "--signal s={good} --out {out}-eval", r"{out}"),
     Case("anomaly-explain-no-run", "anomaly explain --run {out} --sample s={good} --out {out}-x",
          r"{out}"),
-    Case("anomaly-demo-out-is-file", "anomaly demo --out {file}", r"a_file.txt"),
+    # anomaly demo generates its samples before it writes anything (about 20 s): a slow row
+    Case("anomaly-demo-out-is-file", "anomaly demo --out {file}", r"a_file.txt", slow=True),
 ]  # fmt: skip
 
 
@@ -134,7 +136,9 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.slow else []) for c in CASES]
+)
 def test_bad_input_gives_one_error_line_and_exit_2(world, case, monkeypatch):
     for key, value in TEST_LIMITS.items():
         monkeypatch.setenv(key, value)
