@@ -112,6 +112,10 @@ def make_world(root: Path) -> dict[str, Path]:
     w["run_nockpt"] = root / "run_nockpt"
     w["run_nockpt"].mkdir()
     (w["run_nockpt"] / "config.yaml").write_text("model:\n  kind: fcn\n")
+    w["run_corrupt"] = root / "run_corrupt"
+    (w["run_corrupt"] / "checkpoints").mkdir(parents=True)
+    (w["run_corrupt"] / "config.yaml").write_text("model:\n  kind: fcn\n")
+    (w["run_corrupt"] / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     w["nan"] = _folder(root / "nan", _spoiled(0, (3, 1), float("nan")))
     w["inf"] = _folder(root / "inf", _spoiled(1, (2, 2), float("inf")))
     w["negative_energy"] = _folder(root / "negative_energy", _spoiled(1, (2, 6), -4.0))

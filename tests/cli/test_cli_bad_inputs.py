@@ -76,6 +76,8 @@ CASES = [
     Case("train-nan", "mlpf train --data {nan} --run {out} --val-fraction 0", r"is nan"),
     Case("train-resume-without-checkpoint", "mlpf train " + GOOD + " --run {run_nockpt} --resume",
          r"no checkpoint to resume"),
+    Case("train-resume-corrupt-checkpoint", "mlpf train " + GOOD + " --run {run_corrupt} --resume "
+         "--set fit.epochs=9", r"last.pt cannot be read"),
     Case("train-run-is-file", "mlpf train " + GOOD + " --run {file}", r"is a file, expected a folder"),
     Case("train-val-fraction", "mlpf train " + GOOD + " --run {out} --val-fraction 1.5",
          r"--val-fraction must be between 0 and 0.99"),
