@@ -95,3 +95,25 @@ def test_interruptions_and_kept_work_are_not_removed(tmp_path):
             pass
         assert out.is_dir()
         out.rmdir()
+
+
+def test_sigterm_removes_temporary_files_and_exits_130(tmp_path):
+    """A batch system's SIGTERM runs the finally blocks: no hidden temporary file is left."""
+    import os
+    import signal
+
+    from particlegraph.atomic import atomic_path
+
+    app = typer.Typer()
+
+    @app.command()
+    @friendly_errors
+    def run(out: str = typer.Option(..., "--out")) -> None:
+        with atomic_path(out) as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = CliRunner().invoke(app, ["--out", str(tmp_path / "a.txt")])
+    assert result.exit_code == 130
+    assert result.stderr.startswith("error: interrupted")
+    assert list(tmp_path.iterdir()) == []
