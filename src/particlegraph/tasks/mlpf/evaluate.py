@@ -235,6 +235,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         )
 
         rate_images = []
+        count_rows: list[list[Any]] = []  # entries per pT bin: the n of the error bars
         for kind, var, edges, xlabel, logx in (
             ("efficiency", "pt", PT_EDGES, "gen $p_T$ [GeV]", True),
             ("efficiency", "eta", ETA_EDGES, r"gen $\eta$", False),
@@ -253,6 +254,13 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
                         sel = reco["cls"] == c
                         rate = pf.binned_rate(reco[var][sel], gen["cls"][sel] != c, edges)
                     curves[side], counts[side] = rate
+                if var == "pt":
+                    who = ["gen"] if kind == "efficiency" else [plots.SIDE_STYLE[s]["label"]
+                                                                for s in sides]  # fmt: skip
+                    for label, side in zip(who, sides, strict=False):
+                        what = "true" if kind == "efficiency" else "predicted"
+                        count_rows.append([f"{CLASS_NAMES[c]} ({what}, {label})",
+                                           *counts[side].tolist()])  # fmt: skip
                 plots.plot_binned(
                     edges, curves, ax=ax, xlabel=xlabel, ylabel=kind.replace("_", " "),
                     logx=logx, counts=counts,
@@ -266,6 +274,16 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
                 "Efficiency of class c: fraction of elements with true class c predicted as c, "
                 "binned in gen pT / eta. Fake rate of class c: fraction of elements predicted as c "
                 "whose true class is not c, binned in reco pT / eta.",
+            )
+        )
+        sections.append(
+            ReportSection(
+                "Entries per pT bin",
+                text="The n of the binomial error bars sqrt(p (1 - p) / n): elements of each true "
+                "class per gen pT bin (efficiency), elements predicted as each class per reco pT "
+                "bin (fake rate).",
+                rows=count_rows,
+                header=["class", *(f"{a:.3g}-{b:.3g}" for a, b in itertools.pairwise(PT_EDGES))],
             )
         )
 
