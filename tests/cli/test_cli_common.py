@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import io
 import pickle
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from typer.testing import CliRunner
@@ -117,3 +119,18 @@ def test_sigterm_removes_temporary_files_and_exits_130(tmp_path):
     assert result.exit_code == 130
     assert result.stderr.startswith("error: interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_annotated_options_keep_their_names_and_help():
+    """``from __future__ import annotations`` + Annotated: the wrapper must not hide typer's
+    metadata (an option without a default would otherwise become a positional argument)."""
+    app = typer.Typer()
+
+    @app.command()
+    @friendly_errors
+    def run(out: Annotated[Path, typer.Option("--out", help="Output folder.")]) -> None:
+        typer.echo(f"out={out}")
+
+    result = CliRunner().invoke(app, ["--out", "x"])
+    assert result.exit_code == 0 and "out=x" in result.output, result.output
+    assert "Output folder." in CliRunner().invoke(app, ["--help"]).output

@@ -72,7 +72,10 @@ def friendly_errors(func: F) -> F:
     receives the flag). SIGTERM is turned into :class:`KeyboardInterrupt` while the command
     runs, so ``finally`` blocks remove temporary files when a batch system stops the job.
     """
-    sig = inspect.signature(func)
+    try:  # typer reads Annotated[..., typer.Option(...)] from evaluated annotations
+        sig = inspect.signature(func, eval_str=True)
+    except Exception:  # a forward reference that cannot be resolved yet
+        sig = inspect.signature(func)
     own_debug = "debug" in sig.parameters
 
     @functools.wraps(func)
@@ -109,7 +112,8 @@ def friendly_errors(func: F) -> F:
             )
         )
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**getattr(func, "__annotations__", {}), "debug": bool}
+        hints = {name: p.annotation for name, p in sig.parameters.items()}
+        wrapper.__annotations__ = {**getattr(func, "__annotations__", {}), **hints, "debug": bool}
     return wrapper  # type: ignore[return-value]
 
 
