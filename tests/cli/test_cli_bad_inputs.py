@@ -117,6 +117,18 @@ CASES = [
          "--signal s={good} --out {out}-eval", r"{out}"),
     Case("anomaly-explain-no-run", "anomaly explain --run {out} --sample s={good} --out {out}-x",
          r"{out}"),
+    # --- tracking ------------------------------------------------------------------------------
+    Case("tracking-generate-num-shards-0", "tracking generate --num-shards 0 --out {out}",
+         r"--num-shards >= 1"),
+    Case("tracking-convert-junk", "tracking convert {file} --out {out}", r"not a readable tracks.pickle"),
+    Case("tracking-inspect-missing", "tracking inspect {root}/none", r"none is not a directory"),
+    Case("tracking-train-missing-data", "tracking train --data {root}/none --run {out}",
+         r"none is not a directory"),
+    Case("tracking-evaluate-no-run", "tracking evaluate --run {out} --data {good} --out {out}-e",
+         r"not a finished tracking run"),
+    Case("tracking-explain-no-run", "tracking explain --run {out} --data {good} --out {out}-x",
+         r"not a finished tracking run"),
+    Case("tracking-demo-events-0", "tracking demo --events 0 --out {out}", r"--events must be >= 1"),
     # anomaly demo generates its samples before it writes anything (about 20 s): a slow row
     Case("anomaly-demo-out-is-file", "anomaly demo --out {file}", r"a_file.txt", slow=True),
 ]  # fmt: skip
