@@ -8,6 +8,7 @@ must come from the installed package (importlib.resources), not from the source 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -18,9 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(cmd: list[str | Path], cwd: Path) -> str:
+    # without PYTHONPATH: a source tree on it would shadow the installed wheel
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
-    )
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
     assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
