@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from particlegraph.graph.etaphi import delta_phi, knn_etaphi, symmetrise
+from particlegraph.graph.etaphi import delta_phi, knn_etaphi, nearest_etaphi, symmetrise
 
 
 def _slow_knn(
@@ -84,3 +85,11 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="sorted"):
         knn_etaphi(torch.zeros(3), torch.zeros(3), batch=torch.tensor([1, 0, 1]))
     assert knn_etaphi(torch.zeros(0), torch.zeros(0)).shape == (2, 0)
+
+
+def test_nearest_wraps_phi_and_respects_radius() -> None:
+    idx = nearest_etaphi(
+        np.array([0.0, 0.0, 1.0]), np.array([3.1, -3.1, 0.0]),
+        np.array([0.0, 0.0]), np.array([-3.13, 0.5]), max_dr=0.1,
+    )  # fmt: skip
+    assert idx.tolist() == [0, 0, -1]

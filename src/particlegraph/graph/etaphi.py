@@ -5,12 +5,16 @@ The distance is ``dR^2 = (eta_i - eta_j)^2 + dphi(phi_i, phi_j)^2`` with ``dphi`
 dense blocks of at most :data:`BLOCK_ENTRIES` distance entries, several events per block when
 they are small (the 40-particle graphs of the anomaly task: thousands of events per block), so
 memory is ``O(block)`` and the output ``O(N k)``. Pure PyTorch, no ``torch-cluster``.
+
+:func:`nearest_etaphi` matches two collections (each source to its nearest destination within a
+distance) with the same wrapped metric, in numpy.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -121,3 +125,35 @@ def symmetrise(edge_index: Tensor, num_nodes: int) -> Tensor:
     both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
     key = torch.unique(both[1] * num_nodes + both[0])  # sorted by target, then source
     return torch.stack([key % num_nodes, key // num_nodes])
+
+
+def nearest_etaphi(
+    eta_src: np.ndarray,
+    phi_src: np.ndarray,
+    eta_dst: np.ndarray,
+    phi_dst: np.ndarray,
+    max_dr: float,
+) -> np.ndarray:
+    """Index of the nearest destination in (eta, phi) with phi wrapped, or -1 beyond ``max_dr``
+    (numpy, a periodic k-d tree; used to match objects of two collections, e.g. particles to
+    calorimeter towers).
+
+    Shapes: sources (M,), destinations (K,) -> (M,) int64.
+    """
+    out = np.full(len(eta_src), -1, dtype=np.int64)
+    if len(eta_src) == 0 or len(eta_dst) == 0:
+        return out
+    from scipy.spatial import cKDTree
+
+    two_pi = 2.0 * np.pi
+    # eta is shifted into [0, 100) of a box much wider than any eta range, so only phi wraps
+    box = np.array([200.0, two_pi])
+
+    def pts(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        return np.stack([np.clip(eta, -99, 99) + 100.0, np.mod(phi, two_pi) % two_pi], axis=1)
+
+    tree = cKDTree(pts(eta_dst, phi_dst), boxsize=box)
+    dist, idx = tree.query(pts(eta_src, phi_src), k=1, distance_upper_bound=max_dr)
+    ok = np.isfinite(dist)
+    out[ok] = idx[ok]
+    return out

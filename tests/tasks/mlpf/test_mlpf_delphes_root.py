@@ -11,7 +11,7 @@ from delphes_files import PARTICLES, TOWERS, TRACKS, write_delphes
 
 from particlegraph.errors import DataFileError
 from particlegraph.tasks.mlpf import delphes_root
-from particlegraph.tasks.mlpf.delphes_root import RootReadOptions, build_event, iter_root, nearest
+from particlegraph.tasks.mlpf.delphes_root import RootReadOptions, build_event, iter_root
 
 M_PI = 0.13957
 
@@ -80,14 +80,6 @@ def test_tower_particle_references_win_over_geometry() -> None:
     )  # track's particle excluded
     out9 = build_event(ev, RootReadOptions(neutral_min_energy=9.0))
     assert not out9.ygen[4].any()  # a 3.1 GeV neutral hadron is below the 9 GeV threshold
-
-
-def test_nearest_wraps_phi_and_respects_radius() -> None:
-    idx = nearest(
-        np.array([0.0, 0.0, 1.0]), np.array([3.1, -3.1, 0.0]),
-        np.array([0.0, 0.0]), np.array([-3.13, 0.5]), max_dr=0.1,
-    )  # fmt: skip
-    assert idx.tolist() == [0, 0, -1]
 
 
 def test_bad_root_inputs_raise(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from particlegraph.errors import DataFileError, brief
+from particlegraph.graph.etaphi import nearest_etaphi as nearest
 from particlegraph.physics.kinematics import pt_eta_phi
 from particlegraph.sim.elements import (
     ELEM_TOWER,
@@ -104,36 +105,6 @@ def particle_class(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
     cls = np.where(apid == 11, ParticleClass.ELECTRON, cls)
     cls = np.where(apid == 13, ParticleClass.MUON, cls)
     return cls.astype(np.int64)
-
-
-def nearest(
-    eta_src: np.ndarray,
-    phi_src: np.ndarray,
-    eta_dst: np.ndarray,
-    phi_dst: np.ndarray,
-    max_dr: float,
-) -> np.ndarray:
-    """Index of the nearest destination in (eta, phi) with phi wrapped, or -1 beyond ``max_dr``.
-
-    Shapes: sources (M,), destinations (K,) -> (M,) int64.
-    """
-    out = np.full(len(eta_src), -1, dtype=np.int64)
-    if len(eta_src) == 0 or len(eta_dst) == 0:
-        return out
-    from scipy.spatial import cKDTree
-
-    two_pi = 2.0 * np.pi
-    # eta is shifted into [0, 100) of a box much wider than any eta range, so only phi wraps
-    box = np.array([200.0, two_pi])
-
-    def pts(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        return np.stack([np.clip(eta, -99, 99) + 100.0, np.mod(phi, two_pi) % two_pi], axis=1)
-
-    tree = cKDTree(pts(eta_dst, phi_dst), boxsize=box)
-    dist, idx = tree.query(pts(eta_src, phi_src), k=1, distance_upper_bound=max_dr)
-    ok = np.isfinite(dist)
-    out[ok] = idx[ok]
-    return out
 
 
 def _uid_lookup(uids: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
