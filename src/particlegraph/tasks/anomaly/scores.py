@@ -164,10 +164,10 @@ def dense_batch(gb: GraphBatch) -> tuple[Tensor, Tensor, Tensor]:
 
 def _masked_mean(v: Tensor, m: Tensor) -> Tensor:
     """Mean of ``v`` over the entries where ``m`` is set, per leading index; 0 when none."""
-    m = m.to(v.dtype)
     dims = tuple(range(1, v.dim()))
-    cnt = m.sum(dims)
-    return torch.where(cnt > 0, (v * m).sum(dims) / cnt.clamp_min(1), torch.zeros_like(cnt))
+    cnt = m.sum(dims).to(v.dtype)
+    total = torch.where(m, v, torch.zeros((), dtype=v.dtype)).sum(dims)
+    return torch.where(cnt > 0, total / cnt.clamp_min(1), torch.zeros_like(cnt))
 
 
 @torch.no_grad()
