@@ -90,13 +90,13 @@ def evaluate(
     samples = [background, *signals]
     if len({s.name for s in samples}) != len(samples):
         raise ConfigError("sample names must be distinct")
-    graph_cache: dict[tuple[str, int, bool], list[Any]] = {}
+    graph_cache: dict[tuple[str, int, bool, str], list[Any]] = {}
     ev = Evaluation(background.name, [s.name for s in signals], {}, {s.name: {} for s in samples})
     for run in runs:
         model, cfg, cal = load_run(run)
         key_model = cfg.model.name
         for smp in samples:
-            ck = (smp.name, cfg.model.k, cfg.model.use_symmetric)
+            ck = (smp.name, cfg.model.k, cfg.model.use_symmetric, cfg.model.select)
             if ck not in graph_cache:
                 graph_cache[ck] = load_graphs(smp.path, cfg.model, smp.start, smp.stop)
             graphs = graph_cache[ck]

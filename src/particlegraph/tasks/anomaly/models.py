@@ -43,12 +43,15 @@ class ModelConfig:
     layers: int = 2  # GCN layers of the encoder (gae, node-ae)
     symmetric: bool | None = None  # symmetrise the kNN edges; None: False for gae-seed, else True
     k: int = 3  # kNN neighbours in (eta, phi)
+    select: str = "highest"  # the 40 "highest"-pT candidates, or "lowest" (the exercise's bug)
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
             raise ConfigError(
                 f"model.name must be one of {', '.join(MODEL_NAMES)}, got {self.name!r}"
             )
+        if self.select not in ("highest", "lowest"):
+            raise ConfigError(f"model.select must be 'highest' or 'lowest', got {self.select!r}")
         if self.hidden < 1 or self.latent < 1 or self.layers < 1 or self.k < 1:
             raise ConfigError("model.hidden, model.latent, model.layers and model.k must be >= 1")
 
