@@ -185,9 +185,9 @@ def main() -> None:
     rp.add_argument("--train-events", type=int, default=1000)
     rp.add_argument("--test-events", type=int, default=500)
     args = p.parse_args()
-    {"realism": realism, "train": train, "evaluate": evaluate_all, "scoring": scoring}[args.cmd](
-        args
-    )
+    cmds = {"realism": realism, "train": train, "evaluate": evaluate_all, "scoring": scoring,
+            "reproduce": reproduce}  # fmt: skip
+    cmds[args.cmd](args)
 
 
 if __name__ == "__main__":
