@@ -73,17 +73,6 @@ def trace_gcn(tr: Tracer, name: str, a: int, conv: GCNConv, edge_index: Tensor) 
     return tr.linear(f"{name}.bias", m, eye, conv.bias)
 
 
-def dense_gcn_norm(adj: Tensor, mask: Tensor) -> Tensor:
-    """GCN-normalised dense adjacency (B, n, n) ``[target i, source j]`` with self loops on real
-    nodes: ``d_i^-1/2 a_ij d_j^-1/2``, ``d`` the in-degree with the loop (PyG's ``gcn_norm``).
-    ``adj`` must have no self loops (kNN graphs have none)."""
-    a = adj.to(torch.get_default_dtype())
-    m = mask.to(a.dtype)
-    deg = a.sum(2) + m  # (B, n) in-degree of each target, its self loop included
-    dinv = torch.where(deg > 0, deg.clamp_min(1e-12).rsqrt(), torch.zeros_like(deg))
-    return dinv[:, :, None] * a * dinv[:, None, :] + torch.diag_embed(dinv * dinv * m)
-
-
 def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
     """``GCNConv`` on padded dense graphs: ``a_hat @ lin(h) + bias``; h (B, n, C) -> (B, n, C').
 
