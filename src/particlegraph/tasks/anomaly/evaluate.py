@@ -204,6 +204,7 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
     import pyarrow.parquet as pq
 
     from particlegraph.atomic import atomic_path, write_json, write_text
+    from particlegraph.plot import headless_backend
     from particlegraph.report.html import ReportSection, write_report
     from particlegraph.tasks.anomaly import plots
 
@@ -234,9 +235,9 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
         firsts.setdefault((model, score), k)
     for (model, score), k in firsts.items():
         stem = f"{model}_{score}".replace(":", "_")
-        f1 = plots.save_figure(plots.score_histograms({n: ev.scores[n][k] for n in ev.scores},
+        f1 = plots.save(plots.score_histograms({n: ev.scores[n][k] for n in ev.scores},
                                                       title=f"{model}:{score}").figure, out / f"hist_{stem}.png")  # fmt: skip
-        f2 = plots.save_figure(plots.roc_curves(ev.scores[ev.background][k],
+        f2 = plots.save(plots.roc_curves(ev.scores[ev.background][k],
                                                 {n: ev.scores[n][k] for n in ev.signals},
                                                 title=f"{model}:{score} vs {ev.background}").figure,
                                out / f"roc_{stem}.png")  # fmt: skip
@@ -246,12 +247,13 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
         imgs = [f1, f2]
         for var, lab in (("ht", "HT [GeV]"), ("lead_jet_mass", "leading-jet mass [GeV]")):
             if np.isfinite(info[var]).any():
+                headless_backend()
                 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
                 plots.score_profile(info[var], s, xlabel=f"background {lab}", ax=a1)
                 plots.sculpting_profile(
                     info[var], s, cut, xlabel=f"background {lab}, eps_B = 0.1 cut", ax=a2
                 )
-                imgs.append(plots.save_figure(fig, out / f"sculpt_{var}_{stem}.png"))
+                imgs.append(plots.save(fig, out / f"sculpt_{var}_{stem}.png"))
         sections.append(ReportSection(f"{model}: {score}", imgs))
     summary = [[r["model"], r["score"], r["signal"], r["n_seeds"], r["auc"], r["auc_std"],
                 r["eps_s_at_1e2"], r["eps_s_at_1e3"], r["inv_eps_b_at_0p3"], r["max_sic"]]

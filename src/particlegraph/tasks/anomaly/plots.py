@@ -14,20 +14,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from particlegraph.atomic import atomic_path
 from particlegraph.metrics.roc import roc_curve
+from particlegraph.plot import headless_backend, save_figure
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 90) -> Path:
-    """Write ``fig`` as PNG atomically, close it and return the path."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+def save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """The engine's :func:`particlegraph.plot.save_figure` at this task's 100 dpi, cropped."""
+    return save_figure(fig, path, dpi=100, tight=True)
 
 
 def _ax(ax: Axes | None) -> Axes:
+    headless_backend()
     return plt.subplots(figsize=(6, 4.2))[1] if ax is None else ax
 
 
