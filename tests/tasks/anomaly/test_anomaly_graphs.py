@@ -27,6 +27,8 @@ def test_select_top_keeps_highest_pt_per_event() -> None:
     # event 0: 9 (idx 1), 9 (idx 3, stable after 1), 5 (idx 4); event 1 keeps both (4 then 2)
     assert idx.tolist() == [1, 3, 4, 6, 5]
     assert new.tolist() == [0, 3, 5]
+    low, _ = select_top(offsets, pt, k=2, lowest=True)  # the exercise's bug, for reproductions
+    assert low.tolist() == [0, 2, 5, 6]
 
 
 def test_pdg_ids_and_masses_from_class_and_charge() -> None:

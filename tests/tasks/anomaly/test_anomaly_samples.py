@@ -74,7 +74,7 @@ def test_bad_sample_paths(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="no such sample"):
         read_candidates(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataFileError, match=r"no \.parquet"):
+    with pytest.raises(DataFileError, match=r"no \*\.parquet anomaly sample files"):
         read_candidates(tmp_path / "empty")
     (tmp_path / "bad.parquet").write_text("nope")
     with pytest.raises(DataFileError, match="not a readable"):

@@ -215,7 +215,7 @@ def write_explanations(
             e.x[:, 1], e.x[:, 2], e.x[:, 0], e.node_contribution, e.edge_index, e.edge_contribution,
             title=f"{e.sample} event {e.event}: score {e.score:.3g}",
         )  # fmt: skip
-        imgs.append(plots.save_figure(sc.axes.figure, out / f"display_{e.sample}_{e.event}.png"))
+        imgs.append(plots.save(sc.axes.figure, out / f"display_{e.sample}_{e.event}.png"))
         top = int(np.argmax(e.node_contribution))
         rows.append([e.sample, e.event, e.score, top, e.x[top, 0], int(e.x[top, 4]),
                      e.ig_completeness_error, e.lrp_conservation_error])  # fmt: skip
@@ -226,7 +226,7 @@ def write_explanations(
             np.array(list(avg.values())),
             ylabel=f"mean score share per particle ({name})",
         )
-        bar_imgs.append(plots.save_figure(ax.figure, out / f"classes_{name}.png"))
+        bar_imgs.append(plots.save(ax.figure, out / f"classes_{name}.png"))
     sections = [
         ReportSection(
             "Event displays",

@@ -58,7 +58,7 @@ def masses(pdg: np.ndarray) -> np.ndarray:
 
 
 def select_top(
-    offsets: np.ndarray, pt: np.ndarray, k: int = MAX_NODES
+    offsets: np.ndarray, pt: np.ndarray, k: int = MAX_NODES, *, lowest: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ``k`` highest-pT candidates of every event, in falling pT per event.
 
@@ -66,6 +66,8 @@ def select_top(
         offsets: (E+1,) event boundaries into the flat arrays.
         pt: (C,) transverse momenta [GeV].
         k: candidates kept per event (all of them when an event has fewer).
+        lowest: take the ``k`` *lowest*-pT ones instead, in rising pT (what the exercise's
+            conversion script did by mistake; for like-for-like reproductions only).
 
     Returns:
         ``index`` (M,) into the flat arrays, grouped by event, and new ``offsets`` (E+1,).
@@ -73,7 +75,8 @@ def select_top(
     """
     counts = np.diff(offsets)
     event = np.repeat(np.arange(counts.size), counts)
-    order = np.lexsort((-pt.astype(np.float64), event))  # by event, then falling pT (stable)
+    key = pt.astype(np.float64) if lowest else -pt.astype(np.float64)
+    order = np.lexsort((key, event))  # by event, then falling (rising) pT, stable
     rank = np.arange(order.size) - np.repeat(offsets[:-1], counts)
     keep = order[rank < k]
     new_counts = np.minimum(counts, k)
@@ -95,14 +98,16 @@ def build_graphs(
     symmetric: bool = False,
     max_nodes: int = MAX_NODES,
     label: int = 0,
+    lowest: bool = False,
 ) -> list[Data]:
     """One PyG ``Data`` per event: ``x`` (n, 5) raw features, ``edge_index`` (2, E) local.
 
     Per-graph attributes (shape (1,)): ``y`` label, ``ht``, ``lead_jet_mass``, ``n_cand`` and
     ``event`` (the event's position in ``c``). Events without candidates are kept as graphs with
-    zero nodes so row i of every output still belongs to event i.
+    zero nodes so row i of every output still belongs to event i. ``lowest``: the exercise's
+    40 lowest-pT candidates (see :func:`select_top`).
     """
-    index, offsets = select_top(c.offsets, c.pt, max_nodes)
+    index, offsets = select_top(c.offsets, c.pt, max_nodes, lowest=lowest)
     x = torch.from_numpy(raw_features(c, index))
     counts = np.diff(offsets)
     batch = torch.from_numpy(np.repeat(np.arange(counts.size), counts))

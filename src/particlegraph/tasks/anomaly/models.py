@@ -43,12 +43,15 @@ class ModelConfig:
     layers: int = 2  # GCN layers of the encoder (gae, node-ae)
     symmetric: bool | None = None  # symmetrise the kNN edges; None: False for gae-seed, else True
     k: int = 3  # kNN neighbours in (eta, phi)
+    select: str = "highest"  # the 40 "highest"-pT candidates, or "lowest" (the exercise's bug)
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
             raise ConfigError(
                 f"model.name must be one of {', '.join(MODEL_NAMES)}, got {self.name!r}"
             )
+        if self.select not in ("highest", "lowest"):
+            raise ConfigError(f"model.select must be 'highest' or 'lowest', got {self.select!r}")
         if self.hidden < 1 or self.latent < 1 or self.layers < 1 or self.k < 1:
             raise ConfigError("model.hidden, model.latent, model.layers and model.k must be >= 1")
 
@@ -70,19 +73,16 @@ def trace_gcn(tr: Tracer, name: str, a: int, conv: GCNConv, edge_index: Tensor) 
     return tr.linear(f"{name}.bias", m, eye, conv.bias)
 
 
-def dense_gcn_norm(adj: Tensor, mask: Tensor) -> Tensor:
-    """GCN-normalised dense adjacency (B, n, n) ``[target i, source j]`` with self loops on real
-    nodes: ``d_i^-1/2 a_ij d_j^-1/2``, ``d`` the in-degree with the loop (PyG's ``gcn_norm``)."""
-    eye = torch.eye(adj.shape[1], dtype=torch.bool, device=adj.device)
-    a = (adj | (eye & mask[:, :, None])).to(torch.get_default_dtype())
-    deg = a.sum(2)  # (B, n) in-degree of each target
-    dinv = torch.where(deg > 0, deg.clamp_min(1e-12).rsqrt(), torch.zeros_like(deg))
-    return dinv[:, :, None] * a * dinv[:, None, :]
-
-
 def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
-    """``GCNConv`` on padded dense graphs: ``a_hat @ lin(h) + bias``; h (B, n, C) -> (B, n, C')."""
-    out = torch.bmm(a_hat.to(h.dtype), conv.lin(h))
+    """``GCNConv`` on padded dense graphs: ``a_hat @ lin(h) + bias``; h (B, n, C) -> (B, n, C').
+
+    When C < C' the aggregation runs first, ``lin(a_hat @ h)`` (the same product, fewer
+    operations: n^2 C instead of n^2 C')."""
+    a_hat = a_hat.to(h.dtype)
+    if conv.in_channels < conv.out_channels:
+        out = conv.lin(torch.bmm(a_hat, h))
+    else:
+        out = torch.bmm(a_hat, conv.lin(h))
     return out if conv.bias is None else out + conv.bias
 
 

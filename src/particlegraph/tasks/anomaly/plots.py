@@ -14,20 +14,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from particlegraph.atomic import atomic_path
 from particlegraph.metrics.roc import roc_curve
+from particlegraph.plot import headless_backend, save_figure
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 90) -> Path:
-    """Write ``fig`` as PNG atomically, close it and return the path."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+def save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """The engine's :func:`particlegraph.plot.save_figure` at this task's 100 dpi, cropped."""
+    return save_figure(fig, path, dpi=100, tight=True)
 
 
 def _ax(ax: Axes | None) -> Axes:
+    headless_backend()
     return plt.subplots(figsize=(6, 4.2))[1] if ax is None else ax
 
 
@@ -77,6 +74,29 @@ def roc_curves(
     return ax
 
 
+def score_profile(x: np.ndarray, score: np.ndarray, *, xlabel: str, ax: Axes | None = None) -> Axes:
+    """Median score and its 16-84 % band in 12 quantile bins of ``x`` (background events)."""
+    ax = _ax(ax)
+    ok = np.isfinite(x) & np.isfinite(score)
+    edges = np.unique(np.quantile(x[ok], np.linspace(0, 1, 13)))
+    idx = np.clip(np.searchsorted(edges, x[ok], side="right") - 1, 0, edges.size - 2)
+    centres, med, lo, hi = [], [], [], []
+    for b in range(edges.size - 1):
+        v = score[ok][idx == b]
+        if v.size:
+            centres.append(0.5 * (edges[b] + edges[b + 1]))
+            q = np.quantile(v, [0.16, 0.5, 0.84])
+            lo.append(q[0])
+            med.append(q[1])
+            hi.append(q[2])
+    ax.fill_between(centres, lo, hi, alpha=0.3, label="16-84 %")
+    ax.plot(centres, med, "o-", label="median")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("anomaly score")
+    ax.legend(fontsize=7)
+    return ax
+
+
 def sculpting_profile(
     x: np.ndarray, score: np.ndarray, cut: float, *, xlabel: str, ax: Axes | None = None
 ) -> Axes:
@@ -87,13 +107,8 @@ def sculpting_profile(
     ax.hist(x[ok], bins=bins.tolist(), histtype="step", density=True, label="all background")
     sel = ok & (score > cut)
     if sel.sum() > 0:
-        ax.hist(
-            x[sel],
-            bins=bins.tolist(),
-            histtype="step",
-            density=True,
-            label=f"score > cut ({int(sel.sum())} ev.)",
-        )
+        ax.hist(x[sel], bins=bins.tolist(), histtype="step", density=True,
+                label=f"score > cut ({int(sel.sum())} ev.)")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")

@@ -6,17 +6,16 @@ jets (pT > 30 GeV, |eta| < 2.5) built from the event's rule-based PF candidates 
 pass a threshold. Every event is overlaid with Poisson(``pileup``) minimum-bias events from a
 cached pool (:mod:`particlegraph.sim.pileup`) before the detector simulation.
 
-On disk: ``out/<sample>/<sample>_<index>.parquet``, one row per event, with the ``keep``
-highest-pT PF candidates as list columns (``pt`` [GeV], ``eta``, ``phi`` [rad], ``cls`` (PF
-class 1-5), ``charge`` [e], ``energy`` [GeV]; sorted by falling pT) and per-event scalars
-``n_cand`` (all candidates, before ``keep``), ``ht`` [GeV], ``lead_jet_pt`` [GeV],
-``lead_jet_mass`` [GeV], ``n_jets``. File ``j`` depends only on ``(seed, sample, j)``, so any
+On disk: ``out/<sample>/<sample>_<index>.parquet``, shards of :mod:`particlegraph.io.shards`
+with one row per event and the :data:`SCHEMA` columns ``candidates`` (M, 6): the ``keep``
+highest-pT PF candidates ``(pt [GeV], eta, phi [rad], cls (PF class 1-5), charge [e],
+energy [GeV])`` sorted by falling pT, and ``event`` (1, 5): ``(n_cand`` (all candidates, before
+``keep``), ``ht`` [GeV], ``lead_jet_pt`` [GeV], ``lead_jet_mass`` [GeV], ``n_jets)``. File ``j`` depends only on ``(seed, sample, j)``, so any
 ``--shard i --num-shards n`` split gives the same files; existing files are skipped (resume).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Callable
@@ -25,11 +24,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from particlegraph.atomic import atomic_path
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.io.shards import list_shards, read_shard, write_shard
+from particlegraph.io.shards import read_metadata as shard_metadata
 from particlegraph.physics.kinematics import massless_p4, phi_from_sincos
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.elements import Y_CHARGE, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PID, Y_PT, Y_SIN_PHI
@@ -48,7 +46,9 @@ from particlegraph.sim.simulate import simulate_event
 JET_RADIUS, HT_JET_PT_MIN, HT_JET_ETA_MAX = 0.4, 30.0, 2.5
 LIST_COLUMNS = ("pt", "eta", "phi", "cls", "charge", "energy")
 SCALAR_COLUMNS = ("n_cand", "ht", "lead_jet_pt", "lead_jet_mass", "n_jets")
-_META_KEY = b"particlegraph_anomaly"
+#: Shard columns (:mod:`particlegraph.io.shards`): per event ``candidates`` (M, 6) with the
+#: :data:`LIST_COLUMNS` and ``event`` (1, 5) with the :data:`SCALAR_COLUMNS`, all float32.
+SCHEMA = {"candidates": len(LIST_COLUMNS), "event": len(SCALAR_COLUMNS)}
 
 
 @dataclass(frozen=True)
@@ -240,20 +240,12 @@ def generate_file(
 
 
 def write_candidates(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    """Write per-event candidate rows to one Parquet file, atomically."""
-    arrays: dict[str, pa.Array] = {}
-    for c in LIST_COLUMNS:
-        arrays[c] = pa.array(
-            [r[c] for r in rows],
-            type=pa.list_(pa.from_numpy_dtype(rows[0][c].dtype) if rows else pa.float32()),
-        )
-    arrays["n_cand"] = pa.array([int(r["n_cand"]) for r in rows], pa.int32())
-    for c in ("ht", "lead_jet_pt", "lead_jet_mass"):
-        arrays[c] = pa.array([float(r[c]) for r in rows], pa.float32())
-    arrays["n_jets"] = pa.array([int(r["n_jets"]) for r in rows], pa.int16())
-    table = pa.table(arrays).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    """Write per-event candidate rows (dicts as made by :func:`pf_candidates` plus the jet
+    numbers) to one shard of :data:`SCHEMA` via :mod:`particlegraph.io.shards`, atomically."""
+    cands = [np.stack([np.asarray(r[c], dtype=np.float32) for c in LIST_COLUMNS], 1).reshape(-1, 6)
+             for r in rows]  # fmt: skip
+    event = [np.array([[r[c] for c in SCALAR_COLUMNS]], dtype=np.float32) for r in rows]
+    write_shard(path, {"candidates": cands, "event": event}, SCHEMA, meta)
 
 
 def generate_sample(
@@ -305,7 +297,7 @@ def generate_sample(
 
 
 def sample_files(path: str | Path) -> list[Path]:
-    """Parquet files of a sample: a folder (sorted ``*.parquet``) or one file."""
+    """Parquet shards of a sample: a folder (sorted ``*.parquet``) or one file."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -313,60 +305,34 @@ def sample_files(path: str | Path) -> list[Path]:
         raise DataFileError(
             f"{path}: no such sample folder or file; run `particlegraph anomaly generate`"
         )
-    files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
-    if not files:
-        raise DataFileError(
-            f"{path}: holds no .parquet files; run `particlegraph anomaly generate`"
-        )
-    return files
+    return list_shards(path, what="anomaly sample")
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The generation metadata of one candidate file."""
-    try:
-        kv = pq.read_schema(path).metadata or {}
-        return dict(json.loads(kv.get(_META_KEY, b"{}")))
-    except (pa.ArrowException, OSError, ValueError) as err:
-        raise DataFileError(f"{path}: not a readable anomaly sample file ({err})") from err
+    """The generation metadata of one candidate shard."""
+    return shard_metadata(path)
 
 
 def read_candidates(path: str | Path, max_events: int | None = None) -> Candidates:
     """Read a sample (folder or file) into flat :class:`Candidates` (first ``max_events``)."""
-    tables = []
-    n = 0
+    cands: list[np.ndarray] = []
+    events: list[np.ndarray] = []
     for f in sample_files(path):
-        try:
-            t = pq.read_table(f)
-        except (pa.ArrowException, OSError) as err:
-            raise DataFileError(f"{f}: not a readable Parquet file ({err})") from err
-        missing = [c for c in (*LIST_COLUMNS, *SCALAR_COLUMNS) if c not in t.column_names]
-        if missing:
-            raise DataFileError(
-                f"{f}: missing column(s) {', '.join(missing)}; not an anomaly sample"
-            )
-        tables.append(t)
-        n += t.num_rows
-        if max_events is not None and n >= max_events:
+        cols = read_shard(f, SCHEMA)
+        cands += cols["candidates"]
+        events += cols["event"]
+        if max_events is not None and len(events) >= max_events:
             break
-    table = pa.concat_tables(tables)
-    if max_events is not None:
-        table = table.slice(0, max_events)
-    pt_col = table.column("pt").combine_chunks()
-    offsets = pt_col.offsets.to_numpy().astype(np.int64)
-    offsets = offsets - offsets[0]
-
-    def flat(c: str, dtype: Any) -> np.ndarray:
-        col = table.column(c).combine_chunks()
-        return col.flatten().to_numpy(zero_copy_only=False).astype(dtype)
-
-    def scalar(c: str, dtype: Any) -> np.ndarray:
-        return table.column(c).to_numpy().astype(dtype)
-
+    cands, events = cands[:max_events], events[:max_events]
+    counts = np.array([c.shape[0] for c in cands], dtype=np.int64)
+    flat = np.concatenate(cands) if cands else np.zeros((0, 6), np.float32)
+    ev = np.concatenate(events) if events else np.zeros((0, 5), np.float32)
     return Candidates(
-        flat("pt", np.float32), flat("eta", np.float32), flat("phi", np.float32),
-        flat("cls", np.int64), flat("charge", np.int64), flat("energy", np.float32), offsets,
-        scalar("n_cand", np.int64), scalar("ht", np.float32), scalar("lead_jet_pt", np.float32),
-        scalar("lead_jet_mass", np.float32), scalar("n_jets", np.int64),
+        flat[:, 0], flat[:, 1], flat[:, 2], flat[:, 3].round().astype(np.int64),
+        flat[:, 4].round().astype(np.int64), flat[:, 5],
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        ev[:, 0].round().astype(np.int64), ev[:, 1], ev[:, 2], ev[:, 3],
+        ev[:, 4].round().astype(np.int64),
     )  # fmt: skip
 
 

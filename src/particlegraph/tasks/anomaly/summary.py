@@ -73,4 +73,4 @@ def plot_leading_pt(
         )
     ax.set(xscale="log", yscale="log", xlabel="leading PF candidate pT [GeV]", ylabel="density")
     ax.legend(fontsize=7)
-    return plots.save_figure(ax.figure, out)
+    return plots.save(ax.figure, out)

@@ -70,7 +70,9 @@ def load_graphs(
         return read_pt_graphs(p, k=model.k, symmetric=model.use_symmetric)[start:stop]
     c = read_candidates(p, max_events=stop)
     c = take_events(c, start, stop)
-    return build_graphs(c, k=model.k, symmetric=model.use_symmetric, label=label)
+    return build_graphs(
+        c, k=model.k, symmetric=model.use_symmetric, label=label, lowest=model.select == "lowest"
+    )
 
 
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
