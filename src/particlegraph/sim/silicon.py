@@ -241,6 +241,25 @@ def highland(p: np.ndarray, beta: np.ndarray, x_over_x0: np.ndarray) -> np.ndarr
     return np.where(x_over_x0 > 0, np.maximum(theta, 0.0), 0.0)
 
 
+def scatter(
+    phi: np.ndarray, cot: np.ndarray, p: np.ndarray, theta0: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deflect directions by two Gaussian angles of width ``theta0`` in the plane normal to them.
+
+    Args: direction azimuth ``phi``, ``cot`` = pz / pT, momentum ``p`` [GeV], ``theta0`` [rad],
+    all (P,). Returns the new (phi, cot, pT); |p| is unchanged (no energy loss).
+    """
+    t1, t2 = rng.normal(size=(2, phi.size)) * theta0
+    lam = np.arctan(cot)  # dip angle
+    cp, sp, cl, sl = np.cos(phi), np.sin(phi), np.cos(lam), np.sin(lam)
+    # unit direction + t1 * (azimuthal unit vector) + t2 * (polar unit vector)
+    vx = cl * cp - t1 * sp - t2 * sl * cp
+    vy = cl * sp + t1 * cp - t2 * sl * sp
+    vz = sl + t2 * cl
+    vt = np.hypot(vx, vy)
+    return np.arctan2(vy, vx), vz / vt, p * vt / np.sqrt(vt**2 + vz**2)
+
+
 def simulate_hits(
     particles: Particles, cfg: SiliconConfig, rng: np.random.Generator
 ) -> tuple[SiliconHits, np.ndarray]:
@@ -333,21 +352,8 @@ def simulate_hits(
                 inv_cos[hit],
             )
         )
-        # multiple scattering: two Gaussian angles in the plane normal to the direction
         theta0 = highland(pmag[a], beta[a], cfg.x_over_x0 * inv_cos)
-        t1, t2 = rng.normal(size=(2, a.size)) * theta0
-        lam = np.arctan(cot[a])  # dip angle
-        ux, uy, uz = np.cos(lam) * np.cos(phi[a]), np.cos(lam) * np.sin(phi[a]), np.sin(lam)
-        e1 = (-np.sin(phi[a]), np.cos(phi[a]), np.zeros(a.size))
-        e2 = (-np.sin(lam) * np.cos(phi[a]), -np.sin(lam) * np.sin(phi[a]), np.cos(lam))
-        vx = ux + t1 * e1[0] + t2 * e2[0]
-        vy = uy + t1 * e1[1] + t2 * e2[1]
-        vz = uz + t1 * e1[2] + t2 * e2[2]
-        vt = np.hypot(vx, vy)
-        phi[a] = np.arctan2(vy, vx)
-        cot[a] = vz / vt
-        norm = np.sqrt(vt**2 + vz**2)
-        ptc[a] = pmag[a] * vt / norm
+        phi[a], cot[a], ptc[a] = scatter(phi[a], cot[a], pmag[a], theta0, rng)
         active = a
     return _finish(recs, surf, cfg, sig_rphi, sig_long, rng), sim
 
