@@ -113,6 +113,6 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     r = runner.invoke(
         app, ["train", "--data", str(tmp_path), "--run", str(tmp_path / "r"), "--config", "nope"]
     )
-    assert r.exit_code == 2 and "packaged config" in r.output
+    assert r.exit_code == 2 and "shipped config" in r.output
     r = runner.invoke(app, ["convert", str(tmp_path / "x.pickle"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "tracks.pickle" in r.output

@@ -91,20 +91,8 @@ class TrackingRunConfig:
 def load_run_config(
     path: str | Path | None, overrides: list[str] | None = None
 ) -> TrackingRunConfig:
-    """A run config from a YAML file (or a packaged name: notebook, default, demo) + overrides."""
-    from importlib import resources
-
-    if path is not None and not Path(path).is_file():
-        name = str(path).removesuffix(".yaml")
-        res = resources.files("particlegraph.tasks.tracking") / "configs" / f"{name}.yaml"
-        if not res.is_file():
-            raise ConfigError(
-                f"no config file {path!r} and no packaged config named {name!r} "
-                "(notebook, default, demo)"
-            )
-        with resources.as_file(res) as p:
-            return load_config(TrackingRunConfig, p, overrides)
-    return load_config(TrackingRunConfig, path, overrides)
+    """A run config from a YAML file or a shipped config name (notebook, default, demo) + overrides."""
+    return load_config(TrackingRunConfig, path, overrides, package="particlegraph.tasks.tracking")
 
 
 def _distances(e: Tensor, pairs: Tensor) -> Tensor:
