@@ -39,7 +39,7 @@ def _write_events(folder, n_events=4, n_particles=25):
 
 
 @pytest.mark.slow
-def test_train_evaluate_explain(tmp_path):
+def test_train_evaluate_explain(tmp_path, assert_png):
     data = tmp_path / "data"
     _write_events(data)
     runner = CliRunner()
@@ -71,6 +71,8 @@ def test_train_evaluate_explain(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["methods"]) == {"raw_dbscan", "unrolled_dbscan", "stage1_dbscan", "gnn"}
     assert (out / "report.html").is_file()
+    for fig in ("event_display.png", "embedding.png", "efficiency.png"):
+        assert_png(out / "figures" / fig)
     # the written TrackML files give back the reported score
     ev = read_event(out / "events", 1000)
     assert ev.truth is not None
@@ -96,6 +98,7 @@ def test_train_evaluate_explain(tmp_path):
     assert r.exit_code == 0, r.output
     ex = json.loads((tmp_path / "ex" / "explain.json").read_text())
     assert ex["lrp"]["conservation_error"] < 1e-3
+    assert_png(tmp_path / "ex" / "explain_display.png")
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path):
