@@ -3,7 +3,7 @@
 Times full optimizer steps (forward, loss, backward, clip, AdamW) of the real training step with
 events from a dataset directory or synthetic events of a given size, and prints/saves one JSON object.
 
-    .venv/bin/python bench/train_throughput.py --config configs/mlpf/small.yaml --elements 1500 \
+    .venv/bin/python bench/train_throughput.py --config small --elements 1500 \
         --steps 20 --out bench/results/train_throughput_cpu.json
 """
 
@@ -28,6 +28,7 @@ from particlegraph.sim.elements import ELEM_TRACK
 from particlegraph.tasks.mlpf.export import example_event
 from particlegraph.tasks.mlpf.model import count_parameters
 from particlegraph.tasks.mlpf.train import (
+    PACKAGE,
     MLPFRunConfig,
     build_model,
     class_weight_tensor,
@@ -66,7 +67,7 @@ def load_events(args: argparse.Namespace, count: int) -> list[Data]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/mlpf/small.yaml")
+    p.add_argument("--config", default="small", help="config file or shipped name")
     p.add_argument("--set", action="append", default=[], help="config override key=value")
     p.add_argument("--data", default=None, help="dataset directory (default: synthetic events)")
     p.add_argument("--elements", type=int, default=1500, help="elements per synthetic event")
@@ -80,7 +81,12 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_config(MLPFRunConfig, args.config, [*args.set, f"fit.device={args.device}"])
+    cfg = load_config(
+        MLPFRunConfig,
+        args.config,
+        package=PACKAGE,
+        overrides=[*args.set, f"fit.device={args.device}"],
+    )
     bs = args.batch_size or cfg.data.batch_size
     device = resolve_device(args.device)
     torch.manual_seed(0)

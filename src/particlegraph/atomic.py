@@ -1,6 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename.
 
 An interrupted process therefore never leaves a half-written dataset shard, checkpoint or report.
+Temporary names carry the writer's host and process id, ``.<stem>.<pid>@<host>.<random>.tmp<suffix>``;
+they are removed when the block fails, and a temporary file (or staging folder) left behind by a
+process that was killed is swept the next time anything is written into that folder.
 """
 
 from __future__ import annotations
@@ -8,10 +11,63 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+#: ``.<anything>.<pid>@<host>.<random>.tmp<anything>``: the names this module creates.
+_TEMP_RE = re.compile(r"^\..*\.(\d+)@([^.]+)\.[^.]+\.tmp")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _tag() -> str:
+    return f"{os.getpid()}@{_host()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporary files and staging folders of dead writers on this host in ``folder``.
+
+    Only names made by this module are touched, and only when their process id is not running
+    on this host (a writer on another host sharing the folder is left alone). Returns the paths
+    removed. A folder that does not exist or cannot be listed is skipped silently.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    host = _host()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if m is None or m.group(2) != host or _alive(int(m.group(1))):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed
 
 
 @contextlib.contextmanager
@@ -19,11 +75,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary file keeps the final suffix so libraries that infer the format from it work.
+    It is removed when the block raises (or the process gets SIGTERM under the CLI).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(path.parent)
     fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+        dir=path.parent, prefix=f".{path.stem}.{_tag()}.", suffix=f".tmp{path.suffix}"
     )
     os.close(fd)
     tmp_path = Path(tmp)
@@ -37,6 +95,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def staging_dir(parent: str | os.PathLike[str], name: str) -> Iterator[Path]:
+    """A hidden temporary folder in ``parent`` (created if needed), removed when the block ends.
+
+    Move finished files out of it with :func:`os.replace` (same file system, so atomic).
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(parent)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{_tag()}.", suffix=".tmp"))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -1,8 +1,13 @@
-"""Frozen dataclass configs loaded from YAML with ``key=value`` command-line overrides."""
+"""Frozen dataclass configs loaded from YAML with ``key=value`` command-line overrides.
+
+Values are checked strictly against the dataclass annotations (:func:`from_dict`); overrides
+are parsed as YAML, so ``--set fit.epochs=3`` gives the integer 3 and ``fit.lr=true`` a bool.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from importlib import resources
@@ -17,52 +22,114 @@ from particlegraph.errors import ConfigError
 T = TypeVar("T")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _kind(value: Any) -> str:
+    """``'2.7' (a float)``: the value and its YAML/Python type, for error messages."""
+    name = type(value).__name__
+    return f"{value!r} ({'an' if name[0] in 'aeiou' else 'a'} {name})"
+
+
+def _bad(key: str, source: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(
+        f"config key {key} in {source} must be {expected}, got {_kind(value)}; "
+        "fix it in the YAML file or the --set override"
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` strictly (see :func:`from_dict`)."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return from_dict(tp, value, where)
+            raise _bad(key, source, "a mapping (a section of keys)", value)
+        return _build(tp, value, source, f"{key}.")
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
-            return None
-        return _coerce(value, args[0], where)
+            if len(args) < len(typing.get_args(tp)):
+                return None
+            raise _bad(key, source, " or ".join(_name(a) for a in args), value)
+        errors = []
+        for arg in args:
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError as err:
+                errors.append(err)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _bad(key, source, " or ".join(_name(a) for a in args) + " or null", value)
     if origin in (tuple, list):
         (inner, *_) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        seq = [_coerce(v, inner, where) for v in value]
+            raise _bad(key, source, "a list", value)
+        seq = [_coerce(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
         return tuple(seq) if origin is tuple else seq
     if tp is bool:
-        if isinstance(value, str):
-            if value.lower() in ("true", "1", "yes", "on"):
-                return True
-            if value.lower() in ("false", "0", "no", "off"):
-                return False
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise _bad(key, source, "true or false", value)
         return value
-    if tp in (int, float, str):
-        try:
-            return tp(value)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from err
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and _INT.fullmatch(value.strip()):
+            return int(value)
+        raise _bad(key, source, "an integer (whole numbers like 3.0 are refused too)", value)
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-3 as the string "1e-3"
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise _bad(key, source, "a number", value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _bad(key, source, "a string (quote it in YAML)", value)
+        return value
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass ``cls`` from a (possibly nested) dict, rejecting unknown keys."""
+_TRUE = frozenset({"true", "yes", "on"})
+_FALSE = frozenset({"false", "no", "off"})
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _build(cls: type[T], data: dict[str, Any], source: str, prefix: str) -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - names
     if unknown:
+        where = f"{source}, section {prefix[:-1]}" if prefix else source
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}", source) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
+        where = f"{source}, section {prefix[:-1]}" if prefix else source
         raise ConfigError(f"{where}: {err}") from err
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass ``cls`` from a (possibly nested) dict, strictly; ``where`` names the source.
+
+    Unknown keys are refused. Values must have the annotated type, with no silent conversion:
+    an int field takes an integer only (a float such as 2.7, and also an integral 3.0, is
+    refused; so is a bool), a float field takes an int or a float (not a bool), a str field a
+    string only (a list or a number is refused), a bool field true/false (or the strings
+    true/false/yes/no/on/off). Strings that spell a number are accepted for number fields,
+    because PyYAML reads ``1e-3`` as a string. Tuples and lists check every item; ``X | None``
+    takes null or an ``X``. Every refusal is a :class:`ConfigError` naming the dotted key, the
+    expected type and the value.
+    """
+    return _build(cls, data, where, "")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -130,9 +197,11 @@ def load_config(
     """Load ``cls`` from a YAML file or shipped config name (when ``package`` names the task
     package that ships it; defaults when ``path`` is None) plus ``key=value`` overrides."""
     data: dict[str, Any] = {}
+    where = cls.__name__
     if path is not None:
         p = path if isinstance(path, Traversable) and not isinstance(path, Path) else None
         p = p or resolve_config(path, package)  # type: ignore[arg-type]
+        where = str(p) if isinstance(p, Path) else f"shipped config {p.name}"
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:
@@ -140,8 +209,7 @@ def load_config(
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
     data = apply_overrides(data, overrides or [])
-    where = getattr(path, "name", None) if path is not None else None
-    return from_dict(cls, data, where=str(where or cls.__name__))
+    return from_dict(cls, data, where=where)
 
 
 def dump_config(cfg: Any, path: str | Path) -> None:

@@ -10,7 +10,6 @@ the test files import it (``tests/explain`` is on ``sys.path`` under pytest's de
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import Tensor, nn
 
@@ -18,30 +17,27 @@ from particlegraph.explain.lrp import Epsilon, Gamma, Tracer, ZPlus
 from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, PassThrough, Program
 from particlegraph.explain.lrp.rules import Composite
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- the reference ------------------------------------------------------------------------------
 
 
-def _modified(rule, w: Tensor, b: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Rule-modified weight and bias, re-derived here from the rule definitions."""
-    b = torch.zeros(w.shape[0], dtype=w.dtype) if b is None else b
+def modified_contributions(rule, c: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Rule-modified contributions and bias, re-derived here from the rule definitions.
+
+    ``c`` (..., out, in) the contributions ``a_j w_jk``, ``b`` (out,) or broadcastable. The
+    sign-aware rules act on contributions: z+ keeps ``max(c, 0)`` and drops the bias; gamma
+    adds ``gamma max(c, 0)`` (``gamma min(c, 0)`` where the unmodified output is negative).
+    """
+    pos = torch.where(c > 0, c, 0.0)
     if isinstance(rule, ZPlus):
-        return torch.where(w > 0, w, 0.0), torch.zeros_like(b)
+        return pos, torch.zeros_like(b)
     if isinstance(rule, Gamma):
-        return w + rule.gamma * torch.where(w > 0, w, 0.0), b + rule.gamma * torch.where(
-            b > 0, b, 0.0
-        )
+        negative = (c.sum(-1) + b < 0)[..., None]  # z_k < 0: favour the negative contributions
+        neg = torch.where(c < 0, c, 0.0)
+        c_mod = c + rule.gamma * torch.where(negative, neg, pos)
+        b_mod = b + rule.gamma * torch.where(negative[..., 0], b.clamp(max=0), b.clamp(min=0))
+        return c_mod, b_mod
     assert type(rule) is Epsilon
-    return w, b
+    return c, b
 
 
 def _fractions(z: Tensor, total: Tensor, eps: float) -> Tensor:
@@ -78,11 +74,10 @@ def dense_lrp(
         r_out = rel.pop(op.output)
         if isinstance(op, Linear):
             rule = composite.rule_for(op.name, "linear")
-            w, b = _modified(
-                rule, op.weight.to(dtype), None if op.bias is None else op.bias.to(dtype)
-            )
+            w = op.weight.to(dtype)
+            b = torch.zeros(w.shape[0], dtype=dtype) if op.bias is None else op.bias.to(dtype)
             a = vals[op.input]
-            z = a[:, None, :] * w[None]  # (N, out, in) contributions
+            z, b = modified_contributions(rule, a[:, None, :] * w[None], b)  # (N, out, in)
             frac = _fractions(z, z.sum(-1) + b, rule.eps)
             r_in = torch.einsum("noi,tno->tni", frac, r_out)
             absorbed += r_out.sum((1, 2)) - r_in.sum((1, 2))
@@ -104,11 +99,13 @@ def dense_lrp(
             rule = composite.rule_for(op.name, "aggregation")
             u = vals[op.input]
             c = u.shape[1]
-            w, _ = _modified(rule, op.weight.to(dtype).expand(-1, c), None)
+            w = op.weight.to(dtype).expand(-1, c)
             adj = torch.zeros(n, n, c, dtype=dtype)  # adj[i, j, c]: weight of j -> i
             adj.index_put_((op.dst, op.src), w, accumulate=True)
-            z = adj * u[None]  # (N_i, N_j, C)
-            frac = _fractions(z.permute(0, 2, 1), z.sum(1), rule.eps)  # (N_i, C, N_j)
+            z, _ = modified_contributions(
+                rule, (adj * u[None]).permute(0, 2, 1), torch.zeros(c, dtype=dtype)
+            )  # (N_i, C, N_j)
+            frac = _fractions(z, z.sum(-1), rule.eps)
             r_in = torch.einsum("icj,tic->tjc", frac, r_out)
             absorbed += r_out.sum((1, 2)) - r_in.sum((1, 2))
             add(op.input, r_in)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lrp_reference import random_mlpf_input, single_thread  # noqa: F401 (autouse fixture)
+from lrp_reference import random_mlpf_input
 
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.explain import rmaps

@@ -121,6 +121,22 @@ def test_spearman_matches_scipy_with_ties(rng):
     assert np.isnan(spearman(np.ones(5), np.arange(5.0)))
 
 
+@pytest.mark.filterwarnings("error")  # constant inputs give NaN, not scipy's warning
+def test_spearman_ties_on_both_sides_and_degenerate_inputs(rng):
+    a = rng.integers(0, 3, size=30)
+    b = rng.integers(0, 4, size=30)
+    # hand value: ranks of (1, 1, 2) are (1.5, 1.5, 3), of (3, 1, 1) are (3, 1.5, 1.5):
+    # centred (-0.5, -0.5, 1) and (1, -0.5, -0.5): rho = -0.75 / 1.5 = -0.5
+    assert spearman(np.array([1, 1, 2]), np.array([3, 1, 1])) == pytest.approx(-0.5)
+    assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert spearman(torch.as_tensor(a).reshape(5, 6), b) == pytest.approx(spearmanr(a, b).statistic)
+    assert np.isnan(spearman(np.arange(4.0), np.full(4, 2.0)))
+    assert np.isnan(spearman(np.ones(3), np.ones(3)))
+    assert np.isnan(spearman(np.array([1.0]), np.array([2.0])))
+    with pytest.raises(ConfigError, match="equal size"):
+        spearman(np.ones(3), np.ones(4))
+
+
 def _toy_mlp() -> nn.Sequential:
     torch.manual_seed(3)
     return nn.Sequential(

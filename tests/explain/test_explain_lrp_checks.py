@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
+from lrp_reference import (
     TinyGNN,
     random_graph,
     random_mlpf_input,
-    single_thread,
 )
 from torch import nn
 

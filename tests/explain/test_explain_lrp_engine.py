@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
+from lrp_reference import (
     TinyGNN,
     dense_lrp,
     random_graph,
     random_mlpf_input,
-    single_thread,
 )
 from torch import nn
 

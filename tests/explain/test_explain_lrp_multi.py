@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lrp_reference import random_mlpf_input, single_thread  # noqa: F401 (autouse fixture)
+from lrp_reference import random_mlpf_input
 from torch import nn
 
 from particlegraph.errors import ConfigError

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lrp_reference import (  # noqa: F401 (single_thread is an autouse fixture)
-    TinyGNN,
+from lrp_reference import (
     dense_lrp,
-    random_graph,
-    random_mlpf_input,
-    single_thread,
 )
 
 from particlegraph.explain.lrp import Epsilon, Tracer

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import astuple
 
 import pytest
 import torch
-from lrp_reference import random_mlpf_input, single_thread  # noqa: F401
+from lrp_reference import random_mlpf_input
 from torch import nn
 
 from particlegraph.errors import ConfigError
@@ -22,7 +23,9 @@ from particlegraph.explain.lrp import (
     parse_output,
     rule_from_name,
 )
-from particlegraph.explain.lrp.rules import as_composite, stabilize
+from particlegraph.explain.lrp.engine import propagate
+from particlegraph.explain.lrp.program import Tracer
+from particlegraph.explain.lrp.rules import Rule, as_composite, stabilize
 from particlegraph.tasks.mlpf.explain import output_column
 from particlegraph.tasks.mlpf.model import MLPF, MLPF_OUTPUTS, MLPFConfig
 
@@ -39,6 +42,131 @@ def test_rule_modifications_by_hand() -> None:
     assert torch.equal(
         stabilize(torch.tensor([0.0, -1.0, 2.0]), 0.1), torch.tensor([0.1, -1.1, 2.1])
     )
+
+
+def _one_linear(x: list[float], w: list[float], rule: Rule, b: float | None = None) -> torch.Tensor:
+    """Relevance (F,) on the inputs of one Linear ``z = x . w + b`` explaining R = z."""
+    dt = torch.float64
+    tr = Tracer(torch.tensor([x], dtype=dt))
+    bias = None if b is None else torch.tensor([b], dtype=dt)
+    out = tr.linear("lin", 0, torch.tensor([w], dtype=dt), bias)
+    rel = propagate(tr.program({"o": out}), out, 0, torch.tensor([0]), Composite(default=rule))
+    return rel.to_dense()[0, 0]
+
+
+def test_signed_inputs_hand_worked() -> None:
+    """Inputs (-1, -1), weights (1, -1.2): c = (-1, 1.2), z = 0.2 (issue 8's example).
+
+    Epsilon: (-1, 1.2). Gamma(0.25), sign-aware: c' = (-1, 1.5), z' = 0.5, R = c' 0.2 / 0.5 =
+    (-0.4, 0.6) (the literal rule gave (5.0, -4.8)). z+: c+ = (0, 1.2), R = (0, 0.2).
+    """
+    eps = Epsilon(eps=0.0)
+    r_eps = _one_linear([-1.0, -1.0], [1.0, -1.2], eps)
+    r_gamma = _one_linear([-1.0, -1.0], [1.0, -1.2], Gamma(gamma=0.25, eps=0.0))
+    r_zplus = _one_linear([-1.0, -1.0], [1.0, -1.2], ZPlus(eps=0.0))
+    f64 = torch.float64
+    assert torch.allclose(r_eps, torch.tensor([-1.0, 1.2], dtype=f64))
+    assert torch.allclose(r_gamma, torch.tensor([-0.4, 0.6], dtype=f64))
+    assert torch.allclose(r_zplus, torch.tensor([0.0, 0.2], dtype=f64))
+    assert torch.equal(torch.sign(r_gamma), torch.sign(r_eps))
+    for r in (r_eps, r_gamma, r_zplus):
+        assert float(r.sum()) == pytest.approx(0.2)  # conserved: no bias, eps = 0
+
+
+def test_gamma_negative_output_is_the_mirror_image() -> None:
+    """Inputs (1, 1), weights (1, -1.2), bias -0.4: c = (1, -1.2), z = -0.6 < 0.
+
+    Gamma(0.5) favours the negative contributions: c' = (1, -1.8), b' = -0.6, z' = -1.4,
+    R = c' (-0.6) / (-1.4) = (3/7, -5.4/7). (The textbook W + gamma W+ gave z' = -0.1 and
+    R = (9, -7.2): a sign flip on non-negative inputs too.) Epsilon: R = c, same signs.
+    """
+    r = _one_linear([1.0, 1.0], [1.0, -1.2], Gamma(gamma=0.5, eps=0.0), b=-0.4)
+    assert torch.allclose(r, torch.tensor([3 / 7, -5.4 / 7], dtype=torch.float64))
+    r_eps = _one_linear([1.0, 1.0], [1.0, -1.2], Epsilon(eps=0.0), b=-0.4)
+    assert torch.equal(torch.sign(r), torch.sign(r_eps))
+
+
+def _textbook(layers, x: torch.Tensor, rule: Rule, target: int) -> torch.Tensor:
+    """Slow float64 loops over (k, j): sign-aware LRP through Linear -> tanh -> ... -> Linear.
+
+    Written from the rule docstrings only (contributions c_kj = a_j w_kj; gamma adds
+    gamma max(c, 0), or gamma min(c, 0) where z_k < 0; z+ keeps max(c, 0) and drops b).
+    """
+    acts = [x.double()]
+    for i, (w, b) in enumerate(layers):
+        z = acts[-1] @ w.T + b
+        acts.append(z if i == len(layers) - 1 else torch.tanh(z))
+    rel = torch.zeros_like(acts[-1])
+    rel[target] = acts[-1][target]
+    for i in reversed(range(len(layers))):
+        w, b = layers[i]
+        a = acts[i]
+        r_in = torch.zeros_like(a)
+        for k in range(w.shape[0]):
+            c = [float(a[j] * w[k, j]) for j in range(w.shape[1])]
+            bk, zk = float(b[k]), sum(c) + float(b[k])
+            if isinstance(rule, ZPlus):
+                c, bk = [max(v, 0.0) for v in c], 0.0
+            elif isinstance(rule, Gamma):
+                pick = min if zk < 0 else max
+                c = [v + rule.gamma * pick(v, 0.0) for v in c]
+                bk = bk + rule.gamma * pick(bk, 0.0)
+            den = sum(c) + bk
+            den = den + rule.eps * (1.0 if den >= 0 else -1.0)
+            for j in range(w.shape[1]):
+                r_in[j] += 0.0 if den == 0 else c[j] / den * float(rel[k])
+        rel = r_in
+    return rel
+
+
+@pytest.mark.parametrize("rule", [Gamma(gamma=0.3, eps=1e-3), ZPlus(eps=1e-3), Epsilon(eps=1e-3)])
+@pytest.mark.parametrize("compose", [True, False])
+def test_sign_aware_rules_match_slow_textbook(rule: Rule, compose: bool) -> None:
+    g = torch.Generator().manual_seed(30)
+    dt = torch.float64
+    dims = [5, 7, 6, 3]
+    layers = [
+        (torch.randn(o, i, generator=g, dtype=dt), torch.randn(o, generator=g, dtype=dt) * 0.5)
+        for i, o in itertools.pairwise(dims)
+    ]
+    x = torch.randn(4, dims[0], generator=g, dtype=dt)  # signed inputs, signed hidden (tanh)
+    tr = Tracer(x)
+    h = 0
+    for i, (w, b) in enumerate(layers):
+        h = tr.linear(f"l{i}", h, w, b)
+        if i < len(layers) - 1:
+            h = tr.activation(f"a{i}", h, torch.tanh)
+    program = tr.program({"o": h})
+    rel = propagate(program, h, 1, torch.arange(4), Composite(default=rule), compose=compose)
+    dense = rel.to_dense()  # (T, N, F): only the diagonal is non-zero (no message passing)
+    for n in range(4):
+        ref = _textbook(layers, x[n], rule, target=1)
+        assert torch.allclose(dense[n, n], ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", [Gamma(gamma=0.4, eps=1e-6), ZPlus(eps=1e-6)])
+def test_non_negative_inputs_unchanged_where_z_positive(rule: Rule) -> None:
+    """On a >= 0 the sign-aware rules equal the textbook W' (old formula) wherever z_k >= 0."""
+    g = torch.Generator().manual_seed(31)
+    dt = torch.float64
+    w = torch.randn(6, 5, generator=g, dtype=dt)
+    b = torch.randn(6, generator=g, dtype=dt) * 0.3
+    x = torch.rand(40, 5, generator=g, dtype=dt)  # non-negative inputs
+    tr = Tracer(x)
+    out = tr.linear("lin", 0, w, b)
+    program = tr.program({"o": out})
+    z = x @ w.T + b
+    if isinstance(rule, Gamma):  # the old formula: W + gamma W+, b + gamma b+
+        w_old, b_old = w + rule.gamma * w.clamp(min=0), b + rule.gamma * b.clamp(min=0)
+    else:
+        w_old, b_old = w.clamp(min=0), torch.zeros_like(b)
+    for k in range(6):
+        rows = (z[:, k] >= 0).nonzero()[:, 0]
+        assert len(rows) > 5
+        rel = propagate(program, out, k, rows, Composite(default=rule)).to_dense()
+        zp = x[rows] @ w_old[k] + b_old[k]
+        old = x[rows] * w_old[k] * (z[rows, k] / stabilize(zp, rule.eps))[:, None]
+        assert torch.allclose(rel[torch.arange(len(rows)), rows], old, rtol=1e-9, atol=1e-12)
 
 
 def test_composite_first_match_wins_and_kinds() -> None:

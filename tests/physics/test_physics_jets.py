@@ -61,3 +61,13 @@ def test_match_jets_greedy_closest_first() -> None:
 def test_bad_radius_raises() -> None:
     with pytest.raises(ValueError, match="radius"):
         jets.cluster_jets([make_y([(1, 1.0, 0.0, 0.0)])], radius=0.0)
+
+
+def test_invalid_four_vectors_never_reach_fastjet():
+    """NaN / inf / negative pT particles are dropped (fastjet segfaults on them)."""
+    good = np.array([[30.0, 0.1, 0.2], [20.0, 0.2, 0.1]])
+    bad = np.array([[30.0, np.nan, 0.2], [np.inf, 0.0, 0.0], [-5.0, 0.0, 0.0], [7.0, 0.0, np.inf]])
+    (clean,) = jets.cluster_jets([good])
+    (mixed,) = jets.cluster_jets([np.concatenate([good, bad])])
+    np.testing.assert_allclose(mixed, clean)
+    assert jets.cluster_jets([bad])[0].shape == (0, 3)

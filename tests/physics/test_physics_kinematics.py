@@ -37,3 +37,11 @@ def test_massless_p4_round_trip() -> None:
     np.testing.assert_allclose(back, (pt, eta, phi), rtol=1e-12, atol=1e-12)
     # massless: E = |p|
     np.testing.assert_allclose(p4[:, 3], np.linalg.norm(p4[:, :3], axis=1), rtol=1e-12)
+
+
+def test_delta_phi_keeps_torch_tensors() -> None:
+    import torch
+
+    got = K.delta_phi(torch.tensor([3.1, -3.1]), torch.tensor([-3.1, 3.1]))
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), K.delta_phi([3.1, -3.1], [-3.1, 3.1]), atol=1e-6)

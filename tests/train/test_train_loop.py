@@ -189,3 +189,16 @@ def test_pyg_batch_size_and_device_move() -> None:
     moved = to_device({"a": (batch, torch.zeros(2)), "b": 3}, torch.device("cpu"))
     assert moved["b"] == 3
     assert moved["a"][0].x.shape == (8, 3)
+
+
+def test_make_optimizer_names_and_decay_groups() -> None:
+    from particlegraph.train.loop import FitConfig, make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    opt = make_optimizer(model, FitConfig(optimizer="adamax", lr=2e-3, weight_decay=0.1))
+    assert isinstance(opt, torch.optim.Adamax)
+    decays = sorted(g["weight_decay"] for g in opt.param_groups)
+    sizes = sorted(len(g["params"]) for g in opt.param_groups)
+    assert decays == [0.0, 0.1] and sizes == [1, 3]  # one weight matrix; two biases + LN scale
+    with pytest.raises(ConfigError, match="adamax"):
+        FitConfig(optimizer="sgd")

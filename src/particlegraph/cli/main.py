@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from particlegraph.tasks.anomaly import cli as anomaly_cli
 from particlegraph.tasks.mlpf import cli as mlpf_cli
 from particlegraph.tasks.tabular import cli as tabular_cli
+from particlegraph.tasks.tracking import cli as tracking_cli
 
 app = typer.Typer(
     name="particlegraph",
@@ -16,6 +18,8 @@ app = typer.Typer(
 )
 app.add_typer(mlpf_cli.app, name="mlpf")
 app.add_typer(tabular_cli.app, name="tabular")
+app.add_typer(tracking_cli.app, name="tracking")
+app.add_typer(anomaly_cli.app, name="anomaly")
 
 
 def main() -> None:

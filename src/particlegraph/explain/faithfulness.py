@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import scipy.stats
 import torch
 from torch import Tensor, nn
 
@@ -270,29 +271,19 @@ def _json_float(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
 
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 with ties sharing their mean rank."""
-    order = np.argsort(a, kind="stable")
-    sorted_a = a[order]
-    ranks = np.empty(a.size, dtype=np.float64)
-    # Tied runs: boundaries where the sorted value changes.
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_a)) + 1]
-    ends = np.r_[starts[1:], a.size]
-    mean_rank = 0.5 * (starts + ends - 1)
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks
-
-
 def spearman(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
-    """Spearman rank correlation of two arrays of equal size (flattened); NaN if one is constant."""
+    """Spearman rank correlation of two arrays of equal size (flattened), ties get mean ranks.
+
+    ``scipy.stats.spearmanr``; NaN (without scipy's warning) when either array is constant or
+    holds fewer than 2 values.
+    """
     a_np = _to_flat_numpy(a)
     b_np = _to_flat_numpy(b)
     if a_np.shape != b_np.shape:
         raise ConfigError(f"spearman needs arrays of equal size; got {a_np.size} and {b_np.size}")
-    ra = _average_ranks(a_np) - (a_np.size - 1) / 2
-    rb = _average_ranks(b_np) - (b_np.size - 1) / 2
-    denom = np.sqrt(np.sum(ra * ra) * np.sum(rb * rb))
-    return float(np.sum(ra * rb) / denom) if denom > 0 else float("nan")
+    if a_np.size < 2 or np.all(a_np == a_np[0]) or np.all(b_np == b_np[0]):
+        return float("nan")
+    return float(scipy.stats.spearmanr(a_np, b_np).statistic)
 
 
 def _to_flat_numpy(a: Any) -> np.ndarray:

@@ -14,6 +14,10 @@ of the neural network response on characteristics of the input space", arXiv:180
 expanding ``f(x + d) = f(x) + sum_i t_i d_i + sum_{i<=j} t_ij d_i d_j + ...`` gives
 ``t_i = df/dx_i``, ``t_ii = 1/2 d2f/dx_i^2`` and ``t_ij = d2f/dx_i dx_j`` (i < j); the metric of
 an input (pair) is the mean absolute coefficient over a data set, ``<|t_i|>`` and ``<|t_ij|>``.
+
+Why one module of ~500 lines: the attribution methods share the row-wise/graph model adapters
+and the chunked torch.func machinery defined here; split apart, each part would re-import the
+same private helpers.
 """
 
 from __future__ import annotations

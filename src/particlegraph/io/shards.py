@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from particlegraph.atomic import atomic_path
-from particlegraph.errors import DataFileError
+from particlegraph.errors import DataFileError, brief
+from particlegraph.io.limits import Limits, check_declared
 
 PathLike = str | os.PathLike[str]
 #: Column name -> number of float32 values per row of that column.
@@ -36,12 +37,6 @@ METADATA_KEY = b"particlegraph"
 #: Version of this shard layout, stored next to the metadata.
 FORMAT_VERSION = 1
 PARQUET_SUFFIX = ".parquet"
-
-
-def brief(err: BaseException, limit: int = 160) -> str:
-    """An exception's message on one line, shortened, for one-line error reports."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def column_type(width: int) -> pa.DataType:
@@ -134,19 +129,42 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {"value": meta}
 
 
-def count_rows(path: PathLike) -> int:
-    """Number of events in a shard, from its footer (no data read)."""
-    return int(open_shard(path).metadata.num_rows)
+def count_rows(path: PathLike, limits: Limits | None = None) -> int:
+    """Number of events in a shard, from its footer (no data read), checked against ``limits``."""
+    pf = open_shard(path)
+    check_size(path, pf, limits)
+    return int(pf.metadata.num_rows)
 
 
-def read_shard(path: PathLike, schema: Schema) -> dict[str, list[np.ndarray]]:
+def check_size(path: PathLike, pf: pq.ParquetFile, limits: Limits | None = None) -> None:
+    """Refuse a shard whose footer declares more rows or uncompressed bytes than ``limits``.
+
+    Only the footer is read, so a small file that declares 1e8 events fails at once instead of
+    allocating gigabytes (:class:`~particlegraph.errors.ResourceLimitError`).
+    """
+    lim = limits or Limits.from_env()
+    meta = pf.metadata
+    check_declared(path, "rows", int(meta.num_rows), lim.max_rows,
+                   "set PARTICLEGRAPH_MAX_ROWS higher if the file is genuine")  # fmt: skip
+    size = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
+    check_declared(path, "bytes uncompressed", size, lim.max_bytes)
+
+
+def read_shard(
+    path: PathLike, schema: Schema, limits: Limits | None = None
+) -> dict[str, list[np.ndarray]]:
     """Every column of ``schema`` of one shard: name -> one (N_i, width) float32 array per event.
+
+    The footer's row count and uncompressed size are checked against ``limits`` (default
+    :meth:`Limits.from_env`) before any data is read.
 
     Raises:
         DataFileError: a column is missing, has another type or width, or cannot be read.
+        ResourceLimitError: the footer declares more than the limits.
     """
     path = Path(path)
     pf = open_shard(path)
+    check_size(path, pf, limits)
     missing = [c for c in schema if c not in pf.schema_arrow.names]
     if missing:
         raise DataFileError(

@@ -25,12 +25,19 @@ Definitions (also in docs/evaluation.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import ctypes
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from particlegraph.errors import MissingDependencyError
 from particlegraph.physics.kinematics import delta_r, massless_p4, pt_eta_phi
+
+log = logging.getLogger(__name__)
 
 JET_RADIUS = 0.4
 GEN_JET_MIN_PT = 20.0  # GeV
@@ -38,6 +45,39 @@ RECO_JET_MIN_PT = 5.0  # GeV
 MATCH_DR = 0.2
 #: Gen jet pT bins [GeV] of the binned jet response and resolution.
 JET_PT_EDGES = (20.0, 30.0, 50.0, 80.0, 120.0, 200.0, 350.0, 600.0, 1000.0)
+
+
+_banner_done = False
+
+
+@contextlib.contextmanager
+def _quiet_banner() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null around the first clustering of the process.
+
+    FastJet's C++ library prints a 13-line banner to stdout on its first ClusterSequence, in
+    the middle of a command's results; later calls print nothing, so only the first is wrapped.
+    """
+    global _banner_done
+    if _banner_done:
+        yield
+        return
+    _banner_done = True
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real fd 1 (e.g. captured by a test runner)
+        yield
+        return
+    libc = ctypes.CDLL(None)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        libc.fflush(None)  # C stdio buffers the banner when stdout is a pipe
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _particles(ev: np.ndarray) -> np.ndarray:
@@ -74,7 +114,14 @@ def cluster_jets(
             "fastjet is needed for jet metrics; install it with: pip install fastjet"
         ) from err
 
-    p4 = [massless_p4(*_particles(ev).T) for ev in events]
+    with np.errstate(invalid="ignore", over="ignore"):
+        p4 = [massless_p4(*_particles(ev).T) for ev in events]
+    # fastjet crashes (segfault) on NaN/inf four-vectors: drop them, and zero-energy ones, here.
+    good = [np.isfinite(p).all(axis=1) & (p[:, 3] > 0) for p in p4]
+    dropped = sum(int((~g).sum()) for g in good)
+    if dropped:
+        log.warning("cluster_jets: dropped %d particle(s) with non-finite or zero pT", dropped)
+        p4 = [p[g] for p, g in zip(p4, good, strict=True)]
     counts = np.array([len(p) for p in p4], dtype=np.int64)
     flat = np.concatenate(p4, axis=0) if counts.sum() else np.zeros((0, 4))
     fields = {
@@ -82,7 +129,8 @@ def cluster_jets(
         for i, name in enumerate(("px", "py", "pz", "E"))
     }
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    jets = fastjet.ClusterSequence(ak.zip(fields), jetdef).inclusive_jets(min_pt=min_pt)
+    with _quiet_banner():
+        jets = fastjet.ClusterSequence(ak.zip(fields), jetdef).inclusive_jets(min_pt=min_pt)
     jcounts = ak.to_numpy(ak.num(jets))
     out: list[np.ndarray] = []
     flat_jets = ak.flatten(jets)

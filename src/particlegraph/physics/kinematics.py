@@ -10,6 +10,8 @@ Conventions (every task uses these functions, so they agree everywhere):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -45,9 +47,12 @@ def phi_from_sincos(sin_phi: ArrayLike, cos_phi: ArrayLike) -> np.ndarray:
     return np.arctan2(np.asarray(sin_phi), np.asarray(cos_phi))
 
 
-def delta_phi(phi1: ArrayLike, phi2: ArrayLike) -> np.ndarray:
-    """``phi1 - phi2`` wrapped into [-pi, pi) [rad]; broadcasts."""
-    return (np.asarray(phi1) - np.asarray(phi2) + np.pi) % (2.0 * np.pi) - np.pi
+def delta_phi(phi1: Any, phi2: Any) -> Any:
+    """``phi1 - phi2`` wrapped into [-pi, pi) [rad]; broadcasts. Torch tensors stay tensors
+    (``%`` is the floored modulo for both numpy and torch), anything else becomes numpy."""
+    if not (hasattr(phi1, "__torch_function__") or hasattr(phi2, "__torch_function__")):
+        phi1, phi2 = np.asarray(phi1), np.asarray(phi2)
+    return (phi1 - phi2 + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def delta_r(eta1: ArrayLike, phi1: ArrayLike, eta2: ArrayLike, phi2: ArrayLike) -> np.ndarray:

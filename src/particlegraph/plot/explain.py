@@ -2,17 +2,14 @@
 
 Every ``plot_*`` function draws on a given ``ax`` (a new figure when ``ax=None``) and returns its
 artists; ``*_figure`` functions build a multi-panel figure and return it. Relevance colour maps
-are diverging (red positive, blue negative) and symmetric around zero.
+are diverging (red positive, blue negative) and symmetric around zero. (Slightly over 400
+lines: one module per figure family of the explanation report, all sharing the colour scale.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,13 +20,14 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from particlegraph.explain.faithfulness import FlippingCurve, RandomizationResult
-from particlegraph.sim.elements import CLASS_LABELS, X_FEATURES
+from particlegraph.plot import headless_backend
 
 CMAP = "RdBu_r"
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.0)) -> Axes:
     if ax is None:
+        headless_backend()
         _, ax = plt.subplots(figsize=figsize)
     return ax
 
@@ -37,6 +35,13 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.0)) -> Axes:
 def _symmetric_limit(values: np.ndarray) -> float:
     vmax = float(np.max(np.abs(values))) if values.size else 0.0
     return vmax if vmax > 0 else 1.0
+
+
+def axis_labels(names: Sequence[str], n: int, prefix: str) -> list[str]:
+    """The first ``n`` of ``names``, completed with ``prefix0``, ``prefix1``, ... (no task's
+    names are assumed here: each task passes its own feature and class names)."""
+    given = list(names)[:n]
+    return given + [f"{prefix}{i}" for i in range(len(given), n)]
 
 
 def neighbour_labels(sources: np.ndarray | None, num_rows: int) -> list[str]:
@@ -54,7 +59,7 @@ def plot_relevance_map(
     values: np.ndarray,
     *,
     row_labels: Sequence[str] | None = None,
-    feature_names: Sequence[str] = X_FEATURES,
+    feature_names: Sequence[str] = (),
     vmax: float | None = None,
     title: str | None = None,
     colorbar: bool = True,
@@ -66,7 +71,7 @@ def plot_relevance_map(
     Args:
         values: (R, F) relevance; row 0 is the explained element itself.
         row_labels: R labels (default "self", "#1", ...).
-        feature_names: F column names (default the 12 X features).
+        feature_names: F column names (default ``x0``, ``x1``, ...); a task passes its own.
         vmax: colour limit, symmetric around zero (default the largest |value|).
         colorbar: draw a colour bar next to the axes.
         xlabels: label the feature axis (off for inner panels of a grid).
@@ -76,7 +81,7 @@ def plot_relevance_map(
     lim = vmax if vmax is not None else _symmetric_limit(values)
     image = ax.imshow(values, cmap=CMAP, vmin=-lim, vmax=lim, aspect="auto")
     if xlabels:
-        ax.set_xticks(range(values.shape[1]), list(feature_names)[: values.shape[1]],
+        ax.set_xticks(range(values.shape[1]), axis_labels(feature_names, values.shape[1], 'x'),
                       rotation=60, ha="right", fontsize=8)  # fmt: skip
         ax.set_xlabel("input feature")
     else:
@@ -95,8 +100,8 @@ def class_maps_figure(
     mean: np.ndarray,
     count: np.ndarray,
     *,
-    class_names: Sequence[str] = CLASS_LABELS,
-    feature_names: Sequence[str] = X_FEATURES,
+    class_names: Sequence[str] = (),
+    feature_names: Sequence[str] = (),
     title: str | None = None,
 ) -> Figure:
     """Averaged relevance maps per true class (rows) for correct / wrong predictions (columns).
@@ -108,6 +113,7 @@ def class_maps_figure(
     classes = [c for c in range(mean.shape[0]) if count[c].sum() > 0] or [0]
     lim = _symmetric_limit(mean[classes])
     num_rows = mean.shape[2]
+    headless_backend()
     fig, axes = plt.subplots(
         len(classes), 2, figsize=(12, 0.22 * num_rows * len(classes) + 2.2), squeeze=False,
         sharex=True, sharey=True, layout="constrained",
@@ -117,7 +123,7 @@ def class_maps_figure(
         for j, split in enumerate(("correct", "wrong")):
             image = plot_relevance_map(
                 mean[c, j], feature_names=feature_names, vmax=lim, ax=axes[i, j],
-                title=f"true {class_names[c]}, {split} (n={int(count[c, j])})",
+                title=f"true {axis_labels(class_names, c + 1, 'class ')[c]}, {split} (n={int(count[c, j])})",
                 colorbar=False, xlabels=i == len(classes) - 1,
             )  # fmt: skip
             images.append(image)
@@ -134,7 +140,7 @@ def plot_feature_histogram(
     counts: np.ndarray,
     edges: np.ndarray,
     *,
-    feature_names: Sequence[str] = X_FEATURES,
+    feature_names: Sequence[str] = (),
     title: str | None = None,
     colorbar: bool = True,
     ax: Axes | None = None,
@@ -153,7 +159,9 @@ def plot_feature_histogram(
         rows, aspect="auto", cmap="viridis", origin="lower", vmin=0.0, vmax=1.0,
         extent=(float(edges[0]), float(edges[-1]), -0.5, counts.shape[0] - 0.5),
     )  # fmt: skip
-    ax.set_yticks(range(counts.shape[0]), list(feature_names)[: counts.shape[0]], fontsize=8)
+    ax.set_yticks(
+        range(counts.shape[0]), axis_labels(feature_names, counts.shape[0], "x"), fontsize=8
+    )
     ax.set_xticks(np.linspace(float(edges[0]), float(edges[-1]), 5))
     ax.set_xlabel("feature relevance / total |relevance| of element")
     if title:
@@ -167,14 +175,15 @@ def feature_histograms_figure(
     counts: np.ndarray,
     edges: np.ndarray,
     *,
-    class_names: Sequence[str] = CLASS_LABELS,
-    feature_names: Sequence[str] = X_FEATURES,
+    class_names: Sequence[str] = (),
+    feature_names: Sequence[str] = (),
     title: str | None = None,
 ) -> Figure:
     """One :func:`plot_feature_histogram` panel per true class that has entries; counts (C, F, B)."""
     classes = [c for c in range(counts.shape[0]) if counts[c].sum() > 0] or [0]
     ncols = min(3, len(classes))
     nrows = (len(classes) + ncols - 1) // ncols
+    headless_backend()
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols + 1.0, 4.0 * nrows),
                              squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[len(classes) :]:
@@ -184,7 +193,7 @@ def feature_histograms_figure(
         n = int(counts[c, 0].sum())
         images.append(plot_feature_histogram(
             counts[c], edges, feature_names=feature_names, ax=ax,
-            title=f"true {class_names[c]} (n={n})", colorbar=False,
+            title=f"true {axis_labels(class_names, c + 1, 'class ')[c]} (n={n})", colorbar=False,
         ))  # fmt: skip
     fig.colorbar(images[-1], ax=axes, label="fraction of elements (per feature)", shrink=0.6)
     if title:
@@ -317,6 +326,7 @@ def plot_randomization(
 def _grid(num: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list[Axes]]:
     ncols = max(1, min(ncols, num))
     nrows = (num + ncols - 1) // ncols
+    headless_backend()
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows),
                              squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.flat[num:]:
@@ -359,7 +369,7 @@ def randomization_figure(
 def relevance_maps_figure(
     panels: Sequence[tuple[np.ndarray, Sequence[str], str]],
     *,
-    feature_names: Sequence[str] = X_FEATURES,
+    feature_names: Sequence[str] = (),
     title: str | None = None,
     ncols: int = 3,
 ) -> Figure:

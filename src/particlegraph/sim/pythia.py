@@ -45,6 +45,38 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 2000.",
         "32:onMode = off", "32:onIfAny = 6",
     ),
+    # More BSM-like signals for anomaly studies, each from Pythia 8's built-in processes; settings
+    # follow the Pythia 8.3 manual pages named (https://pythia.org/latest-manual/).
+    # "New Gauge Bosons": a 2 TeV W' -> W Z (coup2WZ = 1, the EGM-like coupling) with both
+    # bosons decaying to quarks: two boosted two-prong jets.
+    "wprime_wz": (
+        "NewGaugeBoson:ffbar2Wprime = on", "34:m0 = 2000.", "Wprime:coup2WZ = 1.",
+        "34:onMode = off", "34:onIfAll = 24 23", "24:onMode = off", "24:onIfAny = 1 2 3 4 5",
+        "23:onMode = off", "23:onIfAny = 1 2 3 4 5",
+    ),
+    # "Higgs Processes", BSM part: a 500 GeV heavy CP-even H2 (gg fusion) -> Z Z -> 4 leptons
+    # (e, mu): few, isolated, hard particles (a signal "simpler" than QCD).
+    "h2_zz4l": (
+        "Higgs:useBSM = on", "HiggsBSM:gg2H2 = on", "35:m0 = 500.", "35:onMode = off",
+        "35:onIfMatch = 23 23", "23:onMode = off", "23:onIfAny = 11 13",
+    ),
+    # "Leptoquark Processes": 1 TeV scalar leptoquark pairs (gg and qqbar) decaying to b tau.
+    "lq_btau": ("LeptoQuark:all = on", "42:m0 = 1000.", "42:0:products = 5 -15"),
+    # "Hidden Valleys": a 1 TeV Zv -> qv qvbar dark shower, SU(3)_v with one flavour, running
+    # alpha_v (Lambda_v = 10 GeV), dark mesons of 20 GeV decaying promptly to SM quark pairs
+    # (r_inv = 0; the semi-visible-jet benchmarks of Cohen, Lisanti, Lou, PRL 115 (2015) 171804
+    # use the same switches with part of the mesons stable).
+    "hv_dark": (
+        "HiddenValley:ffbar2Zv = on", "4900023:m0 = 1000.", "4900023:mWidth = 10.",
+        "4900023:onMode = off", "4900023:onIfAny = 4900101",
+        "HiddenValley:Ngauge = 3", "HiddenValley:nFlav = 1", "HiddenValley:FSR = on",
+        "HiddenValley:fragment = on", "HiddenValley:alphaOrder = 1", "HiddenValley:Lambda = 10.",
+        "HiddenValley:pTminFSR = 11.", "HiddenValley:probVector = 0.75",
+        "4900101:m0 = 10.", "4900111:m0 = 20.", "4900113:m0 = 20.",
+        "4900111:onMode = off", "4900111:addChannel = 1 1.0 91 -3 3",
+        "4900113:onMode = off", "4900113:addChannel = 1 0.3 91 -1 1",
+        "4900113:addChannel = 1 0.3 91 -2 2", "4900113:addChannel = 1 0.4 91 -3 3",
+    ),
 }  # fmt: skip
 
 # Cache |PDG id| -> charge, filled from Pythia's particle table on first use.

@@ -11,6 +11,10 @@ Run directory layout written by :func:`fit`::
     run_dir/history.csv           the same records as a table
     run_dir/checkpoints/last.pt   state after the latest completed epoch (resume point)
     run_dir/checkpoints/best.pt   state after the epoch with the lowest validation loss
+
+Why one module of ~500 lines: the loop, its history and the resume logic share the state that
+must round-trip bit for bit through a checkpoint; keeping them together keeps that contract in
+one place (checkpoint I/O itself lives in :mod:`.checkpoint`).
 """
 
 from __future__ import annotations
@@ -48,13 +52,21 @@ StepFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 EpochCallback = Callable[[int, nn.Module], "Mapping[str, float] | None"]
 
 
+#: Optimizers a run config may name (``fit.optimizer``).
+OPTIMIZERS: dict[str, Any] = {
+    "adamw": torch.optim.AdamW,
+    "adam": torch.optim.Adam,
+    "adamax": torch.optim.Adamax,  # the GNN-tracking notebook's choice
+}
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """Settings of :func:`fit` (the ``fit:`` section of a run config)."""
 
     epochs: int = 10  # passes over the training data
     lr: float = 1e-3  # peak learning rate (reached after warm-up)
-    optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam"
+    optimizer: str = "adamw"  # "adamw" (decoupled weight decay), "adam" or "adamax"
     weight_decay: float = 1e-4  # applied to weight matrices only, not biases / norm scales
     warmup_steps: int = 0  # optimizer steps of linear warm-up from lr/warmup_steps to lr
     schedule: str = (
@@ -74,8 +86,10 @@ class FitConfig:
             raise ConfigError(f"fit.epochs must be >= 1, got {self.epochs}")
         if not self.lr > 0:
             raise ConfigError(f"fit.lr must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"fit.optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"fit.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"fit.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.weight_decay < 0 or self.warmup_steps < 0 or self.grad_clip < 0:
@@ -179,7 +193,8 @@ def batch_size(batch: Any) -> int:
 
 
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
-    """Adam/AdamW with weight decay on weight matrices only (biases and norm scales are 1-D)."""
+    """Adam/AdamW/Adamax with weight decay on weight matrices only (biases and norm scales are
+    1-D); Adam and Adamax add the decay to the gradient, AdamW decouples it."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [
@@ -189,7 +204,7 @@ def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise ConfigError("the model has no trainable parameters")
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt_cls = OPTIMIZERS[cfg.optimizer]
     return opt_cls(groups, lr=cfg.lr)
 
 

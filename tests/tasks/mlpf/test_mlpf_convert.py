@@ -7,6 +7,7 @@ import json
 import pickle
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,17 @@ from particlegraph.tasks.mlpf import delphes_pkl as delphes
 from particlegraph.tasks.mlpf import store
 from particlegraph.tasks.mlpf.convert import convert
 from particlegraph.tasks.mlpf.inspect import inspect_dataset
+from particlegraph.tasks.mlpf.schema import validation
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _random_arrays() -> Iterator[None]:
+    """make_events draws random numbers, not physical events: these storage tests skip the
+    physics checks (they are tested in tests/tasks/mlpf/test_mlpf_validation.py)."""
+    with validation(False):
+        yield
 
 
 def make_events(seed: int, sizes: tuple[int, ...]) -> list[MLPFEvent]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,15 @@ from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import store
 from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader, split_files
+from particlegraph.tasks.mlpf.schema import validation
+
+
+@pytest.fixture(autouse=True)
+def _random_arrays() -> Iterator[None]:
+    """These tests stream random arrays, not physical events: skip the physics checks
+    (DataLoader workers fork and inherit the setting)."""
+    with validation(False):
+        yield
 
 
 def write_shards(folder: Path, sizes_per_file: list[list[int]]) -> list[MLPFEvent]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,15 @@ import pytest
 from particlegraph.errors import DataFileError
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import delphes_pkl as delphes
+from particlegraph.tasks.mlpf.schema import validation
+
+
+@pytest.fixture(autouse=True)
+def _random_arrays() -> Iterator[None]:
+    """make_events draws random numbers, not physical events: these storage tests skip the
+    physics checks (they are tested in tests/tasks/mlpf/test_mlpf_validation.py)."""
+    with validation(False):
+        yield
 
 
 def make_events(seed: int, sizes: tuple[int, ...] = (5, 0, 2)) -> list[MLPFEvent]:

@@ -31,6 +31,8 @@ def synthetic_events(rng: np.random.Generator, n_events: int) -> list[MLPFEvent]
         X = np.zeros((n, 12), dtype=np.float32)
         X[:, 0], X[:, 1], X[:, 2] = typ, pt, eta
         X[:, 3], X[:, 4], X[:, 5] = np.sin(ph), np.cos(ph), e
+        trk = typ == 2  # tracks: eta/phi at the calorimeter (a unit sin/cos pair)
+        X[trk, 6], X[trk, 7], X[trk, 8] = eta[trk], np.sin(ph[trk]), np.cos(ph[trk])
         cls = np.where(typ == 2, 1, rng.choice([2, 3], size=n))
         cls[rng.random(n) < 0.1] = 0
         ygen = np.stack(

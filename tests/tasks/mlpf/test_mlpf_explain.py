@@ -121,7 +121,7 @@ def test_output_names():
         output_column("class:gluon")
 
 
-def test_explain_writes_figures_and_summary(run_and_data):
+def test_explain_writes_figures_and_summary(run_and_data, assert_png):
     run, data = run_and_data
     outputs = ("class:photon",)
     summary = explain(run, data, events=2, outputs=outputs, device="cpu",
@@ -134,7 +134,10 @@ def test_explain_writes_figures_and_summary(run_and_data):
         s = slug(name)
         for f in (f"relmap_single_{s}.png", f"relmap_avg_{s}.png", f"feature_hist_{s}.png",
                   f"relmap_{s}.npz"):  # fmt: skip
-            assert (out / f).stat().st_size > 0
+            if f.endswith(".png"):
+                assert_png(out / f)
+            else:
+                assert np.load(out / f).files  # a readable npz archive with arrays
         entry = on_disk["outputs"][name]
         # Every element of both events is averaged into exactly one class map.
         assert sum(sum(v) for v in entry["class_counts"].values()) == 42
@@ -148,7 +151,7 @@ def test_explain_writes_figures_and_summary(run_and_data):
         assert entry["conservation"]["mean_absorbed_share"] == 0.0
     for f in ("event_display.png", "flipping_element.png", "flipping_feature.png",
               "randomization.png"):  # fmt: skip
-        assert (out / f).stat().st_size > 0
+        assert_png(out / f)
     arrays = np.load(out / "relmap_photon.npz")
     assert arrays["mean"].shape == (6, 2, 4, 12)
     assert int(arrays["count"].sum()) == 42

@@ -158,10 +158,69 @@ def test_cli_writes_pkl(tmp_path):
     assert len(read_pkl(files[0])) == 2
 
 
+def _record_ids(process: str, n: int, seed: int = 5) -> list[list[tuple[int, int]]]:
+    """Per event, ``(id, id of first mother)`` of every particle in Pythia's full record."""
+    from particlegraph.sim.pythia import make_pythia, process_settings
+
+    pythia = make_pythia(process_settings(process), seed)
+    out = []
+    for _ in range(n):
+        assert pythia.next()
+        ev = pythia.event
+        out.append([(ev[i].id(), ev[ev[i].mother1()].id()) for i in range(ev.size())])
+    return out
+
+
+def _met(y: np.ndarray) -> float:
+    keep = y[:, 0] != 0
+    phi = np.arctan2(y[keep, 4], y[keep, 5])
+    return float(np.hypot((y[keep, 2] * np.cos(phi)).sum(), (y[keep, 2] * np.sin(phi)).sum()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("process", "cls"), [("zee", 4), ("zmumu", 5)])
+def test_z_presets_give_their_leptons(process: str, cls: int) -> None:
+    events = generate_file_events(process, 4, 0.0, 3, 0)
+    hard = [int(((ev.ygen[:, 0] == cls) & (ev.ygen[:, 2] > 15.0)).sum()) for ev in events]
+    # two leptons per Z; one may leave the tracker (|eta| > 2.5) and then has no track
+    assert sum(hard) >= 5 and max(hard) >= 2, hard
+    other = 5 if cls == 4 else 4
+    assert sum(int(((ev.ygen[:, 0] == other) & (ev.ygen[:, 2] > 15.0)).sum()) for ev in events) == 0
+
+
+@pytest.mark.slow
+def test_wlnu_has_missing_pt_and_one_lepton() -> None:
+    events = generate_file_events("wlnu", 8, 0.0, 3, 0)
+    mets = [_met(ev.ygen) for ev in events]  # the neutrino is invisible: visible sum is unbalanced
+    assert np.median(mets) > 15.0, mets
+    leptons = [
+        int((np.isin(ev.ygen[:, 0], (4, 5)) & (ev.ygen[:, 2] > 15.0)).sum()) for ev in events
+    ]
+    assert sum(leptons) >= 4, leptons  # W -> e nu or mu nu; some leptons leave the tracker
+    # a Z -> ee sample is balanced in comparison
+    assert np.median([_met(ev.ygen) for ev in generate_file_events("zee", 4, 0.0, 3, 0)]) < min(
+        np.median(mets), 15.0
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "process", ["ttbar", "qcd", "zee", "zmumu", "ztautau", "wlnu", "zprime_ttbar"]
+    ("process", "daughter", "mother"),
+    [("ttbar", 5, 6), ("zprime_ttbar", 6, 32), ("ztautau", 15, 23)],
 )
-def test_every_preset_generates(process):
-    (ev,) = generate_file_events(process, 1, 0.0, 3, 0)
-    assert ev.X.shape[0] > 10 and ev.X.dtype == np.float32
+def test_record_signatures(process: str, daughter: int, mother: int) -> None:
+    """ttbar: b quarks from t decays (b-quark jets); Z' -> tt; Z -> tau tau."""
+    for record in _record_ids(process, 3):
+        pairs = {(abs(i), abs(m)) for i, m in record}
+        assert (daughter, mother) in pairs, process
+
+
+@pytest.mark.slow
+def test_qcd_and_ttbar_make_hard_jets() -> None:
+    from particlegraph.physics.jets import cluster_jets
+    from particlegraph.tasks.mlpf.metrics import particles
+
+    for process, min_jets in (("qcd", 1), ("ttbar", 2)):
+        events = generate_file_events(process, 3, 0.0, 3, 0)
+        jets = cluster_jets([particles(ev.ygen) for ev in events], min_pt=20.0)
+        assert all(len(j) >= min_jets for j in jets), (process, [len(j) for j in jets])

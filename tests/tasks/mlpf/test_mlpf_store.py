@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
@@ -15,6 +16,15 @@ from particlegraph.io import shards
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import delphes_pkl as delphes
 from particlegraph.tasks.mlpf import store
+from particlegraph.tasks.mlpf.schema import validation
+
+
+@pytest.fixture(autouse=True)
+def _random_arrays() -> Iterator[None]:
+    """make_events draws random numbers, not physical events: these storage tests skip the
+    physics checks (they are tested in tests/tasks/mlpf/test_mlpf_validation.py)."""
+    with validation(False):
+        yield
 
 
 def make_events(seed: int, sizes: tuple[int, ...] = (4, 0, 7)) -> list[MLPFEvent]:

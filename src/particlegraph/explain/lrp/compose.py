@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from particlegraph.explain.lrp.pairs import Pairs, _Prepared
+from particlegraph.explain.lrp.pairs import Pairs, _Prepared, _terms
 from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, PassThrough, Program
 
 #: Elements contracted together (bounds the padded blocks and per-element matrices on CPU).
@@ -69,10 +69,17 @@ def _compose_local(
             a = program.values[op.input]
             m_in, l_in = full(op.input), mats[op.input][1]
             d_in, d_out = a.shape[1], prep.weight.shape[0]
-            scaled = (a[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
-            m_out = (prep.weight @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
-            m_out = prep.inv[:, :, None] * m_out
-            l_out = prep.leak + prep.inv * ((a * l_in) @ prep.weight.T)
+            # one term for epsilon; sign-aware rules: a+ and a- see different weights (and
+            # mirrored ones swap them per output sign)
+            m_out, l_out = None, prep.leak
+            for a_part, mask, w_part in _terms(
+                prep.weight, prep.weight_neg, a, prep.inv, prep.flip
+            ):
+                scaled = (a_part[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
+                term = mask[:, :, None] * (w_part @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
+                m_out = term if m_out is None else m_out + term
+                l_out = l_out + mask * ((a_part * l_in) @ w_part.T)
+            assert m_out is not None
             mats[op.output] = (m_out.contiguous(), l_out)
         elif isinstance(op, PassThrough):
             m_pass, l_in = mats[op.input]
@@ -259,6 +266,8 @@ def _shortcuts(
     for idx, op in walk:
         prep = prepared[idx]
         key = -(idx + 1)
+        if prep is not None and (prep.weight_neg is not None or prep.flip is not None):
+            continue  # sign-aware rules take the pair-by-pair path
         if isinstance(op, Aggregate) and op.input in local and prep is not None:
             if prep.degree is None or op.input in out_tensors or num_out < FANOUT_MIN_OUTPUTS:
                 continue
@@ -360,6 +369,8 @@ def _chains(
             continue
         a_prep, b_prep, g_prep = prepared[idx], prepared[b_idx], prepared[g_idx]
         assert a_prep is not None and b_prep is not None and g_prep is not None
+        if a_prep.weight_neg is not None or a_prep.flip is not None:
+            continue  # sign-aware rules take the pair-by-pair path
         key = -(idx + 1)
         sinks[key] = _chain_sink(
             op, a_prep, b_prep, sinks[b_key], other[0], g_prep, plans[g_idx][0], program

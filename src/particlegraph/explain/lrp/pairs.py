@@ -38,6 +38,28 @@ class _Prepared:
     src: Tensor | None = None  # Aggregate only: (E,) sources sorted by destination
     rowptr: Tensor | None = None  # Aggregate only: (N + 1,) CSR offsets by destination
     degree: int | None = None  # Aggregate only: the common in-degree, if all elements share one
+    weight_neg: Tensor | None = None  # like ``weight``, for negative inputs (sign-aware rules)
+    flip: Tensor | None = None  # (N, out) bool: z < 0 where a mirrored rule swaps the weights
+
+
+def _terms(
+    w: Tensor, wn: Tensor | None, a: Tensor, s: Tensor, flip: Tensor | None
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``(input part, output factor, weight)`` triples whose sum is the rule's contribution map.
+
+    ``w``/``wn`` the rule's weights for non-negative / negative inputs (``wn`` None: linear
+    rule), ``a`` the inputs, ``s`` a factor on the outputs, ``flip`` the outputs where a mirrored
+    rule swaps the two weights (or None). Epsilon: ``[(a, s, W)]``; sign-aware:
+    ``[(a+, s, W'), (a-, s, W'-)]``; mirrored: ``a+`` and ``a-`` swap weights where ``flip``.
+    """
+    if wn is None:
+        return [(a, s, w)]
+    pos, neg = a.clamp(min=0), a.clamp(max=0)
+    if flip is None:
+        return [(pos, s, w), (neg, s, wn)]
+    s_neg = torch.where(flip, s, torch.zeros_like(s))
+    s_pos = s - s_neg
+    return [(pos, s_pos, w), (neg, s_pos, wn), (pos, s_neg, wn), (neg, s_neg, w)]
 
 
 def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None:
@@ -45,17 +67,38 @@ def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None
     if isinstance(op, Linear):
         rule = composite.rule_for(op.name, op.kind)
         weight, bias = rule.modify(op.weight, op.bias)
-        zw = values[op.input] @ weight.T  # (N, out)
+        weight_neg = rule.modify_negative(op.weight)
+        a = values[op.input]
+        flip = None
+        if rule.mirror and weight_neg is not None:
+            z0 = a @ op.weight.T if op.bias is None else a @ op.weight.T + op.bias
+            flip = z0 < 0
+            if bias is not None:
+                bias_neg = None if op.bias is None else rule.modify_negative(op.bias)
+                assert bias_neg is not None
+                bias = torch.where(flip, bias_neg, bias)
+        ones = torch.ones(a.shape[0], weight.shape[0], dtype=a.dtype, device=a.device)
+        zw = sum(ap @ w.T * sf for ap, sf, w in _terms(weight, weight_neg, a, ones, flip))
+        assert isinstance(zw, Tensor)  # (N, out)
         z = zw if bias is None else zw + bias
         den = stabilize(z, rule.eps)
         inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
-        return _Prepared(weight, inv, 1.0 - zw * inv)
+        return _Prepared(weight, inv, 1.0 - zw * inv, weight_neg=weight_neg, flip=flip)
     if isinstance(op, Aggregate):
         rule = composite.rule_for(op.name, op.kind)
         weight, _ = rule.modify(op.weight, None)
+        weight_neg = rule.modify_negative(op.weight)
         u = values[op.input]
         n = u.shape[0]
-        zw = torch.zeros_like(u).index_add_(0, op.dst, weight * u[op.src])  # (N, C)
+        us = u[op.src]
+        flip = None
+        if rule.mirror and weight_neg is not None:
+            flip = torch.zeros_like(u).index_add_(0, op.dst, op.weight * us) < 0  # (N, C)
+        edge_flip = None if flip is None else flip[op.dst]
+        ones = torch.ones_like(us)
+        msg = sum(w * ap * sf for ap, sf, w in _terms(weight, weight_neg, us, ones, edge_flip))
+        assert isinstance(msg, Tensor)  # (E, C)
+        zw = torch.zeros_like(u).index_add_(0, op.dst, msg)  # (N, C)
         den = stabilize(zw, rule.eps)
         inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
         order = torch.argsort(op.dst, stable=True)
@@ -63,7 +106,10 @@ def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None
         rowptr = torch.zeros(n + 1, dtype=torch.long, device=u.device)
         rowptr[1:] = torch.cumsum(counts, 0)
         degree = int(counts[0]) if n and bool((counts == counts[0]).all()) else None
-        return _Prepared(weight[order], inv, 1.0 - zw * inv, op.src[order], rowptr, degree)
+        neg = None if weight_neg is None else weight_neg[order]
+        return _Prepared(
+            weight[order], inv, 1.0 - zw * inv, op.src[order], rowptr, degree, neg, flip
+        )
     return None
 
 
@@ -80,15 +126,33 @@ def _coalesce(parts: Iterable[Pairs], num_nodes: int) -> Pairs:
     return Pairs(uniq // num_nodes, uniq % num_nodes, out)
 
 
+def _edge_values(
+    prep: _Prepared, eid: Tensor, s: Tensor, uj: Tensor, flip: Tensor | None
+) -> Tensor:
+    """Relevance carried by edges ``eid`` j -> i: ``w'_e s_i u_j`` (sign-aware: split ``u_j``).
+
+    ``eid`` and ``uj`` carry an output axis of size 1 where ``s`` has O (broadcasting)."""
+    wn = None if prep.weight_neg is None else prep.weight_neg[eid]
+    w = prep.weight[eid]
+    if wn is None:
+        return (w * uj) * s  # the (w u) product is shared by the O outputs
+    out = torch.zeros(torch.broadcast_shapes(s.shape, uj.shape), dtype=s.dtype, device=s.device)
+    for ap, sf, wt in _terms(w, wn, uj, s, flip):
+        out += wt * sf * ap
+    return out
+
+
 def _expand(prep: _Prepared, pairs: Pairs, s: Tensor, u: Tensor) -> Pairs:
-    """Relevance through an aggregation: (t, i) -> (t, j) for every edge j -> i."""
+    """Relevance through an aggregation: (t, i) -> (t, j) for every edge j -> i; s (P, O, C)."""
     assert prep.rowptr is not None and prep.src is not None
     start = prep.rowptr[pairs.n]
     if prep.degree is not None:  # every element has the same in-degree (kNN): no ragged indexing
         eid = start[:, None] + torch.arange(prep.degree, device=start.device)  # (P, k)
         j = prep.src[eid]
-        wu = prep.weight[eid] * u[j]  # (P, k, C), shared by the O outputs
-        v = wu[:, :, None, :] * s[:, None, :, :]  # (P, k, O, C)
+        flip = None if prep.flip is None else prep.flip[pairs.n][:, None, None, :]
+        v = _edge_values(
+            prep, eid[:, :, None], s[:, None, :, :], u[j][:, :, None, :], flip
+        )  # (P, k, O, C)
         t = pairs.t[:, None].expand(-1, prep.degree)
         return Pairs(t.reshape(-1), j.reshape(-1), v.reshape(-1, *v.shape[2:]))
     deg = prep.rowptr[pairs.n + 1] - start  # (P,)
@@ -96,7 +160,8 @@ def _expand(prep: _Prepared, pairs: Pairs, s: Tensor, u: Tensor) -> Pairs:
     first = torch.cumsum(deg, 0) - deg
     eid = start[rep] + torch.arange(len(rep), device=deg.device) - first[rep]
     j = prep.src[eid]
-    v = (prep.weight[eid] * u[j])[:, None, :] * s[rep]  # (Q, O, C)
+    flip = None if prep.flip is None else prep.flip[pairs.n[rep]][:, None, :]
+    v = _edge_values(prep, eid[:, None], s[rep], u[j][:, None, :], flip)  # (Q, O, C)
     return Pairs(pairs.t[rep], j, v)
 
 
@@ -107,8 +172,11 @@ def _backward(
     zero = torch.zeros(r.v.shape[:2], dtype=r.v.dtype, device=r.v.device)
     if isinstance(op, Linear):
         assert prep is not None
-        a = program.values[op.input][r.n]  # (P, in)
-        v_in = a[:, None, :] * ((r.v * prep.inv[r.n][:, None, :]) @ prep.weight)  # (P, O, in)
+        a = program.values[op.input][r.n][:, None, :]  # (P, 1, in)
+        s = r.v * prep.inv[r.n][:, None, :]  # (P, O, out)
+        flip = None if prep.flip is None else prep.flip[r.n][:, None, :]
+        v_in = sum(ap * (sf @ w) for ap, sf, w in _terms(prep.weight, prep.weight_neg, a, s, flip))
+        assert isinstance(v_in, Tensor)  # (P, O, in)
         return [(op.input, Pairs(r.t, r.n, v_in))], (r.v * prep.leak[r.n][:, None, :]).sum(2)
     if isinstance(op, PassThrough):
         if op.column_map is None:

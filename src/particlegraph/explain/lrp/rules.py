@@ -10,9 +10,25 @@ so once the forward activations ``a`` are fixed the rule is a LINEAR map of the 
 down); the engine reports it so conservation can be checked exactly.
 
 - :class:`Epsilon` (``W' = W``): LRP-epsilon, LRP-0 for ``eps = 0``.
-- :class:`Gamma` (``W' = W + gamma W+``, ``b' = b + gamma b+``): favours positive contributions;
-  meant for layers whose inputs are non-negative (after ReLU).
-- :class:`ZPlus` (``W' = W+``, ``b' = 0``): the z+ rule, for non-negative inputs.
+- :class:`Gamma`: favours positive contributions ``a_j W_kj > 0`` by the factor ``1 + gamma``.
+- :class:`ZPlus`: keeps only the positive contributions, bias ignored.
+
+Signed inputs. Montavon et al. state gamma and z+ for non-negative activations (after a ReLU),
+where "positive contribution" and "positive weight" are the same thing. Applied literally to a
+negative input they favour NEGATIVE contributions instead (one Linear with inputs (-1, -1) and
+weights (1, -1.2) gave R = (5.0, -4.8) where epsilon gives (-1, 1.2)). Here both rules use the
+generalised, sign-aware form, which acts on the contributions ``c_kj = a_j W_kj`` whatever the
+sign of ``a_j``: the input is split as ``a = a+ + a-`` and the negative part gets its own
+modified weight ``W'-`` (:meth:`Rule.modify_negative`),
+
+    z'_kj = a+_j W'_kj + a-_j W'-_kj        (where z_k >= 0),
+
+using ``c+ = a+ W+ + a- W-`` and ``c- = a+ W- + a- W+``. A rule with ``mirror = True`` (gamma)
+is applied to the mirror image where the unmodified output ``z_k = sum_j c_kj + b_k`` is
+negative: it then favours the contributions of the output's sign (``a+`` gets ``W'-``, ``a-``
+gets ``W'``, the bias ``modify_negative(b)``). On non-negative inputs ``a- = 0`` and z+ is
+exactly the textbook rule (``W' = W+``); gamma is the textbook rule wherever ``z_k >= 0`` (so on
+every neuron that carries relevance in a ReLU network) and its mirror image where ``z_k < 0``.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -32,14 +49,25 @@ class Rule:
     """Base class. ``eps`` (>= 0) stabilises the denominator: ``z' + eps sign(z')``."""
 
     eps: float = 1e-6
+    #: Where ``z_k < 0``, swap the weights of ``a+`` and ``a-`` (see the module docstring).
+    mirror: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not self.eps >= 0:
             raise ConfigError(f"LRP rule {type(self).__name__}: eps must be >= 0, got {self.eps}")
 
     def modify(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Modified ``(W', b')`` used in numerator and denominator; ``b'`` None means no bias."""
+        """Modified ``(W', b')`` for the non-negative part of the inputs; ``b'`` None: no bias."""
         return weight, bias
+
+    def modify_negative(self, weight: Tensor) -> Tensor | None:
+        """Modified weight ``W'-`` for the negative part of the inputs (same shape as ``W``).
+
+        None means "the same as :meth:`modify`": the rule is linear in the input and needs no
+        split (epsilon). The bias counts as a positive input (a constant 1); a mirrored rule
+        uses ``modify_negative(bias)`` where ``z_k < 0``.
+        """
+        return None
 
 
 @dataclass(frozen=True)
@@ -49,7 +77,26 @@ class Epsilon(Rule):
 
 @dataclass(frozen=True)
 class Gamma(Rule):
-    """LRP-gamma: weights ``W + gamma W+`` and bias ``b + gamma b+`` (gamma >= 0)."""
+    """LRP-gamma, sign-aware: contributions of the output's sign are scaled by ``1 + gamma``.
+
+    With ``c_kj = a_j W_kj`` and the unmodified output ``z_k = sum_j c_kj + b_k``:
+
+        z_k >= 0:  z'_kj = c_kj + gamma max(c_kj, 0),  b'_k = b_k + gamma max(b_k, 0)
+        z_k <  0:  z'_kj = c_kj + gamma min(c_kj, 0),  b'_k = b_k + gamma min(b_k, 0)
+
+    implemented as ``W' = W + gamma W+`` on ``a+`` and ``W'- = W + gamma W-`` on ``a-``
+    (swapped where ``z_k < 0``). gamma >= 0; gamma = 0 is LRP-epsilon. On non-negative inputs
+    with ``z_k >= 0`` this is the textbook rule ``W + gamma W+``; where ``z_k < 0`` the textbook
+    rule moved ``z'_k`` towards 0 (and past it: max |R| 135 against 0.96 for epsilon on an
+    untrained ELU MLPF), the mirror image moves it away. Hence ``|z'_k| >= |z_k|`` and every
+    share ``|z'_kj / z'_k|`` is at most ``(1 + gamma) / gamma``. Edge cases: ``z_k = 0`` counts
+    as positive (as in the ``eps sign`` stabiliser); inputs equal to 0 contribute nothing.
+    Worked example: inputs (-1, -1), weights (1, -1.2), no bias: c = (-1, 1.2), z = 0.2 > 0,
+    z' = -1 + 1.5 = 0.5, R = (-1, 1.5) * 0.2 / 0.5 = (-0.4, 0.6): the signs of epsilon's
+    (-1, 1.2) and the same total (the literal rule gave (5.0, -4.8)).
+    """
+
+    mirror: ClassVar[bool] = True
 
     gamma: float = 0.25
 
@@ -63,13 +110,27 @@ class Gamma(Rule):
         b = None if bias is None else bias + self.gamma * bias.clamp(min=0)
         return w, b
 
+    def modify_negative(self, weight: Tensor) -> Tensor:
+        return weight + self.gamma * weight.clamp(max=0)
+
 
 @dataclass(frozen=True)
 class ZPlus(Rule):
-    """LRP-z+: only positive weights, bias ignored."""
+    """LRP-z+, sign-aware: ``z'_kj = max(c_kj, 0)`` with ``c_kj = a_j W_kj``, bias ignored.
+
+    Implemented as ``W' = W+`` on ``a+`` and ``W'- = W-`` on ``a-``, whatever the sign of
+    ``z_k`` (not mirrored). On non-negative inputs it is the textbook ``W' = W+``. Every input
+    receives a share of ``R_k`` with the sign of ``R_k``, in proportion to its positive
+    contribution. Edge case: an output without positive contributions has ``z'_k = 0``; nothing
+    is passed down and ``R_k`` is reported as absorbed (``eps`` makes the denominator ``eps``;
+    with ``eps = 0``, 0/0 := 0).
+    """
 
     def modify(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
         return weight.clamp(min=0), None
+
+    def modify_negative(self, weight: Tensor) -> Tensor:
+        return weight.clamp(max=0)
 
 
 def stabilize(z: Tensor, eps: float) -> Tensor:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import (
+    check_output_dir,
+    check_output_file,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,15 +33,21 @@ def convert_command(
     events_per_file: int = typer.Option(100, "--events-per-file", help="Events per output shard."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     tree: str = typer.Option("Delphes", "--tree", help="TTree name in ROOT input."),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
+    ),
 ) -> None:
     """Convert MLPF events: Parquet <-> public .pkl.bz2, Delphes ROOT -> either."""
     from particlegraph.tasks.mlpf.convert import convert
     from particlegraph.tasks.mlpf.delphes_root import RootReadOptions
+    from particlegraph.tasks.mlpf.schema import reading
 
-    paths = convert(
-        src, dst, fmt=fmt, events_per_file=events_per_file, overwrite=overwrite,
-        root_options=RootReadOptions(tree=tree),
-    )  # fmt: skip
+    check_range("--events-per-file", events_per_file, 1, 1_000_000)
+    with reading(validate=not no_validate), removed_on_failure(dst):
+        paths = convert(
+            src, dst, fmt=fmt, events_per_file=events_per_file, overwrite=overwrite,
+            root_options=RootReadOptions(tree=tree),
+        )  # fmt: skip
     typer.echo(f"wrote {len(paths)} file(s) to {dst}")
 
 
@@ -45,13 +57,24 @@ def inspect_command(
     plots: Path | None = typer.Option(None, "--plots", help="Write validation PNGs here."),
     max_events: int | None = typer.Option(None, "--max-events", help="Stop after N events."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the summary as JSON."),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
+    ),
 ) -> None:
     """Summarise an MLPF dataset (events, elements, class fractions) and plot it."""
     from particlegraph.atomic import write_json
     from particlegraph.tasks.mlpf.inspect import format_summary, inspect_dataset
+    from particlegraph.tasks.mlpf.schema import reading
 
-    summary = inspect_dataset(path, plots_dir=plots, max_events=max_events)
+    check_range("--max-events", max_events, 1, what="events to read")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    if plots is not None:
+        check_output_dir(plots, "--plots")
+    with reading(validate=not no_validate), removed_on_failure(plots, json_out):
+        summary = inspect_dataset(path, plots_dir=plots, max_events=max_events)
+        if json_out is not None:
+            write_json(json_out, summary)
     typer.echo(format_summary(summary))
     if json_out is not None:
-        write_json(json_out, summary)
         typer.echo(f"summary: {json_out}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import check_output_dir, friendly_errors, removed_on_failure
 
 
 def register(app: typer.Typer) -> None:
@@ -38,14 +38,19 @@ def generate_command(
     pythia: list[str] = typer.Option(
         [], "--pythia", help="Extra Pythia setting, repeatable (e.g. 'PhaseSpace:pTHatMin = 100')."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing files made with other settings."
+    ),
 ) -> None:
     """Generate collider events (Pythia 8 + pile-up + CMS-like fast detector) as MLPF files."""
     from particlegraph.sim.detector import DetectorConfig
     from particlegraph.tasks.mlpf.generate import generate
 
-    paths = generate(
-        process, events, pileup, seed, out, shard=shard, num_shards=num_shards, fmt=fmt,
-        events_per_file=events_per_file, pool_size=pool_size, pythia_settings=tuple(pythia),
-        detector=DetectorConfig(separate_ecal_towers=separate_ecal),
-    )  # fmt: skip
+    check_output_dir(out, "--out")
+    with removed_on_failure(out):
+        paths = generate(
+            process, events, pileup, seed, out, shard=shard, num_shards=num_shards, fmt=fmt,
+            events_per_file=events_per_file, pool_size=pool_size, pythia_settings=tuple(pythia),
+            detector=DetectorConfig(separate_ecal_towers=separate_ecal), overwrite=overwrite,
+        )  # fmt: skip
     typer.echo(f"{len(paths)} file(s) in {out} (shard {shard}/{num_shards})")

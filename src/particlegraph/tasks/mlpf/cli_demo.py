@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import check_output_dir, check_range, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option(help="Run directory (data, model, metrics, plots).")
         ] = Path("runs/demo"),
-        train_events: Annotated[int, typer.Option(min=1, help="Training events.")] = 300,
-        test_events: Annotated[int, typer.Option(min=1, help="Held-out events.")] = 100,
-        pileup: Annotated[float, typer.Option(min=0, help="Mean pileup.")] = 50.0,
+        train_events: Annotated[int, typer.Option(help="Training events.")] = 300,
+        test_events: Annotated[int, typer.Option(help="Held-out events.")] = 100,
+        pileup: Annotated[float, typer.Option(help="Mean pileup.")] = 50.0,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
         config: Annotated[str, typer.Option(help="Config file or shipped name.")] = "demo",
         device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
         """Generate ttbar with pileup, train MLPF, evaluate it against the baseline and explain it."""
         from particlegraph.tasks.mlpf.demo import demo
 
+        check_range("--train-events", train_events, 5, what="at least 5: one file per fold")
+        check_range("--test-events", test_events, 1)
+        check_range("--pileup", pileup, 0, 1000)
+        check_range("--seed", seed, 0)
+        check_output_dir(out, "--out")
         demo(
             out,
             train_events=train_events,

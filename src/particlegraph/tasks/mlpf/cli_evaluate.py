@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import check_range, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -29,22 +29,24 @@ def evaluate_command(
     figures: bool = typer.Option(
         True, "--figures/--no-figures", help="Write the PNG plots (off: metrics and tables only)."
     ),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
+    ),
 ) -> None:
     """Evaluate a trained run: metrics.json, plots in RUN/evaluation/, RUN/index.html."""
     from particlegraph.errors import ConfigError
     from particlegraph.tasks.mlpf.evaluate import evaluate, format_summary
+    from particlegraph.tasks.mlpf.schema import reading
 
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    metrics = evaluate(
-        run,
-        data,
-        max_events=events,
-        device=device,
-        batch_size=batch_size,
-        which=checkpoint,
-        figures=figures,
-    )
+    check_range("--events", events, 1, what="events to evaluate")
+    check_range("--batch-size", batch_size, 1, 100_000, what="events per forward pass")
+    with reading(validate=not no_validate):
+        metrics = evaluate(
+            run, data, max_events=events, device=device, batch_size=batch_size,
+            which=checkpoint, figures=figures,
+        )  # fmt: skip
     typer.echo(format_summary(metrics))
     typer.echo(f"\nmetrics: {run / 'metrics.json'}")
     plots = f" (plots in {run / 'evaluation'})" if figures else ""

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import (
+    check_output_dir,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
+from particlegraph.errors import DataFileError
 
 
 def register(app: typer.Typer) -> None:
@@ -62,6 +68,9 @@ def explain_command(
     max_seconds: float | None = typer.Option(
         None, "--max-seconds", help="Study: stop after this wall time (rerun to resume)."
     ),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
+    ),
 ) -> None:
     """Explain a trained MLPF with LRP: relevance maps, event display, faithfulness, summary.
 
@@ -69,18 +78,28 @@ def explain_command(
     every element of --events events, resumable, shardable (--shard/--num-shards, then --merge).
     """
     from particlegraph.tasks.mlpf.explain import DEFAULT_OUTPUTS, explain
+    from particlegraph.tasks.mlpf.schema import reading
 
+    check_range("--events", events, 1, what="events to explain")
+    check_range("--neighbours", neighbours, 1, 1000, what="neighbours per relevance map")
+    check_range("--flip-events", flip_events, 0, what="events in the flipping curves")
+    check_range("--check-targets", check_targets, 1, what="elements measured per event")
+    if not run.is_dir():
+        raise DataFileError(
+            f"{run}: no such run directory (train one with: particlegraph mlpf train)"
+        )
     if outputs is not None or merge:
         _study(run, data, events, outputs, rule, device, which, neighbours, check_targets, out,
                shard, num_shards, merge, save_every, flip_every, max_seconds)  # fmt: skip
         return
-
-    summary = explain(
-        run, data, events=events, outputs=tuple(output) or DEFAULT_OUTPUTS, rule=rule,
-        device=device, which=which, num_neighbours=neighbours, flip_events=flip_events,
-        randomize=randomize, figures=figures, check_targets=check_targets, out_dir=out,
-    )  # fmt: skip
     folder = out if out is not None else run / "explain"
+    check_output_dir(folder, "--out")
+    with reading(validate=not no_validate), removed_on_failure(folder):
+        summary = explain(
+            run, data, events=events, outputs=tuple(output) or DEFAULT_OUTPUTS, rule=rule,
+            device=device, which=which, num_neighbours=neighbours, flip_events=flip_events,
+            randomize=randomize, figures=figures, check_targets=check_targets, out_dir=out,
+        )  # fmt: skip
     typer.echo(
         f"explained {summary['events']} event(s), {summary['elements']} elements, "
         f"{len(summary['outputs'])} output(s) in {summary['seconds']:.1f} s -> {folder}"

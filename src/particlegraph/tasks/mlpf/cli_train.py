@@ -11,7 +11,13 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import (
+    check_output_dir,
+    check_output_file,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -40,16 +46,25 @@ def register(app: typer.Typer) -> None:
             "--val-fraction",
             help="Fraction of files kept for validation (data.val_fraction).",
         ),
+        no_validate: bool = typer.Option(
+            False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
+        ),
     ) -> None:
         """Train MLPF; writes config.yaml, history.{json,csv} and checkpoints/ into --run."""
+        from particlegraph.tasks.mlpf.schema import reading
         from particlegraph.tasks.mlpf.train import train_mlpf
         from particlegraph.train.distributed import cleanup_distributed, dist_info
+
+        check_range("--val-fraction", val_fraction, 0.0, 0.99, what="fraction of files")
+        check_output_dir(run, "--run")
 
         sets = list(overrides)
         if val_fraction is not None:
             sets.append(f"data.val_fraction={val_fraction}")
         try:
-            hist = train_mlpf(data, config, run, overrides=sets, resume=resume)
+            keep = (run / "checkpoints" / "last.pt").exists  # a checkpoint is worth resuming
+            with reading(validate=not no_validate), removed_on_failure(run, keep_if=keep):
+                hist = train_mlpf(data, config, run, overrides=sets, resume=resume)
             if dist_info().is_main:
                 best = hist.best_loss
                 typer.echo(
@@ -84,8 +99,11 @@ def register(app: typer.Typer) -> None:
 
         if which not in ("best", "last"):
             raise ConfigError(f"--which must be 'best' or 'last', got {which!r}")
+        check_range("--elements", elements, 1, 1_000_000, what="elements of the synthetic event")
+        check_output_file(onnx, "--onnx")
         model, _cfg = load_model(run, which)
-        result = export_onnx(model, onnx, elements=elements, check=check, exporter=exporter)
+        with removed_on_failure(onnx):
+            result = export_onnx(model, onnx, elements=elements, check=check, exporter=exporter)
         typer.echo(f"wrote {result.path}")
         if result.max_abs_diff is not None:
             typer.echo(

@@ -9,13 +9,11 @@ into place only when every input was read, so bad input leaves nothing behind.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
+from particlegraph.atomic import staging_dir
+from particlegraph.cli.common import progress
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import delphes_pkl as delphes
@@ -141,13 +139,11 @@ def convert(
         if file_format(path) == "root":
             check_branches(path, opts.tree)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.tmp-"))
-    try:
+    with staging_dir(dst.parent, dst.name) as staging:
         staged: list[tuple[Path, Path]] = []  # (staged file, final path)
         if single:
             events: list[MLPFEvent] = []
-            for path in tqdm(files, desc="convert", unit="file", disable=None):
+            for path in progress(files, desc="convert", unit="file"):
                 events.extend(_read(path, opts))
             meta = _metadata(files)
             tmp = staging / dst.name
@@ -155,7 +151,7 @@ def convert(
             staged.append((tmp, dst))
         else:
             suffix = FORMATS[dst_fmt]
-            for path in tqdm(files, desc="convert", unit="file", disable=None):
+            for path in progress(files, desc="convert", unit="file"):
                 parts = []
                 for k, chunk in enumerate(_chunks(_read(path, opts), events_per_file)):
                     tmp = staging / f"{stem(path)}_{k:03d}{suffix}"
@@ -176,8 +172,6 @@ def convert(
         for tmp, final in staged:
             os.replace(tmp, final)
         return finals
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _metadata(sources: list[Path]) -> dict:

@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from particlegraph.errors import DataFileError
-from particlegraph.io.shards import brief
+from particlegraph.errors import DataFileError, brief
+from particlegraph.graph.etaphi import nearest_etaphi as nearest
 from particlegraph.physics.kinematics import pt_eta_phi
 from particlegraph.sim.elements import (
     ELEM_TOWER,
@@ -57,8 +57,10 @@ from particlegraph.sim.elements import (
     ParticleClass,
     target_rows,
 )
+from particlegraph.tasks.mlpf.schema import checked
 
 PathLike = str | os.PathLike[str]
+_DAMAGED = "the file is truncated or damaged (copy it again or re-run Delphes)"
 
 REQUIRED = {
     "Track": ("PT", "Eta", "Phi", "EtaOuter", "PhiOuter", "Charge"),
@@ -103,36 +105,6 @@ def particle_class(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
     cls = np.where(apid == 11, ParticleClass.ELECTRON, cls)
     cls = np.where(apid == 13, ParticleClass.MUON, cls)
     return cls.astype(np.int64)
-
-
-def nearest(
-    eta_src: np.ndarray,
-    phi_src: np.ndarray,
-    eta_dst: np.ndarray,
-    phi_dst: np.ndarray,
-    max_dr: float,
-) -> np.ndarray:
-    """Index of the nearest destination in (eta, phi) with phi wrapped, or -1 beyond ``max_dr``.
-
-    Shapes: sources (M,), destinations (K,) -> (M,) int64.
-    """
-    out = np.full(len(eta_src), -1, dtype=np.int64)
-    if len(eta_src) == 0 or len(eta_dst) == 0:
-        return out
-    from scipy.spatial import cKDTree
-
-    two_pi = 2.0 * np.pi
-    # eta is shifted into [0, 100) of a box much wider than any eta range, so only phi wraps
-    box = np.array([200.0, two_pi])
-
-    def pts(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        return np.stack([np.clip(eta, -99, 99) + 100.0, np.mod(phi, two_pi) % two_pi], axis=1)
-
-    tree = cKDTree(pts(eta_dst, phi_dst), boxsize=box)
-    dist, idx = tree.query(pts(eta_src, phi_src), k=1, distance_upper_bound=max_dr)
-    ok = np.isfinite(dist)
-    out[ok] = idx[ok]
-    return out
 
 
 def _uid_lookup(uids: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -374,18 +346,29 @@ def _open_tree(path: Path, tree_name: str) -> Any:
         raise DataFileError(f"{path}: no such file")
     try:
         file = uproot.open(path)
+        names = sorted({k.split(";")[0] for k in file.keys(recursive=False)})
     except Exception as err:  # uproot raises many types on a damaged file
         raise DataFileError(f"{path}: not a readable ROOT file ({brief(err)})") from err
+    if tree_name not in names:
+        found = ", ".join(names) or "nothing"
+        raise DataFileError(f"{path}: no TTree {tree_name!r} (found: {found}; see --tree)")
     try:
-        return file[tree_name]
+        tree = file[tree_name]
+        tree.num_entries  # noqa: B018 - touch the header: fails on a truncated file
     except Exception as err:
-        found = ", ".join(sorted({k.split(";")[0] for k in file})) or "nothing"
-        raise DataFileError(f"{path}: no TTree {tree_name!r} (found: {found})") from err
+        raise DataFileError(f"{path}: {_DAMAGED} (TTree {tree_name!r}: {brief(err)})") from err
+    if not hasattr(tree, "num_entries") or not hasattr(tree, "keys"):
+        raise DataFileError(f"{path}: {tree_name!r} is a {type(tree).__name__}, not a TTree")
+    return tree
 
 
 def branch_names(tree: Any) -> dict[str, str]:
     """Leaf name (``Track.PT``) -> full branch path (``Track/Track.PT``) for every branch."""
-    return {name.rsplit("/", 1)[-1]: name for name in tree.keys(recursive=True)}
+    try:
+        keys = tree.keys(recursive=True)
+    except Exception as err:  # a damaged branch list
+        raise DataFileError(f"{tree.file.file_path}: {_DAMAGED} ({brief(err)})") from err
+    return {name.rsplit("/", 1)[-1]: name for name in keys}
 
 
 def check_branches(path: PathLike, tree_name: str = "Delphes") -> dict[str, str]:
@@ -442,7 +425,9 @@ def iter_root(path: PathLike, options: RootReadOptions | None = None) -> Iterato
             except Exception as err:
                 if leaf in (f"{c}.{r}" for c, r in REFERENCES.items()):
                     continue  # unreadable references: fall back to geometric matching
-                raise DataFileError(f"{path}: cannot read branch {full} ({brief(err)})") from err
+                raise DataFileError(
+                    f"{path}: cannot read branch {full}: {_DAMAGED} ({brief(err)})"
+                ) from err
             depth = 2 if leaf == "Tower.Particles" else 1
             if leaf in ("Track.Particle", "Tower.Particles"):
                 arr = _reference_ids(arr, depth)
@@ -459,7 +444,13 @@ def iter_root(path: PathLike, options: RootReadOptions | None = None) -> Iterato
                     offsets, counts2, offsets2, flat = parts
                     c = counts2[offsets[i] : offsets[i + 1]]
                     ev[leaf] = (c, flat[offsets2[offsets[i]] : offsets2[offsets[i + 1]]])
-            yield build_event(ev, opt)
+            try:
+                event = build_event(ev, opt)
+            except (ValueError, IndexError, TypeError, KeyError) as err:
+                raise DataFileError(
+                    f"{path} (event {start + i}): inconsistent Delphes branches ({brief(err)})"
+                ) from err
+            yield checked(event, f"{path} (event {start + i})")
 
 
 def _flatten(arr: Any, depth: int) -> tuple[np.ndarray, ...]:

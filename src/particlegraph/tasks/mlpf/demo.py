@@ -50,12 +50,12 @@ def demo(
     per_file = max(1, min(50, train_events // 5))
     # A 300-event minimum-bias pool (random phi rotations make each overlay distinct) starts in
     # seconds; the 2,000-event default is for production samples.
-    generate(
-        "ttbar", train_events, pileup, seed, train_dir, events_per_file=per_file, pool_size=300
-    )
-    generate(
-        "ttbar", test_events, pileup, seed + 7919, test_dir, events_per_file=per_file, pool_size=300
-    )
+    # overwrite=True: files made with these settings are reused, others (another --seed,
+    # --pileup or event count) are regenerated; every file stores its settings.
+    for n, s, folder in ((train_events, seed, train_dir), (test_events, seed + 7919, test_dir)):
+        generate(
+            "ttbar", n, pileup, s, folder, events_per_file=per_file, pool_size=300, overwrite=True
+        )
 
     print(f"[2/4] training MLPF ({config_path.name}) into {out}")
     for stale in ("checkpoints", "evaluation", "explain"):

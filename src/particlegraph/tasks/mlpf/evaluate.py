@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
+import textwrap
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -29,7 +29,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.errors import ConfigError
 from particlegraph.physics.jets import JET_PT_EDGES
-from particlegraph.report.html import ReportSection, write_report
+from particlegraph.report.html import ReportSection
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.tasks.mlpf import metrics as pf
 
@@ -63,14 +63,14 @@ def predict_events(
         max_events: stop after this many events (None: all).
         device: "auto", "cpu" or "cuda".
         batch_size: events per forward pass.
-        progress: show a tqdm progress bar on a terminal.
+        progress: show progress (a bar on a terminal, plain lines with total and ETA in a pipe).
 
     Yields:
         numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
     """
     import torch
-    from tqdm import tqdm
 
+    from particlegraph.cli.common import progress as progress_bar
     from particlegraph.device import resolve_device
     from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader
     from particlegraph.tasks.mlpf.model import decode_predictions
@@ -79,10 +79,12 @@ def predict_events(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    loader = make_loader(MLPFDataset(data, max_events=max_events), batch_size=batch_size)
-    bar = tqdm(
-        total=max_events, unit="ev", desc="evaluate", disable=not (progress and sys.stderr.isatty())
-    )
+    dataset = MLPFDataset(data, max_events=max_events)
+    loader = make_loader(dataset, batch_size=batch_size)
+    # Parquet footers give the total for free (a .pkl.bz2 would have to be read twice)
+    parquet = all(f.name.endswith(".parquet") for f in dataset.files)
+    total = dataset.count_events() if parquet else max_events
+    bar = progress_bar(total=total, unit="ev", desc="evaluate", enabled=progress)
     with torch.inference_mode(), bar:
         for batch in loader:
             batch = batch.to(dev)
@@ -162,11 +164,24 @@ def format_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Why the charged classes read 1.0000 / 0.0000 for both algorithms (printed under the table).
+CHARGED_NOTE = (
+    "note: charged hadron, electron and muon read 1 by construction: a track's target is the "
+    "particle that made it and the track carries the generator's electron/muon flags (as in the "
+    "public Delphes sample), so the class can be read off the input; the baseline does so "
+    "exactly, MLPF has to learn it (its fake rates show where it does not). The neutral classes "
+    "(neutral hadron, photon) measure the reconstruction."
+)
+
+
 def format_summary(metrics: Mapping[str, Any]) -> str:
-    """The compact summary printed by the CLI: the class table, then jets and MET."""
+    """The compact summary printed by the CLI: the class table, why charged classes are exact,
+    then jets and MET."""
     return (
         f"events: {metrics.get('events')}\n"
         + format_table(CLASS_HEADER, class_rows(metrics))
+        + "\n"
+        + textwrap.fill(CHARGED_NOTE, width=100, subsequent_indent="      ")
         + "\n\n"
         + format_table(EVENT_HEADER, event_rows(metrics))
     )
@@ -177,6 +192,9 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
 
 def _figure(plt: Any, rows: int, cols: int, width: float, height: float) -> tuple[Any, Any]:
     """Figure with fixed margins: cheaper than tight/constrained layout, which measure text."""
+    from particlegraph.plot import headless_backend
+
+    headless_backend()
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1, top=0.93, wspace=0.32, hspace=0.35)
     return fig, axes
@@ -217,6 +235,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         )
 
         rate_images = []
+        count_rows: list[list[Any]] = []  # entries per pT bin: the n of the error bars
         for kind, var, edges, xlabel, logx in (
             ("efficiency", "pt", PT_EDGES, "gen $p_T$ [GeV]", True),
             ("efficiency", "eta", ETA_EDGES, r"gen $\eta$", False),
@@ -225,22 +244,27 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         ):
             fig, axes = _class_grid(plt)
             for ax, c in zip(axes, SHOWN_CLASSES, strict=True):
-                curves = {}
+                curves, counts = {}, {}
                 for side in sides:
                     reco = col.reco[side]
                     if kind == "efficiency":
                         sel = gen["cls"] == c
-                        curves[side] = pf.binned_rate(gen[var][sel], reco["cls"][sel] == c, edges)[
-                            0
-                        ]
+                        rate = pf.binned_rate(gen[var][sel], reco["cls"][sel] == c, edges)
                     else:
                         sel = reco["cls"] == c
-                        curves[side] = pf.binned_rate(reco[var][sel], gen["cls"][sel] != c, edges)[
-                            0
-                        ]
+                        rate = pf.binned_rate(reco[var][sel], gen["cls"][sel] != c, edges)
+                    curves[side], counts[side] = rate
+                if var == "pt":
+                    who = ["gen"] if kind == "efficiency" else [plots.SIDE_STYLE[s]["label"]
+                                                                for s in sides]  # fmt: skip
+                    for label, side in zip(who, sides, strict=False):
+                        what = "true" if kind == "efficiency" else "predicted"
+                        count_rows.append([f"{CLASS_NAMES[c]} ({what}, {label})",
+                                           *counts[side].tolist()])  # fmt: skip
                 plots.plot_binned(
-                    edges, curves, ax=ax, xlabel=xlabel, ylabel=kind.replace("_", " "), logx=logx
-                )
+                    edges, curves, ax=ax, xlabel=xlabel, ylabel=kind.replace("_", " "),
+                    logx=logx, counts=counts,
+                )  # fmt: skip
                 ax.set_title(CLASS_LABELS[c], fontsize="medium")
             rate_images.append(plots.save_figure(fig, out_dir / f"{kind}_vs_{var}.png"))
         sections.append(
@@ -250,6 +274,16 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
                 "Efficiency of class c: fraction of elements with true class c predicted as c, "
                 "binned in gen pT / eta. Fake rate of class c: fraction of elements predicted as c "
                 "whose true class is not c, binned in reco pT / eta.",
+            )
+        )
+        sections.append(
+            ReportSection(
+                "Entries per pT bin",
+                text="The n of the binomial error bars sqrt(p (1 - p) / n): elements of each true "
+                "class per gen pT bin (efficiency), elements predicted as each class per reco pT "
+                "bin (fake rate).",
+                rows=count_rows,
+                header=["class", *(f"{a:.3g}-{b:.3g}" for a, b in itertools.pairwise(PT_EDGES))],
             )
         )
 
@@ -389,7 +423,9 @@ def training_section(run_dir: PathLike, out_dir: PathLike) -> ReportSection | No
                 ax.plot(epochs, [np.nan if v is None else v for v in values], style, label=key)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax.legend()
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.subplots_adjust(right=0.75)
         png = plots.save_figure(fig, Path(out_dir) / "loss.png")
     return ReportSection("Training", [png], f"From {path.name}.")
 
@@ -411,27 +447,34 @@ def write_outputs(
     """
     run_dir = Path(run_dir)
     out_dir = run_dir / EVAL_DIR
+    from particlegraph.tasks.mlpf import report
+
     write_json(run_dir / "metrics.json", metrics)
-    sections = make_figures(col, out_dir) if figures else []
-    sections.insert(
-        0,
+    sections = report.with_captions(make_figures(col, out_dir)) if figures else []
+    sections[:0] = [
+        ReportSection(
+            "Efficiency and fake rate per class",
+            rows=report.rate_rows(metrics, SHOWN_CLASSES),
+            header=CLASS_HEADER,
+            text=f"{metrics['events']} events; value \u00b1 binomial standard error (passed/total). "
+            + CHARGED_NOTE.removeprefix("note: ")[0].upper()
+            + CHARGED_NOTE.removeprefix("note: ")[1:],
+            links=report.definition_links("efficiency", "fake rate", "charged classes"),
+        ),
         ReportSection(
             "Event-level metrics",
             rows=event_rows(metrics),
             header=EVENT_HEADER,
-            text=f"{metrics['events']} events. Definitions: docs/evaluation.md.",
+            links=report.definition_links("jets and MET", doc="evaluation.md"),
         ),
-    )
+    ]
     train = training_section(run_dir, out_dir) if figures else None
     if train is not None:
-        sections.append(train)
-    return write_report(
-        run_dir / "index.html",
-        title or f"MLPF evaluation: {run_dir.name}",
-        class_rows(metrics),
-        sections,
-        header=CLASS_HEADER,
-    )
+        report.save_stage(
+            run_dir, "training", [train._replace(captions=report.EVALUATION_CAPTIONS)]
+        )
+    report.save_stage(run_dir, "evaluation", sections)
+    return report.write_run_report(run_dir, title)
 
 
 def evaluate(

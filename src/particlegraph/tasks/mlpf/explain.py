@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from particlegraph.atomic import atomic_path, write_json
+from particlegraph.cli.common import progress
 from particlegraph.device import resolve_device
 from particlegraph.errors import ConfigError, DataFileError, ParticlegraphError
 from particlegraph.explain import faithfulness, rmaps
@@ -244,7 +244,9 @@ def _single_maps_figure(
         label = f"element {t}: true {CLASS_LABELS[true[t]]}, pred {CLASS_LABELS[pred[t]]}, "
         label += f"sum R = {m.total:.3g}"
         panels.append((m.values, neighbour_labels(m.sources, m.values.shape[0]), label))
-    return relevance_maps_figure(panels, title=f"relevance maps for output {name}")
+    return relevance_maps_figure(
+        panels, title=f"relevance maps for output {name}", feature_names=X_FEATURES
+    )
 
 
 def _event_display_figure(
@@ -349,9 +351,7 @@ def explain(
     correct = 0
 
     stream = itertools.islice(iter_events(data), events)
-    for index, event in enumerate(
-        tqdm(stream, total=events, desc="explain", unit="event", disable=not sys.stderr.isatty())
-    ):
+    for index, event in enumerate(progress(stream, total=events, desc="explain", unit="event")):
         x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
         true = np.rint(event.ygen[:, 0]).astype(np.int64)
         with torch.no_grad():
@@ -439,11 +439,17 @@ def explain(
         hist = hists[name]
         if figures:
             files.append(_save(
-                class_maps_figure(res["mean"], res["count"], title=f"averaged maps: {name}"),
+                class_maps_figure(
+                    res["mean"], res["count"], title=f"averaged maps: {name}",
+                    class_names=CLASS_LABELS, feature_names=X_FEATURES,
+                ),
                 out / f"relmap_avg_{slug(name)}.png",
             ))  # fmt: skip
             files.append(_save(
-                feature_histograms_figure(hist.counts, hist.edges, title=f"feature relevance: {name}"),
+                feature_histograms_figure(
+                    hist.counts, hist.edges, title=f"feature relevance: {name}",
+                    class_names=CLASS_LABELS, feature_names=X_FEATURES,
+                ),
                 out / f"feature_hist_{slug(name)}.png",
             ))  # fmt: skip
         files.append(_save_npz(
@@ -479,6 +485,9 @@ def explain(
     summary["timing_s"] = timing
     summary["files"] = [*sorted(set(files)), "summary.json"]
     write_json(out / "summary.json", summary)
+    from particlegraph.tasks.mlpf.report import report_explanation
+
+    report_explanation(run_dir, out, summary)  # the run's index.html gains the explanation part
     return summary
 
 

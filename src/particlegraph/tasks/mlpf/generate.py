@@ -6,17 +6,24 @@ pile-up pool depends only on ``(seed, pool_size)``. A file is therefore identica
 array, whatever ``shard``/``num_shards`` split produced it; shard ``i`` of ``n`` makes the files
 with ``j % n == i``. Files are written atomically and files that already exist are skipped, so an
 interrupted run is resumed by running the same command again.
+
+Dataset identity: every file stores its generation settings (Parquet key-value metadata, or a
+``particlegraph`` key in a ``.pkl.bz2`` dict). An existing file is reused only when its settings
+equal this run's; otherwise :func:`generate` raises a :class:`ConfigError` naming the setting
+that differs (``--seed``, ``--events-per-file``, ``--separate-ecal-towers`` ...), or with
+``overwrite=True`` regenerates it (atomically, file by file) and removes this shard's files
+beyond the new end of the dataset.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 import particlegraph
 from particlegraph.errors import ConfigError
@@ -33,7 +40,19 @@ from particlegraph.sim.pythia import (
 )
 from particlegraph.sim.simulate import simulate_event
 
+log = logging.getLogger(__name__)
+
 FORMATS = {"parquet": ".parquet", "pkl": ".pkl.bz2"}
+#: Stored setting -> the option that sets it, for the message when a re-run differs.
+SETTING_OPTIONS = {
+    "seed": "--seed", "events_per_file": "--events-per-file", "process": "--process",
+    "pileup": "--pileup", "events": "--events (events in this file)", "detector": "the detector",
+    "pool_size": "--pool-size", "pythia_settings": "--pythia (or the process preset)",
+    "pileup_settings": "the pile-up settings", "file_index": "the file index",
+    "generator": "the generator",
+}  # fmt: skip
+#: Stored keys that do not change the arrays (not compared).
+_NOT_COMPARED = ("version",)
 DEFAULT_POOL_SIZE = 2000
 _STREAM_HARD, _STREAM_EVENT = 0, 1
 
@@ -57,14 +76,18 @@ def _validate(
         raise ConfigError(
             f"--pileup must be a finite mean number of interactions >= 0, got {pileup}"
         )
-    if num_shards < 1 or not 0 <= shard < num_shards:
+    if num_shards < 1:
+        raise ConfigError(f"--num-shards must be >= 1, got {num_shards}")
+    if not 0 <= shard < num_shards:
         raise ConfigError(
-            f"--shard must be in [0, {num_shards}) with --num-shards >= 1, got {shard}"
+            f"--shard must be in 0..{num_shards - 1} (--num-shards {num_shards}), got {shard}"
         )
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if events_per_file <= 0:
         raise ConfigError(f"--events-per-file must be positive, got {events_per_file}")
+    if events_per_file > 1_000_000:
+        raise ConfigError(f"--events-per-file must be at most 1,000,000, got {events_per_file}")
     if pileup > 0 and pool_size <= 0:
         raise ConfigError(f"pool_size must be positive when pileup > 0, got {pool_size}")
 
@@ -134,6 +157,7 @@ def generate(
     pileup_settings: Sequence[str] | None = None,
     pool_cache: bool | str | Path = True,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Generate this shard's files of a dataset and return their paths (existing ones included).
 
@@ -154,7 +178,13 @@ def generate(
         pool_cache: keep the pool in ``out/.minbias_pool_*.npz`` and reuse it across runs and
             shards (True), in another folder (a path, e.g. shared by several datasets with the
             same seed), or not at all (False).
-        progress: show a progress bar (default: when stderr is a terminal).
+        progress: show progress (default and True: a bar on a terminal, plain lines with the
+            total and ETA in a pipe; False: nothing).
+        overwrite: regenerate existing files whose stored settings differ from this run's
+            (default: refuse with a :class:`ConfigError` naming the setting).
+
+    Raises:
+        ConfigError: a bad argument, or existing files made with other settings.
     """
     _validate(process, events, pileup, shard, num_shards, fmt, events_per_file, pool_size)
     if seed < 0:
@@ -164,34 +194,133 @@ def generate(
     n_files = math.ceil(events / events_per_file)
     mine = [j for j in range(n_files) if j % num_shards == shard]
     paths = [out / file_name(process, pileup, j, fmt) for j in mine]
-    todo = [(j, p) for j, p in zip(mine, paths, strict=True) if not p.exists()]
+    expected = {
+        j: _metadata(process, pileup, seed, j, min(events_per_file, events - j * events_per_file),
+                     pool_size, cfg, pythia_settings, events_per_file, pileup_settings)
+        for j in mine
+    }  # fmt: skip
+    todo = []
+    for j, path in zip(mine, paths, strict=True):
+        if not path.exists():
+            todo.append((j, path))
+            continue
+        differs = setting_difference(read_settings(path), expected[j])
+        if differs is None:
+            continue
+        if not overwrite:
+            raise ConfigError(
+                f"{path}: exists with other generation settings: {differs} (choose another "
+                "--out, or pass --overwrite to replace the data)"
+            )
+        todo.append((j, path))
+    stale = _stale_files(out, process, pileup, fmt, n_files, shard, num_shards)
+    if stale and not overwrite:
+        raise ConfigError(
+            f"{stale[0]}: exists beyond the {n_files} file(s) of this dataset (it was generated "
+            "with more --events or fewer --events-per-file; choose another --out, or pass "
+            "--overwrite to replace the data)"
+        )
     if not todo:
+        _remove(stale)
         return paths
-    disable = None if progress is None else not progress  # None: tqdm hides it off a terminal
     pool = None
     if pileup > 0:
         cache = out if pool_cache is True else (Path(pool_cache) if pool_cache else None)
         pool = load_or_build_pool(pool_size, seed, cache, pileup_settings, progress=progress)
     total = sum(min(events_per_file, events - j * events_per_file) for j, _ in todo)
-    with tqdm(total=total, unit="ev", desc=f"{process} PU{pileup:g}", disable=disable) as bar:
+    from particlegraph.cli.common import progress as progress_bar
+
+    desc = f"{process} PU{pileup:g}"
+    with progress_bar(total=total, unit="ev", desc=desc, enabled=progress) as bar:
         for j, path in todo:
-            n = min(events_per_file, events - j * events_per_file)
             evs = generate_file_events(
-                process, n, pileup, seed, j, pool=pool, detector=cfg,
+                process, expected[j]["events"], pileup, seed, j, pool=pool, detector=cfg,
                 pythia_settings=pythia_settings, on_event=lambda: bar.update(1),
             )  # fmt: skip
-            meta = _metadata(process, pileup, seed, j, n, pool_size, cfg, pythia_settings)
-            if pileup > 0:
-                meta["pileup_settings"] = list(pileup_settings or POOL_SETTINGS)
-            _write(path, evs, meta, fmt)
+            _write(path, evs, expected[j], fmt)
+    _remove(stale)
     return paths
+
+
+def _stale_files(
+    out: Path, process: str, pileup: float, fmt: str, n_files: int, shard: int, num_shards: int
+) -> list[Path]:
+    """This shard's files of the same dataset name with an index >= ``n_files``."""
+    stale = []
+    j = n_files
+    while j % num_shards != shard:
+        j += 1
+    # indices are contiguous in a generated folder: stop at the first missing one
+    while (out / file_name(process, pileup, j, fmt)).exists():
+        stale.append(out / file_name(process, pileup, j, fmt))
+        j += num_shards
+    return stale
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The generation settings stored in one generated file (``{}`` when it has none)."""
+    path = Path(path)
+    if path.name.endswith(FORMATS["pkl"]):
+        from particlegraph.tasks.mlpf.delphes_pkl import read_pkl_metadata
+
+        return read_pkl_metadata(path)
+    from particlegraph.tasks.mlpf.store import read_metadata
+
+    return read_metadata(path)
+
+
+def setting_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """``None`` when ``stored`` matches ``expected``, else a phrase naming the first difference.
+
+    Keys in :data:`_NOT_COMPARED` (the package version) are ignored; nested dicts (the detector)
+    are compared key by key so the message names e.g. ``detector.separate_ecal_towers``.
+    """
+    if not stored:
+        return "the file has no generation settings (made by another tool or an older version)"
+    order = [k for k in SETTING_OPTIONS if k in expected] + [
+        k for k in expected if k not in SETTING_OPTIONS
+    ]  # the options a user changes most often are named first
+    for key in order:
+        want = expected[key]
+        if key in _NOT_COMPARED:
+            continue
+        have = stored.get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            for sub, w in want.items():
+                if _norm(have.get(sub)) != _norm(w):
+                    opt = "--separate-ecal-towers" if sub == "separate_ecal_towers" else key
+                    return f"{key}.{sub} ({opt}) was {_short(have.get(sub))}, now {_short(w)}"
+            continue
+        if _norm(have) != _norm(want):
+            return f"{key} ({SETTING_OPTIONS.get(key, key)}) was {_short(have)}, now {_short(want)}"
+    if stored.get("version") != expected.get("version"):
+        log.warning("reusing files made by particlegraph %s", stored.get("version"))
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _norm(value: Any) -> Any:
+    """JSON round trip: tuples become lists, so stored and fresh settings compare equal."""
+    import json
+
+    return json.loads(json.dumps(value))
 
 
 def _metadata(
     process: str, pileup: float, seed: int, index: int, n: int, pool_size: int,
-    cfg: DetectorConfig, pythia_settings: Sequence[str],
+    cfg: DetectorConfig, pythia_settings: Sequence[str], events_per_file: int,
+    pileup_settings: Sequence[str] | None,
 ) -> dict[str, Any]:  # fmt: skip
-    return {
+    meta: dict[str, Any] = {
         "generator": "particlegraph.sim",
         "version": particlegraph.__version__,
         "process": process,
@@ -199,17 +328,21 @@ def _metadata(
         "pileup": pileup,
         "pool_size": pool_size if pileup > 0 else 0,
         "seed": seed,
+        "events_per_file": events_per_file,
         "file_index": index,
         "events": n,
         "detector": cfg.to_dict(),
     }
+    if pileup > 0:
+        meta["pileup_settings"] = list(pileup_settings or POOL_SETTINGS)
+    return meta
 
 
 def _write(path: Path, events: list[MLPFEvent], meta: dict[str, Any], fmt: str) -> None:
     if fmt == "pkl":
         from particlegraph.tasks.mlpf.delphes_pkl import write_pkl
 
-        write_pkl(path, events)
+        write_pkl(path, events, metadata=meta)
     else:
         from particlegraph.tasks.mlpf.store import write_events
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from particlegraph.atomic import atomic_path
+from particlegraph.cli.common import progress
+from particlegraph.plot import save_figure
 from particlegraph.sim.elements import (
     CLASS_NAMES,
     ELEM_TOWER,
@@ -56,7 +56,7 @@ def dataset_statistics(
     eta_hist = {t: np.zeros((NUM_CLASSES, len(ETA_EDGES) - 1), dtype=np.int64) for t in TARGETS}
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     done = False
-    for path in tqdm(files, desc="inspect", unit="file", disable=None):
+    for path in progress(files, desc="inspect", unit="file"):
         for ev in read_any(path):
             if max_events is not None and len(n_elem) >= max_events:
                 done = True
@@ -139,20 +139,14 @@ def inspect_dataset(
     return summary
 
 
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")  # layout="constrained": no 2nd draw
-    plt.close(fig)
-    return path
-
-
 def write_validation_plots(stats: dict[str, Any], plots_dir: PathLike) -> list[Path]:
     """Write the validation PNGs from :func:`dataset_statistics` output; return their paths."""
     import matplotlib.pyplot as plt
 
+    from particlegraph.plot import headless_backend
     from particlegraph.tasks.mlpf import plots_validation as vplot
+
+    headless_backend()
 
     out = Path(plots_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +161,7 @@ def write_validation_plots(stats: dict[str, Any], plots_dir: PathLike) -> list[P
             },
             ax=ax,
         )
-        written.append(_save(fig, out / "multiplicity.png"))
+        written.append(save_figure(fig, out / "multiplicity.png"))
         for name, hists, edges, label, log_x in (
             ("pt", stats["pt_hist"], PT_EDGES, r"$p_T$ [GeV]", True),
             ("eta", stats["eta_hist"], ETA_EDGES, r"$\eta$", False),
@@ -175,10 +169,10 @@ def write_validation_plots(stats: dict[str, Any], plots_dir: PathLike) -> list[P
             fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True, layout="constrained")
             for ax, t in zip(axes, TARGETS, strict=True):
                 vplot.plot_class_hists(hists[t], edges, xlabel=label, title=t, log_x=log_x, ax=ax)
-            written.append(_save(fig, out / f"{name}.png"))
+            written.append(save_figure(fig, out / f"{name}.png"))
         fig, ax = plt.subplots(figsize=(8, 7.5), layout="constrained")
         vplot.plot_confusion(stats["confusion"], ax=ax)
-        written.append(_save(fig, out / "confusion.png"))
+        written.append(save_figure(fig, out / "confusion.png"))
     return written
 
 

@@ -13,10 +13,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -115,35 +111,54 @@ def plot_binned(
     ylabel: str = "",
     logx: bool = False,
     ylim: tuple[float, float] | None = (0.0, 1.05),
+    counts: Mapping[str, np.ndarray] | None = None,
 ) -> list[Any]:
     """Binned curves, one per side (e.g. efficiency vs pT): steps over ``edges``.
+
+    The legend sits in head-room above the data (the y range is stretched for it), never on
+    the curves.
 
     Args:
         edges: (B+1,) bin edges.
         values: side name -> (B,) values (NaN bins are left empty).
+        counts: side name -> (B,) entries per bin; with it, rates get binomial error bars
+            ``sqrt(p (1 - p) / n)`` and the legend gives the total entries.
 
     Returns:
         The line artists.
     """
     ax = ax or plt.gca()
     artists = []
+    centres = np.sqrt(edges[:-1] * edges[1:]) if logx else 0.5 * (edges[:-1] + edges[1:])
     for name, v in values.items():
         style = _style(name)
+        v = np.asarray(v, dtype=float)
+        if counts is not None and name in counts:
+            n = np.asarray(counts[name], dtype=float)
+            style["label"] = f"{style.get('label', name)} (n={int(n.sum())})"
+            with np.errstate(invalid="ignore", divide="ignore"):
+                err = np.sqrt(np.clip(v * (1 - v), 0, None) / n)
+            ax.errorbar(centres, v, yerr=err, fmt="none", color=style.get("color"), capsize=2)
         # baseline=None: no vertical drops to zero at the ends or around empty (NaN) bins
-        artists.append(
-            ax.stairs(np.asarray(v, dtype=float), edges, baseline=None, linewidth=2, **style)
-        )
-    if not any(np.isfinite(np.asarray(v, dtype=float)).any() for v in values.values()):
+        artists.append(ax.stairs(v, edges, baseline=None, linewidth=2, **style))
+    finite = [np.asarray(v, dtype=float) for v in values.values()]
+    if not any(np.isfinite(v).any() for v in finite):
         ax.text(0.5, 0.5, "no entries", transform=ax.transAxes, ha="center", color="grey")
+    elif all(np.nan_to_num(v).max(initial=0.0) == 0 for v in finite):
+        ax.text(0.5, 0.5, "0 in every bin", transform=ax.transAxes, ha="center", color="grey")
     if logx:
         ax.set_xscale("log")
         ax.minorticks_off()  # log-axis minor ticks dominate the drawing time
     ax.set_xlim(edges[0], edges[-1])
     if ylim is not None:
-        ax.set_ylim(*ylim)
+        ax.set_ylim(ylim[0], ylim[0] + 1.45 * (ylim[1] - ylim[0]))  # head-room for the legend
+    else:
+        top = max((float(np.nanmax(v)) for v in finite if np.isfinite(v).any()), default=0.0)
+        if top > 0:
+            ax.set_ylim(top=1.45 * top)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small", loc="upper left", frameon=False)
     return artists
 
 
@@ -180,7 +195,9 @@ def plot_distributions(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction" if density else "entries")
     if artists:
-        ax.legend(fontsize="small")
+        if not logy:  # head-room above the highest bin for the legend
+            ax.set_ylim(0.0, 1.45 * max(float(np.max(a.get_data()[0])) for a in artists))
+        ax.legend(fontsize="small", loc="upper right", frameon=False)
     else:
         ax.text(0.5, 0.5, "no entries", transform=ax.transAxes, ha="center", color="grey")
     return artists

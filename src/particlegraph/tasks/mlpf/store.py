@@ -26,7 +26,13 @@ from particlegraph.io import shards
 from particlegraph.io.shards import PARQUET_SUFFIX, read_metadata
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf.delphes_pkl import read_pkl
-from particlegraph.tasks.mlpf.schema import COLUMNS, PKL_SUFFIX, validate_event
+from particlegraph.tasks.mlpf.schema import (
+    COLUMNS,
+    PKL_SUFFIX,
+    validate_event,
+    validate_physics,
+    validation_enabled,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -54,9 +60,18 @@ def write_events(path: PathLike, events: Sequence[MLPFEvent], metadata: dict[str
 
 
 def read_events(path: PathLike) -> list[MLPFEvent]:
-    """Read every event of one Parquet shard as float32 numpy arrays."""
+    """Read every event of one Parquet shard as float32 numpy arrays.
+
+    The footer is checked against the size limits first (:mod:`particlegraph.io.limits`), and
+    every event against the physics checks of :func:`~.schema.validate_physics` unless they are
+    switched off (:func:`~.schema.validation`, ``--no-validate``).
+    """
     cols = shards.read_shard(path, COLUMNS)
-    return [MLPFEvent(*arrs) for arrs in zip(*(cols[c] for c in COLUMNS), strict=True)]
+    events = [MLPFEvent(*arrs) for arrs in zip(*(cols[c] for c in COLUMNS), strict=True)]
+    if validation_enabled():
+        for i, ev in enumerate(events):
+            validate_physics(ev, f"{path} (event {i})")
+    return events
 
 
 def is_event_file(path: PathLike) -> bool:

@@ -31,7 +31,12 @@ from particlegraph.tasks.mlpf.loss import (
 from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig, encode_targets
 from particlegraph.tasks.mlpf.store import read_any, resolve_files
 from particlegraph.train import distributed as D
-from particlegraph.train.checkpoint import checkpoint_path, load_weights, seed_everything
+from particlegraph.train.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    load_weights,
+    seed_everything,
+)
 from particlegraph.train.loop import FitConfig, History, StepFn, fit
 
 #: The package whose ``configs/`` folder ships the named run configs.
@@ -167,6 +172,10 @@ def train_mlpf(
         raise ConfigError(
             f"{run_dir} already holds a trained run; use --resume to continue it or pick a new --run"
         )
+    if resume and not checkpoint_path(run_dir, "last").is_file():
+        raise ConfigError(f"{run_dir}: no checkpoint to resume (train without --resume first)")
+    if resume:  # a damaged checkpoint fails here, before config.yaml is rewritten
+        load_checkpoint(checkpoint_path(run_dir, "last"))
     cfg = resolve_run_config(config_path, run_dir, overrides, resume)
     info, _device = D.init_distributed(cfg.fit.device)
 

@@ -23,6 +23,7 @@ from particlegraph.explain.gradients import (
     grid_derivatives,
     taylor_coefficients,
 )
+from particlegraph.metrics import roc
 from particlegraph.tasks.tabular.model import MLPClassifier
 
 
@@ -137,15 +138,14 @@ def roc_curve_auto(score: np.ndarray, y: np.ndarray) -> RocCurve:
 
     A plain observable has no preferred direction; the AUC is therefore always >= 0.5.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     if len(np.unique(y)) != 2:
         raise ConfigError("ROC needs both signal and background events")
-    auc = float(roc_auc_score(y, score))
-    flipped = auc < 0.5
-    s = -score if flipped else score
-    fpr, tpr, _ = roc_curve(y, s)
-    return RocCurve(fpr=fpr, tpr=tpr, auc=max(auc, 1.0 - auc), flipped=flipped)
+    curve = roc.roc_curve(score, y)
+    area = roc.auc(curve)
+    flipped = area < 0.5
+    if flipped:
+        curve = roc.roc_curve(-np.asarray(score), y)
+    return RocCurve(fpr=curve.eps_b, tpr=curve.eps_s, auc=max(area, 1.0 - area), flipped=flipped)
 
 
 def roc_table(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.cli.common import friendly_errors, removed_on_failure
 from particlegraph.errors import ConfigError
 
 app = typer.Typer(
@@ -40,7 +40,8 @@ def generate(
     """Generate the three-observable toy: obs1 separates, obs2 through |obs2|, obs3 not at all."""
     from particlegraph.tasks.tabular.workflow import generate as run
 
-    path = run(out, events=events, seed=seed, test_fraction=test_fraction)
+    with removed_on_failure(out):
+        path = run(out, events=events, seed=seed, test_fraction=test_fraction)
     typer.echo(f"wrote {events} events to {path}")
 
 
@@ -57,22 +58,21 @@ def train(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
     override: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        help="run config YAML or shipped name (default); replaces --epochs/--lr/--batch-size/"
+        "--seed/--device",
+    ),
 ) -> None:
     """Train the MLP classifier (BCE, Adam, 25 % validation) and save loss/accuracy curves."""
     from particlegraph.tasks.tabular.workflow import train as run
 
-    s = run(
-        data,
-        out,
-        epochs=epochs,
-        features=_features(features),
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        resume=resume,
-        overrides=list(override),
-    )
+    with removed_on_failure(out):
+        s = run(
+            data, out, epochs=epochs, features=_features(features), lr=lr, batch_size=batch_size,
+            seed=seed, device=device, resume=resume, overrides=list(override), config=config,
+        )  # fmt: skip
     typer.echo(
         f"trained {s['epochs']} epochs in {s['seconds']:.1f} s (best epoch {s['best_epoch']}, "
         f"val accuracy {s['val_accuracy']:.3f}); run directory {s['run_dir']}"
@@ -93,7 +93,9 @@ def explain(
     """Gradients, Taylor coefficients (+ evolution), ROC curves, observable matrix, heat maps."""
     from particlegraph.tasks.tabular.workflow import explain as run
 
-    s = run(run_dir, data=data, out=out, heatmap_run=heatmap_run, bins=bins)
+    folder = out if out is not None else run_dir / "explain"
+    with removed_on_failure(folder if run_dir.is_dir() else None, heatmap_run):
+        s = run(run_dir, data=data, out=out, heatmap_run=heatmap_run, bins=bins)
     _print_summary(s)
 
 
@@ -108,7 +110,8 @@ def demo(
     """Generate, train (3 and 2 observables) and explain, end to end in under two minutes on CPU."""
     from particlegraph.tasks.tabular.workflow import demo as run
 
-    s = run(out, events=events, epochs=epochs, seed=seed)
+    with removed_on_failure(out):
+        s = run(out, events=events, epochs=epochs, seed=seed)
     _print_summary(s)
     typer.echo(f"done in {s['seconds']:.1f} s")
 

@@ -6,31 +6,22 @@ ones take ``fig=None`` and return their axes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from particlegraph.atomic import atomic_path
+from particlegraph.plot import headless_backend
 
 
 def _ax(ax: Axes | None) -> Axes:
-    return ax if ax is not None else plt.figure().add_subplot()
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> None:
-    """Save ``fig`` atomically (PNG by suffix) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    if ax is not None:
+        return ax
+    headless_backend()
+    return plt.figure().add_subplot()
 
 
 def plot_metric_curves(
@@ -149,6 +140,7 @@ def plot_observable_matrix(
     Returns the (F, F) array of axes.
     """
     nf = len(names)
+    headless_backend()
     fig = fig or plt.figure(figsize=(3 * nf, 3 * nf))
     axes = fig.subplots(nf, nf, squeeze=False)
     sel = slice(0, max_points)
@@ -198,6 +190,7 @@ def plot_grid_derivatives(
     xs: np.ndarray, ys: np.ndarray, gd: Any, names: Sequence[str], *, fig: Figure | None = None
 ) -> np.ndarray:
     """2 x 3 panel: output, d/dx, d/dy (top); d2/dx2, d2/dxdy, d2/dy2 (bottom). Returns axes."""
+    headless_backend()
     fig = fig or plt.figure(figsize=(14, 8))
     axes = fig.subplots(2, 3, squeeze=False)
     a, b = names

@@ -174,7 +174,10 @@ def write_training_outputs(run_dir: Path, history: History, cfg: TabularRunConfi
     """``training_curves.{json,png}`` and ``taylor_evolution.json`` from the history."""
     import matplotlib.pyplot as plt
 
-    from particlegraph.tasks.tabular.plots import plot_metric_curves, save_figure
+    from particlegraph.plot import headless_backend, save_figure
+    from particlegraph.tasks.tabular.plots import plot_metric_curves
+
+    headless_backend()
 
     recs = history.records
     curves: dict[str, Any] = {
@@ -187,7 +190,7 @@ def write_training_outputs(run_dir: Path, history: History, cfg: TabularRunConfi
     plot_metric_curves(recs, "loss", ax=a1)
     plot_metric_curves(recs, "accuracy", ax=a2)
     a1.set_ylabel("binary cross-entropy")
-    save_figure(fig, run_dir / "training_curves.png")
+    save_figure(fig, run_dir / "training_curves.png", tight=True)
     if cfg.taylor_events > 0:
         evo = taylor_evolution_from_records(recs, cfg.feature_names)
         write_json(run_dir / "taylor_evolution.json", evo)

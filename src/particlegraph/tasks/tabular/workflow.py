@@ -13,6 +13,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.config import apply_overrides, from_dict, load_config, to_dict
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.plot import save_figure
 from particlegraph.tasks.tabular.analysis import (
     gradient_summary,
     heatmap_derivatives,
@@ -38,6 +39,9 @@ from particlegraph.tasks.tabular.training import (
     train_run,
 )
 
+#: The package whose ``configs/`` folder ships the named run configs.
+PACKAGE = "particlegraph.tasks.tabular"
+
 
 def generate(out: str | Path, events: int = 20_000, seed: int = 0, **toy: Any) -> Path:
     """Write the three-observable toy (``.data`` or ``.parquet`` by suffix) and return its path.
@@ -62,15 +66,26 @@ def train(
     device: str = "cpu",
     resume: bool = False,
     overrides: list[str] | None = None,
+    config: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a classifier on ``data`` into run directory ``out``; returns a short summary.
 
     With ``resume`` the run's own ``config.yaml`` is used (arguments other than ``out`` ignored).
-    ``overrides`` are ``key=value`` strings on :class:`TabularRunConfig` (e.g. ``model.hidden=[50]``).
+    ``config`` (a YAML file or a shipped name such as ``"default"``) replaces the keyword
+    settings ``epochs``, ``lr``, ``batch_size``, ``seed``, ``device``; ``data`` and ``features``
+    always come from the arguments. ``overrides`` are ``key=value`` strings on
+    :class:`TabularRunConfig` (e.g. ``model.hidden=[50]``), applied last.
     """
     out = Path(out)
     if resume and (out / CONFIG_NAME).is_file():
         cfg = load_config(TabularRunConfig, out / CONFIG_NAME, overrides)
+    elif config is not None:
+        given = [
+            f"data={json.dumps(str(data))}",
+            f"features={json.dumps(list(features))}",
+            f"model.n_inputs={len(features)}",
+        ]
+        cfg = load_config(TabularRunConfig, config, [*given, *(overrides or [])], package=PACKAGE)
     else:
         cfg = make_run_config(data, tuple(features), epochs=epochs, lr=lr, seed=seed, device=device)
         cfg = from_dict(
@@ -133,8 +148,10 @@ def _explain(
 ) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
+    from particlegraph.plot import headless_backend
     from particlegraph.tasks.tabular import plots as P
 
+    headless_backend()
     model, cfg = load_run(run)
     out = Path(out) if out is not None else run / "explain"
     out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +162,7 @@ def _explain(
     figures: dict[str, str] = {}
 
     def save(fig: Any, name: str) -> None:
-        P.save_figure(fig, out / name)
+        save_figure(fig, out / name, tight=True)
         figures[name.removesuffix(".png")] = str(out / name)
 
     grads = gradient_summary(model, x)

@@ -1,0 +1,182 @@
+"""``particlegraph tracking ...``: generate | convert | inspect | train | evaluate | explain | demo."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from particlegraph.cli.common import friendly_errors
+
+app = typer.Typer(
+    help="Tracking: group silicon-tracker hits into tracks (metric learning + GNN + DBSCAN).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+@friendly_errors
+def generate(
+    out: Out,
+    process: Annotated[
+        str, typer.Option(help="Pythia preset (ttbar, qcd, minbias, ...).")
+    ] = "ttbar",
+    events: Annotated[int, typer.Option(help="Events of the whole sample.")] = 10,
+    pileup: Annotated[float, typer.Option(help="Mean pile-up (0, 50, 200, ...).")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sample seed.")] = 0,
+    first_event_id: Annotated[int, typer.Option(help="Id of the first event.")] = 1000,
+    shard: Annotated[int, typer.Option(help="This shard (0-based).")] = 0,
+    num_shards: Annotated[int, typer.Option(help="Number of shards.")] = 1,
+    pool_size: Annotated[int, typer.Option(help="Minimum-bias events in the pile-up pool.")] = 2000,
+    pool_cache: Annotated[
+        Path | None, typer.Option(help="Folder of the pool file (default: --out).")
+    ] = None,
+) -> None:
+    """Simulate events (Pythia + pile-up + TrackML-like tracker) as TrackML CSV files."""
+    from particlegraph.tasks.tracking.simulate import generate as gen
+
+    ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
+              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache)  # fmt: skip
+    typer.echo(f"{len(ids)} events in {out}")
+
+
+@app.command()
+@friendly_errors
+def convert(
+    input: Annotated[Path, typer.Argument(help="The exercise's tracks.pickle.")],
+    out: Out,
+    first_event_id: Annotated[int, typer.Option(help="Id of the first event.")] = 1000,
+) -> None:
+    """Convert the exercise's tracks.pickle into TrackML CSV events."""
+    from particlegraph.tasks.tracking.notebook import read_tracks_pickle, sample_to_event
+    from particlegraph.tasks.tracking.trackml import write_event
+
+    samples = read_tracks_pickle(input)
+    for i, s in enumerate(samples):
+        write_event(out, sample_to_event(s, first_event_id + i))
+    typer.echo(f"{len(samples)} events written to {out}")
+
+
+@app.command()
+@friendly_errors
+def inspect(
+    data: Annotated[Path, typer.Argument(help="Folder of TrackML event files.")],
+    max_events: Annotated[int, typer.Option(help="Events to read (0 = all).")] = 0,
+) -> None:
+    """Hits, particles, noise and hits per particle of a TrackML folder."""
+    from particlegraph.tasks.tracking.trackml import list_events, read_event
+
+    ids = list_events(data)
+    ids = ids[:max_events] if max_events > 0 else ids
+    hits, parts, noise, per = [], [], [], []
+    for i in ids:
+        ev = read_event(data, i)
+        hits.append(ev.num_hits)
+        if ev.truth is not None and ev.particles is not None:
+            noise.append(float(np.mean(ev.truth["particle_id"] == 0)))
+            nh = ev.particles["nhits"]
+            parts.append(int((nh > 0).sum()))
+            per.append(float(nh[nh > 0].mean()) if (nh > 0).any() else 0.0)
+    typer.echo(f"{len(ids)} events in {data}")
+    typer.echo(f"hits per event: {np.mean(hits):.0f} (min {min(hits)}, max {max(hits)})")
+    if parts:
+        typer.echo(f"particles with hits per event: {np.mean(parts):.0f}")
+        typer.echo(f"noise fraction: {np.mean(noise):.3f}; hits per particle: {np.mean(per):.2f}")
+
+
+@app.command()
+@friendly_errors
+def train(
+    data: Annotated[Path, typer.Option(help="Folder of TrackML training events.")],
+    run: Annotated[Path, typer.Option(help="Run directory.")],
+    config: Annotated[
+        str, typer.Option(help="YAML file or packaged config: notebook, default, demo.")
+    ] = "default",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override, e.g. stage2.fit.epochs=5.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --run.")] = False,
+) -> None:
+    """Train stage 1 (metric learning) and stage 2 (GNN), then tune DBSCAN on validation."""
+    from particlegraph.tasks.tracking.train import load_run_config, train_run
+
+    _logging()
+    cfg = load_run_config(config, [f"data={data}", *(set_ or [])])
+    info = train_run(cfg, run, resume=resume)
+    best = max(info["dbscan_scan"], key=lambda r: r["score"])
+    typer.echo(
+        f"trained {run}: validation TrackML score {best['score']:.3f} with DBSCAN {info['dbscan']}"
+    )
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run: Annotated[Path, typer.Option(help="Trained run directory.")],
+    data: Annotated[Path, typer.Option(help="Folder of TrackML test events.")],
+    out: Out,
+    max_events: Annotated[int, typer.Option(help="Events to evaluate (0 = all).")] = 0,
+    tune_data: Annotated[
+        Path | None, typer.Option(help="Re-tune every DBSCAN on the first events of this folder.")
+    ] = None,
+    tune_events: Annotated[int, typer.Option(help="Events of --tune-data used.")] = 2,
+) -> None:
+    """Score the pipeline and the baselines; write metrics.json, TrackML CSVs and a report."""
+    from particlegraph.tasks.tracking.evaluate import evaluate_run
+
+    _logging()
+    m = evaluate_run(
+        run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
+    )
+    for name, v in m["methods"].items():
+        typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
+                   f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+    typer.echo(f"report: {out / 'report.html'}")
+
+
+@app.command()
+@friendly_errors
+def explain(
+    run: Annotated[Path, typer.Option(help="Trained run directory.")],
+    data: Annotated[Path, typer.Option(help="Folder of TrackML events.")],
+    out: Out,
+    event: Annotated[int | None, typer.Option(help="Event id (default: the first).")] = None,
+    hit: Annotated[int | None, typer.Option(help="Hit index to explain.")] = None,
+    partner: Annotated[int | None, typer.Option(help="Second hit of the explained pair.")] = None,
+) -> None:
+    """LRP of a hit's refined embedding and gradient x input of a pair distance."""
+    from particlegraph.tasks.tracking.explain import explain_run
+
+    r = explain_run(run, data, out, event_id=event, hit=hit, partner=partner)
+    typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
+               f"{r['lrp']['same_particle_share']:.2f} of the relevance on its own particle; "
+               f"conservation error {r['lrp']['conservation_error']:.2g}; {out / 'explain.json'}")  # fmt: skip
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Out = Path("tracking_demo"),
+    events: Annotated[int, typer.Option(help="Training + validation events.")] = 24,
+    test_events: Annotated[int, typer.Option(help="Unseen test events.")] = 4,
+    pileup: Annotated[float, typer.Option(help="Mean pile-up.")] = 0.0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config override.")] = None,
+) -> None:
+    """Generate, train, evaluate and explain on a small sample (minutes on a CPU)."""
+    from particlegraph.tasks.tracking.demo import run_demo
+
+    _logging()
+    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_)
+    typer.echo(
+        f"TrackML score {m['methods']['gnn']['score']['mean']:.3f}; report: {out / 'eval' / 'report.html'}"
+    )

@@ -1,0 +1,188 @@
+"""Events for the tracking task: Pythia 8 hard process + pile-up -> silicon hits -> TrackML files.
+
+Determinism: chunk ``j`` of ``CHUNK`` consecutive events is generated from random streams derived
+only from ``(seed, j)`` (Pythia seed, pile-up draws, detector randomness); the minimum-bias pool
+depends only on ``(seed, pool_size)``. An event's files are therefore the same whatever
+``shard``/``num_shards`` split made them; shard ``i`` of ``n`` makes the chunks with
+``j % n == i``. Event ids start at ``first_event_id`` (TrackML's start at 1000). Existing events
+are skipped, so an interrupted run resumes by running the same command again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from particlegraph.errors import ConfigError
+from particlegraph.sim.particles import Particles, concatenate
+from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
+from particlegraph.sim.pythia import (
+    PROCESSES,
+    make_pythia,
+    next_events,
+    process_settings,
+    pythia_seed,
+)
+from particlegraph.sim.silicon import SiliconConfig, SiliconHits, simulate_hits
+from particlegraph.tasks.tracking.score import hit_weights
+from particlegraph.tasks.tracking.trackml import TrackMLEvent, event_prefix, write_event
+
+#: Events per Pythia instance / random stream.
+CHUNK = 10
+#: Minimum-bias events in the pile-up pool (as the MLPF task).
+DEFAULT_POOL_SIZE = 2000
+_STREAM_HARD, _STREAM_EVENT = 0, 1
+
+
+def build_event(
+    particles: Particles, cfg: SiliconConfig, rng: np.random.Generator, event_id: int
+) -> TrackMLEvent:
+    """Simulate the hits of one event's particles and return it in the TrackML layout.
+
+    Hits are shuffled (their order carries no truth) and numbered 1..H; particle ids are
+    1..P over the simulated charged particles; the truth carries the TrackML weights.
+    """
+    hits, sim = simulate_hits(particles, cfg, rng)
+    p = particles.select(sim)
+    perm = rng.permutation(hits.size)
+    hits = SiliconHits(*(f[perm] for f in hits))
+    h = hits.size
+    hit_id = np.arange(1, h + 1, dtype=np.int64)
+    particle_id = np.where(hits.particle >= 0, hits.particle + 1, 0).astype(np.int64)
+    idx = np.maximum(hits.particle, 0)
+    pt = np.where(hits.particle >= 0, p.pt[idx], 0.0)
+    vz = np.where(hits.particle >= 0, p.vz[idx], 0.0)
+    weight = hit_weights(particle_id, hits.tz, vz, pt)
+    nhits = np.bincount(idx[hits.particle >= 0], minlength=p.size)
+    # cells: cell_count rows per hit, channels counted from the hit's local position
+    rep = np.repeat(np.arange(h), hits.cell_count)
+    within = np.arange(rep.size) - np.repeat(
+        np.cumsum(hits.cell_count) - hits.cell_count, hits.cell_count
+    )
+    ch0 = (np.floor((np.arctan2(hits.y, hits.x) + np.pi) * 1e3).astype(np.int64))[rep] + within
+    ch1 = np.floor(np.abs(hits.z)).astype(np.int64)[rep]
+    value = (hits.charge_value / hits.cell_count)[rep]
+    return TrackMLEvent(
+        event_id=event_id,
+        hits={
+            "hit_id": hit_id, "x": hits.x, "y": hits.y, "z": hits.z,
+            "volume_id": hits.volume_id, "layer_id": hits.layer_id, "module_id": hits.module_id,
+        },
+        cells={"hit_id": hit_id[rep], "ch0": ch0, "ch1": ch1, "value": value},
+        truth={
+            "hit_id": hit_id, "particle_id": particle_id, "tx": hits.tx, "ty": hits.ty,
+            "tz": hits.tz, "tpx": hits.tpx, "tpy": hits.tpy, "tpz": hits.tpz, "weight": weight,
+        },
+        particles={
+            "particle_id": np.arange(1, p.size + 1, dtype=np.int64),
+            "vx": p.vx, "vy": p.vy, "vz": p.vz, "px": p.px, "py": p.py, "pz": p.pz,
+            "q": np.rint(p.charge).astype(np.int64), "nhits": nhits,
+        },
+    )  # fmt: skip
+
+
+def generate_chunk(
+    process: str,
+    chunk: int,
+    event_ids: Sequence[int],
+    pileup: float,
+    seed: int,
+    cfg: SiliconConfig,
+    pool: MinBiasPool | None,
+) -> list[TrackMLEvent]:
+    """The events of chunk ``chunk`` (all ``CHUNK`` are generated; those in ``event_ids`` kept)."""
+    pythia = make_pythia(
+        process_settings(process), pythia_seed(np.random.SeedSequence([seed, _STREAM_HARD, chunk]))
+    )
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_EVENT, chunk]))
+    out = []
+    first = chunk * CHUNK
+    wanted = set(event_ids)
+    for i, hard in enumerate(next_events(pythia, CHUNK)):
+        hard = hard._replace(vz=hard.vz + rng.normal(0.0, cfg.vertex_sigma_z))
+        parts = [hard]
+        if pileup > 0 and pool is not None:
+            parts.append(overlay(pool, pileup, rng, cfg.vertex_sigma_z)[0])
+        ev_rng = np.random.default_rng(rng.integers(2**63))
+        if first + i in wanted:
+            out.append(build_event(concatenate(parts), cfg, ev_rng, first + i))
+    return out
+
+
+def generate(
+    out: str | Path,
+    process: str = "ttbar",
+    events: int = 10,
+    pileup: float = 0.0,
+    seed: int = 0,
+    *,
+    first_event_id: int = 1000,
+    shard: int = 0,
+    num_shards: int = 1,
+    detector: SiliconConfig | None = None,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_cache: str | Path | None = None,
+    progress: bool | None = None,
+) -> list[int]:
+    """Write ``events`` TrackML events (hits, cells, truth, particles CSV) into ``out``.
+
+    Args:
+        out: output folder.
+        process: Pythia preset (ttbar, qcd, minbias, ...).
+        events: number of events of the whole sample (all shards).
+        pileup: Poisson mean of the overlaid minimum-bias interactions (0, 50, 200, ...).
+        seed: sample seed. first_event_id: id of the first event.
+        shard, num_shards: this call makes the chunks j with j % num_shards == shard.
+        detector: the tracker (default :class:`SiliconConfig`).
+        pool_size: minimum-bias events in the pile-up pool.
+        pool_cache: folder for the pool file (default ``out``).
+
+    Returns:
+        The ids of this shard's events (existing ones included).
+    """
+    if process not in PROCESSES:
+        raise ConfigError(
+            f"unknown process {process!r}; choose one of {', '.join(sorted(PROCESSES))}"
+        )
+    if events < 1 or not (pileup >= 0 and math.isfinite(pileup)) or seed < 0:
+        raise ConfigError("--events must be >= 1, --pileup a finite number >= 0 and --seed >= 0")
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ConfigError(f"--shard must be in [0, {num_shards}) with --num-shards >= 1")
+    cfg = detector or SiliconConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_chunks = math.ceil(events / CHUNK)
+    mine = [j for j in range(n_chunks) if j % num_shards == shard]
+    ids: list[int] = []
+    todo: list[tuple[int, list[int]]] = []
+    for j in mine:
+        local = list(range(j * CHUNK, min((j + 1) * CHUNK, events)))
+        ids.extend(first_event_id + i for i in local)
+        missing = [
+            i
+            for i in local
+            if not (out / f"{event_prefix(first_event_id + i)}-particles.csv").exists()
+        ]
+        if missing:
+            todo.append((j, missing))
+    pool = None
+    if todo and pileup > 0:
+        cache = Path(pool_cache) if pool_cache is not None else out
+        pool = load_or_build_pool(pool_size, seed, cache, progress=progress)
+    total = sum(len(m) for _, m in todo)
+    with tqdm(
+        total=total,
+        unit="ev",
+        desc=f"{process} PU{pileup:g}",
+        disable=None if progress is None else not progress,
+    ) as bar:
+        for j, missing in todo:
+            for ev in generate_chunk(process, j, missing, pileup, seed, cfg, pool):
+                ev.event_id += first_event_id
+                write_event(out, ev)  # particles last: its presence marks a complete event
+                bar.update(1)
+    return ids

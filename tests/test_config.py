@@ -1,0 +1,112 @@
+"""Strict config coercion: wrong types are refused with a sentence, dotted overrides work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from particlegraph.config import apply_overrides, from_dict, load_config
+from particlegraph.errors import ConfigError
+from particlegraph.train.loop import FitConfig
+
+
+@dataclass(frozen=True)
+class Inner:
+    epochs: int = 10
+    lr: float = 1e-3
+    device: str = "auto"
+    amp: bool = False
+    cap: int | None = None
+    weights: tuple[float, ...] = (1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Outer:
+    fit: Inner = field(default_factory=Inner)
+    name: str = "run"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected", "shown"),
+    [
+        ("fit.epochs=2.7", "an integer", "2.7 (a float)"),
+        ("fit.epochs=3.0", "an integer", "3.0 (a float)"),  # integral floats are refused too
+        ("fit.epochs=true", "an integer", "True (a bool)"),
+        ("fit.lr=true", "a number", "True (a bool)"),
+        ("fit.lr=[1]", "a number", "[1] (a list)"),
+        ("fit.device=[1]", "a string", "[1] (a list)"),
+        ("fit.device=1", "a string", "1 (an int)"),
+        ("fit.amp=1", "true or false", "1 (an int)"),
+        ("fit.cap=2.5", "an integer", "2.5 (a float)"),
+        ("fit.weights=1.0", "a list", "1.0 (a float)"),
+        ("fit.weights=[1.0, yes]", "a number", "True (a bool)"),
+        ("fit=3", "a mapping", "3 (an int)"),
+    ],
+)
+def test_wrong_types_raise_a_sentence(override: str, expected: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, None, [override])
+    msg = str(info.value)
+    key = override.split("=")[0]
+    assert f"config key {key}" in msg or f"config key {key}[1]" in msg
+    assert f"must be {expected}" in msg
+    assert shown in msg
+
+
+def test_accepted_values_and_their_types() -> None:
+    cfg = load_config(
+        Outer,
+        None,
+        ["fit.epochs=3", "fit.lr=2", "fit.device=cuda", "fit.amp=true", "fit.cap=7",
+         "fit.weights=[1, 0.5]", "name=x"],
+    )  # fmt: skip
+    assert cfg == Outer(Inner(3, 2.0, "cuda", True, 7, (1.0, 0.5)), "x")
+    assert type(cfg.fit.epochs) is int and type(cfg.fit.lr) is float  # int accepted for float
+    assert all(type(w) is float for w in cfg.fit.weights)
+    # PyYAML reads 1e-3 (no dot) as a string: number-like strings are accepted for numbers
+    assert load_config(Outer, None, ["fit.lr=1e-3"]).fit.lr == pytest.approx(1e-3)
+    assert load_config(Outer, None, ["fit.cap=null"]).fit.cap is None
+    with pytest.raises(ConfigError, match=r"must be a number, got 'fast' \(a str\)"):
+        load_config(Outer, None, ["fit.lr=fast"])
+
+
+def test_real_fit_config_rejects_the_issue_examples() -> None:
+    for bad, value in [("epochs", 2.7), ("lr", True), ("device", [1])]:
+        with pytest.raises(ConfigError, match=rf"config key {bad} in FitConfig must be"):
+            from_dict(FitConfig, {bad: value}, where="FitConfig")
+    assert from_dict(FitConfig, {"epochs": 2, "lr": 1}).lr == 1.0
+
+
+def test_yaml_file_errors_name_the_file_and_key(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("fit:\n  epochs: 2.7\n")
+    with pytest.raises(ConfigError, match=rf"config key fit.epochs in {path} must be an integer"):
+        load_config(Outer, path)
+    with pytest.raises(ConfigError, match=rf"config key fit.epochs in {path} must be an integer"):
+        load_config(Outer, str(path))  # a str path names the file too
+    path.write_text("fit:\n  epoch: 2\n")
+    with pytest.raises(ConfigError, match=r"section fit: unknown key\(s\) \['epoch'\]"):
+        load_config(Outer, path)
+
+
+def test_dotted_overrides() -> None:
+    data = apply_overrides({"fit": {"epochs": 1}}, ["fit.epochs=3", "fit.new.deep=x", "top=1"])
+    assert data == {"fit": {"epochs": 3, "new": {"deep": "x"}}, "top": 1}
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["fit.epochs"])
+    with pytest.raises(ConfigError, match="not a section"):
+        apply_overrides({"fit": 1}, ["fit.epochs=2"])
+
+
+def test_shipped_configs_load_and_errors_name_them() -> None:
+    from particlegraph.config import shipped_configs
+    from particlegraph.tasks.mlpf.train import PACKAGE, MLPFRunConfig
+
+    names = shipped_configs(PACKAGE)
+    assert {"demo", "small", "paper"} <= set(names)
+    for name in names:
+        assert load_config(MLPFRunConfig, name, package=PACKAGE).fit.epochs >= 1
+    msg = r"config key fit.epochs in .*demo.yaml must be an integer.*got 2.7"  # path or name
+    with pytest.raises(ConfigError, match=msg):
+        load_config(MLPFRunConfig, "demo", ["fit.epochs=2.7"], package=PACKAGE)
