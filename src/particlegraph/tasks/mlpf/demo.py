@@ -58,7 +58,7 @@ def demo(
         )
 
     print(f"[2/4] training MLPF ({config_path.name}) into {out}")
-    for stale in ("checkpoints", "evaluation", "explain"):
+    for stale in ("checkpoints", "evaluation", "explain", "explain_study"):
         shutil.rmtree(out / stale, ignore_errors=True)
     fit_overrides = (f"fit.device={device}", *overrides)
     train_mlpf(train_dir, config_path, out, overrides=fit_overrides, resume=False)
