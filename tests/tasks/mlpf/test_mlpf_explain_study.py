@@ -58,6 +58,9 @@ def test_shards_merge_equal_one_run_and_resume(run_and_data, tmp_path: Path) -> 
     assert whole["events"] == 5 and whole["progress"]["events_this_call"] == 5
     ref = _arrays(tmp_path / "one", "state_shard0of1.npz")
     assert ref["flip_count"].sum() == 3 * 2 * 3  # events 0, 2, 4 of the shard, both units
+    # the finished study joins the run's report: claims and findings table, study page linked
+    page = (run / "index.html").read_text()
+    assert "Relevance findings" in page and whole["claims"][0]["claim"].split()[0] in page
     for i in range(2):
         study(run, data, events=5, outputs=OUTS, out_dir=tmp_path / "sh", shard=i, num_shards=2,
               device="cpu", flip_every=0)  # fmt: skip

@@ -201,8 +201,24 @@ def study(
         "state": str(path), "todo_before": todo,
     }  # fmt: skip
     if num_shards == 1 and acc.events > 0:
-        return {**merge(out, extra={"progress": progress}), "progress": progress}
+        summary = merge(out, extra={"progress": progress})
+        report_study(run_dir, out)
+        return {**summary, "progress": progress}
     return progress
+
+
+def report_study(run_dir: str | Path, out_dir: str | Path) -> None:
+    """Add the findings table and claims of a finished study to the run's HTML report
+    (``RUN/index.html``, section "Relevance findings"), linking the study's own page."""
+    from particlegraph.report.html import save_stage
+    from particlegraph.tasks.mlpf.findings import findings_section
+    from particlegraph.tasks.mlpf.report import write_run_report
+
+    section = findings_section(out_dir)
+    if section is None:
+        return
+    save_stage(run_dir, "explanation_study", [section])
+    write_run_report(run_dir)
 
 
 def _flipper(model: Any, names: tuple[str, ...], check_targets: int, seed: int) -> Any:
