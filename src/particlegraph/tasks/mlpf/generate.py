@@ -302,7 +302,11 @@ def setting_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str 
         if isinstance(want, dict) and isinstance(have, dict):
             for sub, w in want.items():
                 if _norm(have.get(sub)) != _norm(w):
-                    opt = "--separate-ecal-towers" if sub == "separate_ecal_towers" else key
+                    opt = (
+                        "--separate-ecal-towers/--merged-towers"
+                        if sub == "separate_ecal_towers"
+                        else key
+                    )
                     return f"{key}.{sub} ({opt}) was {_short(have.get(sub))}, now {_short(w)}"
             continue
         if _norm(have) != _norm(want):
