@@ -73,3 +73,25 @@ def test_pretrained_weights_predict_finite_values() -> None:
     with torch.no_grad():
         out = model(x)
     assert torch.isfinite(out.regression).all() and torch.isfinite(out.logits).all()
+
+
+def test_pretrained_model_explains_and_exports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+
+    pytest.importorskip("onnx")
+    data = write_dataset(tmp_path / "data", n_files=1, events_per_file=1, seed=6)
+    monkeypatch.chdir(tmp_path)
+    run = f"pretrained:{NAME}"
+    args = ["mlpf", "explain", "--run", run, "--data", str(data), "--events", "1"]
+    args += ["--output", "energy", "--no-figures", "--no-randomize", "--check-targets", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / run_output_dir(run) / "explain" / "summary.json").is_file()
+    onnx = tmp_path / "model.onnx"
+    result = CliRunner().invoke(app, ["mlpf", "export", "--run", run, "--onnx", str(onnx)])
+    assert result.exit_code == 0, result.output
+    assert onnx.is_file()

@@ -26,7 +26,9 @@ def _fmt(value: float | None) -> str:
 
 @friendly_errors
 def explain_command(
-    run: Path = typer.Option(..., "--run", help="Training run directory (runs/NAME)."),
+    run: Path = typer.Option(
+        ..., "--run", help="Training run directory (runs/NAME) or pretrained:<name>."
+    ),
     data: Path = typer.Option(..., "--data", help="Dataset directory or event file."),
     events: int = typer.Option(10, "--events", help="Number of events to explain."),
     output: list[str] = typer.Option(
@@ -60,11 +62,13 @@ def explain_command(
     check_range("--neighbours", neighbours, 1, 1000, what="neighbours per relevance map")
     check_range("--flip-events", flip_events, 0, what="events in the flipping curves")
     check_range("--check-targets", check_targets, 1, what="elements measured per event")
-    if not run.is_dir():
+    from particlegraph.tasks.mlpf.train import resolve_run_dir, run_output_dir
+
+    if not resolve_run_dir(run).is_dir():  # pretrained:<name> resolves to the package folder
         raise DataFileError(
             f"{run}: no such run directory (train one with: particlegraph mlpf train)"
         )
-    folder = out if out is not None else run / "explain"
+    folder = out if out is not None else run_output_dir(run) / "explain"
     check_output_dir(folder, "--out")
     with reading(validate=not no_validate), removed_on_failure(folder):
         summary = explain(
