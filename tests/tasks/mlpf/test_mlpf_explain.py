@@ -97,6 +97,9 @@ def run_and_data(tmp_path):
     cfg = run_config_from_dict({"model": TINY})
     torch.manual_seed(0)
     model = MLPF(cfg.model)
+    # an untrained regression head is the identity (zero last layer); give it weights, as training
+    # would, so the regression outputs have input relevance to explain
+    torch.nn.init.normal_(model.reg_head[-1].weight, std=0.3)
     run = tmp_path / "run"
     dump_config(cfg, run / CONFIG_NAME)
     save_checkpoint(checkpoint_path(run, "last"), {"model": model.state_dict()})

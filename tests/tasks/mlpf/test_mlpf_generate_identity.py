@@ -26,7 +26,7 @@ def test_rerun_with_other_settings_fails_naming_the_setting(tmp_path, fmt):
     for change, option in (
         ({"seed": 4}, "--seed"),
         ({"events_per_file": 2}, "--events-per-file"),
-        ({"detector": DetectorConfig(separate_ecal_towers=True)}, "--separate-ecal-towers"),
+        ({"detector": DetectorConfig(separate_ecal_towers=False)}, "--merged-towers"),
     ):
         with pytest.raises(ConfigError, match=option):
             generate(out=tmp_path, fmt=fmt, progress=False, **{**KW, **change})

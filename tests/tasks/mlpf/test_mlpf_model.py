@@ -9,7 +9,10 @@ from particlegraph.config import from_dict
 from particlegraph.errors import ConfigError
 from particlegraph.sim import elements as schema
 from particlegraph.tasks.mlpf.model import (
+    IDENTITY_REGRESSION,
     MLPF,
+    TOWER_SCALES,
+    TRACK_SCALES,
     MLPFConfig,
     MLPFOutput,
     decode_predictions,
@@ -68,10 +71,63 @@ def test_encode_targets_hand_values() -> None:
     assert t.cls.tolist() == [1, 0]
     assert t.charge.tolist() == [0, 1]
     assert t.has_particle.tolist() == [True, False]
+    # a track: corrections in units of TRACK_SCALES; element (sin, cos) = (0, 0) reads as phi 0
+    physical = torch.tensor([math.log(2.0), 0.2, 0.0, 1.0, math.log(2.0)])
+    torch.testing.assert_close(t.regression[0], physical / torch.tensor(TRACK_SCALES))
+    torch.testing.assert_close(t.regression[1], torch.tensor(IDENTITY_REGRESSION))
+
+
+@pytest.mark.parametrize("kind", ["gravnet", "fcn"])
+def test_untrained_head_returns_the_element_measurement(kind: str) -> None:
+    torch.manual_seed(3)
+    x, _ = _event(40)
+    model = MLPF(MLPFConfig(kind=kind, hidden=16, k=4)).eval()
+    with torch.no_grad():
+        out = model(x)
     torch.testing.assert_close(
-        t.regression[0], torch.tensor([math.log(2.0), 0.2, 0.0, 1.0, math.log(2.0)])
+        out.regression, torch.tensor(IDENTITY_REGRESSION).expand(40, 5), rtol=0, atol=0
     )
-    assert float(t.regression[1].abs().sum()) == 0.0
+    # every element decoded as a particle: the prediction is the element's own measurement
+    logits = torch.zeros(40, 6)
+    logits[:, 1] = 1.0
+    y = decode_predictions(x, MLPFOutput(logits, out.charge_logits, out.regression))
+    torch.testing.assert_close(y[:, 2], x[:, 1])  # pT | Et
+    torch.testing.assert_close(y[:, 3], x[:, 2])  # eta
+    torch.testing.assert_close(y[:, 4:6], x[:, 3:5], rtol=1e-5, atol=1e-6)  # phi
+    torch.testing.assert_close(y[:, 6], x[:, 5])  # p | E (>= pT here)
+
+
+@pytest.mark.parametrize(
+    ("phi_elem", "phi_gen", "delta"),
+    [
+        (math.pi - 0.05, -math.pi + 0.05, 0.1),  # across +pi: +0.1, not -2 pi + 0.1
+        (-math.pi + 0.05, math.pi - 0.05, -0.1),
+        (0.3, 0.25, -0.05),
+    ],
+)
+def test_delta_phi_target_wraps_at_pi(phi_elem: float, phi_gen: float, delta: float) -> None:
+    x = torch.zeros(1, 12)
+    x[0, :6] = torch.tensor([1.0, 5.0, 0.0, math.sin(phi_elem), math.cos(phi_elem), 5.0])
+    ygen = torch.tensor([[2.0, 0.0, 5.0, 0.0, math.sin(phi_gen), math.cos(phi_gen), 5.0]])
+    t = encode_targets(x, ygen)
+    got = math.atan2(float(t.regression[0, 2]) * TOWER_SCALES[2], float(t.regression[0, 3]))
+    assert got == pytest.approx(delta, abs=1e-6)
+    logits = torch.tensor([[0.0, 0.0, 9.0, 0.0, 0.0, 0.0]])
+    y = decode_predictions(x, MLPFOutput(logits, torch.zeros(1, 3), t.regression))
+    assert math.atan2(float(y[0, 4]), float(y[0, 5])) == pytest.approx(phi_gen, abs=1e-5)
+
+
+def test_class_offsets_move_the_decision() -> None:
+    x, _ = _event(3)
+    logits = torch.tensor([[2.0, 0.0, 1.5, 0.0, 0.0, 0.0]]).expand(3, 6)
+    out = MLPFOutput(logits, torch.zeros(3, 3), torch.tensor(IDENTITY_REGRESSION).expand(3, 5))
+    assert decode_predictions(x, out)[:, 0].tolist() == [0.0, 0.0, 0.0]
+    offsets = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    assert decode_predictions(x, out, offsets)[:, 0].tolist() == [2.0, 2.0, 2.0]
+    # gated: only elements with pT|Et below the cut move
+    cut = float(x[:, 1].median())
+    gated = decode_predictions(x, out, offsets, offset_max_pt=cut)[:, 0]
+    assert gated.tolist() == [2.0 if float(p) < cut else 0.0 for p in x[:, 1]]
 
 
 def test_graph_model_sees_neighbours_fcn_does_not() -> None:

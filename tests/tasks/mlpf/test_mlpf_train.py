@@ -58,6 +58,39 @@ def test_loss_matches_hand_computation() -> None:
     assert float(loss) == pytest.approx(float(exp_cls + exp_charge + exp_reg), rel=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["energy", "pt_bins"])
+def test_weighted_regression_matches_hand_computation(mode: str) -> None:
+    torch.manual_seed(4)
+    n = 6
+    cls = torch.tensor([1, 2, 0, 3, 1, 2])
+    has = cls != 0
+    reg, reg_t = torch.randn(n, 5), torch.randn(n, 5)
+    gen_pt = torch.tensor([0.5, 30.0, 0.0, 0.7, 3.0, 60.0])
+    gen_e = torch.tensor([1.0, 40.0, 0.0, 2.0, 5.0, 100.0])
+    cfg = LossConfig(regression="mse", regression_weighting=mode)
+    t = (cls, torch.ones(n, dtype=torch.long), reg_t, has)
+    _, parts = mlpf_loss(
+        torch.zeros(n, 6), torch.zeros(n, 3), reg, t, cfg, gen_pt_energy=(gen_pt, gen_e)
+    )
+    per = ((reg - reg_t) ** 2).sum(-1)[has]  # particles 0, 1, 3, 4, 5
+    if mode == "energy":
+        w = torch.tensor([1.0, 40.0, 2.0, 5.0, 100.0])
+    else:  # bins [0,1): 2 particles, [2,5): 1, [20,50): 1, [50,100): 1
+        w = torch.tensor([0.5, 1.0, 0.5, 1.0, 1.0])
+    assert parts["loss_regression"] == pytest.approx(float((w * per).sum() / w.sum()), rel=1e-5)
+
+
+def test_weighted_regression_without_gen_values_is_a_config_error() -> None:
+    t = (torch.ones(2, dtype=torch.long), torch.ones(2, dtype=torch.long), torch.zeros(2, 5))
+    with pytest.raises(ConfigError, match="gen_pt_energy"):
+        mlpf_loss(
+            torch.zeros(2, 6), torch.zeros(2, 3), torch.zeros(2, 5), (*t, torch.ones(2) > 0),
+            LossConfig(regression_weighting="energy"),
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="regression_weighting"):
+        LossConfig(regression_weighting="bogus")
+
+
 def test_focal_loss_with_gamma_zero_is_cross_entropy() -> None:
     torch.manual_seed(1)
     logits = torch.randn(8, 6)

@@ -31,9 +31,9 @@ def generate_command(
         2000, "--pool-size", help="Minimum-bias events in the pile-up pool."
     ),
     separate_ecal: bool = typer.Option(
-        False,
+        True,
         "--separate-ecal-towers/--merged-towers",
-        help="ECAL cells and HCAL towers as separate elements (Delphes MLPF layout).",
+        help="ECAL cells and HCAL towers as separate elements (Delphes MLPF layout, default).",
     ),
     pythia: list[str] = typer.Option(
         [], "--pythia", help="Extra Pythia setting, repeatable (e.g. 'PhaseSpace:pTHatMin = 100')."

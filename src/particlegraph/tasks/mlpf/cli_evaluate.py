@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 @friendly_errors
 def evaluate_command(
-    run: Path = typer.Option(..., "--run", help="Run directory written by `mlpf train`."),
+    run: Path = typer.Option(
+        ..., "--run", help="Run directory written by `mlpf train`, or pretrained:<name>."
+    ),
     data: Path = typer.Option(
         ..., "--data", help="Held-out dataset directory or shard (.parquet / .pkl.bz2)."
     ),
@@ -37,6 +39,7 @@ def evaluate_command(
     from particlegraph.errors import ConfigError
     from particlegraph.tasks.mlpf.evaluate import evaluate, format_summary
     from particlegraph.tasks.mlpf.schema import reading
+    from particlegraph.tasks.mlpf.train import run_output_dir
 
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
@@ -48,6 +51,7 @@ def evaluate_command(
             which=checkpoint, figures=figures,
         )  # fmt: skip
     typer.echo(format_summary(metrics))
+    run = run_output_dir(run)  # runs/pretrained_<name> for --run pretrained:<name>
     typer.echo(f"\nmetrics: {run / 'metrics.json'}")
     plots = f" (plots in {run / 'evaluation'})" if figures else ""
     typer.echo(f"report:  {run / 'index.html'}{plots}")

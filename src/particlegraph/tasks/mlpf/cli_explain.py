@@ -26,7 +26,9 @@ def _fmt(value: float | None) -> str:
 
 @friendly_errors
 def explain_command(
-    run: Path = typer.Option(..., "--run", help="Training run directory (runs/NAME)."),
+    run: Path = typer.Option(
+        ..., "--run", help="Training run directory (runs/NAME) or pretrained:<name>."
+    ),
     data: Path = typer.Option(..., "--data", help="Dataset directory or event file."),
     events: int = typer.Option(10, "--events", help="Number of events to explain."),
     output: list[str] = typer.Option(
@@ -84,7 +86,9 @@ def explain_command(
     check_range("--neighbours", neighbours, 1, 1000, what="neighbours per relevance map")
     check_range("--flip-events", flip_events, 0, what="events in the flipping curves")
     check_range("--check-targets", check_targets, 1, what="elements measured per event")
-    if not run.is_dir():
+    from particlegraph.tasks.mlpf.train import resolve_run_dir, run_output_dir
+
+    if not resolve_run_dir(run).is_dir():  # pretrained:<name> resolves to the package folder
         raise DataFileError(
             f"{run}: no such run directory (train one with: particlegraph mlpf train)"
         )
@@ -92,7 +96,7 @@ def explain_command(
         _study(run, data, events, outputs, rule, device, which, neighbours, check_targets, out,
                shard, num_shards, merge, save_every, flip_every, max_seconds)  # fmt: skip
         return
-    folder = out if out is not None else run / "explain"
+    folder = out if out is not None else run_output_dir(run) / "explain"
     check_output_dir(folder, "--out")
     with reading(validate=not no_validate), removed_on_failure(folder):
         summary = explain(
@@ -128,9 +132,10 @@ def _study(
     import logging
 
     from particlegraph.tasks.mlpf import explain_study
+    from particlegraph.tasks.mlpf.train import run_output_dir
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    folder = out if out is not None else run / "explain_study"
+    folder = out if out is not None else run_output_dir(run) / "explain_study"
     if merge:
         summary = explain_study.merge(folder)
     else:

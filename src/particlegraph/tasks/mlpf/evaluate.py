@@ -32,6 +32,7 @@ from particlegraph.physics.jets import JET_PT_EDGES
 from particlegraph.report.html import ReportSection
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.tasks.mlpf import metrics as pf
+from particlegraph.tasks.mlpf.diagnostics import summarize_diagnostics
 
 PathLike = str | os.PathLike[str]
 
@@ -54,6 +55,8 @@ def predict_events(
     device: str = "auto",
     batch_size: int = 8,
     progress: bool = True,
+    class_offsets: Any = None,
+    offset_max_pt: float | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Run ``model`` on every event of ``data`` and yield ``(X, ygen, ycand, ypred)`` per event.
 
@@ -64,6 +67,8 @@ def predict_events(
         device: "auto", "cpu" or "cuda".
         batch_size: events per forward pass.
         progress: show progress (a bar on a terminal, plain lines with total and ETA in a pipe).
+        class_offsets: (6,) tensor of the operating point (``operating_point.json``), or None.
+        offset_max_pt: the offsets act below this element pT|Et [GeV] (None: everywhere).
 
     Yields:
         numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
@@ -89,7 +94,9 @@ def predict_events(
         for batch in loader:
             batch = batch.to(dev)
             out = model(batch.x, batch.batch)
-            ypred = decode_predictions(batch.x, out).float().cpu().numpy()
+            ypred = (
+                decode_predictions(batch.x, out, class_offsets, offset_max_pt).float().cpu().numpy()
+            )
             x = batch.x.cpu().numpy()
             ygen = batch.ygen.cpu().numpy()
             ycand = batch.ycand.cpu().numpy()
@@ -132,11 +139,20 @@ def event_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
         [label] + [metrics.get(side, {}).get(key) for side in pf.SIDES]
         for label, key in _EVENT_KEYS
     ]
+    diag = metrics.get("diagnostics", {})
     for c in SHOWN_CLASSES:
         name = CLASS_NAMES[c]
+        for label, key in (("pT response", "pt_response"), ("pT resolution", "pt_resolution")):
+            rows.append(
+                [f"{label} {name}"]
+                + [metrics.get(side, {}).get(key, {}).get(name) for side in pf.SIDES]
+            )
         rows.append(
-            [f"pT resolution {name}"]
-            + [metrics.get(side, {}).get("pt_resolution", {}).get(name) for side in pf.SIDES]
+            [f"phi resolution {name} [rad]"]
+            + [
+                diag.get(side, {}).get("classes", {}).get(name, {}).get("phi_resolution")
+                for side in pf.SIDES
+            ]
         )
     return rows
 
@@ -398,6 +414,92 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
     return sections
 
 
+def diagnostics_figures(diag: Mapping[str, Any], op: Any, out_dir: PathLike) -> list[ReportSection]:
+    """PNGs of :mod:`.diagnostics` (response, resolution and phi vs pT and |eta| per class, jets
+    vs |eta|) and, when the run has one, the operating point's efficiency-vs-fake curves."""
+    import matplotlib.pyplot as plt
+
+    from particlegraph.tasks.mlpf import plots
+    from particlegraph.tasks.mlpf.diagnostics import CLASS_PT_EDGES, ETA_EDGES
+
+    out_dir = Path(out_dir)
+    sides = [s for s in pf.SIDES if s in diag]
+    pt_edges = np.asarray(CLASS_PT_EDGES)
+    pt_edges[-1] = 300.0  # open last bin drawn up to 300 GeV
+    pt_edges[0] = 0.3
+    eta_edges = np.asarray(ETA_EDGES)
+    images = []
+    with plots.pf_style():
+        for key, var, ylabel, ylim in (
+            ("pt_binned", "response", "pT response (median reco/gen)", (0.0, 1.5)),
+            ("pt_binned", "resolution", "pT resolution (IQR/median)", None),
+            ("abs_eta_binned", "response", "pT response (median reco/gen)", (0.0, 1.5)),
+            ("abs_eta_binned", "resolution", "pT resolution (IQR/median)", None),
+            ("phi_binned", "resolution", "phi resolution (IQR) [rad]", None),
+        ):
+            fig, axes = _class_grid(plt)
+            on_eta = key == "abs_eta_binned"
+            for ax, c in zip(axes, SHOWN_CLASSES, strict=True):
+                name = CLASS_NAMES[c]
+                curves = {
+                    s: np.asarray(
+                        [np.nan if v is None else v for v in diag[s]["classes"][name][key][var]]
+                    )
+                    for s in sides
+                }
+                plots.plot_binned(
+                    eta_edges if on_eta else pt_edges, curves, ax=ax, logx=not on_eta,
+                    xlabel=r"gen $|\eta|$" if on_eta else "gen $p_T$ [GeV]", ylabel=ylabel,
+                    ylim=ylim,
+                )  # fmt: skip
+                if ylim is None:
+                    ax.set_ylim(bottom=0.0)
+                ax.set_title(CLASS_LABELS[c], fontsize="medium")
+            images.append(plots.save_figure(fig, out_dir / f"class_{key}_{var}.png"))
+        fig, axes = _figure(plt, 1, 2, 22, 10)
+        for ax, var in zip(axes[0], ("response", "resolution"), strict=True):
+            curves = {
+                s: np.asarray(
+                    [np.nan if v is None else v for v in diag[s]["jet_abs_eta_binned"][var]]
+                )
+                for s in sides
+            }
+            plots.plot_binned(
+                eta_edges, curves, ax=ax, xlabel=r"gen jet $|\eta|$", ylabel=f"jet pT {var}",
+                ylim=(0.0, 1.5) if var == "response" else None,
+            )  # fmt: skip
+        images.append(plots.save_figure(fig, out_dir / "jets_vs_eta.png"))
+        sections = [
+            ReportSection(
+                "Diagnostics per class and jets vs |eta|",
+                images,
+                "On elements whose gen and reco class agree; phi resolution = IQR of the wrapped "
+                "phi_reco - phi_gen. Numbers in metrics.json['diagnostics'].",
+            )
+        ]
+        if op is not None and op.curves:
+            fig, axes = _figure(plt, 1, len(op.curves), 11 * len(op.curves), 10)
+            for ax, (name, curves) in zip(axes[0], op.curves.items(), strict=True):
+                chosen = (op.mlpf["fake_rate"].get(name), op.mlpf["efficiency"].get(name))
+                plots.plot_efficiency_vs_fake(
+                    curves,
+                    ax=ax,
+                    title=name.replace("_", " "),
+                    chosen=chosen if None not in chosen else None,
+                )
+            png = plots.save_figure(fig, out_dir / "operating_point.png")
+            sections.append(
+                ReportSection(
+                    "Operating point (validation events)",
+                    [png],
+                    f"Class offsets {list(op.class_offsets)} chosen on {op.events} validation "
+                    "events: MLPF by moving one class's offset, the baseline by a pT threshold "
+                    "on its candidates.",
+                )
+            )
+    return sections
+
+
 def training_section(run_dir: PathLike, out_dir: PathLike) -> ReportSection | None:
     """Loss curves from ``run_dir/history.json`` when training wrote one, else None."""
     path = Path(run_dir) / "history.json"
@@ -440,6 +542,7 @@ def write_outputs(
     *,
     title: str | None = None,
     figures: bool = True,
+    op: Any = None,
 ) -> Path:
     """Write ``metrics.json``, the PNGs under ``evaluation/`` and ``index.html``; return the HTML path.
 
@@ -451,6 +554,8 @@ def write_outputs(
 
     write_json(run_dir / "metrics.json", metrics)
     sections = report.with_captions(make_figures(col, out_dir)) if figures else []
+    if figures and "diagnostics" in metrics:
+        sections += diagnostics_figures(metrics["diagnostics"], op, out_dir)
     sections[:0] = [
         ReportSection(
             "Efficiency and fake rate per class",
@@ -488,6 +593,7 @@ def evaluate(
     model: Any = None,
     progress: bool = True,
     figures: bool = True,
+    use_operating_point: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained run on ``data``, write metrics, plots and the report, return the metrics.
 
@@ -501,18 +607,25 @@ def evaluate(
         model: use this module instead of loading the run's checkpoint (tests, notebooks).
         progress: show a progress bar on a terminal.
         figures: write the PNGs (about 10 s of CPU); False writes metrics and tables only.
+        use_operating_point: apply ``run_dir/operating_point.json`` (class offsets chosen on
+            validation events) when the run has one; False: plain arg-max.
+
+    ``run_dir = "pretrained:<name>"`` evaluates a shipped model and writes into
+    ``runs/pretrained_<name>/``.
 
     Returns:
         The content of ``run_dir/metrics.json``: ``{"mlpf": {...}, "baseline": {...},
         "gen": {...}, "events": K, "inference": {...}, "data": str, "checkpoint": which}``.
     """
-    run_dir = Path(run_dir)
+    from particlegraph.tasks.mlpf.operating_point import load_operating_point
+    from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir, run_output_dir
+
+    source, run_dir = resolve_run_dir(run_dir), run_output_dir(run_dir)
     if max_events is not None and max_events < 1:
         raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
     if model is None:
-        from particlegraph.tasks.mlpf.train import load_model
-
-        model, _ = load_model(run_dir, which=which)
+        model, _ = load_model(source, which=which)
+    op = load_operating_point(source) if use_operating_point else None
     t0 = time.perf_counter()
     col = pf.collect(
         predict_events(
@@ -522,10 +635,13 @@ def evaluate(
             device=device,
             batch_size=batch_size,
             progress=progress,
+            class_offsets=op.offsets_tensor() if op is not None else None,
+            offset_max_pt=op.offset_max_pt_gev if op is not None else None,
         )
     )
     elapsed = time.perf_counter() - t0
     metrics = pf.summarize(col)
+    metrics["diagnostics"] = summarize_diagnostics(col)
     metrics["inference"] = {
         "device": str(next(iter(model.parameters())).device) if _has_params(model) else device,
         "batch_size": batch_size,
@@ -534,8 +650,17 @@ def evaluate(
     }
     metrics["data"] = str(data) if isinstance(data, str | os.PathLike) else "list of files"
     metrics["checkpoint"] = which
+    metrics["operating_point"] = (
+        {
+            "class_offsets": list(op.class_offsets),
+            "offset_max_pt_gev": op.offset_max_pt_gev,
+            "feasible": op.feasible,
+        }
+        if op
+        else None
+    )
     metrics["classes"] = list(CLASS_NAMES[:NUM_CLASSES])
-    write_outputs(run_dir, col, metrics, figures=figures)
+    write_outputs(run_dir, col, metrics, figures=figures, op=op)
     return metrics
 
 

@@ -315,7 +315,7 @@ def explain(
         randomization_figure,
     )
     from particlegraph.tasks.mlpf.store import iter_events
-    from particlegraph.tasks.mlpf.train import load_model
+    from particlegraph.tasks.mlpf.train import load_model, run_output_dir
 
     if events < 1:
         raise ConfigError(f"--events must be at least 1; got {events}")
@@ -330,7 +330,7 @@ def explain(
     dev = resolve_device(device)
     model, _ = load_model(run_dir, which=which)
     model = model.to(dev).eval()
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "explain"
+    out = Path(out_dir) if out_dir is not None else run_output_dir(run_dir) / "explain"
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     timing = dict.fromkeys(("lrp", "aggregation", "flipping", "randomization", "figures"), 0.0)

@@ -39,6 +39,7 @@ from particlegraph.explain.aggregate import FLIP_UNITS, RelevanceStudy, StudySpe
 from particlegraph.sim.elements import CLASS_NAMES, ELEM_TRACK, TRACK_FEATURES
 from particlegraph.tasks.mlpf.explain import RULES, output_column, relevant_targets, slug
 from particlegraph.tasks.mlpf.findings import check_claims, findings_html, findings_table
+from particlegraph.tasks.mlpf.train import run_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def study(
         raise ConfigError("--events and --save-every must be >= 1 and --flip-every >= 0")
     if not 0 <= shard < num_shards:
         raise ConfigError(f"--shard must lie in 0..{num_shards - 1}; got {shard}")
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "explain_study"
+    out = Path(out_dir) if out_dir is not None else run_output_dir(run_dir) / "explain_study"
     out.mkdir(parents=True, exist_ok=True)
     path = state_path(out, shard, num_shards)
     spec = study_spec(names, num_neighbours, seed)
@@ -202,7 +203,7 @@ def study(
     }  # fmt: skip
     if num_shards == 1 and acc.events > 0:
         summary = merge(out, extra={"progress": progress})
-        report_study(run_dir, out)
+        report_study(run_output_dir(run_dir), out)
         return {**summary, "progress": progress}
     return progress
 

@@ -92,6 +92,15 @@ def _validate(
         raise ConfigError(f"pool_size must be positive when pileup > 0, got {pool_size}")
 
 
+def mlpf_detector() -> DetectorConfig:
+    """The default detector of MLPF datasets: ECAL cells and HCAL towers as separate elements.
+
+    As the Delphes card of the public MLPF sample; the photon fraction of ttbar PU 200 is 19.8 %
+    instead of 12.7 % with merged towers (Delphes: 26 %), see docs/generation.md.
+    """
+    return DetectorConfig(separate_ecal_towers=True)
+
+
 def generate_file_events(
     process: str,
     num_events: int,
@@ -112,11 +121,11 @@ def generate_file_events(
         pileup: Poisson mean of overlaid minimum-bias events (0: none; needs ``pool`` if > 0).
         seed: dataset seed; with ``file_index`` it fixes every random number of the file.
         pool: minimum-bias pool for the overlay.
-        detector: detector description (default :class:`DetectorConfig`).
+        detector: detector description (default :func:`mlpf_detector`: separate ECAL cells).
         pythia_settings: extra Pythia settings appended to the preset.
         on_event: called after each event (progress bars).
     """
-    cfg = detector or DetectorConfig()
+    cfg = detector or mlpf_detector()
     if pileup > 0 and pool is None:
         raise ConfigError("pileup > 0 needs a minimum-bias pool")
     pythia = make_pythia(
@@ -171,7 +180,7 @@ def generate(
         fmt: ``parquet`` (particlegraph store) or ``pkl`` (public Delphes ``.pkl.bz2`` layout).
         events_per_file: events per file (the last file may hold fewer).
         pool_size: minimum-bias events in the pile-up pool.
-        detector: detector description (default :class:`DetectorConfig`).
+        detector: detector description (default :func:`mlpf_detector`: separate ECAL cells).
         pythia_settings: extra Pythia settings appended to the preset (e.g. a pTHatMin).
         pileup_settings: full Pythia settings of the pile-up pool (default: inelastic pp,
             :data:`~particlegraph.sim.pileup.POOL_SETTINGS`).
@@ -189,7 +198,7 @@ def generate(
     _validate(process, events, pileup, shard, num_shards, fmt, events_per_file, pool_size)
     if seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
-    cfg = detector or DetectorConfig()
+    cfg = detector or mlpf_detector()
     out = Path(out)
     n_files = math.ceil(events / events_per_file)
     mine = [j for j in range(n_files) if j % num_shards == shard]
@@ -293,7 +302,11 @@ def setting_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str 
         if isinstance(want, dict) and isinstance(have, dict):
             for sub, w in want.items():
                 if _norm(have.get(sub)) != _norm(w):
-                    opt = "--separate-ecal-towers" if sub == "separate_ecal_towers" else key
+                    opt = (
+                        "--separate-ecal-towers/--merged-towers"
+                        if sub == "separate_ecal_towers"
+                        else key
+                    )
                     return f"{key}.{sub} ({opt}) was {_short(have.get(sub))}, now {_short(w)}"
             continue
         if _norm(have) != _norm(want):

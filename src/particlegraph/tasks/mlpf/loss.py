@@ -7,6 +7,14 @@ DDP the denominators are summed over ranks (``reduce_fn``) and the loss is multi
 size, so DDP's gradient averaging gives exactly the gradient of the global batch even when ranks
 hold different numbers of elements.
 
+Regression weighting (``loss.regression_weighting``): with ``none`` every particle counts once,
+so the loss is dominated by the sub-GeV bulk and hard particles shrink (their corrections are pulled
+to the soft ones). ``energy`` weights each particle by its true energy (normalised by the sum, so
+the term is an energy-weighted mean: what jets and MET are made of); ``pt_bins`` gives every
+gen-pT bin of :data:`PT_BIN_EDGES` the same total weight within a batch (each particle
+``1 / count of its bin``), balancing soft and hard particles without letting a few TeV particles
+dominate.
+
 Focal loss: Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017 (arXiv:1708.02002).
 """
 
@@ -24,7 +32,10 @@ from particlegraph.errors import ConfigError
 from particlegraph.sim import elements as schema
 from particlegraph.sim.elements import MLPFEvent
 
-NUM_REGRESSION = 5  # log pT ratio, delta eta, sin phi, cos phi, log E ratio (models.mlpf)
+NUM_REGRESSION = 5  # log pT ratio, delta eta, sin dphi, cos dphi, log E ratio (model.py)
+#: Gen pT bin edges [GeV] of ``regression_weighting: pt_bins`` (the last bin is open).
+PT_BIN_EDGES = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+REGRESSION_WEIGHTINGS = ("none", "energy", "pt_bins")
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class LossConfig:
     regression: str = "huber"  # "huber" or "mse"
     huber_delta: float = 1.0  # transition point of the Huber loss (in target units)
     regression_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # per regression output
+    regression_weighting: str = "none"  # per particle: "none", "energy" or "pt_bins" (see above)
     weight_class: float = 1.0  # weight of the class term in the total
     weight_charge: float = 1.0  # weight of the charge term
     weight_regression: float = 1.0  # weight of the regression term
@@ -63,6 +75,11 @@ class LossConfig:
             raise ConfigError(
                 f"loss.class_weights must be {schema.NUM_CLASSES} non-negative values, "
                 f"got {list(self.class_weights)}"
+            )
+        if self.regression_weighting not in REGRESSION_WEIGHTINGS:
+            raise ConfigError(
+                f"loss.regression_weighting must be one of {list(REGRESSION_WEIGHTINGS)}, "
+                f"got {self.regression_weighting!r}"
             )
         if self.regression not in ("huber", "mse"):
             raise ConfigError(f"loss.regression must be 'huber' or 'mse', got {self.regression!r}")
@@ -114,6 +131,30 @@ def class_weights_from_counts(counts: Sequence[int] | np.ndarray, power: float =
 # --- loss ----------------------------------------------------------------------------------------
 
 
+def particle_weights(mode: str, gen_pt: Tensor, gen_energy: Tensor) -> Tensor:
+    """Per-particle regression weights (M,) for ``mode`` of :data:`REGRESSION_WEIGHTINGS`.
+
+    Args:
+        mode: "none" (all 1), "energy" (the true energy [GeV]) or "pt_bins" (``1 / n_b``, n_b the
+            number of particles in this call whose gen pT falls in the same bin of
+            :data:`PT_BIN_EDGES`, so every non-empty bin carries a total weight of 1).
+        gen_pt: (M,) true pT [GeV] of the particles.
+        gen_energy: (M,) true energy [GeV].
+    """
+    if mode == "none":
+        return torch.ones_like(gen_pt)
+    if mode == "energy":
+        return gen_energy.clamp_min(MIN_WEIGHT_ENERGY)
+    edges = gen_pt.new_tensor(PT_BIN_EDGES[1:])
+    idx = torch.bucketize(gen_pt, edges, right=True)  # (M,) bin b: edges[b] <= pT < edges[b+1]
+    counts = torch.bincount(idx, minlength=len(PT_BIN_EDGES)).to(gen_pt.dtype)
+    return 1.0 / counts[idx]
+
+
+#: Smallest energy weight [GeV] of ``regression_weighting: energy``.
+MIN_WEIGHT_ENERGY = 0.1
+
+
 def _focal_terms(logits: Tensor, target: Tensor, weight: Tensor | None, gamma: float) -> Tensor:
     """Per-element focal loss ``-w_c (1 - p_t)^gamma log p_t`` (N,)."""
     logp = F.log_softmax(logits, dim=-1)
@@ -130,6 +171,7 @@ def mlpf_loss(
     cfg: LossConfig,
     class_weights: Tensor | None = None,
     *,
+    gen_pt_energy: tuple[Tensor, Tensor] | None = None,
     reduce_fn: Callable[[Tensor], Tensor] | None = None,
     scale: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
@@ -140,9 +182,11 @@ def mlpf_loss(
         charge_logits: logits of charge -1/0/+1 (N, 3).
         regression: predicted regression targets (N, 5).
         targets: ``(cls (N,) long, charge (N,) long in 0..2, regression (N, 5), has_particle (N,)
-            bool)``, the fields of ``models.mlpf.MLPFTargets``.
+            bool)``, the fields of ``model.MLPFTargets``.
         cfg: loss settings.
         class_weights: (6,) weights of the class term, or None for unweighted.
+        gen_pt_energy: true ``(pT, E)`` [GeV], each (N,), needed unless
+            ``cfg.regression_weighting == "none"``.
         reduce_fn: sums a tensor over ranks (DDP); None in a single process.
         scale: multiplies the loss (the world size under DDP, see the module docstring).
 
@@ -175,8 +219,18 @@ def mlpf_loss(
         per = F.huber_loss(pred, tgt, reduction="none", delta=cfg.huber_delta)
     else:
         per = F.mse_loss(pred, tgt, reduction="none")
-    reg_sum = (per * rw).sum()
-    reg_den = has.sum().to(logits.dtype)
+    if cfg.regression_weighting == "none":
+        pw = torch.ones_like(pred[:, 0])
+    elif gen_pt_energy is None:
+        raise ConfigError(
+            f"loss.regression_weighting={cfg.regression_weighting!r} needs the true pT and E "
+            "(pass gen_pt_energy)"
+        )
+    else:
+        gpt, gen_e = (t[has].float() for t in gen_pt_energy)
+        pw = particle_weights(cfg.regression_weighting, gpt, gen_e)
+    reg_sum = ((per * rw).sum(-1) * pw).sum()
+    reg_den = pw.sum()
 
     correct = (logits.argmax(-1) == cls).sum().to(logits.dtype)
     total = logits.new_tensor(float(cls.numel()))

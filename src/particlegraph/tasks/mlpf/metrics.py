@@ -222,7 +222,7 @@ PARTICLE_CLASSES = tuple(range(1, NUM_CLASSES))
 
 
 def _empty_columns() -> dict[str, list[np.ndarray]]:
-    return {"cls": [], "pt": [], "eta": [], "energy": []}
+    return {"cls": [], "pt": [], "eta": [], "phi": [], "energy": []}
 
 
 @dataclass
@@ -232,8 +232,8 @@ class PFCollection:
     Attributes:
         events: number of events K.
         sides: names of the reconstructed sides present ("mlpf", "baseline").
-        gen: per element column arrays ``cls`` (M,) int8, ``pt``/``eta``/``energy`` (M,) float32
-            of ygen, for the M elements where gen or any reco side has a particle.
+        gen: per element column arrays ``cls`` (M,) int8, ``pt``/``eta``/``phi``/``energy`` (M,)
+            float32 of ygen (phi in rad, from atan2), for the M elements where gen or any reco side has a particle.
         reco: per side the same columns for the same M elements.
         confusion: per side the (6, 6) confusion matrix over all elements.
         gen_multiplicity / reco_multiplicity: (K, 6) particles per class and event.
@@ -380,6 +380,7 @@ def _append_columns(
     cols["cls"].append(cls[keep].astype(np.int8))
     cols["pt"].append(y[keep, Y_PT].astype(np.float32))
     cols["eta"].append(y[keep, Y_ETA].astype(np.float32))
+    cols["phi"].append(phi(y[keep]).astype(np.float32))
     cols["energy"].append(y[keep, Y_ENERGY].astype(np.float32))
 
 

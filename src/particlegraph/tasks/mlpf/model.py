@@ -2,8 +2,16 @@
 
 After Pata et al., "MLPF: efficient machine-learned particle-flow reconstruction using graph neural
 networks", Eur. Phys. J. C 81, 381 (2021), arXiv:2101.08578. For every element (track or tower) the
-network predicts a particle class, its charge and its kinematics; the regression is expressed relative
-to the element so that the network learns corrections rather than absolute scales.
+network predicts a particle class, its charge and its kinematics. The regression is a *correction of
+the element's own measurement*: log pT and log E ratios, an eta difference and a phi rotation (sin and
+cos of delta phi, so it wraps at pi), all relative to the element; the last layer of the regression
+head starts at zero weights and the bias of "no correction", so an untrained head returns the
+measurement (a track's pT, eta, phi; a tower's Et, eta, phi and E) and training learns corrections.
+Each correction is regressed in units of its element type's measurement precision
+(:data:`TRACK_SCALES`, :data:`TOWER_SCALES`), so targets are of order one for both types: a track's
+pT is known to ~1 % and its direction to ~1e-3 rad, a tower's energy to tens of percent and its
+direction to its size (0.087); noise in the network's output is damped by the same factor, so a
+track keeps its precision.
 
 Computation graph (the LRP engine follows it exactly)::
 
@@ -33,7 +41,19 @@ from particlegraph.sim import elements as schema
 
 NUM_ENCODED = 13
 NUM_REGRESSION = 5
-REGRESSION_NAMES = ("log_pt_ratio", "delta_eta", "sin_phi", "cos_phi", "log_energy_ratio")
+REGRESSION_NAMES = (
+    "log_pt_ratio",
+    "delta_eta_scaled",
+    "sin_delta_phi_scaled",
+    "cos_delta_phi",
+    "log_energy_ratio",
+)
+#: Units of the five corrections for tracks and towers: (log pT ratio, delta eta, sin delta phi,
+#: cos delta phi, log E ratio). The network output times the unit is the physical correction.
+TRACK_SCALES = (0.02, 0.002, 0.002, 1.0, 0.02)
+TOWER_SCALES = (1.0, 0.05, 0.05, 1.0, 1.0)
+#: Output of an untrained regression head: no correction (ratio 1, delta 0, rotation by 0).
+IDENTITY_REGRESSION = (0.0, 0.0, 0.0, 1.0, 0.0)
 #: Clamp for predicted log ratios, so exp() stays finite on an untrained network.
 MAX_LOG_RATIO = 10.0
 #: Smallest element pT/E [GeV] used as the reference of a ratio.
@@ -86,7 +106,9 @@ class MLPFConfig:
             raise ValueError("num_blocks must be >= 0 and dropout in [0, 1)")
 
 
-#: Names of the regression outputs (columns of ``MLPFOutput.regression``).
+#: Names of the regression outputs (columns of ``MLPFOutput.regression``) for the explain commands.
+#: The names are those of the decoded quantity; the neurons are the corrections of
+#: :data:`REGRESSION_NAMES` (e.g. ``sin_phi`` is sin(delta phi) in units of the element's scale).
 REGRESSION_OUTPUTS = ("pt", "eta", "sin_phi", "cos_phi", "energy")
 #: Output grammar of the model for the explain commands: heads and their column names.
 MLPF_OUTPUTS = OutputNames(
@@ -193,6 +215,19 @@ class MLPF(nn.Module):
         self.class_head = head(z_dim, schema.NUM_CLASSES)
         self.charge_head = head(z_dim, 3)
         self.reg_head = head(z_dim + schema.NUM_CLASSES, NUM_REGRESSION)
+        self.reset_regression_head()
+
+    def reset_regression_head(self) -> None:
+        """Zero the last regression layer's weights, bias = "no correction" (the measurement).
+
+        The gradient of that layer's weights is non-zero from the first step (its input is), so
+        training moves away from the identity; earlier layers receive gradient from the second step.
+        """
+        last = self.reg_head[-1]
+        assert isinstance(last, nn.Linear)
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor(IDENTITY_REGRESSION))
 
     def embed(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
         """The shared representation ``z`` (N, 13 + H * max(L, 1)) fed to the heads."""
@@ -245,38 +280,92 @@ class MLPF(nn.Module):
         return {"class": logits, "charge": charge, "regression": reg}
 
 
-def _element_reference(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The element's own pT|Et, eta and p|E (each (N,)), the references of the regression."""
-    return x[:, 1].clamp_min(MIN_REFERENCE), x[:, 2], x[:, 5].clamp_min(MIN_REFERENCE)
+def _element_reference(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The element's own measurement, the reference of the regression (each (N,)).
+
+    Returns ``(pT|Et [GeV], eta, sin phi, cos phi, p|E [GeV])``; (sin, cos) normalised to a unit
+    vector so that a rotation by delta phi stays a rotation; a (0, 0) pair reads as phi = 0.
+    """
+    norm = torch.sqrt(x[:, 3] ** 2 + x[:, 4] ** 2)
+    valid = norm > 1e-9
+    safe = torch.where(valid, norm, torch.ones_like(norm))
+    sin_ref = torch.where(valid, x[:, 3] / safe, torch.zeros_like(norm))
+    cos_ref = torch.where(valid, x[:, 4] / safe, torch.ones_like(norm))
+    return (
+        x[:, 1].clamp_min(MIN_REFERENCE),
+        x[:, 2],
+        sin_ref,
+        cos_ref,
+        x[:, 5].clamp_min(MIN_REFERENCE),
+    )
+
+
+def regression_scales(x: Tensor) -> Tensor:
+    """Units (N, 5) of the regression corrections: :data:`TRACK_SCALES` or :data:`TOWER_SCALES`."""
+    is_track = (x[:, 0] == schema.ELEM_TRACK)[:, None]
+    track = x.new_tensor(TRACK_SCALES).expand(len(x), -1)
+    tower = x.new_tensor(TOWER_SCALES).expand(len(x), -1)
+    return torch.where(is_track, track, tower)
+
+
+def rotate(sin_a: Tensor, cos_a: Tensor, sin_b: Tensor, cos_b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(sin(a + b), cos(a + b))`` from the sines and cosines of a and b (angle addition)."""
+    return sin_a * cos_b + cos_a * sin_b, cos_a * cos_b - sin_a * sin_b
 
 
 def encode_targets(x: Tensor, ygen: Tensor) -> MLPFTargets:
-    """Turn ``ygen`` (N, 7) into class, charge and relative-regression targets for elements ``x`` (N, 12)."""
+    """Turn ``ygen`` (N, 7) into class, charge and relative-regression targets for elements ``x`` (N, 12).
+
+    Regression targets (N, 5), the corrections of :data:`REGRESSION_NAMES` divided by the
+    element's units (:func:`regression_scales`): ``log(pT_gen / pT_elem)``, ``eta_gen - eta_elem``,
+    ``sin(phi_gen - phi_elem)``, ``cos(phi_gen - phi_elem)``, ``log(E_gen / E_elem)``.
+    The rotation is computed from sines and cosines, so it wraps at pi: an element at
+    phi = pi - 0.05 and a particle at -pi + 0.05 differ by +0.1. Rows without a particle hold the
+    identity (no correction).
+    """
     cls = ygen[:, schema.Y_PID].round().long()
     has = cls != schema.ParticleClass.NONE
     charge = (ygen[:, schema.Y_CHARGE].round().long() + 1).clamp(0, 2)
-    pt_ref, eta_ref, e_ref = _element_reference(x)
+    pt_ref, eta_ref, sin_ref, cos_ref, e_ref = _element_reference(x)
+    # rotation by -phi_elem: (sin, cos)(phi_gen - phi_elem)
+    sin_d, cos_d = rotate(ygen[:, schema.Y_SIN_PHI], ygen[:, schema.Y_COS_PHI], -sin_ref, cos_ref)
     reg = torch.stack(
         [
             torch.log(ygen[:, schema.Y_PT].clamp_min(MIN_REFERENCE) / pt_ref),
             ygen[:, schema.Y_ETA] - eta_ref,
-            ygen[:, schema.Y_SIN_PHI],
-            ygen[:, schema.Y_COS_PHI],
+            sin_d,
+            cos_d,
             torch.log(ygen[:, schema.Y_ENERGY].clamp_min(MIN_REFERENCE) / e_ref),
         ],
         dim=-1,
-    )
-    reg = torch.where(has[:, None], reg, torch.zeros_like(reg))
+    ) / regression_scales(x)
+    identity = reg.new_tensor(IDENTITY_REGRESSION).expand_as(reg)
+    reg = torch.where(has[:, None], reg, identity)
     return MLPFTargets(cls, charge, reg, has)
 
 
-def decode_predictions(x: Tensor, out: MLPFOutput) -> Tensor:
+def decode_predictions(
+    x: Tensor,
+    out: MLPFOutput,
+    class_offsets: Tensor | None = None,
+    offset_max_pt: float | None = None,
+) -> Tensor:
     """Physical predictions (N, 7) in the ygen layout: pid, charge, pT, eta, sin phi, cos phi, E.
 
-    The class is the arg-max; charged classes get charge -1 or +1 (whichever is more likely), neutral
-    classes 0; rows predicted as class 0 are all zero, as in ygen.
+    The class is the arg-max of ``logits + class_offsets`` (the operating point, a (6,) tensor of
+    log-odds shifts chosen on validation events, :mod:`~particlegraph.tasks.mlpf.operating_point`;
+    None = plain arg-max), on elements whose pT|Et is below ``offset_max_pt`` [GeV] (None: all);
+    charged classes get charge -1 or +1 (whichever is more likely), neutral
+    classes 0; rows predicted as class 0 are all zero, as in ygen. The kinematics are the element's
+    measurement corrected by the regression (see :func:`encode_targets`).
     """
-    pid = out.logits.argmax(-1)
+    logits = out.logits.float()
+    if class_offsets is not None:
+        shift = class_offsets.to(logits.device, logits.dtype)[None, :]
+        if offset_max_pt is not None:
+            shift = shift * (x[:, 1] < offset_max_pt).to(logits.dtype)[:, None]
+        logits = logits + shift
+    pid = logits.argmax(-1)
     charged = (
         (pid == schema.ParticleClass.CHARGED_HADRON)
         | (pid == schema.ParticleClass.ELECTRON)
@@ -284,16 +373,16 @@ def decode_predictions(x: Tensor, out: MLPFOutput) -> Tensor:
     )
     sign = torch.where(out.charge_logits[:, 2] >= out.charge_logits[:, 0], 1.0, -1.0)
     charge = torch.where(charged, sign, torch.zeros_like(sign))
-    pt_ref, eta_ref, e_ref = _element_reference(x)
-    r = out.regression.float()
+    pt_ref, eta_ref, sin_ref, cos_ref, e_ref = _element_reference(x.float())
+    r = out.regression.float() * regression_scales(x.float())  # physical corrections
     pt = pt_ref * torch.exp(r[:, 0].clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
     eta = eta_ref + r[:, 1]
-    norm = torch.sqrt(r[:, 2] ** 2 + r[:, 3] ** 2).clamp_min(1e-6)
+    sin_d, cos_d = r[:, 2], r[:, 3]
+    norm = torch.sqrt(sin_d**2 + cos_d**2).clamp_min(1e-6)
+    sin_phi, cos_phi = rotate(sin_ref, cos_ref, sin_d / norm, cos_d / norm)
     energy = e_ref * torch.exp(r[:, 4].clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
     energy = torch.maximum(energy, pt)  # E >= pT for any massive or massless particle
-    y = torch.stack(
-        [pid.to(r.dtype), charge, pt, eta, r[:, 2] / norm, r[:, 3] / norm, energy], dim=-1
-    )
+    y = torch.stack([pid.to(r.dtype), charge, pt, eta, sin_phi, cos_phi, energy], dim=-1)
     return torch.where((pid != 0)[:, None], y, torch.zeros_like(y))
 
 

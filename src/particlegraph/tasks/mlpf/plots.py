@@ -241,3 +241,47 @@ def plot_multiplicity(
     ax.set_ylabel(f"reco {label} per event")
     ax.legend(fontsize="small")
     return artists
+
+
+def plot_efficiency_vs_fake(
+    curves: Mapping[str, Any],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    chosen: tuple[float, float] | None = None,
+) -> list[Any]:
+    """Efficiency vs fake rate of one class for MLPF (offset scan) and the baseline (pT cut).
+
+    Args:
+        curves: ``{"mlpf": {"efficiency", "fake_rate"}, "baseline": {...}}`` lists, one entry of
+            ``operating_point.json["curves"]``.
+        chosen: ``(fake rate, efficiency)`` of MLPF's chosen operating point, marked with a star.
+
+    Returns:
+        The line artists.
+    """
+    ax = ax if ax is not None else plt.gca()
+    artists = []
+    for side in ("mlpf", "baseline"):
+        c = curves.get(side)
+        if not c:
+            continue
+        pts = [
+            (f, e)
+            for f, e in zip(c["fake_rate"], c["efficiency"], strict=True)
+            if f is not None and e is not None
+        ]
+        if not pts:
+            continue
+        f, e = np.asarray(pts).T
+        st = _style(side)
+        (line,) = ax.plot(f, e, marker="o", markersize=3, **st)
+        artists.append(line)
+    if chosen is not None:
+        artists.append(ax.plot(*chosen, "*", color="tab:red", markersize=14, label="chosen")[0])
+    ax.set_xlabel("fake rate")
+    ax.set_ylabel("efficiency")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="small")
+    return artists

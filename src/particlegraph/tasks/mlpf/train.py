@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from particlegraph.config import dump_config, from_dict, load_config
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.sim import elements as schema
 from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader, split_files
 from particlegraph.tasks.mlpf.loss import (
     LossConfig,
@@ -55,11 +56,18 @@ class DataConfig:
     max_train_events: int | None = None  # cap per rank and epoch (None: all)
     max_val_events: int | None = None  # cap per rank for validation (None: all)
     class_weight_files: int = 4  # training shards read to estimate "auto" class weights
+    operating_point_events: int = 200  # validation events for the class offsets (0: plain arg-max)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.num_workers < 0 or self.class_weight_files < 1:
+        if (
+            self.batch_size < 1
+            or self.num_workers < 0
+            or self.class_weight_files < 1
+            or self.operating_point_events < 0
+        ):
             raise ConfigError(
-                "data.batch_size and data.class_weight_files must be >= 1, num_workers >= 0"
+                "data.batch_size and data.class_weight_files must be >= 1, num_workers and "
+                "operating_point_events >= 0"
             )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
@@ -123,6 +131,7 @@ def make_step(cfg: LossConfig) -> StepFn:
             (targets.cls, targets.charge, targets.regression, targets.has_particle),
             cfg,
             weights,
+            gen_pt_energy=(ygen[:, schema.Y_PT], ygen[:, schema.Y_ENERGY]),
             reduce_fn=D.all_reduce_sum if D.is_distributed() else None,
             scale=float(world),
         )
@@ -205,9 +214,15 @@ def train_mlpf(
 
     seed_everything(cfg.fit.seed)  # same initial weights on every rank and in every fresh run
     model = build_model(cfg)
-    return fit(
+    history = fit(
         model, train_loader, val_loader, make_step(cfg.loss), cfg.fit, run_dir, resume=resume
     )
+    if info.is_main and val_files and dc.operating_point_events > 0:
+        from particlegraph.tasks.mlpf.operating_point import select_operating_point
+
+        best = load_weights(run_dir, build_model(cfg), "best")
+        select_operating_point(best, val_files, run_dir, max_events=dc.operating_point_events)
+    return history
 
 
 def run_config_from_dict(data: dict[str, object]) -> MLPFRunConfig:
@@ -215,14 +230,58 @@ def run_config_from_dict(data: dict[str, object]) -> MLPFRunConfig:
     return from_dict(MLPFRunConfig, data, where="MLPFRunConfig")
 
 
-def load_model(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, MLPFRunConfig]:
+#: ``--run pretrained:<name>`` names a model shipped in ``particlegraph/tasks/mlpf/pretrained/``.
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def pretrained_names() -> list[str]:
+    """Names of the shipped pretrained runs."""
+    from importlib.resources import files
+
+    root = files(PACKAGE) / "pretrained"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def resolve_run_dir(run: str | os.PathLike[str]) -> Path:
+    """The directory holding a run: ``run`` itself, or the package folder of ``pretrained:<name>``.
+
+    Raises:
+        DataFileError: an unknown pretrained name (the message lists the shipped ones).
+    """
+    text = os.fspath(run)
+    if not text.startswith(PRETRAINED_PREFIX):
+        return Path(run)
+    from importlib.resources import files
+
+    name = text[len(PRETRAINED_PREFIX) :]
+    path = Path(str(files(PACKAGE) / "pretrained" / name))
+    if not name or not (path / CONFIG_NAME).is_file():
+        raise DataFileError(
+            f"no pretrained MLPF model named {name!r}; shipped: {', '.join(pretrained_names())}"
+        )
+    return path
+
+
+def run_output_dir(run: str | os.PathLike[str]) -> Path:
+    """Where evaluate/explain write for ``run``: the run itself, ``runs/pretrained_<name>`` for a
+    shipped model (the package folder is not the user's to write into)."""
+    text = os.fspath(run)
+    if text.startswith(PRETRAINED_PREFIX):
+        return Path("runs") / f"pretrained_{text[len(PRETRAINED_PREFIX) :]}"
+    return Path(run)
+
+
+def load_model(
+    run_dir: str | os.PathLike[str], which: str = "best"
+) -> tuple[nn.Module, MLPFRunConfig]:
     """The trained MLPF model (CPU, eval mode) of a run directory and its resolved run config.
 
     Reads ``run_dir/config.yaml`` and the weights of ``checkpoints/<which>.pt`` (``best`` falls
-    back to ``last``).
+    back to ``last``). ``run_dir = "pretrained:<name>"`` loads a shipped model.
 
     Raises:
         DataFileError: the run directory has no config or no checkpoint.
     """
-    cfg = load_run_config(Path(run_dir))
-    return load_weights(run_dir, build_model(cfg), which), cfg
+    path = resolve_run_dir(run_dir)
+    cfg = load_run_config(path)
+    return load_weights(path, build_model(cfg), which), cfg
