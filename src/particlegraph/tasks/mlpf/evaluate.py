@@ -29,6 +29,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.errors import ConfigError
 from particlegraph.physics.jets import JET_PT_EDGES
+from particlegraph.plot import save_figure
 from particlegraph.report.html import ReportSection
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.tasks.mlpf import metrics as pf
@@ -45,6 +46,9 @@ SHOWN_CLASSES = pf.PARTICLE_CLASSES  # charged hadron .. muon
 
 
 # --- prediction ------------------------------------------------------------------------------
+
+#: Resolution of the evaluation figures (many panels per page; 80 dpi keeps them light).
+EVAL_DPI = 80
 
 
 def predict_events(
@@ -240,7 +244,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
         fig.subplots_adjust(bottom=0.2, left=0.15)
         for ax, side in zip(axes[0], sides, strict=True):
             plots.plot_confusion(col.confusion[side], ax=ax, title=plots.SIDE_STYLE[side]["label"])
-        conf = plots.save_figure(fig, out_dir / "confusion.png")
+        conf = save_figure(fig, out_dir / "confusion.png", dpi=EVAL_DPI)
         sections.append(
             ReportSection(
                 "Confusion matrices",
@@ -282,7 +286,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
                     logx=logx, counts=counts,
                 )  # fmt: skip
                 ax.set_title(CLASS_LABELS[c], fontsize="medium")
-            rate_images.append(plots.save_figure(fig, out_dir / f"{kind}_vs_{var}.png"))
+            rate_images.append(save_figure(fig, out_dir / f"{kind}_vs_{var}.png", dpi=EVAL_DPI))
         sections.append(
             ReportSection(
                 "Efficiency and fake rate",
@@ -323,7 +327,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
                         samples[side] = r[ok] / g[ok]
                 plots.plot_distributions(samples, ax=ax, bins=bins, xlabel=xlabel)
                 ax.set_title(CLASS_LABELS[c], fontsize="medium")
-            resp_images.append(plots.save_figure(fig, out_dir / f"response_{var}.png"))
+            resp_images.append(save_figure(fig, out_dir / f"response_{var}.png", dpi=EVAL_DPI))
         sections.append(
             ReportSection(
                 "Response per class",
@@ -362,7 +366,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
             ylim=None,
         )
         axes[2].set_ylim(bottom=0.0)
-        jets_png = plots.save_figure(fig, out_dir / "jets.png")
+        jets_png = save_figure(fig, out_dir / "jets.png", dpi=EVAL_DPI)
 
         fig, axes = _figure(plt, 1, 2, 22, 10)
         axes = axes[0]
@@ -381,7 +385,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
             bins=np.linspace(-span, span, 41),
             xlabel=r"$MET^{reco} - MET^{gen}$ [GeV]",
         )
-        met_png = plots.save_figure(fig, out_dir / "met.png")
+        met_png = save_figure(fig, out_dir / "met.png", dpi=EVAL_DPI)
 
         fig, axes = _figure(plt, 2, 3, 24, 15)
         flat = list(axes.ravel())
@@ -398,7 +402,7 @@ def make_figures(col: pf.PFCollection, out_dir: PathLike) -> list[ReportSection]
                 ax=ax,
                 label=CLASS_LABELS[c],
             )
-        mult_png = plots.save_figure(fig, out_dir / "multiplicity.png")
+        mult_png = save_figure(fig, out_dir / "multiplicity.png", dpi=EVAL_DPI)
 
     st = col.settings
     sections.append(
@@ -455,7 +459,7 @@ def diagnostics_figures(diag: Mapping[str, Any], op: Any, out_dir: PathLike) -> 
                 if ylim is None:
                     ax.set_ylim(bottom=0.0)
                 ax.set_title(CLASS_LABELS[c], fontsize="medium")
-            images.append(plots.save_figure(fig, out_dir / f"class_{key}_{var}.png"))
+            images.append(save_figure(fig, out_dir / f"class_{key}_{var}.png", dpi=EVAL_DPI))
         fig, axes = _figure(plt, 1, 2, 22, 10)
         for ax, var in zip(axes[0], ("response", "resolution"), strict=True):
             curves = {
@@ -468,7 +472,7 @@ def diagnostics_figures(diag: Mapping[str, Any], op: Any, out_dir: PathLike) -> 
                 eta_edges, curves, ax=ax, xlabel=r"gen jet $|\eta|$", ylabel=f"jet pT {var}",
                 ylim=(0.0, 1.5) if var == "response" else None,
             )  # fmt: skip
-        images.append(plots.save_figure(fig, out_dir / "jets_vs_eta.png"))
+        images.append(save_figure(fig, out_dir / "jets_vs_eta.png", dpi=EVAL_DPI))
         sections = [
             ReportSection(
                 "Diagnostics per class and jets vs |eta|",
@@ -487,7 +491,7 @@ def diagnostics_figures(diag: Mapping[str, Any], op: Any, out_dir: PathLike) -> 
                     title=name.replace("_", " "),
                     chosen=chosen if None not in chosen else None,
                 )
-            png = plots.save_figure(fig, out_dir / "operating_point.png")
+            png = save_figure(fig, out_dir / "operating_point.png", dpi=EVAL_DPI)
             sections.append(
                 ReportSection(
                     "Operating point (validation events)",
@@ -528,7 +532,7 @@ def training_section(run_dir: PathLike, out_dir: PathLike) -> ReportSection | No
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.subplots_adjust(right=0.75)
-        png = plots.save_figure(fig, Path(out_dir) / "loss.png")
+        png = save_figure(fig, Path(out_dir, dpi=EVAL_DPI) / "loss.png")
     return ReportSection("Training", [png], f"From {path.name}.")
 
 

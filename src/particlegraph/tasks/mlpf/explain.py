@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -41,6 +41,7 @@ from particlegraph.device import resolve_device
 from particlegraph.errors import ConfigError, DataFileError, ParticlegraphError
 from particlegraph.explain import faithfulness, rmaps
 from particlegraph.explain.lrp.output import parse_output
+from particlegraph.plot import save_figure
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_X_FEATURES, X_FEATURES
 from particlegraph.tasks.mlpf.model import MLPF_OUTPUTS
 
@@ -53,6 +54,8 @@ DEFAULT_OUTPUTS = (
     "cos_phi",
     "energy",
 )
+log = logging.getLogger(__name__)
+
 RULES = ("epsilon", "gamma", "zplus")
 
 #: ``relevance_fn(model, x, output, targets) -> SparseRelevance``-like (see rmaps.as_pairs),
@@ -121,12 +124,9 @@ def relevant_targets(
 
 
 def _save(fig: Any, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path.name
+    """Write one explanation figure (110 dpi) through :func:`particlegraph.plot.save_figure`;
+    the summary lists figures by file name."""
+    return save_figure(fig, path, dpi=110).name
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> str:
@@ -401,8 +401,7 @@ def explain(
                         # A sanity check that cannot run on a randomised model must not cost
                         # the rest of the explanation; the summary records why it is missing.
                         failures[name] = str(err)
-                        print(f"warning: randomisation test of {name} failed: {err}",
-                              file=sys.stderr)  # fmt: skip
+                        log.warning("randomisation test of %s failed: %s", name, err)
             if index < flip_events:
                 scores = rmaps.source_feature_relevance(
                     rmaps.restrict_targets(rel, chosen), x.shape[0]
@@ -510,8 +509,8 @@ def _randomization(
             except ParticlegraphError as err:
                 # Explaining a subset of targets failed (seen on CUDA with the LRP engine's
                 # trace check); every target costs more but gives the same restricted relevance.
-                print(f"warning: {name}: explaining a subset of targets failed ({err}); "
-                      "explaining every element instead", file=sys.stderr)  # fmt: skip
+                log.warning("%s: explaining a subset of targets failed (%s); explaining every "
+                            "element instead", name, err)  # fmt: skip
                 subset_ok[0] = False
         if not subset_ok[0]:
             rel = fn(m, x_in, name, None)

@@ -8,17 +8,13 @@ and returns its artists. :func:`pf_style` is a context manager with the mplhep C
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from particlegraph.atomic import atomic_path
 from particlegraph.sim.elements import CLASS_LABELS
 
 #: Colours and line styles per reconstructed side, reused by every figure.
@@ -43,21 +39,6 @@ def pf_style() -> Iterator[None]:
         return
     with plt.style.context([mplhep.style.CMS, _FAST_RC]):
         yield
-
-
-def save_figure(
-    fig: Figure, path: str | os.PathLike[str], dpi: int = 80, tight: bool = False
-) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically, close it and return the path.
-
-    ``tight=True`` crops to the drawn artists, which renders the figure twice; the evaluation
-    figures set their margins with ``subplots_adjust`` instead.
-    """
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None, format="png")
-    plt.close(fig)
-    return path
 
 
 def _style(name: str) -> dict[str, Any]:
