@@ -21,6 +21,9 @@ with the resolutions of the sensor type: pitch / sqrt(12) of the TrackML modules
 the sensitive area, make ``noise_fraction`` of all hits.
 
 Units: positions mm, momenta GeV, field T.
+
+Why ~450 lines: the geometry, the propagation through it and the hit response share one
+config and one random stream (a split would thread both through every call).
 """
 
 from __future__ import annotations

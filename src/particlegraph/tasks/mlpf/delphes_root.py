@@ -35,6 +35,8 @@ charged hadron from its PID, ``E = sqrt(p² + m²)`` with the class mass. Each `
 (class photon) and ``EFlowNeutralHadron`` (class neutral hadron) goes to the nearest tower
 within ``tower_dr``; when a tower receives several candidates the most energetic one is kept.
 Without the EFlow branches ``ycand`` is all zeros.
+
+Why ~480 lines: one reader of one format, branch by branch; its helpers are private to it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ Flipping and randomisation measure the mean output over the "relevant" targets o
 the elements whose true class is that class for a class logit (all elements when there are
 none), the elements with a true particle for a regression or charge output; at most
 ``check_targets`` of them (a seeded random subset).
+
+Why ~520 lines: the per-event explanation workflow and its figure writers share the output
+grammar and the per-output accumulators; the dataset-scale study lives in
+:mod:`.explain_study`, its findings in :mod:`.findings`.
 """
 
 from __future__ import annotations
