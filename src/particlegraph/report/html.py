@@ -58,7 +58,7 @@ class ReportSection(NamedTuple):
 
 
 #: Stages of a run in the order their parts appear in ``RUN/index.html``.
-STAGES = ("training", "evaluation", "explanation", "definitions")
+STAGES = ("training", "evaluation", "explanation", "explanation_study", "definitions")
 #: Folder of a run that holds the stored stage sections.
 STAGE_DIR = "report"
 
@@ -297,7 +297,7 @@ def render_run_report(run_dir: str | os.PathLike[str], title: str) -> Path:
     toc: list[str] = []
     for doc in stages:
         name = str(doc.get("stage", "stage"))
-        heading = name.capitalize()
+        heading = name.replace("_", " ").capitalize()
         toc.append(f'<a href="#stage-{esc(_anchor(name))}">{esc(heading)}</a>')
         body.append(f'<h2 class="stage" id="stage-{esc(_anchor(name))}">{esc(heading)}</h2>')
         try:
