@@ -82,6 +82,23 @@ p.links a { margin-right: 1em; }
 """
 
 
+def _page_head(title: str) -> list[str]:
+    """Opening lines of a report page: doctype, head with the style sheet, title, timestamp."""
+    esc = html.escape
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="meta">written {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by particlegraph</p>',
+    ]
+
+
 def format_cell(value: Any) -> str:
     """Text of one table cell: floats with 4 significant digits, None as an en dash."""
     if value is None:
@@ -181,19 +198,7 @@ def render_report(
         header: column names of the summary table (no header row when None).
     """
     folder = Path(folder)
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{esc(title)}</h1>",
-        f'<p class="meta">written {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by particlegraph</p>',
-    ]
+    parts = _page_head(title)
     parts += _table(summary_rows, header)
     parts += _sections_html(sections, folder, level=2)
     parts += ["</body>", "</html>", ""]
@@ -311,18 +316,7 @@ def render_run_report(run_dir: str | os.PathLike[str], title: str) -> Path:
             body += _sections_html(sections, run_dir, level=3)
         except DataFileError:
             body.append(f"<p>(the {esc(name)} figures were removed; run this stage again)</p>")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{esc(title)}</h1>",
-        f'<p class="meta">written {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by particlegraph</p>',
-    ]
+    parts = _page_head(title)
     if toc:
         parts.append(f"<nav>{' '.join(toc)}</nav>")
     parts += _table(summary_rows, header)

@@ -50,3 +50,17 @@ def write_dataset(directory: Path, n_files: int, events_per_file: int, seed: int
         events = make_events(events_per_file, seed * 1000 + i)
         write_events(directory / f"events_{i:03d}.parquet", events, {"synthetic": True})
     return directory
+
+
+def random_events(seed: int, sizes: tuple[int, ...]) -> list[MLPFEvent]:
+    """Events of standard-normal numbers with ``sizes`` elements each: storage round trips,
+    not physics (the tests that use them switch the physics checks off)."""
+    rng = np.random.default_rng(seed)
+    return [
+        MLPFEvent(
+            rng.normal(size=(n, 12)).astype(np.float32),
+            rng.normal(size=(n, 7)).astype(np.float32),
+            rng.normal(size=(n, 7)).astype(np.float32),
+        )
+        for n in sizes
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlpf_events import random_events
 
 from particlegraph.errors import DataFileError
 from particlegraph.sim.elements import MLPFEvent
@@ -25,15 +26,7 @@ def _random_arrays() -> Iterator[None]:
 
 
 def make_events(seed: int, sizes: tuple[int, ...] = (5, 0, 2)) -> list[MLPFEvent]:
-    rng = np.random.default_rng(seed)
-    return [
-        MLPFEvent(
-            rng.normal(size=(n, 12)).astype(np.float32),
-            rng.normal(size=(n, 7)).astype(np.float32),
-            rng.normal(size=(n, 7)).astype(np.float32),
-        )
-        for n in sizes
-    ]
+    return random_events(seed, sizes)
 
 
 def dump(path: Path, obj: object, protocol: int = 4) -> Path:

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from mlpf_events import random_events
 
 from particlegraph.errors import DataFileError
 from particlegraph.io import shards
@@ -28,15 +29,7 @@ def _random_arrays() -> Iterator[None]:
 
 
 def make_events(seed: int, sizes: tuple[int, ...] = (4, 0, 7)) -> list[MLPFEvent]:
-    rng = np.random.default_rng(seed)
-    return [
-        MLPFEvent(
-            rng.normal(size=(n, 12)).astype(np.float32),
-            rng.normal(size=(n, 7)).astype(np.float32),
-            rng.normal(size=(n, 7)).astype(np.float32),
-        )
-        for n in sizes
-    ]
+    return random_events(seed, sizes)
 
 
 def assert_same(a: list[MLPFEvent], b: list[MLPFEvent]) -> None:
