@@ -137,8 +137,12 @@ def evaluate_on(
     )  # fmt: skip
 
 
-def ship(run: Path, name: str) -> Path:
-    """Copy ``run`` as the pretrained model ``name`` into the package (weights only, < 1 MB)."""
+def ship(run: Path, name: str, half: bool = False) -> Path:
+    """Copy ``run`` as the pretrained model ``name`` into the package (weights only, < 1 MB).
+
+    ``half``: store the floating-point weights as float16 (half the bytes; loading casts them back
+    to float32, and the bench's ``--ship-half`` check measures what that changes).
+    """
     from particlegraph.tasks.mlpf.train import load_model
     from particlegraph.train.checkpoint import checkpoint_path, save_checkpoint
 
@@ -148,7 +152,10 @@ def ship(run: Path, name: str) -> Path:
     for f in ("config.yaml", "operating_point.json"):
         shutil.copy(run / f, dest / f)
     model, _ = load_model(run)
-    save_checkpoint(checkpoint_path(dest, "best"), {"model": model.state_dict()})
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_checkpoint(checkpoint_path(dest, "best"), {"model": state})
     return dest
 
 
@@ -247,6 +254,7 @@ def main() -> None:
     ap.add_argument("--val-events", type=int, default=100, help="validation events to choose on")
     ap.add_argument("--eval-workers", type=int, default=4, help="evaluation processes")
     ap.add_argument("--ship", help="copy the chosen variant into the package as pretrained:NAME")
+    ap.add_argument("--ship-half", action="store_true", help="ship float16 weights (< 1 MB)")
     ap.add_argument("--out")
     args = ap.parse_args()
 
@@ -307,7 +315,7 @@ def main() -> None:
         return sum(bool(r["met"]) for r in rows), -(hard if hard is not None else 9.0)
 
     chosen = max(variants, key=score)
-    shipped = str(ship(work / f"run_{chosen}", args.ship)) if args.ship else None
+    shipped = str(ship(work / f"run_{chosen}", args.ship, args.ship_half)) if args.ship else None
     emit(
         {
             "train_events": args.train_events,

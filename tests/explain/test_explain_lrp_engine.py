@@ -77,6 +77,16 @@ def test_mlpf_charge_head_and_fcn_match_reference() -> None:
     _compare(_mlpf(kind="fcn"), x, "pt", RULES["gamma"])
 
 
+def test_mlpf_with_link_features_matches_reference() -> None:
+    # link features enter as extra encoded columns mapped to the element's p|E column (5)
+    x = random_mlpf_input(40, seed=5)
+    x[:, 6] = x[:, 2] + 0.01  # tracks enter the calorimeter near the towers so links exist
+    model = _mlpf(link_features=True)
+    assert (model.encoding(x)[:, -1] > 0).any()
+    for rule in ("epsilon", "gamma"):
+        _compare(model, x, "class:neutral_hadron", RULES[rule])
+
+
 @pytest.mark.parametrize("mode", ["sum", "mean", "max", "gcn", "sigmoid"])
 def test_generic_aggregations_match_reference(mode: str) -> None:
     torch.manual_seed(3)

@@ -15,7 +15,7 @@ track keeps its precision.
 
 Computation graph (the LRP engine follows it exactly)::
 
-    e = encoding(x)                        # (N, 13) one-hot type + per-element transformed features
+    e = encoding(x, batch)                 # (N, 13|17) one-hot type, element features (+ links)
     h = encoder(e)                         # (N, H)
     h_l = act(block_l(h_{l-1}, batch))     # (N, H), l = 1..L   (FCN: L = 0)
     z = cat([e, h_1, ..., h_L])            # FCN: cat([e, h])
@@ -38,6 +38,7 @@ from particlegraph.explain.lrp.program import Tracer
 from particlegraph.nn.gravnet import GravNetConv
 from particlegraph.nn.mlp import ACTIVATIONS, MLP, make_activation
 from particlegraph.sim import elements as schema
+from particlegraph.tasks.mlpf.links import NUM_LINK_FEATURES, link_features
 
 NUM_ENCODED = 13
 NUM_REGRESSION = 5
@@ -78,6 +79,7 @@ class MLPFConfig:
     dropout: float = 0.0
     knn_chunk_size: int = 0  # query points per kNN block; 0 = automatic (memory-bounded blocks)
     knn_bin_size: int | None = None  # None: exact kNN; B: binned kNN (linear time) in events > 3 B
+    link_features: bool = False  # add the track-tower link features of tasks/mlpf/links.py
 
     def __post_init__(self) -> None:
         if self.kind not in ("gravnet", "fcn"):
@@ -140,38 +142,48 @@ class MLPFTargets(NamedTuple):
 
 
 class InputEncoding(nn.Module):
-    """Element-type-aware encoding of the 12 X columns into 13 network inputs.
+    """Element-type-aware encoding of the 12 X columns into 13 (17 with links) network inputs.
 
     Columns: ``[is_tower, is_track, log1p(pt|Et), eta, sin phi, cos phi, log1p(p|E),
-    eta_outer | log1p(E_em), sin phi_outer | log1p(E_had), cos phi_outer, charge, is_muon, is_electron]``.
-    Every transform acts on one element's own values, so LRP relevance of an encoded column belongs to
-    the X column given by :attr:`column_map`.
+    eta_outer | log1p(E_em), sin phi_outer | log1p(E_had), cos phi_outer, charge, is_muon, is_electron]``,
+    then with ``link=True`` the four track-tower link features of
+    :func:`~particlegraph.tasks.mlpf.links.link_features`.
+    Every other transform acts on one element's own values, so LRP relevance of an encoded column
+    belongs to the X column given by :attr:`column_map`; the link features, which summarise the
+    element's linked tracks or tower, are attributed to the element's own ``p|E`` column.
     """
 
     column_map: Tensor
 
-    def __init__(self) -> None:
+    def __init__(self, link: bool = False) -> None:
         super().__init__()
-        self.register_buffer("column_map", torch.tensor([0, 0, *range(1, 12)], dtype=torch.long))
+        self.link = link
+        cols = [0, 0, *range(1, 12)] + [5] * (NUM_LINK_FEATURES if link else 0)
+        self.register_buffer("column_map", torch.tensor(cols, dtype=torch.long))
 
-    def forward(self, x: Tensor) -> Tensor:
+    @property
+    def num_outputs(self) -> int:
+        """Width of the encoding."""
+        return int(self.column_map.numel())
+
+    def forward(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
         is_tower = (x[:, 0] == schema.ELEM_TOWER).to(x.dtype)
         is_track = (x[:, 0] == schema.ELEM_TRACK).to(x.dtype)
         energy_like = torch.log1p(x[:, [1, 5]].clamp_min(0.0))  # pt|Et, p|E
         # Columns 6, 7 are energies for towers (log-compressed) and angles for tracks (kept).
         c67 = torch.where(is_tower[:, None] > 0, torch.log1p(x[:, 6:8].clamp_min(0.0)), x[:, 6:8])
-        return torch.cat(
-            [
-                is_tower[:, None],
-                is_track[:, None],
-                energy_like[:, :1],
-                x[:, 2:5],
-                energy_like[:, 1:],
-                c67,
-                x[:, 8:12],
-            ],
-            dim=-1,
-        )  # (N, 13)
+        cols = [
+            is_tower[:, None],
+            is_track[:, None],
+            energy_like[:, :1],
+            x[:, 2:5],
+            energy_like[:, 1:],
+            c67,
+            x[:, 8:12],
+        ]
+        if self.link:
+            cols.append(link_features(x, batch))
+        return torch.cat(cols, dim=-1)  # (N, 13) or (N, 17)
 
 
 class MLPF(nn.Module):
@@ -185,9 +197,10 @@ class MLPF(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or MLPFConfig()
         h = cfg.hidden
-        self.encoding = InputEncoding()
+        self.encoding = InputEncoding(cfg.link_features)
+        num_encoded = self.encoding.num_outputs
         self.encoder = MLP(
-            NUM_ENCODED, h, h, cfg.num_encoder_layers, cfg.activation, cfg.norm, cfg.dropout,
+            num_encoded, h, h, cfg.num_encoder_layers, cfg.activation, cfg.norm, cfg.dropout,
             final_activation=True,
         )  # fmt: skip
         num_blocks = cfg.num_blocks if cfg.kind == "gravnet" else 0
@@ -205,7 +218,7 @@ class MLPF(nn.Module):
             for _ in range(num_blocks)
         )
         self.act = make_activation(cfg.activation)
-        z_dim = NUM_ENCODED + h * max(num_blocks, 1)
+        z_dim = num_encoded + h * max(num_blocks, 1)
 
         def head(in_dim: int, out_dim: int) -> MLP:
             return MLP(
@@ -230,8 +243,8 @@ class MLPF(nn.Module):
             last.bias.copy_(torch.tensor(IDENTITY_REGRESSION))
 
     def embed(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
-        """The shared representation ``z`` (N, 13 + H * max(L, 1)) fed to the heads."""
-        e = self.encoding(x)
+        """The shared representation ``z`` (N, E + H * max(L, 1)) fed to the heads (E = 13 or 17)."""
+        e = self.encoding(x, batch)
         h = self.encoder(e)
         if not self.blocks:
             return torch.cat([e, h], dim=-1)
@@ -265,7 +278,7 @@ class MLPF(nn.Module):
         Outputs: ``"class"`` (N, 6), ``"charge"`` (N, 3), ``"regression"`` (N, 5); a class logit
         never passes through ``reg_head``, the regression consumes the class logits.
         """
-        e = tr.passthrough("encoding", 0, self.encoding(x), self.encoding.column_map)
+        e = tr.passthrough("encoding", 0, self.encoding(x, batch), self.encoding.column_map)
         h = tr.sequential("encoder", e, self.encoder)
         embs = []
         for i, block in enumerate(self.blocks):
