@@ -1,0 +1,146 @@
+"""Where MLPF loses jet resolution: classification or regression, element by element.
+
+    python bench/mlpf_jet_budget.py --run runs/medium --data runs/physics/test_ttbar_pu50 \
+        --events 200 --out bench/results/mlpf_jet_budget.json
+
+Runs a trained model (plain arg-max, no operating point) on unseen events and clusters anti-kT
+R = 0.4 jets (gen jets pT > 20 GeV, matched within Delta R 0.2) from hybrid particle lists, so
+each loss has a name:
+
+- ``baseline``, ``mlpf``: the two algorithms;
+- ``mlpf class + gen kinematics``: MLPF's class decision, the generator's kinematics wherever
+  both have a particle (what a perfect regression would give: the classification's share);
+- ``gen class + mlpf kinematics``: the true class, MLPF's kinematics (the regression's share;
+  elements MLPF calls "none" keep nothing);
+- ``mlpf charged + baseline neutrals`` and ``baseline charged + mlpf neutrals``: tracks from one,
+  towers from the other.
+
+Per hybrid: jet pT response (median reco/gen) and resolution (IQR / median) in gen-jet pT bins,
+and the MET standard deviation [GeV]. Also the class confusion of towers whose target is above
+10 GeV, the count behind "hard neutral hadrons called no particle".
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import torch
+
+from common import emit, machine
+from particlegraph.physics.jets import cluster_jets, match_jets
+from particlegraph.sim.elements import ELEM_TOWER, NUM_CLASSES, Y_PID, Y_PT
+from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader
+from particlegraph.tasks.mlpf.metrics import class_ids, iqr_over_median, met, particles
+from particlegraph.tasks.mlpf.model import decode_predictions
+from particlegraph.tasks.mlpf.train import load_model
+
+PT_BINS = ((20.0, 50.0), (50.0, 100.0), (100.0, float("inf")))
+
+
+def predict(run: str, data: str, events: int) -> list[dict[str, np.ndarray]]:
+    """Per event ``x``, ``ygen``, ``ycand``, ``ypred`` (arg-max) as numpy arrays."""
+    model, _ = load_model(run)
+    loader = make_loader(MLPFDataset(data, max_events=events), batch_size=8)
+    out = []
+    with torch.inference_mode():
+        for b in loader:
+            yp = decode_predictions(b.x, model(b.x, b.batch)).float().numpy()
+            ptr = b.ptr.tolist()
+            for i in range(len(ptr) - 1):
+                s = slice(ptr[i], ptr[i + 1])
+                out.append({"x": b.x[s].numpy(), "ygen": b.ygen[s].numpy(),
+                            "ycand": b.ycand[s].numpy(), "ypred": yp[s]})  # fmt: skip
+    return out
+
+
+def with_class(cls_src: np.ndarray, kin_src: np.ndarray) -> np.ndarray:
+    """Rows of ``kin_src`` with the class of ``cls_src``; no particle where either has none."""
+    y = kin_src.copy()
+    y[:, Y_PID] = np.where(kin_src[:, Y_PID] != 0, cls_src[:, Y_PID], 0)
+    return y
+
+
+def hybrids(ev: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    g, c, p = ev["ygen"], ev["ycand"], ev["ypred"]
+    tower = (ev["x"][:, 0] == ELEM_TOWER)[:, None]
+    gen_where_both = np.where(g[:, :1] != 0, g, p)
+    return {
+        "baseline": c,
+        "mlpf": p,
+        "mlpf class + gen kinematics": with_class(p, gen_where_both),
+        "gen class + mlpf kinematics": with_class(g, p),
+        "mlpf charged + baseline neutrals": np.where(tower, c, p),
+        "baseline charged + mlpf neutrals": np.where(tower, p, c),
+    }
+
+
+def jet_table(events: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    gen_jets = cluster_jets([particles(e["ygen"]) for e in events], 0.4, 20.0)
+    per_event = [hybrids(e) for e in events]
+    table = {}
+    for name in per_event[0]:
+        reco_jets = cluster_jets([particles(h[name]) for h in per_event], 0.4, 5.0)
+        pairs = []
+        for gj, rj in zip(gen_jets, reco_jets, strict=True):
+            gi, ri = match_jets(gj, rj, 0.2)
+            pairs.append(np.stack([gj[gi, 0], rj[ri, 0]], axis=1))
+        pr = np.concatenate(pairs)
+        ratio = pr[:, 1] / pr[:, 0]
+        bins = {}
+        for lo, hi in PT_BINS:
+            m = (pr[:, 0] >= lo) & (pr[:, 0] < hi)
+            bins[f"{lo:g}-{hi:g}"] = {
+                "jets": int(m.sum()),
+                "response": float(np.median(ratio[m])) if m.any() else None,
+                "resolution": iqr_over_median(ratio[m]) if m.sum() > 3 else None,
+            }
+        dmet = [met(h[name]) - met(e["ygen"]) for h, e in zip(per_event, events, strict=True)]
+        table[name] = {"jets": bins, "met_std_gev": float(np.std(dmet))}
+    return table
+
+
+def hard_tower_confusion(events: list[dict[str, np.ndarray]], min_pt: float = 10.0) -> dict:
+    out = {}
+    for side in ("ypred", "ycand"):
+        cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+        for e in events:
+            m = (e["x"][:, 0] == ELEM_TOWER) & (e["ygen"][:, Y_PT] > min_pt)
+            np.add.at(cm, (class_ids(e["ygen"][m]), class_ids(e[side][m])), 1)
+        out["mlpf" if side == "ypred" else "baseline"] = cm.tolist()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", required=True, help="run directory or pretrained:NAME")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--events", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    events = predict(args.run, args.data, args.events)
+    for name, row in (table := jet_table(events)).items():
+        cells = " | ".join(
+            f"{k}: {v['response']:.3f} / {v['resolution']:.3f}"
+            for k, v in row["jets"].items()
+            if v["response"] is not None and v["resolution"] is not None
+        )
+        print(f"{name:34s} {cells} | MET std {row['met_std_gev']:.1f} GeV")
+    emit(
+        {
+            "run": args.run,
+            "data": args.data,
+            "events": len(events),
+            "jets_response_resolution": table,
+            "hard_tower_confusion_gen_x_reco": hard_tower_confusion(events),
+            "machine": machine(),
+        },
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()
