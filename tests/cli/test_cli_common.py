@@ -121,6 +121,24 @@ def test_sigterm_removes_temporary_files_and_exits_130(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_data_loader_worker_stopped_by_a_signal_is_an_interruption(tmp_path):
+    """``timeout``/``scancel`` signal the process group; a worker may die first."""
+    app = typer.Typer()
+
+    @app.command()
+    @friendly_errors
+    def run(kind: str = typer.Option(..., "--kind")) -> None:
+        if kind == "worker":
+            raise RuntimeError("DataLoader worker (pid 27887) is killed by signal: Terminated. ")
+        raise RuntimeError("something else")
+
+    result = CliRunner().invoke(app, ["--kind", "worker"])
+    assert result.exit_code == 130
+    assert result.stderr.startswith("error: interrupted")
+    result = CliRunner().invoke(app, ["--kind", "other"])
+    assert result.exit_code == 1 and "internal error" in result.stderr
+
+
 def test_annotated_options_keep_their_names_and_help():
     """``from __future__ import annotations`` + Annotated: the wrapper must not hide typer's
     metadata (an option without a default would otherwise become a positional argument)."""

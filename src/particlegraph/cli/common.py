@@ -61,6 +61,17 @@ def report_error(err: BaseException) -> int:
     return code
 
 
+def stopped_worker(err: BaseException) -> bool:
+    """True for torch's error when a DataLoader worker was stopped by a signal.
+
+    A batch system (``scancel``, ``timeout``) signals the whole process group: a worker can die
+    before the main process handles its own SIGTERM, and the main process then sees this error.
+    That is an interruption, not a bug.
+    """
+    text = str(err)
+    return isinstance(err, RuntimeError) and "DataLoader worker" in text and "by signal" in text
+
+
 def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -98,6 +109,9 @@ def friendly_errors(func: F) -> F:
         except Exception as err:
             if _debug_requested(debug):
                 raise
+            if stopped_worker(err):  # SIGTERM to the job's process group reached a worker first
+                print("error: interrupted (temporary files were removed)", file=sys.stderr)
+                raise typer.Exit(code=130) from None
             raise typer.Exit(code=report_error(err)) from None
         finally:
             if previous is not None:

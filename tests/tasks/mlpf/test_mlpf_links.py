@@ -68,6 +68,14 @@ def test_electron_is_not_linked_to_an_hcal_only_tower_and_phi_wraps() -> None:
     torch.testing.assert_close(f[0], f[2])
 
 
+def test_events_without_towers_or_without_tracks_give_zeros_for_the_missing_side() -> None:
+    only_tracks = torch.tensor([track(0.0, 0.0, 5.0), track(1.0, 1.0, 2.0)])
+    torch.testing.assert_close(link_features(only_tracks), torch.zeros(2, 4))
+    only_towers = torch.tensor([tower(0.0, 0.0, 0.0, 4.0)])
+    torch.testing.assert_close(link_features(only_towers), torch.tensor([expected(0.0, 4.0, 0)]))
+    torch.testing.assert_close(link_features(torch.zeros(0, 12)), torch.zeros(0, 4))
+
+
 def slow_link_features(x: np.ndarray) -> np.ndarray:
     """Reference: a loop over tracks and towers, one event."""
     n = len(x)

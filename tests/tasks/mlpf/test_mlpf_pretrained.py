@@ -19,7 +19,7 @@ from particlegraph.tasks.mlpf.train import (
     run_output_dir,
 )
 
-NAME = "ttbar_pu50_small"
+NAME = "ttbar_pu50_medium"
 
 
 def test_pretrained_model_is_shipped_small_and_loads() -> None:
@@ -32,6 +32,11 @@ def test_pretrained_model_is_shipped_small_and_loads() -> None:
     assert cfg.loss.regression_weighting in ("energy", "pt_bins", "none")
     op = load_operating_point(path)
     assert op is not None and len(op.class_offsets) == 6
+    # shipped as float16 weights (package budget), loaded as float32, with the link inputs
+    raw = torch.load(path / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    assert {v.dtype for v in raw["model"].values() if v.is_floating_point()} == {torch.float16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.cfg.link_features
     # a trained head is no longer the identity correction
     assert float(model.reg_head[-1].weight.detach().abs().sum()) > 0.0
 

@@ -71,7 +71,7 @@ def _one_event(x: Tensor) -> Tensor:
     allowed = allowed & (d2 < LINK_MAX_DR**2)
     d2 = torch.where(allowed, d2, torch.full_like(d2, float("inf")))
     # one extra "no tower" column keeps min() defined when an event has no tower
-    d2 = torch.cat([d2, torch.full_like(d2[:, :1], float("inf"))], dim=1)
+    d2 = torch.cat([d2, torch.full_like(k_eta[:, None], float("inf"))], dim=1)
     best, nearest = d2.min(dim=1)
     w = towers.shape[0]
     slots = torch.arange(w + 1, device=x.device)
