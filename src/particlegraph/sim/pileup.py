@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from particlegraph.atomic import atomic_path
 from particlegraph.errors import DataFileError
+from particlegraph.progress import progress as progress_counter
 from particlegraph.sim.particles import INVISIBLE_PIDS, Particles, empty_particles
 from particlegraph.sim.pythia import COMMON_SETTINGS, make_pythia, next_events, pythia_seed
 
@@ -77,11 +77,9 @@ def build_pool(
     pythia = make_pythia(POOL_SETTINGS if settings is None else settings, pythia_seed(ss))
     chunks: list[Particles] = []
     counts: list[int] = []
-    with tqdm(
-        total=num_events,
-        unit="ev",
-        desc="minbias pool",
-        disable=None if progress is None else not progress,
+    # a tqdm bar on a terminal, plain lines with an ETA in a pipe (None: shown, False: silent)
+    with progress_counter(
+        total=num_events, unit="ev", desc="minbias pool", enabled=progress
     ) as bar:
         done = 0
         while done < num_events:
