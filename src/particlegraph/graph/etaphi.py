@@ -12,25 +12,18 @@ distance) with the same wrapped metric, in numpy.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from particlegraph.graph.knn import event_ptr
 from particlegraph.physics.kinematics import delta_phi
 
 #: Largest padded distance block (events x n_max x n_max entries; 64 MB of float32).
 BLOCK_ENTRIES = 1 << 24
-
-
-def _ptr(batch: Tensor | None, n: int) -> Tensor:
-    if batch is None:
-        return torch.tensor([0, n], dtype=torch.long)
-    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError("batch must be sorted in ascending order")
-    counts = torch.bincount(batch.cpu()) if batch.numel() else torch.zeros(0, dtype=torch.long)
-    return torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
 
 
 def knn_etaphi(
@@ -70,9 +63,9 @@ def knn_etaphi(
     device = eta.device
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=device)
-    ptr = _ptr(batch, n)
-    sizes = (ptr[1:] - ptr[:-1]).tolist()
-    starts = ptr[:-1].tolist()
+    ptr = event_ptr(batch, n)
+    sizes = [b - a for a, b in itertools.pairwise(ptr)]
+    starts = ptr[:-1]
     srcs, dsts = [], []
     e = 0
     num_events = len(sizes)

@@ -19,6 +19,23 @@ BLOCK_ENTRIES = 1 << 24
 GROUP_POINTS = 2048
 
 
+def event_ptr(batch: Tensor | None, n: int) -> list[int]:
+    """Event boundaries ``[0, n_0, n_0 + n_1, ..., n]`` of ``n`` elements (one host sync).
+
+    Args:
+        batch: (n,) event index of each element, sorted ascending (PyG batches are); None = one
+            event. Events with no element give repeated offsets.
+
+    Raises:
+        ValueError: ``batch`` is not sorted.
+    """
+    if batch is None:
+        return [0, n]
+    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch must be sorted in ascending order")
+    return [0, *itertools.accumulate(torch.bincount(batch).tolist())]
+
+
 def _event_groups(ptr: list[int]) -> list[tuple[int, int, bool]]:
     """Split events into ``(lo, hi, several_events)`` groups of consecutive events.
 
@@ -79,12 +96,7 @@ def knn_graph(
     device = x.device
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=device)
-    if batch is None:
-        ptr = [0, n]
-    else:
-        if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
-            raise ValueError("batch must be sorted in ascending order")
-        ptr = [0, *itertools.accumulate(torch.bincount(batch).tolist())]  # one host sync
+    ptr = event_ptr(batch, n)
     ptr = [p for i, p in enumerate(ptr) if i == 0 or p != ptr[i - 1]]  # drop empty events
     need = k if loop else k + 1  # candidates a point needs for k finite neighbours
 

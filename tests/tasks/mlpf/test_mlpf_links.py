@@ -11,7 +11,7 @@ import torch
 from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK
 from particlegraph.tasks.mlpf.export import example_event
 from particlegraph.tasks.mlpf.links import LINK_MAX_DR, NUM_LINK_FEATURES, link_features
-from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
+from particlegraph.tasks.mlpf.model import MLPF, NUM_ENCODED, MLPFConfig
 
 
 def tower(eta: float, phi: float, e_em: float, e_had: float) -> list[float]:
@@ -147,7 +147,7 @@ def test_batched_equals_per_event_and_never_links_across_events() -> None:
 def test_model_with_links_has_wider_encoding_and_maps_links_to_the_energy_column() -> None:
     torch.manual_seed(0)
     model = MLPF(MLPFConfig(hidden=8, k=4, propagate_dim=4, link_features=True)).eval()
-    assert model.encoding.num_outputs == 13 + NUM_LINK_FEATURES
+    assert model.encoding.num_outputs == NUM_ENCODED + NUM_LINK_FEATURES
     assert model.encoding.column_map[-NUM_LINK_FEATURES:].tolist() == [5] * NUM_LINK_FEATURES
     x = dense_event(40, 5).float()
     out = model(x)

@@ -25,24 +25,18 @@ column (``p|E``), see :class:`~particlegraph.tasks.mlpf.model.InputEncoding`.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor
 
+from particlegraph.graph.knn import event_ptr
 from particlegraph.sim import elements as schema
 
 #: Number of link features per element.
 NUM_LINK_FEATURES = 4
 #: Largest (eta, phi) distance between a track's calorimeter entry point and its linked tower.
 LINK_MAX_DR = 0.15
-
-
-def _event_bounds(batch: Tensor, n: int) -> list[tuple[int, int]]:
-    counts = torch.bincount(batch).tolist() if n else []
-    bounds, start = [], 0
-    for c in counts:
-        bounds.append((start, start + c))
-        start += c
-    return bounds
 
 
 def _one_event(x: Tensor) -> Tensor:
@@ -107,10 +101,13 @@ def link_features(x: Tensor, batch: Tensor | None = None) -> Tensor:
     Args:
         x: element features in the ``X`` layout (:mod:`particlegraph.sim.elements`).
         batch: (N,) event index of each element, sorted (PyG batches are); None = one event.
+
+    Raises:
+        ValueError: ``batch`` is not sorted.
     """
     xf = x if x.dtype == torch.float64 else x.float()  # float32 at least, float64 kept
     if batch is None:
         return _one_event(xf).to(x.dtype)
-    parts = [_one_event(xf[a:b]) for a, b in _event_bounds(batch, x.shape[0])]
+    parts = [_one_event(xf[a:b]) for a, b in itertools.pairwise(event_ptr(batch, x.shape[0]))]
     out = torch.cat(parts) if parts else xf.new_zeros(0, NUM_LINK_FEATURES)
     return out.to(x.dtype)
