@@ -120,6 +120,7 @@ def progress(
     unit: str = "it",
     enabled: bool | None = None,
     interval: float = 10.0,
+    leave: bool = True,
 ) -> Any:
     """A progress counter: tqdm on a terminal, :class:`PlainProgress` lines otherwise.
 
@@ -127,6 +128,7 @@ def progress(
         enabled: ``True``/``None``: show progress (a bar on a terminal, lines in a pipe);
             ``False``: a silent counter.
         interval: seconds between plain lines.
+        leave: keep the terminal bar when it closes (tqdm's ``leave``).
 
     Returns an object with tqdm's ``update``, ``close``, iteration and context-manager API.
     """
@@ -135,5 +137,5 @@ def progress(
     if enabled is False:
         return tqdm(iterable, total=total, desc=desc, unit=unit, disable=True)
     if sys.stderr.isatty():
-        return tqdm(iterable, total=total, desc=desc, unit=unit)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave)
     return PlainProgress(iterable, total=total, desc=desc, unit=unit, interval=interval)

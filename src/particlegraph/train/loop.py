@@ -24,7 +24,6 @@ import csv
 import io
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from tqdm.auto import tqdm
 
 from particlegraph.atomic import write_json, write_text
 from particlegraph.errors import ConfigError, ParticlegraphError
+from particlegraph.progress import progress as progress_counter
 from particlegraph.train import distributed as D
 from particlegraph.train.checkpoint import (
     capture_rng_state,
@@ -320,17 +320,15 @@ def _train_epoch(
     n_samples = 0
     n_batches = 0
     t0 = time.perf_counter()
-    bar = tqdm(
+    # a bar on a terminal, plain lines with an ETA in a pipe (a log file, a batch job)
+    bar = progress_counter(
         total=st.steps_per_epoch,
         desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
         unit="batch",
-        disable=None if show else True,  # None: hide when not a terminal
+        enabled=show,
+        interval=PLAIN_PROGRESS_SECONDS,
         leave=False,
-        dynamic_ncols=True,
     )
-    # in a pipe (log file, batch job) tqdm is hidden: print a plain line with an ETA instead
-    plain = show and not sys.stderr.isatty() and D.dist_info().is_main
-    last_line = t0
     it = iter(loader)
     try:
         while True:
@@ -364,11 +362,7 @@ def _train_epoch(
             bar.update(1)
             if n_batches % cfg.log_every == 0:
                 rate = n_samples / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
-            now = time.perf_counter()
-            if plain and now - last_line >= PLAIN_PROGRESS_SECONDS:
-                last_line = now
-                print(_plain_line(st, cfg, n_batches, now - t0, loss_value, n_samples), flush=True)
+                bar.set_postfix_str(f"loss={loss_value:.4g}, lr={lr:.2e}, samples_s={rate:.1f}")
     finally:
         bar.close()
     elapsed = max(time.perf_counter() - t0, 1e-9)
@@ -378,23 +372,6 @@ def _train_epoch(
 
 #: Seconds between the plain progress lines printed when stderr is not a terminal.
 PLAIN_PROGRESS_SECONDS = 20.0
-
-
-def _plain_line(
-    st: _State, cfg: FitConfig, n_batches: int, elapsed: float, loss: float, n_samples: int
-) -> str:
-    """``epoch 2/10: 120/700 batches (17 %), 9.8 samples/s, loss 1.23, ETA 0:03:40``."""
-    total = st.steps_per_epoch
-    text = f"epoch {st.epoch + 1}/{cfg.epochs}: {n_batches}"
-    if total:
-        left = max(total - n_batches, 0) * elapsed / max(n_batches, 1)
-        eta = time.strftime("%H:%M:%S", time.gmtime(left))
-        text += f"/{total} batches ({100 * n_batches / total:.0f} %)"
-    else:
-        eta = "?"
-        text += " batches"
-    rate = n_samples / max(elapsed, 1e-9)
-    return f"{text}, {rate:.1f} samples/s, loss {loss:.4g}, ETA {eta}"
 
 
 def fit(
