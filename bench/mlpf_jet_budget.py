@@ -31,9 +31,14 @@ import torch
 from common import emit, machine
 from particlegraph.physics.jets import cluster_jets, match_jets
 from particlegraph.sim.elements import ELEM_TOWER, NUM_CLASSES, Y_PID, Y_PT
-from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader
-from particlegraph.tasks.mlpf.metrics import class_ids, iqr_over_median, met, particles
-from particlegraph.tasks.mlpf.model import decode_predictions
+from particlegraph.tasks.mlpf.evaluate import predict_events
+from particlegraph.tasks.mlpf.metrics import (
+    class_ids,
+    confusion_matrix,
+    iqr_over_median,
+    met,
+    particles,
+)
 from particlegraph.tasks.mlpf.train import load_model
 
 PT_BINS = ((20.0, 50.0), (50.0, 100.0), (100.0, float("inf")))
@@ -42,17 +47,8 @@ PT_BINS = ((20.0, 50.0), (50.0, 100.0), (100.0, float("inf")))
 def predict(run: str, data: str, events: int) -> list[dict[str, np.ndarray]]:
     """Per event ``x``, ``ygen``, ``ycand``, ``ypred`` (arg-max) as numpy arrays."""
     model, _ = load_model(run)
-    loader = make_loader(MLPFDataset(data, max_events=events), batch_size=8)
-    out = []
-    with torch.inference_mode():
-        for b in loader:
-            yp = decode_predictions(b.x, model(b.x, b.batch)).float().numpy()
-            ptr = b.ptr.tolist()
-            for i in range(len(ptr) - 1):
-                s = slice(ptr[i], ptr[i + 1])
-                out.append({"x": b.x[s].numpy(), "ygen": b.ygen[s].numpy(),
-                            "ycand": b.ycand[s].numpy(), "ypred": yp[s]})  # fmt: skip
-    return out
+    stream = predict_events(model, data, max_events=events, device="cpu", progress=False)
+    return [dict(zip(("x", "ygen", "ycand", "ypred"), ev, strict=True)) for ev in stream]
 
 
 def with_class(cls_src: np.ndarray, kin_src: np.ndarray) -> np.ndarray:
@@ -107,7 +103,7 @@ def hard_tower_confusion(events: list[dict[str, np.ndarray]], min_pt: float = 10
         cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
         for e in events:
             m = (e["x"][:, 0] == ELEM_TOWER) & (e["ygen"][:, Y_PT] > min_pt)
-            np.add.at(cm, (class_ids(e["ygen"][m]), class_ids(e[side][m])), 1)
+            cm += confusion_matrix(class_ids(e["ygen"][m]), class_ids(e[side][m]))
         out["mlpf" if side == "ypred" else "baseline"] = cm.tolist()
     return out
 
