@@ -72,6 +72,12 @@ def stopped_worker(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "DataLoader worker" in text and "by signal" in text
 
 
+def _interrupted() -> typer.Exit:
+    """Print the interruption line; the exit (status 130) for the caller to raise."""
+    print("error: interrupted (temporary files were removed)", file=sys.stderr)
+    return typer.Exit(code=130)
+
+
 def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -104,14 +110,12 @@ def friendly_errors(func: F) -> F:
         except KeyboardInterrupt:
             if _debug_requested(debug):
                 raise
-            print("error: interrupted (temporary files were removed)", file=sys.stderr)
-            raise typer.Exit(code=130) from None
+            raise _interrupted() from None
         except Exception as err:
             if _debug_requested(debug):
                 raise
             if stopped_worker(err):  # SIGTERM to the job's process group reached a worker first
-                print("error: interrupted (temporary files were removed)", file=sys.stderr)
-                raise typer.Exit(code=130) from None
+                raise _interrupted() from None
             raise typer.Exit(code=report_error(err)) from None
         finally:
             if previous is not None:
