@@ -227,7 +227,7 @@ def test_damaged_gzip_is_a_data_file_error(tmp_path):
 
     path = tmp_path / "event000001000-hits.csv.gz"
     path.write_bytes(b"\x1f\x8b\x08\x00garbage")
-    with pytest.raises(DataFileError, match="not a readable CSV|truncated"):
+    with pytest.raises(DataFileError, match=r"not a readable CSV|truncated"):
         read_event(tmp_path, 1000)
     path.write_bytes(b"not gzip at all")
     with pytest.raises(DataFileError, match="not a readable CSV"):
