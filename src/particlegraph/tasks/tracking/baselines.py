@@ -232,7 +232,7 @@ FINDERS: dict[str, Method] = {
 #: Settings tried on validation events (the grid brackets the optimum found in development).
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "raw_dbscan": [{"eps": e} for e in (0.005, 0.01, 0.02, 0.05)],
-    "helix_dbscan": [{"eps": e} for e in (0.004, 0.008, 0.012, 0.018, 0.027, 0.04)],
+    "helix_dbscan": [{"eps": e} for e in (0.006, 0.009, 0.012, 0.018, 0.027)],
     "track_follower": [{"window_scale": w} for w in (0.5, 0.75, 1.0, 1.5, 2.0)],
 }
 
