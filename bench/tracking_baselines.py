@@ -5,6 +5,8 @@ rates, time per event.
         [--methods helix_dbscan track_follower raw_dbscan] \
         [--base '{"track_follower": {"pt_min": 0.3}}'] [--out FILE]
 
+Fixed settings default to ``baselines.default_base`` for the validation events' size.
+
 The first ``--val`` events of ``DIR`` choose each method's settings (the grid of
 ``baselines.GRIDS``, by the mean TrackML score); the next ``--test`` events are scored. Per method:
 mean over test events with its standard error of the TrackML score, the double-majority efficiency
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from common import emit, machine
-from particlegraph.tasks.tracking.baselines import find_tracks, tune
+from particlegraph.tasks.tracking.baselines import default_base, find_tracks, tune
 from particlegraph.tasks.tracking.dataset import HitEvent, to_hit_event
 from particlegraph.tasks.tracking.score import track_metrics, trackml_score
 from particlegraph.tasks.tracking.trackml import list_events, read_event
@@ -88,10 +90,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     val = load(args.data, ids[: args.val])
     test = load(args.data, ids[args.val : args.val + args.test])
     base = json.loads(args.base)
+    hits = float(np.mean([e.num_hits for e in val]))
     methods = {}
     for name in args.methods:
         t = time.perf_counter()
-        params, table = tune(name, val, base.get(name, {}))
+        params, table = tune(name, val, base.get(name, default_base(name, hits)))
         tune_s = time.perf_counter() - t
         methods[name] = {
             "kind": "classical", "params": params, "tuning": table, "tune_s": tune_s,

@@ -20,7 +20,10 @@ mean TrackML score and returns ``run(event) -> track_id``. An event is anything 
 ((H, 3) mm, tensor or array), ``particle_id`` and ``weight`` (for tuning), and for the
 layer-aware methods ``layer`` ((H,) ``100 * volume_id + layer_id``) — a
 :class:`~particlegraph.tasks.tracking.dataset.HitEvent` with its layer key works as is.
-``find_tracks(name, xyz, layer, params)`` runs one method with explicit settings.
+``find_tracks(name, xyz, layer, params)`` runs one method with explicit settings;
+:func:`default_base` gives the settings fixed by event size (the pT threshold of the follower's
+seeds, the DBSCAN hypotheses), :data:`GRIDS` the ones tuned. ``bench/tracking_baselines.py``
+measures them (docs/tracking.md, "Classical baselines").
 """
 
 from __future__ import annotations
