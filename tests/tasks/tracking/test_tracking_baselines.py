@@ -165,3 +165,17 @@ def test_default_settings_follow_the_event_size():
     small, big = default_base("helix_dbscan", 3e3), default_base("helix_dbscan", 4e4)
     assert small["n_curvatures"] * small["n_vertices"] >= 1
     assert big["n_vertices"] > small["n_vertices"]
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+def test_fast_dbscan_gives_scikit_learns_partition(eps):
+    from sklearn.cluster import DBSCAN
+
+    from particlegraph.tasks.tracking.baselines import ClusterConfig, dbscan_labels
+
+    pts = np.random.default_rng(0).random((500, 3))
+    fast = dbscan_labels(pts, ClusterConfig(eps=eps, min_samples=1))
+    ref = DBSCAN(eps=eps, min_samples=1).fit_predict(pts)
+    # the same partition: the pairs (fast, ref) label each cluster once
+    assert len(set(zip(fast.tolist(), ref.tolist(), strict=True))) == len(set(ref.tolist()))
+    assert len(set(fast.tolist())) == len(set(ref.tolist()))

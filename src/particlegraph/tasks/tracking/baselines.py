@@ -58,11 +58,25 @@ class ClusterConfig:
 
 
 def dbscan_labels(points: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
-    """Track id (N,) per point: DBSCAN clusters 0..C-1, each outlier its own id C, C+1, ..."""
+    """Track id (N,) per point: DBSCAN clusters 0..C-1, each outlier its own id C, C+1, ...
+
+    With ``min_samples == 1`` every point is a core point and DBSCAN's clusters are the connected
+    components of the eps-neighbour graph: computed so (k-d tree pairs + components), the same
+    partition as scikit-learn's in a fraction of the time.
+    """
     from sklearn.cluster import DBSCAN
 
     if points.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    if cfg.min_samples == 1:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial import cKDTree
+
+        n = points.shape[0]
+        pairs = cKDTree(points).query_pairs(cfg.eps, output_type="ndarray")
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        return connected_components(graph, directed=False)[1].astype(np.int64)
     labels = DBSCAN(eps=cfg.eps, min_samples=cfg.min_samples, algorithm="kd_tree").fit_predict(
         points
     )
