@@ -16,6 +16,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,8 @@ def _env_int(name: str, default: int, scale: int = 1) -> int:
         value = float(raw)
     except ValueError as err:
         raise ConfigError(f"{name}={raw!r} is not a number; unset it or give e.g. 2048") from err
-    if not value > 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a positive finite number, got {raw!r}")
     return int(value * scale)
 
 

@@ -85,16 +85,21 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"fit.epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ConfigError(f"fit.lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"fit.lr must be a finite number > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"fit.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"fit.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.weight_decay < 0 or self.warmup_steps < 0 or self.grad_clip < 0:
-            raise ConfigError("fit.weight_decay, fit.warmup_steps and fit.grad_clip must be >= 0")
+        if not all(math.isfinite(v) and v >= 0 for v in (self.weight_decay, self.grad_clip)):
+            raise ConfigError(
+                f"fit.weight_decay and fit.grad_clip must be finite and >= 0, got "
+                f"{self.weight_decay} and {self.grad_clip}"
+            )
+        if self.warmup_steps < 0:
+            raise ConfigError(f"fit.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.patience < 0 or self.log_every < 1:
             raise ConfigError("fit.patience must be >= 0 and fit.log_every >= 1")
         if self.num_threads < 0:
