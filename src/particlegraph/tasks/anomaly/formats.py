@@ -3,7 +3,9 @@
 Each ``Data`` has ``x`` (n, 5) with columns ``(pT, eta, phi, m, pdg_id)`` and ``edge_index``
 (2, E). Such a file is a pickle, and unpickling can run arbitrary code, so it is read with
 ``torch.load(weights_only=True)`` and only the PyG classes a ``Data`` list needs are allowed
-(:data:`SAFE_GLOBALS`); anything else is refused with a :class:`DataFileError`.
+(:data:`SAFE_GLOBALS`); anything else is refused with a :class:`DataFileError`. The input limits of
+:mod:`particlegraph.io.limits` apply: declared zip sizes and compression ratio before loading,
+graphs and values (shared tensors once per use) before any graph is processed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch_geometric.data.storage import GlobalStorage
 from particlegraph.atomic import atomic_path
 from particlegraph.errors import DataFileError
 from particlegraph.graph.etaphi import knn_etaphi
+from particlegraph.io.limits import Limits, check_declared, check_zip_entries
 
 #: The classes a pickled list of ``Data`` refers to; nothing else is unpickled.
 SAFE_GLOBALS = [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
@@ -26,6 +29,16 @@ SAFE_GLOBALS = [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
 def _short(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _check_size(path: Path, graphs: list[Data] | tuple[Data, ...], limits: Limits) -> None:
+    """Graphs at most ``max_rows``, values at most ``max_bytes / 4``, counting every reference:
+    a list that repeats one graph (or shares one tensor) is processed once per reference."""
+    check_declared(path, "graphs", len(graphs), limits.max_rows, "set PARTICLEGRAPH_MAX_ROWS "
+                   "higher if the file is genuine")  # fmt: skip
+    values = sum(v.numel() for g in graphs for v in g.to_dict().values() if torch.is_tensor(v))
+    check_declared(path, "values (counting shared tensors once per use)", values,
+                   limits.max_bytes // 4)  # fmt: skip
 
 
 def read_pt_graphs(
@@ -46,6 +59,8 @@ def read_pt_graphs(
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
+    limits = Limits.from_env()
+    check_zip_entries(path, limits.max_bytes)  # a deflated entry can hide gigabytes
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -60,6 +75,7 @@ def read_pt_graphs(
         raise DataFileError(
             f"{path}: expected a list of torch_geometric Data, got {type(obj).__name__}"
         )
+    _check_size(path, obj, limits)
     out = []
     for i, g in enumerate(obj):
         x = getattr(g, "x", None)
