@@ -156,4 +156,6 @@ def make_world(root: Path) -> dict[str, Path]:
     w["unwritable"] = unwritable_dir(root)
     w["tabular_data"] = root / "tabular.data"
     w["tabular_data"].write_text("1.0 2.0 nan 0\n0.5 0.1 0.2 1\n")
+    w["tabular_good"] = root / "tabular_good.data"
+    w["tabular_good"].write_text("".join(f"{i / 40:.3f} 0.5 -0.5 {i % 4}\n" for i in range(40)))
     return w

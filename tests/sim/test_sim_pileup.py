@@ -62,3 +62,25 @@ def test_each_event_is_rotated_and_mirrored_whole() -> None:
     np.testing.assert_allclose(parts.e, 6.0)
     np.testing.assert_allclose(np.hypot(parts.vx, parts.vy), 1.0)
     assert np.unique(np.round(parts.vz, 9)).size > 1
+
+
+@pytest.mark.parametrize("mu", [-0.1, float("nan"), float("inf"), 1000.001])
+def test_mu_outside_its_range_is_refused(mu: float) -> None:
+    from particlegraph.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pile-up mu must be between 0 and 1000"):
+        overlay(_pool(), mu, np.random.default_rng(0), vertex_sigma_z=50.0)
+
+
+def test_mu_at_the_bound_is_accepted() -> None:
+    _, n = overlay(_pool(), 1000.0, np.random.default_rng(0), vertex_sigma_z=50.0)
+    assert 800 < n < 1200  # 1000 +- 6 sigma
+
+
+@pytest.mark.parametrize("size", [0, 100_001])
+def test_pool_size_outside_its_range_is_refused_before_pythia(size: int) -> None:
+    from particlegraph.errors import ConfigError
+    from particlegraph.sim.pileup import build_pool
+
+    with pytest.raises(ConfigError, match="between 1 and 100,000 events"):
+        build_pool(size, seed=0)

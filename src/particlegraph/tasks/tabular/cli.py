@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors, removed_on_failure
+from particlegraph.bounds import MAX_BATCH_SIZE, MAX_BINS, MAX_EVENTS, MAX_SEED
+from particlegraph.cli.common import check_range, friendly_errors, removed_on_failure
 from particlegraph.errors import ConfigError
 
 app = typer.Typer(
@@ -40,6 +41,9 @@ def generate(
     """Generate the three-observable toy: obs1 separates, obs2 through |obs2|, obs3 not at all."""
     from particlegraph.tasks.tabular.workflow import generate as run
 
+    check_range("--events", events, 2, MAX_EVENTS, what="events in total")
+    check_range("--seed", seed, 0, MAX_SEED)
+    check_range("--test-fraction", test_fraction, 0.0, 1.0)
     with removed_on_failure(out):
         path = run(out, events=events, seed=seed, test_fraction=test_fraction)
     typer.echo(f"wrote {events} events to {path}")
@@ -68,6 +72,9 @@ def train(
     """Train the MLP classifier (BCE, Adam, 25 % validation) and save loss/accuracy curves."""
     from particlegraph.tasks.tabular.workflow import train as run
 
+    check_range("--epochs", epochs, 1, 100_000)
+    check_range("--batch-size", batch_size, 1, MAX_BATCH_SIZE, what="events per step")
+    check_range("--seed", seed, 0, MAX_SEED)
     with removed_on_failure(out):
         s = run(
             data, out, epochs=epochs, features=_features(features), lr=lr, batch_size=batch_size,
@@ -93,6 +100,7 @@ def explain(
     """Gradients, Taylor coefficients (+ evolution), ROC curves, observable matrix, heat maps."""
     from particlegraph.tasks.tabular.workflow import explain as run
 
+    check_range("--bins", bins, 2, MAX_BINS, what="heat-map grid points per axis")
     folder = out if out is not None else run_dir / "explain"
     with removed_on_failure(folder if run_dir.is_dir() else None, heatmap_run):
         s = run(run_dir, data=data, out=out, heatmap_run=heatmap_run, bins=bins)
@@ -110,6 +118,9 @@ def demo(
     """Generate, train (3 and 2 observables) and explain, end to end in under two minutes on CPU."""
     from particlegraph.tasks.tabular.workflow import demo as run
 
+    check_range("--events", events, 100, MAX_EVENTS, what="events in total")
+    check_range("--epochs", epochs, 1, 100_000)
+    check_range("--seed", seed, 0, MAX_SEED)
     with removed_on_failure(out):
         s = run(out, events=events, epochs=epochs, seed=seed)
     _print_summary(s)
