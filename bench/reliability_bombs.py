@@ -15,8 +15,11 @@ inspect``, ``tracking convert``, ``anomaly inspect``) in a fresh process under
 * ``view.pt``: a few KB holding one float expanded (stride 0) to a (53687091, 5) tensor, 1 GiB
   of values once a reader copies it.
 
-Also measures the Python allocations of the refused read itself with tracemalloc, and the
-process's peak RSS growth with ``resource.getrusage`` (in-process). Prints a table and saves
+Each command also runs on a missing file (``baseline_missing_file``: the interpreter, the
+command's imports and a one-line error; torch alone is about 300 MB), so the cost of the refusal
+is the difference. Also measures the Python allocations of the refused read itself with
+tracemalloc, and the process's peak RSS growth with ``resource.getrusage`` (in-process; zero when
+an earlier case already set a higher peak). Prints a table and saves
 ``bench/results/reliability_bombs.json``.
 
     PYTHONPATH=src python bench/reliability_bombs.py [--before /work/main/src]
@@ -245,6 +248,9 @@ def main() -> None:
             cmd = [*words, str(path), *(w.format(tmp=tmp) for w in extra)]
             entry = {"file_bytes": path.stat().st_size, "command": "particlegraph " +
                      " ".join(cmd).replace(tmp, "TMP"), "after": run_cli(src, cmd)}  # fmt: skip
+            # the same command on a missing file: interpreter, imports, one-line error
+            missing = [w.replace(str(path), str(folder / "missing")) for w in cmd]
+            entry["baseline_missing_file"] = run_cli(src, missing)
             entry["in_process"] = traced_read(path, task)
             if args.before:
                 entry["before"] = run_cli(args.before, cmd, cap_kb=3_000_000)

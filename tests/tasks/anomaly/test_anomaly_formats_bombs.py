@@ -52,21 +52,22 @@ def test_the_deflate_bomb_is_real_and_refused(tmp_path: Path) -> None:
 
 def test_declared_size_over_the_limit_is_refused(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "big.pt"
-    # with its (empty) edges: without them the reader builds kNN edges over all 60,000 nodes
+    # with their (empty) edges: without them the reader builds kNN edges
     empty = torch.zeros(2, 0, dtype=torch.long)
-    path.write_bytes(_saved([Data(x=torch.zeros(60_000, 5), edge_index=empty)]))  # 1.2 MB
+    graphs = [Data(x=torch.zeros(10_000, 5), edge_index=empty) for _ in range(6)]
+    path.write_bytes(_saved(graphs))  # 1.2 MB stored
     monkeypatch.setenv("PARTICLEGRAPH_MAX_INPUT_MB", "1")
     with pytest.raises(ResourceLimitError, match="bytes uncompressed, more than the limit"):
         read_pt_graphs(path)
     monkeypatch.setenv("PARTICLEGRAPH_MAX_INPUT_MB", "2")
-    assert read_pt_graphs(path)[0].x.shape == (60_000, 5)
+    assert [g.num_nodes for g in read_pt_graphs(path)] == [10_000] * 6
 
 
 def test_a_stride_zero_view_counts_its_values(tmp_path: Path) -> None:
     path = tmp_path / "view.pt"
     path.write_bytes(_saved([Data(x=torch.zeros(1, 1).expand(60_000_000, 5))]))
     assert path.stat().st_size < 10_000
-    with pytest.raises(ResourceLimitError, match=r"declares 300,000,000 values"):
+    with pytest.raises(ResourceLimitError, match=r"declares 60,000,000 nodes in one graph"):
         read_pt_graphs(path)
 
 
@@ -93,3 +94,25 @@ def test_a_payload_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="weights_only=True"):
         read_pt_graphs(path)
     assert not (tmp_path / "canary").exists()
+
+
+def test_a_graph_too_large_for_knn_is_refused(tmp_path: Path) -> None:
+    """10,001 nodes without edges would need a 10,001^2 distance matrix per kNN block."""
+    from particlegraph.tasks.anomaly.formats import MAX_GRAPH_NODES
+
+    ok, big = tmp_path / "ok.pt", tmp_path / "big.pt"
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    ok.write_bytes(_saved([Data(x=torch.zeros(MAX_GRAPH_NODES, 5), edge_index=empty)]))
+    assert read_pt_graphs(ok)[0].num_nodes == MAX_GRAPH_NODES
+    big.write_bytes(_saved([Data(x=torch.zeros(1, 5).expand(MAX_GRAPH_NODES + 1, 5))]))
+    with pytest.raises(ResourceLimitError, match="declares 10,001 nodes in one graph"):
+        read_pt_graphs(big)
+
+
+def test_values_count_every_reference(tmp_path: Path, monkeypatch) -> None:
+    g = Data(x=torch.zeros(10, 5), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    path = tmp_path / "refs.pt"
+    path.write_bytes(_saved([g] * 6000))  # 300,000 values to process, 50 stored
+    monkeypatch.setenv("PARTICLEGRAPH_MAX_INPUT_MB", "1")  # 262,144 values
+    with pytest.raises(ResourceLimitError, match="declares 300,000 values"):
+        read_pt_graphs(path)

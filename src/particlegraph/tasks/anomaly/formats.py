@@ -22,6 +22,8 @@ from particlegraph.errors import DataFileError
 from particlegraph.graph.etaphi import knn_etaphi
 from particlegraph.io.limits import Limits, check_declared, check_zip_entries
 
+#: Most nodes (particles) in one graph; the eta-phi kNN of a graph costs nodes^2 in memory.
+MAX_GRAPH_NODES = 10_000
 #: The classes a pickled list of ``Data`` refers to; nothing else is unpickled.
 SAFE_GLOBALS = [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
 
@@ -36,6 +38,9 @@ def _check_size(path: Path, graphs: list[Data] | tuple[Data, ...], limits: Limit
     a list that repeats one graph (or shares one tensor) is processed once per reference."""
     check_declared(path, "graphs", len(graphs), limits.max_rows, "set PARTICLEGRAPH_MAX_ROWS "
                    "higher if the file is genuine")  # fmt: skip
+    nodes = max((g.num_nodes or 0 for g in graphs), default=0)
+    check_declared(path, "nodes in one graph (its kNN edges cost nodes^2)", nodes,
+                   MAX_GRAPH_NODES, "the exercise's graphs hold at most a few hundred")  # fmt: skip
     values = sum(v.numel() for g in graphs for v in g.to_dict().values() if torch.is_tensor(v))
     check_declared(path, "values (counting shared tensors once per use)", values,
                    limits.max_bytes // 4)  # fmt: skip
