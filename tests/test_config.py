@@ -99,17 +99,24 @@ def test_dotted_overrides() -> None:
         apply_overrides({"fit": 1}, ["fit.epochs=2"])
 
 
-def test_shipped_configs_load_and_errors_name_them() -> None:
+def test_shipped_configs_load_and_errors_name_them(tmp_path, monkeypatch) -> None:
+    """A package's configs/*.yaml load by name; errors name the file (engine only: a fake package)."""
     from particlegraph.config import shipped_configs
-    from particlegraph.tasks.mlpf.train import PACKAGE, MLPFRunConfig
 
-    names = shipped_configs(PACKAGE)
-    assert {"demo", "small", "paper"} <= set(names)
-    for name in names:
-        assert load_config(MLPFRunConfig, name, package=PACKAGE).fit.epochs >= 1
-    msg = r"config key fit.epochs in .*demo.yaml must be an integer.*got 2.7"  # path or name
-    with pytest.raises(ConfigError, match=msg):
-        load_config(MLPFRunConfig, "demo", ["fit.epochs=2.7"], package=PACKAGE)
+    pkg = tmp_path / "pgfake_task"
+    (pkg / "configs").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "configs" / "small.yaml").write_text("fit:\n  epochs: 2\n")
+    (pkg / "configs" / "bad.yaml").write_text("fit:\n  epochs: 2.7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert shipped_configs("pgfake_task") == ["bad", "small"]
+    assert load_config(Outer, "small", package="pgfake_task").fit.epochs == 2
+    with pytest.raises(
+        ConfigError, match=r"config key fit.epochs in .*bad.yaml must be an integer"
+    ):
+        load_config(Outer, "bad", package="pgfake_task")
+    with pytest.raises(ConfigError, match=r"neither a file nor a shipped config \(bad, small\)"):
+        load_config(Outer, "nope", package="pgfake_task")
 
 
 @pytest.mark.parametrize(

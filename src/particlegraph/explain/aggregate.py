@@ -308,7 +308,7 @@ class RelevanceStudy:
             raise DataFileError(
                 f"cannot read relevance study state {path} ({err}); delete it to start afresh"
             ) from err
-        study.spans = [tuple(s) for s in meta["spans"]]  # type: ignore[misc]
+        study.spans = [tuple(s) for s in meta["spans"]]
         return study
 
     # --- results --------------------------------------------------------------------------------
@@ -316,14 +316,16 @@ class RelevanceStudy:
         """Mean per element of ``maps``, ``abs_share``, ``signed_share`` or ``rank_share``."""
         cnt = self.arrays["count"]
         val = self.arrays[key] / FIXED
-        return val / np.maximum(cnt, 1).reshape(*cnt.shape, *([1] * (val.ndim - 3)))
+        result: np.ndarray = val / np.maximum(cnt, 1).reshape(*cnt.shape, *([1] * (val.ndim - 3)))
+        return result
 
     def boot_std(self, key: str) -> np.ndarray:
         """Bootstrap standard deviation of :meth:`mean` for ``abs_share`` or ``rank_share``."""
         cnt = self.arrays["boot_count"]
         val = self.arrays[f"boot_{key}"] / FIXED
         ratio = val / np.maximum(cnt, 1)[..., None]
-        return ratio.std(axis=0, ddof=1)
+        result: np.ndarray = ratio.std(axis=0, ddof=1)
+        return result
 
     def flipping(self) -> np.ndarray:
         """(O, 2 units, 2 [relevance, random], S) mean flipping curves (NaN where none)."""

@@ -185,7 +185,8 @@ def decompress_bounded(data: bytes, codec: str = "bz2", max_bytes: int | None = 
         raise ResourceLimitError(
             f"{name}: expands to more than {_mb(limit)} (refused after {_mb(limit)}; {_HINT})"
         )
-    return out
+    result: bytes = out
+    return result
 
 
 #: Deepest nesting :func:`expanded_size` follows; deeper structures are refused (no event file

@@ -46,7 +46,7 @@ NUMPY_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 _OPEN: dict[str | None, Any] = {None: open, "bz2": bz2.open, "gzip": gzip.open, "xz": lzma.open}
 
 
-class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+class RestrictedUnpickler(pickle._Unpickler):
     """Pure-Python unpickler that resolves only ``allowed`` globals.
 
     ``numpy.core.*`` names (numpy 1 pickles) are looked up as ``numpy._core.*`` under numpy 2.

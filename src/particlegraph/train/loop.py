@@ -211,7 +211,8 @@ def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     if not groups:
         raise ConfigError("the model has no trainable parameters")
     opt_cls = OPTIMIZERS[cfg.optimizer]
-    return opt_cls(groups, lr=cfg.lr)
+    result: torch.optim.Optimizer = opt_cls(groups, lr=cfg.lr)
+    return result
 
 
 def lr_factor(cfg: FitConfig, step: int, progress: float) -> float:
@@ -355,7 +356,7 @@ def _train_epoch(
                     "lower fit.lr, set fit.grad_clip, or check the input data"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
