@@ -35,8 +35,6 @@ class Case:
 GOOD = "--data {good}"
 CASES = [
     # --- mlpf generate -----------------------------------------------------------------------
-    Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
-         "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
     Case("generate-num-shards-0", "mlpf generate --events 2 --num-shards 0 --out {out}",
          r"--num-shards must be >= 1"),
     Case("generate-events-per-file-0", "mlpf generate --events 2 --events-per-file 0 --out {out}",
@@ -237,6 +235,130 @@ RANGES = [
 ]  # fmt: skip
 CASES += RANGES
 
+# --- the run contract (issue 17): code never runs on load, nothing is lost, nothing stale ------
+_PAYLOAD = r"carries the object posix.mkdir, not only weights; refused without loading it"
+_INPUT = r"is also an input|lies inside the input"
+_NOT_OURS = r"not by `particlegraph|did not make|was not written by"
+CONTRACT = [
+    # a checkpoint carrying a pickle payload (os.mkdir of {canary}) is refused and never runs
+    Case("mlpf-evaluate-payload", "mlpf evaluate --run {evil_mlpf} --data {good} --no-figures", _PAYLOAD),
+    Case("mlpf-explain-payload", "mlpf explain --run {evil_mlpf} --data {good} --out {out} --no-figures", _PAYLOAD),
+    Case("mlpf-export-payload", "mlpf export --run {evil_mlpf} --onnx {out}.onnx", _PAYLOAD),
+    Case("mlpf-train-resume-payload", "mlpf train --data {good} --run {evil_mlpf} --resume --set fit.epochs=9",
+         _PAYLOAD),
+    Case("tabular-explain-payload", "tabular explain --run {evil_tabular} --out {out}", _PAYLOAD),
+    Case("tabular-explain-last-payload", "tabular explain --run {evil_tabular} --out {out} --checkpoint last",
+         _PAYLOAD),
+    Case("tabular-train-resume-payload", "tabular train --data {tabular_toy} --run {evil_tabular} --resume "
+         "--set fit.epochs=3", _PAYLOAD),
+    # pretrained:NAME is a name from the package's list, never a path
+    Case("mlpf-evaluate-pretrained-dotdot", "mlpf evaluate --run pretrained:../../../run --data {good}",
+         r"no pretrained mlpf model of that name \(a name, never a path\)"),
+    Case("mlpf-explain-pretrained-abs", "mlpf explain --run pretrained:{run} --data {good} --out {out}",
+         r"no pretrained mlpf model of that name"),
+    Case("mlpf-export-pretrained-unknown", "mlpf export --run pretrained:nope --onnx {out}.onnx",
+         r"no pretrained mlpf model of that name.*shipped: ttbar_pu50_medium"),
+    Case("tabular-explain-pretrained-dotdot", "tabular explain --run pretrained:../tabular_run --out {out}",
+         r"no pretrained tabular model of that name.*shipped: none"),
+    Case("tabular-explain-pretrained-abs", "tabular explain --run pretrained:{tabular_run} --out {out}",
+         r"no pretrained tabular model of that name"),
+    # a run of another task, or a folder that is no run
+    Case("tabular-explain-mlpf-run", "tabular explain --run {run} --out {out}",
+         r"is the output of `particlegraph mlpf train`, not a tabular run"),
+    Case("tabular-explain-foreign-run", "tabular explain --run {foreign} --out {out}", r"is not a tabular run"),
+    Case("tabular-explain-run-is-file", "tabular explain --run {file} --out {out}", r"no such run folder"),
+    Case("tabular-train-resume-mlpf-run", "tabular train --data {tabular_toy} --run {run} --resume",
+         r"is the output of `particlegraph mlpf train`, not a tabular run"),
+    Case("tabular-train-resume-missing", "tabular train --data {tabular_toy} --run {out} --resume",
+         r"no such run folder"),
+    Case("tabular-explain-checkpoint-worst", "tabular explain --run {tabular_run} --out {out} --checkpoint worst",
+         r"--checkpoint must be best or last"),
+    # nothing is lost: outputs never replace inputs or what the command did not make
+    Case("tabular-train-into-run", "tabular train --data {tabular_toy} --run {tabular_run} --epochs 2",
+         r"already holds a tabular run; use --resume to continue it, --overwrite to replace it"),
+    Case("tabular-train-into-foreign", "tabular train --data {tabular_toy} --run {foreign}", _NOT_OURS),
+    Case("tabular-train-into-foreign-overwrite", "tabular train --data {tabular_toy} --run {foreign} --overwrite",
+         r"never replaced, not even with --overwrite"),
+    Case("tabular-train-into-mlpf-run", "tabular train --data {tabular_toy} --run {run}", _NOT_OURS),
+    Case("tabular-train-resume-overwrite", "tabular train --data {tabular_toy} --run {tabular_run} --resume "
+         "--overwrite", r"--resume and --overwrite exclude each other"),
+    Case("tabular-train-run-is-data", "tabular train --data {tabular_toy} --run {tabular_toy}", _INPUT),
+    Case("tabular-train-run-is-file", "tabular train --data {tabular_toy} --run {file}", r"is a file, expected a folder"),
+    Case("tabular-generate-over-foreign", "tabular generate --out {foreign_file} --events 100",
+         r"exists and was not written by `particlegraph tabular generate`.*--overwrite"),
+    Case("tabular-generate-over-folder", "tabular generate --out {foreign} --events 100",
+         r"is a folder, expected a file"),
+    Case("tabular-generate-bad-suffix", "tabular generate --out {out}.csv --events 100", r"unknown suffix '.csv'"),
+    Case("tabular-explain-out-is-data", "tabular explain --run {tabular_run} --data {tabular_toy} "
+         "--out {tabular_toy}", _INPUT),
+    Case("tabular-explain-out-foreign", "tabular explain --run {tabular_run} --out {foreign}", _NOT_OURS),
+    Case("tabular-explain-out-is-file", "tabular explain --run {tabular_run} --out {file}", r"is a file, expected a folder"),
+    Case("tabular-demo-out-foreign", "tabular demo --out {foreign} --events 100", _NOT_OURS),
+    # bad data for tabular train / explain: one line, no run folder left behind
+    Case("tabular-train-nan", "tabular train --data {tabular_data} --run {out}", r"non-finite"),
+    Case("tabular-train-inf", "tabular train --data {tabular_inf} --run {out}", r"non-finite"),
+    Case("tabular-train-only-test-rows", "tabular train --data {tabular_only_test} --run {out}",
+         r"no train rows \(labels 0/1\)"),
+    Case("tabular-train-one-class", "tabular train --data {tabular_one_class} --run {out}",
+         r"train rows must hold both signal and background"),
+    Case("tabular-train-label-7", "tabular train --data {tabular_label7} --run {out}", r"label '7' is not one of"),
+    Case("tabular-train-five-columns", "tabular train --data {tabular_five_cols} --run {out}",
+         r"expected 4 whitespace-separated columns"),
+    Case("tabular-train-words", "tabular train --data {tabular_words} --run {out}", r"non-numeric value"),
+    Case("tabular-train-bad-suffix", "tabular train --data {tabular_bad_suffix} --run {out}", r"unknown suffix"),
+    Case("tabular-train-parquet-junk", "tabular train --data {truncated_parquet} --run {out}",
+         r"cannot read Parquet file"),
+    Case("tabular-explain-no-test-rows", "tabular explain --run {tabular_run} --data {tabular_no_test} --out {out}",
+         r"no test rows \(labels 2/3\)"),
+    Case("tabular-explain-missing-data", "tabular explain --run {tabular_run} --data {root}/none.data --out {out}",
+         r"none.data does not exist"),
+    Case("tabular-train-unknown-key", "tabular train --data {tabular_toy} --run {out} --set fit.epoch=3",
+         r"unknown key\(s\) \['epoch'\]"),
+    Case("tabular-train-unknown-config", "tabular train --data {tabular_toy} --run {out} --config nope",
+         r"neither a file nor a shipped config"),
+    Case("tabular-train-features-4", "tabular train --data {tabular_toy} --run {out} --features 1,4",
+         r"--features takes observable numbers 1, 2, 3"),
+    Case("tabular-train-epochs-quoted-float", "tabular train --data {tabular_toy} --run {out} --set fit.epochs='2.5'",
+         r"fit.epochs .*must be an integer"),
+]  # fmt: skip
+CASES += CONTRACT
+
+# --- cases for commands another helper is rewriting on its own branch (tracking, anomaly, mlpf
+# train/evaluate): kept apart, never xfail; those failing here are listed in the closing report.
+PENDING = [
+    # refused with the right line, but after claiming the folder and taking its lock (mtimes change)
+    Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
+         "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
+    Case("tracking-evaluate-payload", "tracking evaluate --run {evil_tracking} --data {good} --out {out}", _PAYLOAD),
+    Case("tracking-explain-payload", "tracking explain --run {evil_tracking} --data {good} --out {out}", _PAYLOAD),
+    Case("tracking-train-resume-payload", "tracking train --data {good} --run {evil_tracking} --resume", _PAYLOAD),
+    Case("anomaly-evaluate-payload", "anomaly evaluate --run {evil_anomaly} --background b={good} "
+         "--signal s={good} --out {out}", _PAYLOAD),
+    Case("anomaly-explain-payload", "anomaly explain --run {evil_anomaly} --sample s={good} --out {out}", _PAYLOAD),
+    Case("anomaly-train-resume-payload", "anomaly train --data {good} --run {evil_anomaly} --resume", _PAYLOAD),
+    Case("tracking-evaluate-pretrained-dotdot", "tracking evaluate --run pretrained:../x --data {good} --out {out}",
+         r"no pretrained tracking model of that name"),
+    Case("anomaly-evaluate-pretrained-dotdot", "anomaly evaluate --run pretrained:../x --background b={good} "
+         "--signal s={good} --out {out}", r"no pretrained anomaly model of that name"),
+    Case("tracking-evaluate-tabular-run", "tracking evaluate --run {tabular_run} --data {good} --out {out}",
+         r"is the output of `particlegraph tabular train`, not a tracking run"),
+    Case("anomaly-evaluate-tabular-run", "anomaly evaluate --run {tabular_run} --background b={good} "
+         "--signal s={good} --out {out}", r"is the output of `particlegraph tabular train`, not a anomaly run"),
+    Case("tracking-convert-into-sample", "tracking convert {file} --out {good}", _NOT_OURS),
+    Case("anomaly-evaluate-out-in-sample", "anomaly evaluate --run {evil_anomaly} --background b={good} "
+         "--signal s={good} --out {good}/eval", _INPUT),
+    Case("tracking-train-into-foreign", "tracking train --data {good} --run {foreign}", _NOT_OURS),
+    Case("anomaly-train-into-foreign", "anomaly train --data {good} --run {foreign}", _NOT_OURS),
+    Case("mlpf-train-into-tabular-run", "mlpf train --data {good} --run {tabular_run}", _NOT_OURS),
+    Case("anomaly-inspect-plot-is-folder", "anomaly inspect {good} --plot {foreign}", r"is a folder|is a directory"),
+    # these two replaced their input on this branch (exit 0): run on copies, not on the shared world
+    Case("mlpf-export-onto-checkpoint", "mlpf export --run {run_copy} --onnx {run_copy}/checkpoints/best.pt",
+         _NOT_OURS + "|" + _INPUT),
+    Case("mlpf-inspect-json-onto-shard", "mlpf inspect {good_copy} --json {good_copy}/events_000.parquet",
+         _NOT_OURS + "|" + _INPUT),
+]  # fmt: skip
+CASES += PENDING
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -272,6 +394,7 @@ def test_bad_input_gives_one_error_line_and_exit_2(world, case, monkeypatch):
 
     assert re.search(case.match.format(**paths), lines[0]), lines[0]
     assert snapshot(world["root"]) == before, "the failed command changed the disk"
+    assert not world["canary"].exists(), "a pickle payload ran"
 
 
 def test_every_command_has_a_row():

@@ -41,6 +41,7 @@ from particlegraph.tasks.tabular.training import (
     torch_threads,
     train_run,
 )
+from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint
 from particlegraph.train.run import check_data, create_run, open_run
 
 #: The package whose ``configs/`` folder ships the named run configs.
@@ -114,6 +115,8 @@ def train(
         )
     guard_outputs("tabular train", [Output(out, "dir", "--run")], [cfg.data], overwrite=overwrite)
     _test_or_train_rows(cfg.data, "train")  # the data is read and checked before any write
+    if resume:  # so is the checkpoint it continues from (a payload is refused unread)
+        load_checkpoint(checkpoint_path(out, "last"))
     create_run(out, TASK, cfg, data=DATA_SETTINGS, overwrite=overwrite, resume=resume)
     t0 = time.perf_counter()
     _, history = train_run(cfg, out, resume=resume)
