@@ -151,13 +151,20 @@ def check_range(name: str, value: float | None, low: float | None = None, high: 
     bad = (low is not None and value < low) or (high is not None and value > high)
     if bad or not math.isfinite(value):
         if low is not None and high is not None:
-            want = f"between {low:g} and {high:g}"
+            want = f"between {_number(low)} and {_number(high)}"
         elif low is not None:
-            want = f">= {low:g}"
+            want = f">= {_number(low)}"
         else:
-            want = f"<= {high:g}"
+            want = f"<= {_number(high)}"
         about = f" ({what})" if what else ""
-        raise ConfigError(f"{name} must be {want}{about}, got {value:g}")
+        raise ConfigError(f"{name} must be {want}{about}, got {_number(value)}")
+
+
+def _number(value: float | None) -> str:
+    """``999,999,995`` for whole numbers (every digit: ``%g`` would print 1e+09), ``0.99`` else."""
+    if value is not None and math.isfinite(value) and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:g}"
 
 
 def _nearest_existing(path: Path) -> Path:
