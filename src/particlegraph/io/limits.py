@@ -79,15 +79,16 @@ _HINT = "set PARTICLEGRAPH_MAX_INPUT_MB higher if the file is genuine"
 
 
 def check_declared(path: str | os.PathLike[str], what: str, declared: int, limit: int,
-                   hint: str = _HINT) -> None:  # fmt: skip
+                   hint: str = _HINT, stage: str = "reading") -> None:  # fmt: skip
     """Raise :class:`ResourceLimitError` when a file declares ``declared`` > ``limit``.
 
-    ``what`` names the quantity (``"rows"``, ``"bytes uncompressed"``).
+    ``what`` names the quantity (``"rows"``, ``"bytes uncompressed"``); ``stage`` what has not
+    happened yet (``"reading"``, ``"processing"``), for the message.
     """
     if declared > limit:
         raise ResourceLimitError(
             f"{path}: declares {declared:,} {what}, more than the limit of {limit:,} "
-            f"(refused before reading; {hint})"
+            f"(refused before {stage}; {hint})"
         )
 
 

@@ -37,13 +37,14 @@ def _check_size(path: Path, graphs: list[Data] | tuple[Data, ...], limits: Limit
     """Graphs at most ``max_rows``, values at most ``max_bytes / 4``, counting every reference:
     a list that repeats one graph (or shares one tensor) is processed once per reference."""
     check_declared(path, "graphs", len(graphs), limits.max_rows, "set PARTICLEGRAPH_MAX_ROWS "
-                   "higher if the file is genuine")  # fmt: skip
+                   "higher if the file is genuine", stage="processing")  # fmt: skip
     nodes = max((g.num_nodes or 0 for g in graphs), default=0)
     check_declared(path, "nodes in one graph (its kNN edges cost nodes^2)", nodes,
-                   MAX_GRAPH_NODES, "the exercise's graphs hold at most a few hundred")  # fmt: skip
+                   MAX_GRAPH_NODES, "the exercise's graphs hold at most a few hundred",
+                   stage="processing")  # fmt: skip
     values = sum(v.numel() for g in graphs for v in g.to_dict().values() if torch.is_tensor(v))
     check_declared(path, "values (counting shared tensors once per use)", values,
-                   limits.max_bytes // 4)  # fmt: skip
+                   limits.max_bytes // 4, stage="processing")  # fmt: skip
 
 
 def read_pt_graphs(
