@@ -170,6 +170,41 @@ def tabular_world(root: Path) -> dict[str, Path]:
     return w
 
 
+def trackml_folder(folder: Path, n_events: int = 2) -> Path:
+    """A few small TrackML events (written with the task's own writer)."""
+    from particlegraph.tasks.tracking.notebook import NotebookSample, sample_to_event
+    from particlegraph.tasks.tracking.trackml import write_event
+
+    rng = np.random.default_rng(5)
+    for i in range(n_events):
+        xyz = rng.normal(0.0, 100.0, (40, 3))
+        pid = np.repeat(np.arange(1, 9), 5)
+        write_event(
+            folder, sample_to_event(NotebookSample(xyz, np.zeros((40, 0)), pid, {}), 1000 + i)
+        )
+    return folder
+
+
+def anomaly_sample(folder: Path, n_events: int = 20) -> Path:
+    """One shard of PF candidates (written with the task's own writer)."""
+    from particlegraph.tasks.anomaly.samples import write_candidates
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for _ in range(n_events):
+        n = int(rng.integers(5, 30))
+        pt = np.sort(rng.exponential(2.0, n) + 0.5)[::-1].astype(np.float32)
+        eta = rng.normal(0, 1.5, n).astype(np.float32)
+        rows.append({
+            "pt": pt, "eta": eta, "phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
+            "cls": np.ones(n, np.int8), "charge": np.ones(n, np.int8),
+            "energy": (pt * np.cosh(eta)).astype(np.float32), "n_cand": np.int32(n),
+            "ht": float(pt.sum()), "lead_jet_pt": float(pt[0]), "lead_jet_mass": 10.0, "n_jets": 1,
+        })  # fmt: skip
+    write_candidates(folder / "bkg_00000.parquet", rows, {"sample": "bkg", "pileup": 0})
+    return folder
+
+
 def _truncated_root(path: Path) -> Path:
     import uproot
 
@@ -251,6 +286,14 @@ def make_world(root: Path) -> dict[str, Path]:
 
     w["good_copy"] = Path(shutil.copytree(w["good"], root / "good_copy"))
     w["run_copy"] = Path(shutil.copytree(w["run"], root / "run_copy"))
+    w["trackml"] = trackml_folder(root / "trackml", n_events=4)
+    w["anomaly_sample"] = anomaly_sample(root / "anomaly_sample")
     w["canary"] = root / "canary"  # must never appear: the payloads would create it
     w.update(evil_runs(root, w["canary"], w["tabular_run"], w["run"]))
+    # own copies for the cases whose command (still) trains into what it was given
+    for name in ("evil_tracking", "evil_anomaly", "foreign"):
+        for task in ("tracking", "anomaly"):
+            key = f"{name}_{task}" if name == "foreign" else f"{name}_resume"
+            if key not in w:
+                w[key] = Path(shutil.copytree(w[name], root / key))
     return w

@@ -329,29 +329,29 @@ PENDING = [
     # refused with the right line, but after claiming the folder and taking its lock (mtimes change)
     Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
          "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
-    Case("tracking-evaluate-payload", "tracking evaluate --run {evil_tracking} --data {good} --out {out}", _PAYLOAD),
-    Case("tracking-explain-payload", "tracking explain --run {evil_tracking} --data {good} --out {out}", _PAYLOAD),
-    Case("tracking-train-resume-payload", "tracking train --data {good} --run {evil_tracking} --resume", _PAYLOAD),
-    Case("anomaly-evaluate-payload", "anomaly evaluate --run {evil_anomaly} --background b={good} "
-         "--signal s={good} --out {out}", _PAYLOAD),
-    Case("anomaly-explain-payload", "anomaly explain --run {evil_anomaly} --sample s={good} --out {out}", _PAYLOAD),
-    Case("anomaly-train-resume-payload", "anomaly train --data {good} --run {evil_anomaly} --resume", _PAYLOAD),
-    Case("tracking-evaluate-pretrained-dotdot", "tracking evaluate --run pretrained:../x --data {good} --out {out}",
+    Case("tracking-evaluate-payload", "tracking evaluate --run {evil_tracking} --data {trackml} --out {out}", _PAYLOAD),
+    Case("tracking-explain-payload", "tracking explain --run {evil_tracking} --data {trackml} --out {out}", _PAYLOAD),
+    Case("tracking-train-resume-payload", "tracking train --data {trackml} --run {evil_tracking_resume} --resume", _PAYLOAD),
+    Case("anomaly-evaluate-payload", "anomaly evaluate --run {evil_anomaly} --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {out}", _PAYLOAD),
+    Case("anomaly-explain-payload", "anomaly explain --run {evil_anomaly} --sample s={anomaly_sample} --out {out}", _PAYLOAD),
+    Case("anomaly-train-resume-payload", "anomaly train --data {anomaly_sample} --run {evil_anomaly_resume} --resume", _PAYLOAD),
+    Case("tracking-evaluate-pretrained-dotdot", "tracking evaluate --run pretrained:../x --data {trackml} --out {out}",
          r"no pretrained tracking model of that name"),
-    Case("anomaly-evaluate-pretrained-dotdot", "anomaly evaluate --run pretrained:../x --background b={good} "
-         "--signal s={good} --out {out}", r"no pretrained anomaly model of that name"),
-    Case("tracking-evaluate-tabular-run", "tracking evaluate --run {tabular_run} --data {good} --out {out}",
+    Case("anomaly-evaluate-pretrained-dotdot", "anomaly evaluate --run pretrained:../x --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {out}", r"no pretrained anomaly model of that name"),
+    Case("tracking-evaluate-tabular-run", "tracking evaluate --run {tabular_run} --data {trackml} --out {out}",
          r"is the output of `particlegraph tabular train`, not a tracking run"),
-    Case("anomaly-evaluate-tabular-run", "anomaly evaluate --run {tabular_run} --background b={good} "
-         "--signal s={good} --out {out}", r"is the output of `particlegraph tabular train`, not a anomaly run"),
-    Case("tracking-convert-into-sample", "tracking convert {file} --out {good}", _NOT_OURS),
-    Case("anomaly-evaluate-out-in-sample", "anomaly evaluate --run {evil_anomaly} --background b={good} "
-         "--signal s={good} --out {good}/eval", _INPUT),
-    Case("tracking-train-into-foreign", "tracking train --data {good} --run {foreign}", _NOT_OURS),
-    Case("anomaly-train-into-foreign", "anomaly train --data {good} --run {foreign}", _NOT_OURS),
+    Case("anomaly-evaluate-tabular-run", "anomaly evaluate --run {tabular_run} --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {out}", r"is the output of `particlegraph tabular train`, not a anomaly run"),
+    Case("tracking-convert-into-sample", "tracking convert {file} --out {trackml}", _NOT_OURS),
+    Case("anomaly-evaluate-out-in-sample", "anomaly evaluate --run {evil_anomaly} --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {anomaly_sample}/eval", _INPUT),
+    Case("tracking-train-into-foreign", "tracking train --data {trackml} --run {foreign_tracking}", _NOT_OURS),
+    Case("anomaly-train-into-foreign", "anomaly train --data {anomaly_sample} --run {foreign_anomaly}", _NOT_OURS),
     Case("mlpf-train-into-tabular-run", "mlpf train --data {good} --run {tabular_run}", _NOT_OURS),
-    Case("anomaly-inspect-plot-is-folder", "anomaly inspect {good} --plot {foreign}", r"is a folder|is a directory"),
-    # these two replaced their input on this branch (exit 0): run on copies, not on the shared world
+    Case("anomaly-inspect-plot-is-folder", "anomaly inspect {anomaly_sample} --plot {foreign}", r"is a folder|is a directory"),
+    # these replaced their input on this branch (exit 0): they run on copies, not the shared world
     Case("mlpf-export-onto-checkpoint", "mlpf export --run {run_copy} --onnx {run_copy}/checkpoints/best.pt",
          _NOT_OURS + "|" + _INPUT),
     Case("mlpf-inspect-json-onto-shard", "mlpf inspect {good_copy} --json {good_copy}/events_000.parquet",
