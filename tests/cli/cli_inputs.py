@@ -146,6 +146,8 @@ def evil_runs(root: Path, canary: Path, tabular_run: Path, mlpf_run: Path) -> di
 
 def tabular_world(root: Path) -> dict[str, Path]:
     """A generated toy, a trained one-epoch tabular run, and bad tabular files."""
+    import shutil
+
     from particlegraph.tasks.tabular import workflow
 
     w: dict[str, Path] = {}
@@ -165,6 +167,10 @@ def tabular_world(root: Path) -> dict[str, Path]:
         w[name].write_text(text)
     w["tabular_no_test"] = root / "tabular_no_test.data"
     w["tabular_no_test"].write_text("".join(f"{i / 9:.3f} 0.5 0.1 {i % 2}\n" for i in range(20)))
+    w["tabular_demo"] = root / "tabular_demo"  # an earlier demo (its layout, without training)
+    w["tabular_demo"].mkdir()
+    (w["tabular_demo"] / "particlegraph.json").write_text('{"command": "tabular demo"}\n')
+    shutil.copytree(w["tabular_run"], w["tabular_demo"] / "run_3obs")
     w["tabular_bad_suffix"] = root / "toy.csv"
     w["tabular_bad_suffix"].write_text("0.1,0.2,0.3,1\n")
     return w

@@ -294,6 +294,8 @@ CONTRACT = [
     Case("tabular-explain-out-foreign", "tabular explain --run {tabular_run} --out {foreign}", _NOT_OURS),
     Case("tabular-explain-out-is-file", "tabular explain --run {tabular_run} --out {file}", r"is a file, expected a folder"),
     Case("tabular-demo-out-foreign", "tabular demo --out {foreign} --events 100", _NOT_OURS),
+    Case("tabular-demo-again", "tabular demo --out {tabular_demo} --events 100",
+         r"holds an earlier tabular demo \(pass --overwrite to replace it"),
     # bad data for tabular train / explain: one line, no run folder left behind
     Case("tabular-train-nan", "tabular train --data {tabular_data} --run {out}", r"non-finite"),
     Case("tabular-train-inf", "tabular train --data {tabular_inf} --run {out}", r"non-finite"),

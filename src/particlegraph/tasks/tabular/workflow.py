@@ -333,10 +333,16 @@ def demo(
     """
     out = Path(out)
     guard_outputs("tabular demo", [Output(out, "dir", "--out")], overwrite=overwrite)
+    runs = ("run_3obs", "run_2obs")
+    if not overwrite and any((out / name / CONFIG_NAME).is_file() for name in runs):
+        raise ConfigError(
+            f"{out}: holds an earlier tabular demo (pass --overwrite to replace it, or choose "
+            "another --out)"
+        )
     t0 = time.perf_counter()
     claim(out, "tabular demo", {"events": events, "epochs": epochs, "seed": seed})
     data = generate(out / "events.data", events=events, seed=seed, overwrite=overwrite)
-    for name, feats in (("run_3obs", (0, 1, 2)), ("run_2obs", (0, 1))):
+    for name, feats in zip(runs, ((0, 1, 2), (0, 1)), strict=True):
         train(data, out / name, epochs=epochs, features=feats, seed=seed, device=device,
               overwrite=overwrite)  # fmt: skip
     summary = explain(out / "run_3obs", data=data, out=out, heatmap_run=out / "run_2obs",
