@@ -96,6 +96,10 @@ def load_pickle(
         if isinstance(err, OSError) and err.errno is not None:
             raise
         raise DataFileError(f"{path}: not a complete {what} ({brief(err)})") from err
+    except KeyError as err:  # the pure-Python unpickler's unknown opcode: the byte's value
+        code = err.args[0] if err.args else None
+        key = repr(chr(code)) if isinstance(code, int) and 0 <= code < 256 else repr(code)
+        raise DataFileError(f"{path}: not a readable {what} (invalid load key, {key})") from err
     except Exception as err:  # pickle raises many types on bad input
         raise DataFileError(f"{path}: not a readable {what} ({brief(err)})") from err
     check_expanded(obj, str(path), limits.max_bytes // 4)
