@@ -11,7 +11,6 @@ TESTS = Path(__file__).resolve().parents[1]
 #: model of its own, the MLPF part under tests/tasks/mlpf. Nothing may join this list.
 STILL_USING_MLPF = {
     "explain/test_explain_aggregate.py",
-    "explain/test_explain_gradients.py",
     "explain/test_explain_lrp_checks.py",
     "explain/test_explain_lrp_engine.py",
     "explain/test_explain_lrp_multi.py",
