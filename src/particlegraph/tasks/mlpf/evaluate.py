@@ -38,6 +38,7 @@ from particlegraph.report.html import ReportSection
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.tasks.mlpf import metrics as pf
 from particlegraph.tasks.mlpf.diagnostics import summarize_diagnostics
+from particlegraph.tasks.mlpf.uncertainty import summarize_uncertainties
 
 PathLike = str | os.PathLike[str]
 
@@ -198,9 +199,25 @@ CHARGED_NOTE = (
 )
 
 
+#: Quantities of the console summary's table with errors.
+HEADLINE_NAMES = (
+    "jet_pt_resolution/hard", "jet_pt_response/hard", "met_resolution", "met_std_gev",
+    "efficiency/neutral_hadron", "fake_rate/neutral_hadron", "efficiency/photon",
+    "fake_rate/photon", "pt_resolution/neutral_hadron", "pt_resolution/photon",
+    "phi_resolution/charged_hadron",
+)  # fmt: skip
+
+
 def format_summary(metrics: Mapping[str, Any]) -> str:
     """The compact summary printed by the CLI: the class table, why charged classes are exact,
-    then jets and MET."""
+    jets and MET, then the headline numbers with bootstrap errors."""
+    from particlegraph.tasks.mlpf import report
+
+    errors = ""
+    if "uncertainty" in metrics:
+        errors = "\n\n" + format_table(
+            report.UNCERTAINTY_HEADER, report.uncertainty_rows(metrics, HEADLINE_NAMES)
+        )
     return (
         f"events: {metrics.get('events')}\n"
         + format_table(CLASS_HEADER, class_rows(metrics))
@@ -208,6 +225,7 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
         + textwrap.fill(CHARGED_NOTE, width=100, subsequent_indent="      ")
         + "\n\n"
         + format_table(EVENT_HEADER, event_rows(metrics))
+        + errors
     )
 
 
@@ -575,6 +593,14 @@ def write_outputs(
             links=report.definition_links("efficiency", "fake rate", "charged classes"),
         ),
         ReportSection(
+            "Headline numbers with bootstrap errors",
+            rows=report.uncertainty_rows(metrics),
+            header=report.UNCERTAINTY_HEADER,
+            text=f"{metrics['events']} events; value \u00b1 bootstrap standard deviation over "
+            "events; the difference is paired (same replicas).",
+            links=report.definition_links("bootstrap", "jets and MET", doc="evaluation.md"),
+        ),
+        ReportSection(
             "Event-level metrics",
             rows=event_rows(metrics),
             header=EVENT_HEADER,
@@ -650,6 +676,7 @@ def evaluate(
     elapsed = time.perf_counter() - t0
     metrics = pf.summarize(col)
     metrics["diagnostics"] = summarize_diagnostics(col)
+    metrics["uncertainty"] = summarize_uncertainties(col)
     metrics["inference"] = {
         "device": str(next(iter(model.parameters())).device) if _has_params(model) else device,
         "batch_size": batch_size,
