@@ -121,8 +121,10 @@ def evaluate_on(
     max_events: int | None = None,
     figures: bool = True,
     use_operating_point: bool = True,
+    calibration: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``run`` (its best checkpoint and operating point) on ``data``, writing into ``out``."""
+    """Evaluate ``run`` (its best checkpoint, operating point and calibration, or the
+    ``calibration.json`` in folder ``calibration``) on ``data``, writing into ``out``."""
     import torch
 
     from particlegraph.tasks.mlpf.evaluate import evaluate
@@ -137,6 +139,8 @@ def evaluate_on(
             shutil.copy(run / f, out / f)
     best = run / "checkpoints" / "best.pt"
     shutil.copy(best if best.is_file() else run / "checkpoints" / "last.pt", out / "checkpoints")
+    if calibration is not None:
+        shutil.copy(Path(calibration) / "calibration.json", out / "calibration.json")
     return evaluate(
         out, data, max_events=max_events, device="cpu", progress=False, figures=figures,
         use_operating_point=use_operating_point,
@@ -165,7 +169,7 @@ def ship(run: Path, name: str, half: bool = False) -> Path:
     return dest
 
 
-def _job(args: tuple[Path, Any, Path, int | None, bool, bool]) -> dict[str, Any]:
+def _job(args: tuple[Any, ...]) -> dict[str, Any]:
     return evaluate_on(*args)
 
 
@@ -272,7 +276,10 @@ def evaluate_existing(args: argparse.Namespace) -> None:
     gen_rate = {name: generate(work / f"test_{name}", proc, n, pu, seed, args.workers)
                 for name, (proc, n, pu, seed) in tests.items()}  # fmt: skip
     keys = list(tests)
-    jobs = [(args.run, work / f"test_{t}", work / f"eval_{t}", None, False, True) for t in keys]
+    cal = Path(args.calibration) if args.calibration else None
+    tag = "_calibrated" if cal else ""
+    jobs = [(args.run, work / f"test_{t}", work / f"eval_{t}{tag}", None, False, True, cal)
+            for t in keys]  # fmt: skip
     t0 = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(args.eval_workers) as pool:
         evaluated = dict(zip(keys, pool.map(_job, jobs, chunksize=1), strict=True))
@@ -285,6 +292,7 @@ def evaluate_existing(args: argparse.Namespace) -> None:
     emit(
         {
             "run": args.run,
+            "calibration": args.calibration,
             "test_sets": {
                 t: dict(zip(("process", "events", "pileup", "seed"), v, strict=True))
                 for t, v in tests.items()
