@@ -161,3 +161,29 @@ def pf_compare_with(model: MLPF, data: Path, n: int) -> dict:
     return compare(
         mlpf_evaluate.predict_events(model, data, max_events=n, device="cpu", progress=False)
     )
+
+
+def test_evaluate_applies_the_runs_calibration_and_reports_errors(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from particlegraph.tasks.mlpf.calibration import Calibration, save_calibration
+
+    torch.manual_seed(2)
+    model = MLPF(MLPFConfig(hidden=16, k=4, propagate_dim=8, num_blocks=1))
+    plain = mlpf_evaluate.evaluate(tmp_path / "plain", dataset, device="cpu", model=model,
+                                   progress=False, figures=False)  # fmt: skip
+    run = tmp_path / "calibrated"
+    run.mkdir()
+    # response 0.5 everywhere for photons: every predicted photon's pT doubles
+    save_calibration(Calibration(points={"photon": [[(1.0, 0.5)]] * 3}, events=7), run)
+    cal = mlpf_evaluate.evaluate(run, dataset, device="cpu", model=model, progress=False,
+                                 figures=False)  # fmt: skip
+    assert plain["calibration"] is None and cal["calibration"]["events"] == 7
+    for key in ("pt_response", "energy_response"):
+        before, after = plain["mlpf"][key]["photon"], cal["mlpf"][key]["photon"]
+        assert before is not None  # the untrained model does predict photons here
+        assert after == pytest.approx(2.0 * before, rel=1e-5)
+    assert cal["mlpf"][key]["charged_hadron"] == plain["mlpf"][key]["charged_hadron"]
+    assert cal["baseline"] == plain["baseline"]
+    q = cal["uncertainty"]["quantities"]["met_std_gev"]
+    assert q["mlpf"]["error"] >= 0 and "comparison" in q
