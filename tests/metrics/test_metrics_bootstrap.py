@@ -90,3 +90,12 @@ def test_bad_settings_raise() -> None:
         bs.event_counts(0)
     with pytest.raises(ValueError, match="2 replicas"):
         bs.event_counts(5, replicas=1)
+
+
+def test_float_round_off_is_no_difference() -> None:
+    a = bs.Estimate(0.0067 * (1 + 1e-8), np.full(5, 0.0067 * (1 + 1e-8)))
+    b = bs.Estimate(0.0067, np.full(5, 0.0067))  # error of the difference: 0
+    comp = bs.compare(a, b, lower_is_better=True)
+    assert comp["at_least_as_good"] is True and comp["better"] is False
+    worse = bs.compare(bs.Estimate(0.0068, np.full(5, 0.0068)), b, lower_is_better=True)
+    assert worse["at_least_as_good"] is False

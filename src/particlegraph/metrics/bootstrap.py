@@ -30,6 +30,8 @@ import numpy as np
 DEFAULT_REPLICAS = 200
 #: Seed of the evaluation's bootstrap.
 DEFAULT_SEED = 12345
+#: Relative size of a difference that is float32 round-off, not a difference (verdicts).
+ROUNDOFF = 1e-6
 
 
 def event_counts(
@@ -179,7 +181,8 @@ def compare(a: Estimate, b: Estimate, *, lower_is_better: bool) -> dict[str, Any
         JSON-ready ``{"difference": {value, error}, "relative_difference": {value, error},
         "lower_is_better", "better", "at_least_as_good"}``; ``relative_difference`` is
         ``a / b - 1``. ``better``: the improvement exceeds 2 sigma of the difference;
-        ``at_least_as_good``: ``a`` is not worse by more than 1 sigma. Verdicts are None when
+        ``at_least_as_good``: ``a`` is not worse by more than 1 sigma (or by more than float32
+        round-off, ``ROUNDOFF`` times the values, when sigma is smaller). Verdicts are None when
         either value is undefined.
     """
     diff = Estimate(a.value - b.value, a.replicas - b.replicas)
@@ -190,11 +193,13 @@ def compare(a: Estimate, b: Estimate, *, lower_is_better: bool) -> dict[str, Any
         )
     d, err = diff.value, diff.error
     gain = -d if lower_is_better else d  # > 0: a is better
+    # float32 round-off (e.g. a phi passed through sin/cos) is no difference
+    tol = max(err, ROUNDOFF * max(abs(a.value), abs(b.value)))
     if not (np.isfinite(d) and np.isfinite(err)):
         better = at_least = None
     else:
-        better = bool(gain > 2.0 * err)
-        at_least = bool(gain >= -err)
+        better = bool(gain > 2.0 * err and gain > tol)
+        at_least = bool(gain >= -tol)
     return {
         "difference": describe(diff),
         "relative_difference": describe(rel),
