@@ -1,62 +1,90 @@
-"""Does the energy calibration help? Decided on validation events only.
+"""Does the energy calibration (and a re-chosen operating point) help? Decided on validation events.
 
     python bench/mlpf_calibration.py --run pretrained:ttbar_pu50_medium \
-        --data runs/fresh/val_ttbar_pu50 --out-dir runs/fresh/calib \
+        --data runs/fresh/val_ttbar_pu50 [--check-data runs/fresh/val2_ttbar_pu50] \
+        [--reselect-operating-point] --out-dir runs/fresh/calib \
         --out bench/results/mlpf_calibration_validation.json
 
-The validation files are split in two halves: the calibration is learned on the first
-(:func:`particlegraph.tasks.mlpf.calibrate.calibrate_run`), and the run is evaluated on the
-second with and without it (the targets of ``bench/mlpf_physics.py``, each with its bootstrap
-error and the paired MLPF - baseline difference). The calibration learned on *all* validation
-files is written to ``--out-dir/calibration.json`` for the test sets.
+``--out-dir`` becomes a complete run folder (config, weights, operating point, calibration.json)
+that ``bench/mlpf_physics.py --run OUT_DIR`` evaluates on the test sets:
+
+1. with ``--reselect-operating-point`` the class offsets are chosen again on ``--data`` (the
+   procedure of ``mlpf train``: most efficiency at fake rates no worse than the baseline's);
+2. the calibration (:mod:`particlegraph.tasks.mlpf.calibration`) is learned on ``--data`` at
+   that operating point;
+3. the original run and the new folder are evaluated on ``--check-data`` (other validation
+   events; without it the second half of the ``--data`` files, the fit then using the first
+   half only), every target with its bootstrap error and the paired MLPF - baseline difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from common import emit, machine
 from mlpf_physics import evaluate_on, headline, target_rows
 from particlegraph.tasks.mlpf.calibrate import calibrate_run
+from particlegraph.tasks.mlpf.operating_point import load_operating_point, select_operating_point
 from particlegraph.tasks.mlpf.store import resolve_files
+from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir
+
+
+def make_run(source: Path, fit_files: list[Path], dest: Path, reselect: bool) -> Path:
+    """Copy ``source`` into ``dest``, re-choose its operating point (``reselect``) and learn its
+    calibration on ``fit_files``."""
+    shutil.rmtree(dest, ignore_errors=True)
+    (dest / "checkpoints").mkdir(parents=True)
+    for f in ("config.yaml", "operating_point.json"):
+        if (source / f).is_file():
+            shutil.copy(source / f, dest / f)
+    best = source / "checkpoints" / "best.pt"
+    shutil.copy(
+        best if best.is_file() else source / "checkpoints" / "last.pt", dest / "checkpoints"
+    )
+    if reselect:
+        select_operating_point(load_model(dest)[0], fit_files, dest, max_events=None)
+    calibrate_run(dest, fit_files, max_events=None, device="cpu", progress=False, out_dir=dest)
+    return dest
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", required=True, help="run directory or pretrained:NAME")
-    ap.add_argument("--data", required=True, help="validation dataset (never the test events)")
-    ap.add_argument("--out-dir", required=True, help="where calibration.json (all files) goes")
-    ap.add_argument("--work", default=None, help="scratch folder (default: OUT_DIR/work)")
+    ap.add_argument("--data", required=True, help="validation events to fit on")
+    ap.add_argument("--check-data", help="other validation events to decide on")
+    ap.add_argument("--reselect-operating-point", action="store_true")
+    ap.add_argument("--out-dir", required=True, help="the new run folder")
     ap.add_argument("--out")
     args = ap.parse_args()
+    source = resolve_run_dir(args.run)
     files = resolve_files(Path(args.data))
-    if len(files) < 2:
-        raise SystemExit("need at least two validation files to split")
-    half = len(files) // 2
-    fit_files, check_files = files[:half], files[half:]
-    work = Path(args.work or Path(args.out_dir) / "work")
-    work.mkdir(parents=True, exist_ok=True)
-    cal_half, _ = calibrate_run(args.run, fit_files, max_events=None, device="cpu",
-                                progress=False, out_dir=work / "half")  # fmt: skip
+    if args.check_data:
+        fit_files, check_files = files, resolve_files(Path(args.check_data))
+    elif len(files) >= 2:
+        fit_files, check_files = files[: len(files) // 2], files[len(files) // 2 :]
+    else:
+        raise SystemExit("need --check-data or at least two --data files to split")
+    out_dir = Path(args.out_dir)
+    new = make_run(source, fit_files, out_dir, args.reselect_operating_point)
+    work = out_dir.parent / f"{out_dir.name}_check"
     results = {}
-    for name, cal in (("uncalibrated", None), ("calibrated", work / "half")):
-        m = evaluate_on(args.run, check_files, work / f"eval_{name}", None, False, True, cal)
-        results[name] = {"targets": target_rows(m), "headline": headline(m),
-                         "events": m["events"]}  # fmt: skip
-    cal_all, path = calibrate_run(args.run, files, max_events=None, device="cpu",
-                                  progress=False, out_dir=args.out_dir)  # fmt: skip
+    for name, run in (("original", source), ("new", new)):
+        m = evaluate_on(run, check_files, work / name, None, False, True)
+        results[name] = {"targets": target_rows(m), "headline": headline(m), "events": m["events"],
+                         "operating_point": m["operating_point"],
+                         "calibration": m["calibration"]}  # fmt: skip
+    op = load_operating_point(new)
     emit(
         {
             "run": args.run,
+            "new_run": str(new),
+            "reselected_operating_point": args.reselect_operating_point,
+            "operating_point": None if op is None else list(op.class_offsets),
+            "offset_max_pt_gev": None if op is None else op.offset_max_pt_gev,
             "fit_files": [str(f) for f in fit_files],
             "check_files": [str(f) for f in check_files],
-            "calibration_half": {"events": cal_half.events, "points": cal_half.points},
-            "calibration_all": {
-                "events": cal_all.events,
-                "points": cal_all.points,
-                "file": str(path),
-            },
             "results": results,
             "machine": machine(),
         },
