@@ -31,9 +31,8 @@ from particlegraph.tasks.mlpf.store import resolve_files
 from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir
 
 
-def make_run(source: Path, fit_files: list[Path], dest: Path, reselect: bool) -> Path:
-    """Copy ``source`` into ``dest``, re-choose its operating point (``reselect``) and learn its
-    calibration on ``fit_files``."""
+def copy_run(source: Path, dest: Path) -> Path:
+    """Copy the run folder ``source`` (config, operating point, best weights) into ``dest``."""
     shutil.rmtree(dest, ignore_errors=True)
     (dest / "checkpoints").mkdir(parents=True)
     for f in ("config.yaml", "operating_point.json"):
@@ -43,9 +42,6 @@ def make_run(source: Path, fit_files: list[Path], dest: Path, reselect: bool) ->
     shutil.copy(
         best if best.is_file() else source / "checkpoints" / "last.pt", dest / "checkpoints"
     )
-    if reselect:
-        select_operating_point(load_model(dest)[0], fit_files, dest, max_events=None)
-    calibrate_run(dest, fit_files, max_events=None, device="cpu", progress=False, out_dir=dest)
     return dest
 
 
@@ -66,15 +62,22 @@ def main() -> None:
         fit_files, check_files = files[: len(files) // 2], files[len(files) // 2 :]
     else:
         raise SystemExit("need --check-data or at least two --data files to split")
-    out_dir = Path(args.out_dir)
-    new = make_run(source, fit_files, out_dir, args.reselect_operating_point)
-    work = out_dir.parent / f"{out_dir.name}_check"
+    new = copy_run(source, Path(args.out_dir))
+    work = new.parent / f"{new.name}_check"
     results = {}
-    for name, run in (("original", source), ("new", new)):
+
+    def check(name: str, run: Path) -> None:
         m = evaluate_on(run, check_files, work / name, None, False, True)
         results[name] = {"targets": target_rows(m), "headline": headline(m), "events": m["events"],
                          "operating_point": m["operating_point"],
                          "calibration": m["calibration"]}  # fmt: skip
+
+    check("original", source)
+    if args.reselect_operating_point:
+        select_operating_point(load_model(new)[0], fit_files, new, max_events=None)
+        check("operating point", new)
+    calibrate_run(new, fit_files, max_events=None, device="cpu", progress=False, out_dir=new)
+    check("operating point + calibration" if args.reselect_operating_point else "calibration", new)
     op = load_operating_point(new)
     emit(
         {
