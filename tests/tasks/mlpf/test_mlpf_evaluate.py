@@ -187,3 +187,28 @@ def test_evaluate_applies_the_runs_calibration_and_reports_errors(
     assert cal["baseline"] == plain["baseline"]
     q = cal["uncertainty"]["quantities"]["met_std_gev"]
     assert q["mlpf"]["error"] >= 0 and "comparison" in q
+
+
+def test_cli_calibrate_writes_calibration_and_guards_foreign_files(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+    from particlegraph.tasks.mlpf.calibration import load_calibration
+
+    run = tmp_path / "run"
+    _fake_run(run)
+    args = ["mlpf", "calibrate", "--run", str(run), "--data", str(dataset), "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cal = load_calibration(run)
+    assert cal is not None and cal.events == 6
+    again = CliRunner().invoke(app, [*args, "--events", "3"])  # its own file: replaced
+    assert again.exit_code == 0, again.output
+    assert load_calibration(run).events == 3  # type: ignore[union-attr]
+    (run / "calibration.json").write_text("my notes")
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    inside = CliRunner().invoke(app, [*args, "--out", str(dataset)])
+    assert inside.exit_code == 2 and "input" in inside.output

@@ -74,6 +74,12 @@ def calibrate_command(
     events: int = typer.Option(300, "--events", "-n", help="Validation events to learn from."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for calibration.json (default: the run's output folder)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a calibration.json this command did not write."
+    ),
 ) -> None:
     """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
     from particlegraph.errors import ConfigError
@@ -82,7 +88,10 @@ def calibrate_command(
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
     check_range("--events", events, 1, what="validation events")
-    cal, path = calibrate_run(run, data, max_events=events, which=checkpoint, device=device)
+    cal, path = calibrate_run(
+        run, data, max_events=events, which=checkpoint, device=device, out_dir=out,
+        overwrite=overwrite,
+    )  # fmt: skip
     for name, regions in cal.points.items():
         typer.echo(f"{name}: " + ", ".join(f"{len(p)} points" for p in regions)
                    + f" per |eta| region {list(cal.eta_edges)}")  # fmt: skip
