@@ -330,6 +330,7 @@ def main() -> None:
     ap.add_argument("--ship", help="copy the chosen variant into the package as pretrained:NAME")
     ap.add_argument("--ship-half", action="store_true", help="ship float16 weights (< 1 MB)")
     ap.add_argument("--run", help="evaluate this run (or pretrained:NAME) only: no training")
+    ap.add_argument("--calibration", help="with --run: folder whose calibration.json is applied")
     ap.add_argument(
         "--test-seeds",
         type=int,
