@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from particlegraph.errors import ConfigError
+from particlegraph.explain import faithfulness
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import explain as mlpf_explain
 from particlegraph.tasks.mlpf.explain import (
@@ -146,7 +147,7 @@ def test_explain_writes_figures_and_summary(run_and_data, assert_png):
         assert sum(sum(v) for v in entry["class_counts"].values()) == 42
         rnd = entry["randomization"]
         assert rnd["steps"][0] == "trained" and rnd["spearman"][0] == pytest.approx(1.0)
-        layers = mlpf_explain.faithfulness.cascading_layers(MLPF(MLPFConfig(**TINY)))
+        layers = faithfulness.cascading_layers(MLPF(MLPFConfig(**TINY)))
         assert rnd["steps"] == ["trained", *layers]
         assert entry["flipping_element"]["fractions"][0] == 0.0
         assert entry["flipping_element"]["relevance"][0] == pytest.approx(0.0)
