@@ -21,9 +21,7 @@ def register(app: typer.Typer) -> None:
 
 @friendly_errors
 def explain_command(
-    run: Path = typer.Option(
-        ..., "--run", help="Training run directory (runs/NAME) or pretrained:<name>."
-    ),
+    run: Path = typer.Option(..., "--run", help="Run folder (runs/NAME) or pretrained:<name>."),
     data: Path = typer.Option(..., "--data", help="Dataset directory or event file."),
     events: int = typer.Option(10, "--events", help="Number of events to explain."),
     output: list[str] = typer.Option(
@@ -40,9 +38,7 @@ def explain_command(
     randomize: bool = typer.Option(
         True, "--randomize/--no-randomize", help="Run the model-randomisation test."
     ),
-    check_targets: int = typer.Option(
-        256, "--check-targets", help="Most elements measured per event in flipping/randomisation."
-    ),
+    check_targets: int = typer.Option(256, "--check-targets", help="Most elements measured."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/explain)."),
     overwrite: bool = typer.Option(
@@ -56,12 +52,8 @@ def explain_command(
     ),
     shard: int = typer.Option(0, "--shard", help="Study: this process's shard i."),
     num_shards: int = typer.Option(1, "--num-shards", help="Study: number of shards n."),
-    merge: bool = typer.Option(
-        False, "--merge", help="Study: add the shard states in --out and write the results."
-    ),
-    save_every: int = typer.Option(
-        10, "--save-every", help="Study: save the state every N events."
-    ),
+    merge: bool = typer.Option(False, "--merge", help="Study: add the shard states in --out."),
+    save_every: int = typer.Option(10, "--save-every", help="Study: save every N events."),
     flip_every: int = typer.Option(
         0, "--flip-every", help="Study: flipping curves on every N-th event (0: none)."
     ),

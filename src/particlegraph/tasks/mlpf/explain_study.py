@@ -38,7 +38,7 @@ from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.explain import faithfulness
 from particlegraph.explain.aggregate import FLIP_UNITS, RelevanceStudy, StudySpec
 from particlegraph.sim.elements import CLASS_NAMES, ELEM_TRACK, TRACK_FEATURES
-from particlegraph.tasks.mlpf.explain import RULES, output_column, relevant_targets, slug
+from particlegraph.tasks.mlpf.explain import lrp_relevance, output_column, relevant_targets, slug
 from particlegraph.tasks.mlpf.findings import check_claims, findings_html, findings_table
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,7 @@ def study(
 ) -> dict[str, Any]:
     """Explain every output of every element of the first ``events`` events (this shard's part).
 
-    Every option, the run and the output folder are checked before any work (the folder is
-    guarded like ``mlpf explain --out``: never inside ``data``, never one holding files that
-    ``mlpf explain`` did not make unless ``overwrite``).
+    Options, run and output folder are checked before any work (guarded as ``mlpf explain``).
 
     Args:
         run_dir: training run folder or ``pretrained:<name>``.
@@ -179,8 +177,7 @@ def study(
     names = parse_outputs(outputs)
     _check_options(events, shard, num_shards, save_every, flip_every)
     check_checkpoint(which)
-    if isinstance(rule, str) and rule not in RULES:
-        raise ConfigError(f"unknown LRP rule {rule!r}; choose one of {', '.join(RULES)}")
+    lrp_relevance(rule)  # an unknown rule name fails here
     run = open_run(run_dir, "mlpf", PACKAGE)
     if not Path(data).exists():
         raise DataFileError(f"{data}: no such dataset folder or event file (--data)")
@@ -192,10 +189,10 @@ def study(
     model, _ = load_model(run.path, which=which)
     model = model.to(resolve_device(device)).eval()
     claim(out, COMMAND)
-    shard_plan = _Shard(shard, num_shards, events, save_every, flip_every, max_seconds, path)
+    plan = _Shard(shard, num_shards, events, save_every, flip_every, max_seconds, path)
     flip_fn = _flipper(model, names, check_targets, seed) if flip_every else None
     with reading(validate):
-        progress = _run_shard(model, data, acc, shard_plan, rule, flip_fn)
+        progress = _run_shard(model, data, acc, plan, rule, flip_fn)
     if num_shards == 1 and acc.events > 0:
         summary = merge(out, extra={"progress": progress})
         report_study(run.output_dir, out)
