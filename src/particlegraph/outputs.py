@@ -205,8 +205,11 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def writer_lock(folder: str | os.PathLike[str], command: str) -> Iterator[None]:
+def writer_lock(folder: str | os.PathLike[str], command: str, key: str = "") -> Iterator[None]:
     """Hold ``folder/.particlegraph.lock`` while the block writes into ``folder``.
+
+    ``key`` names a part of the folder that writers may fill side by side (a generation shard,
+    ``"shard-3-of-8"``): the lock is then ``.particlegraph-<key>.lock``.
 
     Raises:
         ConfigError: another live process holds the lock (a second ``generate`` into the same
@@ -214,7 +217,7 @@ def writer_lock(folder: str | os.PathLike[str], command: str) -> Iterator[None]:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK_FILE
+    lock = folder / (LOCK_FILE if not key else LOCK_FILE.replace(".lock", f"-{key}.lock"))
     me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command}
     for _ in range(2):
         try:

@@ -83,6 +83,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         what = _unsupported_global(str(err))
+        if what is None:  # not a refused object: a damaged or foreign file
+            raise DataFileError(
+                f"checkpoint {path} cannot be read (the file is damaged or not a checkpoint)"
+            ) from err
         raise DataFileError(
             f"checkpoint {path} carries {what}, not only weights; refused without loading it "
             "(a run folder must never run code: use checkpoints written by particlegraph)"
@@ -94,14 +98,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def _unsupported_global(message: str) -> str:
-    """``'the object posix.system'`` from torch's weights-only refusal, or a general phrase."""
+def _unsupported_global(message: str) -> str | None:
+    """``'the object posix.system'`` from torch's weights-only refusal of an object, else None."""
     import re
 
     m = re.search(r"unsupported GLOBAL ([\w.]+)", message) or re.search(
         r"Unsupported global: GLOBAL ([\w.]+)", message
     )
-    return f"the object {m.group(1)}" if m else "objects that are not tensors"
+    if m is not None:
+        return f"the object {m.group(1)}"
+    return None
 
 
 def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
