@@ -143,7 +143,9 @@ class ExplainSettings:
 
     def __post_init__(self) -> None:
         check_range("--events", self.events, 1, what="events to explain")
-        check_range("--neighbours", self.num_neighbours, 1, 1000, what="neighbours per map")
+        check_range(
+            "--neighbours", self.num_neighbours, 1, 1000, what="neighbours per relevance map"
+        )
         check_range("--flip-events", self.flip_events, 0, what="events in the flipping curves")
         check_range("--check-targets", self.check_targets, 1, what="elements measured per event")
         outputs = tuple(dict.fromkeys(self.outputs))  # unique, order kept
