@@ -169,13 +169,6 @@ def output_folder(
     return open_run(run_dir, "mlpf", PACKAGE).output_dir / default
 
 
-def check_checkpoint(which: str) -> str:
-    """``--checkpoint``: ``best`` (falls back to ``last``) or ``last``."""
-    if which not in ("best", "last"):
-        raise ConfigError(f"--checkpoint must be 'best' or 'last', got {which!r}")
-    return which
-
-
 def explain(
     run_dir: str | Path,
     data: str | Path,
@@ -224,6 +217,7 @@ def explain(
     from particlegraph.outputs import Output, claim, guard_outputs
     from particlegraph.tasks.mlpf.explain_compute import explain_events
     from particlegraph.tasks.mlpf.explain_writer import write_explanation
+    from particlegraph.tasks.mlpf.export import check_checkpoint
     from particlegraph.tasks.mlpf.schema import reading
     from particlegraph.tasks.mlpf.store import iter_events
     from particlegraph.tasks.mlpf.train import PACKAGE, load_model

@@ -169,7 +169,8 @@ def study(
         A progress summary; with ``num_shards == 1`` the merged results (see :func:`merge`).
     """
     from particlegraph.outputs import Output, claim, guard_outputs
-    from particlegraph.tasks.mlpf.explain import COMMAND, check_checkpoint
+    from particlegraph.tasks.mlpf.explain import COMMAND
+    from particlegraph.tasks.mlpf.export import check_checkpoint
     from particlegraph.tasks.mlpf.schema import reading
     from particlegraph.tasks.mlpf.train import PACKAGE, load_model
     from particlegraph.train.run import open_run
