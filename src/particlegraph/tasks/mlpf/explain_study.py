@@ -100,12 +100,15 @@ def study_folder(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     return output_folder(run_dir, out_dir, "explain_study")
 
 
-def _check_options(events: int, shard: int, num_shards: int, save_every: int,
-                   flip_every: int) -> None:  # fmt: skip
+def _check_options(events: int, shard: int, num_shards: int, save_every: int, flip_every: int,
+                   which: str) -> None:  # fmt: skip
+    from particlegraph.tasks.mlpf.export import check_checkpoint
+
     if events < 1 or save_every < 1 or flip_every < 0:
         raise ConfigError("--events and --save-every must be >= 1 and --flip-every >= 0")
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise ConfigError(f"--shard must lie in 0..{num_shards - 1}; got {shard}")
+    check_checkpoint(which)
 
 
 def _open_state(path: Path, spec: StudySpec) -> RelevanceStudy:
@@ -170,14 +173,12 @@ def study(
     """
     from particlegraph.outputs import Output, claim, guard_outputs
     from particlegraph.tasks.mlpf.explain import COMMAND
-    from particlegraph.tasks.mlpf.export import check_checkpoint
     from particlegraph.tasks.mlpf.schema import reading
     from particlegraph.tasks.mlpf.train import PACKAGE, load_model
     from particlegraph.train.run import open_run
 
     names = parse_outputs(outputs)
-    _check_options(events, shard, num_shards, save_every, flip_every)
-    check_checkpoint(which)
+    _check_options(events, shard, num_shards, save_every, flip_every, which)
     lrp_relevance(rule)  # an unknown rule name fails here
     run = open_run(run_dir, "mlpf", PACKAGE)
     if not Path(data).exists():
