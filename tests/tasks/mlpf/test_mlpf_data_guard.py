@@ -107,3 +107,11 @@ def test_convert_overwrite_replaces_the_old_dataset_as_a_whole(tmp_path: Path) -
     assert sum(len(store.read_events(p)) for p in store.list_event_files(out)) == 3
     assert (out / "notes.txt").read_text() == "mine"
     assert owner(out)["settings"]["source"] == str(b.resolve())  # type: ignore[index]
+
+
+def test_demo_checks_its_configuration_before_generating(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    args = ["mlpf", "demo", "--out", str(out), "--train-events", "5", "--test-events", "1",
+            "--pileup", "0", "--set", "model.bogus=1"]  # fmt: skip
+    refused(args, tmp_path, "unknown key(s) ['bogus']")
+    assert not out.exists()  # no event was generated
