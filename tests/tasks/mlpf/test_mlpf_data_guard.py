@@ -115,3 +115,16 @@ def test_demo_checks_its_configuration_before_generating(tmp_path: Path) -> None
             "--pileup", "0", "--set", "model.bogus=1"]  # fmt: skip
     refused(args, tmp_path, "unknown key(s) ['bogus']")
     assert not out.exists()  # no event was generated
+
+
+def test_convert_overwrite_into_another_commands_folder_keeps_its_mark(tmp_path: Path) -> None:
+    a = write_dataset(tmp_path / "a", n_files=1, events_per_file=2, seed=1)
+    run = tmp_path / "run"
+    claim(run, "mlpf train", {})
+    (run / "config.yaml").write_text("model: {}\n")
+    refused(["mlpf", "convert", str(a), str(run)], tmp_path, "mlpf train")
+    res = CliRunner().invoke(app, ["mlpf", "convert", str(a), str(run), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert owner(run)["command"] == "mlpf train"  # type: ignore[index]
+    assert (run / "config.yaml").read_text() == "model: {}\n"
+    assert len(store.list_event_files(run)) == 1

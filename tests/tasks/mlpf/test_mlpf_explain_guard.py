@@ -86,6 +86,20 @@ def test_explain_refuses_a_foreign_folder_unless_overwrite(run_and_data, tmp_pat
     assert CliRunner().invoke(app, args).exit_code == 0
 
 
+def test_explain_into_a_run_folder_keeps_the_run(run_and_data, tmp_path: Path) -> None:
+    """--overwrite lets explain write into another command's folder, never take it over."""
+    from particlegraph.train.run import open_run
+
+    run, data = run_and_data
+    args = explain_args(run, data, "--out", str(run))
+    refused(args, tmp_path, "was made by `particlegraph mlpf train`")
+    res = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert (run / "relmap_pt.npz").is_file()
+    assert owner(run)["command"] == "mlpf train"  # type: ignore[index]
+    assert open_run(run, "mlpf", "particlegraph.tasks.mlpf").checkpoint("last").is_file()
+
+
 def test_explain_refuses_bad_runs_and_checkpoints(run_and_data, tmp_path: Path) -> None:
     run, data = run_and_data
     refused(explain_args(run, data, "--checkpoint", "middle"), tmp_path, "--checkpoint")

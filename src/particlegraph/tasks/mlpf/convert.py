@@ -32,6 +32,8 @@ PathLike = str | os.PathLike[str]
 ROOT_SUFFIX = ".root"
 #: The command that writes converted datasets (the destination folder's owner mark).
 COMMAND = "mlpf convert"
+#: Commands whose folders hold one dataset, replaced as a whole by ``--overwrite``.
+DATASET_MAKERS = (COMMAND, "mlpf generate")
 FORMATS = {"parquet": store.PARQUET_SUFFIX, "pkl": store.PKL_SUFFIX}
 FORMATS_SUFFIXES = tuple(FORMATS.values())
 INPUT_SUFFIXES = (store.PARQUET_SUFFIX, store.PKL_SUFFIX, ROOT_SUFFIX)
@@ -174,8 +176,8 @@ def convert(
                 else:
                     staged += [(p, dst / p.name) for p in parts]
         finals = _move_into_place(staged, replace, overwrite, src)
-    if identity is not None:
-        claim(dst, COMMAND, identity)
+    if identity is not None and (owner(dst) or {}).get("command", COMMAND) in DATASET_MAKERS:
+        claim(dst, COMMAND, identity)  # never over the mark of a run or another output
     return finals
 
 
@@ -222,7 +224,8 @@ def _check_destination(
     except ConfigError:
         if not overwrite:
             raise
-    if overwrite and mark is not None:  # a dataset particlegraph made: replaced as a whole
+    if overwrite and mark is not None and mark["command"] in DATASET_MAKERS:
+        # a dataset particlegraph made: replaced as a whole
         old = [p for p in dst.iterdir() if p.is_file() and p.name.endswith(FORMATS_SUFFIXES)]
         return identity, sorted(old)
     return identity, []
