@@ -26,8 +26,8 @@ from particlegraph.cli.common import progress
 from particlegraph.errors import DataFileError, ParticlegraphError
 from particlegraph.explain import faithfulness, rmaps
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_X_FEATURES, MLPFEvent
-from particlegraph.tasks.mlpf import explain as grammar
-from particlegraph.tasks.mlpf.explain import (
+from particlegraph.tasks.mlpf import explain_outputs as grammar
+from particlegraph.tasks.mlpf.explain_outputs import (
     ExplainSettings,
     RelevanceFn,
     output_column,

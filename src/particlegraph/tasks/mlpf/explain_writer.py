@@ -28,7 +28,7 @@ import numpy as np
 from particlegraph.atomic import atomic_path, write_json
 from particlegraph.plot import save_figure
 from particlegraph.sim.elements import CLASS_LABELS, X_FEATURES
-from particlegraph.tasks.mlpf.explain import slug
+from particlegraph.tasks.mlpf.explain_outputs import slug
 from particlegraph.tasks.mlpf.explain_result import EventDisplay, Explanation, OutputExplanation
 
 #: Resolution of every explanation figure [dots per inch].
