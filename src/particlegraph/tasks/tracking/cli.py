@@ -12,7 +12,8 @@ import typer
 from particlegraph.cli.common import friendly_errors
 
 app = typer.Typer(
-    help="Tracking: group silicon-tracker hits into tracks (metric learning + GNN + DBSCAN).",
+    help="Tracking: group silicon-tracker hits into tracks (layer-pair graph + interaction network; "
+    "the exercise's metric learning + GNN + DBSCAN as --config exercise).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -100,18 +101,31 @@ def train(
     data: Annotated[Path, typer.Option(help="Folder of TrackML training events.")],
     run: Annotated[Path, typer.Option(help="Run directory.")],
     config: Annotated[
-        str, typer.Option(help="YAML file or packaged config: notebook, default, demo.")
+        str,
+        typer.Option(
+            help="YAML file or packaged config: default, demo (layer-pair + interaction network); "
+            "exercise (= notebook), exercise_wide, exercise_demo (the exercise's pipeline)."
+        ),
     ] = "default",
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override, e.g. stage2.fit.epochs=5.")
+        list[str] | None, typer.Option("--set", help="Override, e.g. fit.epochs=5.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --run.")] = False,
 ) -> None:
-    """Train stage 1 (metric learning) and stage 2 (GNN), then tune DBSCAN on validation."""
-    from particlegraph.tasks.tracking.train import load_run_config, train_run
+    """Train the pipeline of --config and tune its track building on validation events."""
+    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
+    from particlegraph.tasks.tracking.runconfig import load_tracking_config
+    from particlegraph.tasks.tracking.train import train_run
 
     _logging()
-    cfg = load_run_config(config, [f"data={data}", *(set_ or [])])
+    cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
+    if isinstance(cfg, LayerPairRunConfig):
+        info = train_layerpair(cfg, run, resume=resume)
+        best = max(info["build_scan"], key=lambda r: r["score"])
+        typer.echo(
+            f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
+        )
+        return
     info = train_run(cfg, run, resume=resume)
     best = max(info["dbscan_scan"], key=lambda r: r["score"])
     typer.echo(
@@ -131,10 +145,23 @@ def evaluate(
     ] = None,
     tune_events: Annotated[int, typer.Option(help="Events of --tune-data used.")] = 2,
 ) -> None:
-    """Score the pipeline and the baselines; write metrics.json, TrackML CSVs and a report."""
+    """Score the pipeline and the baselines; write metrics.json (and for the exercise's
+    pipeline TrackML CSVs and a report)."""
     from particlegraph.tasks.tracking.evaluate import evaluate_run
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
 
     _logging()
+    if run_pipeline(run) == "layerpair":
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+
+        m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
+                                   tune_events=tune_events)  # fmt: skip
+        for name, v in m["methods"].items():
+            typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
+                       f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
+                       f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+        typer.echo(f"metrics: {out / 'metrics.json'}")
+        return
     m = evaluate_run(
         run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
     )
@@ -153,9 +180,21 @@ def explain(
     event: Annotated[int | None, typer.Option(help="Event id (default: the first).")] = None,
     hit: Annotated[int | None, typer.Option(help="Hit index to explain.")] = None,
     partner: Annotated[int | None, typer.Option(help="Second hit of the explained pair.")] = None,
+    edge: Annotated[int | None, typer.Option(help="Edge to explain (default pipeline).")] = None,
 ) -> None:
-    """LRP of a hit's refined embedding and gradient x input of a pair distance."""
+    """Default pipeline: gradient x input of an edge score. Exercise's pipeline: LRP of a hit's
+    refined embedding and gradient x input of a pair distance."""
     from particlegraph.tasks.tracking.explain import explain_run
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
+
+    if run_pipeline(run) == "layerpair":
+        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
+
+        x = explain_edge_score(run, data, out, event_id=event, edge=edge)
+        typer.echo(f"edge {x['edge']} (hits {x['hits']}, score {x['score']:.3f}): "
+                   f"{x['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
+                   f"particle's hits; {out / 'explain.json'}")  # fmt: skip
+        return
 
     r = explain_run(run, data, out, event_id=event, hit=hit, partner=partner)
     typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
@@ -171,12 +210,16 @@ def demo(
     test_events: Annotated[int, typer.Option(help="Unseen test events.")] = 4,
     pileup: Annotated[float, typer.Option(help="Mean pile-up.")] = 0.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override.")] = None,
+    config: Annotated[
+        str, typer.Option(help="demo (default pipeline) or exercise_demo, or a YAML file.")
+    ] = "demo",
 ) -> None:
     """Generate, train, evaluate and explain on a small sample (minutes on a CPU)."""
     from particlegraph.tasks.tracking.demo import run_demo
 
     _logging()
-    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_)
-    typer.echo(
-        f"TrackML score {m['methods']['gnn']['score']['mean']:.3f}; report: {out / 'eval' / 'report.html'}"
-    )
+    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_,
+                 config=config)  # fmt: skip
+    for name, v in m["methods"].items():
+        typer.echo(f"{name:16s} TrackML score {v['score']['mean']:.3f}")
+    typer.echo(f"results: {out / 'eval'}")

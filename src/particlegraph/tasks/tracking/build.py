@@ -1,0 +1,79 @@
+"""Track building from scored edges: connected components, with ambiguities resolved first.
+
+Modes (chosen on validation events by the TrackML score, with the threshold):
+
+- ``"cc"``: connected components of the edges scoring above the threshold (Exa.TrkX).
+- ``"best"``: keep an edge only if it is the best-scoring outgoing edge of its source hit AND the
+  best incoming edge of its target hit, so every hit has at most one successor and one
+  predecessor: components are simple chains, a greedy form of the walkthrough of
+  Ju et al. (arXiv:2103.06995) that cannot merge two tracks sharing a hit.
+- ``"either"``: keep an edge that is the best outgoing edge of its source OR the best incoming
+  edge of its target (splits most merges, keeps a track whose best link was taken).
+
+Every hit without a kept edge is a track of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from particlegraph.errors import ConfigError
+
+MODES = ("cc", "best", "either")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Edge-score threshold and the building mode of :data:`MODES`."""
+
+    threshold: float = 0.5
+    mode: str = "either"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES or not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(
+                f"build.mode must be one of {MODES} and 0 <= threshold <= 1, got "
+                f"{self.mode!r}, {self.threshold}"
+            )
+
+
+def components(num_hits: int, edges: np.ndarray) -> np.ndarray:
+    """Component label (N,) int64 of each hit over undirected ``edges`` (2, E)."""
+    if num_hits == 0:
+        return np.zeros(0, dtype=np.int64)
+    ones = np.ones(edges.shape[1], dtype=np.int8)
+    adj = coo_matrix((ones, (edges[0], edges[1])), shape=(num_hits, num_hits)).tocsr()
+    _, labels = connected_components(adj, directed=False)
+    return labels.astype(np.int64)
+
+
+def best_per_node(nodes: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Boolean (E,): edge e holds the highest score among the edges sharing ``nodes[e]``.
+
+    Ties go to the first such edge.
+    """
+    if nodes.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((-score, nodes))
+    first = np.r_[True, nodes[order][1:] != nodes[order][:-1]]
+    out = np.zeros(nodes.size, dtype=bool)
+    out[order[first]] = True
+    return out
+
+
+def build_tracks(
+    num_hits: int, edges: np.ndarray, score: np.ndarray, cfg: BuildConfig
+) -> np.ndarray:
+    """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1]."""
+    keep = score > cfg.threshold
+    e, s = edges[:, keep], score[keep]
+    if cfg.mode != "cc" and e.shape[1]:
+        out_best = best_per_node(e[0], s)
+        in_best = best_per_node(e[1], s)
+        sel = (out_best & in_best) if cfg.mode == "best" else (out_best | in_best)
+        e = e[:, sel]
+    return components(num_hits, e)
