@@ -29,7 +29,7 @@ def test_phi_window_pairs_match_brute_force(lo, hi):
 def test_window_wraps_around_pi():
     a = np.array([math.pi - 0.01])
     b = np.array([-math.pi + 0.01, 0.0, math.pi - 0.05])
-    i, j = phi_window_pairs(a, b, -0.05, 0.05)
+    _, j = phi_window_pairs(a, b, -0.05, 0.05)
     assert sorted(j.tolist()) == [0, 2]  # the hit across +-pi is 0.02 rad away
 
 
