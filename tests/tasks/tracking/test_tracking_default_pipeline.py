@@ -84,9 +84,10 @@ def test_sectors_cover_every_edge(tmp_path):
     parts = sectors(d, max_edges=max(d.edge_index.shape[1] // 3, 1), overlap=0.05)
     assert len(parts) >= 3
     assert sum(int(p.y.sum()) for p in parts) >= int(d.y.sum())  # overlaps only add
+
     # every edge is in some sector: compare edges by their hit positions
-    key = lambda g: {
-        tuple(v)
-        for v in torch.cat([g.x[g.edge_index[0], :4], g.x[g.edge_index[1], :4]], 1).tolist()
-    }  # noqa: E731
+    def key(g):
+        ends = torch.cat([g.x[g.edge_index[0], :4], g.x[g.edge_index[1], :4]], 1)
+        return {tuple(v) for v in ends.tolist()}
+
     assert key(d) <= set().union(*(key(p) for p in parts))
