@@ -41,3 +41,20 @@ def test_expand_ranges_by_hand():
 def test_empty_inputs():
     i, j = phi_window_pairs(np.zeros(0), np.array([0.1]), -1, 1)
     assert i.size == j.size == 0
+
+
+@pytest.mark.parametrize("bins", [1, 4, 16])
+def test_binned_pairs_contain_every_pair_inside_both_windows(bins):
+    from particlegraph.graph.layerpair import binned_window_pairs
+
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(-math.pi, math.pi, 150), rng.uniform(-math.pi, math.pi, 400)
+    ua, ub = rng.uniform(-100, 100, 150), rng.uniform(-100, 100, 400)
+    u_lo, u_hi = ua - 20, ua + 20
+    i, j = binned_window_pairs(a, u_lo, u_hi, b, ub, -0.3, 0.2, bins)
+    got = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(got) == i.size
+    want = {p for p in _brute(a, b, -0.3, 0.2) if u_lo[p[0]] <= ub[p[1]] <= u_hi[p[0]]}
+    assert want <= got <= _brute(a, b, -0.3, 0.2)
+    if bins == 16:
+        assert len(got) < 0.6 * len(_brute(a, b, -0.3, 0.2))  # the bins do prune

@@ -63,3 +63,60 @@ def phi_window_pairs(
     stop = np.minimum(stop, start + n)  # never the same hit twice
     i, k = expand_ranges(start, stop)
     return i, order[k % n]
+
+
+def binned_window_pairs(
+    phi_a: np.ndarray,
+    u_lo: np.ndarray,
+    u_hi: np.ndarray,
+    phi_b: np.ndarray,
+    u_b: np.ndarray,
+    lo: float,
+    hi: float,
+    bins: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) with ``wrap(phi_b[j] - phi_a[i])`` in ``[lo, hi]`` whose second coordinate
+    ``u_b[j]`` lies in a bin touching ``[u_lo[i], u_hi[i]]``.
+
+    A superset of the pairs with ``u_lo[i] <= u_b[j] <= u_hi[i]`` (cut exactly afterwards):
+    the points of ``b`` are split into ``bins`` equal-population bins of ``u``, each sorted by
+    phi, and every (point of ``a``, overlapping bin) pair gets its own binary searches, so the
+    work follows the pairs that survive both windows rather than the phi window alone.
+
+    Args:
+        phi_a: (N_a,) [rad]; u_lo, u_hi: (N_a,) interval of the second coordinate per point.
+        phi_b, u_b: (N_b,) the second set.
+        lo, hi: the phi window [rad] (as :func:`phi_window_pairs`).
+        bins: number of u bins (at most N_b).
+
+    Returns:
+        ``(i, j)`` int64 (P,), each pair at most once.
+    """
+    phi_a = np.asarray(phi_a, dtype=np.float64)
+    phi_b = np.asarray(phi_b, dtype=np.float64)
+    if phi_a.size == 0 or phi_b.size == 0 or hi < lo:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e.copy()
+    lo, hi = max(lo, -math.pi), min(hi, math.pi - 1e-12)
+    nb = int(max(1, min(bins, phi_b.size)))
+    edges = np.quantile(u_b, np.linspace(0.0, 1.0, nb + 1)[1:-1]) if nb > 1 else np.zeros(0)
+    bin_b = np.searchsorted(edges, u_b, side="right")
+    # per bin three phi copies (-2pi, 0, +2pi); bins 20 rad apart keep their key ranges apart
+    tiled_phi = np.concatenate([phi_b - 2.0 * math.pi, phi_b, phi_b + 2.0 * math.pi])
+    tiled_bin = np.tile(bin_b, 3)
+    key = tiled_bin * 20.0 + tiled_phi
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    first = np.searchsorted(edges, u_lo, side="right")
+    last = np.searchsorted(edges, u_hi, side="right")
+    rows, b = expand_ranges(first, last + 1)
+    base = b * 20.0 + phi_a[rows]
+    start = np.searchsorted(skey, base + lo, side="left")
+    stop = np.searchsorted(skey, base + hi, side="right")
+    k_rows, k = expand_ranges(start, stop)
+    i = rows[k_rows]
+    j = order[k] % phi_b.size
+    if hi - lo > math.pi:  # a window wider than pi could meet one point through two copies
+        uniq = np.unique(i * phi_b.size + j)
+        i, j = uniq // phi_b.size, uniq % phi_b.size
+    return i, j

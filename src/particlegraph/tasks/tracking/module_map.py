@@ -34,7 +34,7 @@ import numpy as np
 
 from particlegraph.atomic import write_text
 from particlegraph.errors import DataFileError
-from particlegraph.graph.layerpair import phi_window_pairs, wrap_phi
+from particlegraph.graph.layerpair import binned_window_pairs, wrap_phi
 
 #: Window variables, in the order of :attr:`LayerPairMap.windows`' second axis.
 WINDOW_VARS = ("dphi", "z0", "dr", "dz")
@@ -191,33 +191,68 @@ def _windows(rows: np.ndarray, q: float, margin: float) -> np.ndarray:
     return w
 
 
-def build_graph(m: LayerPairMap, h: Hits) -> np.ndarray:
-    """Edges (2, E) int64 of the event's hits ``h`` allowed by the map (a -> b)."""
+def build_graph(m: LayerPairMap, h: Hits, bins: int = 16) -> np.ndarray:
+    """Edges (2, E) int64 of the event's hits ``h`` allowed by the map (a -> b).
+
+    Per pair the hits of b are searched in phi within z bins (a barrel-like layer b) or r bins
+    (a disk-like one) that the dz, dr and z0 windows allow for each hit of a
+    (:func:`~particlegraph.graph.layerpair.binned_window_pairs`), then every window is cut exactly.
+    """
     order = np.argsort(h.layer, kind="stable")
     keys, starts, counts = np.unique(h.layer[order], return_index=True, return_counts=True)
     where = {int(k): order[s : s + c] for k, s, c in zip(keys, starts, counts, strict=True)}
+    barrel = {k: bool(np.ptp(h.z[v]) > np.ptp(h.r[v])) for k, v in where.items()}
     out_i, out_j = [], []
     for (a, b), w in zip(m.pairs.tolist(), m.windows, strict=True):
         ia, ib = where.get(a), where.get(b)
         if ia is None or ib is None:
             continue
-        li, lj = phi_window_pairs(h.phi[ia], h.phi[ib], float(w[0, 0]), float(w[0, 1]))
+        u_lo, u_hi = _second_window(h, ia, w, barrel[b])
+        u_b = h.z[ib] if barrel[b] else h.r[ib]
+        li, lj = binned_window_pairs(h.phi[ia], u_lo, u_hi, h.phi[ib], u_b,
+                                     float(w[0, 0]), float(w[0, 1]), bins)  # fmt: skip
         i, j = ia[li], ib[lj]
         if a == b:
             rho = np.hypot(h.r, h.z)
             keep = rho[j] > rho[i]
             i, j = i[keep], j[keep]
-        v = pair_variables(h, i, j)
-        keep = np.ones(i.size, dtype=bool)
-        for c in range(1, 4):
-            if np.isfinite(w[c]).any():
-                col = v[:, c]
-                keep &= ~((col < w[c, 0]) | (col > w[c, 1]))  # NaN z0 passes
-        out_i.append(i[keep])
-        out_j.append(j[keep])
+        i, j = _cut(h, i, j, w)
+        out_i.append(i)
+        out_j.append(j)
     if not out_i:
         return np.zeros((2, 0), dtype=np.int64)
     return np.stack([np.concatenate(out_i), np.concatenate(out_j)]).astype(np.int64)
+
+
+def _second_window(
+    h: Hits, ia: np.ndarray, w: np.ndarray, barrel: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per hit of a, the interval of z_b (barrel-like b) or r_b (disk-like b) the windows allow."""
+    ra, za = h.r[ia], h.z[ia]
+    if not barrel:
+        return ra + w[2, 0], ra + w[2, 1]
+    lo, hi = za + w[3, 0], za + w[3, 1]
+    if np.all(np.isfinite(w[1])):
+        s_lo = (za - w[1, 1]) / np.maximum(ra, 1e-6)
+        s_hi = (za - w[1, 0]) / np.maximum(ra, 1e-6)
+        corners = np.stack([w[2, 0] * s_lo, w[2, 0] * s_hi, w[2, 1] * s_lo, w[2, 1] * s_hi])
+        lo = np.maximum(lo, za + corners.min(0))
+        hi = np.minimum(hi, za + corners.max(0))
+    return lo, hi
+
+
+def _cut(h: Hits, i: np.ndarray, j: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs inside the dr, dz and z0 windows (the phi window is already met)."""
+    dr = h.r[j] - h.r[i]
+    dz = h.z[j] - h.z[i]
+    keep = (dr >= w[2, 0]) & (dr <= w[2, 1]) & (dz >= w[3, 0]) & (dz <= w[3, 1])
+    i, j, dr, dz = i[keep], j[keep], dr[keep], dz[keep]
+    if np.all(np.isfinite(w[1])):
+        ok = np.abs(dr) > _MIN_DR
+        z0 = h.z[i] - h.r[i] * dz / np.where(ok, dr, 1.0)
+        keep = ~ok | ((z0 >= w[1, 0]) & (z0 <= w[1, 1]))
+        i, j = i[keep], j[keep]
+    return i, j
 
 
 def detector_layers(path: str | Path) -> dict[int, dict[str, float]]:
