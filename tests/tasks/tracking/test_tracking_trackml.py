@@ -113,3 +113,24 @@ def test_missing_folder_and_foreign_truth(tmp_path):
     write_table(tmp_path / "event000001000-truth.csv", other.truth, "truth")
     with pytest.raises(DataFileError, match=r"hit ids|rows"):
         read_event(tmp_path, 1000)
+
+
+def test_challenge_truth_weights_are_kept_and_score_on_their_scale(tmp_path):
+    from particlegraph.tasks.tracking.dataset import load_events
+    from particlegraph.tasks.tracking.score import trackml_score
+
+    ev = _event()
+    pid = ev.truth["particle_id"]
+    # as in the challenge's files: a secondary (here particle 1) weighs 0, the rest sum to 0.5
+    w = np.where(pid == 1, 0.0, ev.truth["weight"]).astype(np.float32)
+    ev.truth["weight"] = w * np.float32(0.5 / w.sum())
+    write_event(tmp_path, ev)
+    (back,) = load_events(tmp_path)
+    np.testing.assert_allclose(back.weight.numpy(), ev.truth["weight"], rtol=1e-6)
+    assert back.weight.numpy()[back.particle_id.numpy() == 1].sum() == 0.0
+    # losing the zero-weight secondary costs nothing; the perfect answer scores 1, not 0.5
+    p = back.particle_id.numpy()
+    assert trackml_score(p, back.weight.numpy(), p) == pytest.approx(1.0)
+    assert trackml_score(p, back.weight.numpy(), np.where(p == 1, -np.arange(p.size), p)) == (
+        pytest.approx(1.0)
+    )

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from particlegraph.errors import ConfigError
+from particlegraph.sim.conversions import convert_photons
 from particlegraph.sim.particles import Particles, concatenate
 from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
 from particlegraph.sim.pythia import (
@@ -31,6 +32,9 @@ from particlegraph.sim.silicon import SiliconConfig, SiliconHits, simulate_hits
 from particlegraph.tasks.tracking.score import hit_weights
 from particlegraph.tasks.tracking.trackml import TrackMLEvent, event_prefix, write_event
 
+#: Particles produced further than this from the beam line [mm] are secondaries and weigh 0 in
+#: the score, as in the challenge's truth files (issue 18); the innermost layer is at 32 mm.
+SECONDARY_RADIUS = 10.0
 #: Events per Pythia instance / random stream.
 CHUNK = 10
 #: Minimum-bias events in the pile-up pool (as the MLPF task).
@@ -43,9 +47,14 @@ def build_event(
 ) -> TrackMLEvent:
     """Simulate the hits of one event's particles and return it in the TrackML layout.
 
-    Hits are shuffled (their order carries no truth) and numbered 1..H; particle ids are
-    1..P over the simulated charged particles; the truth carries the TrackML weights.
+    Photons convert in the layers first (when ``cfg.conversions``): the e+ e- pairs are added
+    to the event's particles. Hits are shuffled (their order carries no truth) and numbered
+    1..H; particle ids are 1..P over the simulated charged particles; the truth carries the
+    TrackML weights (0 for secondaries produced beyond ``SECONDARY_RADIUS``).
     """
+    if cfg.conversions:
+        pairs, _parent = convert_photons(particles, cfg, rng)
+        particles = concatenate([particles, pairs])
     hits, sim = simulate_hits(particles, cfg, rng)
     p = particles.select(sim)
     perm = rng.permutation(hits.size)
@@ -54,7 +63,8 @@ def build_event(
     hit_id = np.arange(1, h + 1, dtype=np.int64)
     particle_id = np.where(hits.particle >= 0, hits.particle + 1, 0).astype(np.int64)
     idx = np.maximum(hits.particle, 0)
-    pt = np.where(hits.particle >= 0, p.pt[idx], 0.0)
+    primary = np.hypot(p.vx, p.vy) <= SECONDARY_RADIUS
+    pt = np.where((hits.particle >= 0) & primary[idx], p.pt[idx], 0.0)
     vz = np.where(hits.particle >= 0, p.vz[idx], 0.0)
     weight = hit_weights(particle_id, hits.tz, vz, pt)
     nhits = np.bincount(idx[hits.particle >= 0], minlength=p.size)
