@@ -109,6 +109,15 @@ class EdgeClassifier(nn.Module):
         n, e = self.inputs(x, edge_index)
         return self.filter(torch.cat([n[edge_index[0]], n[edge_index[1]], e], dim=1)).squeeze(1)
 
+    @torch.no_grad()
+    def filter_logits_chunked(
+        self, x: Tensor, edge_index: Tensor, chunk: int = 1_000_000
+    ) -> Tensor:
+        """:meth:`filter_logits` without gradients, ``chunk`` edges at a time (bounded memory)."""
+        parts = [self.filter_logits(x, edge_index[:, i : i + chunk])
+                 for i in range(0, edge_index.shape[1], chunk)]  # fmt: skip
+        return torch.cat(parts) if parts else x.new_zeros(0)
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n, e = self.inputs(x, edge_index)
         return self.gnn(n, edge_index, e)

@@ -147,8 +147,7 @@ def filter_cut(model: EdgeClassifier, val: list[Data], efficiency: float) -> flo
     """Filter logit that keeps ``efficiency`` of the true validation edges (-inf: no filter)."""
     if model.filter is None:
         return float("-inf")
-    with torch.no_grad():
-        true_logits = torch.cat([model.filter_logits(d.x, d.edge_index)[d.y > 0] for d in val])
+    true_logits = torch.cat([model.filter_logits_chunked(d.x, d.edge_index)[d.y > 0] for d in val])
     return (
         float(torch.quantile(true_logits.double(), 1.0 - efficiency))
         if true_logits.numel()
@@ -160,8 +159,7 @@ def apply_filter(model: EdgeClassifier, d: Data, cut: float) -> Data:
     """The edges of ``d`` whose filter logit reaches ``cut`` (all without a filter)."""
     if model.filter is None:
         return d
-    with torch.no_grad():
-        keep = model.filter_logits(d.x, d.edge_index) >= cut
+    keep = model.filter_logits_chunked(d.x, d.edge_index) >= cut
     out = Data(x=d.x, edge_index=d.edge_index[:, keep], y=d.y[keep], edge_pt=d.edge_pt[keep],
                phi=d.phi, num_nodes=d.num_nodes)  # fmt: skip
     return out
@@ -194,7 +192,8 @@ def train_layerpair(
     if model.filter is not None:
         parts = [s for d in train_d for s in sectors(d, cfg.max_edges * 4, cfg.sector_overlap)]
         _only(model, "filter")
-        fit(model, _Loader(parts, True, cfg.filter_fit.seed), _Loader(val_d, False),
+        vparts = [s for d in val_d for s in sectors(d, cfg.max_edges * 4, cfg.sector_overlap)]
+        fit(model, _Loader(parts, True, cfg.filter_fit.seed), _Loader(vparts, False),
             _bce_step(cfg.pos_weight, True), cfg.filter_fit, run_dir / "filter", resume=resume)  # fmt: skip
         _load_best(model, run_dir / "filter")
         model.eval()
@@ -203,7 +202,8 @@ def train_layerpair(
         val_d = [apply_filter(model, d, cut) for d in val_d]
     _only(model, "gnn")
     parts = [s for d in train_d for s in sectors(d, cfg.max_edges, cfg.sector_overlap)]
-    h = fit(model, _Loader(parts, True, cfg.fit.seed), _Loader(val_d, False),
+    vparts = [s for d in val_d for s in sectors(d, cfg.max_edges, cfg.sector_overlap)]
+    h = fit(model, _Loader(parts, True, cfg.fit.seed), _Loader(vparts, False),
             _bce_step(cfg.pos_weight, False), cfg.fit, run_dir / "gnn", resume=resume)  # fmt: skip
     _load_best(model, run_dir / "gnn")
     for p in model.parameters():
@@ -306,8 +306,7 @@ def reconstruct_event(
     times["graph_s"] = time.perf_counter() - t
     t = time.perf_counter()
     if run.model.filter is not None and edges.shape[1]:
-        with torch.no_grad():
-            edges = edges[:, run.model.filter_logits(ev.x, edges) >= run.filter_cut]
+        edges = edges[:, run.model.filter_logits_chunked(ev.x, edges) >= run.filter_cut]
     times["filter_s"] = time.perf_counter() - t
     d = Data(x=ev.x, edge_index=edges, num_nodes=ev.num_hits)
     t = time.perf_counter()
