@@ -41,8 +41,10 @@ def physics(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.eval_out) if args.eval_out else Path(tempfile.mkdtemp(prefix="trk_eval_"))
     t0 = time.perf_counter()
     if run_pipeline(args.run) == "layerpair":
+        classical = args.classical.split(",") if args.classical else None
         m = evaluate_layerpair_run(args.run, args.data, out, max_events=args.events,
-                                   tune_data=args.tune_data or None, tune_events=args.tune_events)  # fmt: skip
+                                   tune_data=args.tune_data or None, tune_events=args.tune_events,
+                                   classical=classical, classical_events=args.classical_events)  # fmt: skip
         if args.exercise_run:
             ex = evaluate_run(args.exercise_run, args.data, out / "exercise", max_events=args.events,
                               plots=False, tune_data=args.tune_data or None,
@@ -135,6 +137,8 @@ def main() -> None:
     ph.add_argument("--tune-data", default="", help="re-tune every DBSCAN on these events")
     ph.add_argument("--tune-events", type=int, default=2)
     ph.add_argument("--exercise-run", default="", help="also evaluate this exercise-pipeline run")
+    ph.add_argument("--classical", default="", help="comma-separated classical methods (all)")
+    ph.add_argument("--classical-events", type=int, default=0, help="run them on the first N")
     ph.add_argument("--threads", type=int, default=2, help="torch threads (the bench: 2 cores)")
     ph.add_argument("--out", default="")
     sc = sub.add_parser("scaling")

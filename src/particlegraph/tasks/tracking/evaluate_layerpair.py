@@ -83,8 +83,16 @@ def evaluate_layerpair_run(
     baselines: bool = True,
     tune_data: str | Path | None = None,
     tune_events: int = 2,
+    classical: list[str] | None = None,
+    classical_events: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate the run (and the classical methods) on ``data``; write ``out/metrics.json``."""
+    """Evaluate the run (and the classical methods) on ``data``; write ``out/metrics.json``.
+
+    ``classical`` names the classical methods (default all); ``classical_events`` > 0 runs them
+    on the first that many events only (they can take minutes per event at high pile-up).
+    Classical settings are tuned on the run's validation events, or on the first
+    ``tune_events`` events of ``tune_data`` (at most ``tune_events`` of the run's).
+    """
     run = load_layerpair_run(run_dir)
     ids = list_events(data)
     ids = ids[:max_events] if max_events > 0 else ids
@@ -93,15 +101,17 @@ def evaluate_layerpair_run(
         if tune_data is not None:
             val = load_events(tune_data, list_events(tune_data)[:tune_events])
         else:
-            val = load_events(run.cfg.data, run.info["val_events"])
+            val = load_events(run.cfg.data, run.info["val_events"][:tune_events])
         for name, tune in classical_methods().items():
-            tuned[name] = tune(val)
+            if classical is None or name in classical:
+                tuned[name] = tune(val)
     rows: dict[str, list[dict[str, float]]] = {"layerpair_gnn": []}
     rows.update({k: [] for k in tuned})
     graph_rows, time_rows = [], []
-    for i in ids:
+    for n_done, i in enumerate(ids):
         ev = load_events(data, [i])[0]
-        r = _one_event(run, ev, tuned)
+        use = tuned if classical_events <= 0 or n_done < classical_events else {}
+        r = _one_event(run, ev, use)
         for k, v in r["metrics"].items():
             rows[k].append(v)
         graph_rows.append(r["graph"])
@@ -112,17 +122,26 @@ def evaluate_layerpair_run(
     for name, evs in rows.items():
         keys = evs[0].keys() if evs else []
         methods[name] = {"kind": "learned" if name == "layerpair_gnn" else "classical",
-                         **{k: stats([e[k] for e in evs]) for k in keys}}  # fmt: skip
-        methods[name]["time_s"] = stats([t.get(f"{name}_s", t["total_s"]) for t in time_rows]) \
-            if name != "layerpair_gnn" else stats([t["total_s"] for t in time_rows])  # fmt: skip
+                         "events": len(evs), **{k: stats([e[k] for e in evs]) for k in keys}}  # fmt: skip
+        key = "total_s" if name == "layerpair_gnn" else f"{name}_s"
+        methods[name]["time_s"] = stats([t[key] for t in time_rows if key in t])
+    # paired differences (learned - classical) on the events both ran on
+    learned = [e["score"] for e in rows["layerpair_gnn"]]
+    comparison = {
+        name: stats([a - b["score"] for a, b in zip(learned, evs, strict=False)])
+        for name, evs in rows.items()
+        if name != "layerpair_gnn"
+    }
     summary = {
         "run": str(run_dir), "data": str(data), "events": len(ids), "event_ids": list(ids),
         "hits_per_event": stats([g["hits"] for g in graph_rows]),
         "methods": methods,
         "graph": {k: stats([g[k] for g in graph_rows]) for k in graph_rows[0] if k != "hits"},
-        "times": {k: stats([t[k] for t in time_rows]) for k in time_rows[0]},
+        "times": {k: stats([t[k] for t in time_rows if k in t]) for k in time_rows[0]},
+        "score_difference_learned_minus": comparison,
         "build": run.info["build"], "filter_cut": run.filter_cut,
         "tuned_on": str(tune_data) if tune_data is not None else "run validation events",
+        "tune_events": tune_events, "classical_events": classical_events or len(ids),
     }  # fmt: skip
     if out is not None:
         write_json(Path(out) / "metrics.json", summary)
