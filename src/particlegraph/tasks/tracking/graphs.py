@@ -58,12 +58,13 @@ def edge_subgraph(d: Data, keep: Tensor) -> Data:
                 phi=d.phi[nodes], num_nodes=int(nodes.numel()))  # fmt: skip
 
 
-def sectors(d: Data, max_edges: int, overlap: float = 0.1) -> list[Data]:
-    """Split ``d`` into phi sectors of at most about ``max_edges`` edges each (by source hit phi).
+def sectors(d: Data, max_edges: int, overlap: float = 0.25) -> list[Data]:
+    """Split ``d`` into phi sectors of about ``max_edges`` edges each (by source hit phi).
 
     Each sector takes the edges whose source hit lies in its phi range widened by ``overlap``
-    [rad] on both sides, so that hits near a border see their neighbours in one of them.
-    A graph within the budget is returned whole.
+    x its width on both sides, so that hits near a border see their neighbours in one of them.
+    A graph within the budget is returned whole. Small sectors also mean more optimizer steps
+    per epoch, which is what makes training converge in minutes.
     """
     e = d.edge_index.shape[1]
     if e <= max_edges:
@@ -75,7 +76,7 @@ def sectors(d: Data, max_edges: int, overlap: float = 0.1) -> list[Data]:
     for s in range(k):
         centre = -math.pi + (s + 0.5) * width
         dist = torch.remainder(phi - centre + math.pi, 2 * math.pi) - math.pi
-        out.append(edge_subgraph(d, dist.abs() <= width / 2 + overlap))
+        out.append(edge_subgraph(d, dist.abs() <= width * (0.5 + overlap)))
     return out
 
 

@@ -72,8 +72,9 @@ class LayerPairRunConfig:
     filter_fit: FitConfig = field(default_factory=_fit)
     filter_efficiency: float = 0.995  # share of true validation edges the filter keeps
     pos_weight: float = 2.0  # weight of true edges in the BCE
-    max_edges: int = 300_000  # edges per training step; bigger events are split into sectors
-    sector_overlap: float = 0.1  # [rad]
+    max_edges: int = 3000  # edges per training step; bigger events are split into phi sectors
+    filter_max_edges: int = 200_000  # the same for the filter
+    sector_overlap: float = 0.25  # fraction of a sector's width added on both sides
     thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     modes: tuple[str, ...] = MODES
     threads: int = 0  # torch CPU threads (0: keep the default)
@@ -81,7 +82,7 @@ class LayerPairRunConfig:
     def __post_init__(self) -> None:
         if self.pipeline != "layerpair":
             raise ConfigError(f"pipeline must be 'layerpair' here, got {self.pipeline!r}")
-        if self.val_events < 1 or self.train_events < 0 or self.max_edges < 1000:
+        if self.val_events < 1 or self.train_events < 0 or self.max_edges < 100:
             raise ConfigError("val_events >= 1, train_events >= 0 and max_edges >= 1000 required")
         if not 0.5 <= self.filter_efficiency <= 1.0 or not self.pos_weight > 0:
             raise ConfigError("filter_efficiency must be in [0.5, 1] and pos_weight > 0")
@@ -190,9 +191,9 @@ def train_layerpair(
     model.set_standardization(x_all, e_all)
     cut = float("-inf")
     if model.filter is not None:
-        parts = [s for d in train_d for s in sectors(d, cfg.max_edges * 4, cfg.sector_overlap)]
+        parts = [s for d in train_d for s in sectors(d, cfg.filter_max_edges, cfg.sector_overlap)]
         _only(model, "filter")
-        vparts = [s for d in val_d for s in sectors(d, cfg.max_edges * 4, cfg.sector_overlap)]
+        vparts = [s for d in val_d for s in sectors(d, cfg.filter_max_edges, cfg.sector_overlap)]
         fit(model, _Loader(parts, True, cfg.filter_fit.seed), _Loader(vparts, False),
             _bce_step(cfg.pos_weight, True), cfg.filter_fit, run_dir / "filter", resume=resume)  # fmt: skip
         _load_best(model, run_dir / "filter")
