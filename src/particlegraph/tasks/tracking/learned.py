@@ -190,6 +190,7 @@ def train_layerpair(
     e_all = torch.cat([d.edge_index + int(o) for d, o in zip(train_d[:8], offs, strict=False)], 1)
     model.set_standardization(x_all, e_all)
     cut = float("-inf")
+    filter_info: dict[str, float] = {}
     if model.filter is not None:
         parts = [s for d in train_d for s in sectors(d, cfg.filter_max_edges, cfg.sector_overlap)]
         _only(model, "filter")
@@ -199,8 +200,16 @@ def train_layerpair(
         _load_best(model, run_dir / "filter")
         model.eval()
         cut = filter_cut(model, val_d, cfg.filter_efficiency)
+        before = [(d.edge_index.shape[1], float(d.y.sum()), d.num_nodes) for d in val_d]
         train_d = [apply_filter(model, d, cut) for d in train_d]
         val_d = [apply_filter(model, d, cut) for d in val_d]
+        after = [(d.edge_index.shape[1], float(d.y.sum())) for d in val_d]
+        filter_info = {
+            "edges_per_hit_before": sum(b[0] for b in before) / sum(b[2] for b in before),
+            "edges_per_hit_after": sum(a[0] for a in after) / sum(b[2] for b in before),
+            "true_edges_kept": sum(a[1] for a in after) / max(sum(b[1] for b in before), 1.0),
+        }
+        log.info("filter on validation events: %s", filter_info)
     _only(model, "gnn")
     parts = [s for d in train_d for s in sectors(d, cfg.max_edges, cfg.sector_overlap)]
     vparts = [s for d in val_d for s in sectors(d, cfg.max_edges, cfg.sector_overlap)]
@@ -213,7 +222,7 @@ def train_layerpair(
     best, scan = tune_build(model, val_d, val_ev, cfg.thresholds, cfg.modes)
     save_checkpoint(run_dir / "model.pt", {"model": model.state_dict()})
     info = {"pipeline": "layerpair", "train_events": train_ids, "val_events": val_ids,
-            "filter_cut": cut, "build": asdict(best), "build_scan": scan,
+            "filter_cut": cut, "val_filter": filter_info, "build": asdict(best), "build_scan": scan,
             "map_pairs": mmap.num_pairs, "gnn_best_epoch": h.best_epoch,
             "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
     write_json(run_dir / "run.json", info)
