@@ -78,6 +78,7 @@ class LayerPairRunConfig:
     thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     modes: tuple[str, ...] = MODES
     threads: int = 0  # torch CPU threads (0: keep the default)
+    init_from: str = ""  # a finished run whose weights start this one (fine-tuning at pile-up)
 
     def __post_init__(self) -> None:
         if self.pipeline != "layerpair":
@@ -189,6 +190,8 @@ def train_layerpair(
     offs = np.cumsum([0] + [d.num_nodes for d in train_d[:8]])
     e_all = torch.cat([d.edge_index + int(o) for d, o in zip(train_d[:8], offs, strict=False)], 1)
     model.set_standardization(x_all, e_all)
+    if cfg.init_from:
+        _init_from(model, Path(cfg.init_from))
     cut = float("-inf")
     filter_info: dict[str, float] = {}
     if model.filter is not None:
@@ -227,6 +230,19 @@ def train_layerpair(
             "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
     write_json(run_dir / "run.json", info)
     return info
+
+
+def _init_from(model: EdgeClassifier, run_dir: Path) -> None:
+    """Start from the interaction network (and standardisation) of another run."""
+    if not (run_dir / "model.pt").is_file():
+        raise DataFileError(f"init_from: {run_dir} is not a finished tracking run (no model.pt)")
+    state = load_checkpoint(run_dir / "model.pt")["model"]
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items()
+            if not k.startswith("filter.") and k in own and own[k].shape == v.shape}  # fmt: skip
+    if not any(k.startswith("gnn.") for k in keep):
+        raise DataFileError(f"init_from: {run_dir} has no interaction network of this shape")
+    model.load_state_dict(keep, strict=False)
 
 
 def _only(model: EdgeClassifier, part: str) -> None:
