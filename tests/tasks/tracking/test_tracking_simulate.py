@@ -80,3 +80,36 @@ def test_conversion_pairs_are_truth_particles_with_their_hits_and_weigh_zero():
         rmin[p] = min(rmin[p], float(np.hypot(x, y)))
     r_of = dict(zip(parts["particle_id"].tolist(), r.tolist(), strict=True))
     assert all(rmin[p] > r_of[p] for p in rmin if np.isfinite(rmin[p]))
+
+
+def test_generate_claims_its_folder_and_refuses_other_samples(tmp_path, monkeypatch):
+    from particlegraph.sim.silicon import SiliconConfig
+    from particlegraph.tasks.tracking import simulate
+
+    made = []
+
+    def fake(out, *args):  # stands in for the Pythia loop: one event file per call
+        path = out / f"event{1000 + len(made):09d}-hits.csv"
+        path.write_text("hit_id\n")
+        made.append(path)
+        return [1000]
+
+    monkeypatch.setattr(simulate, "_generate_events", fake)
+    out = tmp_path / "sample"
+    generate(out, seed=1)
+    generate(out, seed=1)  # same settings: resumes, keeps the first event
+    assert all(p.exists() for p in made)
+    with pytest.raises(ConfigError, match="--seed"):
+        generate(out, seed=2)
+    with pytest.raises(ConfigError, match="detector settings"):
+        generate(out, seed=1, detector=SiliconConfig(noise_fraction=0.1))
+    generate(out, seed=2, overwrite=True)  # replaces the old sample's events
+    assert [p.exists() for p in made] == [False, False, True]
+    # a folder particlegraph did not make is refused; --overwrite keeps its other files
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="did not make"):
+        generate(foreign)
+    generate(foreign, overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "keep me"

@@ -20,7 +20,10 @@ mean TrackML score and returns ``run(event) -> track_id``. An event is anything 
 ((H, 3) mm, tensor or array), ``particle_id`` and ``weight`` (for tuning), and for the
 layer-aware methods ``layer`` ((H,) ``100 * volume_id + layer_id``) — a
 :class:`~particlegraph.tasks.tracking.dataset.HitEvent` with its layer key works as is.
-``find_tracks(name, xyz, layer, params)`` runs one method with explicit settings.
+``find_tracks(name, xyz, layer, params)`` runs one method with explicit settings;
+:func:`default_base` gives the settings fixed by event size (the pT threshold of the follower's
+seeds, the DBSCAN hypotheses), :data:`GRIDS` the ones tuned. ``bench/tracking_baselines.py``
+measures them (docs/tracking.md, "Classical baselines").
 """
 
 from __future__ import annotations
@@ -232,7 +235,7 @@ FINDERS: dict[str, Method] = {
 #: Settings tried on validation events (the grid brackets the optimum found in development).
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "raw_dbscan": [{"eps": e} for e in (0.005, 0.01, 0.02, 0.05)],
-    "helix_dbscan": [{"eps": e} for e in (0.004, 0.008, 0.012, 0.018, 0.027, 0.04)],
+    "helix_dbscan": [{"eps": e} for e in (0.006, 0.009, 0.012, 0.018, 0.027)],
     "track_follower": [{"window_scale": w} for w in (0.5, 0.75, 1.0, 1.5, 2.0)],
 }
 

@@ -42,12 +42,17 @@ def generate(
     pool_cache: Annotated[
         Path | None, typer.Option(help="Folder of the pool file (default: --out).")
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Write into a folder made otherwise; its old events are removed."),
+    ] = False,
 ) -> None:
     """Simulate events (Pythia + pile-up + TrackML-like tracker) as TrackML CSV files."""
     from particlegraph.tasks.tracking.simulate import generate as gen
 
     ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
-              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache)  # fmt: skip
+              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
+              overwrite=overwrite)  # fmt: skip
     typer.echo(f"{len(ids)} events in {out}")
 
 

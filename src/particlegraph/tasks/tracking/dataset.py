@@ -83,6 +83,8 @@ def to_hit_event(ev: TrackMLEvent) -> HitEvent:
             raise DataFileError(
                 f"event {ev.event_id}: the truth file names particles missing from the particles file"
             )
+        pos = np.where(known, pos, 0) if order.size else np.zeros(n, dtype=np.int64)
+        parts = parts if order.size else {c: np.zeros(1) for c in ("px", "py", "pz", "vz")}
         px, py, pz = (parts[c].astype(np.float64)[pos] for c in ("px", "py", "pz"))
         ppt = np.hypot(px, py)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -15,7 +15,8 @@ TrackML throughput phase, Amrouche et al., arXiv:2105.01160):
    in x-y and a straight line in z against the transverse path — is intersected with every
    surface; at the nearest one ahead, the nearest hit within the window is added (the window:
    ``window_scale`` x (base of the sensor type + growth per mm of extrapolation)); a surface
-   without one is a hole. A candidate stops after ``max_holes`` holes in a row or ``max_steps``.
+   without one is a hole. A seed must find its third hit on the next surface; a candidate
+   stops after ``max_holes`` holes in a row or ``max_steps``.
 4. **Ambiguities**: candidates with at least ``min_hits`` hits, longest first, claim their hits
    unless more than ``max_shared`` of them are already taken; unclaimed hits are singletons.
 
@@ -201,51 +202,82 @@ def _refit(c: _Cands, idx: np.ndarray, xyz: np.ndarray) -> None:
     c.dzds[idx] = (xyz[last, 2] - xyz[first, 2]) / np.maximum(arc, 1e-6)
 
 
-def _next_surface(
-    c: _Cands, idx: np.ndarray, surf: Surfaces
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest surface ahead of each candidate ``idx``: (surface or -1, path s, point (C, 3))."""
-    cen, rho, w = c.centre[idx], c.rho[idx][:, None], np.sign(c.curv[idx])[:, None]
-    w = np.where(w == 0, 1.0, w)
-    p = c.pos[idx]
-    th_p = np.arctan2(p[:, 1] - cen[:, 1], p[:, 0] - cen[:, 0])[:, None]
+def _barrel_paths(
+    c: _Cands, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
+) -> np.ndarray:
+    """Path s (C, B) to the barrel surfaces ``cols`` (inf where not reached ahead)."""
+    cen, rho = c.centre[idx], c.rho[idx][:, None]
+    w = np.where(c.curv[idx] < 0, -1.0, 1.0)[:, None]
     d = np.hypot(cen[:, 0], cen[:, 1])[:, None]
-    big_r = surf.pos[None, :]
-    s_best = np.full((idx.size, surf.key.size), np.inf)
-    # barrels: intersections of the track circle with the circle of radius R
+    big_r = surf.pos[cols][None, :]
     a = (big_r**2 - rho**2 + d**2) / (2 * np.maximum(d, 1e-9))
     h2 = big_r**2 - a**2
-    ok = (h2 >= 0) & surf.barrel[None, :]
     h = np.sqrt(np.clip(h2, 0, None))
     ux, uy = (cen[:, 0:1] / np.maximum(d, 1e-9)), (cen[:, 1:2] / np.maximum(d, 1e-9))
+    best = np.full(h.shape, np.inf)
+    z0, dz = c.pos[idx, 2:3], c.dzds[idx][:, None]
+    lo, hi = surf.lo[cols][None, :], surf.hi[cols][None, :]
     for sign in (1.0, -1.0):
         qx, qy = a * ux - sign * h * uy, a * uy + sign * h * ux
         th = np.arctan2(qy - cen[:, 1:2], qx - cen[:, 0:1])
         s = rho * np.mod(w * (th - th_p), 2 * np.pi)
-        z = p[:, 2:3] + c.dzds[idx][:, None] * s
-        good = ok & (s > 0.3) & (s < np.pi * rho) & (z >= surf.lo) & (z <= surf.hi)
-        s_best = np.minimum(s_best, np.where(good, s, np.inf))
-    # disks: the path to z = Z, then the radius there
+        z = z0 + dz * s
+        good = (h2 >= 0) & (s > 0.3) & (s < np.pi * rho) & (z >= lo) & (z <= hi)
+        best = np.minimum(best, np.where(good, s, np.inf))
+    return best
+
+
+def _disk_paths(
+    c: _Cands, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
+) -> np.ndarray:
+    """Path s (C, D) to the disks ``cols``: to z = Z, then the radius must be on the disk."""
+    cen, rho = c.centre[idx], c.rho[idx][:, None]
+    w = np.where(c.curv[idx] < 0, -1.0, 1.0)[:, None]
     dz = c.dzds[idx][:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = (big_r - p[:, 2:3]) / dz
+        s = (surf.pos[cols][None, :] - c.pos[idx, 2:3]) / dz
     s = np.where(np.isfinite(s), s, -1.0)
     th = th_p + w * s / rho
     rq = np.hypot(cen[:, 0:1] + rho * np.cos(th), cen[:, 1:2] + rho * np.sin(th))
-    good = ~surf.barrel[None, :] & (s > 0.3) & (s < np.pi * rho) & (rq >= surf.lo) & (rq <= surf.hi)
-    s_best = np.minimum(s_best, np.where(good, s, np.inf))
-    s_best[np.arange(idx.size), c.surface[idx]] = np.inf
-    best = np.argmin(s_best, axis=1)
-    s_min = s_best[np.arange(idx.size), best]
-    found = np.isfinite(s_min)
-    s_f = np.where(found, s_min, 0.0)
-    th = th_p[:, 0] + w[:, 0] * s_f / rho[:, 0]
+    good = (s > 0.3) & (s < np.pi * rho) & (rq >= surf.lo[cols]) & (rq <= surf.hi[cols])
+    return np.where(good, s, np.inf)
+
+
+def _next_surface(
+    c: _Cands, idx: np.ndarray, surf: Surfaces
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest surface ahead of each candidate ``idx``: (surface or -1, path s, point (C, 3)).
+
+    Barrels, and only the disks on the side the candidate moves to, are intersected.
+    """
+    cen, rho = c.centre[idx], c.rho[idx]
+    w = np.where(c.curv[idx] < 0, -1.0, 1.0)
+    p = c.pos[idx]
+    th_p = np.arctan2(p[:, 1] - cen[:, 1], p[:, 0] - cen[:, 0])
+    bar = np.flatnonzero(surf.barrel)
+    s_best = np.full(idx.size, np.inf)
+    best = np.full(idx.size, -1)
+
+    def take(rows: np.ndarray, cols: np.ndarray, paths: np.ndarray) -> None:
+        paths = np.where(cols[None, :] == c.surface[idx[rows]][:, None], np.inf, paths)
+        j = np.argmin(paths, axis=1)
+        s = paths[np.arange(rows.size), j]
+        better = s < s_best[rows]
+        s_best[rows[better]] = s[better]
+        best[rows[better]] = cols[j[better]]
+
+    if bar.size:
+        take(np.arange(idx.size), bar, _barrel_paths(c, idx, surf, bar, th_p[:, None]))
+    for side in (-1.0, 1.0):
+        rows = np.flatnonzero(np.sign(c.dzds[idx]) == side)
+        cols = np.flatnonzero(~surf.barrel & (np.sign(surf.pos) == side))
+        if rows.size and cols.size:
+            take(rows, cols, _disk_paths(c, idx[rows], surf, cols, th_p[rows, None]))
+    found = np.isfinite(s_best)
+    s_f = np.where(found, s_best, 0.0)
+    th = th_p + w * s_f / rho
     point = np.stack(
-        [
-            cen[:, 0] + rho[:, 0] * np.cos(th),
-            cen[:, 1] + rho[:, 0] * np.sin(th),
-            p[:, 2] + c.dzds[idx] * s_f,
-        ],
+        [cen[:, 0] + rho * np.cos(th), cen[:, 1] + rho * np.sin(th), p[:, 2] + c.dzds[idx] * s_f],
         axis=1,
     )
     return np.where(found, best, -1), s_f, point
@@ -293,6 +325,7 @@ def _step(
     if f.size:
         _refit(c, f, xyz)
     alive = (c.holes[active] <= cfg.max_holes) & (c.n_main[active] < c.main.shape[1])
+    alive &= (c.n_main[active] > 2) | (c.holes[active] == 0)  # a seed needs a third hit at once
     alive &= c.n[active] < c.hits.shape[1] - 1
     return active[alive]
 
