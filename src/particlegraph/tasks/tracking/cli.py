@@ -21,6 +21,24 @@ app = typer.Typer(
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 
+def _guard(command: str, path: Path, option: str, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an output folder that is an input or another command's; then claim it."""
+    from particlegraph.outputs import Output, claim, guard_outputs
+
+    guard_outputs(command, [Output(path, "dir", option)], inputs, overwrite=overwrite)
+    claim(path, command)
+
+
+def _finished(run: Path) -> None:
+    """One line if ``run`` is not a finished tracking run (before any output is claimed)."""
+    from particlegraph.errors import DataFileError
+
+    for name in ("config.yaml", "model.pt", "run.json"):
+        if not (run / name).is_file():
+            raise DataFileError(f"{run} is not a finished tracking run (no {name}); run "
+                                "'particlegraph tracking train' first")  # fmt: skip
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -116,6 +134,9 @@ def train(
         list[str] | None, typer.Option("--set", help="Override, e.g. fit.epochs=5.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --run.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --run that another command made.")
+    ] = False,
 ) -> None:
     """Train the pipeline of --config and tune its track building on validation events."""
     from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
@@ -124,6 +145,7 @@ def train(
 
     _logging()
     cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
+    _guard("tracking train", run, "--run", [data], overwrite)
     if isinstance(cfg, LayerPairRunConfig):
         info = train_layerpair(cfg, run, resume=resume)
         best = max(info["build_scan"], key=lambda r: r["score"])
@@ -149,6 +171,9 @@ def evaluate(
         Path | None, typer.Option(help="Re-tune every DBSCAN on the first events of this folder.")
     ] = None,
     tune_events: Annotated[int, typer.Option(help="Events of --tune-data used.")] = 2,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --out that another command made.")
+    ] = False,
 ) -> None:
     """Score the pipeline and the baselines; write metrics.json (and for the exercise's
     pipeline TrackML CSVs and a report)."""
@@ -156,6 +181,8 @@ def evaluate(
     from particlegraph.tasks.tracking.runconfig import run_pipeline
 
     _logging()
+    _finished(run)
+    _guard("tracking evaluate", out, "--out", [run, data], overwrite)
     if run_pipeline(run) == "layerpair":
         from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
 
