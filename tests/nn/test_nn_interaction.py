@@ -39,3 +39,16 @@ def test_information_flows_against_edge_direction():
     ei = torch.tensor([[0, 1], [1, 2]])
     net(x, ei, torch.randn(2, 1))[0].backward()
     assert x.grad is not None and x.grad[2].abs().sum() > 0
+
+
+def test_split_first_layer_equals_the_concatenation():
+    from torch import nn
+
+    from particlegraph.nn.interaction import edge_mlp
+
+    torch.manual_seed(3)
+    mlp = nn.Sequential(nn.Linear(2 * 4 + 3, 5), nn.ReLU(), nn.Linear(5, 2))
+    h, e = torch.randn(6, 4), torch.randn(7, 3)
+    ei = torch.randint(0, 6, (2, 7))
+    ref = mlp(torch.cat([h[ei[0]], h[ei[1]], e], 1))
+    assert torch.allclose(edge_mlp(mlp, h, ei, e), ref, atol=1e-5)

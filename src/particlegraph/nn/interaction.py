@@ -18,10 +18,34 @@ hit) informs both ends. Edge ``(j, i)`` of ``edge_index`` points from ``edge_ind
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from particlegraph.nn.mlp import MLP
+
+
+def edge_mlp(mlp: nn.Sequential, h: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
+    """``mlp(cat([h[src], h[dst], e]))`` without forming the (E, 2 H_n + H_e) concatenation.
+
+    The first Linear is split by input block: its node blocks act on the N nodes before the
+    gather, so the per-edge work of that layer drops from (2 H_n + H_e) to H_e columns.
+    Shapes: h (N, H_n), edge_index (2, E), e (E, H_e) -> (E, out)
+    """
+    first = mlp[0]
+    assert isinstance(first, nn.Linear)
+    hn = h.shape[1]
+    w = first.weight
+    a = h @ w[:, :hn].T
+    b = h @ w[:, hn : 2 * hn].T
+    out = (
+        torch.addmm(first.bias, e, w[:, 2 * hn :].T)
+        if first.bias is not None
+        else e @ w[:, 2 * hn :].T
+    )
+    out = out + a[edge_index[0]] + b[edge_index[1]]
+    for layer in list(mlp)[1:]:
+        out = layer(out)
+    return out
 
 
 class InteractionNetwork(MessagePassing):
@@ -65,8 +89,7 @@ class InteractionNetwork(MessagePassing):
         h, e = self.node_encoder(x), self.edge_encoder(edge_attr)
         for _ in range(self.iterations):
             h, e = self.interact(h, edge_index, e)
-        src, dst = edge_index
-        return self.decoder(torch.cat([h[src], h[dst], e], dim=1)).squeeze(1)
+        return edge_mlp(self.decoder, h, edge_index, e).squeeze(1)
 
     def interact(self, h: Tensor, edge_index: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
         """One round: residual edge update, then residual node update from both directions.
@@ -74,7 +97,7 @@ class InteractionNetwork(MessagePassing):
         Shapes: h (N, H), edge_index (2, E), e (E, H) -> (N, H), (E, H)
         """
         src, dst = edge_index
-        e = e + self.edge_block(torch.cat([h[src], h[dst], e], dim=1))
+        e = e + edge_mlp(self.edge_block, h, edge_index, e)
         n = h.shape[0]
         incoming = h.new_zeros(n, e.shape[1]).index_add_(0, dst, e)
         outgoing = h.new_zeros(n, e.shape[1]).index_add_(0, src, e)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from particlegraph.errors import ConfigError
-from particlegraph.nn.interaction import InteractionNetwork
+from particlegraph.nn.interaction import InteractionNetwork, edge_mlp
 from particlegraph.nn.mlp import MLP
 
 NODE_FEATURES = ("r", "cos_phi", "sin_phi", "z", "eta", "cell_count", "charge_value")
@@ -107,7 +107,8 @@ class EdgeClassifier(nn.Module):
         if self.filter is None:
             return x.new_zeros(edge_index.shape[1])
         n, e = self.inputs(x, edge_index)
-        return self.filter(torch.cat([n[edge_index[0]], n[edge_index[1]], e], dim=1)).squeeze(1)
+        assert isinstance(self.filter, nn.Sequential)
+        return edge_mlp(self.filter, n, edge_index, e).squeeze(1)
 
     @torch.no_grad()
     def filter_logits_chunked(
