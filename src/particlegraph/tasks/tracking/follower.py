@@ -16,7 +16,9 @@ TrackML throughput phase, Amrouche et al., arXiv:2105.01160):
    surface; at the nearest one ahead, the nearest hit within the window is added (the window:
    ``window_scale`` x (base of the sensor type + growth per mm of extrapolation)); a surface
    without one is a hole. A seed must find its third hit on the next surface; a candidate
-   stops after ``max_holes`` holes in a row or ``max_steps``.
+   stops after ``max_holes`` holes in a row or ``max_steps``. Module overlaps: each hit's partner
+   on the overlapping module (``OVERLAP_SHIFT`` away in r or z, from detectors.csv) is looked for
+   within the window where the helix would cross that module, and added (not used in the fit).
 4. **Ambiguities**: candidates with at least ``min_hits`` hits, longest first, claim their hits
    unless more than ``max_shared`` of them are already taken; unclaimed hits are singletons.
 
@@ -38,10 +40,10 @@ PIXEL_VOLUMES = (7, 8, 9)
 #: scattering at ~1 GeV) and its growth per mm of extrapolated path.
 BASE_WINDOW = {7: 1.0, 8: 1.0, 9: 1.0, 12: 2.0, 13: 2.0, 14: 2.0, 16: 6.0, 17: 6.0, 18: 6.0}
 WINDOW_GROWTH = 0.01
-#: Extra distance [mm] at which a second hit on the same surface is taken as a module-overlap hit
-#: (the neighbouring module's offset: barrels r +-0.25 / 1.5 mm, disks z +-2.5 / 5.5 mm in the
-#: challenge's detectors.csv).
-OVERLAP_REACH = {7: 5.0, 8: 2.0, 9: 5.0, 12: 6.0, 13: 3.5, 14: 6.0, 16: 6.0, 17: 3.5, 18: 6.0}
+#: Offset [mm] of the neighbouring (overlapping) module: radial in a barrel, along z in a disk
+#: (module centres at r +-0.25 / 1.5 mm and z +-2.5 / 4.5 / 5.5 mm in the challenge's
+#: detectors.csv). The overlap partner of a hit is looked for where the helix meets it.
+OVERLAP_SHIFT = {7: 4.5, 8: 0.5, 9: 4.5, 12: 4.5, 13: 3.0, 14: 4.5, 16: 5.5, 17: 3.0, 18: 5.5}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Surfaces:
     lo: np.ndarray  # extent: |z| max (barrel: -half, disk: r min)
     hi: np.ndarray
     window: np.ndarray  # base window [mm]
-    reach: np.ndarray  # overlap reach [mm]
+    shift: np.ndarray  # offset of the overlapping module [mm]
 
 
 def find_surfaces(xyz: np.ndarray, layer: np.ndarray) -> tuple[Surfaces, np.ndarray]:
@@ -94,8 +96,8 @@ def find_surfaces(xyz: np.ndarray, layer: np.ndarray) -> tuple[Surfaces, np.ndar
             pos[s] = np.median(xyz[m, 2])
             lo[s], hi[s] = r[m].min() - 5.0, r[m].max() + 5.0
     window = np.array([BASE_WINDOW.get(int(v), 6.0) for v in vol])
-    reach = np.array([OVERLAP_REACH.get(int(v), 5.0) for v in vol])
-    return Surfaces(keys, barrel, pos, lo, hi, window, reach), sid
+    shift = np.array([OVERLAP_SHIFT.get(int(v), 3.0) for v in vol])
+    return Surfaces(keys, barrel, pos, lo, hi, window, shift), sid
 
 
 def _seed_layer_pairs(surf: Surfaces) -> list[tuple[int, int]]:
@@ -292,31 +294,21 @@ def _step(
     keep = nxt >= 0
     active, nxt, s, point = active[keep], nxt[keep], s[keep], point[keep]
     got = np.full(active.size, -1)
-    second = np.full(active.size, -1)
     for sf in np.unique(nxt):
         tree = trees[sf]
         m = np.flatnonzero(nxt == sf)
         if tree is None:
             continue
         win = cfg.window_scale * (surf.window[sf] + WINDOW_GROWTH * s[m])
-        reach = win + surf.reach[sf]
-        dist, j = tree[0].query(point[m], k=2, distance_upper_bound=float(reach.max()))
-        hit = np.isfinite(dist[:, 0]) & (dist[:, 0] <= win)
-        got[m[hit]] = tree[1][j[hit, 0]]
-        two = hit & np.isfinite(dist[:, 1]) & (dist[:, 1] <= reach)
-        second[m[two]] = tree[1][j[two, 1]]
+        dist, j = tree[0].query(point[m], k=1, distance_upper_bound=float(win.max()))
+        hit = np.isfinite(dist) & (dist <= win)
+        got[m[hit]] = tree[1][j[hit]]
     found = got >= 0
     f, h = active[found], active[~found]
     c.hits[f, c.n[f]] = got[found]
     c.n[f] += 1
     c.main[f, c.n_main[f]] = got[found]
     c.n_main[f] += 1
-    # the module-overlap hit, when there is one (not used for the helix: it is 1-5 mm away)
-    o = active[second >= 0]
-    room = c.n[o] < c.hits.shape[1]
-    o = o[room]
-    c.hits[o, c.n[o]] = second[second >= 0][room]
-    c.n[o] += 1
     c.pos[f] = xyz[got[found]]
     c.holes[f] = 0
     c.pos[h] = point[~found]
@@ -324,30 +316,54 @@ def _step(
     c.surface[active] = nxt
     if f.size:
         _refit(c, f, xyz)
+        _add_partners(c, f, got[found], xyz, sid, surf, trees, cfg)
     alive = (c.holes[active] <= cfg.max_holes) & (c.n_main[active] < c.main.shape[1])
     alive &= (c.n_main[active] > 2) | (c.holes[active] == 0)  # a seed needs a third hit at once
     alive &= c.n[active] < c.hits.shape[1] - 1
     return active[alive]
 
 
-def _seed_overlaps(
-    c: _Cands, xyz: np.ndarray, sid: np.ndarray, surf: Surfaces,
-    trees: list[tuple[cKDTree, np.ndarray] | None], cfg: FollowerConfig,
+def _add_partners(
+    c: _Cands, idx: np.ndarray, hit: np.ndarray, xyz: np.ndarray, sid: np.ndarray,
+    surf: Surfaces, trees: list[tuple[cKDTree, np.ndarray] | None], cfg: FollowerConfig,
 ) -> None:  # fmt: skip
-    """Add the module-overlap partners of the two seed hits (their surfaces are not revisited)."""
-    for col in (0, 1):
-        h = c.main[:, col]
-        for sf in np.unique(sid[h]):
+    """Append to candidates ``idx`` the overlap partner of their hit ``hit`` when there is one:
+    a hit of the same surface within the window of where the helix, moved by the surface's
+    module offset (in r on a barrel, in z on a disk) before or after the hit, would cross."""
+    cen, w = c.centre[idx], np.where(c.curv[idx] < 0, -1.0, 1.0)
+    p = xyz[hit]
+    rx, ry = p[:, 0] - cen[:, 0], p[:, 1] - cen[:, 1]
+    norm = np.maximum(np.hypot(rx, ry), 1e-9)
+    tx, ty = -w * ry / norm, w * rx / norm  # transverse unit tangent
+    dz = c.dzds[idx]
+    s_of = sid[hit]
+    radial = np.abs(tx * p[:, 0] + ty * p[:, 1]) / np.maximum(np.hypot(p[:, 0], p[:, 1]), 1e-9)
+    step = np.where(
+        surf.barrel[s_of],
+        surf.shift[s_of] / np.maximum(radial, 0.2),
+        surf.shift[s_of] / np.maximum(np.abs(dz), 0.05),
+    )
+    best = np.full(idx.size, -1)
+    best_d = np.full(idx.size, np.inf)
+    for sign in (1.0, -1.0):
+        q = p + sign * step[:, None] * np.stack([tx, ty, dz], axis=1)
+        for sf in np.unique(s_of):
             tree = trees[sf]
-            m = np.flatnonzero(sid[h] == sf)
+            m = np.flatnonzero(s_of == sf)
             if tree is None or tree[1].size < 2:
                 continue
-            reach = cfg.window_scale * surf.window[sf] + surf.reach[sf]
-            dist, j = tree[0].query(xyz[h[m]], k=2, distance_upper_bound=float(reach))
-            ok = np.isfinite(dist[:, 1])
-            o = m[ok & (c.n[m] < c.hits.shape[1])]
-            c.hits[o, c.n[o]] = tree[1][j[ok & (c.n[m] < c.hits.shape[1]), 1]]
-            c.n[o] += 1
+            win = cfg.window_scale * surf.window[sf]
+            dist, j = tree[0].query(q[m], k=2, distance_upper_bound=win)
+            for col in (0, 1):
+                cand = np.where(
+                    np.isfinite(dist[:, col]), tree[1][np.minimum(j[:, col], tree[1].size - 1)], -1
+                )
+                ok = (cand >= 0) & (cand != hit[m]) & (dist[:, col] < best_d[m])
+                best[m[ok]], best_d[m[ok]] = cand[ok], dist[ok, col]
+    take = (best >= 0) & (c.n[idx] < c.hits.shape[1])
+    o = idx[take]
+    c.hits[o, c.n[o]] = best[take]
+    c.n[o] += 1
 
 
 def _resolve(c: _Cands, num_hits: int, cfg: FollowerConfig) -> np.ndarray:
@@ -405,5 +421,7 @@ def follow_tracks(xyz: np.ndarray, layer: np.ndarray, cfg: FollowerConfig) -> np
             if active.size == 0:
                 break
             active = _step(c, active, xyz, sid, surf, trees, cfg)
-    _seed_overlaps(c, xyz, sid, surf, trees, cfg)
+    every = np.arange(n_c)
+    for col in (0, 1):  # the seed hits' partners, now that the helix is known
+        _add_partners(c, every, c.main[:, col], xyz, sid, surf, trees, cfg)
     return _resolve(c, h, cfg)
