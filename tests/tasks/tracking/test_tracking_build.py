@@ -44,3 +44,14 @@ def test_bad_settings():
         BuildConfig(0.5, "walk")
     with pytest.raises(ConfigError):
         BuildConfig(1.5, "cc")
+
+
+def test_greedy_recovers_the_next_best_link():
+    # hit 1's best successor is 2, but 2's best predecessor is 0 (0 -> 2 scores higher);
+    # "best" drops 1 -> 2 and leaves 1 -> 3 unused; "greedy" takes 0 -> 2, then 1 -> 3
+    edges = np.array([[0, 1, 1], [2, 2, 3]])
+    score = np.array([0.95, 0.9, 0.8])
+    best = build_tracks(4, edges, score, BuildConfig(0.5, "best"))
+    assert _same_partition(best, np.array([0, 1, 0, 3]))
+    greedy = build_tracks(4, edges, score, BuildConfig(0.5, "greedy"))
+    assert _same_partition(greedy, np.array([0, 1, 0, 1]))

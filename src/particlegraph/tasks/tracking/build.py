@@ -9,6 +9,10 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
   Ju et al. (arXiv:2103.06995) that cannot merge two tracks sharing a hit.
 - ``"either"``: keep an edge that is the best outgoing edge of its source OR the best incoming
   edge of its target (splits most merges, keeps a track whose best link was taken).
+- ``"greedy"``: ``"best"`` repeated: after each round the hits whose successor (predecessor) is
+  taken drop their other outgoing (incoming) edges and the mutual-best rule runs again on the
+  rest, so a hit whose best link went to another track still gets its next-best free one
+  (the greedy maximum-score chain cover; at most ``rounds`` rounds).
 
 Every hit without a kept edge is a track of its own.
 """
@@ -23,7 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
 
-MODES = ("cc", "best", "either")
+MODES = ("cc", "best", "either", "greedy")
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,31 @@ def build_tracks(
     """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1]."""
     keep = score > cfg.threshold
     e, s = edges[:, keep], score[keep]
+    if cfg.mode == "greedy":
+        return components(num_hits, greedy_chains(num_hits, e, s))
     if cfg.mode != "cc" and e.shape[1]:
         out_best = best_per_node(e[0], s)
         in_best = best_per_node(e[1], s)
         sel = (out_best & in_best) if cfg.mode == "best" else (out_best | in_best)
         e = e[:, sel]
     return components(num_hits, e)
+
+
+def greedy_chains(
+    num_hits: int, edges: np.ndarray, score: np.ndarray, rounds: int = 8
+) -> np.ndarray:
+    """Edges (2, K) of the chain cover built by repeated mutual-best rounds (see ``"greedy"``)."""
+    has_out = np.zeros(num_hits, dtype=bool)
+    has_in = np.zeros(num_hits, dtype=bool)
+    kept = []
+    e, s = edges, score
+    for _ in range(rounds):
+        free = ~has_out[e[0]] & ~has_in[e[1]]
+        e, s = e[:, free], s[free]
+        if e.shape[1] == 0:
+            break
+        take = best_per_node(e[0], s) & best_per_node(e[1], s)
+        kept.append(e[:, take])
+        has_out[e[0, take]] = True
+        has_in[e[1, take]] = True
+    return np.concatenate(kept, axis=1) if kept else np.zeros((2, 0), dtype=np.int64)
