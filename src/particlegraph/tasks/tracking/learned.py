@@ -132,8 +132,9 @@ def _bce_step(pos_weight: float, filter_stage: bool) -> Any:
     return step
 
 
-def split_ids(cfg: LayerPairRunConfig) -> tuple[list[int], list[int]]:
-    """(train ids, validation ids): the last ``val_events`` events validate."""
+def split_ids(cfg: LayerPairRunConfig) -> tuple[list[int], list[int], list[int]]:
+    """(train ids, validation ids, map ids): the last ``val_events`` events validate; the map
+    learns from every other event, the networks from the first ``train_events`` of them."""
     from particlegraph.tasks.tracking.trackml import list_events
 
     ids = list_events(cfg.data)
@@ -142,7 +143,7 @@ def split_ids(cfg: LayerPairRunConfig) -> tuple[list[int], list[int]]:
             f"{cfg.data}: {len(ids)} events; need more than val_events={cfg.val_events}"
         )
     train, val = ids[: -cfg.val_events], ids[-cfg.val_events :]
-    return (train[: cfg.train_events] if cfg.train_events else train), val
+    return (train[: cfg.train_events] if cfg.train_events else train), val, train
 
 
 def filter_cut(model: EdgeClassifier, val: list[Data], efficiency: float) -> float:
@@ -174,13 +175,16 @@ def train_layerpair(
     run_dir = Path(run_dir)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    train_ids, val_ids = split_ids(cfg)
+    train_ids, val_ids, map_ids = split_ids(cfg)
     train_ev, val_ev = load_events(cfg.data, train_ids), load_events(cfg.data, val_ids)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / CONFIG_NAME)
     mc = cfg.map
-    mmap = learn_map([truth_sample(e) for e in train_ev], quantile=mc.quantile, margin=mc.margin,
-                     min_count=mc.min_count, pt_min=mc.pt_min)  # fmt: skip
+    extra = [i for i in map_ids if i not in set(train_ids)]
+    samples = [truth_sample(e) for e in train_ev]
+    samples += [truth_sample(load_events(cfg.data, [i])[0]) for i in extra]
+    mmap = learn_map(samples, quantile=mc.quantile, margin=mc.margin, min_count=mc.min_count,
+                     pt_min=mc.pt_min)  # fmt: skip
     mmap.save(run_dir / MAP_NAME)
     train_d = [event_data(e, mmap) for e in train_ev]
     val_d = [event_data(e, mmap) for e in val_ev]
@@ -225,6 +229,7 @@ def train_layerpair(
     best, scan = tune_build(model, val_d, val_ev, cfg.thresholds, cfg.modes)
     save_checkpoint(run_dir / "model.pt", {"model": model.state_dict()})
     info = {"pipeline": "layerpair", "train_events": train_ids, "val_events": val_ids,
+            "map_events": map_ids,
             "filter_cut": cut, "val_filter": filter_info, "build": asdict(best), "build_scan": scan,
             "map_pairs": mmap.num_pairs, "gnn_best_epoch": h.best_epoch,
             "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
