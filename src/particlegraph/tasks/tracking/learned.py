@@ -245,7 +245,7 @@ def _init_from(model: EdgeClassifier, run_dir: Path) -> None:
     own = model.state_dict()
     keep = {k: v for k, v in state.items()
             if not k.startswith("filter.") and k in own and own[k].shape == v.shape}  # fmt: skip
-    if not any(k.startswith("gnn.") for k in keep):
+    if not all(k in keep for k in own if k.startswith("gnn.")):
         raise DataFileError(f"init_from: {run_dir} has no interaction network of this shape")
     model.load_state_dict(keep, strict=False)
 
