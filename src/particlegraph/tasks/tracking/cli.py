@@ -13,12 +13,31 @@ from particlegraph.bounds import MAX_EVENT_ID, MAX_EVENTS, MAX_PILEUP, MAX_POOL_
 from particlegraph.cli.common import check_range, friendly_errors
 
 app = typer.Typer(
-    help="Tracking: group silicon-tracker hits into tracks (metric learning + GNN + DBSCAN).",
+    help="Tracking: group silicon-tracker hits into tracks (layer-pair graph + interaction network; "
+    "the exercise's metric learning + GNN + DBSCAN as --config exercise).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+
+
+def _guard(command: str, path: Path, option: str, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an output folder that is an input or another command's; then claim it."""
+    from particlegraph.outputs import Output, claim, guard_outputs
+
+    guard_outputs(command, [Output(path, "dir", option)], inputs, overwrite=overwrite)
+    claim(path, command)
+
+
+def _finished(run: Path) -> None:
+    """One line if ``run`` is not a finished tracking run (before any output is claimed)."""
+    from particlegraph.errors import DataFileError
+
+    for name in ("config.yaml", "model.pt", "run.json"):
+        if not (run / name).is_file():
+            raise DataFileError(f"{run} is not a finished tracking run (no {name}); run "
+                                "'particlegraph tracking train' first")  # fmt: skip
 
 
 def _logging() -> None:
@@ -119,18 +138,35 @@ def train(
     data: Annotated[Path, typer.Option(help="Folder of TrackML training events.")],
     run: Annotated[Path, typer.Option(help="Run directory.")],
     config: Annotated[
-        str, typer.Option(help="YAML file or packaged config: notebook, default, demo.")
+        str,
+        typer.Option(
+            help="YAML file or packaged config: default, demo (layer-pair + interaction network); "
+            "exercise (= notebook), exercise_wide, exercise_demo (the exercise's pipeline)."
+        ),
     ] = "default",
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override, e.g. stage2.fit.epochs=5.")
+        list[str] | None, typer.Option("--set", help="Override, e.g. fit.epochs=5.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --run.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --run that another command made.")
+    ] = False,
 ) -> None:
-    """Train stage 1 (metric learning) and stage 2 (GNN), then tune DBSCAN on validation."""
-    from particlegraph.tasks.tracking.train import load_run_config, train_run
+    """Train the pipeline of --config and tune its track building on validation events."""
+    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
+    from particlegraph.tasks.tracking.runconfig import load_tracking_config
+    from particlegraph.tasks.tracking.train import train_run
 
     _logging()
-    cfg = load_run_config(config, [f"data={data}", *(set_ or [])])
+    cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
+    _guard("tracking train", run, "--run", [data], overwrite)
+    if isinstance(cfg, LayerPairRunConfig):
+        info = train_layerpair(cfg, run, resume=resume)
+        best = max(info["build_scan"], key=lambda r: r["score"])
+        typer.echo(
+            f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
+        )
+        return
     info = train_run(cfg, run, resume=resume)
     best = max(info["dbscan_scan"], key=lambda r: r["score"])
     typer.echo(
@@ -149,13 +185,31 @@ def evaluate(
         Path | None, typer.Option(help="Re-tune every DBSCAN on the first events of this folder.")
     ] = None,
     tune_events: Annotated[int, typer.Option(help="Events of --tune-data used.")] = 2,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --out that another command made.")
+    ] = False,
 ) -> None:
-    """Score the pipeline and the baselines; write metrics.json, TrackML CSVs and a report."""
+    """Score the pipeline and the baselines; write metrics.json (and for the exercise's
+    pipeline TrackML CSVs and a report)."""
     from particlegraph.tasks.tracking.evaluate import evaluate_run
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
 
     check_range("--max-events", max_events, 0, what="events to evaluate; 0 = all")
     check_range("--tune-events", tune_events, 1, what="events of --tune-data")
     _logging()
+    _finished(run)
+    _guard("tracking evaluate", out, "--out", [run, data], overwrite)
+    if run_pipeline(run) == "layerpair":
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+
+        m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
+                                   tune_events=tune_events)  # fmt: skip
+        for name, v in m["methods"].items():
+            typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
+                       f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
+                       f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+        typer.echo(f"metrics: {out / 'metrics.json'}")
+        return
     m = evaluate_run(
         run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
     )
@@ -174,9 +228,21 @@ def explain(
     event: Annotated[int | None, typer.Option(help="Event id (default: the first).")] = None,
     hit: Annotated[int | None, typer.Option(help="Hit index to explain.")] = None,
     partner: Annotated[int | None, typer.Option(help="Second hit of the explained pair.")] = None,
+    edge: Annotated[int | None, typer.Option(help="Edge to explain (default pipeline).")] = None,
 ) -> None:
-    """LRP of a hit's refined embedding and gradient x input of a pair distance."""
+    """Default pipeline: gradient x input of an edge score. Exercise's pipeline: LRP of a hit's
+    refined embedding and gradient x input of a pair distance."""
     from particlegraph.tasks.tracking.explain import explain_run
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
+
+    if run_pipeline(run) == "layerpair":
+        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
+
+        x = explain_edge_score(run, data, out, event_id=event, edge=edge)
+        typer.echo(f"edge {x['edge']} (hits {x['hits']}, score {x['score']:.3f}): "
+                   f"{x['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
+                   f"particle's hits; {out / 'explain.json'}")  # fmt: skip
+        return
 
     for name, value in (("--event", event), ("--hit", hit), ("--partner", partner)):
         check_range(name, value, 0)
@@ -194,6 +260,9 @@ def demo(
     test_events: Annotated[int, typer.Option(help="Unseen test events.")] = 4,
     pileup: Annotated[float, typer.Option(help="Mean pile-up.")] = 0.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override.")] = None,
+    config: Annotated[
+        str, typer.Option(help="demo (default pipeline) or exercise_demo, or a YAML file.")
+    ] = "demo",
 ) -> None:
     """Generate, train, evaluate and explain on a small sample (minutes on a CPU)."""
     from particlegraph.tasks.tracking.demo import run_demo
@@ -202,7 +271,8 @@ def demo(
     check_range("--test-events", test_events, 1, MAX_EVENTS)
     check_range("--pileup", pileup, 0, MAX_PILEUP, what="mean pile-up interactions")
     _logging()
-    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_)
-    typer.echo(
-        f"TrackML score {m['methods']['gnn']['score']['mean']:.3f}; report: {out / 'eval' / 'report.html'}"
-    )
+    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_,
+                 config=config)  # fmt: skip
+    for name, v in m["methods"].items():
+        typer.echo(f"{name:16s} TrackML score {v['score']['mean']:.3f}")
+    typer.echo(f"results: {out / 'eval'}")
