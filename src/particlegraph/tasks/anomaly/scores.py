@@ -31,7 +31,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_batch
 
-from particlegraph.tasks.anomaly.models import AnomalyModel, EdgeGAE, NodeAE
+from particlegraph.tasks.anomaly.models import AnomalyModel, EdgeGAE, NodeAE, SetAE
 
 
 def scatter_mean(values: Tensor, index: Tensor, size: int, weights: Tensor | None = None) -> Tensor:
@@ -138,6 +138,11 @@ def score_batch(model: AnomalyModel, batch: GraphBatch | Batch) -> dict[str, Ten
     """Per-graph score tensors (B,) of one batch; node-ae also returns ``latent_summary``."""
     model.eval()
     b = int(batch.num_graphs)
+    if isinstance(model, SetAE):  # dense by construction; one graph or many give the same
+        hd, mask = to_dense_batch(model.inputs(batch.x), batch.batch, batch_size=b)
+        ch, z = model.chamfer_dense(hd, mask)
+        zf = z[mask]
+        return {"recon": ch, "latent_summary": latent_summary(zf, batch.batch, b)}
     if isinstance(model, EdgeGAE):
         z = model.encode(batch.x, batch.edge_index)
         return {"recon": gae_terms(z, batch.edge_index, batch.batch, b).score}
@@ -190,6 +195,14 @@ def score_dense(model: AnomalyModel, gb: GraphBatch) -> dict[str, Tensor]:
     (``(n^2 - m^2) ln 2``), the diagonal and the positive edges (summed in float64).
     """
     model.eval()
+    if isinstance(model, SetAE):
+        xd, mk = to_dense_batch(gb.x, gb.batch, batch_size=gb.num_graphs)
+        ch, z = model.chamfer_dense(model.dense_inputs(xd), mk)
+        z = z * mk[:, :, None]
+        cnt = mk.sum(1).clamp_min(1)[:, None].to(z.dtype)
+        zm = z.sum(1) / cnt
+        zv = (((z - zm[:, None, :]) ** 2) * mk[:, :, None]).sum(1) / cnt
+        return {"recon": ch, "latent_summary": torch.cat([zm, zv.clamp_min(0).sqrt()], 1)}
     dg = dense_graphs(gb)
     mask = dg.mask
     hd = model.dense_inputs(dg.x)

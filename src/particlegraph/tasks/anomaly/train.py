@@ -67,11 +67,18 @@ def load_graphs(
     if p.suffix == ".pt":
         from particlegraph.tasks.anomaly.formats import read_pt_graphs
 
+        if model.frame != "lab":
+            raise ConfigError(f"{p}: exercise .pt graphs support model.frame=lab only")
         return read_pt_graphs(p, k=model.k, symmetric=model.use_symmetric)[start:stop]
     c = read_candidates(p, max_events=stop)
     c = take_events(c, start, stop)
     return build_graphs(
-        c, k=model.k, symmetric=model.use_symmetric, label=label, lowest=model.select == "lowest"
+        c,
+        k=model.k,
+        symmetric=model.use_symmetric,
+        label=label,
+        lowest=model.select == "lowest",
+        frame=model.frame,
     )
 
 
