@@ -184,6 +184,7 @@ class RocSummary:
     n_bkg: float
     eps_s_at_1e2_err: float = float("nan")  # binomial error of eps_S at eps_B = 1e-2
     eps_s_at_1e3_err: float = float("nan")  # binomial error of eps_S at eps_B = 1e-3
+    n_sig_eff: float = float("nan")  # effective signal count (sum w)^2 / sum w^2
 
     def as_dict(self) -> dict[str, float]:
         """Plain dict (JSON-ready; an infinite rejection becomes None)."""
@@ -207,4 +208,5 @@ def summarize(
         n_bkg=c.n_bkg,
         eps_s_at_1e2_err=float(binomial_error(e2, c.n_sig_eff)),
         eps_s_at_1e3_err=float(binomial_error(e3, c.n_sig_eff)),
+        n_sig_eff=c.n_sig_eff,
     )

@@ -92,3 +92,21 @@ def test_parse_sample() -> None:
         E.parse_sample("nonsense")
     with pytest.raises(ConfigError, match="integers"):
         E.parse_sample("s=x:a")
+
+
+def test_trivial_only_evaluation_with_a_reference(sample_dir) -> None:  # type: ignore[no-untyped-def]
+    bkg = sample_dir("bkg", n_events=120, seed=0)
+    sig = sample_dir("sig", n_events=30, seed=1, pt_scale=20.0)
+    ev = E.evaluate([], E.SampleRef("bkg", str(bkg), 60, 120), [E.SampleRef("sig", str(sig))],
+                    reference=E.SampleRef("ref", str(bkg), 0, 60), n_boot=5)  # fmt: skip
+    keys = set(ev.scores["bkg"])
+    assert {"trivial:ht@0", "trivial:density@0", "trivial:ht_htcal@0"} <= keys
+    rows = {(r["protocol"], r["score"]): r for r in ev.table}
+    # a harder signal: the plain sum pT separates it, its HT-calibrated twin still ranks it high
+    assert rows[("plain", "sum_pt")]["auc"] > 0.95
+    # the fixture's HT is the sum pT of the stored candidates, so calibrated HT keeps its order
+    # within each bin: AUC equal to ranking by HT inside bins, still well above 0.5 here
+    assert rows[("ht-calibrated", "ht_htcal")]["auc"] > 0.5
+    # HT-matched: the signal weighted to the reference HT in bins (n_sig_eff <= 30)
+    assert rows[("ht-matched", "ht_htcal")]["n_sig_eff"] <= 30
+    assert not ev.gains  # no learned score, nothing to compare

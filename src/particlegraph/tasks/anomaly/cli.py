@@ -94,8 +94,16 @@ def evaluate(
     background: str = typer.Option(..., "--background", help="name=path[:start[:stop]]"),
     signal: list[str] = typer.Option(..., "--signal", help="name=path[:start[:stop]] (repeatable)"),
     out: Path = typer.Option(..., "--out", help="output folder"),
+    reference: str = typer.Option(
+        None,
+        "--reference",
+        help="name=path[:start[:stop]]: background events that are neither training nor test "
+        "events; fits the trivial density and the HT calibrations (enables the ht-calibrated "
+        "and ht-matched protocols)",
+    ),
+    boot: int = typer.Option(100, "--boot", help="bootstrap resamplings of the errors"),
 ) -> None:
-    """Scores, ROC metrics per (model, signal) with the seed spread, sculpting, HTML report."""
+    """Learned and trivial scores, ROC metrics with the seed spread, gains, sculpting, report."""
     from particlegraph.tasks.anomaly.evaluate import (
         evaluate as run_eval,
     )
@@ -105,7 +113,13 @@ def evaluate(
         write_evaluation,
     )
 
-    ev = run_eval(list(run), parse_sample(background), [parse_sample(s) for s in signal])
+    ev = run_eval(
+        list(run),
+        parse_sample(background),
+        [parse_sample(s) for s in signal],
+        reference=parse_sample(reference) if reference else None,
+        n_boot=boot,
+    )
     report = write_evaluation(ev, out)
     typer.echo(markdown_table(ev))
     typer.echo(f"report: {report}")
@@ -139,10 +153,11 @@ def explain(
 @friendly_errors
 def demo(
     out: Path = typer.Option(Path("runs/anomaly_demo"), "--out", help="output folder"),
-    events: int = typer.Option(300, "--events", help="background events per sample"),
+    events: int = typer.Option(400, "--events", help="QCD (jetht) background events"),
     epochs: int = typer.Option(3, "--epochs"),
 ) -> None:
-    """Everything end to end on a small scale: generate, train three models, evaluate, explain."""
+    """End to end on a small scale: QCD background + two signals, three models beside the
+    trivial scores, evaluate (plain and HT-calibrated), explain."""
     from particlegraph.tasks.anomaly.demo import run_demo
 
     report = run_demo(out, events=events, epochs=epochs)

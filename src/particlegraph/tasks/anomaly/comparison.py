@@ -112,7 +112,7 @@ def mean_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (proto, model, score, sig), rs in groups.items():
         o: dict[str, Any] = {"protocol": proto, "model": model, "score": score, "signal": sig,
                              "n_seeds": len(rs), "trivial": model == TRIVIAL,
-                             "n_sig_eff": _mean(rs, "n_sig"), "n_bkg": rs[0]["n_bkg"]}  # fmt: skip
+                             "n_sig_eff": _mean(rs, "n_sig_eff"), "n_bkg": rs[0]["n_bkg"]}  # fmt: skip
         for k in (*METRICS, "eps_s_at_1e2_err", "eps_s_at_1e3_err"):
             vals = np.array([np.inf if r[k] is None else r[k] for r in rs], dtype=float)
             fin = vals[np.isfinite(vals)]

@@ -233,7 +233,9 @@ def _sculpting(ev: Evaluation, n_boot: int = 100) -> None:
             for tag, q in (("", 0.99), ("_eps_b_0p1", 0.9)):
                 sel = s > float(np.quantile(s, q))
                 row[f"mean_{var}_pass_over_all{tag}"] = (
-                    float(np.nanmean(x[sel]) / mean_all) if sel.any() and mean_all else float("nan")
+                    float(np.nanmean(x[sel]) / mean_all)
+                    if np.isfinite(x[sel]).any() and mean_all
+                    else float("nan")
                 )
         for tag, eps in (("1e2", 1e-2), ("0p1", 0.1)):
             sc = sculpting(s, info["ht"], eps_b=eps, n_boot=n_boot)
