@@ -30,6 +30,7 @@ import torch
 
 from common import emit, machine
 from particlegraph.tasks.anomaly.evaluate import (
+    Evaluation,
     SampleRef,
     evaluate,
     evaluation_dict,
@@ -40,6 +41,12 @@ from particlegraph.tasks.anomaly.summary import inspect_sample, plot_leading_pt
 from particlegraph.tasks.anomaly.train import load_graphs, load_run, make_run_config, train_run
 
 SIGNALS = ("zprime_ttbar", "wprime_wz", "h2_zz4l", "lq_btau", "hv_dark")
+#: The same processes at masses whose HT lies inside the QCD background's, with its HT trigger.
+MATCHED_SIGNALS = ("zprime_ttbar_m500", "wprime_wz_m500", "h2_zz4l_ht300", "lq_btau_m300",
+                   "hv_dark_m500")  # fmt: skip
+#: Declared before any test number was seen (commit history): the learned score the done-when
+#: target is judged on. Every other score is reported, none is picked on the test signals.
+PRIMARY = "set-ae[event]:combined_htcal"
 MODELS = ("gae-seed", "gae", "node-ae")  # the exercise's study (zerobias background)
 #: QCD benchmark models: run name -> (packaged config, overrides)
 QCD_MODELS = {
@@ -115,6 +122,7 @@ def evaluate_all(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     sig_refs = [SampleRef(s, str(data / s)) for s in SIGNALS if (data / s).is_dir()]
     if not args.exercise:
+        sig_refs += [SampleRef(s, str(data / s)) for s in MATCHED_SIGNALS if (data / s).is_dir()]
         # the benchmark: QCD (jetht) background, BSM signals, trivial scores, three protocols
         test = SampleRef("jetht", str(data / "jetht"), QCD_REF_END, QCD_TEST_END)
         ref = SampleRef("jetht_reference", str(data / "jetht"), QCD_TRAIN, QCD_REF_END)
@@ -122,8 +130,11 @@ def evaluate_all(args: argparse.Namespace) -> None:
         ev = evaluate(_runs(runs, "jetht"), test, sig_refs, reference=ref, n_boot=args.boot)
         write_evaluation(ev, out / "jetht")
         print(markdown_table(ev))
+        res = evaluation_dict(ev)
+        res["per_seed"] = [r for r in res["per_seed"] if r["model"] == "trivial" or
+                           r["score"].endswith("_htcal") or r["signal"] in SIGNALS]  # fmt: skip
         emit({"machine": machine(), "seconds": time.perf_counter() - t0,
-              **evaluation_dict(ev)}, str(RESULTS / "anomaly_qcd_benchmark.json"))  # fmt: skip
+              "headline": headline(ev), **res}, str(RESULTS / "anomaly_qcd_benchmark.json"))  # fmt: skip
         return
     # the exercise's set-up: trained on zerobias, jetht is the anomaly (+ the signals)
     zb = SampleRef("zerobias", str(data / "zerobias"), N_TRAIN, N_TEST_END)
@@ -133,6 +144,30 @@ def evaluate_all(args: argparse.Namespace) -> None:
     print(markdown_table(ev1))
     emit({"machine": machine(), "study": "the exercise's: zerobias background, jetht anomalous",
           **evaluation_dict(ev1)}, str(RESULTS / "anomaly_zerobias_background.json"))  # fmt: skip
+
+
+def headline(ev: Evaluation) -> dict[str, object]:
+    """The done-when check per learned score: on how many scale-matched signals its HT-calibrated
+    version beats the best trivial score (plain or calibrated) by >= 0.05 AUC beyond 2 sigma of the
+    bootstrap error and raises eps_S at eps_B = 1e-2 (beyond 2 sigma)."""
+    out: dict[str, object] = {"primary": PRIMARY}
+    per_score: dict[str, dict[str, object]] = {}
+    for g in ev.gains:
+        if g["protocol"] != "ht-calibrated" or g["signal"] not in MATCHED_SIGNALS:
+            continue
+        name = f"{g['model']}:{g['score']}"
+        d = per_score.setdefault(name, {"signals_met": [], "per_signal": {}})
+        ga, ea = g.get("gain_auc"), g.get("gain_auc_boot_err")
+        ge, ee = g.get("gain_eps_s_at_1e2"), g.get("gain_eps_s_at_1e2_boot_err")
+        ok = ga is not None and ga >= 0.05 and ga > 2 * ea and ge is not None and ge > 2 * ee
+        d["per_signal"][g["signal"]] = {  # type: ignore[index]
+            "gain_auc": ga, "gain_auc_boot_err": ea, "gain_auc_seed_std": g.get("gain_auc_seed_std"),
+            "best_trivial_auc": g.get("best_trivial_auc"),
+            "gain_eps_s_at_1e2": ge, "gain_eps_s_at_1e2_boot_err": ee, "met": ok}  # fmt: skip
+        if ok:
+            d["signals_met"].append(g["signal"])  # type: ignore[union-attr]
+    out["scores"] = per_score
+    return out
 
 
 def scoring(args: argparse.Namespace) -> None:
