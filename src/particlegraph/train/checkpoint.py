@@ -11,6 +11,13 @@ A checkpoint (``run_dir/checkpoints/{last,best}.pt``) is a dict written with ``t
 - ``format``: :data:`CHECKPOINT_FORMAT`.
 
 It is written to a temporary file and renamed, so a run killed mid-write keeps the previous one.
+
+Loading never runs code: checkpoints are read with ``torch.load(weights_only=True)``, whose
+unpickler admits only tensors and plain containers. Everything a checkpoint holds is therefore
+stored as such (the numpy RNG state as a tensor, format 2). Format-1 files, whose numpy state is an
+``ndarray``, load with exactly the numpy classes that array needs allowed. A file that asks for
+anything else (a pickled object, a function to call) is refused with one line, and the object is
+never built.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from torch import nn
 from particlegraph.atomic import atomic_path
 from particlegraph.errors import DataFileError
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -44,26 +51,63 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+def _numpy_array_globals() -> list[Any]:
+    """The numpy classes a format-1 checkpoint's RNG state (an ``ndarray``) needs, and no more."""
+    import numpy.core.multiarray as multiarray  # where pickles name _reconstruct
+
+    allowed: list[Any] = [multiarray._reconstruct, np.ndarray, np.dtype]
+    allowed += [type(np.dtype(t)) for t in ("uint32", "int64", "float64")]
+    return allowed
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by :func:`save_checkpoint`, without running any code in it.
 
     Raises:
-        DataFileError: the file is missing or is not a particlegraph checkpoint.
+        DataFileError: the file is missing, is not a particlegraph checkpoint, or carries objects
+            other than tensors and plain containers (refused before anything in it runs).
     """
+    import pickle
+    import warnings
+
     path = Path(path)
     if not path.is_file():
         raise DataFileError(
             f"checkpoint {path} does not exist; was the run trained to an epoch end?"
         )
     try:
-        # Our own files hold numpy RNG states and plain dicts, which the restricted
-        # weights_only unpickler rejects.
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy.core deprecation in numpy 2
+            allowed = _numpy_array_globals()
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        what = _unsupported_global(str(err))
+        if what is None:  # not a refused object: a damaged or foreign file
+            raise DataFileError(
+                f"checkpoint {path} cannot be read (the file is damaged or not a checkpoint)"
+            ) from err
+        raise DataFileError(
+            f"checkpoint {path} carries {what}, not only weights; refused without loading it "
+            "(a run folder must never run code: use checkpoints written by particlegraph)"
+        ) from None
     except Exception as err:  # torch raises many types for corrupt files
         raise DataFileError(f"checkpoint {path} cannot be read: {err}") from err
     if not isinstance(state, dict) or "model" not in state:
         raise DataFileError(f"{path} is not a particlegraph checkpoint (no 'model' entry)")
     return state
+
+
+def _unsupported_global(message: str) -> str | None:
+    """``'the object posix.system'`` from torch's weights-only refusal of an object, else None."""
+    import re
+
+    m = re.search(r"unsupported GLOBAL ([\w.]+)", message) or re.search(
+        r"Unsupported global: GLOBAL ([\w.]+)", message
+    )
+    if m is not None:
+        return f"the object {m.group(1)}"
+    return None
 
 
 def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -74,7 +118,7 @@ def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any
     """
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 - global state is what we must keep
+        "numpy": _numpy_state_to_plain(np.random.get_state()),  # noqa: NPY002 - global state
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "loader": generator.get_state() if generator is not None else None,
@@ -85,12 +129,27 @@ def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any
 def restore_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
     """Inverse of :func:`capture_rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    np.random.set_state(_numpy_state_from_plain(state["numpy"]))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and state.get("loader") is not None:
         generator.set_state(state["loader"])
+
+
+def _numpy_state_to_plain(state: Any) -> tuple[Any, ...]:
+    """numpy's legacy RNG state with its key array as a tensor (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = state
+    return (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
+            int(has_gauss), float(cached))  # fmt: skip
+
+
+def _numpy_state_from_plain(state: Any) -> tuple[Any, ...]:
+    """Inverse of :func:`_numpy_state_to_plain`; format-1 states (an ndarray) pass through."""
+    name, keys, pos, has_gauss, cached = state
+    if isinstance(keys, torch.Tensor):
+        keys = keys.numpy().astype(np.uint32)
+    return (name, keys, pos, has_gauss, cached)
 
 
 def seed_everything(seed: int) -> None:

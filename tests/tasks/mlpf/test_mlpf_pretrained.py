@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlpf_events import write_dataset
 
-from particlegraph.errors import DataFileError
+from particlegraph.errors import ConfigError
 from particlegraph.tasks.mlpf.model import MLPF
 from particlegraph.tasks.mlpf.operating_point import load_operating_point
 from particlegraph.tasks.mlpf.train import (
@@ -62,8 +62,10 @@ def test_pretrained_model_evaluates(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_pretrained_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(DataFileError, match=NAME):
+    with pytest.raises(ConfigError, match=NAME):
         resolve_run_dir("pretrained:nope")
+    with pytest.raises(ConfigError, match="never a path"):  # a path is never a shipped name
+        resolve_run_dir(f"pretrained:../pretrained/{NAME}")
     assert run_output_dir("runs/x") == Path("runs/x")
     assert run_output_dir(f"pretrained:{NAME}") == Path("runs") / f"pretrained_{NAME}"
 

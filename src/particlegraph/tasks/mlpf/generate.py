@@ -27,14 +27,14 @@ import numpy as np
 
 import particlegraph
 from particlegraph.errors import ConfigError
+from particlegraph.outputs import Output, check_settings, claim, guard_outputs, owner, writer_lock
+from particlegraph.sim.collisions import check_generation, collisions, pileup_pool, shard_plan
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.elements import MLPFEvent
-from particlegraph.sim.particles import concatenate
-from particlegraph.sim.pileup import POOL_SETTINGS, MinBiasPool, load_or_build_pool, overlay
+from particlegraph.sim.pileup import POOL_SETTINGS, MinBiasPool
 from particlegraph.sim.pythia import (
     PROCESSES,
     make_pythia,
-    next_events,
     process_settings,
     pythia_seed,
 )
@@ -53,6 +53,10 @@ SETTING_OPTIONS = {
 }  # fmt: skip
 #: Stored keys that do not change the arrays (not compared).
 _NOT_COMPARED = ("version",)
+#: The command that makes MLPF datasets (the folder marker's owner).
+COMMAND = "mlpf generate"
+#: Folder-level settings (which files make up the dataset) -> the option that sets them.
+_DATASET_OPTIONS = {"process": "--process", "pileup": "--pileup", "format": "--format"}
 DEFAULT_POOL_SIZE = 2000
 _STREAM_HARD, _STREAM_EVENT = 0, 1
 
@@ -70,18 +74,7 @@ def _validate(
         raise ConfigError(
             f"unknown process {process!r}; choose one of {', '.join(sorted(PROCESSES))}"
         )
-    if events <= 0:
-        raise ConfigError(f"--events must be a positive number of events, got {events}")
-    if not (pileup >= 0 and math.isfinite(pileup)):
-        raise ConfigError(
-            f"--pileup must be a finite mean number of interactions >= 0, got {pileup}"
-        )
-    if num_shards < 1:
-        raise ConfigError(f"--num-shards must be >= 1, got {num_shards}")
-    if not 0 <= shard < num_shards:
-        raise ConfigError(
-            f"--shard must be in 0..{num_shards - 1} (--num-shards {num_shards}), got {shard}"
-        )
+    check_generation(events, pileup, 0, shard, num_shards)
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if events_per_file <= 0:
@@ -126,26 +119,19 @@ def generate_file_events(
         on_event: called after each event (progress bars).
     """
     cfg = detector or mlpf_detector()
-    if pileup > 0 and pool is None:
-        raise ConfigError("pileup > 0 needs a minimum-bias pool")
     pythia = make_pythia(
         process_settings(process, pythia_settings),
         pythia_seed(np.random.SeedSequence([seed, _STREAM_HARD, file_index])),
     )
     rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_EVENT, file_index]))
     out: list[MLPFEvent] = []
-    chunk = 10  # Pythia batch size; does not change the random streams
-    while len(out) < num_events:
-        for hard in next_events(pythia, min(chunk, num_events - len(out))):
-            dz = rng.normal(0.0, cfg.vertex_sigma_z)
-            hard = hard._replace(vz=hard.vz + dz)
-            parts = [hard]
-            if pileup > 0 and pool is not None:
-                pu, _ = overlay(pool, pileup, rng, cfg.vertex_sigma_z)
-                parts.append(pu)
-            out.append(simulate_event(concatenate(parts), cfg, rng))
-            if on_event is not None:
-                on_event()
+    crossings = collisions(
+        pythia, rng, pileup=pileup, pool=pool, vertex_sigma_z=cfg.vertex_sigma_z, n=num_events
+    )
+    for particles in crossings:
+        out.append(simulate_event(particles, cfg, rng))
+        if on_event is not None:
+            on_event()
     return out
 
 
@@ -198,10 +184,42 @@ def generate(
     _validate(process, events, pileup, shard, num_shards, fmt, events_per_file, pool_size)
     if seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
-    cfg = detector or mlpf_detector()
     out = Path(out)
+    guard_outputs(COMMAND, [Output(out, "dir", "--out")], overwrite=overwrite)
+    dataset = {"process": process, "pileup": pileup, "format": fmt}
+    with writer_lock(out, COMMAND, key=f"shard-{shard}-of-{num_shards}"):
+        try:
+            check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
+        except ConfigError:
+            if not overwrite:
+                raise
+            _remove(_dataset_files(out, (owner(out) or {}).get("settings", {})))
+        claim(out, COMMAND, dataset)
+        return _generate_files(
+            process, events, pileup, seed, out, shard, num_shards, fmt, events_per_file,
+            pool_size, detector or mlpf_detector(), pythia_settings, pileup_settings, pool_cache,
+            progress, overwrite,
+        )  # fmt: skip
+
+
+def _dataset_files(out: Path, settings: dict[str, Any]) -> list[Path]:
+    """The event files of the dataset described by a folder marker's settings."""
+    try:
+        pattern = file_name(settings["process"], settings["pileup"], 0, settings["format"])
+    except (KeyError, TypeError):
+        return []
+    return sorted(out.glob(pattern.replace("_00000", "_[0-9][0-9][0-9][0-9][0-9]")))
+
+
+def _generate_files(
+    process: str, events: int, pileup: float, seed: int, out: Path, shard: int, num_shards: int,
+    fmt: str, events_per_file: int, pool_size: int, cfg: DetectorConfig,
+    pythia_settings: Sequence[str], pileup_settings: Sequence[str] | None,
+    pool_cache: bool | str | Path, progress: bool | None, overwrite: bool,
+) -> list[Path]:  # fmt: skip
+    """:func:`generate` once its options are checked and the folder is locked."""
     n_files = math.ceil(events / events_per_file)
-    mine = [j for j in range(n_files) if j % num_shards == shard]
+    mine = shard_plan(n_files, shard, num_shards)
     paths = [out / file_name(process, pileup, j, fmt) for j in mine]
     expected = {
         j: _metadata(process, pileup, seed, j, min(events_per_file, events - j * events_per_file),
@@ -232,10 +250,8 @@ def generate(
     if not todo:
         _remove(stale)
         return paths
-    pool = None
-    if pileup > 0:
-        cache = out if pool_cache is True else (Path(pool_cache) if pool_cache else None)
-        pool = load_or_build_pool(pool_size, seed, cache, pileup_settings, progress=progress)
+    cache = out if pool_cache is True else (Path(pool_cache) if pool_cache else None)
+    pool = pileup_pool(pileup, pool_size, seed, cache, pileup_settings, progress=progress)
     total = sum(min(events_per_file, events - j * events_per_file) for j, _ in todo)
     from particlegraph.cli.common import progress as progress_bar
 

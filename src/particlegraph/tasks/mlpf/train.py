@@ -32,6 +32,7 @@ from particlegraph.tasks.mlpf.loss import (
 from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig, encode_targets
 from particlegraph.tasks.mlpf.store import read_any, resolve_files
 from particlegraph.train import distributed as D
+from particlegraph.train import run as run_module
 from particlegraph.train.checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -230,45 +231,29 @@ def run_config_from_dict(data: dict[str, object]) -> MLPFRunConfig:
     return from_dict(MLPFRunConfig, data, where="MLPFRunConfig")
 
 
-#: ``--run pretrained:<name>`` names a model shipped in ``particlegraph/tasks/mlpf/pretrained/``.
-PRETRAINED_PREFIX = "pretrained:"
-
-
 def pretrained_names() -> list[str]:
     """Names of the shipped pretrained runs."""
-    from importlib.resources import files
-
-    root = files(PACKAGE) / "pretrained"
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    return run_module.pretrained_names(PACKAGE)
 
 
 def resolve_run_dir(run: str | os.PathLike[str]) -> Path:
     """The directory holding a run: ``run`` itself, or the package folder of ``pretrained:<name>``.
 
     Raises:
-        DataFileError: an unknown pretrained name (the message lists the shipped ones).
+        ConfigError: an unknown pretrained name, or one that is a path (the message lists the
+            shipped ones).
     """
-    text = os.fspath(run)
-    if not text.startswith(PRETRAINED_PREFIX):
+    if not run_module.is_pretrained(run):
         return Path(run)
-    from importlib.resources import files
-
-    name = text[len(PRETRAINED_PREFIX) :]
-    path = Path(str(files(PACKAGE) / "pretrained" / name))
-    if not name or not (path / CONFIG_NAME).is_file():
-        raise DataFileError(
-            f"no pretrained MLPF model named {name!r}; shipped: {', '.join(pretrained_names())}"
-        )
-    return path
+    return run_module.open_run(run, "mlpf", PACKAGE).path
 
 
 def run_output_dir(run: str | os.PathLike[str]) -> Path:
     """Where evaluate/explain write for ``run``: the run itself, ``runs/pretrained_<name>`` for a
     shipped model (the package folder is not the user's to write into)."""
-    text = os.fspath(run)
-    if text.startswith(PRETRAINED_PREFIX):
-        return Path("runs") / f"pretrained_{text[len(PRETRAINED_PREFIX) :]}"
-    return Path(run)
+    if not run_module.is_pretrained(run):
+        return Path(run)
+    return run_module.open_run(run, "mlpf", PACKAGE).output_dir
 
 
 def load_model(

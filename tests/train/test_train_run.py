@@ -1,0 +1,142 @@
+"""The one run folder: created after validation, never over another, opened by path or shipped name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.outputs import OWNER_FILE, claim
+from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from particlegraph.train.run import (
+    CONFIG_NAME,
+    check_data,
+    create_run,
+    is_pretrained,
+    open_run,
+    pretrained_names,
+)
+
+MLPF = "particlegraph.tasks.mlpf"
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    epochs: int = 2  # passes over the data
+    lr: float = 1e-3  # learning rate
+
+
+def _trained(path: Path) -> None:
+    save_checkpoint(checkpoint_path(path, "last"), {"model": {"w": torch.zeros(2)}})
+
+
+def test_create_run_writes_identity_and_config(tmp_path: Path) -> None:
+    run = create_run(tmp_path / "r", "tabular", TinyConfig(), data={"process": "toy", "pileup": 0})
+    assert (run.path / CONFIG_NAME).read_text().strip().splitlines() == ["epochs: 2", "lr: 0.001"]
+    assert run.identity["command"] == "tabular train"
+    assert run.data_settings == {"process": "toy", "pileup": 0}
+    assert run.config(TinyConfig, ["epochs=5"]) == TinyConfig(epochs=5)
+
+
+def test_create_run_refuses_a_trained_run_unless_resume_or_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "r"
+    create_run(path, "tabular", TinyConfig())
+    _trained(path)
+    before = (path / CONFIG_NAME).read_text()
+    with pytest.raises(ConfigError, match="already holds a tabular run; use --resume"):
+        create_run(path, "tabular", TinyConfig(epochs=9))
+    assert (path / CONFIG_NAME).read_text() == before  # refused before anything was written
+    create_run(path, "tabular", TinyConfig(epochs=9), resume=True)
+    assert "epochs: 9" in (path / CONFIG_NAME).read_text()
+    create_run(path, "tabular", TinyConfig(epochs=1), overwrite=True)
+    assert not checkpoint_path(path, "last").exists()
+
+
+def test_create_run_never_replaces_foreign_files(tmp_path: Path) -> None:
+    path = tmp_path / "mine"
+    path.mkdir()
+    (path / "thesis.tex").write_text("precious")
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match="did not make; it is never replaced"):
+            create_run(path, "mlpf", TinyConfig(), overwrite=overwrite)
+    assert (path / "thesis.tex").read_text() == "precious"
+    assert not (path / OWNER_FILE).exists()
+
+
+def test_create_run_refuses_another_tasks_folder_and_a_file(tmp_path: Path) -> None:
+    claim(tmp_path / "sample", "anomaly generate", {"process": "jetht"})
+    with pytest.raises(ConfigError, match="output of `particlegraph anomaly generate`"):
+        create_run(tmp_path / "sample", "anomaly", TinyConfig())
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        create_run(tmp_path / "f", "anomaly", TinyConfig())
+    with pytest.raises(ConfigError, match="exclude each other"):
+        create_run(tmp_path / "new", "anomaly", TinyConfig(), resume=True, overwrite=True)
+    with pytest.raises(DataFileError, match="no such run folder"):
+        create_run(tmp_path / "new", "anomaly", TinyConfig(), resume=True)
+
+
+def test_resume_refuses_other_data(tmp_path: Path) -> None:
+    path = tmp_path / "r"
+    create_run(path, "mlpf", TinyConfig(), data={"pileup": 50, "separate_ecal": True})
+    _trained(path)
+    with pytest.raises(ConfigError, match="separate_ecal"):
+        create_run(
+            path, "mlpf", TinyConfig(), data={"pileup": 50, "separate_ecal": False}, resume=True
+        )
+
+
+def test_open_run_checks_the_task(tmp_path: Path) -> None:
+    create_run(tmp_path / "r", "tracking", TinyConfig())
+    assert open_run(tmp_path / "r", "tracking", MLPF).task == "tracking"
+    with pytest.raises(DataFileError, match="not a mlpf run"):
+        open_run(tmp_path / "r", "mlpf", MLPF)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFileError, match=r"no config\.yaml"):
+        open_run(tmp_path / "empty", "mlpf", MLPF)
+
+
+@pytest.mark.parametrize(
+    "name", ["../../..", "/etc", "x/../ttbar_pu50_medium", "", "nope", ".hidden"]
+)
+def test_pretrained_names_are_names_from_the_package(name: str) -> None:
+    with pytest.raises(ConfigError, match="never a path"):
+        open_run(f"pretrained:{name}", "mlpf", MLPF)
+
+
+def test_pretrained_run_opens_and_writes_elsewhere() -> None:
+    assert "ttbar_pu50_medium" in pretrained_names(MLPF)
+    assert is_pretrained("pretrained:x") and not is_pretrained("runs/x")
+    run = open_run("pretrained:ttbar_pu50_medium", "mlpf", MLPF)
+    assert run.pretrained == "ttbar_pu50_medium"
+    assert run.output_dir == Path("runs") / "pretrained_ttbar_pu50_medium"
+    assert load_checkpoint(run.checkpoint("best"))["model"]
+
+
+def test_check_data_names_the_setting_and_ignores_unrecorded(tmp_path: Path) -> None:
+    run = create_run(tmp_path / "r", "mlpf", TinyConfig(), data={"pileup": 50, "seed": 1})
+    check_data(run, {"pileup": 50, "seed": 2}, ignore=("seed",))
+    check_data(run, {"process": "qcd"})  # not recorded with the run: not compared
+    with pytest.raises(ConfigError, match=r"pileup \(200\) differs"):
+        check_data(run, {"pileup": 200})
+
+
+class _Payload:
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.canary}",))
+
+
+def test_a_checkpoint_with_a_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    path = tmp_path / "best.pt"
+    torch.save({"model": {}, "extra": _Payload(canary)}, path)
+    with pytest.raises(DataFileError, match=r"carries the object (posix|nt)\.system"):
+        load_checkpoint(path)
+    assert not canary.exists()
