@@ -63,7 +63,8 @@ def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path) -> None:
     assert t["sample"].count("bkg") == 20 and t["sample"].count("sig") == 20
     # the trivial scores and the HT-calibrated twins travel in the same file
     assert {"trivial:ht@0", "trivial:density@0", "node-ae:recon_htcal@0"} <= set(t)
-    assert {r["protocol"] for r in metrics["table"]} == {"plain", "ht-calibrated", "ht-matched"}
+    # (no ht-matched rows: this hard synthetic signal's HT lies beyond every reference event)
+    assert {r["protocol"] for r in metrics["table"]} == {"plain", "ht-calibrated"}
     auc0 = roc_auc(t["node-ae:recon@0"], t["label"])
     per_seed = [
         r
