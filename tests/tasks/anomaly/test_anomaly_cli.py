@@ -116,3 +116,18 @@ def test_bad_inputs_exit_2(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", "--run", str(tmp_path), "--background", "nonsense",
                               "--signal", "s=x", "--out", str(tmp_path / "e")])  # fmt: skip
     assert res.exit_code == 2 and "name=path" in res.output
+
+
+def test_outputs_that_are_not_ours_are_refused(sample_dir, tmp_path: Path) -> None:
+    bkg = sample_dir("bkg", n_events=20, seed=0)
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("mine")
+    res = runner.invoke(app, ["train", "--data", str(bkg), "--run", str(foreign), "--epochs", "1",
+                              "--max-events", "10", "--set", "model.hidden=4"])  # fmt: skip
+    assert res.exit_code == 2 and "did not make" in res.output
+    assert (foreign / "thesis.tex").read_text() == "mine"
+    # evaluate may not write into its input sample folder, whatever --overwrite says
+    res = runner.invoke(app, ["evaluate", "--run", str(foreign), "--background", f"b={bkg}",
+                              "--signal", f"s={bkg}", "--out", str(bkg / "eval"), "--overwrite"])  # fmt: skip
+    assert res.exit_code == 2 and "inside the input" in res.output

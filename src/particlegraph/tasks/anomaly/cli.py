@@ -60,7 +60,7 @@ def inspect(
 @friendly_errors
 def train(
     data: Path = typer.Option(..., "--data", help="background sample folder/file or exercise .pt"),
-    out: Path = typer.Option(..., "--out", help="run directory"),
+    out: Path = typer.Option(..., "--run", "--out", help="run folder (--out: the old name)"),
     model: str = typer.Option("node-ae", "--model", help="gae-seed | gae | node-ae"),
     config: str = typer.Option(None, "--config", help="YAML run config (default: the model's)"),
     epochs: int = typer.Option(0, "--epochs", help="0 = the config's"),
@@ -69,7 +69,8 @@ def train(
         0, "--max-events", help="training + validation events; 0 = config"
     ),
     first_event: int = typer.Option(0, "--first-event"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --run"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run"),
     override: list[str] = typer.Option([], "--set", help="config override key=value"),
 ) -> None:
     """Train one model on background events through the engine's loop (checkpoints, resume)."""
@@ -79,7 +80,7 @@ def train(
     sets += [f"fit.epochs={epochs}"] if epochs else []
     sets += [f"max_events={max_events}"] if max_events else []
     cfg = make_run_config(model, data, [*sets, *override], config)
-    _, hist = train_run(cfg, out, resume=resume)
+    _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
     typer.echo(
         f"trained {len(hist.records)} epochs (best {hist.best_epoch}, val loss {hist.best_loss:.4g}); run in {out}"
     )
@@ -102,6 +103,7 @@ def evaluate(
         "and ht-matched protocols)",
     ),
     boot: int = typer.Option(100, "--boot", help="bootstrap resamplings of the errors"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --out"),
 ) -> None:
     """Learned and trivial scores, ROC metrics with the seed spread, gains, sculpting, report."""
     from particlegraph.tasks.anomaly.evaluate import (
@@ -113,6 +115,12 @@ def evaluate(
         write_evaluation,
     )
 
+    from particlegraph.outputs import Output, claim, guard_outputs
+
+    refs = [parse_sample(x) for x in [background, *signal, *([reference] if reference else [])]]
+    command = "anomaly evaluate"
+    guard_outputs(command, [Output(out, "dir", "--out")], [*run, *(r.path for r in refs)],
+                  overwrite=overwrite)  # fmt: skip
     ev = run_eval(
         list(run),
         parse_sample(background),
@@ -120,6 +128,7 @@ def evaluate(
         reference=parse_sample(reference) if reference else None,
         n_boot=boot,
     )
+    claim(out, command, {"background": background, "signals": list(signal)})
     report = write_evaluation(ev, out)
     typer.echo(markdown_table(ev))
     typer.echo(f"report: {report}")
