@@ -106,6 +106,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --out"),
 ) -> None:
     """Learned and trivial scores, ROC metrics with the seed spread, gains, sculpting, report."""
+    from particlegraph.outputs import Output, claim, guard_outputs
     from particlegraph.tasks.anomaly.evaluate import (
         evaluate as run_eval,
     )
@@ -114,8 +115,6 @@ def evaluate(
         parse_sample,
         write_evaluation,
     )
-
-    from particlegraph.outputs import Output, claim, guard_outputs
 
     refs = [parse_sample(x) for x in [background, *signal, *([reference] if reference else [])]]
     command = "anomaly evaluate"
