@@ -169,4 +169,5 @@ def demo(
     from particlegraph.tasks.anomaly.demo import run_demo
 
     report = run_demo(out, events=events, epochs=epochs)
+    typer.echo((report.parent / "metrics.md").read_text())  # trivial scores beside learned ones
     typer.echo(f"report: {report}")
