@@ -49,12 +49,12 @@ MATCHED_SIGNALS = ("zprime_ttbar_m500", "wprime_wz_m500", "h2_zz4l_ht300", "lq_b
 PRIMARY = "set-ae[event]:combined_htcal"
 MODELS = ("gae-seed", "gae", "node-ae")  # the exercise's study (zerobias background)
 #: QCD benchmark models: run name -> (packaged config, overrides)
-QCD_MODELS = {
+QCD_MODELS = {  # trained in this order (the primary first)
+    "set-ae": ("set-ae", []),
+    "node-ae-event": ("node-ae", ["model.frame=event"]),
+    "node-ae": ("node-ae", []),
     "gae-seed": ("gae-seed", []),
     "gae": ("gae", []),
-    "node-ae": ("node-ae", []),
-    "node-ae-event": ("node-ae", ["model.frame=event"]),
-    "set-ae": ("set-ae", []),
 }
 N_TRAIN, N_TEST_END = 2000, 3000  # zerobias study
 QCD_TRAIN, QCD_REF_END, QCD_TEST_END = 1500, 2500, 3500
