@@ -16,7 +16,6 @@ from particlegraph.tasks.tracking.baselines import (
     tune,
     unrolled_features,
     vertex_candidates,
-    window_pairs,
 )
 from particlegraph.tasks.tracking.follower import FollowerConfig, _circle
 from particlegraph.tasks.tracking.score import trackml_score
@@ -48,17 +47,6 @@ def _clean_event(n=12, seed=0, z0=25.0, noise=0.0, pt=(1.0, 10.0), eta_max=1.5):
     return SimpleNamespace(
         xyz=xyz, layer=layer, particle_id=ev.truth["particle_id"], weight=ev.truth["weight"]
     )
-
-
-def test_window_pairs_matches_brute_force_with_wrap_around():
-    rng = np.random.default_rng(0)
-    a = rng.uniform(-np.pi, np.pi, 200)
-    b = rng.uniform(-np.pi, np.pi, 300)
-    i, j = window_pairs(a, b, 0.05)
-    d = np.abs(np.angle(np.exp(1j * (a[:, None] - b[None, :]))))
-    want = set(zip(*np.nonzero(d <= 0.05), strict=True))
-    assert set(zip(i.tolist(), j.tolist(), strict=True)) == {(int(x), int(y)) for x, y in want}
-    assert any(abs(a[x] - b[y]) > np.pi for x, y in zip(i, j, strict=True))  # a wrapped pair
 
 
 def test_unrolled_features_are_constant_along_a_helix():

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from particlegraph.errors import ConfigError
+from particlegraph.graph.layerpair import phi_window_pairs
 from particlegraph.tasks.tracking.score import trackml_score
 
 #: Pixel-barrel volume id and the layers used for the vertex finder (TrackML numbering).
@@ -142,24 +143,6 @@ def unrolled_dbscan(
     return track.astype(np.int64)
 
 
-def window_pairs(a: np.ndarray, b: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with |a[i] - b[j]| <= width for angles [rad] (wrap-around handled).
-
-    Sort-and-search join: O((A + B) log B + pairs). Returns two index arrays (into a and b).
-    """
-    order = np.argsort(b)
-    bs = b[order]
-    ext = np.concatenate([bs - 2 * np.pi, bs, bs + 2 * np.pi])
-    idx = np.concatenate([order, order, order])
-    lo = np.searchsorted(ext, a - width, side="left")
-    hi = np.searchsorted(ext, a + width, side="right")
-    count = hi - lo
-    i = np.repeat(np.arange(a.size), count)
-    offs = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    j = idx[np.repeat(lo, count) + offs]
-    return i, j
-
-
 def vertex_candidates(
     xyz: np.ndarray,
     layer: np.ndarray,
@@ -182,7 +165,7 @@ def vertex_candidates(
         return np.zeros(1)
     r = np.hypot(xyz[:, 0], xyz[:, 1])
     phi = np.arctan2(xyz[:, 1], xyz[:, 0])
-    i, j = window_pairs(phi[inner], phi[outer], dphi)
+    i, j = phi_window_pairs(phi[inner], phi[outer], -dphi, dphi)
     a, b = inner[i], outer[j]
     z0 = xyz[a, 2] - r[a] * (xyz[b, 2] - xyz[a, 2]) / np.maximum(r[b] - r[a], 1e-6)
     edges = np.arange(-z_max, z_max + bin_mm, bin_mm)

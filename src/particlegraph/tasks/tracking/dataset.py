@@ -35,6 +35,8 @@ class HitEvent:
     pt: Tensor  # (N,) float32 pT of the hit's particle [GeV] (0 for noise)
     eta: Tensor  # (N,) float32 pseudorapidity of the hit's particle
     vz: Tensor  # (N,) float32 production-vertex z of the hit's particle [mm]
+    layer: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    # (N,) long layer key 100 * volume_id + layer_id (empty when unknown)
 
     @property
     def num_hits(self) -> int:
@@ -100,6 +102,7 @@ def to_hit_event(ev: TrackMLEvent) -> HitEvent:
         torch.from_numpy(pt),
         torch.from_numpy(eta),
         torch.from_numpy(vz),
+        torch.from_numpy(100 * ev.hits["volume_id"].astype(np.int64) + ev.hits["layer_id"]),
     )
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from particlegraph.errors import ConfigError
+from particlegraph.graph.layerpair import phi_window_pairs
 
 BARREL_VOLUMES = (8, 13, 17)
 PIXEL_VOLUMES = (7, 8, 9)
@@ -121,7 +122,6 @@ def seed_doublets(
     xyz: np.ndarray, sid: np.ndarray, surf: Surfaces, cfg: FollowerConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hit index pairs (a, b) of the seeds (see the module docstring)."""
-    from particlegraph.tasks.tracking.baselines import window_pairs
 
     r = np.hypot(xyz[:, 0], xyz[:, 1])
     phi = np.arctan2(xyz[:, 1], xyz[:, 0])
@@ -133,7 +133,8 @@ def seed_doublets(
             continue
         r_lo, r_hi = r[h1].min(), r[h2].max()
         width = np.arcsin(min(k_max * r_hi / 2, 1.0)) - np.arcsin(min(k_max * r_lo / 2, 1.0))
-        i, j = window_pairs(phi[h1], phi[h2], abs(width) + 0.005)
+        w = abs(width) + 0.005
+        i, j = phi_window_pairs(phi[h1], phi[h2], -w, w)
         a, b = h1[i], h2[j]
         dr = r[b] - r[a]
         ok = dr > 1.0
