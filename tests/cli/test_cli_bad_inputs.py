@@ -64,7 +64,7 @@ CASES = [
     Case("convert-truncated-root", "mlpf convert {truncated_root} {out}", r"truncated or damaged"),
     Case("convert-junk-root", "mlpf convert {junk_root} {out}", r"not a readable ROOT file"),
     Case("convert-class-17", "mlpf convert {class17} {out}", r"class id 17"),
-    Case("convert-dst-exists", "mlpf convert {good} {good}", r"already exists \(use --overwrite"),
+    Case("convert-dst-is-src", "mlpf convert {good} {good}", r"DST is also an input"),
     Case("convert-unwritable", "mlpf convert {good} {unwritable}/x",
          r"permission denied|not permitted|read-only"),
     Case("convert-events-per-file-0", "mlpf convert {good} {out} --events-per-file 0",
@@ -93,7 +93,7 @@ CASES = [
          r"is a file, expected a folder"),
     Case("explain-class-17", "mlpf explain --run {run} --data {class17} --out {out} --no-figures",
          r"class id 17"),
-    Case("explain-no-run", "mlpf explain --run {out} " + GOOD, r"no such run directory"),
+    Case("explain-no-run", "mlpf explain --run {out} " + GOOD, r"no such run folder"),
     # --- mlpf export ---------------------------------------------------------------------------
     Case("export-elements-0", "mlpf export --run {run} --onnx {out}.onnx --elements 0",
          r"--elements must be between 1"),
