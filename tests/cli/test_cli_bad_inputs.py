@@ -64,7 +64,7 @@ CASES = [
     Case("convert-truncated-root", "mlpf convert {truncated_root} {out}", r"truncated or damaged"),
     Case("convert-junk-root", "mlpf convert {junk_root} {out}", r"not a readable ROOT file"),
     Case("convert-class-17", "mlpf convert {class17} {out}", r"class id 17"),
-    Case("convert-dst-exists", "mlpf convert {good} {good}", r"DST is also an input .*; write elsewhere"),
+    Case("convert-dst-is-src", "mlpf convert {good} {good}", r"DST is also an input .*; write elsewhere"),
     Case("convert-unwritable", "mlpf convert {good} {unwritable}/x",
          r"permission denied|not permitted|read-only"),
     Case("convert-events-per-file-0", "mlpf convert {good} {out} --events-per-file 0",
