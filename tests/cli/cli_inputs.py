@@ -141,6 +141,10 @@ def evil_runs(root: Path, canary: Path, tabular_run: Path, mlpf_run: Path) -> di
     for which in ("best", "last"):
         _evil(run / "checkpoints" / f"{which}.pt", canary)
     out["evil_anomaly"] = run
+    from particlegraph.outputs import claim
+
+    for task in ("tabular", "mlpf", "tracking", "anomaly"):  # marked as their task's runs
+        claim(out[f"evil_{task}"], f"{task} train")
     return out
 
 
@@ -292,7 +296,7 @@ def make_world(root: Path) -> dict[str, Path]:
 
     w["good_copy"] = Path(shutil.copytree(w["good"], root / "good_copy"))
     w["run_copy"] = Path(shutil.copytree(w["run"], root / "run_copy"))
-    w["trackml"] = trackml_folder(root / "trackml", n_events=4)
+    w["trackml"] = trackml_folder(root / "trackml", n_events=6)
     w["anomaly_sample"] = anomaly_sample(root / "anomaly_sample")
     w["canary"] = root / "canary"  # must never appear: the payloads would create it
     w.update(evil_runs(root, w["canary"], w["tabular_run"], w["run"]))

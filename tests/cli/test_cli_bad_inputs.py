@@ -64,7 +64,7 @@ CASES = [
     Case("convert-truncated-root", "mlpf convert {truncated_root} {out}", r"truncated or damaged"),
     Case("convert-junk-root", "mlpf convert {junk_root} {out}", r"not a readable ROOT file"),
     Case("convert-class-17", "mlpf convert {class17} {out}", r"class id 17"),
-    Case("convert-dst-exists", "mlpf convert {good} {good}", r"already exists \(use --overwrite"),
+    Case("convert-dst-is-src", "mlpf convert {good} {good}", r"DST is also an input .*; write elsewhere"),
     Case("convert-unwritable", "mlpf convert {good} {unwritable}/x",
          r"permission denied|not permitted|read-only"),
     Case("convert-events-per-file-0", "mlpf convert {good} {out} --events-per-file 0",
@@ -88,12 +88,12 @@ CASES = [
     Case("evaluate-no-run", "mlpf evaluate --run {out} " + GOOD, r"{out}"),
     # --- mlpf explain --------------------------------------------------------------------------
     Case("explain-neighbours-0", "mlpf explain --run {run} " + GOOD + " --neighbours 0",
-         r"--neighbours must be between 1 and 1,000"),
+         r"--neighbours must be between 1 and 1000"),
     Case("explain-out-is-file", "mlpf explain --run {run} " + GOOD + " --out {file}",
          r"is a file, expected a folder"),
     Case("explain-class-17", "mlpf explain --run {run} --data {class17} --out {out} --no-figures",
          r"class id 17"),
-    Case("explain-no-run", "mlpf explain --run {out} " + GOOD, r"no such run directory"),
+    Case("explain-no-run", "mlpf explain --run {out} " + GOOD, r"no such run folder"),
     # --- mlpf export ---------------------------------------------------------------------------
     Case("export-elements-0", "mlpf export --run {run} --onnx {out}.onnx --elements 0",
          r"--elements must be between 1"),
@@ -120,8 +120,6 @@ CASES = [
          r"--num-shards >= 1"),
     Case("tracking-convert-junk", "tracking convert {file} --out {out}", r"not a readable tracks.pickle"),
     Case("tracking-inspect-missing", "tracking inspect {root}/none", r"none is not a directory"),
-    Case("tracking-train-missing-data", "tracking train --data {root}/none --run {out}",
-         r"none is not a directory"),
     Case("tracking-evaluate-no-run", "tracking evaluate --run {out} --data {good} --out {out}-e",
          r"not a finished tracking run"),
     Case("tracking-explain-no-run", "tracking explain --run {out} --data {good} --out {out}-x",
@@ -133,10 +131,11 @@ CASES = [
 
 # --- option ranges where a value can exhaust the machine (particlegraph.bounds), every task ---
 _BETWEEN = r"must be between"
+_PAYLOAD_LATE = r"carries the object posix.mkdir, not only weights; refused without loading it"
 RANGES = [
     # mlpf
     Case("mlpf-generate-pileup-1e5", "mlpf generate --events 2 --pileup 100000 --out {out}",
-         r"--pileup must be between 0 and 1,000 \(mean pile-up interactions\), got 100,000"),
+         r"--pileup must be between 0 and 1000 \(mean pile-up interactions\), got 100,000"),
     Case("mlpf-generate-pileup-neg", "mlpf generate --events 2 --pileup -1 --out {out}", r"--pileup " + _BETWEEN),
     Case("mlpf-generate-pileup-nan", "mlpf generate --events 2 --pileup nan --out {out}", r"--pileup .*got nan"),
     Case("mlpf-generate-pileup-inf", "mlpf generate --events 2 --pileup inf --out {out}", r"--pileup .*got inf"),
@@ -156,6 +155,10 @@ RANGES = [
          r"fit.epochs .*must be an integer"),
     Case("mlpf-train-epochs-0", "mlpf train --data {good} --run {out} --set fit.epochs=0",
          r"fit.epochs must be >= 1"),
+    Case("mlpf-calibrate-payload", "mlpf calibrate --run {evil_mlpf} --data {good} --out {out}", _PAYLOAD_LATE),
+    Case("mlpf-calibrate-events-0", "mlpf calibrate --run {run} --data {good} --events 0 --out {out}", r"--events"),
+    Case("mlpf-calibrate-pretrained-dotdot", "mlpf calibrate --run pretrained:../x --data {good} --out {out}",
+         r"no pretrained mlpf model of that name"),
     Case("mlpf-evaluate-batch-0", "mlpf evaluate --run {run} --data {good} --batch-size 0", r"--batch-size"),
     Case("mlpf-demo-pileup-1e5", "mlpf demo --pileup 100000 --out {out}", r"--pileup " + _BETWEEN),
     # tracking
@@ -186,10 +189,12 @@ RANGES = [
          r"--event must be >= 0"),
     Case("tracking-demo-pileup-5000", "tracking demo --pileup 5000 --out {out}", r"--pileup " + _BETWEEN),
     Case("tracking-demo-test-events-0", "tracking demo --test-events 0 --out {out}", r"--test-events " + _BETWEEN),
-    Case("tracking-train-batch-2e8", "tracking train --data {good} --run {out} --set batch_size=200000000",
-         r"batch_size must be between 1 and 65,536"),
-    Case("tracking-train-lr-inf", "tracking train --data {good} --run {out} --set stage1.fit.lr=inf",
+    Case("tracking-train-batch-2e8", "tracking train --data {trackml} --run {out} --config exercise "
+         "--set batch_size=200000000", r"batch_size must be between 1 and 65,536"),
+    Case("tracking-train-lr-inf", "tracking train --data {trackml} --run {out} --set fit.lr=inf",
          r"fit.lr must be a finite number > 0"),
+    Case("tracking-train-exercise-lr-inf", "tracking train --data {trackml} --run {out} --config exercise "
+         "--set stage1.fit.lr=inf", r"fit.lr must be a finite number > 0"),
     # anomaly
     Case("anomaly-generate-events-neg", "anomaly generate --out {out} --events -3", r"--events " + _BETWEEN),
     Case("anomaly-generate-events-2e7", "anomaly generate --out {out} --events 20000000", r"--events " + _BETWEEN),
@@ -228,7 +233,7 @@ RANGES = [
          r"fit.lr must be a finite number > 0, got inf"),
     Case("tabular-train-lr-0", "tabular train --data {tabular_good} --out {out} --lr 0", r"fit.lr must be"),
     Case("tabular-train-seed-neg", "tabular train --data {tabular_good} --out {out} --seed -1", r"--seed " + _BETWEEN),
-    Case("tabular-explain-bins-0", "tabular explain --run {out} --bins 0", r"--bins must be between 2 and 2,000"),
+    Case("tabular-explain-bins-0", "tabular explain --run {out} --bins 0", r"--bins must be between 2 and 2000"),
     Case("tabular-explain-bins-1e5", "tabular explain --run {out} --bins 100000", r"--bins " + _BETWEEN),
     Case("tabular-demo-events-5", "tabular demo --out {out} --events 5", r"--events " + _BETWEEN),
     Case("tabular-demo-epochs-0", "tabular demo --out {out} --epochs 0", r"--epochs " + _BETWEEN),
@@ -328,6 +333,9 @@ CASES += CONTRACT
 # --- cases for commands another helper is rewriting on its own branch (tracking, anomaly, mlpf
 # train/evaluate): kept apart, never xfail; those failing here are listed in the closing report.
 PENDING = [
+    # regressed when tracking merged: the --run folder is claimed before --data is checked
+    Case("tracking-train-missing-data", "tracking train --data {root}/none --run {out}",
+         r"none is not a directory"),
     # refused with the right line, but after claiming the folder and taking its lock (mtimes change)
     Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
          "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
@@ -352,6 +360,9 @@ PENDING = [
     Case("tracking-train-into-foreign", "tracking train --data {trackml} --run {foreign_tracking}", _NOT_OURS),
     Case("anomaly-train-into-foreign", "anomaly train --data {anomaly_sample} --run {foreign_anomaly}", _NOT_OURS),
     Case("mlpf-train-into-tabular-run", "mlpf train --data {good} --run {tabular_run}", _NOT_OURS),
+    Case("mlpf-calibrate-no-run", "mlpf calibrate --run {out} --data {good}", r"no such run folder"),
+    Case("tracking-train-max-edges-2e9", "tracking train --data {trackml} --run {out} --set max_edges=2000000000",
+         r"max_edges must be between"),
     Case("anomaly-inspect-plot-is-folder", "anomaly inspect {anomaly_sample} --plot {foreign}", r"is a folder|is a directory"),
     # these replaced their input on this branch (exit 0): they run on copies, not the shared world
     Case("mlpf-export-onto-checkpoint", "mlpf export --run {run_copy} --onnx {run_copy}/checkpoints/best.pt",

@@ -161,9 +161,10 @@ def check_range(name: str, value: float | None, low: float | None = None, high: 
 
 
 def _number(value: float | None) -> str:
-    """``999,999,995`` for whole numbers (every digit: ``%g`` would print 1e+09), ``0.99`` else."""
+    """Whole numbers with every digit (``%g`` would print 999999995 as 1e+09), grouped from
+    10,000 on (``1000``, ``65,536``); ``0.99`` for the others."""
     if value is not None and math.isfinite(value) and float(value).is_integer():
-        return f"{int(value):,}"
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
     return f"{value:g}"
 
 

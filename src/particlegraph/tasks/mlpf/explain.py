@@ -109,7 +109,7 @@ def explain(
         The summary written to ``summary.json``.
     """
     from particlegraph.device import resolve_device
-    from particlegraph.outputs import Output, claim, guard_outputs, owner
+    from particlegraph.outputs import Output, claim_unowned, guard_outputs
     from particlegraph.tasks.mlpf.explain_compute import explain_events
     from particlegraph.tasks.mlpf.explain_writer import write_explanation
     from particlegraph.tasks.mlpf.export import check_checkpoint
@@ -135,8 +135,7 @@ def explain(
     model, _ = load_model(run.path, which=which)
     dev = resolve_device(device)
     with reading(validate), removed_on_failure(out):
-        if (owner(out) or {}).get("command", COMMAND) == COMMAND:
-            claim(out, COMMAND)  # never over another command's mark: a run stays a run
+        claim_unowned(out, COMMAND)
         result = explain_events(
             model, iter_events(data), settings, rule=rule, relevance_fn=relevance_fn,
             device=dev, source=(str(run_dir), str(data)),

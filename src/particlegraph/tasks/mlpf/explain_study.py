@@ -171,7 +171,7 @@ def study(
     Returns:
         A progress summary; with ``num_shards == 1`` the merged results (see :func:`merge`).
     """
-    from particlegraph.outputs import Output, claim, guard_outputs, owner
+    from particlegraph.outputs import Output, claim_unowned, guard_outputs
     from particlegraph.tasks.mlpf.explain import COMMAND
     from particlegraph.tasks.mlpf.schema import reading
     from particlegraph.tasks.mlpf.train import PACKAGE, load_model
@@ -190,8 +190,7 @@ def study(
     acc = _open_state(path, study_spec(names, num_neighbours, seed))
     model, _ = load_model(run.path, which=which)
     model = model.to(resolve_device(device)).eval()
-    if (owner(out) or {}).get("command", COMMAND) == COMMAND:
-        claim(out, COMMAND)  # never over another command's mark: a run stays a run
+    claim_unowned(out, COMMAND)
     plan = _Shard(shard, num_shards, events, save_every, flip_every, max_seconds, path)
     flip_fn = _flipper(model, names, check_targets, seed) if flip_every else None
     with reading(validate):

@@ -239,7 +239,7 @@ def inspect(
     """
     from particlegraph.atomic import write_json
     from particlegraph.cli.common import check_output_dir, check_output_file, removed_on_failure
-    from particlegraph.outputs import Output, claim, guard_outputs, owner
+    from particlegraph.outputs import Output, claim_unowned, guard_outputs
     from particlegraph.tasks.mlpf.schema import reading
 
     outputs = []
@@ -252,8 +252,8 @@ def inspect(
     shards = resolve_files(path)  # the event files: what must never be replaced
     guard_outputs(COMMAND, outputs, shards, overwrite=overwrite)
     with reading(validate), removed_on_failure(plots_dir, json_out):
-        if plots_dir is not None and (owner(plots_dir) or {}).get("command", COMMAND) == COMMAND:
-            claim(plots_dir, COMMAND)  # never over another command's mark
+        if plots_dir is not None:
+            claim_unowned(plots_dir, COMMAND)
         summary = inspect_dataset(shards, plots_dir=plots_dir, max_events=max_events)
         if json_out is not None:
             write_json(json_out, {**summary, "command": COMMAND})
