@@ -48,7 +48,7 @@ def edge_mlp(mlp: nn.Sequential, h: Tensor, edge_index: Tensor, e: Tensor) -> Te
     return out
 
 
-class InteractionNetwork(MessagePassing):
+class InteractionNetwork(MessagePassing):  # type: ignore[misc]  # PyG ships no type stubs
     """Recurrent interaction network returning one logit per edge.
 
     Args:

@@ -75,7 +75,7 @@ def _density_effect(beta_gamma: np.ndarray) -> np.ndarray:
     high = two_ln10 * x - c_bar
     mid = high + a * np.clip(x1 - x, 0.0, None) ** k
     low = delta0 * 10.0 ** (2.0 * (x - x0))
-    return np.where(x >= x1, high, np.where(x >= x0, mid, low))
+    return np.asarray(np.where(x >= x1, high, np.where(x >= x0, mid, low)), dtype=np.float64)
 
 
 def bethe_mean_dedx(beta_gamma: np.ndarray, mass: np.ndarray) -> np.ndarray:
@@ -119,4 +119,4 @@ def lose_energy(
 ) -> np.ndarray:
     """Momentum [GeV] after the mean loss of :func:`mean_energy_loss`; 0 where a particle stops."""
     energy = np.sqrt(p**2 + mass**2) - mean_energy_loss(p, mass, electron, x_over_x0)
-    return np.sqrt(np.clip(energy**2 - mass**2, 0.0, None)) * (energy > mass)
+    return np.asarray(np.sqrt(np.clip(energy**2 - mass**2, 0.0, None)) * (energy > mass))

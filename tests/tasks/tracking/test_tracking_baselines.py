@@ -16,7 +16,6 @@ from particlegraph.tasks.tracking.baselines import (
     tune,
     unrolled_features,
     vertex_candidates,
-    window_pairs,
 )
 from particlegraph.tasks.tracking.follower import FollowerConfig, _circle
 from particlegraph.tasks.tracking.score import trackml_score
@@ -48,17 +47,6 @@ def _clean_event(n=12, seed=0, z0=25.0, noise=0.0, pt=(1.0, 10.0), eta_max=1.5):
     return SimpleNamespace(
         xyz=xyz, layer=layer, particle_id=ev.truth["particle_id"], weight=ev.truth["weight"]
     )
-
-
-def test_window_pairs_matches_brute_force_with_wrap_around():
-    rng = np.random.default_rng(0)
-    a = rng.uniform(-np.pi, np.pi, 200)
-    b = rng.uniform(-np.pi, np.pi, 300)
-    i, j = window_pairs(a, b, 0.05)
-    d = np.abs(np.angle(np.exp(1j * (a[:, None] - b[None, :]))))
-    want = set(zip(*np.nonzero(d <= 0.05), strict=True))
-    assert set(zip(i.tolist(), j.tolist(), strict=True)) == {(int(x), int(y)) for x, y in want}
-    assert any(abs(a[x] - b[y]) > np.pi for x, y in zip(i, j, strict=True))  # a wrapped pair
 
 
 def test_unrolled_features_are_constant_along_a_helix():
@@ -125,3 +113,57 @@ def test_tune_chooses_the_best_grid_point_and_bad_input_is_refused():
         find_tracks("track_follower", evs[0].xyz, None, {})
     with pytest.raises(ConfigError, match="min_hits"):
         FollowerConfig(min_hits=2)
+
+
+def test_follower_collects_module_overlap_hits():
+    # overlaps on (default fractions): a particle leaves two hits on some layers; the follower's
+    # tracks must hold more hits than layers crossed, i.e. the overlap partners too
+    rng = np.random.default_rng(5)
+    n = 12
+    cfg = SiliconConfig(
+        x_over_x0=0.0, efficiency=1.0, noise_fraction=0.0, pixel=EXACT, short=EXACT, long=EXACT,
+        conversions=False,
+    )  # fmt: skip
+    phi = np.linspace(-np.pi, np.pi, n, endpoint=False) + 0.05
+    pt, eta = rng.uniform(1, 10, n), rng.uniform(-2.5, 2.5, n)
+    p4 = np.stack(
+        [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta) + 0.2], 1
+    )
+    parts = make_particles(
+        np.full(n, 211), rng.choice([-1.0, 1.0], n), p4, np.tile([0, 0, 10.0], (n, 1))
+    )
+    ev = build_event(parts, cfg, rng, 1)
+    xyz = np.stack([ev.hits[c] for c in ("x", "y", "z")], 1).astype(np.float64)
+    layer = 100 * ev.hits["volume_id"] + ev.hits["layer_id"]
+    pid = ev.truth["particle_id"]
+    tid = find_tracks("track_follower", xyz, layer, {})
+    assert trackml_score(pid, ev.truth["weight"], tid) > 0.95
+    on_track = sum(np.bincount(tid[pid == p]).max() for p in np.unique(pid))
+    layers = sum(np.unique(layer[pid == p]).size for p in np.unique(pid))
+    assert on_track > layers + 10  # well over one hit per layer: the partners were taken
+
+
+def test_default_settings_follow_the_event_size():
+    from particlegraph.tasks.tracking.baselines import default_base
+
+    assert (
+        default_base("track_follower", 3e3)["pt_min"]
+        < default_base("track_follower", 1e5)["pt_min"]
+    )
+    small, big = default_base("helix_dbscan", 3e3), default_base("helix_dbscan", 4e4)
+    assert small["n_curvatures"] * small["n_vertices"] >= 1
+    assert big["n_vertices"] > small["n_vertices"]
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+def test_fast_dbscan_gives_scikit_learns_partition(eps):
+    from sklearn.cluster import DBSCAN
+
+    from particlegraph.tasks.tracking.baselines import ClusterConfig, dbscan_labels
+
+    pts = np.random.default_rng(0).random((500, 3))
+    fast = dbscan_labels(pts, ClusterConfig(eps=eps, min_samples=1))
+    ref = DBSCAN(eps=eps, min_samples=1).fit_predict(pts)
+    # the same partition: the pairs (fast, ref) label each cluster once
+    assert len(set(zip(fast.tolist(), ref.tolist(), strict=True))) == len(set(ref.tolist()))
+    assert len(set(fast.tolist())) == len(set(ref.tolist()))

@@ -9,7 +9,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.bounds import MAX_EVENT_ID, MAX_EVENTS, MAX_PILEUP, MAX_POOL_EVENTS, MAX_SEED
+from particlegraph.cli.common import check_range, friendly_errors
 
 app = typer.Typer(
     help="Tracking: group silicon-tracker hits into tracks (layer-pair graph + interaction network; "
@@ -43,6 +44,16 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _check_generate(events: int, pileup: float, seed: int, first_id: int, pool: int) -> None:
+    """The ranges of ``tracking generate``'s options (one line, before anything is written)."""
+    check_range("--events", events, 1, MAX_EVENTS)
+    check_range("--pileup", pileup, 0, MAX_PILEUP, what="mean pile-up interactions")
+    check_range("--seed", seed, 0, MAX_SEED)
+    last = MAX_EVENT_ID - events + 1  # file names hold nine digits
+    check_range("--first-event-id", first_id, 0, last, what=f"ids up to {MAX_EVENT_ID:,}")
+    check_range("--pool-size", pool, 1, MAX_POOL_EVENTS, what="minimum-bias events")
+
+
 @app.command()
 @friendly_errors
 def generate(
@@ -68,6 +79,7 @@ def generate(
     """Simulate events (Pythia + pile-up + TrackML-like tracker) as TrackML CSV files."""
     from particlegraph.tasks.tracking.simulate import generate as gen
 
+    _check_generate(events, pileup, seed, first_event_id, pool_size)
     ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
               num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
               overwrite=overwrite)  # fmt: skip
@@ -85,6 +97,7 @@ def convert(
     from particlegraph.tasks.tracking.notebook import read_tracks_pickle, sample_to_event
     from particlegraph.tasks.tracking.trackml import write_event
 
+    check_range("--first-event-id", first_event_id, 0, MAX_EVENT_ID)
     samples = read_tracks_pickle(input)
     for i, s in enumerate(samples):
         write_event(out, sample_to_event(s, first_event_id + i))
@@ -100,6 +113,7 @@ def inspect(
     """Hits, particles, noise and hits per particle of a TrackML folder."""
     from particlegraph.tasks.tracking.trackml import list_events, read_event
 
+    check_range("--max-events", max_events, 0, what="events to read; 0 = all")
     ids = list_events(data)
     ids = ids[:max_events] if max_events > 0 else ids
     hits, parts, noise, per = [], [], [], []
@@ -180,6 +194,8 @@ def evaluate(
     from particlegraph.tasks.tracking.evaluate import evaluate_run
     from particlegraph.tasks.tracking.runconfig import run_pipeline
 
+    check_range("--max-events", max_events, 0, what="events to evaluate; 0 = all")
+    check_range("--tune-events", tune_events, 1, what="events of --tune-data")
     _logging()
     _finished(run)
     _guard("tracking evaluate", out, "--out", [run, data], overwrite)
@@ -228,6 +244,8 @@ def explain(
                    f"particle's hits; {out / 'explain.json'}")  # fmt: skip
         return
 
+    for name, value in (("--event", event), ("--hit", hit), ("--partner", partner)):
+        check_range(name, value, 0)
     r = explain_run(run, data, out, event_id=event, hit=hit, partner=partner)
     typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
                f"{r['lrp']['same_particle_share']:.2f} of the relevance on its own particle; "
@@ -249,6 +267,9 @@ def demo(
     """Generate, train, evaluate and explain on a small sample (minutes on a CPU)."""
     from particlegraph.tasks.tracking.demo import run_demo
 
+    check_range("--events", events, 1, MAX_EVENTS, what="training + validation events")
+    check_range("--test-events", test_events, 1, MAX_EVENTS)
+    check_range("--pileup", pileup, 0, MAX_PILEUP, what="mean pile-up interactions")
     _logging()
     m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_,
                  config=config)  # fmt: skip

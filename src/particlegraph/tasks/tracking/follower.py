@@ -33,6 +33,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from particlegraph.errors import ConfigError
+from particlegraph.graph.layerpair import phi_window_pairs
 
 BARREL_VOLUMES = (8, 13, 17)
 PIXEL_VOLUMES = (7, 8, 9)
@@ -121,7 +122,6 @@ def seed_doublets(
     xyz: np.ndarray, sid: np.ndarray, surf: Surfaces, cfg: FollowerConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hit index pairs (a, b) of the seeds (see the module docstring)."""
-    from particlegraph.tasks.tracking.baselines import window_pairs
 
     r = np.hypot(xyz[:, 0], xyz[:, 1])
     phi = np.arctan2(xyz[:, 1], xyz[:, 0])
@@ -133,7 +133,8 @@ def seed_doublets(
             continue
         r_lo, r_hi = r[h1].min(), r[h2].max()
         width = np.arcsin(min(k_max * r_hi / 2, 1.0)) - np.arcsin(min(k_max * r_lo / 2, 1.0))
-        i, j = window_pairs(phi[h1], phi[h2], abs(width) + 0.005)
+        w = abs(width) + 0.005
+        i, j = phi_window_pairs(phi[h1], phi[h2], -w, w)
         a, b = h1[i], h2[j]
         dr = r[b] - r[a]
         ok = dr > 1.0
@@ -366,22 +367,60 @@ def _add_partners(
     c.n[o] += 1
 
 
-def _resolve(c: _Cands, num_hits: int, cfg: FollowerConfig) -> np.ndarray:
-    """Track id per hit: longest candidates first claim their hits (see the module doc)."""
+def _resolve(hits: np.ndarray, n: np.ndarray, num_hits: int, cfg: FollowerConfig) -> np.ndarray:
+    """Track id per hit: longest candidates first claim their hits (see the module doc).
+
+    ``hits`` (C, L) candidate hit indices (-1 padded), ``n`` (C,) their counts.
+    """
     track = np.full(num_hits, -1, dtype=np.int64)
-    order = np.argsort(-c.n, kind="stable")
-    order = order[c.n[order] >= cfg.min_hits]
+    keep = n >= cfg.min_hits
+    hits, n = hits[keep], n[keep]
+    if n.size:  # identical candidates (one track from several seeds) are claimed once
+        rows = np.sort(np.where(hits < 0, num_hits, hits), axis=1)
+        _, first = np.unique(rows, axis=0, return_index=True)
+        hits, n = hits[first], n[first]
+    order = np.argsort(-n, kind="stable")
     next_id = 0
     for ci in order.tolist():
-        hs = c.hits[ci, : c.n[ci]]
+        hs = hits[ci, : n[ci]]
         free = track[hs] < 0
-        if 1.0 - free.mean() > cfg.max_shared or free.sum() < cfg.min_hits - 1:
+        n_free = int(free.sum())
+        if n_free < (1.0 - cfg.max_shared) * hs.size or n_free < cfg.min_hits - 1:
             continue
         track[hs[free]] = next_id
         next_id += 1
     lone = track < 0
     track[lone] = next_id + np.arange(int(lone.sum()))
     return track
+
+
+def _follow_chunk(
+    a: np.ndarray, b: np.ndarray, xyz: np.ndarray, sid: np.ndarray, surf: Surfaces,
+    trees: list[tuple[cKDTree, np.ndarray] | None], cfg: FollowerConfig,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Follow the seeds (a, b); the hits (C', L) and counts (C',) of the candidates that can
+    become tracks (at least ``min_hits`` hits)."""
+    n_c = a.size
+    length = cfg.max_steps + 2
+    c = _Cands(
+        hits=np.full((n_c, 2 * length), -1, dtype=np.int64), n=np.full(n_c, 2),
+        main=np.full((n_c, length), -1, dtype=np.int64), n_main=np.full(n_c, 2),
+        pos=xyz[b].copy(), surface=sid[b].copy(), holes=np.zeros(n_c, dtype=np.int64),
+        centre=np.zeros((n_c, 2)), curv=np.zeros(n_c), rho=np.zeros(n_c), dzds=np.zeros(n_c),
+    )  # fmt: skip
+    c.hits[:, 0], c.hits[:, 1] = a, b
+    c.main[:, 0], c.main[:, 1] = a, b
+    _refit(c, np.arange(n_c), xyz)
+    active = np.arange(n_c)
+    for _ in range(cfg.max_steps):
+        if active.size == 0:
+            break
+        active = _step(c, active, xyz, sid, surf, trees, cfg)
+    alive = np.flatnonzero(c.n >= cfg.min_hits - 2)
+    for col in (0, 1):  # the seed hits' partners, now that the helix is known
+        _add_partners(c, alive, c.main[alive, col], xyz, sid, surf, trees, cfg)
+    keep = c.n >= cfg.min_hits
+    return c.hits[keep], c.n[keep]
 
 
 def follow_tracks(xyz: np.ndarray, layer: np.ndarray, cfg: FollowerConfig) -> np.ndarray:
@@ -404,24 +443,9 @@ def follow_tracks(xyz: np.ndarray, layer: np.ndarray, cfg: FollowerConfig) -> np
     n_c = a.size
     if n_c == 0:
         return np.arange(h, dtype=np.int64)
-    length = cfg.max_steps + 2
-    c = _Cands(
-        hits=np.full((n_c, 2 * length), -1, dtype=np.int64), n=np.full(n_c, 2),
-        main=np.full((n_c, length), -1, dtype=np.int64), n_main=np.full(n_c, 2),
-        pos=xyz[b].copy(), surface=sid[b].copy(), holes=np.zeros(n_c, dtype=np.int64),
-        centre=np.zeros((n_c, 2)), curv=np.zeros(n_c), rho=np.zeros(n_c), dzds=np.zeros(n_c),
-    )  # fmt: skip
-    c.hits[:, 0], c.hits[:, 1] = a, b
-    c.main[:, 0], c.main[:, 1] = a, b
-    _refit(c, np.arange(n_c), xyz)
     chunk = 20000
-    for start in range(0, n_c, chunk):
-        active = np.arange(start, min(start + chunk, n_c))
-        for _ in range(cfg.max_steps):
-            if active.size == 0:
-                break
-            active = _step(c, active, xyz, sid, surf, trees, cfg)
-    every = np.arange(n_c)
-    for col in (0, 1):  # the seed hits' partners, now that the helix is known
-        _add_partners(c, every, c.main[:, col], xyz, sid, surf, trees, cfg)
-    return _resolve(c, h, cfg)
+    parts = [_follow_chunk(a[i : i + chunk], b[i : i + chunk], xyz, sid, surf, trees, cfg)
+             for i in range(0, n_c, chunk)]  # fmt: skip
+    hits = np.concatenate([p[0] for p in parts])
+    n = np.concatenate([p[1] for p in parts])
+    return _resolve(hits, n, h, cfg)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from particlegraph.atomic import write_json
+from particlegraph.bounds import check_batch_size
 from particlegraph.config import dump_config, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.graph.radius import radius_graph
@@ -85,6 +86,7 @@ class TrackingRunConfig:
     threads: int = 0  # torch CPU threads (0: keep the default)
 
     def __post_init__(self) -> None:
+        check_batch_size("batch_size", self.batch_size)
         if self.pipeline != "exercise":
             raise ConfigError(f"pipeline must be 'exercise' here, got {self.pipeline!r}")
         if self.val_events < 1 or self.batch_size < 1 or self.train_events < 0:
