@@ -79,7 +79,7 @@ def weighted_quantiles(
     hi = np.minimum(lo + 1, n - 1)
     v_lo = sorted_values[np.searchsorted(cum, lo, side="right")]
     v_hi = sorted_values[np.searchsorted(cum, hi, side="right")]
-    return v_lo + (pos - lo) * (v_hi - v_lo)
+    return np.asarray(v_lo + (pos - lo) * (v_hi - v_lo), dtype=np.float64)
 
 
 def quantile_replicas(

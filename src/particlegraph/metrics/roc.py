@@ -11,6 +11,11 @@ Figures of merit (all from the empirical curve, with linear interpolation betwee
 - ``inv_eps_b_at_eps_s(eps_s)``: background rejection 1/eps_B at a signal efficiency;
 - ``max_sic``: maximum significance improvement ``eps_S / sqrt(eps_B)`` over thresholds with
   ``eps_B >= min_eps_b`` (one background event by default, so the ratio stays finite).
+
+Errors: :func:`binomial_error` (``sqrt(eps (1 - eps) / n)``, with the effective number of
+weighted events ``(sum w)^2 / sum w^2``); the error of eps_S at a fixed eps_B is the binomial error
+of the signal efficiency there (the threshold itself is treated as exact; a comparison of two
+scores on the same events should bootstrap instead, see :func:`bootstrap_indices`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class RocCurve:
     thresholds: np.ndarray
     n_sig: float
     n_bkg: float
+    n_sig_eff: float = float("nan")  # (sum w)^2 / sum w^2 of the signal (= n_sig unweighted)
+    n_bkg_eff: float = float("nan")
 
 
 def _check(
@@ -72,7 +79,49 @@ def roc_curve(
         thresholds=np.r_[np.inf, s[last]],
         n_sig=float(n_s),
         n_bkg=float(n_b),
+        n_sig_eff=effective_count(w[y]),
+        n_bkg_eff=effective_count(w[~y]),
     )
+
+
+def effective_count(weights: np.ndarray) -> float:
+    """Kish's effective number of events ``(sum w)^2 / sum w^2`` (= N for unit weights)."""
+    w = np.asarray(weights, dtype=np.float64)
+    sq = float((w * w).sum())
+    return float(w.sum()) ** 2 / sq if sq > 0 else 0.0
+
+
+def binomial_error(eps: float | np.ndarray, n: float | np.ndarray) -> float | np.ndarray:
+    """Standard error ``sqrt(eps (1 - eps) / n)`` of an efficiency ``eps`` measured on ``n`` events.
+
+    It is 0 at eps = 0 or 1 (use a Wilson interval where that matters); ``n <= 0`` gives nan.
+    """
+    e = np.clip(np.asarray(eps, dtype=np.float64), 0.0, 1.0)
+    n_arr = np.asarray(n, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(n_arr > 0, np.sqrt(e * (1.0 - e) / n_arr), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def bootstrap_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_boot`` resamplings with replacement of ``n`` events: (n_boot, n) indices."""
+    if n < 1 or n_boot < 1:
+        raise ValueError(f"need n >= 1 and n_boot >= 1, got {n} and {n_boot}")
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def threshold_at_eps_b(background: np.ndarray, eps_b: float) -> float:
+    """Score cut keeping a fraction ``eps_b`` of ``background`` scores (N,): ``score > cut``.
+
+    The cut is the (1 - eps_b) quantile with linear interpolation between order statistics, so
+    on a continuous score about ``eps_b N`` events pass.
+    """
+    if not 0.0 < eps_b < 1.0:
+        raise ValueError(f"eps_b must be in (0, 1), got {eps_b}")
+    b = np.asarray(background, dtype=np.float64).reshape(-1)
+    if b.size == 0 or not np.isfinite(b).all():
+        raise ValueError("background scores must be finite and not empty")
+    return float(np.quantile(b, 1.0 - eps_b))
 
 
 def auc(curve: RocCurve) -> float:
@@ -133,6 +182,9 @@ class RocSummary:
     max_sic: float  # max eps_S / sqrt(eps_B) with eps_B >= 1 / n_bkg
     n_sig: float
     n_bkg: float
+    eps_s_at_1e2_err: float = float("nan")  # binomial error of eps_S at eps_B = 1e-2
+    eps_s_at_1e3_err: float = float("nan")  # binomial error of eps_S at eps_B = 1e-3
+    n_sig_eff: float = float("nan")  # effective signal count (sum w)^2 / sum w^2
 
     def as_dict(self) -> dict[str, float]:
         """Plain dict (JSON-ready; an infinite rejection becomes None)."""
@@ -145,12 +197,16 @@ def summarize(
 ) -> RocSummary:
     """All figures of merit of :class:`RocSummary` for one set of scores."""
     c = roc_curve(scores, labels, weights)
+    e2, e3 = eps_s_at_eps_b(c, 1e-2), eps_s_at_eps_b(c, 1e-3)
     return RocSummary(
         auc=auc(c),
-        eps_s_at_1e2=eps_s_at_eps_b(c, 1e-2),
-        eps_s_at_1e3=eps_s_at_eps_b(c, 1e-3),
+        eps_s_at_1e2=e2,
+        eps_s_at_1e3=e3,
         inv_eps_b_at_0p3=inv_eps_b_at_eps_s(c, 0.3),
         max_sic=max_sic(c),
         n_sig=c.n_sig,
         n_bkg=c.n_bkg,
+        eps_s_at_1e2_err=float(binomial_error(e2, c.n_sig_eff)),
+        eps_s_at_1e3_err=float(binomial_error(e3, c.n_sig_eff)),
+        n_sig_eff=c.n_sig_eff,
     )

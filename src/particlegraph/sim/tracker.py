@@ -39,7 +39,8 @@ class Tracks(NamedTuple):
     @property
     def p(self) -> np.ndarray:
         """Momentum magnitude [GeV]."""
-        return self.pt * np.cosh(self.eta)
+        result: np.ndarray = self.pt * np.cosh(self.eta)
+        return result
 
 
 def _species(pid: np.ndarray) -> np.ndarray:
@@ -70,7 +71,8 @@ def resolution(pid: np.ndarray, pt: np.ndarray, eta: np.ndarray, cfg: DetectorCo
     a = np.array([cfg.hadron_res_a, cfg.electron_res_a, cfg.muon_res_a])  # (3, regions)
     b = np.array([cfg.hadron_res_b, cfg.electron_res_b, cfg.muon_res_b])
     sp = _species(pid)
-    return np.hypot(a[sp, region], b[sp, region] * pt)
+    result: np.ndarray = np.hypot(a[sp, region], b[sp, region] * pt)
+    return result
 
 
 def direction_resolution(
@@ -132,7 +134,8 @@ def lognormal_smear(
 ) -> np.ndarray:
     """Log-normal smearing with mean ``value`` and standard deviation ``sigma_rel * value``."""
     s2 = np.log1p(sigma_rel**2)
-    return value * np.exp(rng.standard_normal(value.shape) * np.sqrt(s2) - 0.5 * s2)
+    result: np.ndarray = value * np.exp(rng.standard_normal(value.shape) * np.sqrt(s2) - 0.5 * s2)
+    return result
 
 
 def reconstruct_tracks(

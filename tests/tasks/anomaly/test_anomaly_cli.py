@@ -18,7 +18,7 @@ runner = CliRunner()
 
 @pytest.mark.slow  # about 10 s on a quiet core, 35 s on the shared dev machine
 def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path) -> None:
-    bkg = sample_dir("bkg", n_events=60, seed=0)
+    bkg = sample_dir("bkg", n_events=120, seed=0)
     sig = sample_dir("sig", n_events=20, seed=1, pt_scale=20.0)
     runs = []
     for model, seed in (("node-ae", 0), ("node-ae", 1), ("gae-seed", 0)):
@@ -40,7 +40,11 @@ def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path) -> None:
     args = [
         "evaluate",
         "--background",
-        f"bkg={bkg}:40:60",
+        f"bkg={bkg}:100:120",
+        "--reference",
+        f"ref={bkg}:40:100",
+        "--boot",
+        "5",
         "--signal",
         f"sig={sig}",
         "--out",
@@ -57,6 +61,10 @@ def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path) -> None:
     # the saved per-event scores reproduce the table's AUC
     t = pq.read_table(out / "scores.parquet").to_pydict()
     assert t["sample"].count("bkg") == 20 and t["sample"].count("sig") == 20
+    # the trivial scores and the HT-calibrated twins travel in the same file
+    assert {"trivial:ht@0", "trivial:density@0", "node-ae:recon_htcal@0"} <= set(t)
+    # (no ht-matched rows: this hard synthetic signal's HT lies beyond every reference event)
+    assert {r["protocol"] for r in metrics["table"]} == {"plain", "ht-calibrated"}
     auc0 = roc_auc(t["node-ae:recon@0"], t["label"])
     per_seed = [
         r
@@ -108,3 +116,18 @@ def test_bad_inputs_exit_2(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", "--run", str(tmp_path), "--background", "nonsense",
                               "--signal", "s=x", "--out", str(tmp_path / "e")])  # fmt: skip
     assert res.exit_code == 2 and "name=path" in res.output
+
+
+def test_outputs_that_are_not_ours_are_refused(sample_dir, tmp_path: Path) -> None:
+    bkg = sample_dir("bkg", n_events=20, seed=0)
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("mine")
+    res = runner.invoke(app, ["train", "--data", str(bkg), "--run", str(foreign), "--epochs", "1",
+                              "--max-events", "10", "--set", "model.hidden=4"])  # fmt: skip
+    assert res.exit_code == 2 and "did not make" in res.output
+    assert (foreign / "thesis.tex").read_text() == "mine"
+    # evaluate may not write into its input sample folder, whatever --overwrite says
+    res = runner.invoke(app, ["evaluate", "--run", str(foreign), "--background", f"b={bkg}",
+                              "--signal", f"s={bkg}", "--out", str(bkg / "eval"), "--overwrite"])  # fmt: skip
+    assert res.exit_code == 2 and "inside the input" in res.output

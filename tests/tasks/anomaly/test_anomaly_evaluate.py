@@ -26,15 +26,17 @@ def _evaluation() -> E.Evaluation:
     for seed in (0, 1, 2):
         scores["bkg"][f"m:recon@{seed}"] = ht / 100 + rng.normal(0, 1, n_b)  # sculpts HT
         scores["sig"][f"m:recon@{seed}"] = rng.normal(7 + seed * 0.1, 1, n_s)
+    # a trivial score: HT itself
+    scores["bkg"]["trivial:ht@0"] = ht
+    scores["sig"]["trivial:ht@0"] = events["sig"]["ht"].astype(float)
     ev = E.Evaluation("bkg", ["sig"], events, scores)
-    E._metrics(ev)
-    E._sculpting(ev)
+    E.compute_metrics(ev, n_boot=20)
     return ev
 
 
 def test_metrics_mean_and_spread_over_seeds() -> None:
     ev = _evaluation()
-    (row,) = ev.table
+    (row,) = [r for r in ev.table if r["model"] == "m"]
     aucs = []
     for seed in (0, 1, 2):
         s, b = ev.scores["sig"][f"m:recon@{seed}"], ev.scores["bkg"][f"m:recon@{seed}"]
@@ -46,8 +48,20 @@ def test_metrics_mean_and_spread_over_seeds() -> None:
     )
     assert row["auc"] == pytest.approx(np.mean(aucs))
     assert row["auc_std"] == pytest.approx(np.std(aucs, ddof=1))
-    assert len(ev.per_seed) == 3
+    assert len(ev.per_seed) == 3 + 1
     assert "| m | recon | sig | 3 |" in E.markdown_table(ev)
+
+
+def test_gain_over_the_trivial_score_is_the_auc_difference() -> None:
+    ev = _evaluation()
+    (g,) = ev.gains
+    (triv,) = [r for r in ev.table if r["model"] == "trivial"]
+    (learned,) = [r for r in ev.table if r["model"] == "m"]
+    # signal HT is a constant 500 inside the background's 300-900: AUC of HT = P(bkg < 500) = 1/3
+    assert triv["auc"] == pytest.approx(np.mean(ev.events["bkg"]["ht"] < 500), abs=1e-12)
+    assert g["best_trivial_auc"] == "ht"
+    assert g["gain_auc"] == pytest.approx(learned["auc"] - triv["auc"])
+    assert g["gain_auc_seed_std"] > 0 and g["gain_auc_boot_err"] > 0
 
 
 def test_sculpting_sees_a_score_that_follows_ht() -> None:
@@ -56,6 +70,9 @@ def test_sculpting_sees_a_score_that_follows_ht() -> None:
     assert row["spearman_ht"] > 0.5  # the score was built from HT
     assert abs(row["spearman_lead_jet_mass"]) < 0.2
     assert row["mean_ht_pass_over_all_eps_b_0p1"] > 1.2
+    # the cut at eps_B = 0.1 (30 events) sculpts HT far beyond a random selection of 30
+    assert row["n_pass_0p1"] == 30
+    assert row["jsd_0p1"] > row["jsd_random_0p1"] + 3 * row["jsd_random_std_0p1"]
 
 
 def test_write_evaluation_scores_file(tmp_path: Path) -> None:
@@ -75,3 +92,21 @@ def test_parse_sample() -> None:
         E.parse_sample("nonsense")
     with pytest.raises(ConfigError, match="integers"):
         E.parse_sample("s=x:a")
+
+
+def test_trivial_only_evaluation_with_a_reference(sample_dir) -> None:  # type: ignore[no-untyped-def]
+    bkg = sample_dir("bkg", n_events=120, seed=0)
+    sig = sample_dir("sig", n_events=30, seed=1, pt_scale=20.0)
+    ev = E.evaluate([], E.SampleRef("bkg", str(bkg), 60, 120), [E.SampleRef("sig", str(sig))],
+                    reference=E.SampleRef("ref", str(bkg), 0, 60), n_boot=5)  # fmt: skip
+    keys = set(ev.scores["bkg"])
+    assert {"trivial:ht@0", "trivial:density@0", "trivial:ht_htcal@0"} <= keys
+    rows = {(r["protocol"], r["score"]): r for r in ev.table}
+    # a harder signal: the plain sum pT separates it, its HT-calibrated twin still ranks it high
+    assert rows[("plain", "sum_pt")]["auc"] > 0.95
+    # the fixture's HT is the sum pT of the stored candidates, so calibrated HT keeps its order
+    # within each bin: AUC equal to ranking by HT inside bins, still well above 0.5 here
+    assert rows[("ht-calibrated", "ht_htcal")]["auc"] > 0.5
+    # HT-matched: the signal weighted to the reference HT in bins (n_sig_eff <= 30)
+    assert rows[("ht-matched", "ht_htcal")]["n_sig_eff"] <= 30
+    assert not ev.gains  # no learned score, nothing to compare

@@ -80,3 +80,15 @@ def test_preprocess_is_standardised_with_one_hot() -> None:
     assert h[0, 2:4].tolist() == pytest.approx([1.0, 0.0], abs=1e-6)
     assert h[0, 4 + PDG_CODES.index(211)] == 1 and h[1, 4 + PDG_CODES.index(22)] == 1
     assert float(h[2, 4:].sum()) == 0.0  # unknown PDG id: no class
+
+
+def test_event_frame_by_hand() -> None:
+    from particlegraph.tasks.anomaly.graphs import event_frame
+
+    # one event: leading (pT 30, eta 1, phi 3.0), then (10, -1, -3.0): phi difference wraps
+    x = np.array([[30.0, 1.0, 3.0, 0.0, 22.0], [10.0, -1.0, -3.0, 0.0, 22.0]], dtype=np.float32)
+    out = event_frame(x, np.array([0, 2]))
+    np.testing.assert_allclose(out[:, 0], [0.75, 0.25])
+    np.testing.assert_allclose(out[:, 1], [0.0, -2.0])
+    np.testing.assert_allclose(out[:, 2], [0.0, 2 * np.pi - 6.0], atol=1e-6)
+    np.testing.assert_allclose(out[:, 3:], x[:, 3:])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -192,7 +193,11 @@ def _contract_raw(r: Pairs, sink: _Sink) -> Tensor | None:
 
 
 def _linear_sink(
-    op: Linear, prep: _Prepared, parts: list[tuple[int, int, int]], mats: dict, program: Program
+    op: Linear,
+    prep: _Prepared,
+    parts: list[tuple[int, int, int]],
+    mats: dict[Any, Any],
+    program: Program,
 ) -> _Sink:
     """Sink of a Linear whose input concatenates local tensors (``parts``: tensor, lo, hi):
     ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1)."""
@@ -225,7 +230,9 @@ def _full(mat: tuple[Tensor | None, Tensor], a: Tensor) -> Tensor:
     return eye.expand(n, f, f + 1)
 
 
-def _aggregate_sink(op: Aggregate, prep: _Prepared, mats: dict, program: Program) -> _Sink:
+def _aggregate_sink(
+    op: Aggregate, prep: _Prepared, mats: dict[Any, Any], program: Program
+) -> _Sink:
     """Sink of an aggregation of a local tensor u with a common in-degree k: element i's
     matrix (C, k (F + 1)) holds ``w_e u_j M_j`` for its in-edges e = j -> i (built per batch)."""
     assert prep.degree is not None and prep.src is not None and prep.rowptr is not None

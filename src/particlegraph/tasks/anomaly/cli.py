@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.bounds import MAX_EVENTS, MAX_SEED
+from particlegraph.cli.common import check_range, friendly_errors
 
 app = typer.Typer(
     help="Anomaly detection with graph autoencoders on the 40 leading PF candidates.",
@@ -32,6 +33,10 @@ def generate(
     from particlegraph.tasks.anomaly.configs import read_config
     from particlegraph.tasks.anomaly.samples import generate_sample, samples_config_from_dict
 
+    check_range("--events", events, 0, MAX_EVENTS, what="events per sample; 0 = the config's")
+    check_range("--seed", seed, 0, MAX_SEED)
+    check_range("--num-shards", num_shards, 1, 100_000)
+    check_range("--shard", shard, 0, num_shards - 1, what="0-based, below --num-shards")
     cfg = samples_config_from_dict(apply_overrides(read_config(config), list(override)))
     for name in sample or list(cfg.samples):
         paths = generate_sample(name, cfg, out, events=events or None, seed=seed, shard=shard,
@@ -49,6 +54,7 @@ def inspect(
     """Print PF candidates per event, leading-pT quantiles and HT of each sample (JSON)."""
     from particlegraph.tasks.anomaly.summary import inspect_sample, plot_leading_pt
 
+    check_range("--max-events", max_events, 0, what="events to read; 0 = all")
     for d in data:
         typer.echo(json.dumps(inspect_sample(d, max_events or None)))
     if plot is not None:
@@ -60,7 +66,7 @@ def inspect(
 @friendly_errors
 def train(
     data: Path = typer.Option(..., "--data", help="background sample folder/file or exercise .pt"),
-    out: Path = typer.Option(..., "--out", help="run directory"),
+    out: Path = typer.Option(..., "--run", "--out", help="run folder (--out: the old name)"),
     model: str = typer.Option("node-ae", "--model", help="gae-seed | gae | node-ae"),
     config: str = typer.Option(None, "--config", help="YAML run config (default: the model's)"),
     epochs: int = typer.Option(0, "--epochs", help="0 = the config's"),
@@ -69,17 +75,22 @@ def train(
         0, "--max-events", help="training + validation events; 0 = config"
     ),
     first_event: int = typer.Option(0, "--first-event"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --run"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run"),
     override: list[str] = typer.Option([], "--set", help="config override key=value"),
 ) -> None:
     """Train one model on background events through the engine's loop (checkpoints, resume)."""
     from particlegraph.tasks.anomaly.train import make_run_config, train_run
 
+    check_range("--epochs", epochs, 0, 100_000, what="0 = the config's")
+    check_range("--max-events", max_events, 0, what="0 = the config's")
+    check_range("--first-event", first_event, 0)
+    check_range("--seed", seed, 0, MAX_SEED)
     sets = [f"fit.seed={seed}", f"first_event={first_event}"]
     sets += [f"fit.epochs={epochs}"] if epochs else []
     sets += [f"max_events={max_events}"] if max_events else []
     cfg = make_run_config(model, data, [*sets, *override], config)
-    _, hist = train_run(cfg, out, resume=resume)
+    _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
     typer.echo(
         f"trained {len(hist.records)} epochs (best {hist.best_epoch}, val loss {hist.best_loss:.4g}); run in {out}"
     )
@@ -94,8 +105,18 @@ def evaluate(
     background: str = typer.Option(..., "--background", help="name=path[:start[:stop]]"),
     signal: list[str] = typer.Option(..., "--signal", help="name=path[:start[:stop]] (repeatable)"),
     out: Path = typer.Option(..., "--out", help="output folder"),
+    reference: str = typer.Option(
+        None,
+        "--reference",
+        help="name=path[:start[:stop]]: background events that are neither training nor test "
+        "events; fits the trivial density and the HT calibrations (enables the ht-calibrated "
+        "and ht-matched protocols)",
+    ),
+    boot: int = typer.Option(100, "--boot", help="bootstrap resamplings of the errors"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --out"),
 ) -> None:
-    """Scores, ROC metrics per (model, signal) with the seed spread, sculpting, HTML report."""
+    """Learned and trivial scores, ROC metrics with the seed spread, gains, sculpting, report."""
+    from particlegraph.outputs import Output, claim, guard_outputs
     from particlegraph.tasks.anomaly.evaluate import (
         evaluate as run_eval,
     )
@@ -105,7 +126,18 @@ def evaluate(
         write_evaluation,
     )
 
-    ev = run_eval(list(run), parse_sample(background), [parse_sample(s) for s in signal])
+    refs = [parse_sample(x) for x in [background, *signal, *([reference] if reference else [])]]
+    command = "anomaly evaluate"
+    guard_outputs(command, [Output(out, "dir", "--out")], [*run, *(r.path for r in refs)],
+                  overwrite=overwrite)  # fmt: skip
+    ev = run_eval(
+        list(run),
+        parse_sample(background),
+        [parse_sample(s) for s in signal],
+        reference=parse_sample(reference) if reference else None,
+        n_boot=boot,
+    )
+    claim(out, command, {"background": background, "signals": list(signal)})
     report = write_evaluation(ev, out)
     typer.echo(markdown_table(ev))
     typer.echo(f"report: {report}")
@@ -125,6 +157,8 @@ def explain(
     from particlegraph.tasks.anomaly.evaluate import parse_sample
     from particlegraph.tasks.anomaly.explain import explain_sample, write_explanations
 
+    check_range("--events", events, 1, 10_000, what="events explained per sample")
+    check_range("--class-events", class_events, 0, MAX_EVENTS, what="events in the averages")
     exps, classes = [], {}
     for s in sample:
         ref = parse_sample(s)
@@ -139,11 +173,15 @@ def explain(
 @friendly_errors
 def demo(
     out: Path = typer.Option(Path("runs/anomaly_demo"), "--out", help="output folder"),
-    events: int = typer.Option(300, "--events", help="background events per sample"),
+    events: int = typer.Option(400, "--events", help="QCD (jetht) background events"),
     epochs: int = typer.Option(3, "--epochs"),
 ) -> None:
-    """Everything end to end on a small scale: generate, train three models, evaluate, explain."""
+    """End to end on a small scale: QCD background + two signals, three models beside the
+    trivial scores, evaluate (plain and HT-calibrated), explain."""
     from particlegraph.tasks.anomaly.demo import run_demo
 
+    check_range("--events", events, 1, MAX_EVENTS, what="background events per sample")
+    check_range("--epochs", epochs, 1, 100_000)
     report = run_demo(out, events=events, epochs=epochs)
+    typer.echo((report.parent / "metrics.md").read_text())  # trivial scores beside learned ones
     typer.echo(f"report: {report}")

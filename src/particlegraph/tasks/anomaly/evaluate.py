@@ -1,19 +1,28 @@
-"""Evaluation: scores of trained runs on a background and signal samples, metrics, report.
+"""Evaluation: learned and trivial scores on a background and signal samples, metrics, report.
 
-:func:`evaluate` returns an :class:`Evaluation` (per-event scores, metrics per (model, score,
-signal, seed) and their mean / spread over seeds, sculpting numbers); :func:`write_evaluation`
-turns it into files: ``scores.parquet`` (sample, label, event, HT, leading-jet mass and one column
-per ``model:score@seed``, so anyone can recompute a ROC), ``metrics.json``, ``metrics.md``
-(the table), PNG figures and ``report.html``.
+:func:`evaluate` returns an :class:`Evaluation` (per-event scores, metrics per (protocol, model,
+score, signal, seed), their mean / spread over seeds, the gain of every learned score over the
+best trivial score, and the HT sculpting of every score); :func:`write_evaluation` turns it into
+files: ``scores.parquet`` (sample, label, event, HT, leading-jet mass and one column per
+``model:score@seed``, trivial scores included, so anyone can recompute a ROC), ``metrics.json``,
+``metrics.md`` (the tables), PNG figures and ``report.html``.
 
-Metrics (:mod:`particlegraph.metrics.roc`): AUC, eps_S at eps_B = 1e-2 and 1e-3, 1/eps_B at
-eps_S = 0.3, max eps_S / sqrt(eps_B). Sculpting: on the background, the Spearman correlation of
-each score with HT and with the leading-jet mass, and the mean HT / jet mass of the background
-events that pass the score cut with eps_B = 1e-2 relative to all background events.
+Trivial scores (:mod:`.trivial`) are model ``trivial`` (seed 0). With a ``reference`` sample
+(background events that are neither training nor test events), the trivial background density is
+fitted on it, and every score gets an HT-calibrated twin ``<score>_htcal``
+(:class:`~.decorrelate.HTCalibration` fitted on the reference): protocols ``plain``,
+``ht-calibrated`` and ``ht-matched`` (:mod:`.comparison`).
+
+Metrics (:mod:`particlegraph.metrics.roc`): AUC, eps_S at eps_B = 1e-2 and 1e-3 (interpolated on
+the ROC, binomial errors), 1/eps_B at eps_S = 0.3, max eps_S / sqrt(eps_B). Sculpting
+(:func:`.decorrelate.sculpting`): the background HT distribution after a cut at eps_B = 1e-2 (and
+0.1) against before, as a Jensen-Shannon divergence with its bootstrap error and the random-cut
+floor; plus the Spearman correlation of each score with HT and the leading-jet mass.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,12 +32,22 @@ from typing import Any
 import numpy as np
 
 from particlegraph.errors import ConfigError
-from particlegraph.metrics.roc import summarize
-from particlegraph.tasks.anomaly.models import AnomalyModel, NodeAE
+from particlegraph.tasks.anomaly.comparison import (
+    CAL_SUFFIX,
+    gains,
+    matching_weights,
+    mean_over_seeds,
+    per_seed_rows,
+    split_key,
+)
+from particlegraph.tasks.anomaly.decorrelate import HTCalibration, sculpting
+from particlegraph.tasks.anomaly.models import AnomalyModel, EdgeGAE, ModelConfig
 from particlegraph.tasks.anomaly.scores import Calibration, score_graphs
 from particlegraph.tasks.anomaly.train import load_graphs, load_run
+from particlegraph.tasks.anomaly.trivial import TrivialDensity, trivial_scores
 
-METRICS = ("auc", "eps_s_at_1e2", "eps_s_at_1e3", "inv_eps_b_at_0p3", "max_sic")
+log = logging.getLogger(__name__)
+_split_key = split_key  # the old private name
 
 
 @dataclass(frozen=True)
@@ -59,13 +78,18 @@ def parse_sample(text: str) -> SampleRef:
 def all_scores(
     model: AnomalyModel, cal: Calibration | None, graphs: list[Any]
 ) -> dict[str, np.ndarray]:
-    """Every score column of a model on ``graphs``: ``recon`` (+ node-ae: ``recon_ptw``,
-    and with a calibration the remedies ``latent`` and ``combined``)."""
+    """Every score column of a model on ``graphs``: ``recon`` (+ node-ae / set-ae: with a
+    calibration the remedies ``latent`` and ``combined``; node-ae also ``recon_ptw``)."""
     s = score_graphs(model, graphs)
     cols = dict(s.columns)
-    if isinstance(model, NodeAE) and cal is not None and s.latent_summary is not None:
+    if not isinstance(model, EdgeGAE) and cal is not None and s.latent_summary is not None:
         cols.update(cal.remedy(cols["recon"], s.latent_summary))
     return cols
+
+
+def model_key(cfg: ModelConfig) -> str:
+    """The model part of a score key: the name, ``[event]`` for event-frame inputs."""
+    return cfg.name + ("[event]" if cfg.frame == "event" else "")
 
 
 @dataclass
@@ -78,70 +102,114 @@ class Evaluation:
     scores: dict[str, dict[str, np.ndarray]]  # sample -> {"model:score@seed": (n,)}
     per_seed: list[dict[str, Any]] = field(default_factory=list)
     table: list[dict[str, Any]] = field(default_factory=list)
+    gains: list[dict[str, Any]] = field(default_factory=list)
     sculpting: list[dict[str, Any]] = field(default_factory=list)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # ht-matched signal weights
+    reference: str | None = None
+
+
+def _read_trivial(smp: SampleRef) -> dict[str, np.ndarray] | None:
+    from particlegraph.tasks.anomaly.samples import read_candidates, take_events
+
+    if Path(smp.path).suffix == ".pt":
+        return None
+    c = take_events(read_candidates(smp.path, max_events=smp.stop), smp.start, smp.stop)
+    return trivial_scores(c)
 
 
 def evaluate(
-    runs: Sequence[str | Path], background: SampleRef, signals: list[SampleRef]
+    runs: Sequence[str | Path],
+    background: SampleRef,
+    signals: list[SampleRef],
+    *,
+    reference: SampleRef | None = None,
+    n_boot: int = 100,
+    ht_bins: int = 5,
 ) -> Evaluation:
-    """Score ``background`` and every signal with every run; metrics per (model, score, signal)."""
-    if not runs or not signals:
-        raise ConfigError("evaluate needs at least one run directory and one signal sample")
-    samples = [background, *signals]
+    """Score ``background`` and every signal with every run and the trivial scores; metrics.
+
+    ``reference``: background events (not training, not test) for the trivial density and the
+    HT calibrations; without it only the plain protocol is evaluated. ``runs`` may be empty
+    (trivial scores only).
+    """
+    if not signals:
+        raise ConfigError("evaluate needs at least one signal sample")
+    samples = [background, *signals] + ([reference] if reference is not None else [])
     if len({s.name for s in samples}) != len(samples):
-        raise ConfigError("sample names must be distinct")
-    graph_cache: dict[tuple[str, int, bool, str], list[Any]] = {}
+        raise ConfigError("sample names (background, signals, reference) must be distinct")
     ev = Evaluation(background.name, [s.name for s in signals], {}, {s.name: {} for s in samples})
-    for run in runs:
-        model, cfg, cal = load_run(run)
-        key_model = cfg.model.name
-        for smp in samples:
-            ck = (smp.name, cfg.model.k, cfg.model.use_symmetric, cfg.model.select)
-            if ck not in graph_cache:
-                graph_cache[ck] = load_graphs(smp.path, cfg.model, smp.start, smp.stop)
-            graphs = graph_cache[ck]
-            if smp.name not in ev.events:
-                ev.events[smp.name] = {
-                    "event": np.array([int(g.event) + smp.start for g in graphs]),
-                    "ht": np.array([float(g.ht) for g in graphs]),
-                    "lead_jet_mass": np.array([float(g.lead_jet_mass) for g in graphs]),
-                }
-            for col, v in all_scores(model, cal, graphs).items():
-                ev.scores[smp.name][f"{key_model}:{col}@{cfg.fit.seed}"] = v
-    _metrics(ev)
-    _sculpting(ev)
+    ev.reference = reference.name if reference is not None else None
+    _score_runs(ev, runs, samples)
+    _add_trivial(ev, samples, reference)
+    if reference is not None:
+        _calibrate(ev, reference.name, ht_bins)
+    if not ev.scores[background.name]:
+        raise ConfigError("nothing to evaluate: no run and no trivial scores (.pt samples)")
+    ref_ht = ev.events[reference.name]["ht"] if reference is not None else None
+    if ref_ht is not None:
+        ev.weights = {s: matching_weights(ev.events[s]["ht"], ref_ht) for s in ev.signals}
+    compute_metrics(ev, n_boot)
     return ev
 
 
-def _split_key(key: str) -> tuple[str, str, int]:
-    ms, _, seed = key.rpartition("@")
-    model, _, score = ms.partition(":")
-    return model, score, int(seed)
+def compute_metrics(ev: Evaluation, n_boot: int = 100) -> None:
+    """Fill ``per_seed``, ``table``, ``gains`` and ``sculpting`` of ``ev`` from its scores."""
+    ev.per_seed = per_seed_rows(ev.scores, ev.background, ev.signals, ev.weights)
+    ev.table = mean_over_seeds(ev.per_seed)
+    ev.gains = gains(ev.per_seed, ev.scores, ev.background, ev.weights, n_boot=n_boot)
+    _sculpting(ev, n_boot)
 
 
-def _metrics(ev: Evaluation) -> None:
-    bkg = ev.scores[ev.background]
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for key, b in bkg.items():
-        model, score, seed = _split_key(key)
-        for sig in ev.signals:
-            s = ev.scores[sig][key]
-            m = summarize(np.r_[s, b], np.r_[np.ones(s.size), np.zeros(b.size)]).as_dict()
-            row = {"model": model, "score": score, "signal": sig, "seed": seed, **m}
-            ev.per_seed.append(row)
-            groups[(model, score, sig)].append(row)
-    for (model, score, sig), rows in groups.items():
-        out: dict[str, Any] = {"model": model, "score": score, "signal": sig, "n_seeds": len(rows)}
-        for k in METRICS:
-            vals = np.array([np.inf if r[k] is None else r[k] for r in rows], dtype=float)
-            fin = vals[np.isfinite(vals)]
-            out[k] = (
-                float(np.mean(vals))
-                if fin.size == vals.size
-                else (float(np.mean(fin)) if fin.size else None)
-            )
-            out[f"{k}_std"] = float(np.std(fin, ddof=1)) if fin.size > 1 else 0.0
-        ev.table.append(out)
+def _score_runs(ev: Evaluation, runs: Sequence[str | Path], samples: list[SampleRef]) -> None:
+    graph_cache: dict[tuple[Any, ...], list[Any]] = {}
+    for run in runs:
+        model, cfg, cal = load_run(run)
+        m = cfg.model
+        for smp in samples:
+            ck = (smp.name, m.k, m.use_symmetric, m.select, m.frame)
+            if ck not in graph_cache:
+                graph_cache[ck] = load_graphs(smp.path, m, smp.start, smp.stop)
+            graphs = graph_cache[ck]
+            if smp.name not in ev.events:
+                ev.events[smp.name] = _event_info(graphs, smp.start)
+            for col, v in all_scores(model, cal, graphs).items():
+                ev.scores[smp.name][f"{model_key(m)}:{col}@{cfg.fit.seed}"] = v
+
+
+def _event_info(graphs: list[Any], start: int) -> dict[str, np.ndarray]:
+    return {
+        "event": np.array([int(g.event) + start for g in graphs]),
+        "ht": np.array([float(g.ht) for g in graphs]),
+        "lead_jet_mass": np.array([float(g.lead_jet_mass) for g in graphs]),
+    }
+
+
+def _add_trivial(ev: Evaluation, samples: list[SampleRef], reference: SampleRef | None) -> None:
+    obs = {s.name: _read_trivial(s) for s in samples}
+    if any(o is None for o in obs.values()):
+        log.warning("trivial scores need Parquet samples; skipped (a .pt sample was given)")
+        return
+    density = TrivialDensity.fit(obs[reference.name]) if reference is not None else None  # type: ignore[arg-type]
+    for s in samples:
+        o = obs[s.name]
+        assert o is not None
+        if density is not None:
+            o["density"] = density.score(o)
+        if s.name not in ev.events:
+            ev.events[s.name] = {"event": np.arange(o["ht"].size) + s.start, "ht": o["ht"],
+                                 "lead_jet_mass": np.full(o["ht"].size, np.nan)}  # fmt: skip
+        for k, v in o.items():
+            ev.scores[s.name][f"trivial:{k}@0"] = v
+
+
+def _calibrate(ev: Evaluation, ref: str, ht_bins: int) -> None:
+    ref_ht = ev.events[ref]["ht"]
+    for key in list(ev.scores[ref]):
+        model, score, seed = split_key(key)
+        cal = HTCalibration.fit(ev.scores[ref][key], ref_ht, ht_bins)
+        new = f"{model}:{score}{CAL_SUFFIX}@{seed}"
+        for name in ev.scores:
+            ev.scores[name][new] = cal.transform(ev.scores[name][key], ev.events[name]["ht"])
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -153,12 +221,11 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def _sculpting(ev: Evaluation) -> None:
+def _sculpting(ev: Evaluation, n_boot: int = 100) -> None:
     info = ev.events[ev.background]
     for key, s in ev.scores[ev.background].items():
-        model, score, seed = _split_key(key)
-        cut = float(np.quantile(s, 0.99))
-        row: dict[str, Any] = {"model": model, "score": score, "seed": seed, "cut_eps_b_1e2": cut}
+        model, score, seed = split_key(key)
+        row: dict[str, Any] = {"model": model, "score": score, "seed": seed}
         for var in ("ht", "lead_jet_mass"):
             x = info[var]
             row[f"spearman_{var}"] = _spearman(s, x)
@@ -166,8 +233,13 @@ def _sculpting(ev: Evaluation) -> None:
             for tag, q in (("", 0.99), ("_eps_b_0p1", 0.9)):
                 sel = s > float(np.quantile(s, q))
                 row[f"mean_{var}_pass_over_all{tag}"] = (
-                    float(np.nanmean(x[sel]) / mean_all) if sel.any() and mean_all else float("nan")
+                    float(np.nanmean(x[sel]) / mean_all)
+                    if np.isfinite(x[sel]).any() and mean_all
+                    else float("nan")
                 )
+        for tag, eps in (("1e2", 1e-2), ("0p1", 0.1)):
+            sc = sculpting(s, info["ht"], eps_b=eps, n_boot=n_boot)
+            row.update({f"{k}_{tag}": v for k, v in sc.items() if k != "eps_b"})
         ev.sculpting.append(row)
 
 
@@ -180,21 +252,60 @@ def _fmt(v: Any, n_bkg: float | None = None) -> str:
     return str(v)
 
 
-def markdown_table(ev: Evaluation) -> str:
-    """The metrics table: means over seeds, the AUC with the sample standard deviation over
-    seeds; ``> N`` where no background event (of N) passes the cut."""
+def _pm(v: Any, err: Any, fmt: str = ".3f") -> str:
+    if v is None:
+        return "-"
+    efmt = fmt.lstrip("+")
+    return f"{v:{fmt}}" if err is None or not np.isfinite(err) else f"{v:{fmt}} ± {err:{efmt}}"
+
+
+def markdown_table(ev: Evaluation, protocols: Sequence[str] | None = None) -> str:
+    """The metrics tables, one per protocol: means over seeds, the AUC with the sample standard
+    deviation over seeds, eps_S with its binomial error, the gain over the best trivial score
+    (learned scores) with its bootstrap error; ``> N`` where no background event (of N) passes."""
     n_bkg = float(ev.events[ev.background]["event"].size)
-    head = (
-        "| model | score | signal | seeds | AUC | eps_S@1e-2 | eps_S@1e-3 | 1/eps_B@0.3 | max SIC |"
-    )
-    lines = [head, "|" + "---|" * 9]
-    for r in ev.table:
+    gain = {(g["protocol"], g["model"], g["score"], g["signal"]): g for g in ev.gains}
+    head = ("| model | score | signal | seeds | AUC | eps_S@1e-2 | eps_S@1e-3 | 1/eps_B@0.3 | "
+            "max SIC | gain AUC | gain eps_S@1e-2 |")  # fmt: skip
+    out = []
+    for proto in protocols or ("plain", "ht-calibrated", "ht-matched"):
+        rows = [r for r in ev.table if r["protocol"] == proto]
+        if not rows:
+            continue
+        rows.sort(key=lambda r: (r["signal"], not r["trivial"], r["model"], r["score"]))
+        out += [f"\n**{proto}**\n", head, "|" + "---|" * 11]
+        for r in rows:
+            g = gain.get((proto, r["model"], r["score"], r["signal"]), {})
+            out.append(
+                f"| {r['model']} | {r['score']} | {r['signal']} | {r['n_seeds']} | "
+                f"{_pm(r['auc'], r['auc_std'])} | {_pm(r['eps_s_at_1e2'], r['eps_s_at_1e2_err'])} | "
+                f"{_pm(r['eps_s_at_1e3'], r['eps_s_at_1e3_err'])} | "
+                f"{_fmt(r['inv_eps_b_at_0p3'], n_bkg)} | {_fmt(r['max_sic'])} | "
+                f"{_pm(g.get('gain_auc'), g.get('gain_auc_boot_err'), '+.3f')} | "
+                f"{_pm(g.get('gain_eps_s_at_1e2'), g.get('gain_eps_s_at_1e2_boot_err'), '+.3f')} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def sculpting_table(ev: Evaluation) -> str:
+    """Background HT sculpting of a cut at eps_B = 1e-2 per score (seed-0 runs and trivial)."""
+    lines = ["| model | score | seed | JSD(HT pass, all) [bits] | random-cut floor | <HT> pass/all |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in ev.sculpting:
         lines.append(
-            f"| {r['model']} | {r['score']} | {r['signal']} | {r['n_seeds']} | {r['auc']:.3f} ± "
-            f"{r['auc_std']:.3f} | {_fmt(r['eps_s_at_1e2'])} | {_fmt(r['eps_s_at_1e3'])} | "
-            f"{_fmt(r['inv_eps_b_at_0p3'], n_bkg)} | {_fmt(r['max_sic'])} |"
+            f"| {r['model']} | {r['score']} | {r['seed']} | {_pm(r['jsd_1e2'], r['jsd_err_1e2'])} | "
+            f"{_pm(r['jsd_random_1e2'], r['jsd_random_std_1e2'])} | {_fmt(r['ht_pass_over_all_1e2'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
+    """JSON-ready summary: tables, gains, sculpting, per-seed rows (no per-event arrays)."""
+    n_eff = {s: float(w.sum() ** 2 / max((w * w).sum(), 1e-300)) for s, w in ev.weights.items()}
+    return {"background": ev.background, "signals": ev.signals, "reference": ev.reference,
+            "n_events": {k: int(v["event"].size) for k, v in ev.events.items()},
+            "ht_matched_n_sig_eff": n_eff, "table": ev.table, "gains": ev.gains,
+            "sculpting": ev.sculpting, "per_seed": ev.per_seed}  # fmt: skip
 
 
 def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
@@ -222,11 +333,11 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
             cols[k] += ev.scores[name][k].tolist()
     with atomic_path(out / "scores.parquet") as tmp:
         pq.write_table(pa.table(dict(cols)), tmp)
-    write_json(out / "metrics.json", {"background": ev.background, "signals": ev.signals,
-                                      "table": ev.table, "per_seed": ev.per_seed,
-                                      "sculpting": ev.sculpting})  # fmt: skip
+    write_json(out / "metrics.json", evaluation_dict(ev))
     table = markdown_table(ev)
-    write_text(out / "metrics.md", table)
+    write_text(
+        out / "metrics.md", table + "\n**Sculpting (background HT)**\n\n" + sculpting_table(ev)
+    )
 
     sections = []
     firsts: dict[tuple[str, str], str] = {}
@@ -234,6 +345,8 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
         model, score, _ = _split_key(k)
         firsts.setdefault((model, score), k)
     for (model, score), k in firsts.items():
+        if score.endswith(CAL_SUFFIX) or (model == "trivial" and score not in ("ht", "density")):
+            continue  # figures for the plain learned scores and two trivial ones
         stem = f"{model}_{score}".replace(":", "_")
         f1 = plots.save(plots.score_histograms({n: ev.scores[n][k] for n in ev.scores},
                                                       title=f"{model}:{score}").figure, out / f"hist_{stem}.png")  # fmt: skip
@@ -255,15 +368,20 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
                 )
                 imgs.append(plots.save(fig, out / f"sculpt_{var}_{stem}.png"))
         sections.append(ReportSection(f"{model}: {score}", imgs))
-    summary = [[r["model"], r["score"], r["signal"], r["n_seeds"], r["auc"], r["auc_std"],
-                r["eps_s_at_1e2"], r["eps_s_at_1e3"], r["inv_eps_b_at_0p3"], r["max_sic"]]
+    gain = {(g["protocol"], g["model"], g["score"], g["signal"]): g for g in ev.gains}
+    summary = [[r["protocol"], r["model"], r["score"], r["signal"], r["n_seeds"], r["auc"],
+                r["auc_std"], r["eps_s_at_1e2"], r["eps_s_at_1e2_err"], r["eps_s_at_1e3"],
+                r["inv_eps_b_at_0p3"], r["max_sic"],
+                gain.get((r["protocol"], r["model"], r["score"], r["signal"]), {}).get("gain_auc")]
                for r in ev.table]  # fmt: skip
-    header = ["model", "score", "signal", "seeds", "AUC", "AUC std", "eps_S@1e-2", "eps_S@1e-3",
-              "1/eps_B@0.3", "max SIC"]  # fmt: skip
+    header = ["protocol", "model", "score", "signal", "seeds", "AUC", "AUC std", "eps_S@1e-2",
+              "err", "eps_S@1e-3", "1/eps_B@0.3", "max SIC", "gain AUC vs best trivial"]  # fmt: skip
     scul = ReportSection(
         "Sculpting (background)",
         text="Spearman correlation of each score with HT and leading-jet mass on the background, "
-        "and mean HT / jet mass of events above the eps_B = 1e-2 cut relative to all.",
+        "mean HT / jet mass of events above the eps_B = 1e-2 cut relative to all, and the "
+        "Jensen-Shannon divergence [bits] of the background HT after that cut vs before "
+        "(bootstrap error; the floor is the value of a random cut keeping as many events).",
         rows=[
             [
                 r["model"],
@@ -273,6 +391,9 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
                 r["spearman_lead_jet_mass"],
                 r["mean_ht_pass_over_all"],
                 r["mean_lead_jet_mass_pass_over_all"],
+                r["jsd_1e2"],
+                r["jsd_err_1e2"],
+                r["jsd_random_1e2"],
             ]
             for r in ev.sculpting
         ],
@@ -284,6 +405,9 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
             "rho(score, m_j)",
             "<HT> pass/all",
             "<m_j> pass/all",
+            "JSD(HT) 1e-2",
+            "err",
+            "random floor",
         ],
     )
     return write_report(out / "report.html", f"Anomaly detection: background {ev.background}",

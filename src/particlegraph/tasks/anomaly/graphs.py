@@ -8,6 +8,11 @@ use, so models other than ``gae-seed`` see :class:`Preprocessing` outputs instea
 log pT and eta, sin/cos phi and a one-hot of the eight PDG codes (mass is a function of the
 code and is dropped).
 
+Frames: ``lab`` (default) keeps pT [GeV], eta and phi as measured; ``event`` makes them relative
+to the event (:func:`event_frame`): pT as a fraction of the 40 nodes' scalar sum, eta and phi
+(wrapped to [-pi, pi)) relative to the leading particle. An autoencoder on ``event``-frame inputs
+cannot use the event's overall scale (HT), only its shape.
+
 Edges: each particle's k = 3 nearest neighbours in (eta, phi) with phi wrapped
 (:func:`particlegraph.graph.etaphi.knn_etaphi`), directed ``neighbour -> particle`` as in the
 exercise, or symmetrised (default of the ``gae`` and ``node-ae`` models: an inner-product
@@ -25,6 +30,7 @@ from torch_geometric.data import Data
 
 from particlegraph.errors import DataFileError
 from particlegraph.graph.etaphi import knn_etaphi
+from particlegraph.physics.kinematics import delta_phi
 from particlegraph.tasks.anomaly.samples import Candidates
 
 MAX_NODES = 40
@@ -34,6 +40,24 @@ PDG_CODES = (211, -211, 130, 22, 11, -11, 13, -13)
 PDG_LABELS = ("h+", "h-", "h0", "gamma", "e-", "e+", "mu-", "mu+")
 MASS = {211: 0.13957, 130: 0.497611, 22: 0.0, 11: 0.000511, 13: 0.105658}  # GeV
 PRE_FEATURES = ("log_pt", "eta", "sin_phi", "cos_phi", *(f"is_{p}" for p in PDG_LABELS))
+FRAMES = ("lab", "event")
+
+
+def event_frame(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Raw features (M, 5) of graphs (nodes grouped by event, leading particle first, ``offsets``
+    (E+1,)) -> the same columns relative to the event: ``pT / sum_event pT`` (dimensionless),
+    ``eta - eta_lead``, ``delta_phi(phi, phi_lead)`` in [-pi, pi); mass and PDG id unchanged."""
+    counts = np.diff(offsets)
+    event = np.repeat(np.arange(counts.size), counts)
+    lead = offsets[:-1][counts > 0]
+    first = np.zeros(counts.size, dtype=np.int64)
+    first[counts > 0] = lead
+    out = x.astype(np.float64).copy()
+    total = np.bincount(event, out[:, 0], minlength=counts.size)
+    out[:, 0] = out[:, 0] / np.maximum(total[event], 1e-12)
+    out[:, 1] = out[:, 1] - x[first[event], 1]
+    out[:, 2] = delta_phi(x[:, 2].astype(np.float64), x[first[event], 2].astype(np.float64))
+    return out.astype(np.float32)
 
 
 def pdg_ids(cls: np.ndarray, charge: np.ndarray) -> np.ndarray:
@@ -99,19 +123,25 @@ def build_graphs(
     max_nodes: int = MAX_NODES,
     label: int = 0,
     lowest: bool = False,
+    frame: str = "lab",
 ) -> list[Data]:
     """One PyG ``Data`` per event: ``x`` (n, 5) raw features, ``edge_index`` (2, E) local.
 
     Per-graph attributes (shape (1,)): ``y`` label, ``ht``, ``lead_jet_mass``, ``n_cand`` and
     ``event`` (the event's position in ``c``). Events without candidates are kept as graphs with
     zero nodes so row i of every output still belongs to event i. ``lowest``: the exercise's
-    40 lowest-pT candidates (see :func:`select_top`).
+    40 lowest-pT candidates (see :func:`select_top`). ``frame``: ``lab`` or ``event``
+    (:func:`event_frame`; the kNN edges are the same, distances being translation invariant).
     """
+    if frame not in FRAMES:
+        raise DataFileError(f"frame must be one of {', '.join(FRAMES)}, got {frame!r}")
     index, offsets = select_top(c.offsets, c.pt, max_nodes, lowest=lowest)
     x = torch.from_numpy(raw_features(c, index))
     counts = np.diff(offsets)
     batch = torch.from_numpy(np.repeat(np.arange(counts.size), counts))
     ei = knn_etaphi(x[:, 1], x[:, 2], k, batch, symmetric=symmetric)  # sorted by target
+    if frame == "event":
+        x = torch.from_numpy(event_frame(x.numpy(), offsets))
     edge_off = np.searchsorted(ei[1].numpy(), offsets)
     out = []
     for e in range(counts.size):
@@ -148,7 +178,7 @@ class Preprocessing:
         """Fit on raw features (N, 5) of the training graphs."""
         if x.shape[0] < 2:
             raise DataFileError("need at least two particles to fit the preprocessing")
-        lp = torch.log(x[:, 0].clamp_min(1e-3))
+        lp = torch.log(x[:, 0].clamp_min(1e-6))
         return cls(float(lp.mean()), float(lp.std().clamp_min(1e-6)),
                    float(x[:, 1].mean()), float(x[:, 1].std().clamp_min(1e-6)))  # fmt: skip
 
@@ -162,7 +192,7 @@ def preprocess(x: Tensor, p: Preprocessing | Tensor) -> Tensor:
     if isinstance(p, Preprocessing):
         p = torch.tensor([p.log_pt_mean, p.log_pt_std, p.eta_mean, p.eta_std])
     p = p.to(x.dtype)
-    lp = (torch.log(x[:, 0].clamp_min(1e-3)) - p[0]) / p[1]
+    lp = (torch.log(x[:, 0].clamp_min(1e-6)) - p[0]) / p[1]
     eta = (x[:, 1] - p[2]) / p[3]
     codes = torch.tensor(PDG_CODES, dtype=x.dtype, device=x.device)
     onehot = (x[:, 4:5].round() == codes[None, :]).to(x.dtype)  # (N, 8)

@@ -31,7 +31,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_batch
 
-from particlegraph.tasks.anomaly.models import AnomalyModel, EdgeGAE, NodeAE
+from particlegraph.tasks.anomaly.models import AnomalyModel, EdgeGAE, NodeAE, SetAE
 
 
 def scatter_mean(values: Tensor, index: Tensor, size: int, weights: Tensor | None = None) -> Tensor:
@@ -138,6 +138,11 @@ def score_batch(model: AnomalyModel, batch: GraphBatch | Batch) -> dict[str, Ten
     """Per-graph score tensors (B,) of one batch; node-ae also returns ``latent_summary``."""
     model.eval()
     b = int(batch.num_graphs)
+    if isinstance(model, SetAE):  # dense by construction; one graph or many give the same
+        hd, mask = to_dense_batch(model.inputs(batch.x), batch.batch, batch_size=b)
+        ch, z = model.chamfer_dense(hd, mask)
+        zf = z[mask]
+        return {"recon": ch, "latent_summary": latent_summary(zf, batch.batch, b)}
     if isinstance(model, EdgeGAE):
         z = model.encode(batch.x, batch.edge_index)
         return {"recon": gae_terms(z, batch.edge_index, batch.batch, b).score}
@@ -180,6 +185,18 @@ def dense_graphs(gb: GraphBatch) -> DenseGraphs:
     return DenseGraphs(xd, mask, a_hat, local)
 
 
+_UPPER: dict[tuple[int, str], Tensor] = {}
+
+
+def _upper_flat(n: int, device: torch.device) -> Tensor:
+    """Flat indices (n (n-1) / 2,) of the strict upper triangle of an (n, n) block (cached)."""
+    key = (n, str(device))
+    if key not in _UPPER:
+        iu = torch.triu_indices(n, n, 1, device=device)
+        _UPPER[key] = iu[0] * n + iu[1]
+    return _UPPER[key]
+
+
 @torch.no_grad()
 def score_dense(model: AnomalyModel, gb: GraphBatch) -> dict[str, Tensor]:
     """The scores of :func:`score_batch` on padded dense graphs (n <= 40 nodes), the fast path
@@ -190,6 +207,14 @@ def score_dense(model: AnomalyModel, gb: GraphBatch) -> dict[str, Tensor]:
     (``(n^2 - m^2) ln 2``), the diagonal and the positive edges (summed in float64).
     """
     model.eval()
+    if isinstance(model, SetAE):
+        xd, mk = to_dense_batch(gb.x, gb.batch, batch_size=gb.num_graphs)
+        ch, z = model.chamfer_dense(model.dense_inputs(xd), mk)
+        z = z * mk[:, :, None]
+        cnt = mk.sum(1).clamp_min(1)[:, None].to(z.dtype)
+        zm = z.sum(1) / cnt
+        zv = (((z - zm[:, None, :]) ** 2) * mk[:, :, None]).sum(1) / cnt
+        return {"recon": ch, "latent_summary": torch.cat([zm, zv.clamp_min(0).sqrt()], 1)}
     dg = dense_graphs(gb)
     mask = dg.mask
     hd = model.dense_inputs(dg.x)
@@ -197,21 +222,23 @@ def score_dense(model: AnomalyModel, gb: GraphBatch) -> dict[str, Tensor]:
     b, n = mask.shape
     m = mask.sum(1).to(torch.float64)  # (B,) nodes per graph
     if isinstance(model, EdgeGAE):
-        sp = F.softplus(torch.bmm(z, z.transpose(1, 2)))  # (B, n, n) -log(1 - sigmoid)
-        total = sp.sum((1, 2), dtype=torch.float64) - (n * n - m * m) * math.log(2.0)
-        diag = (F.softplus((z * z).sum(-1)) * mask).sum(1, dtype=torch.float64)
+        # z z^T is symmetric: softplus over the strict upper triangle only (half the work),
+        # counted twice; padded pairs there are (n(n-1) - m(m-1)) / 2 times ln 2
+        logits = torch.bmm(z, z.transpose(1, 2)).view(b, n * n)  # (B, n^2) [target, source]
+        upper = F.softplus(logits.index_select(1, _upper_flat(n, z.device))).sum(1)
+        pad = (n * (n - 1) - m * (m - 1)) / 2 * math.log(2.0)
+        off_diag = 2.0 * (upper.double() - pad)  # all ordered pairs i != j of real nodes
         zf = z[mask]  # (N, L) in node order
         src, dst = gb.edge_index
         logit = (zf[src] * zf[dst]).sum(-1)  # (E,)
         g = gb.batch[dst]
         n_pos = torch.bincount(g, minlength=b).to(torch.float64)
-        pos_sum = torch.zeros(b, dtype=torch.float64).index_add_(0, g, F.softplus(-logit).double())
-        pos_sp = torch.zeros(b, dtype=torch.float64).index_add_(0, g, F.softplus(logit).double())
+        sp_neg = F.softplus(-logit).double()  # softplus(t) = softplus(-t) + t: one call
+        pos_sum = torch.zeros(b, dtype=torch.float64).index_add_(0, g, sp_neg)
+        pos_sp = torch.zeros(b, dtype=torch.float64).index_add_(0, g, sp_neg + logit.double())
         n_neg = m * m - m - n_pos
         pos = torch.where(n_pos > 0, pos_sum / n_pos.clamp_min(1), torch.zeros_like(m))
-        neg = torch.where(
-            n_neg > 0, (total - diag - pos_sp) / n_neg.clamp_min(1), torch.zeros_like(m)
-        )
+        neg = torch.where(n_neg > 0, (off_diag - pos_sp) / n_neg.clamp_min(1), torch.zeros_like(m))
         return {"recon": (pos + neg).to(z.dtype)}
     assert isinstance(model, NodeAE)
     err = ((model.decoder(z) - hd) ** 2).mean(-1) * mask  # (B, n)
@@ -234,7 +261,7 @@ def _columns(parts: dict[str, list[Tensor]]) -> GraphScores:
     return GraphScores(cols, summ)
 
 
-def score_graphs(model: AnomalyModel, graphs: list[Data], batch_size: int = 256) -> GraphScores:
+def score_graphs(model: AnomalyModel, graphs: list[Data], batch_size: int = 512) -> GraphScores:
     """Scores of ``graphs`` in batches of ``batch_size`` (result independent of the batch size)."""
     parts: dict[str, list[Tensor]] = {}
     for lo in range(0, len(graphs), batch_size):

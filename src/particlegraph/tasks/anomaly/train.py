@@ -20,7 +20,8 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from particlegraph.atomic import write_json
-from particlegraph.config import dump_config, load_config
+from particlegraph.bounds import check_batch_size
+from particlegraph.config import load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.anomaly.graphs import Preprocessing, build_graphs
 from particlegraph.tasks.anomaly.models import AnomalyModel, ModelConfig, build_model
@@ -55,6 +56,7 @@ class AnomalyRunConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_batch_size("batch_size", self.batch_size)
         if self.batch_size < 1 or self.max_events < 2 or self.first_event < 0 or self.threads < 1:
             raise ConfigError("batch_size >= 1, max_events >= 2, first_event >= 0, threads >= 1")
 
@@ -67,11 +69,18 @@ def load_graphs(
     if p.suffix == ".pt":
         from particlegraph.tasks.anomaly.formats import read_pt_graphs
 
+        if model.frame != "lab":
+            raise ConfigError(f"{p}: exercise .pt graphs support model.frame=lab only")
         return read_pt_graphs(p, k=model.k, symmetric=model.use_symmetric)[start:stop]
     c = read_candidates(p, max_events=stop)
     c = take_events(c, start, stop)
     return build_graphs(
-        c, k=model.k, symmetric=model.use_symmetric, label=label, lowest=model.select == "lowest"
+        c,
+        k=model.k,
+        symmetric=model.use_symmetric,
+        label=label,
+        lowest=model.select == "lowest",
+        frame=model.frame,
     )
 
 
@@ -90,10 +99,35 @@ def step_fn(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[st
     return m.loss(batch.x, batch.edge_index, batch.batch), {}
 
 
+TASK, PACKAGE = "anomaly", "particlegraph.tasks.anomaly"
+
+
+def data_identity(path: str | Path) -> dict[str, Any]:
+    """What identifies the training data (stored with the run): sample, process, trigger, pile-up."""
+    p = Path(path)
+    if p.suffix == ".pt":
+        return {"format": "exercise .pt"}
+    from particlegraph.tasks.anomaly.samples import read_metadata, sample_files
+
+    meta = read_metadata(sample_files(p)[0])
+    return {k: meta.get(k) for k in ("sample", "process", "ht_min", "pileup", "keep")}
+
+
 def train_run(
-    cfg: AnomalyRunConfig, run_dir: str | Path, *, resume: bool = False
+    cfg: AnomalyRunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> tuple[AnomalyModel, History]:
-    """Train (or resume) into ``run_dir``; returns the best model (eval mode) and the history."""
+    """Train (or resume) into ``run_dir``; returns the best model (eval mode) and the history.
+
+    The run folder is made by :func:`particlegraph.train.run.create_run` (refuses a folder that is
+    not an anomaly run, and a finished run unless ``resume`` or ``overwrite``); ``resume`` on a
+    folder without a checkpoint starts the run.
+    """
+    from particlegraph.train.run import create_run
+
     run_dir = Path(run_dir)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
@@ -108,8 +142,9 @@ def train_run(
         gen = torch.Generator().manual_seed(cfg.fit.seed)
         train_loader = DataLoader(train_g, batch_size=cfg.batch_size, shuffle=True, generator=gen)  # type: ignore[arg-type]
         val_loader = DataLoader(val_g, batch_size=256)  # type: ignore[arg-type]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / CONFIG_NAME)
+        can_resume = resume and checkpoint_path(run_dir, "last").is_file()
+        create_run(run_dir, TASK, cfg, data=data_identity(cfg.data), overwrite=overwrite,
+                   resume=can_resume)  # fmt: skip
         write_json(run_dir / "preprocessing.json", prep.__dict__)
         history = fit(model, train_loader, val_loader, step_fn, cfg.fit, run_dir, resume=resume)
         best, _, _ = load_run(run_dir, calibrated=False)
@@ -130,12 +165,10 @@ def load_run(
     run_dir: str | Path, which: str = "best", calibrated: bool = True
 ) -> tuple[AnomalyModel, AnomalyRunConfig, Calibration | None]:
     """The trained model (CPU, eval mode), its config and its calibration (None if absent)."""
-    run_dir = Path(run_dir)
+    from particlegraph.train.run import open_run
+
+    run_dir = open_run(run_dir, TASK, PACKAGE).path
     cfg_path = run_dir / CONFIG_NAME
-    if not cfg_path.is_file():
-        raise DataFileError(
-            f"{run_dir} is not an anomaly run directory (no {CONFIG_NAME}); run `particlegraph anomaly train`"
-        )
     cfg = load_config(AnomalyRunConfig, cfg_path)
     path = checkpoint_path(run_dir, which)
     if which == "best" and not path.is_file():

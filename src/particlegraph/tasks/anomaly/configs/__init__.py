@@ -10,11 +10,11 @@ import yaml
 
 from particlegraph.errors import ConfigError
 
-NAMES = ("samples", "gae-seed", "gae", "node-ae")
+NAMES = ("samples", "gae-seed", "gae", "node-ae", "set-ae")
 
 
 def read_config(name_or_path: str | Path) -> dict[str, Any]:
-    """The mapping of a packaged config (``samples``, ``gae-seed``, ``gae``, ``node-ae``) or a YAML file."""
+    """The mapping of a packaged config (``samples``, ``gae-seed``, ``gae``, ``node-ae``, ``set-ae``) or a YAML file."""
     text: str
     if str(name_or_path) in NAMES:
         text = resources.files(__name__).joinpath(f"{name_or_path}.yaml").read_text()
