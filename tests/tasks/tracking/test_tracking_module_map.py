@@ -79,3 +79,10 @@ def test_detector_layers_from_a_detectors_file(tmp_path):
     assert layers[802]["r"] == pytest.approx(50.0) and layers[802]["modules"] == 2
     rng = np.random.default_rng(3)
     assert unknown_layers(learn_map([_event(rng)]), layers) == [806]
+
+
+def test_z0_windows_widened_to_the_luminous_region():
+    rng = np.random.default_rng(4)
+    m = learn_map([_event(rng)], z0_half_width_min=300.0)
+    assert np.all(m.windows[:, 1, 0] <= -300.0) and np.all(m.windows[:, 1, 1] >= 300.0)
+    assert m.settings["z0_half_width_min"] == 300.0

@@ -139,6 +139,7 @@ def evaluate_layerpair_run(
         "graph": {k: stats([g[k] for g in graph_rows]) for k in graph_rows[0] if k != "hits"},
         "times": {k: stats([t[k] for t in time_rows if k in t]) for k in time_rows[0]},
         "score_difference_learned_minus": comparison,
+        "per_event_score": {name: [e["score"] for e in evs] for name, evs in rows.items()},
         "build": run.info["build"], "filter_cut": run.filter_cut,
         "tuned_on": str(tune_data) if tune_data is not None else "run validation events",
         "tune_events": tune_events, "classical_events": classical_events or len(ids),

@@ -51,6 +51,7 @@ class MapConfig:
     margin: float = 0.1
     min_count: int = 3
     pt_min: float = 0.0  # learn the windows on true edges of particles above this pT [GeV]
+    z0_half_width_min: float = 0.0  # widen every z0 window to at least +- this [mm]
 
 
 def _fit() -> FitConfig:
@@ -79,6 +80,7 @@ class LayerPairRunConfig:
     modes: tuple[str, ...] = MODES
     threads: int = 0  # torch CPU threads (0: keep the default)
     init_from: str = ""  # a finished run whose weights start this one (fine-tuning at pile-up)
+    z_shift: float = 0.0  # training augmentation: all hits of a step shifted in z by U(-a, a) [mm]
 
     def __post_init__(self) -> None:
         if self.pipeline != "layerpair":
@@ -116,10 +118,17 @@ class _Loader:
         return iter([self.items[i] for i in order])
 
 
-def _bce_step(pos_weight: float, filter_stage: bool) -> Any:
+def _bce_step(pos_weight: float, filter_stage: bool, z_shift: float = 0.0) -> Any:
+    """BCE step; in training mode the hits are shifted along the beam by U(-z_shift, z_shift) mm
+    (one shift per step), so that a vertex far from z = 0 is not out of distribution."""
+
     def step(model: nn.Module, d: Data) -> tuple[Tensor, dict[str, float]]:
         m: Any = getattr(model, "module", model)
-        logits = m.filter_logits(d.x, d.edge_index) if filter_stage else m(d.x, d.edge_index)
+        x = d.x
+        if z_shift > 0 and model.training:
+            x = x.clone()
+            x[:, 3] += (2.0 * torch.rand(()) - 1.0) * z_shift / 1000.0  # features in m
+        logits = m.filter_logits(x, d.edge_index) if filter_stage else m(x, d.edge_index)
         w = torch.where(d.y > 0, pos_weight, 1.0)
         loss = F.binary_cross_entropy_with_logits(logits, d.y, weight=w)
         with torch.no_grad():
@@ -184,7 +193,7 @@ def train_layerpair(
     samples = [truth_sample(e) for e in train_ev]
     samples += [truth_sample(load_events(cfg.data, [i])[0]) for i in extra]
     mmap = learn_map(samples, quantile=mc.quantile, margin=mc.margin, min_count=mc.min_count,
-                     pt_min=mc.pt_min)  # fmt: skip
+                     pt_min=mc.pt_min, z0_half_width_min=mc.z0_half_width_min)  # fmt: skip
     mmap.save(run_dir / MAP_NAME)
     train_d = [event_data(e, mmap) for e in train_ev]
     val_d = [event_data(e, mmap) for e in val_ev]
@@ -203,7 +212,7 @@ def train_layerpair(
         _only(model, "filter")
         vparts = [s for d in val_d for s in sectors(d, cfg.filter_max_edges, cfg.sector_overlap)]
         fit(model, _Loader(parts, True, cfg.filter_fit.seed), _Loader(vparts, False),
-            _bce_step(cfg.pos_weight, True), cfg.filter_fit, run_dir / "filter", resume=resume)  # fmt: skip
+            _bce_step(cfg.pos_weight, True, cfg.z_shift), cfg.filter_fit, run_dir / "filter", resume=resume)  # fmt: skip
         _load_best(model, run_dir / "filter")
         model.eval()
         cut = filter_cut(model, val_d, cfg.filter_efficiency)
@@ -221,7 +230,7 @@ def train_layerpair(
     parts = [s for d in train_d for s in sectors(d, cfg.max_edges, cfg.sector_overlap)]
     vparts = [s for d in val_d for s in sectors(d, cfg.max_edges, cfg.sector_overlap)]
     h = fit(model, _Loader(parts, True, cfg.fit.seed), _Loader(vparts, False),
-            _bce_step(cfg.pos_weight, False), cfg.fit, run_dir / "gnn", resume=resume)  # fmt: skip
+            _bce_step(cfg.pos_weight, False, cfg.z_shift), cfg.fit, run_dir / "gnn", resume=resume)  # fmt: skip
     _load_best(model, run_dir / "gnn")
     for p in model.parameters():
         p.requires_grad_(True)

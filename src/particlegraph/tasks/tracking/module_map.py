@@ -144,6 +144,7 @@ def learn_map(
     margin: float = 0.1,
     min_count: int = 3,
     pt_min: float = 0.0,
+    z0_half_width_min: float = 0.0,
 ) -> LayerPairMap:
     """Learn the map from ``(hits, true_edges (2, T), edge_pt (T,) [GeV])`` per event.
 
@@ -169,7 +170,11 @@ def learn_map(
     for out, p in enumerate(keep.tolist()):
         rows = v[order[bounds[p] : bounds[p + 1]]]
         windows[out] = _windows(rows, quantile, margin)
+        if np.all(np.isfinite(windows[out, 1])):
+            windows[out, 1, 0] = min(windows[out, 1, 0], -z0_half_width_min)
+            windows[out, 1, 1] = max(windows[out, 1, 1], z0_half_width_min)
     settings = {"quantile": quantile, "margin": margin, "min_count": min_count, "pt_min": pt_min,
+                "z0_half_width_min": z0_half_width_min,
                 "events": len(samples), "true_edges": int(k.shape[0])}  # fmt: skip
     return LayerPairMap(uniq[keep], windows, counts[keep], settings)
 
