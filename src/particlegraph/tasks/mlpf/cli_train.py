@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
             "takes --run for its own --run-path).",
         ),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Replace an existing MLPF run in --run (only a run)."
+        ),
         overrides: list[str] = typer.Option(
             [], "--set", help="Override a config value: --set model.hidden=32 (repeatable)."
         ),
@@ -62,7 +65,9 @@ def register(app: typer.Typer) -> None:
         try:
             keep = (run / "checkpoints" / "last.pt").exists  # a checkpoint is worth resuming
             with reading(validate=not no_validate), removed_on_failure(run, keep_if=keep):
-                hist = train_mlpf(data, config, run, overrides=sets, resume=resume)
+                hist = train_mlpf(
+                    data, config, run, overrides=sets, resume=resume, overwrite=overwrite
+                )
             if dist_info().is_main:
                 best = hist.best_loss
                 typer.echo(

@@ -621,6 +621,39 @@ def write_outputs(
     return report.write_run_report(run_dir, title)
 
 
+def check_run_data(
+    run_dir: str | os.PathLike[str], data: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+) -> None:
+    """Refuse events simulated with another detector than the run's training data.
+
+    Compares the ``detector`` settings stored in the first event file with those the run recorded
+    (:func:`particlegraph.tasks.mlpf.train.data_identity`); a run or a file without them passes.
+
+    Raises:
+        ConfigError: naming the detector setting that differs.
+    """
+    from particlegraph.outputs import owner
+    from particlegraph.tasks.mlpf.store import resolve_files
+    from particlegraph.tasks.mlpf.train import data_identity
+    from particlegraph.train.run import Run
+
+    files = resolve_files(data)
+    mark = owner(run_dir)
+    if not files or mark is None:
+        return
+    trained = Run(path=Path(run_dir), task="mlpf", identity=mark).data_settings.get("detector")
+    now = data_identity(files[0]).get("detector")
+    if not isinstance(now, dict) or not isinstance(trained, dict):
+        return
+    for key in sorted(set(now) & set(trained)):
+        if json.dumps(now[key]) != json.dumps(trained[key]):
+            raise ConfigError(
+                f"{files[0]}: simulated with detector.{key} = {now[key]!r}, but {run_dir} was "
+                f"trained on detector.{key} = {trained[key]!r}; evaluate on events made with the "
+                "run's detector"
+            )
+
+
 def evaluate(
     run_dir: PathLike,
     data: PathLike | Iterable[PathLike],
@@ -667,6 +700,7 @@ def evaluate(
     if max_events is not None and max_events < 1:
         raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
     if model is None:
+        check_run_data(source, data)
         model, _ = load_model(source, which=which)
     op = load_operating_point(source) if use_operating_point else None
     cal = None

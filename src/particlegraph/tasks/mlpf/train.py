@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from particlegraph.bounds import check_batch_size
-from particlegraph.config import dump_config, from_dict, load_config
+from particlegraph.config import from_dict, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.sim import elements as schema
 from particlegraph.tasks.mlpf.dataset import MLPFDataset, make_loader, split_files
@@ -163,6 +163,7 @@ def train_mlpf(
     run_dir: str | Path,
     overrides: Sequence[str] = (),
     resume: bool = False,
+    overwrite: bool = False,
 ) -> History:
     """Train MLPF on the shards in ``data``; write config, history and checkpoints to ``run_dir``.
 
@@ -175,15 +176,13 @@ def train_mlpf(
         run_dir: the run directory (created).
         overrides: ``section.key=value`` strings, e.g. ``("model.hidden=32", "fit.lr=3e-4")``.
         resume: continue from ``run_dir/checkpoints/last.pt``.
+        overwrite: replace an existing MLPF run in ``run_dir`` (never a folder particlegraph did
+            not make; see :func:`particlegraph.train.run.create_run`).
 
     Returns:
         The run's :class:`History` (also in ``run_dir/history.json``).
     """
     run_dir = Path(run_dir)
-    if not resume and checkpoint_path(run_dir, "last").is_file():
-        raise ConfigError(
-            f"{run_dir} already holds a trained run; use --resume to continue it or pick a new --run"
-        )
     if resume and not checkpoint_path(run_dir, "last").is_file():
         raise ConfigError(f"{run_dir}: no checkpoint to resume (train without --resume first)")
     if resume:  # a damaged checkpoint fails here, before config.yaml is rewritten
@@ -202,8 +201,11 @@ def train_mlpf(
         )
     loss_cfg = resolve_class_weights(cfg.loss, train_files, cfg.data.class_weight_files)
     cfg = replace(cfg, loss=loss_cfg)
-    if info.is_main:
-        dump_config(cfg, run_dir / CONFIG_NAME)
+    if info.is_main:  # the run's first write, after every check (refuses foreign folders)
+        run_module.create_run(
+            run_dir, "mlpf", cfg, data=data_identity(train_files[0]), overwrite=overwrite,
+            resume=resume,
+        )  # fmt: skip
 
     dc = cfg.data
     train_ds = MLPFDataset(
@@ -226,6 +228,17 @@ def train_mlpf(
         best = load_weights(run_dir, build_model(cfg), "best")
         select_operating_point(best, val_files, run_dir, max_events=dc.operating_point_events)
     return history
+
+
+def data_identity(path: str | Path) -> dict[str, object]:
+    """What a run records of its training data: the detector the events were simulated with.
+
+    ``{}`` for files without generation settings (public Delphes files): nothing to compare.
+    """
+    from particlegraph.tasks.mlpf.generate import read_settings
+
+    settings = read_settings(path)
+    return {"detector": settings["detector"]} if "detector" in settings else {}
 
 
 def run_config_from_dict(data: dict[str, object]) -> MLPFRunConfig:
