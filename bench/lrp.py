@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/lrp.py --elements 6400 [--hidden 256] [--dense] [--device cpu|cuda] [--out FILE]
     .venv/bin/python bench/lrp.py --elements 6400 --outputs all --repeat 2   # 12 outputs vs 1
+    .venv/bin/python bench/lrp.py --elements 1000 --hidden 64 --vs-dense --repeat 3  # vs dense
 
 Prints one JSON object: elements, hidden, seconds (wall time of explain_event: trace +
 propagation), cpu_seconds (process CPU time of the same call: less sensitive to a shared
@@ -13,7 +14,10 @@ reference of the tests (tests/explain/lrp_reference.py, the published O(N^2 F)
 method) instead, in float32 unless ``--dense-dtype float64``. ``--outputs all`` (or a comma
 list) times, interleaved in one process, the one output ``--output`` and then those outputs
 explained together (``explain_outputs``), and adds ``multi_seconds``, ``multi_cpu_seconds``,
-``multi_peak_mb`` and their ratios to the one-output run.
+``multi_peak_mb`` and their ratios to the one-output run. ``--vs-dense`` runs the dense
+reference after each sparse run in the same process and adds ``dense_seconds``,
+``dense_cpu_seconds`` and ``speedup_seconds`` / ``speedup_cpu_seconds`` (dense / sparse, the best
+run of each).
 """
 
 from __future__ import annotations
@@ -189,6 +193,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--dense", action="store_true", help="run the dense O(N^2) reference instead")
     p.add_argument("--dense-dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument(
+        "--vs-dense",
+        action="store_true",
+        help="run the dense reference and the sparse engine interleaved in this process and "
+        "add their ratios (speedup = dense / sparse seconds, the best of --repeat each)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--repeat", type=int, default=1, help="runs; the fastest is reported")
@@ -221,6 +231,10 @@ def main(argv: list[str] | None = None) -> dict:
                 runs[n].append(run_dense(model, events[n], spec, composite, dtype, device))
             else:
                 one = run_sparse(model, events[n], spec, composite, args.chunk_size, device)
+                if args.vs_dense:
+                    dtype = getattr(torch, args.dense_dtype)
+                    dense = run_dense(model, events[n], spec, composite, dtype, device)
+                    one.update({f"dense_{k}": v for k, v in dense.items()})
                 if args.outputs:
                     names = ALL_OUTPUTS if args.outputs == "all" else args.outputs.split(",")
                     multi = run_multi(model, events[n], names, composite, args.chunk_size, device)
@@ -232,6 +246,11 @@ def main(argv: list[str] | None = None) -> dict:
     for n in sizes:
         # fastest run's time; the largest peak of all runs (a later run may reuse cached memory)
         best = min(runs[n], key=lambda r: r["seconds"])
+        if args.vs_dense:  # best dense against best sparse, wall and CPU
+            for key in ("seconds", "cpu_seconds"):
+                dense_best = min(r[f"dense_{key}"] for r in runs[n])
+                best = {**best, f"dense_{key}": dense_best}
+                best[f"speedup_{key}"] = dense_best / min(r[key] for r in runs[n])
         with torch.no_grad():
             t0 = time.perf_counter()
             model(events[n])

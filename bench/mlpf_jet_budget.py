@@ -1,7 +1,7 @@
 """Where MLPF loses jet resolution: classification or regression, element by element.
 
     python bench/mlpf_jet_budget.py --run runs/medium --data runs/physics/test_ttbar_pu50 \
-        --events 200 --out bench/results/mlpf_jet_budget.json
+        --events 200 [--calibration FOLDER] --out bench/results/mlpf_jet_budget.json
 
 Runs a trained model (plain arg-max, no operating point) on unseen events and clusters anti-kT
 R = 0.4 jets (gen jets pT > 20 GeV, matched within Delta R 0.2) from hybrid particle lists, so
@@ -31,6 +31,7 @@ import torch
 from common import emit, machine
 from particlegraph.physics.jets import cluster_jets, match_jets
 from particlegraph.sim.elements import ELEM_TOWER, NUM_CLASSES, Y_PID, Y_PT
+from particlegraph.tasks.mlpf.calibration import load_calibration
 from particlegraph.tasks.mlpf.evaluate import predict_events
 from particlegraph.tasks.mlpf.metrics import (
     class_ids,
@@ -44,10 +45,18 @@ from particlegraph.tasks.mlpf.train import load_model
 PT_BINS = ((20.0, 50.0), (50.0, 100.0), (100.0, float("inf")))
 
 
-def predict(run: str, data: str, events: int) -> list[dict[str, np.ndarray]]:
-    """Per event ``x``, ``ygen``, ``ycand``, ``ypred`` (arg-max) as numpy arrays."""
+def predict(
+    run: str, data: str, events: int, calibration: str | None = None
+) -> list[dict[str, np.ndarray]]:
+    """Per event ``x``, ``ygen``, ``ycand``, ``ypred`` (arg-max) as numpy arrays; with
+    ``calibration`` (a folder holding calibration.json) the predictions are calibrated."""
     model, _ = load_model(run)
-    stream = predict_events(model, data, max_events=events, device="cpu", progress=False)
+    cal = load_calibration(calibration) if calibration else None
+    if calibration and cal is None:
+        raise SystemExit(f"no calibration.json in {calibration}")
+    stream = predict_events(
+        model, data, max_events=events, device="cpu", progress=False, calibration=cal
+    )
     return [dict(zip(("x", "ygen", "ycand", "ypred"), ev, strict=True)) for ev in stream]
 
 
@@ -114,10 +123,11 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--events", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--calibration", help="folder with calibration.json to apply to MLPF")
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    events = predict(args.run, args.data, args.events)
+    events = predict(args.run, args.data, args.events, args.calibration)
     for name, row in (table := jet_table(events)).items():
         cells = " | ".join(
             f"{k}: {v['response']:.3f} / {v['resolution']:.3f}"
@@ -129,6 +139,7 @@ def main() -> None:
         {
             "run": args.run,
             "data": args.data,
+            "calibration": args.calibration,
             "events": len(events),
             "jets_response_resolution": table,
             "hard_tower_confusion_gen_x_reco": hard_tower_confusion(events),

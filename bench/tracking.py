@@ -1,11 +1,14 @@
 """Tracking benchmarks: physics (score, efficiencies, baselines), per-stage time and its scaling.
 
     python bench/tracking.py physics --run RUN --data DIR --label mu200 [--events N] [--out FILE]
+        [--exercise-run RUN]
     python bench/tracking.py scaling --run RUN --small DIR --big DIR [--out FILE]
     python bench/tracking.py realism --data DIR [--data DIR ...] [--out FILE]
 
-``physics`` runs ``tracking evaluate`` (pipeline + the three baselines on the same events) and
-saves the summary; ``scaling`` times every inference stage on the event of ``--small`` nearest
+``physics`` runs ``tracking evaluate`` on a run of either pipeline and saves the summary: for the
+default pipeline (layer-pair graph + interaction network) the learned method and the classical
+baselines, each with ``"kind"``, mean, std and standard error over events; ``--exercise-run``
+adds the exercise pipeline's methods (evaluated on the same events) as ``exercise_*``; ``scaling`` times every inference stage on the event of ``--small`` nearest
 25,000 hits and the event of ``--big`` nearest 100,000 hits in one process (wall and CPU time,
 one torch thread) and reports time(100k) / time(25k); ``realism`` counts hits, particles with
 hits and noise per event against the TrackML numbers.
@@ -26,15 +29,32 @@ import torch
 from common import emit, machine
 from particlegraph.tasks.tracking.dataset import load_events
 from particlegraph.tasks.tracking.evaluate import evaluate_run
+from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
 from particlegraph.tasks.tracking.pipeline import reconstruct
+from particlegraph.tasks.tracking.runconfig import run_pipeline
 from particlegraph.tasks.tracking.trackml import list_events, read_event
 from particlegraph.tasks.tracking.train import load_run
 
 
 def physics(args: argparse.Namespace) -> dict[str, Any]:
-    torch.set_num_threads(1)  # the shared dev machine: spinning threads slow every job down
+    torch.set_num_threads(args.threads)
     out = Path(args.eval_out) if args.eval_out else Path(tempfile.mkdtemp(prefix="trk_eval_"))
     t0 = time.perf_counter()
+    if run_pipeline(args.run) == "layerpair":
+        classical = args.classical.split(",") if args.classical else None
+        m = evaluate_layerpair_run(args.run, args.data, out, max_events=args.events,
+                                   tune_data=args.tune_data or None, tune_events=args.tune_events,
+                                   classical=classical, classical_events=args.classical_events)  # fmt: skip
+        if args.exercise_run:
+            ex = evaluate_run(args.exercise_run, args.data, out / "exercise", max_events=args.events,
+                              plots=False, tune_data=args.tune_data or None,
+                              tune_events=args.tune_events)  # fmt: skip
+            for name, v in ex["methods"].items():
+                if name in ("gnn", "stage1_dbscan"):
+                    m["methods"][f"exercise_{name}"] = {"kind": "learned", **v}
+            m["exercise_run"] = args.exercise_run
+        return {"bench": "tracking_physics", "label": args.label, "machine": machine(),
+                "threads": args.threads, "wall_s": time.perf_counter() - t0, **m}  # fmt: skip
     m = evaluate_run(args.run, args.data, out, max_events=args.events, plots=args.plots,
                      tune_data=args.tune_data or None, tune_events=args.tune_events)  # fmt: skip
     m.pop("baseline_tuning", None)
@@ -116,6 +136,10 @@ def main() -> None:
     ph.add_argument("--plots", action="store_true")
     ph.add_argument("--tune-data", default="", help="re-tune every DBSCAN on these events")
     ph.add_argument("--tune-events", type=int, default=2)
+    ph.add_argument("--exercise-run", default="", help="also evaluate this exercise-pipeline run")
+    ph.add_argument("--classical", default="", help="comma-separated classical methods (all)")
+    ph.add_argument("--classical-events", type=int, default=0, help="run them on the first N")
+    ph.add_argument("--threads", type=int, default=2, help="torch threads (the bench: 2 cores)")
     ph.add_argument("--out", default="")
     sc = sub.add_parser("scaling")
     sc.add_argument("--run", required=True)

@@ -99,14 +99,84 @@ def test_dotted_overrides() -> None:
         apply_overrides({"fit": 1}, ["fit.epochs=2"])
 
 
-def test_shipped_configs_load_and_errors_name_them() -> None:
+def test_shipped_configs_load_and_errors_name_them(tmp_path, monkeypatch) -> None:
+    """A package's configs/*.yaml load by name; errors name the file (engine only: a fake package)."""
     from particlegraph.config import shipped_configs
-    from particlegraph.tasks.mlpf.train import PACKAGE, MLPFRunConfig
 
-    names = shipped_configs(PACKAGE)
-    assert {"demo", "small", "paper"} <= set(names)
-    for name in names:
-        assert load_config(MLPFRunConfig, name, package=PACKAGE).fit.epochs >= 1
-    msg = r"config key fit.epochs in .*demo.yaml must be an integer.*got 2.7"  # path or name
-    with pytest.raises(ConfigError, match=msg):
-        load_config(MLPFRunConfig, "demo", ["fit.epochs=2.7"], package=PACKAGE)
+    pkg = tmp_path / "pgfake_task"
+    (pkg / "configs").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "configs" / "small.yaml").write_text("fit:\n  epochs: 2\n")
+    (pkg / "configs" / "bad.yaml").write_text("fit:\n  epochs: 2.7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert shipped_configs("pgfake_task") == ["bad", "small"]
+    assert load_config(Outer, "small", package="pgfake_task").fit.epochs == 2
+    with pytest.raises(
+        ConfigError, match=r"config key fit.epochs in .*bad.yaml must be an integer"
+    ):
+        load_config(Outer, "bad", package="pgfake_task")
+    with pytest.raises(ConfigError, match=r"neither a file nor a shipped config \(bad, small\)"):
+        load_config(Outer, "nope", package="pgfake_task")
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "value"),
+    [
+        ("fit.epochs='3'", "epochs", 3),  # quoted in YAML: a string that spells an integer
+        ('fit.epochs="3"', "epochs", 3),
+        ("fit.epochs=' +3 '", "epochs", 3),
+        ("fit.cap='7'", "cap", 7),  # through the int | None union too
+        ("fit.lr='0.5'", "lr", 0.5),
+        ("fit.amp='yes'", "amp", True),
+        ("fit.amp='off'", "amp", False),
+    ],
+)
+def test_quoted_overrides_come_back_typed(override: str, field: str, value: object) -> None:
+    got = getattr(load_config(Outer, None, [override]).fit, field)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("override", ["fit.epochs='3.0'", "fit.epochs='three'", "fit.epochs=''"])
+def test_quoted_non_integers_are_refused_in_one_line(override: str) -> None:
+    with pytest.raises(
+        ConfigError, match=r"config key fit\.epochs in Outer must be an integer"
+    ) as e:
+        load_config(Outer, None, [override])
+    assert "\n" not in str(e.value)
+
+
+def _fit(**kw: object) -> FitConfig:
+    return from_dict(FitConfig, dict(kw), where="FitConfig")
+
+
+def test_fit_defaults_are_the_documented_values() -> None:
+    fit = load_config(FitConfig, None)
+    assert (fit.epochs, fit.lr, fit.optimizer, fit.schedule) == (10, 1e-3, "adamw", "cosine")
+    assert (fit.weight_decay, fit.grad_clip, fit.patience, fit.seed) == (1e-4, 0.0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "ok",
+    [{"epochs": 1}, {"lr": 1e-12}, {"final_lr_fraction": 0.0}, {"final_lr_fraction": 1.0},
+     {"patience": 0}, {"log_every": 1}, {"num_threads": 0}, {"grad_clip": 0.0},
+     {"warmup_steps": 0}, {"weight_decay": 0.0}],
+)  # fmt: skip
+def test_fit_boundaries_accepted(ok: dict[str, object]) -> None:
+    fit = _fit(**ok)
+    ((key, value),) = ok.items()
+    assert getattr(fit, key) == value
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [({"epochs": 0}, "fit.epochs must be >= 1"), ({"lr": 0.0}, "fit.lr must be"),
+     ({"lr": -1e-3}, "fit.lr must be"), ({"lr": "inf"}, "fit.lr must be"),
+     ({"lr": "nan"}, "fit.lr must be"), ({"final_lr_fraction": -1e-9}, "final_lr_fraction"),
+     ({"final_lr_fraction": 1.000001}, "final_lr_fraction"), ({"patience": -1}, "patience"),
+     ({"log_every": 0}, "log_every"), ({"num_threads": -1}, "num_threads"),
+     ({"grad_clip": -1e-9}, "grad_clip"), ({"weight_decay": "inf"}, "weight_decay"),
+     ({"grad_clip": "nan"}, "grad_clip"), ({"warmup_steps": -1}, "warmup_steps")],
+)  # fmt: skip
+def test_fit_boundaries_refused(bad: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        _fit(**bad)

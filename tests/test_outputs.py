@@ -124,3 +124,13 @@ def test_writer_lock_refuses_a_second_writer_and_takes_over_a_dead_ones(tmp_path
     )
     with writer_lock(folder, "mlpf generate"):
         assert json.loads((folder / LOCK_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_claim_unowned_keeps_another_commands_mark(tmp_path: Path) -> None:
+    from particlegraph.outputs import claim_unowned
+
+    claim(tmp_path / "run", "mlpf train", {"data": {"pileup": 50}})
+    claim_unowned(tmp_path / "run", "mlpf explain")
+    assert owner(tmp_path / "run")["command"] == "mlpf train"  # type: ignore[index]
+    claim_unowned(tmp_path / "new", "mlpf explain")
+    assert owner(tmp_path / "new")["command"] == "mlpf explain"  # type: ignore[index]

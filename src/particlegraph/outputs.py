@@ -164,6 +164,17 @@ def claim(
     )
 
 
+def claim_unowned(folder: str | os.PathLike[str], command: str) -> None:
+    """:func:`claim` ``folder`` for ``command`` unless another command's mark is there.
+
+    An explanation written into a run folder (``--out RUN`` with ``--overwrite``) leaves the run a
+    run: its ``particlegraph.json`` keeps naming ``<task> train``.
+    """
+    mark = owner(folder)
+    if mark is None or mark["command"] == command:
+        claim(folder, command)
+
+
 def check_settings(
     folder: str | os.PathLike[str],
     command: str,

@@ -94,6 +94,127 @@ def fake_run(run: Path) -> Path:
     return run
 
 
+class Payload:
+    """Pickles to ``os.mkdir(canary)``: a checkpoint carrying it must be refused unrun."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (os.mkdir, (str(self.canary),))
+
+
+def _evil(path: Path, canary: Path) -> Path:
+    """A checkpoint-shaped file whose pickle runs ``os.mkdir(canary)`` when loaded unsafely."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": 2, "model": {}, "extra": Payload(canary)}, path)
+    return path
+
+
+def evil_runs(root: Path, canary: Path, tabular_run: Path, mlpf_run: Path) -> dict[str, Path]:
+    """One run folder per task whose config is valid and whose checkpoints carry a payload."""
+    import shutil
+
+    from particlegraph.config import dump_config
+    from particlegraph.tasks.anomaly.train import AnomalyRunConfig
+    from particlegraph.tasks.tracking.train import TrackingRunConfig
+
+    out = {}
+    for task, src in (("tabular", tabular_run), ("mlpf", mlpf_run)):
+        run = root / f"evil_{task}"
+        shutil.copytree(src, run)
+        for which in ("best", "last"):
+            _evil(run / "checkpoints" / f"{which}.pt", canary)
+        out[f"evil_{task}"] = run
+    run = root / "evil_tracking"
+    run.mkdir()
+    dump_config(TrackingRunConfig(data=str(root / "good")), run / "config.yaml")
+    (run / "run.json").write_text("{}\n")
+    for name in ("model.pt", "checkpoints/last.pt", "checkpoints/best.pt"):
+        _evil(run / name, canary)
+    out["evil_tracking"] = run
+    run = root / "evil_anomaly"
+    run.mkdir()
+    dump_config(AnomalyRunConfig(data=str(root / "good")), run / "config.yaml")
+    for which in ("best", "last"):
+        _evil(run / "checkpoints" / f"{which}.pt", canary)
+    out["evil_anomaly"] = run
+    from particlegraph.outputs import claim
+
+    for task in ("tabular", "mlpf", "tracking", "anomaly"):  # marked as their task's runs
+        claim(out[f"evil_{task}"], f"{task} train")
+    return out
+
+
+def tabular_world(root: Path) -> dict[str, Path]:
+    """A generated toy, a trained one-epoch tabular run, and bad tabular files."""
+    import shutil
+
+    from particlegraph.tasks.tabular import workflow
+
+    w: dict[str, Path] = {}
+    w["tabular_toy"] = workflow.generate(root / "toy.data", events=400, seed=1)
+    w["tabular_run"] = root / "tabular_run"
+    workflow.train(w["tabular_toy"], w["tabular_run"], epochs=1, seed=0)
+    lines = {
+        "tabular_only_test": "".join(f"{i / 9:.3f} 0.5 0.1 {2 + i % 2}\n" for i in range(20)),
+        "tabular_one_class": "".join(f"{i / 9:.3f} 0.5 0.1 0\n" for i in range(20)),
+        "tabular_label7": "0.1 0.2 0.3 7\n0.2 0.3 0.4 1\n",
+        "tabular_five_cols": "0.1 0.2 0.3 0.4 1\n",
+        "tabular_words": "a b c 1\n",
+        "tabular_inf": "0.1 inf 0.3 1\n0.2 0.3 0.4 0\n",
+    }
+    for name, text in lines.items():
+        w[name] = root / f"{name}.data"
+        w[name].write_text(text)
+    w["tabular_no_test"] = root / "tabular_no_test.data"
+    w["tabular_no_test"].write_text("".join(f"{i / 9:.3f} 0.5 0.1 {i % 2}\n" for i in range(20)))
+    w["tabular_demo"] = root / "tabular_demo"  # an earlier demo (its layout, without training)
+    w["tabular_demo"].mkdir()
+    (w["tabular_demo"] / "particlegraph.json").write_text('{"command": "tabular demo"}\n')
+    shutil.copytree(w["tabular_run"], w["tabular_demo"] / "run_3obs")
+    w["tabular_bad_suffix"] = root / "toy.csv"
+    w["tabular_bad_suffix"].write_text("0.1,0.2,0.3,1\n")
+    return w
+
+
+def trackml_folder(folder: Path, n_events: int = 2) -> Path:
+    """A few small TrackML events (written with the task's own writer)."""
+    from particlegraph.tasks.tracking.notebook import NotebookSample, sample_to_event
+    from particlegraph.tasks.tracking.trackml import write_event
+
+    rng = np.random.default_rng(5)
+    for i in range(n_events):
+        xyz = rng.normal(0.0, 100.0, (40, 3))
+        pid = np.repeat(np.arange(1, 9), 5)
+        write_event(
+            folder, sample_to_event(NotebookSample(xyz, np.zeros((40, 0)), pid, {}), 1000 + i)
+        )
+    return folder
+
+
+def anomaly_sample(folder: Path, n_events: int = 20) -> Path:
+    """One shard of PF candidates (written with the task's own writer)."""
+    from particlegraph.tasks.anomaly.samples import write_candidates
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for _ in range(n_events):
+        n = int(rng.integers(5, 30))
+        pt = np.sort(rng.exponential(2.0, n) + 0.5)[::-1].astype(np.float32)
+        eta = rng.normal(0, 1.5, n).astype(np.float32)
+        rows.append({
+            "pt": pt, "eta": eta, "phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
+            "cls": np.ones(n, np.int8), "charge": np.ones(n, np.int8),
+            "energy": (pt * np.cosh(eta)).astype(np.float32), "n_cand": np.int32(n),
+            "ht": float(pt.sum()), "lead_jet_pt": float(pt[0]), "lead_jet_mass": 10.0, "n_jets": 1,
+        })  # fmt: skip
+    write_candidates(folder / "bkg_00000.parquet", rows, {"sample": "bkg", "pileup": 0})
+    return folder
+
+
 def _truncated_root(path: Path) -> Path:
     import uproot
 
@@ -152,8 +273,37 @@ def make_world(root: Path) -> dict[str, Path]:
     meta = {"generator": "particlegraph.sim", "process": "minbias", "seed": 1, "events": 2}
     gen.mkdir()
     write_events(gen / "minbias_pu0_00000.parquet", physical_events(2, 3), meta)
+    from particlegraph.outputs import claim
+
+    claim(gen, "mlpf generate", {"process": "minbias", "pileup": 0.0, "format": "parquet"})
     w["generated"] = gen
     w["unwritable"] = unwritable_dir(root)
     w["tabular_data"] = root / "tabular.data"
     w["tabular_data"].write_text("1.0 2.0 nan 0\n0.5 0.1 0.2 1\n")
+    w["tabular_good"] = root / "tabular_good.data"
+    w["tabular_good"].write_text("".join(f"{i / 40:.3f} 0.5 -0.5 {i % 4}\n" for i in range(40)))
+    w["foreign"] = root / "foreign"  # a folder of the user's that no command made
+    w["foreign"].mkdir()
+    (w["foreign"] / "notes.txt").write_text("mine\n")
+    w["foreign_file"] = root / "foreign.data"  # a data file no command made
+    w["foreign_file"].write_text(w["tabular_good"].read_text())
+    w.update(tabular_world(root))
+    from particlegraph.outputs import claim
+
+    claim(w["run"], "mlpf train")  # the MLPF run is marked as such (another task's run)
+    # copies for the cases whose command (still) replaces what it reads: they would spoil the rest
+    import shutil
+
+    w["good_copy"] = Path(shutil.copytree(w["good"], root / "good_copy"))
+    w["run_copy"] = Path(shutil.copytree(w["run"], root / "run_copy"))
+    w["trackml"] = trackml_folder(root / "trackml", n_events=6)
+    w["anomaly_sample"] = anomaly_sample(root / "anomaly_sample")
+    w["canary"] = root / "canary"  # must never appear: the payloads would create it
+    w.update(evil_runs(root, w["canary"], w["tabular_run"], w["run"]))
+    # own copies for the cases whose command (still) trains into what it was given
+    for name in ("evil_tracking", "evil_anomaly", "foreign"):
+        for task in ("tracking", "anomaly"):
+            key = f"{name}_{task}" if name == "foreign" else f"{name}_resume"
+            if key not in w:
+                w[key] = Path(shutil.copytree(w[name], root / key))
     return w

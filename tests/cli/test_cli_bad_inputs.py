@@ -35,8 +35,6 @@ class Case:
 GOOD = "--data {good}"
 CASES = [
     # --- mlpf generate -----------------------------------------------------------------------
-    Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
-         "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
     Case("generate-num-shards-0", "mlpf generate --events 2 --num-shards 0 --out {out}",
          r"--num-shards must be >= 1"),
     Case("generate-events-per-file-0", "mlpf generate --events 2 --events-per-file 0 --out {out}",
@@ -55,7 +53,7 @@ CASES = [
     Case("inspect-json-dir", "mlpf inspect {good} --json {good}", r"is a directory, expected a file"),
     Case("inspect-max-events-neg", "mlpf inspect {good} --max-events -1", r"--max-events must be >= 1"),
     Case("inspect-bz2-bomb", "mlpf inspect {bomb}", r"bomb.pkl.bz2: expands to more than 2 MB"),
-    Case("inspect-nested-pickle", "mlpf inspect {nested}", r"nested lists expand to 1,000,000,000,000 values"),
+    Case("inspect-nested-pickle", "mlpf inspect {nested}", r"shared references expand to more than 524,288 values"),
     Case("inspect-strings", "mlpf inspect {strings}", r"column X holds <U1 values, expected numbers"),
     Case("inspect-many-rows", "mlpf inspect {many_rows}", r"declares 60 rows, more than the limit of 50"),
     Case("inspect-truncated-parquet", "mlpf inspect {truncated_parquet}", r"not a readable Parquet file"),
@@ -66,11 +64,11 @@ CASES = [
     Case("convert-truncated-root", "mlpf convert {truncated_root} {out}", r"truncated or damaged"),
     Case("convert-junk-root", "mlpf convert {junk_root} {out}", r"not a readable ROOT file"),
     Case("convert-class-17", "mlpf convert {class17} {out}", r"class id 17"),
-    Case("convert-dst-exists", "mlpf convert {good} {good}", r"already exists \(use --overwrite"),
+    Case("convert-dst-is-src", "mlpf convert {good} {good}", r"DST is also an input .*; write elsewhere"),
     Case("convert-unwritable", "mlpf convert {good} {unwritable}/x",
          r"permission denied|not permitted|read-only"),
     Case("convert-events-per-file-0", "mlpf convert {good} {out} --events-per-file 0",
-         r"--events-per-file must be between 1 and 1e\+06"),
+         r"--events-per-file must be between 1 and 1,000,000"),
     # --- mlpf train ----------------------------------------------------------------------------
     Case("train-class-17", "mlpf train --data {class17} --run {out} --val-fraction 0", r"class id 17"),
     Case("train-nan", "mlpf train --data {nan} --run {out} --val-fraction 0", r"is nan"),
@@ -95,7 +93,7 @@ CASES = [
          r"is a file, expected a folder"),
     Case("explain-class-17", "mlpf explain --run {run} --data {class17} --out {out} --no-figures",
          r"class id 17"),
-    Case("explain-no-run", "mlpf explain --run {out} " + GOOD, r"no such run directory"),
+    Case("explain-no-run", "mlpf explain --run {out} " + GOOD, r"no such run folder"),
     # --- mlpf export ---------------------------------------------------------------------------
     Case("export-elements-0", "mlpf export --run {run} --onnx {out}.onnx --elements 0",
          r"--elements must be between 1"),
@@ -122,16 +120,257 @@ CASES = [
          r"--num-shards >= 1"),
     Case("tracking-convert-junk", "tracking convert {file} --out {out}", r"not a readable tracks.pickle"),
     Case("tracking-inspect-missing", "tracking inspect {root}/none", r"none is not a directory"),
-    Case("tracking-train-missing-data", "tracking train --data {root}/none --run {out}",
-         r"none is not a directory"),
     Case("tracking-evaluate-no-run", "tracking evaluate --run {out} --data {good} --out {out}-e",
          r"not a finished tracking run"),
     Case("tracking-explain-no-run", "tracking explain --run {out} --data {good} --out {out}-x",
          r"not a finished tracking run"),
-    Case("tracking-demo-events-0", "tracking demo --events 0 --out {out}", r"--events must be >= 1"),
+    Case("tracking-demo-events-0", "tracking demo --events 0 --out {out}", r"--events must be between 1"),
     # anomaly demo generates its samples before it writes anything (about 20 s): a slow row
     Case("anomaly-demo-out-is-file", "anomaly demo --out {file}", r"a_file.txt", slow=True),
 ]  # fmt: skip
+
+# --- option ranges where a value can exhaust the machine (particlegraph.bounds), every task ---
+_BETWEEN = r"must be between"
+_PAYLOAD_LATE = r"carries the object posix.mkdir, not only weights; refused without loading it"
+RANGES = [
+    # mlpf
+    Case("mlpf-generate-pileup-1e5", "mlpf generate --events 2 --pileup 100000 --out {out}",
+         r"--pileup must be between 0 and 1000 \(mean pile-up interactions\), got 100,000"),
+    Case("mlpf-generate-pileup-neg", "mlpf generate --events 2 --pileup -1 --out {out}", r"--pileup " + _BETWEEN),
+    Case("mlpf-generate-pileup-nan", "mlpf generate --events 2 --pileup nan --out {out}", r"--pileup .*got nan"),
+    Case("mlpf-generate-pileup-inf", "mlpf generate --events 2 --pileup inf --out {out}", r"--pileup .*got inf"),
+    Case("mlpf-generate-events-2e7", "mlpf generate --events 20000000 --out {out}", r"--events " + _BETWEEN),
+    Case("mlpf-generate-events-neg", "mlpf generate --events -5 --out {out}", r"--events " + _BETWEEN),
+    Case("mlpf-generate-pool-0", "mlpf generate --events 2 --pileup 10 --pool-size 0 --out {out}",
+         r"--pool-size " + _BETWEEN),
+    Case("mlpf-generate-pool-1e6", "mlpf generate --events 2 --pileup 10 --pool-size 1000000 --out {out}",
+         r"--pool-size " + _BETWEEN),
+    Case("mlpf-generate-seed-neg", "mlpf generate --events 2 --seed -1 --out {out}", r"--seed " + _BETWEEN),
+    Case("mlpf-train-batch-2e8", "mlpf train --data {good} --run {out} --set data.batch_size=200000000",
+         r"data.batch_size must be between 1 and 65,536"),
+    Case("mlpf-train-lr-inf", "mlpf train --data {good} --run {out} --set fit.lr=inf",
+         r"fit.lr must be a finite number > 0, got inf"),
+    Case("mlpf-train-lr-0", "mlpf train --data {good} --run {out} --set fit.lr=0", r"fit.lr must be"),
+    Case("mlpf-train-epochs-quoted-float", "mlpf train --data {good} --run {out} --set fit.epochs='3.5'",
+         r"fit.epochs .*must be an integer"),
+    Case("mlpf-train-epochs-0", "mlpf train --data {good} --run {out} --set fit.epochs=0",
+         r"fit.epochs must be >= 1"),
+    Case("mlpf-calibrate-payload", "mlpf calibrate --run {evil_mlpf} --data {good} --out {out}", _PAYLOAD_LATE),
+    Case("mlpf-calibrate-events-0", "mlpf calibrate --run {run} --data {good} --events 0 --out {out}", r"--events"),
+    Case("mlpf-calibrate-pretrained-dotdot", "mlpf calibrate --run pretrained:../x --data {good} --out {out}",
+         r"no pretrained mlpf model of that name"),
+    Case("mlpf-evaluate-batch-0", "mlpf evaluate --run {run} --data {good} --batch-size 0", r"--batch-size"),
+    Case("mlpf-demo-pileup-1e5", "mlpf demo --pileup 100000 --out {out}", r"--pileup " + _BETWEEN),
+    # tracking
+    Case("tracking-generate-pileup-1e5", "tracking generate --pileup 100000 --out {out}", r"--pileup " + _BETWEEN),
+    Case("tracking-generate-pileup-neg", "tracking generate --pileup -1 --out {out}", r"--pileup " + _BETWEEN),
+    Case("tracking-generate-pileup-nan", "tracking generate --pileup nan --out {out}", r"--pileup .*got nan"),
+    Case("tracking-generate-events-0", "tracking generate --events 0 --out {out}", r"--events " + _BETWEEN),
+    Case("tracking-generate-events-2e7", "tracking generate --events 20000000 --out {out}", r"--events " + _BETWEEN),
+    Case("tracking-generate-first-id-neg", "tracking generate --first-event-id -5 --out {out}",
+         r"--first-event-id " + _BETWEEN),
+    Case("tracking-generate-first-id-10-digits", "tracking generate --events 10 --first-event-id 999999995 "
+         "--out {out}", r"--first-event-id must be between 0 and 999,999,990 \(ids up to 999,999,999\), got 999,999,995"),
+    Case("tracking-generate-pool-0", "tracking generate --pileup 5 --pool-size 0 --out {out}",
+         r"--pool-size " + _BETWEEN),
+    Case("tracking-generate-pool-1e6", "tracking generate --pileup 5 --pool-size 1000000 --out {out}",
+         r"--pool-size " + _BETWEEN),
+    Case("tracking-generate-seed-neg", "tracking generate --seed -1 --out {out}", r"--seed " + _BETWEEN),
+    Case("tracking-convert-first-id-neg", "tracking convert {file} --first-event-id -5 --out {out}",
+         r"--first-event-id " + _BETWEEN),
+    Case("tracking-inspect-max-events-neg", "tracking inspect {root} --max-events -1", r"--max-events must be >= 0"),
+    Case("tracking-evaluate-max-events-neg", "tracking evaluate --run {out} --data {good} --out {out}-e "
+         "--max-events -1", r"--max-events must be >= 0"),
+    Case("tracking-evaluate-tune-events-0", "tracking evaluate --run {out} --data {good} --out {out}-e "
+         "--tune-events 0", r"--tune-events must be >= 1"),
+    Case("tracking-explain-hit-neg", "tracking explain --run {out} --data {good} --out {out}-x --hit -1",
+         r"--hit must be >= 0"),
+    Case("tracking-explain-event-neg", "tracking explain --run {out} --data {good} --out {out}-x --event -5",
+         r"--event must be >= 0"),
+    Case("tracking-demo-pileup-5000", "tracking demo --pileup 5000 --out {out}", r"--pileup " + _BETWEEN),
+    Case("tracking-demo-test-events-0", "tracking demo --test-events 0 --out {out}", r"--test-events " + _BETWEEN),
+    Case("tracking-train-batch-2e8", "tracking train --data {trackml} --run {out} --config exercise "
+         "--set batch_size=200000000", r"batch_size must be between 1 and 65,536"),
+    Case("tracking-train-lr-inf", "tracking train --data {trackml} --run {out} --set fit.lr=inf",
+         r"fit.lr must be a finite number > 0"),
+    Case("tracking-train-exercise-lr-inf", "tracking train --data {trackml} --run {out} --config exercise "
+         "--set stage1.fit.lr=inf", r"fit.lr must be a finite number > 0"),
+    # anomaly
+    Case("anomaly-generate-events-neg", "anomaly generate --out {out} --events -3", r"--events " + _BETWEEN),
+    Case("anomaly-generate-events-2e7", "anomaly generate --out {out} --events 20000000", r"--events " + _BETWEEN),
+    Case("anomaly-generate-seed-neg", "anomaly generate --out {out} --seed -1", r"--seed " + _BETWEEN),
+    Case("anomaly-generate-shard-2-of-2", "anomaly generate --out {out} --shard 2 --num-shards 2",
+         r"--shard must be between 0 and 1"),
+    Case("anomaly-generate-pileup-1e5", "anomaly generate --out {out} --set pileup=100000",
+         r"pileup must be between 0 and 1000"),
+    Case("anomaly-generate-pool-1e7", "anomaly generate --out {out} --set pool_size=10000000",
+         r"pool_size must be at most 100,000"),
+    Case("anomaly-inspect-max-events-neg", "anomaly inspect {root} --max-events -1", r"--max-events must be >= 0"),
+    Case("anomaly-train-epochs-neg", "anomaly train --data {root}/none --out {out} --epochs -1", r"--epochs " + _BETWEEN),
+    Case("anomaly-train-max-events-neg", "anomaly train --data {root}/none --out {out} --max-events -5",
+         r"--max-events must be >= 0"),
+    Case("anomaly-train-first-event-neg", "anomaly train --data {root}/none --out {out} --first-event -1",
+         r"--first-event must be >= 0"),
+    Case("anomaly-train-seed-neg", "anomaly train --data {root}/none --out {out} --seed -1", r"--seed " + _BETWEEN),
+    Case("anomaly-explain-events-0", "anomaly explain --run {out} --sample s={good} --out {out}-x --events 0",
+         r"--events " + _BETWEEN),
+    Case("anomaly-explain-class-events-neg", "anomaly explain --run {out} --sample s={good} --out {out}-x "
+         "--class-events -1", r"--class-events " + _BETWEEN),
+    Case("anomaly-demo-events-0", "anomaly demo --out {out} --events 0", r"--events " + _BETWEEN),
+    Case("anomaly-demo-epochs-0", "anomaly demo --out {out} --epochs 0", r"--epochs " + _BETWEEN),
+    # tabular
+    Case("tabular-generate-events-1", "tabular generate --out {out}.data --events 1", r"--events " + _BETWEEN),
+    Case("tabular-generate-events-1e8", "tabular generate --out {out}.data --events 100000000", r"--events " + _BETWEEN),
+    Case("tabular-generate-seed-neg", "tabular generate --out {out}.data --seed -1", r"--seed " + _BETWEEN),
+    Case("tabular-generate-test-fraction", "tabular generate --out {out}.data --test-fraction 1.5",
+         r"--test-fraction " + _BETWEEN),
+    Case("tabular-train-epochs-0", "tabular train --data {tabular_good} --out {out} --epochs 0", r"--epochs " + _BETWEEN),
+    Case("tabular-train-batch-2e8", "tabular train --data {tabular_good} --out {out} --batch-size 200000000",
+         r"--batch-size " + _BETWEEN),
+    Case("tabular-train-set-batch-2e8", "tabular train --data {tabular_good} --out {out} --set batch_size=200000000",
+         r"batch_size must be between 1 and 65,536"),
+    Case("tabular-train-lr-inf", "tabular train --data {tabular_good} --out {out} --lr inf",
+         r"fit.lr must be a finite number > 0, got inf"),
+    Case("tabular-train-lr-0", "tabular train --data {tabular_good} --out {out} --lr 0", r"fit.lr must be"),
+    Case("tabular-train-seed-neg", "tabular train --data {tabular_good} --out {out} --seed -1", r"--seed " + _BETWEEN),
+    Case("tabular-explain-bins-0", "tabular explain --run {out} --bins 0", r"--bins must be between 2 and 2000"),
+    Case("tabular-explain-bins-1e5", "tabular explain --run {out} --bins 100000", r"--bins " + _BETWEEN),
+    Case("tabular-demo-events-5", "tabular demo --out {out} --events 5", r"--events " + _BETWEEN),
+    Case("tabular-demo-epochs-0", "tabular demo --out {out} --epochs 0", r"--epochs " + _BETWEEN),
+]  # fmt: skip
+CASES += RANGES
+
+# --- the run contract (issue 17): code never runs on load, nothing is lost, nothing stale ------
+_PAYLOAD = r"carries the object posix.mkdir, not only weights; refused without loading it"
+_INPUT = r"is also an input|lies inside the input"
+_NOT_OURS = r"not by `particlegraph|did not make|was not written by"
+CONTRACT = [
+    # a checkpoint carrying a pickle payload (os.mkdir of {canary}) is refused and never runs
+    Case("mlpf-evaluate-payload", "mlpf evaluate --run {evil_mlpf} --data {good} --no-figures", _PAYLOAD),
+    Case("mlpf-explain-payload", "mlpf explain --run {evil_mlpf} --data {good} --out {out} --no-figures", _PAYLOAD),
+    Case("mlpf-export-payload", "mlpf export --run {evil_mlpf} --onnx {out}.onnx", _PAYLOAD),
+    Case("mlpf-train-resume-payload", "mlpf train --data {good} --run {evil_mlpf} --resume --set fit.epochs=9",
+         _PAYLOAD),
+    Case("tabular-explain-payload", "tabular explain --run {evil_tabular} --out {out}", _PAYLOAD),
+    Case("tabular-explain-last-payload", "tabular explain --run {evil_tabular} --out {out} --checkpoint last",
+         _PAYLOAD),
+    Case("tabular-train-resume-payload", "tabular train --data {tabular_toy} --run {evil_tabular} --resume "
+         "--set fit.epochs=3", _PAYLOAD),
+    # pretrained:NAME is a name from the package's list, never a path
+    Case("mlpf-evaluate-pretrained-dotdot", "mlpf evaluate --run pretrained:../../../run --data {good}",
+         r"no pretrained mlpf model of that name \(a name, never a path\)"),
+    Case("mlpf-explain-pretrained-abs", "mlpf explain --run pretrained:{run} --data {good} --out {out}",
+         r"no pretrained mlpf model of that name"),
+    Case("mlpf-export-pretrained-unknown", "mlpf export --run pretrained:nope --onnx {out}.onnx",
+         r"no pretrained mlpf model of that name.*shipped: ttbar_pu50_medium"),
+    Case("tabular-explain-pretrained-dotdot", "tabular explain --run pretrained:../tabular_run --out {out}",
+         r"no pretrained tabular model of that name.*shipped: none"),
+    Case("tabular-explain-pretrained-abs", "tabular explain --run pretrained:{tabular_run} --out {out}",
+         r"no pretrained tabular model of that name"),
+    # a run of another task, or a folder that is no run
+    Case("tabular-explain-mlpf-run", "tabular explain --run {run} --out {out}",
+         r"is the output of `particlegraph mlpf train`, not a tabular run"),
+    Case("tabular-explain-foreign-run", "tabular explain --run {foreign} --out {out}", r"is not a tabular run"),
+    Case("tabular-explain-run-is-file", "tabular explain --run {file} --out {out}", r"no such run folder"),
+    Case("tabular-train-resume-mlpf-run", "tabular train --data {tabular_toy} --run {run} --resume",
+         r"is the output of `particlegraph mlpf train`, not a tabular run"),
+    Case("tabular-train-resume-missing", "tabular train --data {tabular_toy} --run {out} --resume",
+         r"no such run folder"),
+    Case("tabular-explain-checkpoint-worst", "tabular explain --run {tabular_run} --out {out} --checkpoint worst",
+         r"--checkpoint must be best or last"),
+    # nothing is lost: outputs never replace inputs or what the command did not make
+    Case("tabular-train-into-run", "tabular train --data {tabular_toy} --run {tabular_run} --epochs 2",
+         r"already holds a tabular run; use --resume to continue it, --overwrite to replace it"),
+    Case("tabular-train-into-foreign", "tabular train --data {tabular_toy} --run {foreign}", _NOT_OURS),
+    Case("tabular-train-into-foreign-overwrite", "tabular train --data {tabular_toy} --run {foreign} --overwrite",
+         r"never replaced, not even with --overwrite"),
+    Case("tabular-train-into-mlpf-run", "tabular train --data {tabular_toy} --run {run}", _NOT_OURS),
+    Case("tabular-train-resume-overwrite", "tabular train --data {tabular_toy} --run {tabular_run} --resume "
+         "--overwrite", r"--resume and --overwrite exclude each other"),
+    Case("tabular-train-run-is-data", "tabular train --data {tabular_toy} --run {tabular_toy}", _INPUT),
+    Case("tabular-train-run-is-file", "tabular train --data {tabular_toy} --run {file}", r"is a file, expected a folder"),
+    Case("tabular-generate-over-foreign", "tabular generate --out {foreign_file} --events 100",
+         r"exists and was not written by `particlegraph tabular generate`.*--overwrite"),
+    Case("tabular-generate-over-folder", "tabular generate --out {foreign} --events 100",
+         r"is a folder, expected a file"),
+    Case("tabular-generate-bad-suffix", "tabular generate --out {out}.csv --events 100", r"unknown suffix '.csv'"),
+    Case("tabular-explain-out-is-data", "tabular explain --run {tabular_run} --data {tabular_toy} "
+         "--out {tabular_toy}", _INPUT),
+    Case("tabular-explain-out-foreign", "tabular explain --run {tabular_run} --out {foreign}", _NOT_OURS),
+    Case("tabular-explain-out-is-file", "tabular explain --run {tabular_run} --out {file}", r"is a file, expected a folder"),
+    Case("tabular-demo-out-foreign", "tabular demo --out {foreign} --events 100", _NOT_OURS),
+    Case("tabular-demo-again", "tabular demo --out {tabular_demo} --events 100",
+         r"holds an earlier tabular demo \(pass --overwrite to replace it"),
+    # bad data for tabular train / explain: one line, no run folder left behind
+    Case("tabular-train-nan", "tabular train --data {tabular_data} --run {out}", r"non-finite"),
+    Case("tabular-train-inf", "tabular train --data {tabular_inf} --run {out}", r"non-finite"),
+    Case("tabular-train-only-test-rows", "tabular train --data {tabular_only_test} --run {out}",
+         r"no train rows \(labels 0/1\)"),
+    Case("tabular-train-one-class", "tabular train --data {tabular_one_class} --run {out}",
+         r"train rows must hold both signal and background"),
+    Case("tabular-train-label-7", "tabular train --data {tabular_label7} --run {out}", r"label '7' is not one of"),
+    Case("tabular-train-five-columns", "tabular train --data {tabular_five_cols} --run {out}",
+         r"expected 4 whitespace-separated columns"),
+    Case("tabular-train-words", "tabular train --data {tabular_words} --run {out}", r"non-numeric value"),
+    Case("tabular-train-bad-suffix", "tabular train --data {tabular_bad_suffix} --run {out}", r"unknown suffix"),
+    Case("tabular-train-parquet-junk", "tabular train --data {truncated_parquet} --run {out}",
+         r"cannot read Parquet file"),
+    Case("tabular-explain-no-test-rows", "tabular explain --run {tabular_run} --data {tabular_no_test} --out {out}",
+         r"no test rows \(labels 2/3\)"),
+    Case("tabular-explain-missing-data", "tabular explain --run {tabular_run} --data {root}/none.data --out {out}",
+         r"none.data does not exist"),
+    Case("tabular-train-unknown-key", "tabular train --data {tabular_toy} --run {out} --set fit.epoch=3",
+         r"unknown key\(s\) \['epoch'\]"),
+    Case("tabular-train-unknown-config", "tabular train --data {tabular_toy} --run {out} --config nope",
+         r"neither a file nor a shipped config"),
+    Case("tabular-train-features-4", "tabular train --data {tabular_toy} --run {out} --features 1,4",
+         r"--features takes observable numbers 1, 2, 3"),
+    Case("tabular-train-epochs-quoted-float", "tabular train --data {tabular_toy} --run {out} --set fit.epochs='2.5'",
+         r"fit.epochs .*must be an integer"),
+]  # fmt: skip
+CASES += CONTRACT
+
+# --- cases for commands another helper is rewriting on its own branch (tracking, anomaly, mlpf
+# train/evaluate): kept apart, never xfail; those failing here are listed in the closing report.
+PENDING = [
+    # regressed when tracking merged: the --run folder is claimed before --data is checked
+    Case("tracking-train-missing-data", "tracking train --data {root}/none --run {out}",
+         r"none is not a directory"),
+    # refused with the right line, but after claiming the folder and taking its lock (mtimes change)
+    Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
+         "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
+    Case("tracking-evaluate-payload", "tracking evaluate --run {evil_tracking} --data {trackml} --out {out}", _PAYLOAD),
+    Case("tracking-explain-payload", "tracking explain --run {evil_tracking} --data {trackml} --out {out}", _PAYLOAD),
+    Case("tracking-train-resume-payload", "tracking train --data {trackml} --run {evil_tracking_resume} --resume", _PAYLOAD),
+    Case("anomaly-evaluate-payload", "anomaly evaluate --run {evil_anomaly} --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {out}", _PAYLOAD),
+    Case("anomaly-explain-payload", "anomaly explain --run {evil_anomaly} --sample s={anomaly_sample} --out {out}", _PAYLOAD),
+    Case("anomaly-train-resume-payload", "anomaly train --data {anomaly_sample} --run {evil_anomaly_resume} --resume", _PAYLOAD),
+    Case("tracking-evaluate-pretrained-dotdot", "tracking evaluate --run pretrained:../x --data {trackml} --out {out}",
+         r"no pretrained tracking model of that name"),
+    Case("anomaly-evaluate-pretrained-dotdot", "anomaly evaluate --run pretrained:../x --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {out}", r"no pretrained anomaly model of that name"),
+    Case("tracking-evaluate-tabular-run", "tracking evaluate --run {tabular_run} --data {trackml} --out {out}",
+         r"is the output of `particlegraph tabular train`, not a tracking run"),
+    Case("anomaly-evaluate-tabular-run", "anomaly evaluate --run {tabular_run} --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {out}", r"is the output of `particlegraph tabular train`, not a anomaly run"),
+    Case("tracking-convert-into-sample", "tracking convert {file} --out {trackml}", _NOT_OURS),
+    Case("anomaly-evaluate-out-in-sample", "anomaly evaluate --run {evil_anomaly} --background b={anomaly_sample} "
+         "--signal s={anomaly_sample} --out {anomaly_sample}/eval", _INPUT),
+    Case("tracking-train-into-foreign", "tracking train --data {trackml} --run {foreign_tracking}", _NOT_OURS),
+    Case("anomaly-train-into-foreign", "anomaly train --data {anomaly_sample} --run {foreign_anomaly}", _NOT_OURS),
+    Case("mlpf-train-into-tabular-run", "mlpf train --data {good} --run {tabular_run}", _NOT_OURS),
+    Case("mlpf-calibrate-no-run", "mlpf calibrate --run {out} --data {good}", r"no such run folder"),
+    Case("tracking-train-max-edges-2e9", "tracking train --data {trackml} --run {out} --set max_edges=2000000000",
+         r"max_edges must be between"),
+    Case("anomaly-inspect-plot-is-folder", "anomaly inspect {anomaly_sample} --plot {foreign}", r"is a folder|is a directory"),
+    # these replaced their input on this branch (exit 0): they run on copies, not the shared world
+    Case("mlpf-export-onto-checkpoint", "mlpf export --run {run_copy} --onnx {run_copy}/checkpoints/best.pt",
+         _NOT_OURS + "|" + _INPUT),
+    Case("mlpf-inspect-json-onto-shard", "mlpf inspect {good_copy} --json {good_copy}/events_000.parquet",
+         _NOT_OURS + "|" + _INPUT),
+]  # fmt: skip
+CASES += PENDING
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +407,7 @@ def test_bad_input_gives_one_error_line_and_exit_2(world, case, monkeypatch):
 
     assert re.search(case.match.format(**paths), lines[0]), lines[0]
     assert snapshot(world["root"]) == before, "the failed command changed the disk"
+    assert not world["canary"].exists(), "a pickle payload ran"
 
 
 def test_every_command_has_a_row():
@@ -181,8 +421,7 @@ def test_every_command_has_a_row():
         for name in sub.commands
     }
     covered = {" ".join(c.argv.split()[:2]) for c in CASES}
-    exempt = {"tabular generate"}  # takes no input file; its options are all plain numbers
-    assert commands - covered - exempt == set()
+    assert commands - covered == set()
 
 
 def test_debug_shows_the_traceback(world):

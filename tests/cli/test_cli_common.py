@@ -8,11 +8,17 @@ import pickle
 from pathlib import Path
 from typing import Annotated
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
-from particlegraph.cli.common import PlainProgress, friendly_errors, removed_on_failure
-from particlegraph.errors import DataFileError, describe
+from particlegraph.cli.common import (
+    PlainProgress,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
+from particlegraph.errors import ConfigError, DataFileError, describe
 
 
 def _app(exc: BaseException) -> typer.Typer:
@@ -152,3 +158,25 @@ def test_annotated_options_keep_their_names_and_help():
     result = CliRunner().invoke(app, ["--out", "x"])
     assert result.exit_code == 0 and "out=x" in result.output, result.output
     assert "Output folder." in CliRunner().invoke(app, ["--help"]).output
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high"),
+    [(1, 1, 10), (10, 1, 10), (1, 1, None), (10, None, 10), (0.0, 0.0, 0.99), (0.99, 0.0, 0.99),
+     (None, 1, 10), (-(10**9), None, 0)],
+)  # fmt: skip
+def test_check_range_accepts_its_inclusive_edges(value, low, high):
+    check_range("--n", value, low, high)
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "want"),
+    [(0, 1, 10, "between 1 and 10"), (11, 1, 10, "between 1 and 10"),
+     (0.9999, 1, None, ">= 1"), (10.0001, None, 10, "<= 10"), (1.0, 0.0, 0.99, "between 0 and 0.99"),
+     (float("nan"), 1, 10, "between 1 and 10"), (float("inf"), 1, None, ">= 1"),
+     (float("-inf"), None, 0, "<= 0")],
+)  # fmt: skip
+def test_check_range_refuses_one_step_outside(value, low, high, want):
+    with pytest.raises(ConfigError) as info:
+        check_range("--n", value, low, high, what="things")
+    assert str(info.value).startswith(f"--n must be {want} (things), got ")

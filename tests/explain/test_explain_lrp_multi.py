@@ -108,3 +108,40 @@ def test_small_node_batches_and_chunks_give_the_same_relevance(monkeypatch) -> N
     for o in range(5):
         assert torch.allclose(small.output(o).to_dense(), ref.output(o).to_dense(), atol=1e-12)
         assert torch.allclose(small.absorbed, ref.absorbed, atol=1e-12)
+
+
+def test_chain_sink_fast_path_matches_dense_reference(monkeypatch) -> None:
+    """The chain sink (built only for several outputs with a sign-blind rule such as epsilon)
+    against the dense float64 reference: relevance and absorbed share, output by output."""
+    from lrp_reference import dense_lrp
+
+    from particlegraph.explain.lrp import compose
+    from particlegraph.explain.lrp.output import parse_output
+
+    built = []
+    real = compose._chain_sink
+    monkeypatch.setattr(compose, "_chain_sink", lambda *a, **k: built.append(1) or real(*a, **k))
+    model = _mlpf(torch.float64, "sum", seed=1)
+    with torch.no_grad():  # non-trivial BatchNorm affine parameters too
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    x = random_mlpf_input(30, seed=8).double()
+    rule = Composite(default=Epsilon(eps=1e-2))
+    outputs = ALL[:3] + ALL[7:10]  # 6 outputs (>= FANOUT_MIN_OUTPUTS): the chain path
+    multi = explain_outputs(model, x, outputs, composite=rule, chunk_size=11)
+    assert built, "the chain sink was not built: the test no longer covers it"
+    program = trace_model(model, x)
+    for o, name in enumerate(outputs):
+        spec = parse_output(name, model.lrp_output_names)
+        ref, absorbed = dense_lrp(
+            program, program.outputs[spec.head], spec.index, torch.arange(len(x)), rule
+        )
+        got = multi.output(o)
+        scale = float(ref.abs().max())
+        assert float((got.to_dense() - ref).abs().max()) <= 1e-9 * scale
+        assert float((got.absorbed - absorbed).abs().max()) <= 1e-9 * float(
+            got.explained.abs().max()
+        )
+        assert float(got.conservation_error().max()) < 1e-8

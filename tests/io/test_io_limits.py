@@ -31,9 +31,12 @@ def test_a_declared_huge_block_is_refused_before_reading(tmp_path):
     path = tmp_path / "bomb.pkl.bz2"
     head = b"\x80\x04}\x8c\x01X\x8e" + struct.pack("<Q", 8_000_000_000)
     path.write_bytes(bz2.compress(head) + bz2.compress(b"\0" * 1000))
+    from particlegraph.io.pickles import RestrictedUnpickler
+
+    # the pure-Python unpickler asks first; the C one reserves the 8 GB before reading
     with open_bounded(path, "bz2", max_bytes=1 << 20) as stream:
         with pytest.raises(ResourceLimitError, match="asked for 7629 MB"):
-            pickle.Unpickler(stream).load()  # type: ignore[arg-type]
+            RestrictedUnpickler(stream, set()).load()
         assert stream.consumed < 100
 
 
@@ -80,3 +83,83 @@ def test_pyarrow_is_not_asked_for_the_rows(tmp_path, monkeypatch):
     with pytest.raises(ResourceLimitError):
         shards.read_shard(path, {"a": 2}, Limits(max_rows=5))
     assert isinstance(pa.__version__, str)
+
+
+# --- every limit at its boundary value: exactly the limit passes, one more is refused ---
+
+
+def test_documented_defaults(monkeypatch):
+    monkeypatch.delenv("PARTICLEGRAPH_MAX_INPUT_MB", raising=False)
+    monkeypatch.delenv("PARTICLEGRAPH_MAX_ROWS", raising=False)
+    assert Limits.from_env() == Limits() == Limits(max_bytes=1 << 30, max_rows=1_000_000)
+    monkeypatch.setenv("PARTICLEGRAPH_MAX_INPUT_MB", " ")  # blank: the default
+    assert Limits.from_env().max_bytes == 1 << 30
+    monkeypatch.setenv("PARTICLEGRAPH_MAX_INPUT_MB", "0.5")  # MB are binary: 512 KiB
+    assert Limits.from_env().max_bytes == 1 << 19
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf"])
+def test_environment_limits_must_be_positive_and_finite(monkeypatch, raw):
+    from particlegraph.errors import ConfigError
+
+    monkeypatch.setenv("PARTICLEGRAPH_MAX_ROWS", raw)
+    with pytest.raises(ConfigError, match="PARTICLEGRAPH_MAX_ROWS"):
+        Limits.from_env()
+
+
+def test_limits_of_one_pass_and_zero_is_refused():
+    from particlegraph.errors import ConfigError
+
+    assert Limits(max_bytes=1, max_rows=1).max_rows == 1
+    for bad in ({"max_bytes": 0}, {"max_rows": 0}):
+        with pytest.raises(ConfigError, match="limits must be positive"):
+            Limits(**bad)
+
+
+@pytest.mark.parametrize("codec", ["bz2", "gzip", "xz"])
+def test_decompress_bounded_at_the_limit(codec):
+    import lzma
+
+    pack = {"bz2": bz2.compress, "gzip": gzip.compress, "xz": lzma.compress}[codec]
+    data = pack(b"\1" * 1000)
+    assert len(decompress_bounded(data, codec, max_bytes=1000)) == 1000
+    with pytest.raises(ResourceLimitError, match="expands to more than"):
+        decompress_bounded(data, codec, max_bytes=999)
+
+
+def test_bounded_reader_at_the_limit(tmp_path):
+    path = tmp_path / "x.bz2"
+    path.write_bytes(bz2.compress(b"a\n" * 50))  # 100 bytes, 50 lines
+    with open_bounded(path, "bz2", max_bytes=100) as s:
+        assert len(s.read(60)) == 60 and len(s.read(40)) == 40  # exactly the limit
+        assert s.consumed == 100
+    with open_bounded(path, "bz2", max_bytes=100) as s:
+        s.read(60)
+        with pytest.raises(ResourceLimitError, match="asked for"):
+            s.read(41)  # one byte past the limit, refused before reading
+        assert s.consumed == 60
+    with open_bounded(path, "bz2", max_bytes=100) as s:
+        assert len(s.read()) == 100  # read-all of exactly the limit passes
+    with open_bounded(path, "bz2", max_bytes=99) as s, pytest.raises(ResourceLimitError):
+        s.read()
+    with open_bounded(path, "bz2", max_bytes=100) as s:
+        assert [s.readline() for _ in range(50)] == [b"a\n"] * 50
+    with open_bounded(path, "bz2", max_bytes=99) as s, pytest.raises(ResourceLimitError):
+        for _ in range(50):
+            s.readline()
+
+
+def test_check_declared_at_the_limit():
+    from particlegraph.io.limits import check_declared
+
+    check_declared("f", "rows", 50, 50)
+    with pytest.raises(ResourceLimitError, match="declares 51 rows, more than the limit of 50"):
+        check_declared("f", "rows", 51, 50)
+
+
+def test_parquet_rows_at_the_limit(tmp_path):
+    path = tmp_path / "s.parquet"
+    shards.write_shard(path, {"a": [np.zeros((1, 2), np.float32)] * 30}, {"a": 2}, {})
+    assert len(shards.read_shard(path, {"a": 2}, Limits(max_rows=30))["a"]) == 30
+    with pytest.raises(ResourceLimitError, match="declares 30 rows"):
+        shards.read_shard(path, {"a": 2}, Limits(max_rows=29))

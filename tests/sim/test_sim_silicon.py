@@ -22,6 +22,9 @@ def _ideal(**kw):
         "pixel": EXACT,
         "short": EXACT,
         "long": EXACT,
+        "barrel_overlap": (0.0, 0.0, 0.0),
+        "disk_overlap": (0.0, 0.0, 0.0),
+        "energy_loss": False,
     }
     base.update(kw)
     return SiliconConfig(**base)
@@ -40,17 +43,23 @@ def _gun(rng, n, pt_range=(0.3, 20.0), eta_max=3.5, vz_sigma=30.0):
 
 
 def test_hits_lie_on_their_layers():
-    cfg = SiliconConfig(noise_fraction=0.1)  # smearing, scattering and noise switched on
+    # smearing, scattering, energy loss, overlaps and noise switched on
+    cfg = SiliconConfig(noise_fraction=0.1)
     hits, _ = simulate_hits(_gun(np.random.default_rng(1), 400), cfg, np.random.default_rng(2))
     s = surfaces(cfg)
     assert hits.size > 2000
     for k in range(s.barrel.size):
         on = (hits.volume_id == s.volume_id[k]) & (hits.layer_id == s.layer_id[k])
         if s.barrel[k]:
-            np.testing.assert_allclose(np.hypot(hits.x[on], hits.y[on]), s.radius[k], rtol=1e-9)
+            # on the layer's cylinder, or on the overlapping module shifted by the offset
+            dr = np.hypot(hits.x[on], hits.y[on]) - s.radius[k]
+            shift = cfg.barrel_overlap_shift[s.kind[k]]
+            assert np.all(np.minimum(np.abs(dr), np.abs(np.abs(dr) - shift)) < 1e-6)
             assert np.all(np.abs(hits.z[on]) <= s.half_length[k] + 1e-9)
         else:
-            np.testing.assert_allclose(hits.z[on], s.z[k], atol=1e-9)
+            dz = np.abs(hits.z[on] - s.z[k])
+            shift = cfg.disk_overlap_shift[s.kind[k]]
+            assert np.all(np.minimum(dz, np.abs(dz - shift)) < 1e-6)
             r = np.hypot(hits.x[on], hits.y[on])
             assert np.all((r >= s.r_min[k] - 1e-9) & (r <= s.r_max[k] + 1e-9))
     # every hit belongs to some surface
@@ -131,3 +140,55 @@ def test_bad_config_is_a_config_error():
         SiliconConfig(bz=0.0)
     with pytest.raises(ConfigError, match="increasing"):
         SiliconConfig(pixel_radii=(72.0, 32.0))
+
+
+def test_overlap_fraction_matches_the_setting_within_statistics():
+    # 2000 stiff tracks at eta ~ 0 cross every barrel layer once; a crossing in the outer
+    # f / 2 of a module's phi width at either edge also hits the neighbouring module
+    frac = (0.3, 0.2, 0.1)
+    cfg = _ideal(barrel_overlap=frac)
+    rng = np.random.default_rng(7)
+    n = 2000
+    phi = rng.uniform(-np.pi, np.pi, n)
+    p4 = np.stack([50 * np.cos(phi), 50 * np.sin(phi), np.zeros(n), np.full(n, 50.0002)], 1)
+    hits, _ = simulate_hits(
+        make_particles(np.full(n, 13), np.ones(n), p4, np.zeros((n, 3))), cfg, rng
+    )
+    s = surfaces(cfg)
+    for k in np.flatnonzero(s.barrel):
+        on = (hits.volume_id == s.volume_id[k]) & (hits.layer_id == s.layer_id[k])
+        doubled = on.sum() / n - 1.0  # share of crossings with a second hit
+        f = frac[s.kind[k]]
+        assert abs(doubled - f) < 3 * np.sqrt(f * (1 - f) / n) + 1e-9
+        # the second hit: same layer, the neighbouring module in phi, shift further out
+        r = np.hypot(hits.x[on], hits.y[on])
+        outer = np.isclose(r, s.radius[k] + cfg.barrel_overlap_shift[s.kind[k]])
+        assert outer.sum() == on.sum() - n
+    # consecutive hits of a particle on the same layer sit on adjacent modules (phi index +- 1)
+    same = (hits.particle[1:] == hits.particle[:-1]) & (hits.layer_id[1:] == hits.layer_id[:-1])
+    same &= hits.volume_id[1:] == hits.volume_id[:-1]
+    d = np.abs(np.diff(hits.module_id % 1000))[same]
+    assert same.sum() > 0 and np.all((d == 1) | (d > 10))  # d > 10: wrap-around at phi = pi
+
+
+def test_energy_loss_per_crossing_is_the_mean_bethe_loss():
+    # a 100 GeV muon at eta 0 (normal incidence to within 1e-3): |p| at consecutive hits drops
+    # by the mean loss of one module; without energy loss it stays
+    from particlegraph.sim.material import lose_energy
+
+    cfg = _ideal(x_over_x0=0.006, energy_loss=True)
+    p = make_particles([13], [1.0], [[100.0, 0.0, 0.0, 100.0001]], [[0.0, 0.0, 0.0]])
+    hits, _ = simulate_hits(p, cfg, np.random.default_rng(0))
+    pmag = np.sqrt(hits.tpx**2 + hits.tpy**2 + hits.tpz**2)
+    want = lose_energy(pmag[:-1], np.full(pmag.size - 1, 0.1056584), np.zeros(pmag.size - 1, bool),
+                       np.full(pmag.size - 1, 0.006))  # fmt: skip
+    np.testing.assert_allclose(pmag[1:], want, rtol=1e-7)
+    assert 0.15e-3 < pmag[0] - pmag[1] < 0.4e-3  # ~0.26 MeV per module
+    hits0, _ = simulate_hits(p, _ideal(x_over_x0=0.006), np.random.default_rng(0))
+    np.testing.assert_allclose(np.sqrt(hits0.tpx**2 + hits0.tpy**2 + hits0.tpz**2), 100.0)
+
+
+def test_default_noise_is_the_challenge_share():
+    hits, _ = simulate_hits(_gun(np.random.default_rng(4), 300), SiliconConfig(),
+                            np.random.default_rng(5))  # fmt: skip
+    assert np.mean(hits.particle < 0) == pytest.approx(0.15, abs=0.01)

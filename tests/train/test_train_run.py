@@ -140,3 +140,15 @@ def test_a_checkpoint_with_a_pickle_payload_is_refused_and_never_runs(tmp_path: 
     with pytest.raises(DataFileError, match=r"carries the object (posix|nt)\.system"):
         load_checkpoint(path)
     assert not canary.exists()
+
+
+def test_resume_reads_the_checkpoint_before_writing(tmp_path: Path) -> None:
+    path = tmp_path / "r"
+    create_run(path, "anomaly", TinyConfig())
+    canary = tmp_path / "canary"
+    checkpoint_path(path, "last").parent.mkdir()
+    torch.save({"model": {}, "x": _Payload(canary)}, checkpoint_path(path, "last"))
+    before = (path / CONFIG_NAME).read_text()
+    with pytest.raises(DataFileError, match="carries the object"):
+        create_run(path, "anomaly", TinyConfig(epochs=7), resume=True)
+    assert (path / CONFIG_NAME).read_text() == before and not canary.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import os
 import shutil
 import signal
@@ -139,7 +140,8 @@ def check_range(name: str, value: float | None, low: float | None = None, high: 
                 what: str = "") -> None:  # fmt: skip
     """Raise :class:`~particlegraph.errors.ConfigError` unless ``low <= value <= high``.
 
-    ``None`` values (an option left unset) pass. ``what`` says what the option means, for the
+    Both bounds are inclusive. NaN and +-infinity are refused whatever the bounds (no option
+    means anything at infinity). ``None`` values (an option left unset) pass. ``what`` says what the option means, for the
     message, e.g. ``check_range("--events", n, 1, what="events to evaluate")``.
     """
     from particlegraph.errors import ConfigError
@@ -147,15 +149,23 @@ def check_range(name: str, value: float | None, low: float | None = None, high: 
     if value is None:
         return
     bad = (low is not None and value < low) or (high is not None and value > high)
-    if bad or value != value:  # NaN
+    if bad or not math.isfinite(value):
         if low is not None and high is not None:
-            want = f"between {low:g} and {high:g}"
+            want = f"between {_number(low)} and {_number(high)}"
         elif low is not None:
-            want = f">= {low:g}"
+            want = f">= {_number(low)}"
         else:
-            want = f"<= {high:g}"
+            want = f"<= {_number(high)}"
         about = f" ({what})" if what else ""
-        raise ConfigError(f"{name} must be {want}{about}, got {value:g}")
+        raise ConfigError(f"{name} must be {want}{about}, got {_number(value)}")
+
+
+def _number(value: float | None) -> str:
+    """Whole numbers with every digit (``%g`` would print 999999995 as 1e+09), grouped from
+    10,000 on (``1000``, ``65,536``); ``0.99`` for the others."""
+    if value is not None and math.isfinite(value) and float(value).is_integer():
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+    return f"{value:g}"
 
 
 def _nearest_existing(path: Path) -> Path:

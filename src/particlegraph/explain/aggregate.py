@@ -156,81 +156,12 @@ class RelevanceStudy:
             step: stride of this shard's event indices (``num_shards``), for compact bookkeeping.
         """
         spec = self.spec
-        o_n, f_n, k, c_n = (
-            len(spec.outputs),
-            len(spec.features),
-            spec.num_neighbours,
-            spec.num_classes,
-        )
-        g_n = len(spec.groups)
-        v = rel.values.detach().to("cpu", torch.float64, copy=True)  # (P, O, F)
-        if v.dim() != 3 or v.shape[1:] != (o_n, f_n):
-            raise ConfigError(f"relevance values must be (P, {o_n}, {f_n}); got {tuple(v.shape)}")
-        targets, tgt, src = (rel.targets.cpu().long(), rel.target.cpu().long(),
-                             rel.source.cpu().long())  # fmt: skip
-        n = int(rel.num_elements)
-        true = torch.as_tensor(true_class).cpu().long()
-        pred = torch.as_tensor(pred_class).cpu().long()
-        grp = (
-            torch.zeros(n, dtype=torch.long)
-            if group is None
-            else torch.as_tensor(group).cpu().long()
-        )
-        if true.numel() != n or pred.numel() != n or grp.numel() != n:
-            raise ConfigError(f"true_class, pred_class and group need one entry per element ({n})")
-        if bool(((true < 0) | (true >= c_n)).any()) or bool(((grp < 0) | (grp >= g_n)).any()):
-            raise ConfigError(f"true classes must lie in 0..{c_n - 1} and groups in 0..{g_n - 1}")
+        ev = _EventPairs.of(spec, rel, true_class, pred_class, group)
         self._record(index, step)
-        t_n = len(targets)
-        lookup = torch.full((n,), -1, dtype=torch.long)
-        lookup[targets] = torch.arange(t_n)
-        pos = lookup[tgt]  # (P,)
-        norm = torch.zeros(t_n, o_n, dtype=torch.float64).index_add_(0, pos, v.abs().sum(2))
-        score = v.sum(2).abs_()  # (P, O) neighbours are ranked by |sum over features|
-        ok = norm > 0  # (T, O)
-        inv = torch.where(ok, 1.0 / norm.clamp(min=1e-300), torch.zeros_like(norm))
-        cell = true[targets] * 2 + (pred[targets] != true[targets]).long()  # (T,)
-
-        # rank of each pair among its target's sources: 0 self, 1.. by decreasing |sum_f R|
-        is_self = src == tgt
-        rank = torch.zeros(len(pos), o_n, dtype=torch.long)
-        nb = (~is_self).nonzero()[:, 0]
-        if len(nb):
-            # per-target sort in a padded (T, width, O) block: sources stay in the engine's
-            # (ascending) order within a target, so a stable sort breaks ties by element id
-            pos_nb = pos[nb]
-            counts = torch.bincount(pos_nb, minlength=t_n)
-            q = torch.arange(len(nb)) - (torch.cumsum(counts, 0) - counts)[pos_nb]
-            width = int(counts.max())
-            block = torch.full((t_n, width, o_n), torch.inf, dtype=torch.float64)
-            block[pos_nb, q] = -score[nb]
-            order = torch.sort(block, dim=1, stable=True).indices  # (T, width, O)
-            ranks = torch.empty_like(order).scatter_(
-                1, order, torch.arange(width).view(1, -1, 1).expand(t_n, -1, o_n).contiguous()
-            )
-            rank[nb] = 1 + ranks[pos_nb, q]
-        scaled = v.mul_(inv[pos][:, :, None])  # (P, O, F) per-element normalised relevance
-        abs_scaled = scaled.abs()
-        row = rank.clamp(max=k + 1)  # (P, O): k + 1 collects every further neighbour
-
-        # per-target arrays, then rounded once per element and summed into (class, wrong) cells
-        rank_t = torch.zeros(t_n * o_n, k + 2, dtype=torch.float64)
-        flat = pos[:, None] * o_n + torch.arange(o_n)
-        rank_t.index_put_((flat.reshape(-1), row.reshape(-1)), abs_scaled.sum(2).reshape(-1),
-                          accumulate=True)  # fmt: skip
-        typed = grp[src] * t_n + pos  # (P,) row of (group, target), group-major
-        abs_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(
-            0, typed, abs_scaled
-        )
-        sgn_t = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(0, typed, scaled)
-        abs_t = abs_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
-        sgn_t = sgn_t.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
-        feat = sgn_t.view(t_n, o_n, g_n, f_n).sum(2)  # (T, O, F) signed share, groups summed
-        dump = t_n * o_n * (k + 1)  # one extra row collects the ranks beyond K
-        map_t = torch.zeros(dump + 1, f_n, dtype=torch.float64)
-        map_idx = torch.where(row <= k, flat * (k + 1) + row, dump)
-        map_t.index_add_(0, map_idx.reshape(-1), scaled.reshape(-1, f_n))
-        map_t = map_t[:dump]
+        o_n, c_n, k = len(spec.outputs), spec.num_classes, spec.num_neighbours
+        t_n = len(ev.targets)
+        sums = _target_sums(spec, ev)
+        cell = ev.true[ev.targets] * 2 + (ev.pred[ev.targets] != ev.true[ev.targets]).long()  # (T,)
 
         # targets without relevance have inv = 0, so all their per-target sums are 0 already
         def to_cells(per_target: Tensor) -> np.ndarray:  # (T, O, ...) -> (O, C2, ...) int64
@@ -239,30 +170,35 @@ class RelevanceStudy:
             return out.transpose(0, 1).reshape(o_n, c_n, 2, *q.shape[2:]).numpy()
 
         # (output, cell) index of every (target, output) that has relevance
-        oc = (torch.arange(o_n) * (c_n * 2))[None, :] + cell[:, None]  # (T, O)
-        oc_ok = oc[ok]
+        oc_ok = ((torch.arange(o_n) * (c_n * 2))[None, :] + cell[:, None])[sums.ok]  # (M,)
         count = torch.bincount(oc_ok, minlength=o_n * c_n * 2).view(o_n, c_n, 2)
-        ev = {
+        per_event = {
             "count": count.numpy(),
-            "abs_share": to_cells(abs_t),
-            "rank_share": to_cells(rank_t.view(t_n, o_n, k + 2)),
+            "abs_share": to_cells(sums.abs_share),
+            "rank_share": to_cells(sums.rank_share.view(t_n, o_n, k + 2)),
         }
         a = self.arrays
-        for key, val in ev.items():
+        for key, val in per_event.items():
             a[key] += val
-        a["signed_share"] += to_cells(sgn_t)
-        a["maps"] += to_cells(map_t.view(t_n, o_n, k + 1, f_n))
-        edges = torch.linspace(-1.0, 1.0, spec.bins + 1, dtype=torch.float64)
-        b = (torch.searchsorted(edges, feat[ok].contiguous(), right=True) - 1).clamp(
-            0, spec.bins - 1
-        )
-        flat = (oc_ok[:, None] * f_n + torch.arange(f_n)) * spec.bins + b  # (M, F)
-        size = o_n * c_n * 2 * f_n * spec.bins
-        a["hist"] += torch.bincount(flat.reshape(-1), minlength=size).view(a["hist"].shape).numpy()
+        a["signed_share"] += to_cells(sums.signed_share)
+        a["maps"] += to_cells(sums.maps.view(t_n, o_n, k + 1, len(spec.features)))
+        a["hist"] += self._histogram(sums.feature_share[sums.ok], oc_ok)
         w = np.random.default_rng([spec.seed, index]).poisson(1.0, spec.num_boot).astype(np.int64)
-        for key, val in ev.items():
+        for key, val in per_event.items():
             a[f"boot_{key}"] += w.reshape(-1, *([1] * val.ndim)) * val[None]
-        a["totals"] += [1, n, int((pred == true).sum())]
+        a["totals"] += [1, ev.n, int((ev.pred == ev.true).sum())]
+
+    def _histogram(self, share: Tensor, oc: Tensor) -> np.ndarray:
+        """Counts of the signed feature shares ``share`` (M, F) of the (output, cell) rows ``oc``
+        (M,), in the shape of ``arrays["hist"]``."""
+        spec = self.spec
+        f_n = len(spec.features)
+        edges = torch.linspace(-1.0, 1.0, spec.bins + 1, dtype=torch.float64)
+        b = (torch.searchsorted(edges, share.contiguous(), right=True) - 1).clamp(0, spec.bins - 1)
+        flat = (oc[:, None] * f_n + torch.arange(f_n)) * spec.bins + b  # (M, F)
+        size = len(spec.outputs) * spec.num_classes * 2 * f_n * spec.bins
+        counts = torch.bincount(flat.reshape(-1), minlength=size)
+        return counts.view(self.arrays["hist"].shape).numpy()
 
     def add_flipping(self, output: int, unit: str, relevance: Any, random: Any) -> None:
         """Add one event's flipping curves (each (S,)) of output ``output`` for ``unit``."""
@@ -308,7 +244,7 @@ class RelevanceStudy:
             raise DataFileError(
                 f"cannot read relevance study state {path} ({err}); delete it to start afresh"
             ) from err
-        study.spans = [tuple(s) for s in meta["spans"]]  # type: ignore[misc]
+        study.spans = [tuple(s) for s in meta["spans"]]
         return study
 
     # --- results --------------------------------------------------------------------------------
@@ -316,17 +252,137 @@ class RelevanceStudy:
         """Mean per element of ``maps``, ``abs_share``, ``signed_share`` or ``rank_share``."""
         cnt = self.arrays["count"]
         val = self.arrays[key] / FIXED
-        return val / np.maximum(cnt, 1).reshape(*cnt.shape, *([1] * (val.ndim - 3)))
+        result: np.ndarray = val / np.maximum(cnt, 1).reshape(*cnt.shape, *([1] * (val.ndim - 3)))
+        return result
 
     def boot_std(self, key: str) -> np.ndarray:
         """Bootstrap standard deviation of :meth:`mean` for ``abs_share`` or ``rank_share``."""
         cnt = self.arrays["boot_count"]
         val = self.arrays[f"boot_{key}"] / FIXED
         ratio = val / np.maximum(cnt, 1)[..., None]
-        return ratio.std(axis=0, ddof=1)
+        result: np.ndarray = ratio.std(axis=0, ddof=1)
+        return result
 
     def flipping(self) -> np.ndarray:
         """(O, 2 units, 2 [relevance, random], S) mean flipping curves (NaN where none)."""
         cnt = self.arrays["flip_count"][:, :, None, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(cnt > 0, self.arrays["flip"] / FIXED / np.maximum(cnt, 1), np.nan)
+
+
+@dataclass(frozen=True)
+class _EventPairs:
+    """One event's relevance pairs, checked and on the CPU (see :meth:`RelevanceStudy.add_event`).
+
+    values (P, O, F) float64 (a copy: it is scaled in place); targets (T,), target (P,),
+    source (P,) long; n elements; true, pred, group (N,) long.
+    """
+
+    values: Tensor
+    targets: Tensor
+    target: Tensor
+    source: Tensor
+    n: int
+    true: Tensor
+    pred: Tensor
+    group: Tensor
+
+    @classmethod
+    def of(cls, spec: StudySpec, rel: Any, true_class: Any, pred_class: Any,
+           group: Any) -> _EventPairs:  # fmt: skip
+        o_n, f_n, c_n, g_n = (
+            len(spec.outputs),
+            len(spec.features),
+            spec.num_classes,
+            len(spec.groups),
+        )
+        v = rel.values.detach().to("cpu", torch.float64, copy=True)  # (P, O, F)
+        if v.dim() != 3 or v.shape[1:] != (o_n, f_n):
+            raise ConfigError(f"relevance values must be (P, {o_n}, {f_n}); got {tuple(v.shape)}")
+        n = int(rel.num_elements)
+        true = torch.as_tensor(true_class).cpu().long()
+        pred = torch.as_tensor(pred_class).cpu().long()
+        grp = (
+            torch.zeros(n, dtype=torch.long)
+            if group is None
+            else torch.as_tensor(group).cpu().long()
+        )
+        if true.numel() != n or pred.numel() != n or grp.numel() != n:
+            raise ConfigError(f"true_class, pred_class and group need one entry per element ({n})")
+        if bool(((true < 0) | (true >= c_n)).any()) or bool(((grp < 0) | (grp >= g_n)).any()):
+            raise ConfigError(f"true classes must lie in 0..{c_n - 1} and groups in 0..{g_n - 1}")
+        return cls(v, rel.targets.cpu().long(), rel.target.cpu().long(), rel.source.cpu().long(),
+                   n, true, pred, grp)  # fmt: skip
+
+
+def _neighbour_ranks(pos: Tensor, is_self: Tensor, score: Tensor, t_n: int) -> Tensor:
+    """(P, O) rank of each pair among its target's sources: 0 for the element itself, then
+    1, 2, ... by decreasing ``score`` (P, O); ``pos`` (P,) is the pair's target row in [0, T)."""
+    o_n = score.shape[1]
+    rank = torch.zeros(len(pos), o_n, dtype=torch.long)
+    nb = (~is_self).nonzero()[:, 0]
+    if len(nb):
+        # per-target sort in a padded (T, width, O) block: sources stay in the engine's
+        # (ascending) order within a target, so a stable sort breaks ties by element id
+        pos_nb = pos[nb]
+        counts = torch.bincount(pos_nb, minlength=t_n)
+        q = torch.arange(len(nb)) - (torch.cumsum(counts, 0) - counts)[pos_nb]
+        width = int(counts.max())
+        block = torch.full((t_n, width, o_n), torch.inf, dtype=torch.float64)
+        block[pos_nb, q] = -score[nb]
+        order = torch.sort(block, dim=1, stable=True).indices  # (T, width, O)
+        ranks = torch.empty_like(order).scatter_(
+            1, order, torch.arange(width).view(1, -1, 1).expand(t_n, -1, o_n).contiguous()
+        )
+        rank[nb] = 1 + ranks[pos_nb, q]
+    return rank
+
+
+@dataclass(frozen=True)
+class _TargetSums:
+    """Per-target sums of one event's normalised relevance (each target's |R| sums to 1).
+
+    ok (T, O) bool: the target has relevance for that output; rank_share (T * O, K + 2);
+    abs_share, signed_share (T, O, G * F) by (group, feature); feature_share (T, O, F) signed,
+    groups summed; maps (T * O * (K + 1), F) by neighbour rank.
+    """
+
+    ok: Tensor
+    rank_share: Tensor
+    abs_share: Tensor
+    signed_share: Tensor
+    feature_share: Tensor
+    maps: Tensor
+
+
+def _target_sums(spec: StudySpec, ev: _EventPairs) -> _TargetSums:
+    o_n, f_n, k, g_n = len(spec.outputs), len(spec.features), spec.num_neighbours, len(spec.groups)
+    t_n, v, src = len(ev.targets), ev.values, ev.source
+    lookup = torch.full((ev.n,), -1, dtype=torch.long)
+    lookup[ev.targets] = torch.arange(t_n)
+    pos = lookup[ev.target]  # (P,)
+    norm = torch.zeros(t_n, o_n, dtype=torch.float64).index_add_(0, pos, v.abs().sum(2))
+    ok = norm > 0  # (T, O)
+    inv = torch.where(ok, 1.0 / norm.clamp(min=1e-300), torch.zeros_like(norm))
+    # neighbours are ranked by |sum over features|
+    row = _neighbour_ranks(pos, src == ev.target, v.sum(2).abs_(), t_n).clamp(max=k + 1)  # (P, O)
+    scaled = v.mul_(inv[pos][:, :, None])  # (P, O, F) per-element normalised relevance
+    abs_scaled = scaled.abs()
+    # row k + 1 collects every neighbour beyond K
+    rank_t = torch.zeros(t_n * o_n, k + 2, dtype=torch.float64)
+    flat = pos[:, None] * o_n + torch.arange(o_n)
+    rank_t.index_put_((flat.reshape(-1), row.reshape(-1)), abs_scaled.sum(2).reshape(-1),
+                      accumulate=True)  # fmt: skip
+    typed = ev.group[src] * t_n + pos  # (P,) row of (group, target), group-major
+
+    def by_group(values: Tensor) -> Tensor:  # (P, O, F) -> (T, O, G * F)
+        out = torch.zeros(g_n * t_n, o_n, f_n, dtype=torch.float64).index_add_(0, typed, values)
+        return out.view(g_n, t_n, o_n, f_n).permute(1, 2, 0, 3).reshape(t_n, o_n, g_n * f_n)
+
+    abs_t, sgn_t = by_group(abs_scaled), by_group(scaled)
+    dump = t_n * o_n * (k + 1)  # one extra row collects the ranks beyond K
+    map_t = torch.zeros(dump + 1, f_n, dtype=torch.float64)
+    map_idx = torch.where(row <= k, flat * (k + 1) + row, dump)
+    map_t.index_add_(0, map_idx.reshape(-1), scaled.reshape(-1, f_n))
+    feat = sgn_t.view(t_n, o_n, g_n, f_n).sum(2)  # (T, O, F) signed share, groups summed
+    return _TargetSums(ok, rank_t, abs_t, sgn_t, feat, map_t[:dump])

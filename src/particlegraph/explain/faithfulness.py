@@ -117,9 +117,11 @@ def unit_scores(scores: np.ndarray | Tensor, unit: Unit) -> np.ndarray:
     if s.ndim != 2:
         raise ConfigError(f"flipping scores must have shape (N, F); got {s.shape}")
     if unit == "element":
-        return s.sum(axis=1)
+        result: np.ndarray = s.sum(axis=1)
+        return result
     if unit == "feature":
-        return s.sum(axis=0)
+        total: np.ndarray = s.sum(axis=0)
+        return total
     if unit == "cell":
         return s.reshape(-1)
     raise ConfigError(f"unknown flipping unit {unit!r}; use 'element', 'feature' or 'cell'")

@@ -83,7 +83,8 @@ def gradients(f: ModelFn, x: Tensor, *, chunk_size: int | None = None) -> Tensor
     _outputs(f, x[:1])
     with torch.enable_grad():
         g = vmap(jacrev(_scalar_fn(f)), chunk_size=chunk_size)(x.detach())
-    return g.detach()
+    result: Tensor = g.detach()
+    return result
 
 
 def hessians(f: ModelFn, x: Tensor, *, chunk_size: int | None = None) -> Tensor:
@@ -96,7 +97,8 @@ def hessians(f: ModelFn, x: Tensor, *, chunk_size: int | None = None) -> Tensor:
     _outputs(f, x[:1])
     with torch.enable_grad():
         h = vmap(hessian(_scalar_fn(f)), chunk_size=chunk_size)(x.detach())
-    return h.detach()
+    result: Tensor = h.detach()
+    return result
 
 
 def saliency(f: ModelFn, x: Tensor, *, chunk_size: int | None = None) -> Tensor:
@@ -461,7 +463,8 @@ def graph_taylor(
         vb = t_c[:, None, :].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
 
         def fwd2(v: Tensor, w: Tensor) -> Tensor:
-            return jvp(lambda z: jvp(model, (z,), (v,))[1], (x,), (w,))[1]
+            result: Tensor = jvp(lambda z: jvp(model, (z,), (v,))[1], (x,), (w,))[1]
+            return result
 
         with torch.enable_grad():
             d2 = vmap(fwd2, chunk_size=chunk_size)(va, vb).reshape(n_in, nf, nf, n)
@@ -482,7 +485,8 @@ def graph_jacobian_dense(f: ModelFn, x: Tensor) -> Tensor:
     """
     _check_2d(x)
     with torch.enable_grad():
-        return jacrev(lambda z: _outputs(f, z))(x.detach()).detach()
+        result: Tensor = jacrev(lambda z: _outputs(f, z))(x.detach()).detach()
+        return result
 
 
 def graph_taylor_dense(f: ModelFn, x: Tensor, edge_index: Tensor) -> GraphTaylor:

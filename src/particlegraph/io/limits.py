@@ -16,6 +16,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,8 @@ def _env_int(name: str, default: int, scale: int = 1) -> int:
         value = float(raw)
     except ValueError as err:
         raise ConfigError(f"{name}={raw!r} is not a number; unset it or give e.g. 2048") from err
-    if not value > 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a positive finite number, got {raw!r}")
     return int(value * scale)
 
 
@@ -78,15 +79,16 @@ _HINT = "set PARTICLEGRAPH_MAX_INPUT_MB higher if the file is genuine"
 
 
 def check_declared(path: str | os.PathLike[str], what: str, declared: int, limit: int,
-                   hint: str = _HINT) -> None:  # fmt: skip
+                   hint: str = _HINT, stage: str = "reading") -> None:  # fmt: skip
     """Raise :class:`ResourceLimitError` when a file declares ``declared`` > ``limit``.
 
-    ``what`` names the quantity (``"rows"``, ``"bytes uncompressed"``).
+    ``what`` names the quantity (``"rows"``, ``"bytes uncompressed"``); ``stage`` what has not
+    happened yet (``"reading"``, ``"processing"``), for the message.
     """
     if declared > limit:
         raise ResourceLimitError(
             f"{path}: declares {declared:,} {what}, more than the limit of {limit:,} "
-            f"(refused before reading; {hint})"
+            f"(refused before {stage}; {hint})"
         )
 
 
@@ -184,4 +186,108 @@ def decompress_bounded(data: bytes, codec: str = "bz2", max_bytes: int | None = 
         raise ResourceLimitError(
             f"{name}: expands to more than {_mb(limit)} (refused after {_mb(limit)}; {_HINT})"
         )
-    return out
+    result: bytes = out
+    return result
+
+
+#: Deepest nesting :func:`expanded_size` follows; deeper structures are refused (no event file
+#: nests containers more than a handful of levels).
+MAX_DEPTH = 64
+
+
+def expanded_size(obj: Any, stop_at: int | None = None) -> int:
+    """Scalar values ``obj`` expands to when every shared reference is copied out.
+
+    An unpickled object may reference one list many times (``[[x] * 100] * 100 ...``): a few
+    hundred bytes of pickle that become 1e12 numbers in ``np.asarray`` or in a loop over them.
+    This counts them without expanding anything: each distinct container is summed once
+    (memoised by identity), so the time is linear in the number of *distinct* objects. Arrays
+    and tensors count their elements (``.size`` / ``.numel()``), ``str`` / ``bytes`` their
+    length, dicts their keys and values, anything else 1. Counting stops early once the total
+    passes ``stop_at``.
+
+    Raises:
+        ResourceLimitError: containers nested deeper than :data:`MAX_DEPTH`.
+    """
+    memo: dict[int, int] = {}
+    limit = stop_at if stop_at is not None else -1
+
+    def size(item: Any, depth: int) -> int:
+        if isinstance(item, str | bytes | bytearray):
+            return max(len(item), 1)
+        numel = getattr(item, "numel", None)
+        if callable(numel):  # a torch tensor, without importing torch here
+            return int(numel())
+        kind = getattr(getattr(item, "dtype", None), "kind", None)
+        if kind == "O" and hasattr(item, "ravel"):  # numpy object array: its items count
+            item = list(item.ravel())
+        elif kind is not None and hasattr(item, "size"):  # a numpy array or scalar
+            return int(item.size)
+        if not isinstance(item, list | tuple | set | frozenset | dict):
+            return 1
+        key = id(item)
+        if key in memo:
+            return memo[key]
+        if depth >= MAX_DEPTH:
+            raise ResourceLimitError(f"containers nested deeper than {MAX_DEPTH} levels")
+        parts = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        total = 0
+        for part in parts:
+            total += size(part, depth + 1)
+            if 0 <= limit < total:
+                break
+        memo[key] = total
+        return total
+
+    return size(obj, 0)
+
+
+def check_expanded(obj: Any, where: str, max_values: int) -> None:
+    """Raise :class:`ResourceLimitError` when ``obj`` expands to more than ``max_values`` values.
+
+    Called on an unpickled object *before* it is converted or iterated (see
+    :func:`expanded_size`); ``where`` names the file for the message.
+    """
+    try:
+        n = expanded_size(obj, stop_at=max_values)
+    except ResourceLimitError as err:
+        raise ResourceLimitError(f"{where}: {err} (refused before reading it)") from None
+    if n > max_values:
+        raise ResourceLimitError(
+            f"{where}: shared references expand to more than {max_values:,} values (at least "
+            f"{n:,}; refused before building arrays; {_HINT})"
+        )
+
+
+#: Largest uncompressed / compressed ratio of an entry of a zip-based file (``torch.save``
+#: stores its entries uncompressed, ratio 1; deflate reaches ~1000 on zeros: a bomb).
+MAX_ZIP_RATIO = 100
+
+
+def check_zip_entries(path: str | os.PathLike[str], max_bytes: int | None = None) -> None:
+    """Refuse a zip-based file (a ``.pt`` of ``torch.save``) that declares too much data.
+
+    Reads only the zip's central directory: the declared uncompressed sizes must add up to at
+    most ``max_bytes`` (default :meth:`Limits.from_env`), and no compressed entry may expand more
+    than :data:`MAX_ZIP_RATIO` times. A file that is not a zip (the legacy ``torch.save``
+    format) is left to its reader.
+    """
+    import zipfile
+
+    limit = Limits.from_env().max_bytes if max_bytes is None else max_bytes
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    total = sum(e.file_size for e in entries)
+    check_declared(path, "bytes uncompressed", total, limit)
+    for e in entries:
+        if e.compress_type != zipfile.ZIP_STORED and e.file_size > MAX_ZIP_RATIO * max(
+            e.compress_size, 1
+        ):
+            raise ResourceLimitError(
+                f"{path}: entry {e.filename} expands {e.file_size:,} bytes from "
+                f"{e.compress_size:,} (more than {MAX_ZIP_RATIO}x: a decompression bomb; "
+                "refused before reading; torch.save never compresses its entries)"
+            )

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 
-class EdgeWeightedConv(MessagePassing):
+class EdgeWeightedConv(MessagePassing):  # type: ignore[misc]  # PyG ships no type stubs
     r"""BatchNorm, learned edge weights, weighted sum of neighbours, concat, Linear, ReLU.
 
     .. math::

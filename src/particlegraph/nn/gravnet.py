@@ -17,7 +17,7 @@ from particlegraph.graph.knn import knn_graph
 DISTANCE_SCALE = 10.0
 
 
-class GravNetConv(MessagePassing):
+class GravNetConv(MessagePassing):  # type: ignore[misc]  # PyG ships no type stubs
     r"""GravNet layer: learned-space kNN graph + distance-weighted aggregation.
 
     .. math::
@@ -89,7 +89,8 @@ class GravNetConv(MessagePassing):
         edge_index, edge_weight = self.graph(h, batch)
         f = self.lin_h(h)  # (N, P)
         agg = self.propagate(edge_index, x=f, edge_weight=edge_weight, size=(h.size(0), h.size(0)))
-        return self.lin_out(torch.cat([h, agg], dim=-1))
+        result: Tensor = self.lin_out(torch.cat([h, agg], dim=-1))
+        return result
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
         return edge_weight.unsqueeze(-1) * x_j  # (E, P)

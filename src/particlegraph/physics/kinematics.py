@@ -44,7 +44,8 @@ def pt_eta_phi(
 
 def phi_from_sincos(sin_phi: ArrayLike, cos_phi: ArrayLike) -> np.ndarray:
     """Azimuth in (-pi, pi] [rad] from a (not necessarily normalised) ``(sin, cos)`` pair."""
-    return np.arctan2(np.asarray(sin_phi), np.asarray(cos_phi))
+    result: np.ndarray = np.arctan2(np.asarray(sin_phi), np.asarray(cos_phi))
+    return result
 
 
 def delta_phi(phi1: Any, phi2: Any) -> Any:
@@ -57,7 +58,8 @@ def delta_phi(phi1: Any, phi2: Any) -> Any:
 
 def delta_r(eta1: ArrayLike, phi1: ArrayLike, eta2: ArrayLike, phi2: ArrayLike) -> np.ndarray:
     """``sqrt(d_eta^2 + d_phi^2)`` with the azimuth wrapped; broadcasts."""
-    return np.hypot(np.asarray(eta1) - np.asarray(eta2), delta_phi(phi1, phi2))
+    result: np.ndarray = np.hypot(np.asarray(eta1) - np.asarray(eta2), delta_phi(phi1, phi2))
+    return result
 
 
 def massless_p4(pt_: ArrayLike, eta_: ArrayLike, phi_: ArrayLike) -> np.ndarray:

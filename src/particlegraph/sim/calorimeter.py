@@ -51,7 +51,8 @@ class Towers(NamedTuple):
     @property
     def energy(self) -> np.ndarray:
         """Total tower energy [GeV]."""
-        return self.e_em + self.e_had
+        result: np.ndarray = self.e_em + self.e_had
+        return result
 
 
 def em_fraction(pid: np.ndarray, cfg: DetectorConfig) -> np.ndarray:

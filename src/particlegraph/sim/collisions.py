@@ -24,13 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from particlegraph.bounds import MAX_PILEUP as MAX_PILEUP  # the bound lives in bounds.py
 from particlegraph.errors import ConfigError
 from particlegraph.sim.particles import Particles, concatenate
 from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
 from particlegraph.sim.pythia import next_events
-
-#: Largest mean pile-up accepted (the HL-LHC peak is 200; beyond 1000 an event exhausts memory).
-MAX_PILEUP = 1000.0
 
 
 def collisions(

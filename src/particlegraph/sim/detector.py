@@ -82,6 +82,16 @@ class DetectorConfig:
     electron_res_b: tuple[float, ...] = (1.3e-3, 1.7e-3, 3.1e-3)
     muon_res_a: tuple[float, ...] = (0.01, 0.015, 0.025)
     muon_res_b: tuple[float, ...] = (1.0e-4, 1.5e-4, 3.5e-4)
+    # track direction resolution sigma = sqrt(a^2 + (b / pT)^2) per |eta| region (res_eta_edges):
+    # a constant (hit resolution, alignment) and a multiple-scattering term ~ 1/pT [GeV]. Values
+    # read off the single-muon resolutions of the CMS tracker, JINST 9 (2014) P10009
+    # (arXiv:1405.6569), Figs. 15-16: sigma(phi) ~ 2 mrad at 1 GeV, ~0.2 mrad at 10 GeV and
+    # ~0.1 mrad at 100 GeV in the barrel, sigma(cot theta) ~ 2e-3, ~3e-4, ~2e-4, both growing
+    # with |eta| (more material). All zeros: directions unsmeared (the Delphes card's choice).
+    track_phi_res_a: tuple[float, ...] = (1.0e-4, 1.5e-4, 2.5e-4)  # [rad]
+    track_phi_res_b: tuple[float, ...] = (2.0e-3, 2.5e-3, 4.0e-3)  # [rad GeV]
+    track_cot_res_a: tuple[float, ...] = (2.0e-4, 3.0e-4, 6.0e-4)  # sigma(cot theta)
+    track_cot_res_b: tuple[float, ...] = (2.0e-3, 3.0e-3, 6.0e-3)  # [GeV]
     # --- calorimeter towers (card: HCal EtaPhiBins; ECAL deposits are summed on the same grid,
     # as the Delphes CMS card's TowerMerger output and the older single "Calorimeter" module do)
     tower_eta_edges: tuple[float, ...] = DEFAULT_TOWER_ETA_EDGES
@@ -139,6 +149,14 @@ class DetectorConfig:
             for term in ("a", "b"):
                 if len(getattr(self, f"{name}_res_{term}")) != len(self.res_eta_edges) + 1:
                     raise ConfigError(f"detector.{name}_res_{term} needs one value per eta region")
+        for angle in ("phi", "cot"):
+            for term in ("a", "b"):
+                values = getattr(self, f"track_{angle}_res_{term}")
+                if len(values) != len(self.res_eta_edges) + 1 or min(values) < 0:
+                    raise ConfigError(
+                        f"detector.track_{angle}_res_{term} needs one value >= 0 per eta region "
+                        f"({len(self.res_eta_edges) + 1}), got {list(values)}"
+                    )
         if self.bz < 0 or self.radius <= 0 or self.half_length <= 0:
             raise ConfigError("detector.bz must be >= 0 and radius, half_length > 0")
 

@@ -42,7 +42,8 @@ def _line_to_radius(
     b = x0 * ux + y0 * uy
     c = x0**2 + y0**2 - r**2
     disc = np.maximum(b**2 - c, 0.0)
-    return np.maximum(-b + np.sqrt(disc), 0.0)
+    result: np.ndarray = np.maximum(-b + np.sqrt(disc), 0.0)
+    return result
 
 
 def _helix_to_radius(

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from particlegraph.atomic import atomic_path
-from particlegraph.errors import DataFileError
+from particlegraph.bounds import MAX_PILEUP, MAX_POOL_EVENTS
+from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.progress import progress as progress_counter
 from particlegraph.sim.particles import INVISIBLE_PIDS, Particles, empty_particles
 from particlegraph.sim.pythia import COMMON_SETTINGS, make_pythia, next_events, pythia_seed
@@ -73,6 +74,10 @@ def build_pool(
     ``settings`` are the full Pythia settings (default :data:`POOL_SETTINGS`; note that
     initialising the diffractive processes takes Pythia tens of seconds, once per pool).
     """
+    if not 1 <= num_events <= MAX_POOL_EVENTS:
+        raise ConfigError(
+            f"the pile-up pool must hold between 1 and {MAX_POOL_EVENTS:,} events, got {num_events:,}"
+        )
     ss = np.random.SeedSequence([seed, 2])  # stream 2: the pile-up pool
     pythia = make_pythia(POOL_SETTINGS if settings is None else settings, pythia_seed(ss))
     chunks: list[Particles] = []
@@ -133,7 +138,10 @@ def overlay(
 
     Each drawn event is rotated by a uniform angle in phi, mirrored in z with probability 1/2 and
     shifted along z by a Gaussian of width ``vertex_sigma_z`` [mm]. Vectorised over particles.
+    ``mu`` outside [0, :data:`~particlegraph.bounds.MAX_PILEUP`] is a :class:`ConfigError`.
     """
+    if not 0.0 <= mu <= MAX_PILEUP:  # also NaN; a huge mu fills the memory
+        raise ConfigError(f"pile-up mu must be between 0 and {MAX_PILEUP:g}, got {mu}")
     n = int(rng.poisson(mu)) if mu > 0 else 0
     if n == 0:
         return empty_particles(), 0

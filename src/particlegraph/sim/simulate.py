@@ -15,7 +15,7 @@ from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK, NUM_X_FEATURES, M
 from particlegraph.sim.helix import propagate
 from particlegraph.sim.particle_flow import tower_candidates, track_candidates
 from particlegraph.sim.particles import Particles
-from particlegraph.sim.tracker import reconstruct_tracks
+from particlegraph.sim.tracker import measured_entry_points, reconstruct_tracks
 from particlegraph.sim.truth import tower_targets, track_targets
 
 
@@ -44,7 +44,7 @@ def simulate_event(
 
     apid = np.abs(particles.pid[tracks.particle])
     is_muon, is_electron = apid == 13, apid == 11
-    eta_out, phi_out = hit.eta[tracks.particle], hit.phi[tracks.particle]
+    eta_out, phi_out = measured_entry_points(particles, tracks, cfg)  # from the measured helix
     track_tower = cfg.grid.index(eta_out, phi_out)
     if cfg.separate_ecal_towers:  # electrons are expected in their ECAL cell
         ecal_cell = cfg.ecal_grid.index(eta_out, phi_out)

@@ -80,7 +80,7 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     if not is_distributed():
         return model
     if device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
     return nn.parallel.DistributedDataParallel(model)
 

@@ -85,16 +85,21 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"fit.epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ConfigError(f"fit.lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"fit.lr must be a finite number > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"fit.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"fit.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.weight_decay < 0 or self.warmup_steps < 0 or self.grad_clip < 0:
-            raise ConfigError("fit.weight_decay, fit.warmup_steps and fit.grad_clip must be >= 0")
+        if not all(math.isfinite(v) and v >= 0 for v in (self.weight_decay, self.grad_clip)):
+            raise ConfigError(
+                f"fit.weight_decay and fit.grad_clip must be finite and >= 0, got "
+                f"{self.weight_decay} and {self.grad_clip}"
+            )
+        if self.warmup_steps < 0:
+            raise ConfigError(f"fit.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.patience < 0 or self.log_every < 1:
             raise ConfigError("fit.patience must be >= 0 and fit.log_every >= 1")
         if self.num_threads < 0:
@@ -206,7 +211,8 @@ def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     if not groups:
         raise ConfigError("the model has no trainable parameters")
     opt_cls = OPTIMIZERS[cfg.optimizer]
-    return opt_cls(groups, lr=cfg.lr)
+    result: torch.optim.Optimizer = opt_cls(groups, lr=cfg.lr)
+    return result
 
 
 def lr_factor(cfg: FitConfig, step: int, progress: float) -> float:
@@ -350,7 +356,7 @@ def _train_epoch(
                     "lower fit.lr, set fit.grad_clip, or check the input data"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -416,28 +422,11 @@ def fit(
     generator = getattr(train_loader, "generator", None)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
-    st = _State(steps_per_epoch=_loader_len(train_loader))
-
-    if resume and last.is_file():
-        ckpt = load_checkpoint(last, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        st.epoch = int(ckpt["epoch"])
-        st.step = int(ckpt["schedule"]["step"])
-        st.steps_per_epoch = ckpt["schedule"]["steps_per_epoch"] or st.steps_per_epoch
-        st.history = History.from_dict(ckpt["history"])
-        rngs = ckpt["rng"]
-        restore_rng_state(rngs[info.rank] if info.rank < len(rngs) else rngs[0], generator)
-        if info.is_main:
-            tqdm.write(f"resuming {run_dir} after epoch {st.epoch} (step {st.step})")
-    else:
-        seed_everything(cfg.seed + info.rank)
-
+    st = _start(model, optimizer, cfg, last if resume else None, train_loader, device, info)
     if st.history.stopped_early:
         return st.history
     train_model = D.wrap_model(model, device)
     plain = D.unwrap_model(train_model)
-
     while st.epoch < cfg.epochs:
         _set_epoch(train_loader, st.epoch)
         t0 = time.perf_counter()
@@ -450,56 +439,124 @@ def fit(
             )
         if st.steps_per_epoch is None:
             st.steps_per_epoch = n_batches  # iterable datasets: learned from the first epoch
-        record: dict[str, float] = {
-            "epoch": st.epoch + 1,
-            "step": st.step,
-            "lr": float(optimizer.param_groups[0]["lr"]),
-        }
-        record.update({f"train_{k}": v for k, v in train_stats.items()})
-        if val_loader is not None:
-            val_stats = evaluate(plain, val_loader, step_fn, device, cfg.amp)
-            record.update({f"val_{k}": v for k, v in val_stats.items()})
-        record["time_s"] = time.perf_counter() - t0
-        record["samples_per_s"] = rate
+        val_stats = (
+            evaluate(plain, val_loader, step_fn, device, cfg.amp) if val_loader is not None else {}
+        )
+        record = _epoch_record(st, optimizer, train_stats, val_stats, t0, rate)
         if info.is_main:
-            for cb in epoch_callbacks:
-                plain.train()
-                extra = cb(st.epoch, plain)
-                if extra:
-                    record.update({k: float(v) for k, v in extra.items()})
+            _run_callbacks(epoch_callbacks, st.epoch, plain, record)
         plain.train()
-
-        hist = st.history
-        monitor = float(record.get("val_loss", record["train_loss"]))
-        improved = monitor < hist.best_loss
-        if improved:
-            hist.best_epoch, hist.best_loss = st.epoch + 1, monitor
-        hist.records.append(record)
-        st.epoch += 1
-        if cfg.patience > 0 and st.epoch - hist.best_epoch >= cfg.patience:
-            hist.stopped_early = st.epoch < cfg.epochs
-
+        improved = _close_epoch(st, record, cfg)
         rng = D.gather_objects(capture_rng_state(generator))
         if info.is_main:
-            state = {
-                "model": plain.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": {"step": st.step, "steps_per_epoch": st.steps_per_epoch},
-                "epoch": st.epoch,
-                "rng": rng,
-                "history": hist.to_dict(),
-            }
-            if improved:
-                save_checkpoint(checkpoint_path(run_dir, "best"), state)
-            save_checkpoint(last, state)
-            hist.write(run_dir)
+            _save_epoch(run_dir, plain, optimizer, st, rng, improved)
             tqdm.write(_summary(record, cfg.epochs, improved))
         D.barrier()
-        if hist.stopped_early:
+        if st.history.stopped_early:
             if info.is_main:
                 tqdm.write(f"early stopping: no improvement for {cfg.patience} epochs")
             break
     return st.history
+
+
+def _start(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: FitConfig,
+    checkpoint: Path | None,
+    train_loader: Iterable[Any],
+    device: torch.device,
+    info: Any,
+) -> _State:
+    """The loop state at the start: restored from ``checkpoint`` (model, optimizer, schedule,
+    history and random states) when it exists, else fresh with every seed set."""
+    generator = getattr(train_loader, "generator", None)
+    st = _State(steps_per_epoch=_loader_len(train_loader))
+    if checkpoint is None or not checkpoint.is_file():
+        seed_everything(cfg.seed + info.rank)
+        return st
+    ckpt = load_checkpoint(checkpoint, map_location=device)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    st.epoch = int(ckpt["epoch"])
+    st.step = int(ckpt["schedule"]["step"])
+    st.steps_per_epoch = ckpt["schedule"]["steps_per_epoch"] or st.steps_per_epoch
+    st.history = History.from_dict(ckpt["history"])
+    rngs = ckpt["rng"]
+    restore_rng_state(rngs[info.rank] if info.rank < len(rngs) else rngs[0], generator)
+    if info.is_main:
+        tqdm.write(f"resuming {checkpoint.parent.parent} after epoch {st.epoch} (step {st.step})")
+    return st
+
+
+def _epoch_record(
+    st: _State,
+    optimizer: torch.optim.Optimizer,
+    train_stats: Mapping[str, float],
+    val_stats: Mapping[str, float],
+    started: float,
+    rate: float,
+) -> dict[str, float]:
+    """The history record of the epoch that just ended (``started``: its perf_counter start)."""
+    record: dict[str, float] = {
+        "epoch": st.epoch + 1,
+        "step": st.step,
+        "lr": float(optimizer.param_groups[0]["lr"]),
+    }
+    record.update({f"train_{k}": v for k, v in train_stats.items()})
+    record.update({f"val_{k}": v for k, v in val_stats.items()})
+    record["time_s"] = time.perf_counter() - started
+    record["samples_per_s"] = rate
+    return record
+
+
+def _run_callbacks(
+    callbacks: Sequence[EpochCallback], epoch: int, model: nn.Module, record: dict[str, float]
+) -> None:
+    """Run the epoch callbacks (model in train mode) and merge what they return into ``record``."""
+    for cb in callbacks:
+        model.train()
+        extra = cb(epoch, model)
+        if extra:
+            record.update({k: float(v) for k, v in extra.items()})
+
+
+def _close_epoch(st: _State, record: dict[str, float], cfg: FitConfig) -> bool:
+    """Append ``record`` to the history, count the epoch, decide on early stopping; returns
+    whether the monitored loss (validation, else training) improved."""
+    hist = st.history
+    monitor = float(record.get("val_loss", record["train_loss"]))
+    improved = monitor < hist.best_loss
+    if improved:
+        hist.best_epoch, hist.best_loss = st.epoch + 1, monitor
+    hist.records.append(record)
+    st.epoch += 1
+    if cfg.patience > 0 and st.epoch - hist.best_epoch >= cfg.patience:
+        hist.stopped_early = st.epoch < cfg.epochs
+    return improved
+
+
+def _save_epoch(
+    run_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    st: _State,
+    rng: Any,
+    improved: bool,
+) -> None:
+    """Write ``last.pt`` (and ``best.pt`` when ``improved``) and the history (rank 0 only)."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": {"step": st.step, "steps_per_epoch": st.steps_per_epoch},
+        "epoch": st.epoch,
+        "rng": rng,
+        "history": st.history.to_dict(),
+    }
+    if improved:
+        save_checkpoint(checkpoint_path(run_dir, "best"), state)
+    save_checkpoint(checkpoint_path(run_dir, "last"), state)
+    st.history.write(run_dir)
 
 
 def _summary(record: Mapping[str, float], epochs: int, improved: bool) -> str:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from particlegraph.config import dump_config, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.outputs import OWNER_FILE, claim, owner
-from particlegraph.train.checkpoint import CHECKPOINT_DIR, checkpoint_path
+from particlegraph.train.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint
 
 T = TypeVar("T")
 
@@ -224,6 +224,7 @@ def create_run(
         run = open_run(path, task, package="")
         if not checkpoint_path(path, "last").is_file():
             raise ConfigError(f"{path}: no checkpoint to resume (train without --resume first)")
+        load_checkpoint(checkpoint_path(path, "last"))  # a damaged or unsafe one: refused unwritten
         old = run.data_settings
         if data is not None and old and old != data:
             check_data(run, data)

@@ -161,3 +161,54 @@ def pf_compare_with(model: MLPF, data: Path, n: int) -> dict:
     return compare(
         mlpf_evaluate.predict_events(model, data, max_events=n, device="cpu", progress=False)
     )
+
+
+def test_evaluate_applies_the_runs_calibration_and_reports_errors(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from particlegraph.tasks.mlpf.calibration import Calibration, save_calibration
+
+    torch.manual_seed(2)
+    model = MLPF(MLPFConfig(hidden=16, k=4, propagate_dim=8, num_blocks=1))
+    plain = mlpf_evaluate.evaluate(tmp_path / "plain", dataset, device="cpu", model=model,
+                                   progress=False, figures=False)  # fmt: skip
+    run = tmp_path / "calibrated"
+    run.mkdir()
+    # response 0.5 everywhere for photons: every predicted photon's pT doubles
+    save_calibration(Calibration(points={"photon": [[(1.0, 0.5)]] * 3}, events=7), run)
+    cal = mlpf_evaluate.evaluate(run, dataset, device="cpu", model=model, progress=False,
+                                 figures=False)  # fmt: skip
+    assert plain["calibration"] is None and cal["calibration"]["events"] == 7
+    for key in ("pt_response", "energy_response"):
+        before, after = plain["mlpf"][key]["photon"], cal["mlpf"][key]["photon"]
+        assert before is not None  # the untrained model does predict photons here
+        assert after == pytest.approx(2.0 * before, rel=1e-5)
+    assert cal["mlpf"][key]["charged_hadron"] == plain["mlpf"][key]["charged_hadron"]
+    assert cal["baseline"] == plain["baseline"]
+    q = cal["uncertainty"]["quantities"]["met_std_gev"]
+    assert q["mlpf"]["error"] >= 0 and "comparison" in q
+
+
+def test_cli_calibrate_writes_calibration_and_guards_foreign_files(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+    from particlegraph.tasks.mlpf.calibration import load_calibration
+
+    run = tmp_path / "run"
+    _fake_run(run)
+    args = ["mlpf", "calibrate", "--run", str(run), "--data", str(dataset), "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cal = load_calibration(run)
+    assert cal is not None and cal.events == 6
+    again = CliRunner().invoke(app, [*args, "--events", "3"])  # its own file: replaced
+    assert again.exit_code == 0, again.output
+    assert load_calibration(run).events == 3  # type: ignore[union-attr]
+    (run / "calibration.json").write_text("my notes")
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    inside = CliRunner().invoke(app, [*args, "--out", str(dataset)])
+    assert inside.exit_code == 2 and "input" in inside.output

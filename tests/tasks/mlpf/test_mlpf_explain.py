@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from particlegraph.errors import ConfigError
+from particlegraph.explain import faithfulness
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import explain as mlpf_explain
 from particlegraph.tasks.mlpf.explain import (
@@ -146,7 +147,7 @@ def test_explain_writes_figures_and_summary(run_and_data, assert_png):
         assert sum(sum(v) for v in entry["class_counts"].values()) == 42
         rnd = entry["randomization"]
         assert rnd["steps"][0] == "trained" and rnd["spearman"][0] == pytest.approx(1.0)
-        layers = mlpf_explain.faithfulness.cascading_layers(MLPF(MLPFConfig(**TINY)))
+        layers = faithfulness.cascading_layers(MLPF(MLPFConfig(**TINY)))
         assert rnd["steps"] == ["trained", *layers]
         assert entry["flipping_element"]["fractions"][0] == 0.0
         assert entry["flipping_element"]["relevance"][0] == pytest.approx(0.0)
@@ -290,3 +291,42 @@ def test_randomisation_falls_back_to_every_target(run_and_data, caplog):
     rnd = summary["outputs"]["pt"]["randomization"]
     assert rnd["spearman"][0] == pytest.approx(1.0)
     assert "explaining every element instead" in caplog.text
+
+
+def test_compute_writes_nothing_and_the_writer_round_trips(run_and_data, tmp_path):
+    """explain_events only computes; write_explanation stores exactly what it computed."""
+    from particlegraph.tasks.mlpf.explain import ExplainSettings
+    from particlegraph.tasks.mlpf.explain_compute import explain_events
+    from particlegraph.tasks.mlpf.explain_writer import write_explanation
+    from particlegraph.tasks.mlpf.store import iter_events
+    from particlegraph.tasks.mlpf.train import load_model
+
+    run, data = run_and_data
+    model, _ = load_model(run, "last")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    settings = ExplainSettings(outputs=("pt", "class:photon", "pt"), events=5, num_neighbours=2)
+    result = explain_events(model, iter_events(data), settings, relevance_fn=gradient_relevance)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing drawn or written
+    assert list(result.outputs) == ["pt", "class:photon"]  # duplicates dropped, order kept
+    assert (result.events, result.elements, result.rule) == (2, 42, "custom")  # 2 events exist
+    for entry in result.outputs.values():
+        assert entry.maps.shape == (6, 2, 3, 12) and int(entry.counts.sum()) == 42
+        assert set(entry.flipping) == {"element", "feature"} and entry.randomization is not None
+        assert 1 <= len(entry.single_maps) <= 6 and entry.single_maps[0].values.shape == (3, 12)
+    display = result.event_display
+    assert display is not None and len(display.panels) in (1, 2)
+    assert display.panels[0].element.shape == (24,)  # the first event's elements
+
+    out = tmp_path / "written"
+    summary = write_explanation(result, out, figures=False)
+    on_disk = json.loads((out / "summary.json").read_text())
+    expected = json.loads(json.dumps(result.summary()))
+    for key in ("seconds", "timing_s"):  # the writer adds its own time
+        expected.pop(key), on_disk.pop(key)
+    assert on_disk == {**expected, "files": summary["files"]}
+    assert sorted(p.name for p in out.iterdir()) == sorted(summary["files"])  # no PNG
+    arrays = np.load(out / "relmap_pt.npz")
+    np.testing.assert_array_equal(arrays["mean"], result.outputs["pt"].maps)
+    np.testing.assert_array_equal(arrays["hist_counts"], result.outputs["pt"].hist_counts)
+    with pytest.raises(ConfigError, match="--neighbours must be between 1 and 1,000"):
+        ExplainSettings(num_neighbours=0)

@@ -95,3 +95,19 @@ def test_compare_errors() -> None:
         pf.compare([(X, ygen, ygen[:5])])
     with pytest.raises(DataFileError, match="sides"):
         pf.compare([(X, ygen, ygen, ygen), (X, ygen, ygen)])
+
+
+@pytest.mark.parametrize(("shift", "matched"), [(0.19, 1), (0.21, 0)])
+def test_default_jet_matching_radius_is_0_2(shift: float, matched: int) -> None:
+    """One 50 GeV particle per event; the reco copy moved by ``shift`` in eta is matched only
+    within the default Delta R of 0.2 (no jet option passed: the defaults are what is tested)."""
+
+    def row(eta: float) -> list[float]:
+        return [1.0, 1.0, 50.0, eta, 0.0, 1.0, 50.0 * np.cosh(eta)]
+
+    ygen = np.array([row(0.0)], dtype=np.float32)
+    ycand = np.array([row(shift)], dtype=np.float32)
+    res = pf.compare([(np.zeros((1, 12), np.float32), ygen, ycand, None)])
+    assert res["settings"]["jet_match_dr"] == 0.2
+    assert res["gen"]["jets"] == 1
+    assert res["baseline"]["jets_matched"] == matched

@@ -10,6 +10,7 @@ import torch
 from mlpf_events import write_dataset
 
 from particlegraph.errors import ConfigError
+from particlegraph.tasks.mlpf.calibration import load_calibration
 from particlegraph.tasks.mlpf.model import MLPF
 from particlegraph.tasks.mlpf.operating_point import load_operating_point
 from particlegraph.tasks.mlpf.train import (
@@ -32,6 +33,10 @@ def test_pretrained_model_is_shipped_small_and_loads() -> None:
     assert cfg.loss.regression_weighting in ("energy", "pt_bins", "none")
     op = load_operating_point(path)
     assert op is not None and len(op.class_offsets) == 6
+    # the energy calibration learned on validation events ships with it (issue 20)
+    cal = load_calibration(path)
+    assert cal is not None and set(cal.points) == {"neutral_hadron", "photon"}
+    assert cal.events >= 100
     # shipped as float16 weights (package budget), loaded as float32, with the link inputs
     raw = torch.load(path / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert {v.dtype for v in raw["model"].values() if v.is_floating_point()} == {torch.float16}
@@ -58,6 +63,10 @@ def test_pretrained_model_evaluates(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     op = load_operating_point(resolve_run_dir(run))
     assert op is not None
     assert metrics["operating_point"]["class_offsets"] == list(op.class_offsets)
+    assert metrics["calibration"]["events"] == load_calibration(resolve_run_dir(run)).events  # type: ignore[union-attr]
+    no_cal = CliRunner().invoke(app, [*args, "--no-figures", "--no-calibration"])
+    assert no_cal.exit_code == 0, no_cal.output
+    assert json.loads((out / "metrics.json").read_text())["calibration"] is None
     assert "diagnostics" in metrics and "mlpf" in metrics["diagnostics"]
 
 

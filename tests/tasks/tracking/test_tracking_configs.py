@@ -5,22 +5,36 @@ from __future__ import annotations
 import pytest
 
 from particlegraph.errors import ConfigError
-from particlegraph.tasks.tracking.train import load_run_config
+from particlegraph.tasks.tracking.learned import LayerPairRunConfig
+from particlegraph.tasks.tracking.runconfig import config_pipeline, load_tracking_config
+from particlegraph.tasks.tracking.train import TrackingRunConfig, load_run_config
 
 
-@pytest.mark.parametrize("name", ["notebook", "default", "demo"])
-def test_packaged_configs_load(name):
+@pytest.mark.parametrize("name", ["exercise", "notebook", "exercise_wide", "exercise_demo"])
+def test_packaged_exercise_configs_load(name):
     cfg = load_run_config(name, ["data=/some/where"])
     assert cfg.data == "/some/where" and cfg.model.gnn_layers == 4
-    if name == "notebook":  # the exercise's settings
+    if name in ("exercise", "notebook"):  # the exercise's settings; notebook is an alias
         assert (cfg.model.gnn_hidden, cfg.batch_size, cfg.stage2.fit.lr) == (16, 4, 1e-3)
+    assert isinstance(load_tracking_config(name), TrackingRunConfig)
+
+
+@pytest.mark.parametrize("name", ["default", "demo"])
+def test_default_configs_are_the_layer_pair_pipeline(name):
+    assert config_pipeline(name) == "layerpair"
+    cfg = load_tracking_config(name, ["data=/x", "model.iterations=7"])
+    assert isinstance(cfg, LayerPairRunConfig) and cfg.model.iterations == 7
+    with pytest.raises(ConfigError, match="pipeline"):
+        load_tracking_config(name, ["pipeline=mine"])
 
 
 def test_bad_values_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown key"):
-        load_run_config("default", ["model.widht=3"])
+        load_run_config("exercise_wide", ["model.widht=3"])
     with pytest.raises(ConfigError, match=r"graph\.k"):
-        load_run_config("default", ["graph.k=0"])
+        load_run_config("exercise_wide", ["graph.k=0"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_tracking_config("default", ["model.widht=3"])
     p = tmp_path / "mine.yaml"
     p.write_text("batch_size: 2\n")
     assert load_run_config(str(p)).batch_size == 2

@@ -45,7 +45,15 @@ def test_train_evaluate_explain(tmp_path, assert_png):
     runner = CliRunner()
     r = runner.invoke(app, ["inspect", str(data)])
     assert r.exit_code == 0 and "4 events" in r.output
-    args = ["train", "--data", str(data), "--run", str(tmp_path / "run"), "--config", "demo"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--run",
+        str(tmp_path / "run"),
+        "--config",
+        "exercise_demo",
+    ]
     for o in TINY:
         args += ["--set", o]
     r = runner.invoke(app, args)

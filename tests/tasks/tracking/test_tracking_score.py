@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from particlegraph.errors import DataFileError
 from particlegraph.tasks.tracking.score import (
     hit_weights,
     order_weights,
@@ -116,3 +117,110 @@ def test_track_metrics_hand_case():
     assert m05["efficiency"] == pytest.approx(2 / 3) and m05["perfect_efficiency"] == pytest.approx(
         1 / 3
     )
+
+
+def _slow_order_weights(n):
+    """Reference: the profile's 9 points at ranks k (m - 1) / 8, m = min(n, 20), joined by
+    straight lines, read at each integer rank below m; ranks >= 20 get 0; sum 1."""
+    prof = [10.0, 8.0, 6.0, 5.0, 3.0, 3.0, 3.0, 5.0, 6.0]
+    if n < 4:
+        return np.zeros(n)
+    m = min(n, 20)
+    step = (m - 1) / 8.0
+    raw = []
+    for r in range(n):
+        if r >= 20:
+            raw.append(0.0)
+            continue
+        k = min(int(r // step), 7)
+        frac = (r - k * step) / step
+        raw.append(prof[k] + frac * (prof[k + 1] - prof[k]))
+    raw = np.array(raw)
+    return raw / raw.sum()
+
+
+@pytest.mark.parametrize("n", [4, 5, 9, 12, 19, 20, 21, 25, 40])
+def test_order_weights_against_slow_reference(n):
+    np.testing.assert_allclose(order_weights(n), _slow_order_weights(n), rtol=1e-12)
+
+
+def test_order_weights_rank_boundaries_by_hand():
+    # n = 20: profile points at ranks 0, 2.375, ..., 19 -> rank 1 is 10 - 2 / 2.375, rank 19 is 6
+    w20 = order_weights(20)
+    assert w20[1] / w20[0] == pytest.approx((10.0 - 2.0 / 2.375) / 10.0)
+    assert w20[19] / w20[0] == pytest.approx(0.6)  # the 20th hit (rank 19) carries the last point
+    assert w20[19] > 0
+    # n = 21 and more: stretched over 20 hits as for n = 20, hit ranked 20 (the 21st) weighs 0
+    for n in (21, 22, 30):
+        w = order_weights(n)
+        np.testing.assert_allclose(w[:20], w20)
+        assert np.all(w[20:] == 0.0)
+    # n = 3 weighs nothing, n = 4 everything
+    assert order_weights(3).sum() == 0.0 and order_weights(4).sum() == pytest.approx(1.0)
+
+
+def test_pt_weight_boundaries_by_hand():
+    pt = [
+        0.0,
+        0.0499999,
+        0.05,
+        0.0500001,
+        0.3,
+        0.48,
+        0.5,
+        0.5000001,
+        0.55,
+        1.0,
+        1.75,
+        2.5,
+        2.95,
+        3.0,
+    ]
+    want = [0.0, 0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.216, 0.36, 0.6, 0.84, 0.984, 1.0]
+    pt += [3.0000001, 3.05, 10.0]
+    want += [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(pt_weight(np.array(pt)), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_noise", [1, 3, 4, 5, 20])
+def test_noise_weighs_zero_however_many_noise_hits(n_noise):
+    # one particle with 4 hits; the noise hits are given a pT too: they must still weigh 0
+    pid = np.r_[np.full(4, 7), np.zeros(n_noise, int)]
+    z = np.r_[10.0, 20.0, 30.0, 40.0, np.arange(n_noise, dtype=float)]
+    w = hit_weights(pid, z, np.zeros(pid.size), np.full(pid.size, 2.0))
+    assert np.all(w[4:] == 0.0)
+    np.testing.assert_allclose(w[:4], order_weights(4))
+
+
+def test_hit_weights_short_particles_and_pt_by_hand():
+    # particle 1: 3 hits (weight 0); 2: 4 hits at 0.3 GeV (pT weight 0.2); 3: 4 hits at 3 GeV (1.0)
+    pid = np.array([1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
+    z = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0, 1.0, 2.0, 3.0, 4.0])
+    pt = np.array([5.0] * 3 + [0.3] * 4 + [3.0] * 4)
+    w = hit_weights(pid, z, np.zeros(11), pt)
+    assert np.all(w[:3] == 0.0)
+    assert w[3:7].sum() == pytest.approx(0.2 / 1.2) and w[7:].sum() == pytest.approx(1.0 / 1.2)
+    # particle 2's hits are ranked by |z - z_vertex|: hit 6 (z = 1) first
+    np.testing.assert_allclose(w[[6, 5, 4, 3]], order_weights(4) * 0.2 / 1.2)
+    # ranking uses the particle's vertex: with vertex z = 5 particle 3's order reverses
+    w5 = hit_weights(pid, z, np.full(11, 5.0), pt)
+    np.testing.assert_allclose(w5[[10, 9, 8, 7]], order_weights(4) / 1.2)
+
+
+def test_score_is_normalised_by_the_event_weight():
+    pid = np.array([1, 1, 1, 1, 2, 2, 2, 2, 0])
+    w = np.r_[np.full(4, 0.1), np.full(4, 0.3), 0.0]  # sums to 1.6
+    tid = np.array([5, 5, 5, 5, 6, 6, 1, 1, 1])  # particle 1 found, particle 2 split 2 + 2
+    assert trackml_score(pid, w, tid) == pytest.approx(0.4 / 1.6)
+    assert trackml_score(pid, 7.0 * w, tid) == pytest.approx(0.4 / 1.6)  # scale-free
+    # a subset of an event (particle 1 alone) scores on its own 0..1 scale
+    assert trackml_score(pid[:4], w[:4], tid[:4]) == pytest.approx(1.0)
+    assert trackml_score(pid, np.zeros(9), tid) == 0.0  # nothing to find
+
+
+@pytest.mark.parametrize("bad", [-0.1, np.nan, np.inf])
+def test_score_refuses_negative_or_non_finite_weights(bad):
+    pid = np.array([1, 1, 1, 1])
+    w = np.array([0.25, 0.25, 0.25, bad])
+    with pytest.raises(DataFileError, match="negative or not finite"):
+        trackml_score(pid, w, pid)

@@ -58,6 +58,9 @@ CHUNK_BUDGET_CUDA = 1 << 25
 #: it reads (so matrix traffic never exceeds pair traffic), but at least FLUSH_MIN and at most
 #: FLUSH_MAX values (64 MiB of float32).
 FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
+#: A fan-out contraction's k pairs per pair are merged at once above this many values (memory);
+#: smaller ones wait for the final merge, which then sorts once instead of twice.
+FANOUT_MERGE_AT = 1 << 22
 #: With O outputs explained together the chunk budget is multiplied by min(O, this).
 MULTI_BUDGET_MAX = 4
 
@@ -272,8 +275,8 @@ def propagate_many(
             return
         done, leak = _contract(r, sink, num_features)
         absorbed.index_add_(0, done.t, leak)
-        if sinks[tid].fanout is not None:  # k pairs per pair: merge duplicates now
-            done = _coalesce([done], num_nodes)
+        if sinks[tid].fanout is not None and done.v.numel() > FANOUT_MERGE_AT:
+            done = _coalesce([done], num_nodes)  # k pairs per pair: merge duplicates now
         results.append(done)
 
     def deliver(tid: int, pairs: Pairs, pending: dict[int, list[Pairs]]) -> None:

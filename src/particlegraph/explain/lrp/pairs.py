@@ -136,7 +136,8 @@ def _edge_values(
     w = prep.weight[eid]
     if wn is None:
         return (w * uj) * s  # the (w u) product is shared by the O outputs
-    out = torch.zeros(torch.broadcast_shapes(s.shape, uj.shape), dtype=s.dtype, device=s.device)
+    shape = torch.broadcast_shapes(s.shape, uj.shape)  # type: ignore[no-untyped-call]
+    out = torch.zeros(shape, dtype=s.dtype, device=s.device)
     for ap, sf, wt in _terms(w, wn, uj, s, flip):
         out += wt * sf * ap
     return out

@@ -147,7 +147,8 @@ def rule_from_name(name: str, **params: float) -> Rule:
     if key not in _RULES:
         raise ConfigError(f"unknown LRP rule {name!r}; choose one of epsilon, gamma, zplus")
     try:
-        return _RULES[key](**params)
+        result: Rule = _RULES[key](**params)
+        return result
     except TypeError as err:
         raise ConfigError(f"bad parameters {params} for LRP rule {name!r}: {err}") from err
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.bounds import MAX_EVENTS, MAX_SEED
+from particlegraph.cli.common import check_range, friendly_errors
 
 app = typer.Typer(
     help="Anomaly detection with graph autoencoders on the 40 leading PF candidates.",
@@ -32,6 +33,10 @@ def generate(
     from particlegraph.tasks.anomaly.configs import read_config
     from particlegraph.tasks.anomaly.samples import generate_sample, samples_config_from_dict
 
+    check_range("--events", events, 0, MAX_EVENTS, what="events per sample; 0 = the config's")
+    check_range("--seed", seed, 0, MAX_SEED)
+    check_range("--num-shards", num_shards, 1, 100_000)
+    check_range("--shard", shard, 0, num_shards - 1, what="0-based, below --num-shards")
     cfg = samples_config_from_dict(apply_overrides(read_config(config), list(override)))
     for name in sample or list(cfg.samples):
         paths = generate_sample(name, cfg, out, events=events or None, seed=seed, shard=shard,
@@ -49,6 +54,7 @@ def inspect(
     """Print PF candidates per event, leading-pT quantiles and HT of each sample (JSON)."""
     from particlegraph.tasks.anomaly.summary import inspect_sample, plot_leading_pt
 
+    check_range("--max-events", max_events, 0, what="events to read; 0 = all")
     for d in data:
         typer.echo(json.dumps(inspect_sample(d, max_events or None)))
     if plot is not None:
@@ -76,6 +82,10 @@ def train(
     """Train one model on background events through the engine's loop (checkpoints, resume)."""
     from particlegraph.tasks.anomaly.train import make_run_config, train_run
 
+    check_range("--epochs", epochs, 0, 100_000, what="0 = the config's")
+    check_range("--max-events", max_events, 0, what="0 = the config's")
+    check_range("--first-event", first_event, 0)
+    check_range("--seed", seed, 0, MAX_SEED)
     sets = [f"fit.seed={seed}", f"first_event={first_event}"]
     sets += [f"fit.epochs={epochs}"] if epochs else []
     sets += [f"max_events={max_events}"] if max_events else []
@@ -147,6 +157,8 @@ def explain(
     from particlegraph.tasks.anomaly.evaluate import parse_sample
     from particlegraph.tasks.anomaly.explain import explain_sample, write_explanations
 
+    check_range("--events", events, 1, 10_000, what="events explained per sample")
+    check_range("--class-events", class_events, 0, MAX_EVENTS, what="events in the averages")
     exps, classes = [], {}
     for s in sample:
         ref = parse_sample(s)
@@ -168,6 +180,8 @@ def demo(
     trivial scores, evaluate (plain and HT-calibrated), explain."""
     from particlegraph.tasks.anomaly.demo import run_demo
 
+    check_range("--events", events, 1, MAX_EVENTS, what="background events per sample")
+    check_range("--epochs", epochs, 1, 100_000)
     report = run_demo(out, events=events, epochs=epochs)
     typer.echo((report.parent / "metrics.md").read_text())  # trivial scores beside learned ones
     typer.echo(f"report: {report}")

@@ -3,7 +3,9 @@
 Each ``Data`` has ``x`` (n, 5) with columns ``(pT, eta, phi, m, pdg_id)`` and ``edge_index``
 (2, E). Such a file is a pickle, and unpickling can run arbitrary code, so it is read with
 ``torch.load(weights_only=True)`` and only the PyG classes a ``Data`` list needs are allowed
-(:data:`SAFE_GLOBALS`); anything else is refused with a :class:`DataFileError`.
+(:data:`SAFE_GLOBALS`); anything else is refused with a :class:`DataFileError`. The input limits of
+:mod:`particlegraph.io.limits` apply: declared zip sizes and compression ratio before loading,
+graphs and values (shared tensors once per use) before any graph is processed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from torch_geometric.data.storage import GlobalStorage
 from particlegraph.atomic import atomic_path
 from particlegraph.errors import DataFileError
 from particlegraph.graph.etaphi import knn_etaphi
+from particlegraph.io.limits import Limits, check_declared, check_zip_entries
 
+#: Most nodes (particles) in one graph; the eta-phi kNN of a graph costs nodes^2 in memory.
+MAX_GRAPH_NODES = 10_000
 #: The classes a pickled list of ``Data`` refers to; nothing else is unpickled.
 SAFE_GLOBALS = [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
 
@@ -26,6 +31,20 @@ SAFE_GLOBALS = [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
 def _short(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _check_size(path: Path, graphs: list[Data] | tuple[Data, ...], limits: Limits) -> None:
+    """Graphs at most ``max_rows``, values at most ``max_bytes / 4``, counting every reference:
+    a list that repeats one graph (or shares one tensor) is processed once per reference."""
+    check_declared(path, "graphs", len(graphs), limits.max_rows, "set PARTICLEGRAPH_MAX_ROWS "
+                   "higher if the file is genuine", stage="processing")  # fmt: skip
+    nodes = max((g.num_nodes or 0 for g in graphs), default=0)
+    check_declared(path, "nodes in one graph (its kNN edges cost nodes^2)", nodes,
+                   MAX_GRAPH_NODES, "the exercise's graphs hold at most a few hundred",
+                   stage="processing")  # fmt: skip
+    values = sum(v.numel() for g in graphs for v in g.to_dict().values() if torch.is_tensor(v))
+    check_declared(path, "values (counting shared tensors once per use)", values,
+                   limits.max_bytes // 4, stage="processing")  # fmt: skip
 
 
 def read_pt_graphs(
@@ -46,6 +65,8 @@ def read_pt_graphs(
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
+    limits = Limits.from_env()
+    check_zip_entries(path, limits.max_bytes)  # a deflated entry can hide gigabytes
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -60,6 +81,7 @@ def read_pt_graphs(
         raise DataFileError(
             f"{path}: expected a list of torch_geometric Data, got {type(obj).__name__}"
         )
+    _check_size(path, obj, limits)
     out = []
     for i, g in enumerate(obj):
         x = getattr(g, "x", None)

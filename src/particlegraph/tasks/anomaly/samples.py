@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from particlegraph.bounds import MAX_PILEUP, MAX_POOL_EVENTS
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.io.shards import list_shards, read_shard, write_shard
 from particlegraph.io.shards import read_metadata as shard_metadata
@@ -82,8 +83,12 @@ class SamplesConfig:
     samples: dict[str, SampleSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (self.pileup >= 0 and math.isfinite(self.pileup)):
-            raise ConfigError(f"pileup must be a finite number >= 0, got {self.pileup}")
+        if not 0 <= self.pileup <= MAX_PILEUP:  # also NaN
+            raise ConfigError(f"pileup must be between 0 and {MAX_PILEUP:g}, got {self.pileup}")
+        if self.pool_size > MAX_POOL_EVENTS:
+            raise ConfigError(
+                f"pool_size must be at most {MAX_POOL_EVENTS:,}, got {self.pool_size}"
+            )
         if self.keep < 1 or self.events_per_file < 1 or self.pool_size < 1:
             raise ConfigError("keep, events_per_file and pool_size must be >= 1")
 

@@ -20,6 +20,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from particlegraph.atomic import write_json
+from particlegraph.bounds import check_batch_size
 from particlegraph.config import load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.anomaly.graphs import Preprocessing, build_graphs
@@ -55,6 +56,7 @@ class AnomalyRunConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_batch_size("batch_size", self.batch_size)
         if self.batch_size < 1 or self.max_events < 2 or self.first_event < 0 or self.threads < 1:
             raise ConfigError("batch_size >= 1, max_events >= 2, first_event >= 0, threads >= 1")
 

@@ -13,6 +13,7 @@ from particlegraph.tasks.mlpf import (
     cli_demo,
     cli_evaluate,
     cli_explain,
+    cli_export,
     cli_train,
 )
 
@@ -20,5 +21,5 @@ app = typer.Typer(
     help="Machine-learned particle flow: generate, inspect, convert, train, evaluate, explain.",
     no_args_is_help=True,
 )
-for module in (cli_data, cli_convert, cli_train, cli_evaluate, cli_explain, cli_demo):
+for module in (cli_data, cli_convert, cli_train, cli_export, cli_evaluate, cli_explain, cli_demo):
     module.register(app)

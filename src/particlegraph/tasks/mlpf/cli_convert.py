@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from particlegraph.cli.common import (
-    check_output_dir,
-    check_output_file,
     check_range,
     friendly_errors,
     removed_on_failure,
@@ -57,24 +55,21 @@ def inspect_command(
     plots: Path | None = typer.Option(None, "--plots", help="Write validation PNGs here."),
     max_events: int | None = typer.Option(None, "--max-events", help="Stop after N events."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the summary as JSON."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a --json file or --plots folder inspect did not make."
+    ),
     no_validate: bool = typer.Option(
         False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
     ),
 ) -> None:
     """Summarise an MLPF dataset (events, elements, class fractions) and plot it."""
-    from particlegraph.atomic import write_json
-    from particlegraph.tasks.mlpf.inspect import format_summary, inspect_dataset
-    from particlegraph.tasks.mlpf.schema import reading
+    from particlegraph.tasks.mlpf.inspect import format_summary, inspect
 
     check_range("--max-events", max_events, 1, what="events to read")
-    if json_out is not None:
-        check_output_file(json_out, "--json")
-    if plots is not None:
-        check_output_dir(plots, "--plots")
-    with reading(validate=not no_validate), removed_on_failure(plots, json_out):
-        summary = inspect_dataset(path, plots_dir=plots, max_events=max_events)
-        if json_out is not None:
-            write_json(json_out, summary)
+    summary = inspect(
+        path, plots_dir=plots, max_events=max_events, json_out=json_out, overwrite=overwrite,
+        validate=not no_validate,
+    )  # fmt: skip
     typer.echo(format_summary(summary))
     if json_out is not None:
         typer.echo(f"summary: {json_out}")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import check_output_dir, friendly_errors, removed_on_failure
+from particlegraph.bounds import MAX_EVENTS, MAX_PILEUP, MAX_POOL_EVENTS, MAX_SEED
+from particlegraph.cli.common import (
+    check_output_dir,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +52,10 @@ def generate_command(
     from particlegraph.sim.detector import DetectorConfig
     from particlegraph.tasks.mlpf.generate import generate
 
+    check_range("--events", events, 1, MAX_EVENTS)
+    check_range("--pileup", pileup, 0, MAX_PILEUP, what="mean pile-up interactions")
+    check_range("--pool-size", pool_size, 1, MAX_POOL_EVENTS, what="minimum-bias events")
+    check_range("--seed", seed, 0, MAX_SEED)
     check_output_dir(out, "--out")
     with removed_on_failure(out):
         paths = generate(

@@ -12,6 +12,7 @@ from particlegraph.cli.common import check_range, friendly_errors
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the mlpf app."""
     app.command("evaluate")(evaluate_command)
+    app.command("calibrate")(calibrate_command)
 
 
 @friendly_errors
@@ -34,6 +35,11 @@ def evaluate_command(
     no_validate: bool = typer.Option(
         False, "--no-validate", help="Skip the physics checks of the input (finite, ranges)."
     ),
+    calibration: bool = typer.Option(
+        True,
+        "--calibration/--no-calibration",
+        help="Apply the run's calibration.json (from `mlpf calibrate`) when it has one.",
+    ),
 ) -> None:
     """Evaluate a trained run: metrics.json, plots in RUN/evaluation/, RUN/index.html."""
     from particlegraph.errors import ConfigError
@@ -48,10 +54,45 @@ def evaluate_command(
     with reading(validate=not no_validate):
         metrics = evaluate(
             run, data, max_events=events, device=device, batch_size=batch_size,
-            which=checkpoint, figures=figures,
+            which=checkpoint, figures=figures, use_calibration=calibration,
         )  # fmt: skip
     typer.echo(format_summary(metrics))
     run = run_output_dir(run)  # runs/pretrained_<name> for --run pretrained:<name>
     typer.echo(f"\nmetrics: {run / 'metrics.json'}")
     plots = f" (plots in {run / 'evaluation'})" if figures else ""
     typer.echo(f"report:  {run / 'index.html'}{plots}")
+
+
+@friendly_errors
+def calibrate_command(
+    run: Path = typer.Option(
+        ..., "--run", help="Run directory written by `mlpf train`, or pretrained:<name>."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="VALIDATION dataset directory or shard (never the test events)."
+    ),
+    events: int = typer.Option(300, "--events", "-n", help="Validation events to learn from."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for calibration.json (default: the run's output folder)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a calibration.json this command did not write."
+    ),
+) -> None:
+    """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
+    from particlegraph.errors import ConfigError
+    from particlegraph.tasks.mlpf.calibrate import calibrate_run
+
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    check_range("--events", events, 1, what="validation events")
+    cal, path = calibrate_run(
+        run, data, max_events=events, which=checkpoint, device=device, out_dir=out,
+        overwrite=overwrite,
+    )  # fmt: skip
+    for name, regions in cal.points.items():
+        typer.echo(f"{name}: " + ", ".join(f"{len(p)} points" for p in regions)
+                   + f" per |eta| region {list(cal.eta_edges)}")  # fmt: skip
+    typer.echo(f"calibration: {path} ({cal.events} validation events)")

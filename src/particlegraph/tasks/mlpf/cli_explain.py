@@ -1,18 +1,17 @@
-"""CLI action: ``particlegraph mlpf explain`` (LRP relevance maps, figures, faithfulness)."""
+"""CLI action: ``particlegraph mlpf explain`` (LRP relevance maps, figures, faithfulness).
+
+It only parses options and calls :func:`particlegraph.tasks.mlpf.explain.explain` (a few events,
+figures) or, with ``--outputs``/``--merge``, :mod:`particlegraph.tasks.mlpf.explain_study`.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import (
-    check_output_dir,
-    check_range,
-    friendly_errors,
-    removed_on_failure,
-)
-from particlegraph.errors import DataFileError
+from particlegraph.cli.common import friendly_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -20,15 +19,9 @@ def register(app: typer.Typer) -> None:
     app.command("explain")(explain_command)
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
-
-
 @friendly_errors
 def explain_command(
-    run: Path = typer.Option(
-        ..., "--run", help="Training run directory (runs/NAME) or pretrained:<name>."
-    ),
+    run: Path = typer.Option(..., "--run", help="Run folder (runs/NAME) or pretrained:<name>."),
     data: Path = typer.Option(..., "--data", help="Dataset directory or event file."),
     events: int = typer.Option(10, "--events", help="Number of events to explain."),
     output: list[str] = typer.Option(
@@ -45,11 +38,12 @@ def explain_command(
     randomize: bool = typer.Option(
         True, "--randomize/--no-randomize", help="Run the model-randomisation test."
     ),
-    check_targets: int = typer.Option(
-        256, "--check-targets", help="Most elements measured per event in flipping/randomisation."
-    ),
+    check_targets: int = typer.Option(256, "--check-targets", help="Most elements measured."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/explain)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Write into an existing --out that mlpf explain did not make."
+    ),
     outputs: str | None = typer.Option(
         None,
         "--outputs",
@@ -58,12 +52,8 @@ def explain_command(
     ),
     shard: int = typer.Option(0, "--shard", help="Study: this process's shard i."),
     num_shards: int = typer.Option(1, "--num-shards", help="Study: number of shards n."),
-    merge: bool = typer.Option(
-        False, "--merge", help="Study: add the shard states in --out and write the results."
-    ),
-    save_every: int = typer.Option(
-        10, "--save-every", help="Study: save the state every N events."
-    ),
+    merge: bool = typer.Option(False, "--merge", help="Study: add the shard states in --out."),
+    save_every: int = typer.Option(10, "--save-every", help="Study: save every N events."),
     flip_every: int = typer.Option(
         0, "--flip-every", help="Study: flipping curves on every N-th event (0: none)."
     ),
@@ -79,82 +69,30 @@ def explain_command(
     With --outputs (or --merge) run the dataset-scale study instead: every requested output of
     every element of --events events, resumable, shardable (--shard/--num-shards, then --merge).
     """
-    from particlegraph.tasks.mlpf.explain import DEFAULT_OUTPUTS, explain
-    from particlegraph.tasks.mlpf.schema import reading
+    from particlegraph.tasks.mlpf import explain_study
+    from particlegraph.tasks.mlpf.explain import DEFAULT_OUTPUTS, explain, output_folder
+    from particlegraph.tasks.mlpf.explain_writer import format_summary
 
-    check_range("--events", events, 1, what="events to explain")
-    check_range("--neighbours", neighbours, 1, 1000, what="neighbours per relevance map")
-    check_range("--flip-events", flip_events, 0, what="events in the flipping curves")
-    check_range("--check-targets", check_targets, 1, what="elements measured per event")
-    from particlegraph.tasks.mlpf.train import resolve_run_dir, run_output_dir
-
-    if not resolve_run_dir(run).is_dir():  # pretrained:<name> resolves to the package folder
-        raise DataFileError(
-            f"{run}: no such run directory (train one with: particlegraph mlpf train)"
-        )
-    if outputs is not None or merge:
-        _study(run, data, events, outputs, rule, device, which, neighbours, check_targets, out,
-               shard, num_shards, merge, save_every, flip_every, max_seconds)  # fmt: skip
-        return
-    folder = out if out is not None else run_output_dir(run) / "explain"
-    check_output_dir(folder, "--out")
-    with reading(validate=not no_validate), removed_on_failure(folder):
+    if merge:
+        folder = explain_study.study_folder(run, out)
+        lines = explain_study.format_summary(explain_study.merge(folder), folder)
+    elif outputs is not None:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        folder = explain_study.study_folder(run, out)
+        summary = explain_study.study(
+            run, data, events=events, outputs=outputs, rule=rule, device=device, shard=shard,
+            num_shards=num_shards, out_dir=folder, which=which, num_neighbours=neighbours,
+            save_every=save_every, flip_every=flip_every, check_targets=check_targets,
+            max_seconds=max_seconds, overwrite=overwrite, validate=not no_validate,
+        )  # fmt: skip
+        lines = explain_study.format_summary(summary, folder)
+    else:
         summary = explain(
             run, data, events=events, outputs=tuple(output) or DEFAULT_OUTPUTS, rule=rule,
             device=device, which=which, num_neighbours=neighbours, flip_events=flip_events,
             randomize=randomize, figures=figures, check_targets=check_targets, out_dir=out,
+            overwrite=overwrite, validate=not no_validate,
         )  # fmt: skip
-    typer.echo(
-        f"explained {summary['events']} event(s), {summary['elements']} elements, "
-        f"{len(summary['outputs'])} output(s) in {summary['seconds']:.1f} s -> {folder}"
-    )
-    for name, entry in summary["outputs"].items():
-        cons = entry["conservation"]
-        gaps = " ".join(
-            f"{unit}-flip gap {_fmt(entry[f'flipping_{unit}']['auc_gap'])}"
-            for unit in ("element", "feature")
-            if f"flipping_{unit}" in entry
-        )
-        rho = entry.get("randomization", {}).get("spearman", [])
-        last = f" rho(all reset) {_fmt(rho[-1])}" if rho else ""
-        typer.echo(
-            f"  {name}: conservation rel. err mean {_fmt(cons['mean_rel_err'])} "
-            f"max {_fmt(cons['max_rel_err'])}, absorbed {_fmt(cons['mean_absorbed_share'])}; "
-            f"{gaps}{last}"
-        )
-
-
-def _study(
-    run: Path, data: Path, events: int, outputs: str | None, rule: str, device: str, which: str,
-    neighbours: int, check_targets: int, out: Path | None, shard: int, num_shards: int,
-    merge: bool, save_every: int, flip_every: int, max_seconds: float | None,
-) -> None:  # fmt: skip
-    import logging
-
-    from particlegraph.tasks.mlpf import explain_study
-    from particlegraph.tasks.mlpf.train import run_output_dir
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    folder = out if out is not None else run_output_dir(run) / "explain_study"
-    if merge:
-        summary = explain_study.merge(folder)
-    else:
-        summary = explain_study.study(
-            run, data, events=events, outputs=outputs or "all", rule=rule, device=device,
-            shard=shard, num_shards=num_shards, out_dir=folder, which=which,
-            num_neighbours=neighbours, save_every=save_every, flip_every=flip_every,
-            check_targets=check_targets, max_seconds=max_seconds,
-        )  # fmt: skip
-    progress = summary.get("progress")
-    if progress is not None:
-        typer.echo(
-            f"shard {progress['shard']}/{progress['num_shards']}: {progress['events_done']}/"
-            f"{progress['events_planned']} events, {progress['events_this_call']} in "
-            f"{progress['seconds_this_call']:.1f} s -> {progress['state']}"
-        )
-    if "claims" in summary:
-        typer.echo(f"study of {summary['events']} events, {summary['elements']} elements -> "
-                   f"{folder / 'summary.json'}, {folder / 'findings.html'}")  # fmt: skip
-        for claim in summary["claims"]:
-            share = f" (share {100 * claim['share']:.2f} %)" if "share" in claim else ""
-            typer.echo(f"  {claim['claim']}: {claim['verdict']}{share}")
+        lines = format_summary(summary, output_folder(run, out))
+    for line in lines:
+        typer.echo(line)

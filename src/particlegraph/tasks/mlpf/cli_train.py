@@ -1,8 +1,7 @@
-"""CLI actions ``particlegraph mlpf train`` and ``particlegraph mlpf export``.
+"""CLI action ``particlegraph mlpf train`` (``export`` lives in :mod:`.cli_export`).
 
-Both only parse arguments and call :func:`particlegraph.tasks.mlpf.train.train_mlpf` and
-:func:`particlegraph.tasks.mlpf.export.export_onnx`. ``train`` also works under ``torchrun``
-(one process per rank; only rank 0 prints and writes files).
+It only parses arguments and calls :func:`particlegraph.tasks.mlpf.train.train_mlpf`. It also
+works under ``torchrun`` (one process per rank; only rank 0 prints and writes files).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import typer
 
 from particlegraph.cli.common import (
     check_output_dir,
-    check_output_file,
     check_range,
     friendly_errors,
     removed_on_failure,
@@ -21,7 +19,7 @@ from particlegraph.cli.common import (
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``export`` to the mlpf app."""
+    """Add ``train`` to the mlpf app."""
 
     @app.command("train")
     @friendly_errors
@@ -77,36 +75,3 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  checkpoints:  {run / 'checkpoints' / 'best.pt'}, last.pt")
         finally:
             cleanup_distributed()
-
-    @app.command("export")
-    @friendly_errors
-    def export(
-        run: Path = typer.Option(..., "--run", help="Trained run directory."),
-        onnx: Path = typer.Option(..., "--onnx", help="Output .onnx file."),
-        which: str = typer.Option("best", "--which", help="Checkpoint: best or last."),
-        elements: int = typer.Option(
-            256, "--elements", help="Size of the synthetic event used to trace and check."
-        ),
-        check: bool = typer.Option(True, "--check/--no-check", help="Compare with onnxruntime."),
-        exporter: str = typer.Option(
-            "auto", "--exporter", help="auto, torchscript (fast) or dynamo (torch.export based)."
-        ),
-    ) -> None:
-        """Export a trained MLPF to ONNX (one event in, class/charge/regression out)."""
-        from particlegraph.errors import ConfigError
-        from particlegraph.tasks.mlpf.export import export_onnx
-        from particlegraph.tasks.mlpf.train import load_model
-
-        if which not in ("best", "last"):
-            raise ConfigError(f"--which must be 'best' or 'last', got {which!r}")
-        check_range("--elements", elements, 1, 1_000_000, what="elements of the synthetic event")
-        check_output_file(onnx, "--onnx")
-        model, _cfg = load_model(run, which)
-        with removed_on_failure(onnx):
-            result = export_onnx(model, onnx, elements=elements, check=check, exporter=exporter)
-        typer.echo(f"wrote {result.path}")
-        if result.max_abs_diff is not None:
-            typer.echo(
-                f"onnxruntime matches torch on a {result.elements}-element event "
-                f"(max abs diff {result.max_abs_diff:.2e})"
-            )

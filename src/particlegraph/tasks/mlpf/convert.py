@@ -4,6 +4,13 @@ The input format is taken from each file's suffix (``.parquet``, ``.pkl.bz2``, `
 output format from the destination's suffix (one output file) or from ``fmt`` (a directory of
 shards). Everything is written into a hidden staging folder next to the destination and moved
 into place only when every input was read, so bad input leaves nothing behind.
+
+The destination is checked before any reading (:func:`particlegraph.outputs.guard_outputs`): it
+never equals or lies inside the input, and a destination folder holds one dataset. A folder that
+another command made (``mlpf generate``), that holds files particlegraph did not make, or that
+holds the conversion of another source or into another format is refused unless ``overwrite``;
+then the old dataset's event files are removed (only in a folder particlegraph made) when the new
+ones move in, so two datasets never mix.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from pathlib import Path
 from particlegraph.atomic import staging_dir
 from particlegraph.cli.common import progress
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.outputs import Output, check_settings, claim, guard_outputs, owner
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf import delphes_pkl as delphes
 from particlegraph.tasks.mlpf import store
@@ -22,7 +30,12 @@ from particlegraph.tasks.mlpf.delphes_root import RootReadOptions, check_branche
 
 PathLike = str | os.PathLike[str]
 ROOT_SUFFIX = ".root"
+#: The command that writes converted datasets (the destination folder's owner mark).
+COMMAND = "mlpf convert"
+#: Commands whose folders hold one dataset, replaced as a whole by ``--overwrite``.
+DATASET_MAKERS = (COMMAND, "mlpf generate")
 FORMATS = {"parquet": store.PARQUET_SUFFIX, "pkl": store.PKL_SUFFIX}
+FORMATS_SUFFIXES = tuple(FORMATS.values())
 INPUT_SUFFIXES = (store.PARQUET_SUFFIX, store.PKL_SUFFIX, ROOT_SUFFIX)
 
 
@@ -135,6 +148,7 @@ def convert(
             raise DataFileError(f"{dst}: exists and is not a directory")
         dst_fmt = fmt or "parquet"
     files = input_files(src)
+    identity, replace = _check_destination(Path(src), dst, single, dst_fmt, overwrite)
     for path in files:  # cheap checks first, so a bad ROOT file fails before any work
         if file_format(path) == "root":
             check_branches(path, opts.tree)
@@ -161,17 +175,60 @@ def convert(
                     staged.append((parts[0], dst / f"{stem(path)}{suffix}"))
                 else:
                     staged += [(p, dst / p.name) for p in parts]
-        finals = [final for _, final in staged]
-        if len(set(finals)) != len(finals):
-            raise DataFileError(f"{src}: several inputs share a name; outputs would collide")
-        clash = [f for f in finals if f.exists()]
-        if clash and not overwrite:
-            raise DataFileError(f"{clash[0]}: already exists (use --overwrite to replace it)")
-        if not single:
-            dst.mkdir(parents=True, exist_ok=True)
-        for tmp, final in staged:
-            os.replace(tmp, final)
-        return finals
+        finals = _move_into_place(staged, replace, overwrite, src)
+    if identity is not None and (owner(dst) or {}).get("command", COMMAND) in DATASET_MAKERS:
+        claim(dst, COMMAND, identity)  # never over the mark of a run or another output
+    return finals
+
+
+def _move_into_place(
+    staged: list[tuple[Path, Path]], replace: list[Path], overwrite: bool, src: PathLike
+) -> list[Path]:
+    """Move every staged file to its final path (refusing collisions and, without
+    ``overwrite``, existing files); first remove ``replace``, the folder's previous dataset."""
+    finals = [final for _, final in staged]
+    if len(set(finals)) != len(finals):
+        raise DataFileError(f"{src}: several inputs share a name; outputs would collide")
+    clash = [f for f in finals if f.exists()]
+    if clash and not overwrite:
+        raise DataFileError(f"{clash[0]}: already exists (use --overwrite to replace it)")
+    for final in finals:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    for old in replace:
+        if old not in finals:
+            old.unlink(missing_ok=True)
+    for tmp, final in staged:
+        os.replace(tmp, final)
+    return finals
+
+
+def _check_destination(
+    src: Path, dst: Path, single: bool, fmt: str, overwrite: bool
+) -> tuple[dict[str, str] | None, list[Path]]:
+    """Refuse a destination that would replace the input or mix two datasets (module docstring).
+
+    Returns the dataset identity to mark a destination folder with (None for one output file)
+    and, with ``overwrite``, the event files of the folder's previous dataset to remove.
+    """
+    if single:
+        # only the input rule here: an existing file is refused by the clash check (same
+        # message as before), and --overwrite replaces it
+        guard_outputs(COMMAND, [Output(dst, "file", "DST", own=lambda _: True)], [src])
+        return None, []
+    guard_outputs(COMMAND, [Output(dst, "dir", "DST")], [src], overwrite=overwrite)
+    identity = {"format": fmt, "source": str(src.resolve())}
+    mark = owner(dst)
+    try:
+        if check_settings(dst, COMMAND, identity, {"format": "--format", "source": "SRC"}):
+            return identity, []
+    except ConfigError:
+        if not overwrite:
+            raise
+    if overwrite and mark is not None and mark["command"] in DATASET_MAKERS:
+        # a dataset particlegraph made: replaced as a whole
+        old = [p for p in dst.iterdir() if p.is_file() and p.name.endswith(FORMATS_SUFFIXES)]
+        return identity, sorted(old)
+    return identity, []
 
 
 def _metadata(sources: list[Path]) -> dict:

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from particlegraph.atomic import atomic_path
-from particlegraph.errors import DataFileError, ResourceLimitError, brief
-from particlegraph.io.limits import Limits, open_bounded
+from particlegraph.errors import DataFileError, brief
+from particlegraph.io.limits import Limits, check_declared
+from particlegraph.io.pickles import NUMPY_GLOBALS, load_pickle
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.tasks.mlpf.schema import COLUMNS, checked, validate_event
 
@@ -35,87 +36,22 @@ PathLike = str | os.PathLike[str]
 EVENTS_PER_FILE = 100
 #: Extra dict key holding the JSON settings (generation metadata) of a written file.
 METADATA_KEY = "particlegraph"
-
-# numpy objects a pickled array needs (numpy 1 writes numpy.core.*, numpy 2 numpy._core.*).
-_ALLOWED = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("collections", "OrderedDict"),
-    ("_codecs", "encode"),  # protocol-2 pickles store array bytes as encoded text
-}
-
-
-class _NumpyOnlyUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
-    """Unpickler that rebuilds numpy arrays and builtin containers, and refuses anything else.
-
-    The pure-Python unpickler (``pickle._Unpickler``) asks its stream for every block *before*
-    allocating it, so :class:`~particlegraph.io.limits.BoundedReader` refuses a block that
-    declares gigabytes without the memory ever being reserved; the C unpickler allocates the
-    declared size first. A public file holds a few hundred large arrays, so the per-opcode cost
-    of pure Python does not matter.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        if module.startswith("numpy.core"):
-            module = module.replace("numpy.core", "numpy._core", 1)
-        return super().find_class(module, name)
+_ROWS_HINT = "set PARTICLEGRAPH_MAX_ROWS higher if the file is genuine"
 
 
 def _load(path: Path, max_bytes: int | None = None) -> Any:
-    """Unpickle ``path`` through a bounded bz2 stream (see :mod:`particlegraph.io.limits`)."""
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    try:
-        with open_bounded(path, "bz2", max_bytes) as stream:
-            return _NumpyOnlyUnpickler(stream).load()  # type: ignore[arg-type]
-    except ResourceLimitError:
-        raise
-    except (OSError, EOFError) as err:
-        if isinstance(err, OSError) and err.errno is not None:
-            raise
-        raise DataFileError(f"{path}: not a complete bz2 file ({brief(err)})") from err
-    except MemoryError as err:
-        raise ResourceLimitError(f"{path}: too large to unpickle in memory") from err
-    except Exception as err:  # pickle raises many types on bad input
-        raise DataFileError(f"{path}: not a valid pickle of event arrays ({brief(err)})") from err
+    """Unpickle ``path`` restricted and bounded (:func:`particlegraph.io.pickles.load_pickle`)."""
+    limits = Limits.from_env()
+    if max_bytes is not None:
+        limits = Limits(max_bytes=max_bytes, max_rows=limits.max_rows)
+    return load_pickle(path, NUMPY_GLOBALS, "bz2", limits, what="bz2 file of event arrays")
 
 
-def _nested_size(obj: Any, depth: int = 0) -> int:
-    """Elements a nested list would expand to, following the first item at each level.
-
-    Nested lists that share references (``[[x] * 100] * 100 ...``) pickle to a few hundred
-    bytes but expand to billions of numbers in ``np.asarray``; this estimate refuses them first.
-    Ragged lists that get past it fail in ``np.asarray`` with a ValueError.
-    """
-    size = 1
-    while isinstance(obj, list | tuple) and depth < 64:
-        size *= len(obj)
-        if not obj:
-            return 0
-        obj = obj[0]
-        depth += 1
-    return size
-
-
-def _as_array(obj: Any, where: str, max_elements: int) -> np.ndarray:
+def _as_array(obj: Any, where: str) -> np.ndarray:
     if isinstance(obj, np.ndarray):
         return obj
     if not isinstance(obj, list | tuple):
         raise DataFileError(f"{where}: expected an array, found {type(obj).__name__}")
-    n = _nested_size(obj)
-    if n > max_elements:
-        raise ResourceLimitError(
-            f"{where}: nested lists expand to {n:,} values, more than the limit of "
-            f"{max_elements:,} (refused before building the array)"
-        )
     try:
         return np.asarray(obj, dtype=np.float32)
     except (ValueError, TypeError) as err:
@@ -150,10 +86,11 @@ def read_pkl(path: PathLike, max_bytes: int | None = None) -> list[MLPFEvent]:
     lengths = {k: len(data[k]) for k in COLUMNS}
     if len(set(lengths.values())) != 1:
         raise DataFileError(f"{path}: X, ygen and ycand hold different numbers of events {lengths}")
+    check_declared(path, "events", lengths["X"], Limits.from_env().max_rows, _ROWS_HINT)
     events = []
     for i in range(lengths["X"]):
         where = f"{path} (event {i})"
-        arrays = (_as_array(data[k][i], f"{where} {k}", limit // 4) for k in COLUMNS)
+        arrays = (_as_array(data[k][i], f"{where} {k}") for k in COLUMNS)
         events.append(checked(MLPFEvent(*arrays), where))
     return events
 

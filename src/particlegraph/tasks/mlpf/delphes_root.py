@@ -45,7 +45,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -161,77 +161,27 @@ def build_event(ev: Mapping[str, Any], options: RootReadOptions | None = None) -
     """
     opt = options or RootReadOptions()
     f = {k: np.asarray(v) for k, v in ev.items() if k != "Tower.Particles"}
-    n_trk, n_twr = len(f["Track.PT"]), len(f["Tower.ET"])
-
-    # particles
-    p_pid = f["Particle.PID"].astype(np.int64)
-    p_charge = f["Particle.Charge"].astype(np.float64)
-    p_pt, p_eta, p_phi, p_e = (
-        f[f"Particle.{k}"].astype(np.float64) for k in ("PT", "Eta", "Phi", "E")
-    )
-    p_cls = particle_class(p_pid, p_charge)
-    stable = f["Particle.Status"] == 1
-    lookup = _uid_lookup(f.get("Particle.fUniqueID"), len(p_pid))
-
-    # tracks: X
-    t_pt, t_eta, t_phi = (f[f"Track.{k}"].astype(np.float64) for k in ("PT", "Eta", "Phi"))
-    t_p = f["Track.P"].astype(np.float64) if "Track.P" in f else t_pt * np.cosh(t_eta)
-    if "Track.Particle" in f:
-        t_gen = _resolve(f["Track.Particle"], lookup)
-    else:
-        charged = np.flatnonzero(stable & (p_charge != 0))
-        t_gen = nearest(t_eta, t_phi, p_eta[charged], p_phi[charged], opt.track_dr)
-        t_gen = np.where(t_gen >= 0, charged[np.maximum(t_gen, 0)], -1) if len(charged) else t_gen
-    if "Track.PID" in f:
-        t_apid = np.abs(f["Track.PID"].astype(np.int64))
-    else:
-        t_apid = np.where(t_gen >= 0, np.abs(p_pid[np.maximum(t_gen, 0)]), 0)
-    phi_out = f["Track.PhiOuter"].astype(np.float64)
-    x_trk = np.stack(
-        [
-            np.full(n_trk, ELEM_TRACK), t_pt, t_eta, np.sin(t_phi), np.cos(t_phi), t_p,
-            f["Track.EtaOuter"], np.sin(phi_out), np.cos(phi_out), f["Track.Charge"],
-            t_apid == 13, t_apid == 11,
-        ],
-        axis=1,
-    ).astype(np.float32)  # fmt: skip
-
-    # towers: X
+    n_twr = len(f["Tower.ET"])
+    gen = _GenParticles.from_branches(f)
+    t_eta, t_phi = f["Track.Eta"].astype(np.float64), f["Track.Phi"].astype(np.float64)
+    t_gen = _track_particles(f, gen, t_eta, t_phi, opt)
+    x_trk = _track_features(f, gen, t_gen)
     w_eta, w_phi = f["Tower.Eta"].astype(np.float64), f["Tower.Phi"].astype(np.float64)
-    x_twr = np.zeros((n_twr, 12), dtype=np.float32)
-    x_twr[:, 0] = ELEM_TOWER
-    x_twr[:, 1], x_twr[:, 2] = f["Tower.ET"], w_eta
-    x_twr[:, 3], x_twr[:, 4] = np.sin(w_phi), np.cos(w_phi)
-    x_twr[:, 5], x_twr[:, 6], x_twr[:, 7] = f["Tower.E"], f["Tower.Eem"], f["Tower.Ehad"]
+    x_twr = _tower_features(f, w_eta, w_phi)
 
     # ygen of tracks: the referenced particle
     ok = t_gen >= 0
     g = np.maximum(t_gen, 0)
     ygen_trk = target_rows(
-        np.where(ok, p_cls[g], ParticleClass.NONE), p_charge[g], p_pt[g], p_eta[g], p_phi[g], p_e[g]
-    )
+        np.where(ok, gen.cls[g], ParticleClass.NONE), gen.charge[g], gen.pt[g], gen.eta[g],
+        gen.phi[g], gen.e[g],
+    )  # fmt: skip
 
     # ygen of towers: the visible, track-less particles that reached each tower
-    has_track = np.zeros(len(p_pid), dtype=bool)
-    has_track[t_gen[ok]] = True
-    visible = stable & ~has_track & ~np.isin(np.abs(p_pid), (*NEUTRINOS, 13))
-    if ev.get("Tower.Particles") is not None:
-        counts, uids = ev["Tower.Particles"]
-        pidx = _resolve(uids, lookup)
-        tower_of = np.repeat(np.arange(n_twr), np.asarray(counts, dtype=np.int64))
-        keep = pidx >= 0
-        pidx, tower_of = pidx[keep], tower_of[keep]
-        pidx, first = np.unique(pidx, return_index=True)  # one tower per particle
-        tower_of = tower_of[first]
-        sel = visible[pidx]
-        pidx, tower_of = pidx[sel], tower_of[sel]
-    else:
-        pidx = np.flatnonzero(visible & (np.abs(p_eta) < 5.0))
-        tower_of = nearest(p_eta[pidx], p_phi[pidx], w_eta, w_phi, opt.tower_dr)
-        pidx, tower_of = pidx[tower_of >= 0], tower_of[tower_of >= 0]
+    pidx, tower_of = _tower_particles(ev, gen, t_gen[ok], w_eta, w_phi, opt)
     ygen_twr = _tower_targets(
-        n_twr, tower_of, p_cls[pidx], p_charge[pidx], p_pt[pidx], p_eta[pidx], p_phi[pidx],
-        p_e[pidx], opt.neutral_min_energy,
+        n_twr, tower_of, gen.cls[pidx], gen.charge[pidx], gen.pt[pidx], gen.eta[pidx],
+        gen.phi[pidx], gen.e[pidx], opt.neutral_min_energy,
     )  # fmt: skip
 
     ycand_trk, ycand_twr = _candidates(f, t_eta, t_phi, w_eta, w_phi, opt)
@@ -240,6 +190,100 @@ def build_event(ev: Mapping[str, Any], options: RootReadOptions | None = None) -
         np.concatenate([ygen_trk, ygen_twr]),
         np.concatenate([ycand_trk, ycand_twr]),
     )
+
+
+class _GenParticles(NamedTuple):
+    """The generator particles of one event (P,) each, with their UID lookup."""
+
+    pid: np.ndarray
+    charge: np.ndarray
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    e: np.ndarray
+    cls: np.ndarray  # particle class (ParticleClass)
+    stable: np.ndarray  # status 1
+    lookup: tuple[np.ndarray, np.ndarray]  # sorted UIDs, their indices (see _uid_lookup)
+
+    @classmethod
+    def from_branches(cls, f: Mapping[str, np.ndarray]) -> _GenParticles:
+        pid = f["Particle.PID"].astype(np.int64)
+        charge = f["Particle.Charge"].astype(np.float64)
+        pt, eta, phi, e = (f[f"Particle.{k}"].astype(np.float64) for k in ("PT", "Eta", "Phi", "E"))
+        return cls(pid, charge, pt, eta, phi, e, particle_class(pid, charge),
+                   f["Particle.Status"] == 1, _uid_lookup(f.get("Particle.fUniqueID"), len(pid)))  # fmt: skip
+
+
+def _track_particles(
+    f: Mapping[str, np.ndarray], gen: _GenParticles, t_eta: np.ndarray, t_phi: np.ndarray,
+    opt: RootReadOptions,
+) -> np.ndarray:  # fmt: skip
+    """(T,) index of each track's particle (-1: none): the reference, else the nearest charged."""
+    if "Track.Particle" in f:
+        return _resolve(f["Track.Particle"], gen.lookup)
+    charged = np.flatnonzero(gen.stable & (gen.charge != 0))
+    t_gen = nearest(t_eta, t_phi, gen.eta[charged], gen.phi[charged], opt.track_dr)
+    return np.where(t_gen >= 0, charged[np.maximum(t_gen, 0)], -1) if len(charged) else t_gen
+
+
+def _track_features(
+    f: Mapping[str, np.ndarray], gen: _GenParticles, t_gen: np.ndarray
+) -> np.ndarray:
+    """(T, 12) track rows of ``X``."""
+    t_pt, t_eta, t_phi = (f[f"Track.{k}"].astype(np.float64) for k in ("PT", "Eta", "Phi"))
+    t_p = f["Track.P"].astype(np.float64) if "Track.P" in f else t_pt * np.cosh(t_eta)
+    if "Track.PID" in f:
+        t_apid = np.abs(f["Track.PID"].astype(np.int64))
+    else:
+        t_apid = np.where(t_gen >= 0, np.abs(gen.pid[np.maximum(t_gen, 0)]), 0)
+    phi_out = f["Track.PhiOuter"].astype(np.float64)
+    return np.stack(
+        [
+            np.full(len(t_pt), ELEM_TRACK), t_pt, t_eta, np.sin(t_phi), np.cos(t_phi), t_p,
+            f["Track.EtaOuter"], np.sin(phi_out), np.cos(phi_out), f["Track.Charge"],
+            t_apid == 13, t_apid == 11,
+        ],
+        axis=1,
+    ).astype(np.float32)  # fmt: skip
+
+
+def _tower_features(
+    f: Mapping[str, np.ndarray], w_eta: np.ndarray, w_phi: np.ndarray
+) -> np.ndarray:
+    """(W, 12) tower rows of ``X``."""
+    x_twr = np.zeros((len(w_eta), 12), dtype=np.float32)
+    x_twr[:, 0] = ELEM_TOWER
+    x_twr[:, 1], x_twr[:, 2] = f["Tower.ET"], w_eta
+    x_twr[:, 3], x_twr[:, 4] = np.sin(w_phi), np.cos(w_phi)
+    x_twr[:, 5], x_twr[:, 6], x_twr[:, 7] = f["Tower.E"], f["Tower.Eem"], f["Tower.Ehad"]
+    return x_twr
+
+
+def _tower_particles(
+    ev: Mapping[str, Any], gen: _GenParticles, tracked: np.ndarray, w_eta: np.ndarray,
+    w_phi: np.ndarray, opt: RootReadOptions,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(particle index, tower index) of the visible, track-less particles that reached a tower.
+
+    From the towers' particle references when the file has them (one tower per particle),
+    else the nearest tower within ``opt.tower_dr``.
+    """
+    has_track = np.zeros(len(gen.pid), dtype=bool)
+    has_track[tracked] = True
+    visible = gen.stable & ~has_track & ~np.isin(np.abs(gen.pid), (*NEUTRINOS, 13))
+    if ev.get("Tower.Particles") is not None:
+        counts, uids = ev["Tower.Particles"]
+        pidx = _resolve(uids, gen.lookup)
+        tower_of = np.repeat(np.arange(len(w_eta)), np.asarray(counts, dtype=np.int64))
+        keep = pidx >= 0
+        pidx, tower_of = pidx[keep], tower_of[keep]
+        pidx, first = np.unique(pidx, return_index=True)  # one tower per particle
+        tower_of = tower_of[first]
+        sel = visible[pidx]
+        return pidx[sel], tower_of[sel]
+    pidx = np.flatnonzero(visible & (np.abs(gen.eta) < 5.0))
+    tower_of = nearest(gen.eta[pidx], gen.phi[pidx], w_eta, w_phi, opt.tower_dr)
+    return pidx[tower_of >= 0], tower_of[tower_of >= 0]
 
 
 def _tower_targets(

@@ -38,10 +38,13 @@ def demo(
     from particlegraph.tasks.mlpf.explain import explain
     from particlegraph.tasks.mlpf.explain_study import study
     from particlegraph.tasks.mlpf.generate import generate
-    from particlegraph.tasks.mlpf.train import PACKAGE, train_mlpf
+    from particlegraph.tasks.mlpf.train import PACKAGE, resolve_run_config, train_mlpf
 
     out = Path(out)
     config_path = resolve_config(config, PACKAGE)
+    fit_overrides = (f"fit.device={device}", *overrides)
+    # the whole configuration is checked before any event is generated
+    resolve_run_config(config_path, out, fit_overrides, resume=False)
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"
     t0 = time.perf_counter()
 
@@ -60,7 +63,6 @@ def demo(
     print(f"[2/4] training MLPF ({config_path.name}) into {out}")
     for stale in ("checkpoints", "evaluation", "explain", "explain_study"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    fit_overrides = (f"fit.device={device}", *overrides)
     train_mlpf(train_dir, config_path, out, overrides=fit_overrides, resume=False)
 
     print(f"[3/4] evaluating MLPF and the rule-based baseline on {test_events} unseen events")

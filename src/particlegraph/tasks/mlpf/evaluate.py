@@ -37,7 +37,9 @@ from particlegraph.plot import save_figure
 from particlegraph.report.html import ReportSection
 from particlegraph.sim.elements import CLASS_LABELS, CLASS_NAMES, NUM_CLASSES
 from particlegraph.tasks.mlpf import metrics as pf
+from particlegraph.tasks.mlpf.calibration import load_calibration
 from particlegraph.tasks.mlpf.diagnostics import summarize_diagnostics
+from particlegraph.tasks.mlpf.uncertainty import summarize_uncertainties
 
 PathLike = str | os.PathLike[str]
 
@@ -65,6 +67,7 @@ def predict_events(
     progress: bool = True,
     class_offsets: Any = None,
     offset_max_pt: float | None = None,
+    calibration: Any = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Run ``model`` on every event of ``data`` and yield ``(X, ygen, ycand, ypred)`` per event.
 
@@ -77,6 +80,8 @@ def predict_events(
         progress: show progress (a bar on a terminal, plain lines with total and ETA in a pipe).
         class_offsets: (6,) tensor of the operating point (``operating_point.json``), or None.
         offset_max_pt: the offsets act below this element pT|Et [GeV] (None: everywhere).
+        calibration: a :class:`~particlegraph.tasks.mlpf.calibration.Calibration` applied to
+            every event's predictions, or None.
 
     Yields:
         numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
@@ -110,7 +115,8 @@ def predict_events(
             ycand = batch.ycand.cpu().numpy()
             ptr = batch.ptr.cpu().numpy()
             for a, b in itertools.pairwise(ptr.tolist()):
-                yield x[a:b], ygen[a:b], ycand[a:b], ypred[a:b]
+                yp = ypred[a:b] if calibration is None else calibration.apply(ypred[a:b])
+                yield x[a:b], ygen[a:b], ycand[a:b], yp
             bar.update(len(ptr) - 1)
 
 
@@ -198,9 +204,25 @@ CHARGED_NOTE = (
 )
 
 
+#: Quantities of the console summary's table with errors.
+HEADLINE_NAMES = (
+    "jet_pt_resolution/hard", "jet_pt_response/hard", "met_resolution", "met_std_gev",
+    "efficiency/neutral_hadron", "fake_rate/neutral_hadron", "efficiency/photon",
+    "fake_rate/photon", "pt_resolution/neutral_hadron", "pt_resolution/photon",
+    "phi_resolution/charged_hadron",
+)  # fmt: skip
+
+
 def format_summary(metrics: Mapping[str, Any]) -> str:
     """The compact summary printed by the CLI: the class table, why charged classes are exact,
-    then jets and MET."""
+    jets and MET, then the headline numbers with bootstrap errors."""
+    from particlegraph.tasks.mlpf import report
+
+    errors = ""
+    if "uncertainty" in metrics:
+        errors = "\n\n" + format_table(
+            report.UNCERTAINTY_HEADER, report.uncertainty_rows(metrics, HEADLINE_NAMES)
+        )
     return (
         f"events: {metrics.get('events')}\n"
         + format_table(CLASS_HEADER, class_rows(metrics))
@@ -208,6 +230,7 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
         + textwrap.fill(CHARGED_NOTE, width=100, subsequent_indent="      ")
         + "\n\n"
         + format_table(EVENT_HEADER, event_rows(metrics))
+        + errors
     )
 
 
@@ -575,6 +598,14 @@ def write_outputs(
             links=report.definition_links("efficiency", "fake rate", "charged classes"),
         ),
         ReportSection(
+            "Headline numbers with bootstrap errors",
+            rows=report.uncertainty_rows(metrics),
+            header=report.UNCERTAINTY_HEADER,
+            text=f"{metrics['events']} events; value \u00b1 bootstrap standard deviation over "
+            "events; the difference is paired (same replicas).",
+            links=report.definition_links("bootstrap", "jets and MET", doc="evaluation.md"),
+        ),
+        ReportSection(
             "Event-level metrics",
             rows=event_rows(metrics),
             header=EVENT_HEADER,
@@ -602,6 +633,7 @@ def evaluate(
     progress: bool = True,
     figures: bool = True,
     use_operating_point: bool = True,
+    use_calibration: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained run on ``data``, write metrics, plots and the report, return the metrics.
 
@@ -617,6 +649,9 @@ def evaluate(
         figures: write the PNGs (about 10 s of CPU); False writes metrics and tables only.
         use_operating_point: apply ``run_dir/operating_point.json`` (class offsets chosen on
             validation events) when the run has one; False: plain arg-max.
+        use_calibration: apply the run's ``calibration.json`` (energy calibration learned on
+            validation events, :mod:`.calibration`; looked for in the output directory, then in
+            the run itself) when there is one.
 
     ``run_dir = "pretrained:<name>"`` evaluates a shipped model and writes into
     ``runs/pretrained_<name>/``.
@@ -634,6 +669,9 @@ def evaluate(
     if model is None:
         model, _ = load_model(source, which=which)
     op = load_operating_point(source) if use_operating_point else None
+    cal = None
+    if use_calibration:
+        cal = load_calibration(run_dir) or load_calibration(source)
     t0 = time.perf_counter()
     col = pf.collect(
         predict_events(
@@ -645,11 +683,13 @@ def evaluate(
             progress=progress,
             class_offsets=op.offsets_tensor() if op is not None else None,
             offset_max_pt=op.offset_max_pt_gev if op is not None else None,
+            calibration=cal,
         )
     )
     elapsed = time.perf_counter() - t0
     metrics = pf.summarize(col)
     metrics["diagnostics"] = summarize_diagnostics(col)
+    metrics["uncertainty"] = summarize_uncertainties(col)
     metrics["inference"] = {
         "device": str(next(iter(model.parameters())).device) if _has_params(model) else device,
         "batch_size": batch_size,
@@ -665,6 +705,11 @@ def evaluate(
             "feasible": op.feasible,
         }
         if op
+        else None
+    )
+    metrics["calibration"] = (
+        {"events": cal.events, "classes": sorted(cal.points), "counts": cal.counts}
+        if cal is not None
         else None
     )
     metrics["classes"] = list(CLASS_NAMES[:NUM_CLASSES])

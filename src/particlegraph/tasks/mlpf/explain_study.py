@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,8 @@ from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.explain import faithfulness
 from particlegraph.explain.aggregate import FLIP_UNITS, RelevanceStudy, StudySpec
 from particlegraph.sim.elements import CLASS_NAMES, ELEM_TRACK, TRACK_FEATURES
-from particlegraph.tasks.mlpf.explain import RULES, output_column, relevant_targets, slug
+from particlegraph.tasks.mlpf.explain import lrp_relevance, output_column, relevant_targets, slug
 from particlegraph.tasks.mlpf.findings import check_claims, findings_html, findings_table
-from particlegraph.tasks.mlpf.train import run_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,36 @@ def state_path(out: Path, shard: int, num_shards: int) -> Path:
     return out / f"state_shard{shard}of{num_shards}.npz"
 
 
+def study_folder(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """The study's folder: ``out_dir``, else ``RUN/explain_study`` (see
+    :func:`~particlegraph.tasks.mlpf.explain.output_folder`)."""
+    from particlegraph.tasks.mlpf.explain import output_folder
+
+    return output_folder(run_dir, out_dir, "explain_study")
+
+
+def _check_options(events: int, shard: int, num_shards: int, save_every: int, flip_every: int,
+                   which: str) -> None:  # fmt: skip
+    from particlegraph.tasks.mlpf.export import check_checkpoint
+
+    if events < 1 or save_every < 1 or flip_every < 0:
+        raise ConfigError("--events and --save-every must be >= 1 and --flip-every >= 0")
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ConfigError(f"--shard must lie in 0..{num_shards - 1}; got {shard}")
+    check_checkpoint(which)
+
+
+def _open_state(path: Path, spec: StudySpec) -> RelevanceStudy:
+    """The saved state of this shard (to resume), or a fresh one; refuses other settings."""
+    acc = RelevanceStudy.load(path) if path.exists() else RelevanceStudy(spec)
+    if acc.spec != spec:
+        raise ConfigError(
+            f"{path} was made with other settings (outputs, neighbours or seed); "
+            "use another --out or delete it"
+        )
+    return acc
+
+
 def study(
     run_dir: str | Path,
     data: str | Path,
@@ -110,18 +140,22 @@ def study(
     check_targets: int = 256,
     seed: int = 0,
     max_seconds: float | None = None,
+    overwrite: bool = False,
+    validate: bool = True,
 ) -> dict[str, Any]:
     """Explain every output of every element of the first ``events`` events (this shard's part).
 
+    Options, run and output folder are checked before any work (guarded as ``mlpf explain``).
+
     Args:
-        run_dir: training run directory (``config.yaml`` + ``checkpoints/``).
+        run_dir: training run folder or ``pretrained:<name>``.
         data: dataset directory or event file.
         events: events of the dataset taken (from the start; shards split them).
         outputs: ``"all"`` (the 12 of :data:`STUDY_OUTPUTS`) or output names.
         rule: LRP rule (``epsilon``, ``gamma``, ``zplus``) or an LRP ``Composite``.
         device: ``auto``, ``cpu`` or ``cuda``.
         shard, num_shards: this process explains the events j with ``j % num_shards == shard``.
-        out_dir: where states and results go (default ``run_dir/explain_study``).
+        out_dir: where states and results go (default :func:`study_folder`).
         which: checkpoint, ``best`` or ``last``.
         num_neighbours: K, neighbour ranks in the maps.
         save_every: save the state every this many events (and at the end).
@@ -131,81 +165,115 @@ def study(
         check_targets: most measured targets per output in the flipping curves.
         seed: seed of the bootstrap and the random flipping orders.
         max_seconds: stop (after saving) once this much wall time is spent; rerun to continue.
+        overwrite: write into a folder that ``mlpf explain`` did not make.
+        validate: run the physics checks of the input events.
 
     Returns:
         A progress summary; with ``num_shards == 1`` the merged results (see :func:`merge`).
     """
-    from particlegraph.explain.lrp import explain_outputs, trace_model
-    from particlegraph.explain.lrp.models import CHECK_ELEMENTS
-    from particlegraph.tasks.mlpf.store import iter_events
-    from particlegraph.tasks.mlpf.train import load_model
+    from particlegraph.outputs import Output, claim_unowned, guard_outputs
+    from particlegraph.tasks.mlpf.explain import COMMAND
+    from particlegraph.tasks.mlpf.schema import reading
+    from particlegraph.tasks.mlpf.train import PACKAGE, load_model
+    from particlegraph.train.run import open_run
 
     names = parse_outputs(outputs)
-    if events < 1 or save_every < 1 or flip_every < 0:
-        raise ConfigError("--events and --save-every must be >= 1 and --flip-every >= 0")
-    if not 0 <= shard < num_shards:
-        raise ConfigError(f"--shard must lie in 0..{num_shards - 1}; got {shard}")
-    out = Path(out_dir) if out_dir is not None else run_output_dir(run_dir) / "explain_study"
-    out.mkdir(parents=True, exist_ok=True)
+    _check_options(events, shard, num_shards, save_every, flip_every, which)
+    lrp_relevance(rule)  # an unknown rule name fails here
+    run = open_run(run_dir, "mlpf", PACKAGE)
+    if not Path(data).exists():
+        raise DataFileError(f"{data}: no such dataset folder or event file (--data)")
+    out = study_folder(run_dir, out_dir)
+    inputs = (data, run.checkpoint(which), run.config_path)
+    guard_outputs(COMMAND, [Output(out, "dir", "--out")], inputs, overwrite=overwrite)
     path = state_path(out, shard, num_shards)
-    spec = study_spec(names, num_neighbours, seed)
-    acc = RelevanceStudy.load(path) if path.exists() else RelevanceStudy(spec)
-    if acc.spec != spec:
-        raise ConfigError(
-            f"{path} was made with other settings (outputs, neighbours or seed); "
-            "use another --out or delete it"
-        )
-    dev = resolve_device(device)
-    model, _ = load_model(run_dir, which=which)
-    model = model.to(dev).eval()
-    if isinstance(rule, str) and rule not in RULES:
-        raise ConfigError(f"unknown LRP rule {rule!r}; choose one of {', '.join(RULES)}")
-    composite = rule
-    mine = len(range(shard, events, num_shards))
-    todo = mine - acc.events
+    acc = _open_state(path, study_spec(names, num_neighbours, seed))
+    model, _ = load_model(run.path, which=which)
+    model = model.to(resolve_device(device)).eval()
+    claim_unowned(out, COMMAND)
+    plan = _Shard(shard, num_shards, events, save_every, flip_every, max_seconds, path)
+    flip_fn = _flipper(model, names, check_targets, seed) if flip_every else None
+    with reading(validate):
+        progress = _run_shard(model, data, acc, plan, rule, flip_fn)
+    if num_shards == 1 and acc.events > 0:
+        summary = merge(out, extra={"progress": progress})
+        report_study(run.output_dir, out)
+        return {**summary, "progress": progress}
+    return progress
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """What one call of :func:`study` explains and when it saves."""
+
+    shard: int
+    num_shards: int
+    events: int  # events of the dataset taken, all shards together
+    save_every: int
+    flip_every: int
+    max_seconds: float | None
+    path: Path  # the shard's state file
+
+    @property
+    def planned(self) -> int:
+        return len(range(self.shard, self.events, self.num_shards))
+
+
+def _add_event(model: Any, acc: RelevanceStudy, event: Any, j: int, rule: Any, step: int,
+               check: bool) -> tuple[torch.Tensor, Any, np.ndarray]:  # fmt: skip
+    """Explain event ``j`` for every output of the study and fold it into ``acc``."""
+    from particlegraph.explain.lrp import explain_outputs, trace_model
+    from particlegraph.explain.lrp.models import CHECK_ELEMENTS
+
+    dev = next(model.parameters()).device
+    x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
+    true = torch.as_tensor(np.rint(event.ygen[:, 0]).astype(np.int64))
+    # the adapter check (traced == model outputs) costs a second forward pass: once per call
+    program = trace_model(model, x, check=CHECK_ELEMENTS if check else False)
+    pred = program.values[program.outputs["class"]].argmax(-1).cpu()
+    rel = explain_outputs(model, x, acc.spec.outputs, composite=rule, program=program)
+    del program
+    group = torch.as_tensor(event.X[:, 0] == ELEM_TRACK).long()
+    acc.add_event(j, rel, true, pred, group, step=step)
+    return x, rel, true.numpy()
+
+
+def _run_shard(model: Any, data: str | Path, acc: RelevanceStudy, plan: _Shard, rule: Any,
+               flip_fn: Any) -> dict[str, Any]:  # fmt: skip
+    """Explain this shard's events not yet in ``acc``, saving its state; returns the progress."""
+    from particlegraph.tasks.mlpf.store import iter_events
+
+    todo = plan.planned - acc.events
     started = time.perf_counter()
     done_now = 0
-    flip_fn = _flipper(model, names, check_targets, seed) if flip_every else None
     for j, event in enumerate(iter_events(data)):
-        if j >= events:
+        if j >= plan.events:
             break
-        if j % num_shards != shard or acc.holds(j):
+        if j % plan.num_shards != plan.shard or acc.holds(j):
             continue
-        x = torch.as_tensor(event.X, dtype=torch.float32, device=dev)
-        true = torch.as_tensor(np.rint(event.ygen[:, 0]).astype(np.int64))
-        # the adapter check (traced == model outputs) costs a second forward pass: once per run
-        program = trace_model(model, x, check=CHECK_ELEMENTS if done_now == 0 else False)
-        pred = program.values[program.outputs["class"]].argmax(-1).cpu()
-        rel = explain_outputs(model, x, names, composite=composite, program=program)
-        del program
-        acc.add_event(j, rel, true, pred, torch.as_tensor(event.X[:, 0] == ELEM_TRACK).long(),
-                      step=num_shards)  # fmt: skip
-        if flip_fn is not None and (acc.events - 1) % flip_every == 0:
-            flip_fn(acc, x, rel, true.numpy(), j)
+        x, rel, true = _add_event(model, acc, event, j, rule, plan.num_shards, done_now == 0)
+        if flip_fn is not None and (acc.events - 1) % plan.flip_every == 0:
+            flip_fn(acc, x, rel, true, j)
         del rel
         done_now += 1
         elapsed = time.perf_counter() - started
-        if acc.events % save_every == 0 or acc.events == mine:
-            acc.save(path)
+        if acc.events % plan.save_every == 0 or acc.events == plan.planned:
+            acc.save(plan.path)
             rate = done_now / elapsed
-            eta = (mine - acc.events) / rate if rate > 0 else float("inf")
+            eta = (plan.planned - acc.events) / rate if rate > 0 else float("inf")
             log.info("explain study shard %d/%d: %d/%d events, %.2f events/s, ETA %.0f s",
-                     shard, num_shards, acc.events, mine, rate, eta)  # fmt: skip
-        if max_seconds is not None and elapsed > max_seconds:
+                     plan.shard, plan.num_shards, acc.events, plan.planned, rate, eta)  # fmt: skip
+        if plan.max_seconds is not None and elapsed > plan.max_seconds:
             break
-    acc.save(path)
+    acc.save(plan.path)
     seconds = time.perf_counter() - started
-    progress = {
-        "shard": shard, "num_shards": num_shards, "events_done": acc.events, "events_planned": mine,
-        "events_this_call": done_now, "seconds_this_call": seconds,
+    return {
+        "shard": plan.shard, "num_shards": plan.num_shards, "events_done": acc.events,
+        "events_planned": plan.planned, "events_this_call": done_now,
+        "seconds_this_call": seconds,
         "events_per_second": done_now / seconds if seconds > 0 else None,
-        "state": str(path), "todo_before": todo,
+        "state": str(plan.path), "todo_before": todo,
     }  # fmt: skip
-    if num_shards == 1 and acc.events > 0:
-        summary = merge(out, extra={"progress": progress})
-        report_study(run_output_dir(run_dir), out)
-        return {**summary, "progress": progress}
-    return progress
 
 
 def report_study(run_dir: str | Path, out_dir: str | Path) -> None:
@@ -304,3 +372,24 @@ def merge(
     write_text(out / "findings.html", findings_html(summary))
     write_json(out / "summary.json", summary)
     return summary
+
+
+def format_summary(summary: Mapping[str, Any], out: str | Path) -> list[str]:
+    """The lines ``mlpf explain --outputs ...`` prints: this shard's progress, then (once merged)
+    the totals and the verdict on each quoted finding."""
+    lines = []
+    progress = summary.get("progress")
+    if progress is not None:
+        lines.append(
+            f"shard {progress['shard']}/{progress['num_shards']}: {progress['events_done']}/"
+            f"{progress['events_planned']} events, {progress['events_this_call']} in "
+            f"{progress['seconds_this_call']:.1f} s -> {progress['state']}"
+        )
+    if "claims" in summary:
+        out = Path(out)
+        lines.append(f"study of {summary['events']} events, {summary['elements']} elements -> "
+                     f"{out / 'summary.json'}, {out / 'findings.html'}")  # fmt: skip
+        for claim in summary["claims"]:
+            share = f" (share {100 * claim['share']:.2f} %)" if "share" in claim else ""
+            lines.append(f"  {claim['claim']}: {claim['verdict']}{share}")
+    return lines

@@ -13,6 +13,11 @@ for inference on events of up to ~10^4 elements.
 
 Two exporters are supported: TorchScript tracing (fast; deprecated by torch but present in 2.13)
 and the torch.export-based one (``dynamo``); ``auto`` uses the first and falls back to the second.
+
+:func:`export_run` is what ``particlegraph mlpf export`` runs: it opens the run (``PATH`` or
+``pretrained:NAME``), declares the ``.onnx`` file with the output guard before any work (never
+the run's checkpoints or config; an existing file only when this command wrote it, which the
+file's ONNX metadata records, or with ``overwrite``) and exports.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ from particlegraph.nn.gravnet import DISTANCE_SCALE, GravNetConv
 from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK
 
 OUTPUT_NAMES = ("logits", "charge_logits", "regression")
+#: The command that writes ``.onnx`` files, recorded in their metadata.
+COMMAND = "mlpf export"
+#: ONNX ``metadata_props`` key naming the command that wrote the file.
+METADATA_KEY = "particlegraph"
+#: Largest existing file read to find out whether this command wrote it [bytes].
+MAX_OWN_CHECK_BYTES = 1 << 30
+#: Checkpoints a run offers (``best`` falls back to ``last``).
+CHECKPOINTS = ("best", "last")
 
 
 class DenseGravNetConv(nn.Module):
@@ -255,6 +268,7 @@ def export_onnx(
                     if exporter == "torchscript":
                         raise
                     _export_dynamo(wrapper, x, tmp, opset)
+            _stamp(tmp)
         except ParticlegraphError:
             raise
         except Exception as err:  # exporter failures come in many types
@@ -263,3 +277,85 @@ def export_onnx(
         raise DataFileError(f"ONNX export did not write {path}")
     diff = check_onnx(path, model, x) if check else None
     return ExportResult(path, n, diff)
+
+
+def _stamp(path: Path) -> None:
+    """Record in the ONNX file's metadata that :data:`COMMAND` wrote it (see :func:`is_own_export`)."""
+    onnx = require("onnx", "export")
+    proto = onnx.load(str(path))  # type: ignore[attr-defined]
+    proto.metadata_props.add(key=METADATA_KEY, value=COMMAND)
+    onnx.save(proto, str(path))  # type: ignore[attr-defined]
+
+
+def is_own_export(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an ONNX file written by ``mlpf export`` (its metadata says so).
+
+    Anything else (another file, a damaged or huge file) is not, and is never replaced
+    without ``--overwrite``.
+    """
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_OWN_CHECK_BYTES:
+            return False
+        onnx = require("onnx", "export")
+        proto = onnx.load(str(path), load_external_data=False)  # type: ignore[attr-defined]
+    except Exception:  # not ONNX at all: protobuf raises several types
+        return False
+    return any(p.key == METADATA_KEY and p.value == COMMAND for p in proto.metadata_props)
+
+
+def check_checkpoint(which: str, option: str = "--checkpoint") -> str:
+    """A ``--checkpoint`` value: ``best`` (falls back to ``last``) or ``last``."""
+    if which not in CHECKPOINTS:
+        raise ConfigError(f"{option} must be 'best' or 'last', got {which!r}")
+    return which
+
+
+def export_run(
+    run: str | os.PathLike[str],
+    onnx_path: str | os.PathLike[str],
+    *,
+    which: str = "best",
+    elements: int = 256,
+    opset: int = 18,
+    check: bool = True,
+    exporter: str = "auto",
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export the model of a run folder or ``pretrained:NAME`` to ``onnx_path``.
+
+    Every option and the output are checked before the model is loaded: ``onnx_path`` is never
+    one of the run's checkpoints or its config (not even with ``overwrite``), and an existing
+    file is replaced only when ``mlpf export`` wrote it, or with ``overwrite``.
+
+    Args:
+        run: the ``--run`` value.
+        onnx_path: the ``.onnx`` file to write.
+        which: checkpoint, ``best`` (falls back to ``last``) or ``last``.
+        elements, opset, check, exporter: see :func:`export_onnx`.
+        overwrite: replace an existing file that ``mlpf export`` did not write.
+
+    Raises:
+        ConfigError: a bad option or a refused output. DataFileError: no such run.
+    """
+    from particlegraph.cli.common import check_output_file, check_range, removed_on_failure
+    from particlegraph.outputs import Output, guard_outputs
+    from particlegraph.tasks.mlpf.train import PACKAGE, load_model
+    from particlegraph.train.checkpoint import CHECKPOINT_DIR
+    from particlegraph.train.run import open_run
+
+    check_checkpoint(which)
+    check_range("--elements", elements, 1, 1_000_000, what="elements of the synthetic event")
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"--exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    opened = open_run(run, "mlpf", PACKAGE)
+    path = Path(onnx_path)
+    output = Output(path, "file", "--onnx", own=is_own_export)
+    inputs = (opened.path / CHECKPOINT_DIR, opened.config_path)
+    check_output_file(path, "--onnx")  # a folder, an unwritable parent
+    guard_outputs(COMMAND, [output], inputs, overwrite=overwrite)
+    model, _ = load_model(opened.path, which)
+    with removed_on_failure(path):
+        return export_onnx(
+            model, path, elements=elements, opset=opset, check=check, exporter=exporter
+        )

@@ -187,19 +187,24 @@ def generate(
     out = Path(out)
     guard_outputs(COMMAND, [Output(out, "dir", "--out")], overwrite=overwrite)
     dataset = {"process": process, "pileup": pileup, "format": fmt}
+    try:  # every check reads only: a refused run leaves the folder as it found it
+        same = check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
+    except ConfigError:
+        if not overwrite:
+            raise
+        same = False
+    args = (
+        process, events, pileup, seed, out, shard, num_shards, fmt, events_per_file, pool_size,
+        detector or mlpf_detector(), pythia_settings, pileup_settings, pool_cache, progress,
+        overwrite,
+    )  # fmt: skip
+    if same:
+        _generate_files(*args, dry_run=True)  # the per-file settings, before the lock is taken
     with writer_lock(out, COMMAND, key=f"shard-{shard}-of-{num_shards}"):
-        try:
-            check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
-        except ConfigError:
-            if not overwrite:
-                raise
+        if not same:
             _remove(_dataset_files(out, (owner(out) or {}).get("settings", {})))
-        claim(out, COMMAND, dataset)
-        return _generate_files(
-            process, events, pileup, seed, out, shard, num_shards, fmt, events_per_file,
-            pool_size, detector or mlpf_detector(), pythia_settings, pileup_settings, pool_cache,
-            progress, overwrite,
-        )  # fmt: skip
+            claim(out, COMMAND, dataset)
+        return _generate_files(*args)  # checked again: another writer may have finished
 
 
 def _dataset_files(out: Path, settings: dict[str, Any]) -> list[Path]:
@@ -215,9 +220,10 @@ def _generate_files(
     process: str, events: int, pileup: float, seed: int, out: Path, shard: int, num_shards: int,
     fmt: str, events_per_file: int, pool_size: int, cfg: DetectorConfig,
     pythia_settings: Sequence[str], pileup_settings: Sequence[str] | None,
-    pool_cache: bool | str | Path, progress: bool | None, overwrite: bool,
+    pool_cache: bool | str | Path, progress: bool | None, overwrite: bool, dry_run: bool = False,
 ) -> list[Path]:  # fmt: skip
-    """:func:`generate` once its options are checked and the folder is locked."""
+    """:func:`generate` once its options are checked and the folder is locked (``dry_run``: only
+    check the existing files' settings)."""
     n_files = math.ceil(events / events_per_file)
     mine = shard_plan(n_files, shard, num_shards)
     paths = [out / file_name(process, pileup, j, fmt) for j in mine]
@@ -247,6 +253,8 @@ def _generate_files(
             "with more --events or fewer --events-per-file; choose another --out, or pass "
             "--overwrite to replace the data)"
         )
+    if dry_run:
+        return paths
     if not todo:
         _remove(stale)
         return paths

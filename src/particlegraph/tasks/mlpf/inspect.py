@@ -192,3 +192,69 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["plots"]:
         lines.append("plots: " + ", ".join(summary["plots"]))
     return "\n".join(lines)
+
+
+#: The command that writes ``--json`` summaries and ``--plots`` folders (their owner mark).
+COMMAND = "mlpf inspect"
+#: Largest existing ``--json`` file read to find out whether this command wrote it [bytes].
+MAX_OWN_CHECK_BYTES = 16 << 20
+
+
+def is_own_summary(path: PathLike) -> bool:
+    """Whether ``path`` is a JSON summary written by ``mlpf inspect`` (its ``command`` says so);
+    anything else (a shard, another JSON file, a huge file) is never replaced without
+    ``--overwrite``."""
+    import json
+
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_OWN_CHECK_BYTES:
+            return False
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("command") == COMMAND
+
+
+def inspect(
+    path: PathLike,
+    *,
+    plots_dir: PathLike | None = None,
+    max_events: int | None = None,
+    json_out: PathLike | None = None,
+    overwrite: bool = False,
+    validate: bool = True,
+) -> dict[str, Any]:
+    """``particlegraph mlpf inspect``: :func:`inspect_dataset`, plus the ``--json`` summary.
+
+    The outputs are checked before any reading (:func:`particlegraph.outputs.guard_outputs`):
+    ``json_out`` is never one of the dataset's event files (not even with ``overwrite``), and
+    an existing file or ``plots_dir`` is written only when ``mlpf inspect`` made it, or with
+    ``overwrite``. A summary or plots folder beside the shards, inside the dataset folder, is
+    allowed (readers skip them).
+
+    Returns:
+        The summary (see :func:`inspect_dataset`); the JSON file holds it with
+        ``"command": "mlpf inspect"`` added.
+    """
+    from particlegraph.atomic import write_json
+    from particlegraph.cli.common import check_output_dir, check_output_file, removed_on_failure
+    from particlegraph.outputs import Output, claim_unowned, guard_outputs
+    from particlegraph.tasks.mlpf.schema import reading
+
+    outputs = []
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+        outputs.append(Output(Path(json_out), "file", "--json", own=is_own_summary))
+    if plots_dir is not None:
+        check_output_dir(plots_dir, "--plots")
+        outputs.append(Output(Path(plots_dir), "dir", "--plots"))
+    shards = resolve_files(path)  # the event files: what must never be replaced
+    guard_outputs(COMMAND, outputs, shards, overwrite=overwrite)
+    with reading(validate), removed_on_failure(plots_dir, json_out):
+        if plots_dir is not None:
+            claim_unowned(plots_dir, COMMAND)
+        summary = inspect_dataset(shards, plots_dir=plots_dir, max_events=max_events)
+        if json_out is not None:
+            write_json(json_out, {**summary, "command": COMMAND})
+    return summary

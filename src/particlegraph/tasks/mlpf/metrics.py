@@ -243,6 +243,10 @@ class PFCollection:
         gen_met / reco_met: (K,) MET [GeV].
         gen_jets_pt: (G,) pT of all gen jets [GeV]; jet_pairs: per side (P, 3)
             ``(gen pT, reco pT, gen eta)`` of matched jets.
+        element_event: (M,) event index of each kept element; jet_pair_events: per side (P,)
+            event index of each matched jet; confusion_events: per side (K, 6, 6) the
+            confusion matrix of each event. They drive the bootstrap over events
+            (:mod:`.uncertainty`).
     """
 
     events: int = 0
@@ -256,6 +260,9 @@ class PFCollection:
     reco_met: dict[str, Any] = field(default_factory=dict)
     gen_jets_pt: Any = field(default_factory=list)
     jet_pairs: dict[str, Any] = field(default_factory=dict)
+    element_event: Any = field(default_factory=list)
+    jet_pair_events: dict[str, Any] = field(default_factory=dict)
+    confusion_events: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, float] = field(default_factory=dict)
 
 
@@ -314,6 +321,8 @@ class PFCollector:
                 out.reco_multiplicity[s] = []
                 out.reco_met[s] = []
                 out.jet_pairs[s] = []
+                out.jet_pair_events[s] = []
+                out.confusion_events[s] = []
         elif sides != out.sides:
             raise DataFileError(
                 f"event {out.events} has sides {sides} but earlier events had {out.sides}"
@@ -330,10 +339,13 @@ class PFCollector:
         for s in sides:
             keep |= rcls[s] != 0
         _append_columns(out.gen, ygen, gcls, keep)
+        out.element_event.append(np.full(int(keep.sum()), out.events, dtype=np.int32))
         out.gen_multiplicity.append(np.bincount(gcls, minlength=NUM_CLASSES))
         out.gen_met.append(met(ygen))
         for s in sides:
-            out.confusion[s] += confusion_matrix(gcls, rcls[s])
+            cm = confusion_matrix(gcls, rcls[s])
+            out.confusion[s] += cm
+            out.confusion_events[s].append(cm.astype(np.int32))
             _append_columns(out.reco[s], recos[s], rcls[s], keep)
             out.reco_multiplicity[s].append(np.bincount(rcls[s], minlength=NUM_CLASSES))
             out.reco_met[s].append(met(recos[s]))
@@ -348,14 +360,16 @@ class PFCollector:
         gen_jets = jets.cluster_jets(
             [particles(p["gen"]) for p in self._pending], self.jet_radius, self.gen_jet_min_pt
         )
+        first = self.out.events - len(self._pending)  # event index of the first pending event
         self.out.gen_jets_pt.extend(j[:, 0] for j in gen_jets)
         for s in self.out.sides:
             reco_jets = jets.cluster_jets(
                 [particles(p[s]) for p in self._pending], self.jet_radius, self.reco_jet_min_pt
             )
-            for g, r in zip(gen_jets, reco_jets, strict=True):
+            for k, (g, r) in enumerate(zip(gen_jets, reco_jets, strict=True)):
                 gi, ri = jets.match_jets(g, r, self.match_dr)
                 self.out.jet_pairs[s].append(np.stack([g[gi, 0], r[ri, 0], g[gi, 1]], axis=1))
+                self.out.jet_pair_events[s].append(np.full(len(gi), first + k, dtype=np.int32))
         self._pending = []
 
     def finish(self) -> PFCollection:
@@ -368,12 +382,16 @@ class PFCollector:
         out.gen_multiplicity = np.stack(out.gen_multiplicity)
         out.gen_met = np.asarray(out.gen_met, dtype=np.float64)
         out.gen_jets_pt = np.concatenate(out.gen_jets_pt) if out.gen_jets_pt else np.zeros(0)
+        out.element_event = np.concatenate(out.element_event)
         for s in out.sides:
             out.reco[s] = _concat_columns(out.reco[s])
             out.reco_multiplicity[s] = np.stack(out.reco_multiplicity[s])
             out.reco_met[s] = np.asarray(out.reco_met[s], dtype=np.float64)
             pairs = out.jet_pairs[s]
             out.jet_pairs[s] = np.concatenate(pairs) if pairs else np.zeros((0, 3))
+            ev = out.jet_pair_events[s]
+            out.jet_pair_events[s] = np.concatenate(ev) if ev else np.zeros(0, dtype=np.int32)
+            out.confusion_events[s] = np.stack(out.confusion_events[s])
         return out
 
 

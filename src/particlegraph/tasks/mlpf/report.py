@@ -7,7 +7,9 @@ captioned with what it shows. Numbers link to their definitions at the bottom of
 to ``docs/`` when the report is written from a source checkout).
 
 Efficiencies and fake rates in the tables carry the binomial standard error
-``sqrt(p (1 - p) / n)`` and the counts ``k/n`` they come from (from the confusion matrix).
+``sqrt(p (1 - p) / n)`` and the counts ``k/n`` they come from (from the confusion matrix); the
+headline table carries bootstrap errors over events and paired MLPF - baseline differences
+(:mod:`.uncertainty`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ DEFINITIONS = {
     "the difference reco - gen and its interquartile range.",
     "jets and MET": "Anti-kT R = 0.4 jets (fastjet) from gen and reco particles, matched "
     "greedily within Delta R < 0.2; MET = |vector sum of particle pT| per event.",
+    "bootstrap": "Errors of the headline numbers: the events are resampled with replacement "
+    "(200 seeded replicas); each number is recomputed on every replica and its error is the "
+    "standard deviation over replicas. MLPF - baseline differences are computed on the same "
+    "replicas (paired). Better: the improvement exceeds 2 sigma; at least as good: MLPF is not "
+    "worse by more than 1 sigma. Responses are compared by their distance to 1.",
     "relevance": "Layer-wise relevance propagation (LRP) distributes an output value over the "
     "input features of every element in its receptive field; relevances sum to the explained "
     "output up to the share absorbed by biases (conservation).",
@@ -235,3 +242,49 @@ def report_explanation(run_dir: PathLike, out_dir: PathLike, summary: Mapping[st
     """Add the explanation part to the run's report (called at the end of ``explain``)."""
     save_stage(run_dir, "explanation", explanation_sections(out_dir, summary))
     return write_run_report(run_dir)
+
+
+#: Header of the table of headline numbers with bootstrap errors.
+UNCERTAINTY_HEADER = ["quantity", "MLPF", "baseline", "MLPF - baseline", "verdict"]
+
+
+def _pm(entry: Mapping[str, Any] | None, digits: int = 4) -> str:
+    if not entry or entry.get("value") is None:
+        return "\u2013"
+    err = entry.get("error")
+    return f"{entry['value']:.{digits}f}" + ("" if err is None else f" \u00b1 {err:.{digits}f}")
+
+
+def verdict(comparison: Mapping[str, Any] | None) -> str:
+    """``better`` (beyond 2 sigma), ``as good`` (within 1 sigma or better), ``worse`` or a dash."""
+    if not comparison or comparison.get("at_least_as_good") is None:
+        return "\u2013"
+    if comparison.get("better"):
+        return "better (> 2 sigma)"
+    return "at least as good (< 1 sigma worse)" if comparison["at_least_as_good"] else "worse"
+
+
+def uncertainty_rows(
+    metrics: Mapping[str, Any], names: Sequence[str] | None = None
+) -> list[list[str]]:
+    """Rows ``quantity | MLPF +- err | baseline +- err | difference +- err | verdict`` from
+    ``metrics["uncertainty"]`` (all quantities, or those in ``names``). Responses are compared
+    by ``|response - 1|``, so their difference column is that distance's difference."""
+    quantities = metrics.get("uncertainty", {}).get("quantities", {})
+    rows = []
+    for name in names if names is not None else list(quantities):
+        q = quantities.get(name)
+        if q is None:
+            continue
+        comp = q.get("comparison")
+        label = name + (" (|r - 1| compared)" if q.get("kind") == "unit" and comp else "")
+        rows.append(
+            [
+                label,
+                _pm(q.get("mlpf")),
+                _pm(q.get("baseline")),
+                _pm(comp.get("difference")) if comp else "\u2013",
+                verdict(comp),
+            ]
+        )
+    return rows

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from particlegraph.bounds import check_batch_size
 from particlegraph.config import dump_config, from_dict, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.sim import elements as schema
@@ -60,6 +61,7 @@ class DataConfig:
     operating_point_events: int = 200  # validation events for the class offsets (0: plain arg-max)
 
     def __post_init__(self) -> None:
+        check_batch_size("data.batch_size", self.batch_size)
         if (
             self.batch_size < 1
             or self.num_workers < 0

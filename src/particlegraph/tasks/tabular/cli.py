@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from particlegraph.cli.common import friendly_errors, removed_on_failure
+from particlegraph.bounds import MAX_BATCH_SIZE, MAX_BINS, MAX_EVENTS, MAX_SEED
+from particlegraph.cli.common import check_range, friendly_errors, removed_on_failure
 from particlegraph.errors import ConfigError
 
 app = typer.Typer(
@@ -36,12 +37,18 @@ def generate(
     events: int = typer.Option(20_000, "--events", help="events in total (train + test)"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     test_fraction: float = typer.Option(0.5, "--test-fraction", help="share labelled 2/3 (test)"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace an existing file that tabular generate did not write"
+    ),
 ) -> None:
     """Generate the three-observable toy: obs1 separates, obs2 through |obs2|, obs3 not at all."""
     from particlegraph.tasks.tabular.workflow import generate as run
 
+    check_range("--events", events, 2, MAX_EVENTS, what="events in total")
+    check_range("--seed", seed, 0, MAX_SEED)
+    check_range("--test-fraction", test_fraction, 0.0, 1.0)
     with removed_on_failure(out):
-        path = run(out, events=events, seed=seed, test_fraction=test_fraction)
+        path = run(out, events=events, seed=seed, test_fraction=test_fraction, overwrite=overwrite)
     typer.echo(f"wrote {events} events to {path}")
 
 
@@ -49,14 +56,15 @@ def generate(
 @friendly_errors
 def train(
     data: Path = typer.Option(..., "--data", help="data file (.data or .parquet)"),
-    out: Path = typer.Option(..., "--out", help="run directory"),
+    out: Path = typer.Option(..., "--run", "--out", help="run folder (--out: its former name)"),
     epochs: int = typer.Option(30, "--epochs"),
     features: str = typer.Option("1,2,3", "--features", help="observables used, 1-based"),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate"),
     batch_size: int = typer.Option(128, "--batch-size"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --run"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the run in --run"),
     override: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
     config: str | None = typer.Option(
         None,
@@ -68,10 +76,14 @@ def train(
     """Train the MLP classifier (BCE, Adam, 25 % validation) and save loss/accuracy curves."""
     from particlegraph.tasks.tabular.workflow import train as run
 
+    check_range("--epochs", epochs, 1, 100_000)
+    check_range("--batch-size", batch_size, 1, MAX_BATCH_SIZE, what="events per step")
+    check_range("--seed", seed, 0, MAX_SEED)
     with removed_on_failure(out):
         s = run(
             data, out, epochs=epochs, features=_features(features), lr=lr, batch_size=batch_size,
-            seed=seed, device=device, resume=resume, overrides=list(override), config=config,
+            seed=seed, device=device, resume=resume, overwrite=overwrite, overrides=list(override),
+            config=config,
         )  # fmt: skip
     typer.echo(
         f"trained {s['epochs']} epochs in {s['seconds']:.1f} s (best epoch {s['best_epoch']}, "
@@ -89,13 +101,19 @@ def explain(
         None, "--heatmap-run", help="two-observable run for the heat maps (trained if absent)"
     ),
     bins: int = typer.Option(100, "--bins", help="heat-map grid points per axis"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into an --out that tabular explain did not make"
+    ),
 ) -> None:
     """Gradients, Taylor coefficients (+ evolution), ROC curves, observable matrix, heat maps."""
     from particlegraph.tasks.tabular.workflow import explain as run
 
+    check_range("--bins", bins, 2, MAX_BINS, what="heat-map grid points per axis")
     folder = out if out is not None else run_dir / "explain"
-    with removed_on_failure(folder if run_dir.is_dir() else None, heatmap_run):
-        s = run(run_dir, data=data, out=out, heatmap_run=heatmap_run, bins=bins)
+    with removed_on_failure(folder if run_dir.is_dir() else None):
+        s = run(run_dir, data=data, out=out, heatmap_run=heatmap_run, bins=bins,
+                checkpoint=checkpoint, overwrite=overwrite)  # fmt: skip
     _print_summary(s)
 
 
@@ -106,12 +124,16 @@ def demo(
     events: int = typer.Option(20_000, "--events"),
     epochs: int = typer.Option(30, "--epochs"),
     seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier demo in --out"),
 ) -> None:
     """Generate, train (3 and 2 observables) and explain, end to end in under two minutes on CPU."""
     from particlegraph.tasks.tabular.workflow import demo as run
 
+    check_range("--events", events, 100, MAX_EVENTS, what="events in total")
+    check_range("--epochs", epochs, 1, 100_000)
+    check_range("--seed", seed, 0, MAX_SEED)
     with removed_on_failure(out):
-        s = run(out, events=events, epochs=epochs, seed=seed)
+        s = run(out, events=events, epochs=epochs, seed=seed, overwrite=overwrite)
     _print_summary(s)
     typer.echo(f"done in {s['seconds']:.1f} s")
 

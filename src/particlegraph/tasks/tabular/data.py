@@ -155,10 +155,21 @@ def read_events_data(path: str | os.PathLike[str]) -> TabularData:
     )
 
 
-def write_events_data(path: str | os.PathLike[str], data: TabularData) -> None:
-    """Write ``data`` as an ``events.data`` text file (atomic)."""
+#: First characters of the comment line holding the generation settings of an ``events.data``.
+DATA_META_PREFIX = "# particlegraph: "
+
+
+def write_events_data(
+    path: str | os.PathLike[str], data: TabularData, metadata: dict[str, Any] | None = None
+) -> None:
+    """Write ``data`` as an ``events.data`` text file (atomic).
+
+    ``metadata`` (the generation settings) goes into a first comment line
+    ``# particlegraph: {json}``; readers of the layout (``np.loadtxt`` too) skip ``#`` lines.
+    """
     data = _validate(data.x, data.label, str(path))
-    lines = ["# obs1 obs2 obs3 label (0/1 = train bkg/sig, 2/3 = test bkg/sig)"]
+    lines = [DATA_META_PREFIX + json.dumps(metadata)] if metadata is not None else []
+    lines += ["# obs1 obs2 obs3 label (0/1 = train bkg/sig, 2/3 = test bkg/sig)"]
     lines += [
         f"{a:.7g} {b:.7g} {c:.7g} {lab}"
         for (a, b, c), lab in zip(data.x.tolist(), data.label.tolist(), strict=True)
@@ -244,11 +255,36 @@ def write_table(
     if path.suffix == ".parquet":
         write_parquet(path, data, metadata)
     elif path.suffix in (".data", ".txt", ".dat"):
-        write_events_data(path, data)
+        write_events_data(path, data, metadata)
     else:
         raise ConfigError(f"output {path}: unknown suffix {path.suffix!r}; use .data or .parquet")
 
 
+#: ``generator`` entry of the metadata of a toy written by ``tabular generate``.
+TOY_GENERATOR = "particlegraph.tasks.tabular.toy"
+
+
 def toy_metadata(cfg: ToyConfig) -> dict[str, Any]:
     """Metadata dict recorded with a generated toy."""
-    return {"generator": "particlegraph.tasks.tabular.toy", **asdict(cfg)}
+    return {"generator": TOY_GENERATOR, **asdict(cfg)}
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Generation settings stored in a ``.parquet`` or ``.data`` file (empty dict when none)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".parquet":
+            return read_parquet_metadata(path)
+        with path.open() as f:
+            first = f.readline(1 << 16)
+        if first.startswith(DATA_META_PREFIX):
+            meta = json.loads(first[len(DATA_META_PREFIX) :])
+            return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return {}
+
+
+def is_generated_toy(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file written by ``tabular generate`` (its metadata says so)."""
+    return read_metadata(path).get("generator") == TOY_GENERATOR

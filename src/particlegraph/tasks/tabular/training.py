@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from particlegraph.atomic import write_json
+from particlegraph.bounds import check_batch_size
 from particlegraph.config import dump_config, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.tabular.analysis import TaylorTracker, taylor_evolution_from_records
@@ -61,6 +62,7 @@ class TabularRunConfig:
             )
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_batch_size("batch_size", self.batch_size)
         if self.batch_size < 1 or self.taylor_events < 0:
             raise ConfigError("batch_size must be >= 1 and taylor_events >= 0")
 

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from particlegraph.atomic import write_json
+from particlegraph.bounds import MAX_BINS
 from particlegraph.config import apply_overrides, from_dict, load_config, to_dict
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.outputs import Output, claim, guard_outputs, owner
 from particlegraph.plot import save_figure
 from particlegraph.tasks.tabular.analysis import (
     gradient_summary,
@@ -26,6 +28,7 @@ from particlegraph.tasks.tabular.data import (
     OBSERVABLES,
     ToyConfig,
     generate_toy,
+    is_generated_toy,
     read_table,
     toy_metadata,
     write_table,
@@ -38,18 +41,32 @@ from particlegraph.tasks.tabular.training import (
     torch_threads,
     train_run,
 )
+from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint
+from particlegraph.train.run import check_data, create_run, open_run
 
 #: The package whose ``configs/`` folder ships the named run configs.
 PACKAGE = "particlegraph.tasks.tabular"
+#: The task's name in run folders and commands.
+TASK = "tabular"
+#: What a tabular run records about its data (compared by ``explain --data``).
+DATA_SETTINGS = {"observables": list(OBSERVABLES)}
 
 
-def generate(out: str | Path, events: int = 20_000, seed: int = 0, **toy: Any) -> Path:
+def generate(
+    out: str | Path, events: int = 20_000, seed: int = 0, *, overwrite: bool = False, **toy: Any
+) -> Path:
     """Write the three-observable toy (``.data`` or ``.parquet`` by suffix) and return its path.
 
-    ``toy`` overrides other :class:`~particlegraph.tasks.tabular.data.ToyConfig` fields.
+    ``toy`` overrides other :class:`~particlegraph.tasks.tabular.data.ToyConfig` fields. An
+    existing ``out`` is replaced only when ``tabular generate`` wrote it (its metadata says so)
+    or with ``overwrite``.
     """
     cfg = ToyConfig(events=events, seed=seed, **toy)
     out = Path(out)
+    guard_outputs(
+        "tabular generate", [Output(out, "file", "--out", own=is_generated_toy)],
+        overwrite=overwrite,
+    )  # fmt: skip
     write_table(out, generate_toy(cfg), toy_metadata(cfg))
     return out
 
@@ -65,11 +82,15 @@ def train(
     seed: int = 0,
     device: str = "cpu",
     resume: bool = False,
+    overwrite: bool = False,
     overrides: list[str] | None = None,
     config: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train a classifier on ``data`` into run directory ``out``; returns a short summary.
+    """Train a classifier on ``data`` into run folder ``out`` (``--run``); returns a summary.
 
+    The configuration and the data are checked before anything is written; the run folder is
+    then made by :func:`particlegraph.train.run.create_run` (an existing run is refused unless
+    ``resume``, which continues it, or ``overwrite``, which replaces it).
     With ``resume`` the run's own ``config.yaml`` is used (arguments other than ``out`` ignored).
     ``config`` (a YAML file or a shipped name such as ``"default"``) replaces the keyword
     settings ``epochs``, ``lr``, ``batch_size``, ``seed``, ``device``; ``data`` and ``features``
@@ -77,8 +98,8 @@ def train(
     :class:`TabularRunConfig` (e.g. ``model.hidden=[50]``), applied last.
     """
     out = Path(out)
-    if resume and (out / CONFIG_NAME).is_file():
-        cfg = load_config(TabularRunConfig, out / CONFIG_NAME, overrides)
+    if resume:
+        cfg = open_run(out, TASK, PACKAGE).config(TabularRunConfig, overrides)
     elif config is not None:
         given = [
             f"data={json.dumps(str(data))}",
@@ -92,6 +113,11 @@ def train(
             TabularRunConfig,
             apply_overrides(to_dict(cfg), [f"batch_size={batch_size}", *(overrides or [])]),
         )
+    guard_outputs("tabular train", [Output(out, "dir", "--run")], [cfg.data], overwrite=overwrite)
+    _test_or_train_rows(cfg.data, "train")  # the data is read and checked before any write
+    if resume:  # so is the checkpoint it continues from (a payload is refused unread)
+        load_checkpoint(checkpoint_path(out, "last"))
+    create_run(out, TASK, cfg, data=DATA_SETTINGS, overwrite=overwrite, resume=resume)
     t0 = time.perf_counter()
     _, history = train_run(cfg, out, resume=resume)
     last = history.records[-1] if history.records else {}
@@ -105,14 +131,20 @@ def train(
     }
 
 
-def _test_part(data_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def _test_or_train_rows(data_path: str | Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``part`` rows (``train``: labels 0/1, ``test``: 2/3) of a data file, both classes."""
     data = read_table(data_path)
-    x, y = data.part("test")
+    x, y = data.part(part)
+    labels = "0/1" if part == "train" else "2/3"
     if len(x) == 0:
-        raise DataFileError(f"{data_path}: no test rows (labels 2/3) to explain the model on")
+        raise DataFileError(f"{data_path}: no {part} rows (labels {labels})")
     if len(np.unique(y)) != 2:
-        raise DataFileError(f"{data_path}: test rows must hold both signal and background")
+        raise DataFileError(f"{data_path}: {part} rows must hold both signal and background")
     return x, y
+
+
+def _test_part(data_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    return _test_or_train_rows(data_path, "test")
 
 
 def explain(
@@ -124,8 +156,15 @@ def explain(
     heatmap_epochs: int | None = None,
     bins: int = 100,
     threads: int | None = 1,
+    checkpoint: str = "best",
+    overwrite: bool = False,
+    accepts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Gradient / Taylor / ROC analysis of a trained run on the test rows of ``data``.
+
+    ``run`` is opened with :func:`particlegraph.train.run.open_run` (``checkpoint``: ``best``
+    or ``last``); ``out`` is refused when it exists and was not written by ``tabular explain``
+    (or one of ``accepts``), unless ``overwrite``, and always when it is the data file.
 
     Writes into ``out`` (default ``run/explain``): ``gradients.json``/``.png``,
     ``taylor_coefficients.json``, ``taylor_matrix.png``, ``taylor_ranking.png``,
@@ -134,14 +173,39 @@ def explain(
     and ``heatmaps.npz``; ``summary.json`` lists everything. Returns that summary.
     ``threads``: intra-op CPU threads (see :func:`~particlegraph.tasks.tabular.training.torch_threads`).
     """
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}")
+    if not 2 <= bins <= MAX_BINS:
+        raise ConfigError(
+            f"--bins must be between 2 and {MAX_BINS} (grid points per axis), got {bins}"
+        )
+    opened = open_run(run, TASK, PACKAGE)
+    cfg = opened.config(TabularRunConfig)
+    folder = Path(out) if out is not None else opened.output_dir / "explain"
+    data_path = data or cfg.data
+    inputs = [data_path, *([heatmap_run] if heatmap_run is not None else [])]
+    accepted = ("tabular explain", *accepts)
+    guard_outputs("tabular explain", [Output(folder, "dir", "--out", accepts=accepted)], inputs,
+                  overwrite=overwrite)  # fmt: skip
+    if heatmap_run is not None:
+        open_run(heatmap_run, TASK, PACKAGE)
+    check_data(opened, DATA_SETTINGS)
+    test_rows = _test_part(data_path)  # checked before anything is written
+    model, _ = load_run(opened.path, checkpoint)
+    if owner(folder) is None:
+        claim(folder, "tabular explain", {"run": str(opened.path), "data": str(data_path)})
     with torch_threads(threads):
-        return _explain(Path(run), data, out, heatmap_run, heatmap_epochs, bins)
+        return _explain(opened.path, model, cfg, test_rows, data_path, folder, heatmap_run,
+                        heatmap_epochs, bins)  # fmt: skip
 
 
 def _explain(
     run: Path,
-    data: str | Path | None,
-    out: str | Path | None,
+    model: Any,
+    cfg: TabularRunConfig,
+    test_rows: tuple[np.ndarray, np.ndarray],
+    data_path: str | Path,
+    out: Path,
     heatmap_run: str | Path | None,
     heatmap_epochs: int | None,
     bins: int,
@@ -152,11 +216,7 @@ def _explain(
     from particlegraph.tasks.tabular import plots as P
 
     headless_backend()
-    model, cfg = load_run(run)
-    out = Path(out) if out is not None else run / "explain"
-    out.mkdir(parents=True, exist_ok=True)
-    data_path = data or cfg.data
-    x_raw, y = _test_part(data_path)
+    x_raw, y = test_rows
     names = cfg.feature_names
     x = x_raw[:, list(cfg.features)]
     figures: dict[str, str] = {}
@@ -223,6 +283,7 @@ def _explain(
                 val_fraction=cfg.val_fraction,
                 taylor_events=0,
             )
+            create_run(heatmap_run, TASK, two, data=DATA_SETTINGS)
             train_run(two, heatmap_run)
     model2, cfg2 = load_run(heatmap_run)
     if len(cfg2.features) != 2:
@@ -263,16 +324,29 @@ def demo(
     epochs: int = 30,
     seed: int = 0,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Everything end to end in ``out``: toy data, a three-observable model, a two-observable
     model for the heat maps, and the analysis (``taylor_coefficients.json``, ``roc.json``, figures).
+
+    ``out`` must be new or empty, or a folder of an earlier demo with ``overwrite``.
     """
     out = Path(out)
+    guard_outputs("tabular demo", [Output(out, "dir", "--out")], overwrite=overwrite)
+    runs = ("run_3obs", "run_2obs")
+    if not overwrite and any((out / name / CONFIG_NAME).is_file() for name in runs):
+        raise ConfigError(
+            f"{out}: holds an earlier tabular demo (pass --overwrite to replace it, or choose "
+            "another --out)"
+        )
     t0 = time.perf_counter()
-    data = generate(out / "events.data", events=events, seed=seed)
-    train(data, out / "run_3obs", epochs=epochs, features=(0, 1, 2), seed=seed, device=device)
-    train(data, out / "run_2obs", epochs=epochs, features=(0, 1), seed=seed, device=device)
-    summary = explain(out / "run_3obs", data=data, out=out, heatmap_run=out / "run_2obs")
+    claim(out, "tabular demo", {"events": events, "epochs": epochs, "seed": seed})
+    data = generate(out / "events.data", events=events, seed=seed, overwrite=overwrite)
+    for name, feats in zip(runs, ((0, 1, 2), (0, 1)), strict=True):
+        train(data, out / name, epochs=epochs, features=feats, seed=seed, device=device,
+              overwrite=overwrite)  # fmt: skip
+    summary = explain(out / "run_3obs", data=data, out=out, heatmap_run=out / "run_2obs",
+                      accepts=("tabular demo",))  # fmt: skip
     for name in ("run_3obs", "run_2obs"):
         summary["figures"][f"training_curves_{name.removeprefix('run_')}"] = str(
             out / name / "training_curves.png"

@@ -9,10 +9,12 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from particlegraph.cli.common import friendly_errors
+from particlegraph.bounds import MAX_EVENT_ID, MAX_EVENTS, MAX_PILEUP, MAX_POOL_EVENTS, MAX_SEED
+from particlegraph.cli.common import check_range, friendly_errors
 
 app = typer.Typer(
-    help="Tracking: group silicon-tracker hits into tracks (metric learning + GNN + DBSCAN).",
+    help="Tracking: group silicon-tracker hits into tracks (layer-pair graph + interaction network; "
+    "the exercise's metric learning + GNN + DBSCAN as --config exercise).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -20,8 +22,36 @@ app = typer.Typer(
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 
+def _guard(command: str, path: Path, option: str, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an output folder that is an input or another command's; then claim it."""
+    from particlegraph.outputs import Output, claim, guard_outputs
+
+    guard_outputs(command, [Output(path, "dir", option)], inputs, overwrite=overwrite)
+    claim(path, command)
+
+
+def _finished(run: Path) -> None:
+    """One line if ``run`` is not a finished tracking run (before any output is claimed)."""
+    from particlegraph.errors import DataFileError
+
+    for name in ("config.yaml", "model.pt", "run.json"):
+        if not (run / name).is_file():
+            raise DataFileError(f"{run} is not a finished tracking run (no {name}); run "
+                                "'particlegraph tracking train' first")  # fmt: skip
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _check_generate(events: int, pileup: float, seed: int, first_id: int, pool: int) -> None:
+    """The ranges of ``tracking generate``'s options (one line, before anything is written)."""
+    check_range("--events", events, 1, MAX_EVENTS)
+    check_range("--pileup", pileup, 0, MAX_PILEUP, what="mean pile-up interactions")
+    check_range("--seed", seed, 0, MAX_SEED)
+    last = MAX_EVENT_ID - events + 1  # file names hold nine digits
+    check_range("--first-event-id", first_id, 0, last, what=f"ids up to {MAX_EVENT_ID:,}")
+    check_range("--pool-size", pool, 1, MAX_POOL_EVENTS, what="minimum-bias events")
 
 
 @app.command()
@@ -41,12 +71,18 @@ def generate(
     pool_cache: Annotated[
         Path | None, typer.Option(help="Folder of the pool file (default: --out).")
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Write into a folder made otherwise; its old events are removed."),
+    ] = False,
 ) -> None:
     """Simulate events (Pythia + pile-up + TrackML-like tracker) as TrackML CSV files."""
     from particlegraph.tasks.tracking.simulate import generate as gen
 
+    _check_generate(events, pileup, seed, first_event_id, pool_size)
     ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
-              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache)  # fmt: skip
+              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
+              overwrite=overwrite)  # fmt: skip
     typer.echo(f"{len(ids)} events in {out}")
 
 
@@ -61,6 +97,7 @@ def convert(
     from particlegraph.tasks.tracking.notebook import read_tracks_pickle, sample_to_event
     from particlegraph.tasks.tracking.trackml import write_event
 
+    check_range("--first-event-id", first_event_id, 0, MAX_EVENT_ID)
     samples = read_tracks_pickle(input)
     for i, s in enumerate(samples):
         write_event(out, sample_to_event(s, first_event_id + i))
@@ -76,6 +113,7 @@ def inspect(
     """Hits, particles, noise and hits per particle of a TrackML folder."""
     from particlegraph.tasks.tracking.trackml import list_events, read_event
 
+    check_range("--max-events", max_events, 0, what="events to read; 0 = all")
     ids = list_events(data)
     ids = ids[:max_events] if max_events > 0 else ids
     hits, parts, noise, per = [], [], [], []
@@ -100,18 +138,35 @@ def train(
     data: Annotated[Path, typer.Option(help="Folder of TrackML training events.")],
     run: Annotated[Path, typer.Option(help="Run directory.")],
     config: Annotated[
-        str, typer.Option(help="YAML file or packaged config: notebook, default, demo.")
+        str,
+        typer.Option(
+            help="YAML file or packaged config: default, demo (layer-pair + interaction network); "
+            "exercise (= notebook), exercise_wide, exercise_demo (the exercise's pipeline)."
+        ),
     ] = "default",
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override, e.g. stage2.fit.epochs=5.")
+        list[str] | None, typer.Option("--set", help="Override, e.g. fit.epochs=5.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --run.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --run that another command made.")
+    ] = False,
 ) -> None:
-    """Train stage 1 (metric learning) and stage 2 (GNN), then tune DBSCAN on validation."""
-    from particlegraph.tasks.tracking.train import load_run_config, train_run
+    """Train the pipeline of --config and tune its track building on validation events."""
+    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
+    from particlegraph.tasks.tracking.runconfig import load_tracking_config
+    from particlegraph.tasks.tracking.train import train_run
 
     _logging()
-    cfg = load_run_config(config, [f"data={data}", *(set_ or [])])
+    cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
+    _guard("tracking train", run, "--run", [data], overwrite)
+    if isinstance(cfg, LayerPairRunConfig):
+        info = train_layerpair(cfg, run, resume=resume)
+        best = max(info["build_scan"], key=lambda r: r["score"])
+        typer.echo(
+            f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
+        )
+        return
     info = train_run(cfg, run, resume=resume)
     best = max(info["dbscan_scan"], key=lambda r: r["score"])
     typer.echo(
@@ -130,11 +185,31 @@ def evaluate(
         Path | None, typer.Option(help="Re-tune every DBSCAN on the first events of this folder.")
     ] = None,
     tune_events: Annotated[int, typer.Option(help="Events of --tune-data used.")] = 2,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --out that another command made.")
+    ] = False,
 ) -> None:
-    """Score the pipeline and the baselines; write metrics.json, TrackML CSVs and a report."""
+    """Score the pipeline and the baselines; write metrics.json (and for the exercise's
+    pipeline TrackML CSVs and a report)."""
     from particlegraph.tasks.tracking.evaluate import evaluate_run
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
 
+    check_range("--max-events", max_events, 0, what="events to evaluate; 0 = all")
+    check_range("--tune-events", tune_events, 1, what="events of --tune-data")
     _logging()
+    _finished(run)
+    _guard("tracking evaluate", out, "--out", [run, data], overwrite)
+    if run_pipeline(run) == "layerpair":
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+
+        m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
+                                   tune_events=tune_events)  # fmt: skip
+        for name, v in m["methods"].items():
+            typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
+                       f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
+                       f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+        typer.echo(f"metrics: {out / 'metrics.json'}")
+        return
     m = evaluate_run(
         run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
     )
@@ -153,10 +228,24 @@ def explain(
     event: Annotated[int | None, typer.Option(help="Event id (default: the first).")] = None,
     hit: Annotated[int | None, typer.Option(help="Hit index to explain.")] = None,
     partner: Annotated[int | None, typer.Option(help="Second hit of the explained pair.")] = None,
+    edge: Annotated[int | None, typer.Option(help="Edge to explain (default pipeline).")] = None,
 ) -> None:
-    """LRP of a hit's refined embedding and gradient x input of a pair distance."""
+    """Default pipeline: gradient x input of an edge score. Exercise's pipeline: LRP of a hit's
+    refined embedding and gradient x input of a pair distance."""
     from particlegraph.tasks.tracking.explain import explain_run
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
 
+    if run_pipeline(run) == "layerpair":
+        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
+
+        x = explain_edge_score(run, data, out, event_id=event, edge=edge)
+        typer.echo(f"edge {x['edge']} (hits {x['hits']}, score {x['score']:.3f}): "
+                   f"{x['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
+                   f"particle's hits; {out / 'explain.json'}")  # fmt: skip
+        return
+
+    for name, value in (("--event", event), ("--hit", hit), ("--partner", partner)):
+        check_range(name, value, 0)
     r = explain_run(run, data, out, event_id=event, hit=hit, partner=partner)
     typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
                f"{r['lrp']['same_particle_share']:.2f} of the relevance on its own particle; "
@@ -171,12 +260,19 @@ def demo(
     test_events: Annotated[int, typer.Option(help="Unseen test events.")] = 4,
     pileup: Annotated[float, typer.Option(help="Mean pile-up.")] = 0.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override.")] = None,
+    config: Annotated[
+        str, typer.Option(help="demo (default pipeline) or exercise_demo, or a YAML file.")
+    ] = "demo",
 ) -> None:
     """Generate, train, evaluate and explain on a small sample (minutes on a CPU)."""
     from particlegraph.tasks.tracking.demo import run_demo
 
+    check_range("--events", events, 1, MAX_EVENTS, what="training + validation events")
+    check_range("--test-events", test_events, 1, MAX_EVENTS)
+    check_range("--pileup", pileup, 0, MAX_PILEUP, what="mean pile-up interactions")
     _logging()
-    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_)
-    typer.echo(
-        f"TrackML score {m['methods']['gnn']['score']['mean']:.3f}; report: {out / 'eval' / 'report.html'}"
-    )
+    m = run_demo(out, events=events, test_events=test_events, pileup=pileup, overrides=set_,
+                 config=config)  # fmt: skip
+    for name, v in m["methods"].items():
+        typer.echo(f"{name:16s} TrackML score {v['score']['mean']:.3f}")
+    typer.echo(f"results: {out / 'eval'}")

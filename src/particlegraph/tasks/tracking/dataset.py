@@ -35,6 +35,8 @@ class HitEvent:
     pt: Tensor  # (N,) float32 pT of the hit's particle [GeV] (0 for noise)
     eta: Tensor  # (N,) float32 pseudorapidity of the hit's particle
     vz: Tensor  # (N,) float32 production-vertex z of the hit's particle [mm]
+    layer: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    # (N,) long layer key 100 * volume_id + layer_id (empty when unknown)
 
     @property
     def num_hits(self) -> int:
@@ -81,6 +83,8 @@ def to_hit_event(ev: TrackMLEvent) -> HitEvent:
             raise DataFileError(
                 f"event {ev.event_id}: the truth file names particles missing from the particles file"
             )
+        pos = np.where(known, pos, 0) if order.size else np.zeros(n, dtype=np.int64)
+        parts = parts if order.size else {c: np.zeros(1) for c in ("px", "py", "pz", "vz")}
         px, py, pz = (parts[c].astype(np.float64)[pos] for c in ("px", "py", "pz"))
         ppt = np.hypot(px, py)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,6 +102,7 @@ def to_hit_event(ev: TrackMLEvent) -> HitEvent:
         torch.from_numpy(pt),
         torch.from_numpy(eta),
         torch.from_numpy(vz),
+        torch.from_numpy(100 * ev.hits["volume_id"].astype(np.int64) + ev.hits["layer_id"]),
     )
 
 

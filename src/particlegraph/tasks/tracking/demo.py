@@ -1,7 +1,9 @@
 """``particlegraph tracking demo``: generate, train, evaluate and explain on a small sample.
 
 Minutes on a laptop CPU: ``events`` ttbar events (plus ``test_events`` unseen ones) at pile-up
-``pileup`` (default 0), the ``demo`` config, evaluation with the baselines, one explanation.
+``pileup`` (default 0), the ``demo`` config (the default pipeline: layer-pair graph +
+interaction network), evaluation beside the classical baseline, one explanation. ``config``
+picks another config, e.g. ``exercise_demo`` for the exercise's pipeline.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from particlegraph.tasks.tracking.evaluate import evaluate_run
-from particlegraph.tasks.tracking.explain import explain_run
+from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
+from particlegraph.tasks.tracking.runconfig import load_tracking_config
 from particlegraph.tasks.tracking.simulate import generate
-from particlegraph.tasks.tracking.train import load_run_config, train_run
+from particlegraph.tasks.tracking.train import train_run
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ def run_demo(
     pileup: float = 0.0,
     seed: int = 0,
     overrides: list[str] | None = None,
+    config: str = "demo",
 ) -> dict[str, Any]:
     """Run the whole task into ``out`` (data/, test/, run/, eval/, explain/); returns metrics."""
     out = Path(out)
@@ -33,7 +36,18 @@ def run_demo(
     generate(
         out / "test", "ttbar", test_events, pileup, seed + 1, pool_cache=out, first_event_id=5000
     )
-    cfg = load_run_config("demo", [f"data={out / 'data'}", *(overrides or [])])
+    cfg = load_tracking_config(config, [f"data={out / 'data'}", *(overrides or [])])
+    if isinstance(cfg, LayerPairRunConfig):
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
+
+        train_layerpair(cfg, out / "run", resume=(out / "run" / "gnn").exists())
+        metrics = evaluate_layerpair_run(out / "run", out / "test", out / "eval")
+        explain_edge_score(out / "run", out / "test", out / "explain")
+        return metrics
+    from particlegraph.tasks.tracking.evaluate import evaluate_run
+    from particlegraph.tasks.tracking.explain import explain_run
+
     train_run(cfg, out / "run", resume=(out / "run" / "stage1").exists())
     metrics = evaluate_run(out / "run", out / "test", out / "eval")
     explain_run(out / "run", out / "test", out / "explain")

@@ -8,7 +8,8 @@ Layout: a list of samples (events), each a dict with
   of neighbour indices per hit (an (E, 2) or (2, E) edge array is accepted too).
 
 Only plain Python containers, numbers and numpy arrays can be unpickled (a pickle can run
-arbitrary code; anything else is refused with :class:`DataFileError`). Converted events go to
+arbitrary code; anything else is refused with :class:`DataFileError`), within the input limits
+of :mod:`particlegraph.io.limits` (:func:`particlegraph.io.pickles.load_pickle`). Converted events go to
 the TrackML CSV layout, so every command of the task works on them; the exercise has no cell
 information (cells files are empty), no momenta (the score's pT weight is taken as 1) and no
 vertices (z_vertex = 0).
@@ -16,8 +17,6 @@ vertices (z_vertex = 0).
 
 from __future__ import annotations
 
-import io
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from particlegraph.errors import DataFileError
+from particlegraph.io.pickles import load_pickle
 from particlegraph.tasks.tracking.score import hit_weights
 from particlegraph.tasks.tracking.trackml import COLUMNS, TrackMLEvent
 
@@ -38,13 +38,6 @@ _ALLOWED = {
     ("builtins", "int"), ("builtins", "float"), ("builtins", "complex"), ("_codecs", "encode"),
     ("collections", "OrderedDict"),
 }  # fmt: skip
-
-
-class _Restricted(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
 @dataclass
@@ -83,18 +76,8 @@ def read_tracks_pickle(path: str | Path) -> list[NotebookSample]:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path} does not exist; expected the exercise's tracks.pickle")
-    try:
-        data = _Restricted(io.BytesIO(path.read_bytes())).load()
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        AttributeError,
-        ImportError,
-        IndexError,
-        TypeError,
-        ValueError,
-    ) as err:
-        raise DataFileError(f"{path}: not a readable tracks.pickle ({err})") from err
+    # restricted, bounded in bytes read and in values through shared references (io.limits)
+    data = load_pickle(path, _ALLOWED, what="tracks.pickle")
     if not isinstance(data, list | tuple) or not data:
         raise DataFileError(
             f"{path}: expected a non-empty list of samples, got {type(data).__name__}"

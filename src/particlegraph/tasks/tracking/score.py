@@ -6,7 +6,10 @@ hits of particles with fewer than 4 hits weigh 0. A reconstructed track is *good
 majority particle (the particle with most hits in it; ties go to the smaller particle id, as in
 the library, and noise counts as a particle) holds more than half of the track's hits and the
 track holds more than half of that particle's hits. The score is the summed weight of the
-majority particle's hits in good tracks: 1 for a perfect reconstruction, 0 for a random one.
+majority particle's hits in good tracks divided by the event's summed weight: 1 for a perfect
+reconstruction, 0 for a random one, on that scale for a subset of an event too. Weights read from
+a challenge truth file are used as they are (there, secondaries produced away from the beam line
+weigh 0); only simulated events get weights from :func:`hit_weights`.
 
 Track-level quantities (Exa.TrkX / ATLAS conventions): a track is *matched* to its majority
 particle when that particle holds > 50 % of the track's hits; a particle is *reconstructed*
@@ -19,6 +22,8 @@ track matched to their particle.
 from __future__ import annotations
 
 import numpy as np
+
+from particlegraph.errors import DataFileError
 
 #: Order-weight profile over a particle's hits ranked by |z - z_vertex| (TrackML).
 ORDER_PROFILE = np.array([10.0, 8.0, 6.0, 5.0, 3.0, 3.0, 3.0, 5.0, 6.0])
@@ -96,9 +101,31 @@ def _majority(track_id: np.ndarray, particle_id: np.ndarray) -> dict[str, np.nda
     }
 
 
+def check_weights(weight: np.ndarray, where: str = "weights") -> np.ndarray:
+    """``weight`` as float64 (H,); DataFileError when one is negative, NaN or infinite."""
+    w = np.asarray(weight, dtype=np.float64)
+    bad = ~np.isfinite(w) | (w < 0)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise DataFileError(
+            f"{where}: {int(bad.sum())} hit weight(s) are negative or not finite "
+            f"(first at row {i}: {w[i]!r}); TrackML weights are >= 0"
+        )
+    return w
+
+
 def trackml_score(particle_id: np.ndarray, weight: np.ndarray, track_id: np.ndarray) -> float:
-    """TrackML score of one event; all arrays (H,) aligned by hit. Weights should sum to 1."""
-    if particle_id.size == 0:
+    """TrackML score of one event; all arrays (H,) aligned by hit.
+
+    The counted weight is divided by the event's total weight, so a subset of an event or a file
+    whose weights do not sum to 1 scores on the same 0..1 scale (0 when all weights are 0).
+
+    Raises:
+        DataFileError: a weight is negative or not finite.
+    """
+    w = check_weights(weight)
+    total = float(w.sum())
+    if particle_id.size == 0 or total <= 0.0:
         return 0.0
     t = _majority(track_id, particle_id)
     pids, p_count = np.unique(particle_id, return_counts=True)
@@ -108,7 +135,7 @@ def trackml_score(particle_id: np.ndarray, weight: np.ndarray, track_id: np.ndar
     good_major = np.where(good, t["major_particle"], -1)
     t_inv = np.searchsorted(t["track"], track_id)
     counted = good_major[t_inv] == particle_id
-    return float(weight[counted].sum())
+    return float(w[counted].sum()) / total
 
 
 def match_tracks(particle_id: np.ndarray, track_id: np.ndarray) -> dict[str, np.ndarray]:

@@ -6,6 +6,12 @@ depends only on ``(seed, pool_size)``. An event's files are therefore the same w
 ``shard``/``num_shards`` split made them; shard ``i`` of ``n`` makes the chunks with
 ``j % n == i``. Event ids start at ``first_event_id`` (TrackML's start at 1000). Existing events
 are skipped, so an interrupted run resumes by running the same command again.
+
+The output folder follows the run contract (:mod:`particlegraph.outputs`): it is claimed with the
+settings that decide its events (process, pile-up, seed, first event id and a hash of the
+detector); a folder made by something else, or by ``tracking generate`` with other settings, is
+refused unless ``overwrite`` (which then removes the old events first); each shard holds a writer
+lock while it writes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from particlegraph.errors import ConfigError
+from particlegraph.outputs import Output, check_settings, claim, guard_outputs, writer_lock
+from particlegraph.sim.conversions import convert_photons
 from particlegraph.sim.particles import Particles, concatenate
 from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
 from particlegraph.sim.pythia import (
@@ -31,6 +39,17 @@ from particlegraph.sim.silicon import SiliconConfig, SiliconHits, simulate_hits
 from particlegraph.tasks.tracking.score import hit_weights
 from particlegraph.tasks.tracking.trackml import TrackMLEvent, event_prefix, write_event
 
+#: Particles produced further than this from the beam line [mm] are secondaries and weigh 0 in
+#: the score, as in the challenge's truth files (issue 18); the innermost layer is at 32 mm.
+SECONDARY_RADIUS = 10.0
+#: The command that makes tracking samples (the folder marker's owner).
+COMMAND = "tracking generate"
+#: Folder-level settings -> the option that sets them (for messages).
+_DATASET_OPTIONS = {
+    "process": "--process", "pileup": "--pileup", "seed": "--seed",
+    "first_event_id": "--first-event-id", "detector": "detector settings",
+}  # fmt: skip
+_KINDS = ("hits", "cells", "truth", "particles")
 #: Events per Pythia instance / random stream.
 CHUNK = 10
 #: Minimum-bias events in the pile-up pool (as the MLPF task).
@@ -43,9 +62,14 @@ def build_event(
 ) -> TrackMLEvent:
     """Simulate the hits of one event's particles and return it in the TrackML layout.
 
-    Hits are shuffled (their order carries no truth) and numbered 1..H; particle ids are
-    1..P over the simulated charged particles; the truth carries the TrackML weights.
+    Photons convert in the layers first (when ``cfg.conversions``): the e+ e- pairs are added
+    to the event's particles. Hits are shuffled (their order carries no truth) and numbered
+    1..H; particle ids are 1..P over the simulated charged particles; the truth carries the
+    TrackML weights (0 for secondaries produced beyond ``SECONDARY_RADIUS``).
     """
+    if cfg.conversions:
+        pairs, _parent = convert_photons(particles, cfg, rng)
+        particles = concatenate([particles, pairs])
     hits, sim = simulate_hits(particles, cfg, rng)
     p = particles.select(sim)
     perm = rng.permutation(hits.size)
@@ -54,7 +78,8 @@ def build_event(
     hit_id = np.arange(1, h + 1, dtype=np.int64)
     particle_id = np.where(hits.particle >= 0, hits.particle + 1, 0).astype(np.int64)
     idx = np.maximum(hits.particle, 0)
-    pt = np.where(hits.particle >= 0, p.pt[idx], 0.0)
+    primary = np.hypot(p.vx, p.vy) <= SECONDARY_RADIUS
+    pt = np.where((hits.particle >= 0) & primary[idx], p.pt[idx], 0.0)
     vz = np.where(hits.particle >= 0, p.vz[idx], 0.0)
     weight = hit_weights(particle_id, hits.tz, vz, pt)
     nhits = np.bincount(idx[hits.particle >= 0], minlength=p.size)
@@ -127,6 +152,7 @@ def generate(
     pool_size: int = DEFAULT_POOL_SIZE,
     pool_cache: str | Path | None = None,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> list[int]:
     """Write ``events`` TrackML events (hits, cells, truth, particles CSV) into ``out``.
 
@@ -140,6 +166,8 @@ def generate(
         detector: the tracker (default :class:`SiliconConfig`).
         pool_size: minimum-bias events in the pile-up pool.
         pool_cache: folder for the pool file (default ``out``).
+        overwrite: write into a folder made by something else or with other settings (the old
+            events of a ``tracking generate`` folder are removed first).
 
     Returns:
         The ids of this shard's events (existing ones included).
@@ -154,7 +182,43 @@ def generate(
         raise ConfigError(f"--shard must be in [0, {num_shards}) with --num-shards >= 1")
     cfg = detector or SiliconConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    guard_outputs(COMMAND, [Output(out, "dir", "--out")], overwrite=overwrite)
+    dataset = {
+        "process": process, "pileup": pileup, "seed": seed, "first_event_id": first_event_id,
+        "detector": detector_hash(cfg),
+    }  # fmt: skip
+    with writer_lock(out, COMMAND, key=f"shard-{shard}-of-{num_shards}"):
+        try:
+            same = check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
+        except ConfigError:
+            if not overwrite:
+                raise
+            same = False
+        if not same and out.is_dir():  # (guard_outputs let it through: empty, or --overwrite)
+            for path in out.glob("event*-*.csv*"):
+                if path.name.split("-")[-1].split(".")[0] in _KINDS:
+                    path.unlink()
+        claim(out, COMMAND, dataset)
+        return _generate_events(
+            out, process, events, pileup, seed, first_event_id, shard, num_shards, cfg,
+            pool_size, pool_cache, progress,
+        )  # fmt: skip
+
+
+def detector_hash(cfg: SiliconConfig) -> str:
+    """12 hex digits that change with any detector setting."""
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _generate_events(
+    out: Path, process: str, events: int, pileup: float, seed: int, first_event_id: int,
+    shard: int, num_shards: int, cfg: SiliconConfig, pool_size: int,
+    pool_cache: str | Path | None, progress: bool | None,
+) -> list[int]:  # fmt: skip
+    """:func:`generate` once the options are checked and the folder is claimed and locked."""
     n_chunks = math.ceil(events / CHUNK)
     mine = [j for j in range(n_chunks) if j % num_shards == shard]
     ids: list[int] = []

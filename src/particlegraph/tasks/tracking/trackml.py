@@ -11,6 +11,11 @@ One event is four files (Amrouche et al. 2019, arXiv:1904.06778, and the challen
 A submission is ``hit_id,track_id`` per event (the challenge's file also had ``event_id``, which
 the reader accepts). Floating-point columns are float32 like the public files and are written with
 9 significant digits, which reproduces every float32 value; ``<file>.csv.gz`` is read as well.
+
+Reading is bounded and validated (:func:`read_table`): a file larger than 32 MB uncompressed (or
+``PARTICLEGRAPH_MAX_INPUT_MB``), a gzip bomb included, is refused within a fraction of a second,
+and coordinates must be finite, ids integral, hit ids unique, weights >= 0, events non-empty.
+A single-hit event and an all-noise event read normally (the score of the latter is 0).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from particlegraph.atomic import write_text
-from particlegraph.errors import DataFileError
+from particlegraph.errors import DataFileError, brief
 
 #: Columns and dtypes of each file, in file order.
 COLUMNS: dict[str, dict[str, type]] = {
@@ -95,21 +101,122 @@ def _lookup(hit_id: np.ndarray, ids: np.ndarray, what: str, event_id: int) -> np
     return found
 
 
-def read_table(path: Path, kind: str) -> Table:
-    """Read one TrackML CSV file of ``kind`` (hits, cells, truth, particles, submission).
+#: Largest uncompressed size of one TrackML CSV file [bytes] unless ``PARTICLEGRAPH_MAX_INPUT_MB``
+#: says otherwise: a pile-up-200 event's largest file (cells) is about 10 MB; a gzip bomb costs at
+#: most this much memory and the time to inflate it (0.15-0.3 s on the shared 2-core machine).
+TRACKML_MAX_BYTES = 32 << 20
 
-    Raises:
-        DataFileError: the file is missing, unreadable, or lacks a column of the layout.
+
+def _max_bytes() -> int:
+    """The per-file limit: ``PARTICLEGRAPH_MAX_INPUT_MB`` when set, else TRACKML_MAX_BYTES."""
+    import os
+
+    from particlegraph.io.limits import Limits
+
+    if os.environ.get("PARTICLEGRAPH_MAX_INPUT_MB", "").strip():
+        return Limits.from_env().max_bytes
+    return TRACKML_MAX_BYTES
+
+
+def _refuse(path: Path, what: str, limit: int) -> None:
+    from particlegraph.errors import ResourceLimitError
+
+    raise ResourceLimitError(
+        f"{path}: {what} the limit of {limit / (1 << 20):.0f} MB for one TrackML file "
+        "(refused before parsing; set PARTICLEGRAPH_MAX_INPUT_MB higher if the file is genuine)"
+    )
+
+
+def gunzip_bounded(path: Path, limit: int) -> bytes:
+    """The decompressed bytes of a gzip file (all its members), refused past ``limit`` bytes.
+
+    zlib's ``max_length`` bounds every step, so a bomb costs at most ``limit`` bytes of memory
+    and the time to inflate them.
     """
+    import zlib
+
+    size = path.stat().st_size
+    if size > limit:
+        _refuse(path, f"{size / (1 << 20):.0f} MB compressed, more than", limit)
+    data = path.read_bytes()
+    parts: list[bytes] = []
+    total = 0
+    while data:
+        dec = zlib.decompressobj(wbits=31)
+        part = dec.decompress(data, limit + 1 - total)
+        total += len(part)
+        if total > limit or dec.unconsumed_tail:
+            _refuse(path, "expands to more than", limit)
+        if not dec.eof:
+            raise DataFileError(f"{path}: the gzip stream is truncated")
+        parts.append(part)
+        data = dec.unused_data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _read_csv_bounded(path: Path) -> Any:
+    """Parse ``path`` (plain or ``.gz``) with pyarrow, refusing more than the limit of bytes.
+
+    A plain file is refused by its size before it is opened; a gzip file is inflated with a
+    bounded output (:func:`gunzip_bounded`), so a bomb stops at the limit.
+    """
+    import zlib
+
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    limit = _max_bytes()
+    try:
+        if path.name.endswith(".gz"):
+            return pcsv.read_csv(pa.BufferReader(gunzip_bounded(path, limit)))
+        size = path.stat().st_size
+        if size > limit:
+            _refuse(path, f"{size / (1 << 20):.0f} MB, more than", limit)
+        return pcsv.read_csv(path)
+    except (pa.ArrowInvalid, OSError, zlib.error) as err:
+        raise DataFileError(f"{path}: not a readable CSV file ({brief(err)})") from err
+
+
+def _column(path: Path, table: Any, name: str, dtype: type) -> np.ndarray:
+    """Column ``name`` as ``dtype``: integers must be integral, floats finite."""
+    import pyarrow as pa
+
+    col = table.column(name)
+    if col.null_count:
+        raise DataFileError(f"{path}: column {name!r} has empty values")
+    kind = col.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)):
+        raise DataFileError(f"{path}: column {name!r} is not numeric (type {kind})")
+    values = col.to_numpy(zero_copy_only=False)
+    if pa.types.is_null(kind):
+        return np.zeros(0, dtype=dtype)
+    if pa.types.is_floating(kind):
+        bad = ~np.isfinite(values)
+        if dtype is np.int64:
+            bad |= np.where(bad, False, values != np.round(np.where(bad, 0.0, values)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = "integers" if dtype is np.int64 else "finite numbers"
+            raise DataFileError(
+                f"{path}: column {name!r} must hold {what}; row {i + 1} has {float(values[i])!r}"
+            )
+    return values.astype(dtype)
+
+
+def read_table(path: Path, kind: str) -> Table:
+    """Read one TrackML CSV file of ``kind`` (hits, cells, truth, particles, submission).
+
+    Bounded (see :func:`_read_csv_bounded`) and validated: every column of the layout present,
+    numeric, without empty values; integer columns integral (8.7 is refused, not truncated);
+    float columns finite; ``hit_id`` unique in hits and truth; truth weights >= 0.
+
+    Raises:
+        DataFileError: the file is missing, unreadable, too large (ResourceLimitError), or breaks
+            one of the rules above.
+    """
     if not path.is_file():
         raise DataFileError(f"{path} does not exist; expected a TrackML {kind} file")
-    try:
-        table = pcsv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise DataFileError(f"{path}: not a readable CSV file ({err})") from err
+    table = _read_csv_bounded(path)
     out: Table = {}
     for name, dtype in COLUMNS[kind].items():
         if name not in table.column_names:
@@ -117,13 +224,13 @@ def read_table(path: Path, kind: str) -> Table:
                 f"{path}: column {name!r} missing; a TrackML {kind} file has columns "
                 + ",".join(COLUMNS[kind])
             )
-        col = table.column(name)
-        if col.null_count:
-            raise DataFileError(f"{path}: column {name!r} has empty values")
-        try:
-            out[name] = col.to_numpy().astype(dtype)
-        except (TypeError, ValueError, pa.ArrowException) as err:
-            raise DataFileError(f"{path}: column {name!r} is not numeric ({err})") from err
+        out[name] = _column(path, table, name, dtype)
+    if kind in ("hits", "truth") and np.unique(out["hit_id"]).size != out["hit_id"].size:
+        raise DataFileError(f"{path}: hit_id values repeat; each hit needs its own id")
+    if kind == "truth":
+        from particlegraph.tasks.tracking.score import check_weights
+
+        check_weights(out["weight"], str(path))
     return out
 
 
@@ -166,7 +273,10 @@ def read_event(folder: str | Path, event_id: int, *, truth: bool = True) -> Trac
     """Read event ``event_id`` from ``folder`` (truth and particles when present and asked for)."""
     folder = Path(folder)
     prefix = event_prefix(event_id)
-    hits = read_table(_find(folder, prefix, "hits"), "hits")
+    hits_path = _find(folder, prefix, "hits")
+    hits = read_table(hits_path, "hits")
+    if hits["hit_id"].size == 0:
+        raise DataFileError(f"{hits_path}: no hits (header only); an event needs at least one hit")
     cells_path = _find(folder, prefix, "cells")
     cells = (
         read_table(cells_path, "cells")

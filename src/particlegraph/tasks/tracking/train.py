@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from particlegraph.atomic import write_json
+from particlegraph.bounds import check_batch_size
 from particlegraph.config import dump_config, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.graph.radius import radius_graph
@@ -68,8 +69,9 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class TrackingRunConfig:
-    """Everything a training run needs; written to ``run_dir/config.yaml``."""
+    """Everything a training run of the exercise's pipeline needs; written to ``config.yaml``."""
 
+    pipeline: str = "exercise"  # this config's pipeline (the default one is "layerpair")
     data: str = ""  # folder of TrackML events (event*-hits.csv ...)
     train_events: int = 0  # events used for training; 0 = all except the validation ones
     val_events: int = 2  # events held out (the last ones) to validate and tune DBSCAN
@@ -84,6 +86,9 @@ class TrackingRunConfig:
     threads: int = 0  # torch CPU threads (0: keep the default)
 
     def __post_init__(self) -> None:
+        check_batch_size("batch_size", self.batch_size)
+        if self.pipeline != "exercise":
+            raise ConfigError(f"pipeline must be 'exercise' here, got {self.pipeline!r}")
         if self.val_events < 1 or self.batch_size < 1 or self.train_events < 0:
             raise ConfigError("val_events and batch_size must be >= 1, train_events >= 0")
 
@@ -91,7 +96,9 @@ class TrackingRunConfig:
 def load_run_config(
     path: str | Path | None, overrides: list[str] | None = None
 ) -> TrackingRunConfig:
-    """A run config from a YAML file or a shipped config name (notebook, default, demo) + overrides."""
+    """An exercise-pipeline config from a YAML file or a shipped name (exercise, notebook,
+    exercise_wide, exercise_demo) + overrides; :func:`.runconfig.load_tracking_config` picks
+    the pipeline."""
     return load_config(TrackingRunConfig, path, overrides, package="particlegraph.tasks.tracking")
 
 
@@ -293,6 +300,7 @@ def train_run(
     best, table = tune_dbscan(points, val, cfg.eps_grid, cfg.min_samples_grid)
     save_checkpoint(run_dir / "model.pt", {"model": model.state_dict()})
     info = {
+        "pipeline": "exercise",
         "train_events": train_ids,
         "val_events": val_ids,
         "dbscan": dataclasses.asdict(best),

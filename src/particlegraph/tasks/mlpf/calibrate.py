@@ -1,0 +1,84 @@
+"""Learn a run's energy calibration (:mod:`.calibration`) on validation events.
+
+``calibrate_run(run, data)`` predicts ``data`` with the run's best checkpoint at its operating
+point (as ``evaluate`` does, without any calibration), fits the per-class inversion and writes
+``calibration.json`` next to the run's outputs (``runs/pretrained_<name>/`` for a shipped model);
+``evaluate`` applies it from then on. Choose ``data`` among validation events, never the test
+events you report on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.tasks.mlpf.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    fit_calibration,
+    load_calibration,
+    save_calibration,
+)
+
+PathLike = str | os.PathLike[str]
+
+
+def calibrate_run(
+    run: PathLike,
+    data: PathLike | Iterable[PathLike],
+    max_events: int | None = 300,
+    *,
+    which: str = "best",
+    device: str = "auto",
+    progress: bool = True,
+    out_dir: PathLike | None = None,
+    overwrite: bool = False,
+) -> tuple[Calibration, Path]:
+    """Fit and save the calibration of ``run`` on validation ``data``.
+
+    Args:
+        run: run directory or ``pretrained:<name>``.
+        data: validation dataset directory, shard or list of shards.
+        max_events: validation events used (None: all).
+        which: checkpoint, "best" or "last".
+        device: "auto", "cpu" or "cuda".
+        progress: show progress.
+        out_dir: where ``calibration.json`` goes (default: the run's output directory).
+        overwrite: replace a ``calibration.json`` there that is not a calibration (the output
+            guard of :mod:`particlegraph.outputs`; an earlier calibration is always replaced).
+
+    Returns:
+        ``(calibration, path of calibration.json)``.
+    """
+    from particlegraph.outputs import Output, guard_outputs
+    from particlegraph.tasks.mlpf.evaluate import predict_events
+    from particlegraph.tasks.mlpf.operating_point import load_operating_point
+    from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir, run_output_dir
+
+    if max_events is not None and max_events < 1:
+        raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
+    source = resolve_run_dir(run)
+    dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
+    inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
+    target = Output(dest / CALIBRATION_FILE, kind="file", option="--out", own=_is_calibration)
+    guard_outputs("mlpf calibrate", [target], inputs, overwrite=overwrite)
+    model, _ = load_model(source, which=which)
+    op = load_operating_point(source)
+    events = predict_events(
+        model, data, max_events=max_events, device=device, progress=progress,
+        class_offsets=op.offsets_tensor() if op is not None else None,
+        offset_max_pt=op.offset_max_pt_gev if op is not None else None,
+    )  # fmt: skip
+    cal = fit_calibration(events)
+    dest.mkdir(parents=True, exist_ok=True)
+    return cal, save_calibration(cal, dest)
+
+
+def _is_calibration(path: Path) -> bool:
+    """True when ``path`` is a calibration file this command wrote (it may be replaced)."""
+    try:
+        return load_calibration(path.parent) is not None and path.name == CALIBRATION_FILE
+    except (DataFileError, ConfigError):
+        return False

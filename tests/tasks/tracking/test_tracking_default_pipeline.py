@@ -1,0 +1,93 @@
+"""The default pipeline (layer-pair graph, interaction network, track building) end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from particlegraph.sim.particles import make_particles
+from particlegraph.sim.silicon import SiliconConfig
+from particlegraph.tasks.tracking.cli import app
+from particlegraph.tasks.tracking.dataset import load_events
+from particlegraph.tasks.tracking.graphs import event_data, sectors
+from particlegraph.tasks.tracking.learned import load_layerpair_run, reconstruct_event
+from particlegraph.tasks.tracking.score import trackml_score
+from particlegraph.tasks.tracking.simulate import build_event
+from particlegraph.tasks.tracking.trackml import write_event
+
+TINY = ["train_events=3", "val_events=1", "fit.epochs=2", "model.hidden=8", "model.iterations=2",
+        "thresholds=[0.5]", "modes=[cc]", "model.filter_hidden=8"]  # fmt: skip
+
+
+def _write_events(folder, n_events=5, n_particles=30):
+    rng = np.random.default_rng(0)
+    for e in range(n_events):
+        pt = rng.uniform(0.5, 5.0, n_particles)
+        eta = rng.uniform(-2.0, 2.0, n_particles)
+        phi = rng.uniform(-np.pi, np.pi, n_particles)
+        p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)
+        vtx = np.stack(
+            [np.zeros(n_particles), np.zeros(n_particles), rng.normal(0, 20, n_particles)], 1
+        )
+        parts = make_particles(
+            np.full(n_particles, 211), rng.choice([-1.0, 1.0], n_particles), p4, vtx
+        )
+        write_event(folder, build_event(parts, SiliconConfig(), rng, 1000 + e))
+
+
+@pytest.mark.slow
+def test_train_evaluate_explain_default(tmp_path):
+    data = tmp_path / "data"
+    _write_events(data)
+    runner = CliRunner()
+    args = ["train", "--data", str(data), "--run", str(tmp_path / "run")]
+    for o in TINY:
+        args += ["--set", o]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["pipeline"] == "layerpair" and info["build"] == {"threshold": 0.5, "mode": "cc"}
+    out = tmp_path / "eval"
+    r = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--data", str(data),
+                            "--out", str(out), "--max-events", "2"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["methods"]["layerpair_gnn"]["kind"] == "learned"
+    assert {m["methods"][k]["kind"] for k in ("helix_dbscan", "track_follower")} == {"classical"}
+    # the reported score is the score of the pipeline's tracks, recomputed
+    run = load_layerpair_run(tmp_path / "run")
+    scores = []
+    for ev in load_events(data, m["event_ids"]):
+        tid = reconstruct_event(run, ev)[0]
+        scores.append(trackml_score(ev.particle_id.numpy(), ev.weight.numpy(), tid))
+    assert np.mean(scores) == pytest.approx(m["methods"]["layerpair_gnn"]["score"]["mean"])
+    assert 0.5 < m["graph"]["graph_edge_efficiency"]["mean"] <= 1.0
+    r = runner.invoke(app, ["explain", "--run", str(tmp_path / "run"), "--data", str(data),
+                            "--out", str(tmp_path / "ex")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ex = json.loads((tmp_path / "ex" / "explain.json").read_text())
+    assert ex["method"] == "gradient_x_input" and len(ex["hits"]) == 2
+
+
+def test_sectors_cover_every_edge(tmp_path):
+    data = tmp_path / "data"
+    _write_events(data, n_events=2, n_particles=60)
+    evs = load_events(data)
+    from particlegraph.tasks.tracking.graphs import truth_sample
+    from particlegraph.tasks.tracking.module_map import learn_map
+
+    d = event_data(evs[1], learn_map([truth_sample(evs[0])], min_count=1))
+    parts = sectors(d, max_edges=max(d.edge_index.shape[1] // 3, 1), overlap=0.05)
+    assert len(parts) >= 3
+    assert sum(int(p.y.sum()) for p in parts) >= int(d.y.sum())  # overlaps only add
+
+    # every edge is in some sector: compare edges by their hit positions
+    def key(g):
+        ends = torch.cat([g.x[g.edge_index[0], :4], g.x[g.edge_index[1], :4]], 1)
+        return {tuple(v) for v in ends.tolist()}
+
+    assert key(d) <= set().union(*(key(p) for p in parts))
