@@ -131,3 +131,11 @@ def test_outputs_that_are_not_ours_are_refused(sample_dir, tmp_path: Path) -> No
     res = runner.invoke(app, ["evaluate", "--run", str(foreign), "--background", f"b={bkg}",
                               "--signal", f"s={bkg}", "--out", str(bkg / "eval"), "--overwrite"])  # fmt: skip
     assert res.exit_code == 2 and "inside the input" in res.output
+
+
+def test_demo_refuses_a_folder_made_with_another_size(tmp_path: Path) -> None:
+    from particlegraph.outputs import claim
+
+    claim(tmp_path / "demo", "anomaly demo", {"events": 400, "epochs": 3, "seed": 0})
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--events", "200"])
+    assert res.exit_code == 2 and "--events" in res.output

@@ -28,6 +28,7 @@ from particlegraph.tasks.anomaly.samples import generate_sample, samples_config_
 from particlegraph.tasks.anomaly.train import make_run_config, train_run
 
 log = logging.getLogger(__name__)
+COMMAND = "anomaly demo"
 BACKGROUND = "jetht"
 DEMO_SIGNALS = ("h2_zz4l", "zprime_ttbar")
 #: run name -> (packaged config, overrides)
@@ -44,8 +45,15 @@ def run_demo(out: str | Path, *, events: int = 400, epochs: int = 3, seed: int =
     ``events`` jetht events (>= 200: half train, a quarter reference, a quarter test) and
     ``events // 4`` of each demo signal.
     """
+    from particlegraph.outputs import Output, check_settings, claim, guard_outputs
+
     out = Path(out)
     events = max(events, 200)
+    # a demo folder made with another size would mix training and test events: refuse it
+    settings = {"events": events, "epochs": epochs, "seed": seed}
+    guard_outputs(COMMAND, [Output(out, "dir", "--out")])
+    check_settings(out, COMMAND, settings, {"events": "--events", "epochs": "--epochs"})
+    claim(out, COMMAND, settings)
     cfg = samples_config_from_dict(read_config("samples"))
     cfg = dataclasses.replace(cfg, pool_size=300, events_per_file=50)
     data = out / "data"
