@@ -55,11 +55,12 @@ def calibrate_run(
     from particlegraph.outputs import Output, guard_outputs
     from particlegraph.tasks.mlpf.evaluate import predict_events
     from particlegraph.tasks.mlpf.operating_point import load_operating_point
-    from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir, run_output_dir
+    from particlegraph.tasks.mlpf.train import PACKAGE, load_model, run_output_dir
+    from particlegraph.train.run import open_run
 
     if max_events is not None and max_events < 1:
         raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
-    source = resolve_run_dir(run)
+    source = open_run(run, "mlpf", PACKAGE).path  # the run contract: a folder or pretrained:NAME
     dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
     inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
     target = Output(dest / CALIBRATION_FILE, kind="file", option="--out", own=_is_calibration)
