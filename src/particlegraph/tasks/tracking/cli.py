@@ -22,11 +22,21 @@ app = typer.Typer(
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 
-def _guard(command: str, path: Path, option: str, inputs: list[Path], overwrite: bool) -> None:
-    """Refuse an output folder that is an input or another command's; then claim it."""
-    from particlegraph.outputs import Output, claim, guard_outputs
+#: The package of the shipped runs (``--run pretrained:NAME``).
+PACKAGE = "particlegraph.tasks.tracking"
+
+
+def _check_out(command: str, path: Path, option: str, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an output folder that is an input or another command's (nothing is written)."""
+    from particlegraph.outputs import Output, guard_outputs
 
     guard_outputs(command, [Output(path, "dir", option)], inputs, overwrite=overwrite)
+
+
+def _claim(path: Path, command: str) -> None:
+    """Mark the output folder as ``command``'s: call it after every check has passed."""
+    from particlegraph.outputs import claim
+
     claim(path, command)
 
 
@@ -38,6 +48,46 @@ def _finished(run: Path) -> None:
         if not (run / name).is_file():
             raise DataFileError(f"{run} is not a finished tracking run (no {name}); run "
                                 "'particlegraph tracking train' first")  # fmt: skip
+
+
+def _open_finished(spec: Path) -> Path:
+    """The folder of the finished tracking run ``spec`` (``PATH`` or ``pretrained:NAME``).
+
+    Opened with :func:`~particlegraph.train.run.open_run` (refuses unknown names and runs of
+    another task), and its weights read safely (``weights_only``: a checkpoint carrying objects
+    is refused before anything runs or is written).
+    """
+    from particlegraph.outputs import owner
+    from particlegraph.train.checkpoint import load_checkpoint
+    from particlegraph.train.run import is_pretrained, open_run
+
+    if not is_pretrained(spec) and owner(spec) is None:
+        _finished(spec)  # a missing or unmarked folder: "not a finished tracking run (no ...)"
+    path = open_run(str(spec), "tracking", PACKAGE).path
+    _finished(path)
+    load_checkpoint(path / "model.pt")
+    return path
+
+
+def _check_resume(run: Path) -> None:
+    """``train --resume``: ``run`` must be a tracking run whose every checkpoint reads safely."""
+    from particlegraph.errors import ConfigError
+    from particlegraph.train.checkpoint import load_checkpoint
+    from particlegraph.train.run import open_run
+
+    path = open_run(str(run), "tracking", PACKAGE).path
+    checkpoints = sorted(path.rglob("*.pt"))
+    if not checkpoints:
+        raise ConfigError(f"{path}: no checkpoint to resume (train without --resume first)")
+    for ckpt in checkpoints:  # model.pt, <stage>/checkpoints/{last,best}.pt
+        load_checkpoint(ckpt)
+
+
+def _check_data(data: Path) -> None:
+    """One line unless ``data`` is a folder of TrackML events."""
+    from particlegraph.tasks.tracking.trackml import list_events
+
+    list_events(data)
 
 
 def _logging() -> None:
@@ -92,13 +142,18 @@ def convert(
     input: Annotated[Path, typer.Argument(help="The exercise's tracks.pickle.")],
     out: Out,
     first_event_id: Annotated[int, typer.Option(help="Id of the first event.")] = 1000,
+    overwrite: Annotated[
+        bool, typer.Option(help="Write into an existing --out that another command made.")
+    ] = False,
 ) -> None:
     """Convert the exercise's tracks.pickle into TrackML CSV events."""
     from particlegraph.tasks.tracking.notebook import read_tracks_pickle, sample_to_event
     from particlegraph.tasks.tracking.trackml import write_event
 
     check_range("--first-event-id", first_event_id, 0, MAX_EVENT_ID)
+    _check_out("tracking convert", out, "--out", [input], overwrite)
     samples = read_tracks_pickle(input)
+    _claim(out, "tracking convert")
     for i, s in enumerate(samples):
         write_event(out, sample_to_event(s, first_event_id + i))
     typer.echo(f"{len(samples)} events written to {out}")
@@ -159,7 +214,11 @@ def train(
 
     _logging()
     cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
-    _guard("tracking train", run, "--run", [data], overwrite)
+    _check_data(data)
+    _check_out("tracking train", run, "--run", [data], overwrite)
+    if resume:
+        _check_resume(run)
+    _claim(run, "tracking train")
     if isinstance(cfg, LayerPairRunConfig):
         info = train_layerpair(cfg, run, resume=resume)
         best = max(info["build_scan"], key=lambda r: r["score"])
@@ -177,7 +236,7 @@ def train(
 @app.command()
 @friendly_errors
 def evaluate(
-    run: Annotated[Path, typer.Option(help="Trained run directory.")],
+    run: Annotated[Path, typer.Option(help="Trained run directory or pretrained:NAME.")],
     data: Annotated[Path, typer.Option(help="Folder of TrackML test events.")],
     out: Out,
     max_events: Annotated[int, typer.Option(help="Events to evaluate (0 = all).")] = 0,
@@ -197,8 +256,12 @@ def evaluate(
     check_range("--max-events", max_events, 0, what="events to evaluate; 0 = all")
     check_range("--tune-events", tune_events, 1, what="events of --tune-data")
     _logging()
-    _finished(run)
-    _guard("tracking evaluate", out, "--out", [run, data], overwrite)
+    run = _open_finished(run)
+    _check_data(data)
+    if tune_data is not None:
+        _check_data(tune_data)
+    _check_out("tracking evaluate", out, "--out", [run, data], overwrite)
+    _claim(out, "tracking evaluate")
     if run_pipeline(run) == "layerpair":
         from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
 
@@ -222,7 +285,7 @@ def evaluate(
 @app.command()
 @friendly_errors
 def explain(
-    run: Annotated[Path, typer.Option(help="Trained run directory.")],
+    run: Annotated[Path, typer.Option(help="Trained run directory or pretrained:NAME.")],
     data: Annotated[Path, typer.Option(help="Folder of TrackML events.")],
     out: Out,
     event: Annotated[int | None, typer.Option(help="Event id (default: the first).")] = None,
@@ -235,6 +298,15 @@ def explain(
     from particlegraph.tasks.tracking.explain import explain_run
     from particlegraph.tasks.tracking.runconfig import run_pipeline
 
+    for name, value in (
+        ("--event", event),
+        ("--hit", hit),
+        ("--partner", partner),
+        ("--edge", edge),
+    ):
+        check_range(name, value, 0)
+    run = _open_finished(run)
+    _check_data(data)
     if run_pipeline(run) == "layerpair":
         from particlegraph.tasks.tracking.explain_edges import explain_edge_score
 
@@ -244,8 +316,6 @@ def explain(
                    f"particle's hits; {out / 'explain.json'}")  # fmt: skip
         return
 
-    for name, value in (("--event", event), ("--hit", hit), ("--partner", partner)):
-        check_range(name, value, 0)
     r = explain_run(run, data, out, event_id=event, hit=hit, partner=partner)
     typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
                f"{r['lrp']['same_particle_share']:.2f} of the relevance on its own particle; "

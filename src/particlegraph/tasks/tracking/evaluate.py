@@ -214,8 +214,10 @@ def evaluate_run(
     Returns the content of ``out/metrics.json``.
     """
     from particlegraph.tasks.tracking.trackml import list_events
+    from particlegraph.train.run import open_run
 
     out = Path(out)
+    run_dir = open_run(run_dir, "tracking", "particlegraph.tasks.tracking").path
     model, cfg, cluster = load_run(run_dir)
     info = json.loads((Path(run_dir) / "run.json").read_text())
     if tune_data is not None:

@@ -38,8 +38,18 @@ from particlegraph.tasks.tracking.module_map import LayerPairMap, learn_map
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from particlegraph.train.loop import FitConfig, fit
+from particlegraph.train.run import open_run
 
 log = logging.getLogger(__name__)
+
+#: Most edges in one training step (``max_edges``, ``filter_max_edges``): an event is split into
+#: phi sectors of at most this many edges. 50 million is 250 times the filter's default (200,000)
+#: and far above the 3000 of the interaction network, so no setting a CPU or one GPU can train is
+#: refused; at that size one latent tensor of the network (width 32, float32) already takes
+#: 6.4 GB, and 2e9 edges would exhaust the memory before the first step.
+MAX_EDGES_PER_STEP = 50_000_000
+#: The package of shipped runs (``--run pretrained:NAME``).
+TRACKING_PACKAGE = "particlegraph.tasks.tracking"
 CONFIG_NAME, MAP_NAME = "config.yaml", "module_map.json"
 
 
@@ -85,8 +95,15 @@ class LayerPairRunConfig:
     def __post_init__(self) -> None:
         if self.pipeline != "layerpair":
             raise ConfigError(f"pipeline must be 'layerpair' here, got {self.pipeline!r}")
-        if self.val_events < 1 or self.train_events < 0 or self.max_edges < 100:
-            raise ConfigError("val_events >= 1, train_events >= 0 and max_edges >= 1000 required")
+        if self.val_events < 1 or self.train_events < 0:
+            raise ConfigError("val_events >= 1 and train_events >= 0 required")
+        for key in ("max_edges", "filter_max_edges"):
+            value = getattr(self, key)
+            if not 100 <= value <= MAX_EDGES_PER_STEP:
+                raise ConfigError(
+                    f"{key} must be between 100 and {MAX_EDGES_PER_STEP:,} (edges per training "
+                    f"step), got {value:,}"
+                )
         if not 0.5 <= self.filter_efficiency <= 1.0 or not self.pos_weight > 0:
             raise ConfigError("filter_efficiency must be in [0.5, 1] and pos_weight > 0")
         if any(m not in MODES for m in self.modes) or not self.modes or not self.thresholds:
@@ -316,8 +333,13 @@ class LayerPairRun:
 
 
 def load_layerpair_run(run_dir: str | Path) -> LayerPairRun:
-    """Load a finished run of the default pipeline."""
-    run_dir = Path(run_dir)
+    """Load a finished run of the default pipeline (``PATH`` or ``pretrained:NAME``).
+
+    Raises:
+        ConfigError: an unknown pretrained name.
+        DataFileError: not a finished tracking run, or a checkpoint that is not only weights.
+    """
+    run_dir = open_run(run_dir, "tracking", TRACKING_PACKAGE).path
     for name in (CONFIG_NAME, MAP_NAME, "model.pt", "run.json"):
         if not (run_dir / name).is_file():
             raise DataFileError(f"{run_dir} is not a finished tracking run (no {name}); run "

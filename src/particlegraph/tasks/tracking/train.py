@@ -323,10 +323,15 @@ def _load_best(model: TrackingModel, stage_dir: Path) -> None:
 
 
 def load_run(run_dir: str | Path) -> tuple[TrackingModel, TrackingRunConfig, ClusterConfig]:
-    """The trained model (eval mode), its config and the tuned DBSCAN settings of a run."""
-    from particlegraph.train.checkpoint import load_checkpoint
+    """The trained model (eval mode), its config and the tuned DBSCAN settings of a run.
 
-    run_dir = Path(run_dir)
+    ``run_dir`` is a ``PATH`` or ``pretrained:NAME`` (opened with
+    :func:`particlegraph.train.run.open_run`: runs of another task are refused).
+    """
+    from particlegraph.train.checkpoint import load_checkpoint
+    from particlegraph.train.run import open_run
+
+    run_dir = open_run(run_dir, "tracking", "particlegraph.tasks.tracking").path
     for name in (CONFIG_NAME, "model.pt", "run.json"):
         if not (run_dir / name).is_file():
             raise DataFileError(
