@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from particlegraph.bounds import MAX_EVENTS, MAX_SEED
-from particlegraph.cli.common import check_range, friendly_errors
+from particlegraph.cli.common import check_output_file, check_range, friendly_errors
 
 app = typer.Typer(
     help="Anomaly detection with graph autoencoders on the 40 leading PF candidates.",
@@ -50,11 +50,18 @@ def inspect(
     data: list[Path] = typer.Argument(..., help="sample folders or files"),
     plot: Path = typer.Option(None, "--plot", help="write leading-pT spectra to this PNG"),
     max_events: int = typer.Option(0, "--max-events", help="0 = all"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --plot file."),
 ) -> None:
     """Print PF candidates per event, leading-pT quantiles and HT of each sample (JSON)."""
+    from particlegraph.outputs import Output, guard_outputs
     from particlegraph.tasks.anomaly.summary import inspect_sample, plot_leading_pt
 
     check_range("--max-events", max_events, 0, what="events to read; 0 = all")
+    if plot is not None:  # before any work: never a folder, never an input, never a foreign file
+        check_output_file(plot, "--plot")
+        guard_outputs(
+            "anomaly inspect", [Output(plot, "file", "--plot")], data, overwrite=overwrite
+        )
     for d in data:
         typer.echo(json.dumps(inspect_sample(d, max_events or None)))
     if plot is not None:
