@@ -14,9 +14,9 @@ import pytest
 
 from particlegraph.sim.silicon import VOLUMES, SiliconConfig
 
-DETECTORS = Path(
-    os.environ.get("PARTICLEGRAPH_TRACKML_DETECTORS", "/work/shared/data/trackml/detectors.csv.gz")
-)
+#: The shared folder beside the checkout (as CI lays it out), else the environment's choice.
+_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "data" / "trackml" / "detectors.csv.gz"
+DETECTORS = Path(os.environ.get("PARTICLEGRAPH_TRACKML_DETECTORS", _BESIDE))
 
 
 @pytest.fixture(scope="module")
