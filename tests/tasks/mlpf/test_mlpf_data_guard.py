@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from mlpf_events import make_events, write_dataset
+from mlpf_refusals import refused
 from typer.testing import CliRunner
 
 from particlegraph.cli.main import app
@@ -17,24 +18,6 @@ from particlegraph.tasks.mlpf import store
 from particlegraph.tasks.mlpf.convert import COMMAND as CONVERT
 from particlegraph.tasks.mlpf.inspect import COMMAND as INSPECT
 from particlegraph.tasks.mlpf.inspect import is_own_summary
-
-
-def tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``root``: relative path -> (size, mtime in ns)."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size if p.is_file() else -1, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-    }
-
-
-def refused(args: list[str], root: Path, match: str) -> None:
-    before = tree(root)
-    res = CliRunner().invoke(app, args)
-    lines = res.output.strip().splitlines()
-    assert res.exit_code == 2, res.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    assert match in lines[0], lines[0]
-    assert tree(root) == before
 
 
 def test_inspect_json_never_replaces_a_shard(tmp_path: Path) -> None:

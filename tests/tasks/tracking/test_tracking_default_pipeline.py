@@ -7,36 +7,21 @@ import json
 import numpy as np
 import pytest
 import torch
+from tracking_events import write_events
 from typer.testing import CliRunner
 
-from particlegraph.sim.particles import make_particles
-from particlegraph.sim.silicon import SiliconConfig
 from particlegraph.tasks.tracking.cli import app
 from particlegraph.tasks.tracking.dataset import load_events
 from particlegraph.tasks.tracking.graphs import event_data, sectors
 from particlegraph.tasks.tracking.learned import load_layerpair_run, reconstruct_event
 from particlegraph.tasks.tracking.score import trackml_score
-from particlegraph.tasks.tracking.simulate import build_event
-from particlegraph.tasks.tracking.trackml import write_event
 
 TINY = ["train_events=3", "val_events=1", "fit.epochs=2", "model.hidden=8", "model.iterations=2",
         "thresholds=[0.5]", "modes=[cc]", "model.filter_hidden=8"]  # fmt: skip
 
 
 def _write_events(folder, n_events=5, n_particles=30):
-    rng = np.random.default_rng(0)
-    for e in range(n_events):
-        pt = rng.uniform(0.5, 5.0, n_particles)
-        eta = rng.uniform(-2.0, 2.0, n_particles)
-        phi = rng.uniform(-np.pi, np.pi, n_particles)
-        p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)
-        vtx = np.stack(
-            [np.zeros(n_particles), np.zeros(n_particles), rng.normal(0, 20, n_particles)], 1
-        )
-        parts = make_particles(
-            np.full(n_particles, 211), rng.choice([-1.0, 1.0], n_particles), p4, vtx
-        )
-        write_event(folder, build_event(parts, SiliconConfig(), rng, 1000 + e))
+    write_events(folder, n_events, n_particles)
 
 
 @pytest.mark.slow

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from tracking_events import write_events
 from typer.testing import CliRunner
 
-from particlegraph.sim.particles import make_particles
-from particlegraph.sim.silicon import SiliconConfig
 from particlegraph.tasks.tracking.cli import app
 from particlegraph.tasks.tracking.score import trackml_score
-from particlegraph.tasks.tracking.simulate import build_event
-from particlegraph.tasks.tracking.trackml import read_event, read_submission, write_event
+from particlegraph.tasks.tracking.trackml import read_event, read_submission
 
 TINY = [
     "model.embed_hidden=16", "model.embed_layers=1", "model.gnn_hidden=8", "model.edge_hidden=8",
@@ -23,19 +20,7 @@ TINY = [
 
 
 def _write_events(folder, n_events=4, n_particles=25):
-    rng = np.random.default_rng(0)
-    for e in range(n_events):
-        pt = rng.uniform(0.5, 5.0, n_particles)
-        eta = rng.uniform(-2.0, 2.0, n_particles)
-        phi = rng.uniform(-np.pi, np.pi, n_particles)
-        p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)
-        vtx = np.stack(
-            [np.zeros(n_particles), np.zeros(n_particles), rng.normal(0, 20, n_particles)], 1
-        )
-        parts = make_particles(
-            np.full(n_particles, 211), rng.choice([-1.0, 1.0], n_particles), p4, vtx
-        )
-        write_event(folder, build_event(parts, SiliconConfig(), rng, 1000 + e))
+    write_events(folder, n_events, n_particles)
 
 
 @pytest.mark.slow
