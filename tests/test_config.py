@@ -180,3 +180,14 @@ def test_fit_boundaries_accepted(ok: dict[str, object]) -> None:
 def test_fit_boundaries_refused(bad: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         _fit(**bad)
+
+
+def test_parse_mapping_names_the_source_in_one_line() -> None:
+    from particlegraph.config import parse_mapping
+
+    assert parse_mapping("a: 1\nb: [2, 3]\n", "x.yaml") == {"a": 1, "b": [2, 3]}
+    assert parse_mapping("", "empty.yaml") == {}
+    with pytest.raises(ConfigError, match=r"^bad\.yaml is not valid YAML"):
+        parse_mapping("a: [1", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"^list\.yaml must hold a mapping at the top level$"):
+        parse_mapping("- 1\n- 2\n", "list.yaml")

@@ -188,6 +188,21 @@ def resolve_config(config: str | Path, package: str | None = None) -> Path | Tra
     raise ConfigError(f"config file {path} does not exist")
 
 
+def parse_mapping(text: str, where: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML config text; ``where`` names it in the one-line error.
+
+    Raises:
+        ConfigError: the text is not YAML, or its top level is not a mapping.
+    """
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a mapping at the top level")
+    return data
+
+
 def load_config(
     cls: type[T],
     path: str | Path | Traversable | None,
@@ -202,12 +217,7 @@ def load_config(
         p = path if isinstance(path, Traversable) and not isinstance(path, Path) else None
         p = p or resolve_config(path, package)  # type: ignore[arg-type]
         where = str(p) if isinstance(p, Path) else f"shipped config {p.name}"
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {p} is not valid YAML: {err}") from err
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = parse_mapping(p.read_text(), f"config file {p}")
     data = apply_overrides(data, overrides or [])
     return from_dict(cls, data, where=where)
 

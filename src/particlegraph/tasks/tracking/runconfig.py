@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from particlegraph.config import apply_overrides, load_config, resolve_config
+from particlegraph.config import apply_overrides, load_config, parse_mapping, resolve_config
 from particlegraph.errors import ConfigError
 from particlegraph.tasks.tracking.learned import LayerPairRunConfig
 from particlegraph.tasks.tracking.train import TrackingRunConfig
@@ -24,12 +22,7 @@ PIPELINES = ("layerpair", "exercise")
 def config_pipeline(config: str | Path, overrides: list[str] | None = None) -> str:
     """The ``pipeline`` of a YAML file or shipped config name (overrides applied)."""
     p = resolve_config(config, PACKAGE)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {p} is not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    data = parse_mapping(p.read_text(), f"config file {p}")
     data = apply_overrides(data, [o for o in overrides or [] if o.startswith("pipeline=")])
     name = str(data.get("pipeline", "exercise"))
     if name not in PIPELINES:

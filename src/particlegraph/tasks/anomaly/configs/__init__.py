@@ -6,8 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from particlegraph.config import parse_mapping
 from particlegraph.errors import ConfigError
 
 NAMES = ("samples", "gae-seed", "gae", "node-ae", "set-ae")
@@ -24,10 +23,4 @@ def read_config(name_or_path: str | Path) -> dict[str, Any]:
         if not p.is_file():
             raise ConfigError(f"config {p} does not exist; use a file or one of {', '.join(NAMES)}")
         text, where = p.read_text(), str(p)
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where} is not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must hold a mapping at the top level")
-    return data
+    return parse_mapping(text, where)
