@@ -37,8 +37,21 @@ T = TypeVar("T")
 CONFIG_NAME = "config.yaml"
 #: ``--run pretrained:<name>`` names a run shipped in ``<task package>/pretrained/<name>/``.
 PRETRAINED_PREFIX = "pretrained:"
+#: The ``--checkpoint`` values: ``best`` (falls back to ``last``) and ``last``.
+CHECKPOINTS = ("best", "last")
 #: A shipped run's name: letters, digits, ``_ . -``; never a path.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_checkpoint(which: str, option: str = "--checkpoint") -> str:
+    """A ``--checkpoint`` value: ``best`` (falls back to ``last``) or ``last``.
+
+    Raises:
+        ConfigError: any other value, naming ``option``.
+    """
+    if which not in CHECKPOINTS:
+        raise ConfigError(f"{option} must be 'best' or 'last', got {which!r}")
+    return which
 
 
 def train_command(task: str) -> str:
@@ -257,10 +270,12 @@ def check_data(run: Run, data: dict[str, Any], ignore: tuple[str, ...] = ()) -> 
 
 
 __all__ = [
+    "CHECKPOINTS",
     "CONFIG_NAME",
     "OWNER_FILE",
     "PRETRAINED_PREFIX",
     "Run",
+    "check_checkpoint",
     "check_data",
     "create_run",
     "is_pretrained",

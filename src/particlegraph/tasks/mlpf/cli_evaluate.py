@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from particlegraph.cli.common import check_range, friendly_errors
+from particlegraph.train.run import check_checkpoint
 
 
 def register(app: typer.Typer) -> None:
@@ -42,13 +43,11 @@ def evaluate_command(
     ),
 ) -> None:
     """Evaluate a trained run: metrics.json, plots in RUN/evaluation/, RUN/index.html."""
-    from particlegraph.errors import ConfigError
     from particlegraph.tasks.mlpf.evaluate import evaluate, format_summary
     from particlegraph.tasks.mlpf.schema import reading
     from particlegraph.tasks.mlpf.train import run_output_dir
 
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    check_checkpoint(checkpoint)
     check_range("--events", events, 1, what="events to evaluate")
     check_range("--batch-size", batch_size, 1, 100_000, what="events per forward pass")
     with reading(validate=not no_validate):
@@ -82,11 +81,9 @@ def calibrate_command(
     ),
 ) -> None:
     """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
-    from particlegraph.errors import ConfigError
     from particlegraph.tasks.mlpf.calibrate import calibrate_run
 
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"--checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    check_checkpoint(checkpoint)
     check_range("--events", events, 1, what="validation events")
     cal, path = calibrate_run(
         run, data, max_events=events, which=checkpoint, device=device, out_dir=out,

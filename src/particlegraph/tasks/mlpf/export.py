@@ -39,6 +39,7 @@ from particlegraph.atomic import atomic_path
 from particlegraph.errors import ConfigError, DataFileError, ParticlegraphError, require
 from particlegraph.nn.gravnet import DISTANCE_SCALE, GravNetConv
 from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK
+from particlegraph.train.run import check_checkpoint as check_checkpoint
 
 OUTPUT_NAMES = ("logits", "charge_logits", "regression")
 #: The command that writes ``.onnx`` files, recorded in their metadata.
@@ -48,7 +49,6 @@ METADATA_KEY = "particlegraph"
 #: Largest existing file read to find out whether this command wrote it [bytes].
 MAX_OWN_CHECK_BYTES = 1 << 30
 #: Checkpoints a run offers (``best`` falls back to ``last``).
-CHECKPOINTS = ("best", "last")
 
 
 class DenseGravNetConv(nn.Module):
@@ -302,13 +302,6 @@ def is_own_export(path: str | os.PathLike[str]) -> bool:
     except Exception:  # not ONNX at all: protobuf raises several types
         return False
     return any(p.key == METADATA_KEY and p.value == COMMAND for p in proto.metadata_props)
-
-
-def check_checkpoint(which: str, option: str = "--checkpoint") -> str:
-    """A ``--checkpoint`` value: ``best`` (falls back to ``last``) or ``last``."""
-    if which not in CHECKPOINTS:
-        raise ConfigError(f"{option} must be 'best' or 'last', got {which!r}")
-    return which
 
 
 def export_run(
