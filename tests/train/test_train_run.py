@@ -69,8 +69,15 @@ def test_create_run_never_replaces_foreign_files(tmp_path: Path) -> None:
 
 def test_create_run_refuses_another_tasks_folder_and_a_file(tmp_path: Path) -> None:
     claim(tmp_path / "sample", "anomaly generate", {"process": "jetht"})
-    with pytest.raises(ConfigError, match="output of `particlegraph anomaly generate`"):
-        create_run(tmp_path / "sample", "anomaly", TinyConfig())
+    (tmp_path / "sample" / "jetht_00000.parquet").write_bytes(b"events")
+    for overwrite in (False, True):  # a dataset is never replaced by a train command
+        with pytest.raises(ConfigError, match="output of `particlegraph anomaly generate`"):
+            create_run(tmp_path / "sample", "anomaly", TinyConfig(), overwrite=overwrite)
+    assert (tmp_path / "sample" / "jetht_00000.parquet").read_bytes() == b"events"
+    claim(tmp_path / "other_run", "tabular train")
+    with pytest.raises(ConfigError, match=r"not a anomaly run \(choose another --run, or pass"):
+        create_run(tmp_path / "other_run", "anomaly", TinyConfig())
+    create_run(tmp_path / "other_run", "anomaly", TinyConfig(), overwrite=True)  # a run: replaced
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
         create_run(tmp_path / "f", "anomaly", TinyConfig())

@@ -11,8 +11,8 @@ A run folder ``RUN/`` holds:
 
 :func:`create_run` is called by every task's ``train`` after the whole configuration has been
 validated and before anything is written. It refuses a folder that holds anything but a run of the
-same task, and a finished run, unless ``overwrite`` (then the old run is removed first: it was made
-by particlegraph) or ``resume``. :func:`open_run` is the one loader of all four tasks: ``PATH`` or
+same task, and a finished run, unless ``overwrite`` (then the old run, which particlegraph made, is
+removed first; only a run: any other folder is never replaced) or ``resume``. :func:`open_run` is the one loader of all four tasks: ``PATH`` or
 ``pretrained:NAME`` with NAME one of the package's shipped runs (never a path).
 """
 
@@ -190,6 +190,11 @@ def _check_new_run(path: Path, task: str, overwrite: bool) -> None:
             "with --overwrite (choose another --run)"
         )
     made_by = mark["command"] if mark is not None else None
+    if made_by is not None and not made_by.endswith(" train"):  # a dataset, an evaluation...
+        raise ConfigError(
+            f"{path}: is the output of `particlegraph {made_by}`, not a {task} run; a train "
+            "command never replaces it, not even with --overwrite (choose another --run)"
+        )
     if made_by is not None and made_by != train_command(task) and not overwrite:
         raise ConfigError(
             f"{path}: is the output of `particlegraph {made_by}`, not a {task} run (choose another "
