@@ -159,3 +159,30 @@ def test_resume_reads_the_checkpoint_before_writing(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="carries the object"):
         create_run(path, "anomaly", TinyConfig(epochs=7), resume=True)
     assert (path / CONFIG_NAME).read_text() == before and not canary.exists()
+
+
+def test_a_folder_of_particlegraph_outputs_takes_a_run_beside_them(tmp_path: Path) -> None:
+    # the MLPF demo: RUN/data/{train,test} made by `mlpf generate`, then the run in RUN
+    path = tmp_path / "demo"
+    for part in ("train", "test"):
+        claim(path / "data" / part, "mlpf generate", {"process": "ttbar"})
+    create_run(path, "mlpf", TinyConfig(), overwrite=True)
+    assert (path / "data" / "train" / OWNER_FILE).is_file()  # kept, never removed
+    (path / "data" / "notes.txt").write_text("mine")  # a foreign file inside: refused again
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "data").mkdir()
+    (legacy / "data" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="did not make"):
+        create_run(legacy, "mlpf", TinyConfig())
+
+
+def test_a_legacy_run_without_checkpoints_is_reused(tmp_path: Path) -> None:
+    path = tmp_path / "old"
+    path.mkdir()
+    (path / CONFIG_NAME).write_text("epochs: 2\n")  # made before particlegraph.json existed
+    create_run(path, "mlpf", TinyConfig(epochs=3))
+    _trained(path)
+    (path / OWNER_FILE).unlink()
+    with pytest.raises(ConfigError, match="already holds a mlpf run"):
+        create_run(path, "mlpf", TinyConfig())

@@ -173,6 +173,16 @@ def _trained(path: Path) -> bool:
     return (path / CHECKPOINT_DIR).is_dir() and any((path / CHECKPOINT_DIR).iterdir())
 
 
+def _made_by_particlegraph(entry: Path) -> bool:
+    """A folder particlegraph made: it carries a marker, or holds only such folders."""
+    if not entry.is_dir() or entry.is_symlink():
+        return False
+    if owner(entry) is not None:
+        return True
+    inside = [e for e in entry.iterdir() if not e.name.startswith(".")]
+    return bool(inside) and all(_made_by_particlegraph(e) for e in inside)
+
+
 def _check_new_run(path: Path, task: str, overwrite: bool) -> None:
     """Refuse a ``--run`` folder that holds anything but an untrained run of ``task``."""
     if not path.exists():
@@ -184,6 +194,8 @@ def _check_new_run(path: Path, task: str, overwrite: bool) -> None:
         return
     mark = owner(path)
     legacy = mark is None and (path / CONFIG_NAME).is_file()
+    if mark is None and not legacy and all(_made_by_particlegraph(e) for e in entries):
+        return  # only particlegraph's own outputs inside (the demo's data folder): kept, not a run
     if mark is None and not legacy:
         raise ConfigError(
             f"{path}: holds files that particlegraph did not make; it is never replaced, not even "
@@ -203,7 +215,7 @@ def _check_new_run(path: Path, task: str, overwrite: bool) -> None:
     if overwrite:
         shutil.rmtree(path)
         return
-    if _trained(path) or legacy:
+    if _trained(path):
         raise ConfigError(
             f"{path}: already holds a {task} run; use --resume to continue it, --overwrite to "
             "replace it, or choose another --run"
