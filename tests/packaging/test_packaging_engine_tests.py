@@ -10,11 +10,6 @@ TESTS = Path(__file__).resolve().parents[1]
 #: plots (a realistic GNN for LRP / gradients). Each is to be split: the engine part on a small
 #: model of its own, the MLPF part under tests/tasks/mlpf. Nothing may join this list.
 STILL_USING_MLPF = {
-    "explain/test_explain_aggregate.py",
-    "explain/test_explain_lrp_checks.py",
-    "explain/test_explain_lrp_engine.py",
-    "explain/test_explain_lrp_multi.py",
-    "explain/test_explain_lrp_rules.py",
     "plot/test_plot_init.py",
     "train/test_train_run.py",  # names the MLPF package to find its shipped pretrained runs
 }

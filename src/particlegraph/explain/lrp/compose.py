@@ -13,7 +13,7 @@ so the D-wide relevance at the aggregation's input is never built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,71 +125,74 @@ class _Sink:
     leak: Tensor | None = None
     fanout: tuple[Tensor, Tensor, int] | None = None
     #: A chain sink (``_chain_sink``): its columns are [F features, absorbed, C values for the
-    #: sink with this key, absorbed, absorbed]; the C values are passed on to that sink.
+    #: sink with this key]; the C values are passed on to that sink.
     chain: int | None = None
 
 
-def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
-    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P, O).
+def _contract(r: Pairs, sink: _Sink) -> list[Pairs]:
+    """Map pair relevance at a local tensor onto the raw inputs: parts with values (P, O, F + 1),
+    the last column the share absorbed below the sink.
 
     ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` per output (M's last column is the absorbed
-    share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are grouped by element
-    instead: elements with a similar number of pairs (power-of-two buckets) get their pair
-    vectors packed into a zero-padded (elements, width, O, D) block and one batched matmul with
-    their own ``M`` (each ``M`` built or read once per bucket). Padding wastes at most 2x.
+    share); a fan-out sink gives k pairs per pair, one per source of the composed aggregation.
+    The parts follow the element order of :func:`_contract_groups`, not the order of ``r``.
     """
     if sink.matrix is None:
         assert sink.leak is not None
-        return r, (r.v * sink.leak[r.n][:, None, :]).sum(2)
-    num_pairs, num_out = len(r.n), r.v.shape[1]
-    out = _contract_raw(r, sink)
-    if out is None:  # no pairs
-        empty = torch.zeros(0, num_out, num_features, dtype=r.v.dtype, device=r.v.device)
-        return Pairs(r.t[:0], r.n[:0], empty), empty[:, :, 0]
+        leak = (r.v * sink.leak[r.n][:, None, :]).sum(2, keepdim=True)
+        return [Pairs(r.t, r.n, torch.cat([r.v, leak], dim=2))]
     if sink.fanout is None:
-        return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
+        return [Pairs(r.t[idx], r.n[idx], out) for idx, out in _contract_groups(r, sink)]
     src, rowptr, k = sink.fanout
-    out = out.view(num_pairs, num_out, k, -1).transpose(1, 2).reshape(num_pairs * k, num_out, -1)
-    sources = src[rowptr[r.n][:, None] + torch.arange(k, device=r.n.device)].reshape(-1)
-    return Pairs(r.t.repeat_interleave(k), sources, out[:, :, :-1]), out[:, :, -1]
+    parts = []
+    for idx, out in _contract_groups(r, sink):  # out (b, O, k (F + 1))
+        n, b = r.n[idx], len(idx)
+        sources = src[rowptr[n][:, None] + torch.arange(k, device=n.device)].reshape(-1)
+        # the k blocks as rows: a pair's k results become contiguous rows of the merge
+        v = out.view(b, out.shape[1], k, -1).transpose(1, 2).reshape(b * k, out.shape[1], -1)
+        parts.append(Pairs(r.t[idx].repeat_interleave(k), sources, v))
+    return parts
 
 
-def _contract_raw(r: Pairs, sink: _Sink) -> Tensor | None:
-    """``v[p] @ matrix(n[p])`` (P, O, C) for every pair, grouped by element; None without pairs."""
+def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
+    """``v[p] @ matrix(n[p])`` for every pair, grouped by element.
+
+    Yields ``(idx (b,), out)``: the positions in ``r`` of a group of pairs and their products
+    ``out`` (b, O, C). Gathering a (D, C) matrix per pair is
+    memory-bound, so pairs are grouped by element instead: elements with a similar number of
+    pairs (power-of-two buckets) get their pair vectors packed into a zero-padded (elements,
+    width, O, D) block and one batched matmul with their own ``M`` (each ``M`` built or read once
+    per bucket). Padding wastes at most 2x.
+    """
     assert sink.matrix is not None
     num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
-    out: Tensor | None = None
-    if num_pairs:
-        order = torch.argsort(r.n)
-        ns = r.n[order]
-        count = torch.bincount(ns)
-        first = torch.cumsum(count, 0) - count
-        pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
-        bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()
-        pair_bucket = bucket[ns]  # width 2^bucket
-        for b in torch.unique(pair_bucket).tolist():
-            in_bucket = (pair_bucket == b).nonzero()[:, 0]
-            bucket_nodes = torch.unique(ns[in_bucket])
-            width = 1 << b
-            # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
-            for lo in range(0, len(bucket_nodes), NODE_BATCH):
-                nodes = bucket_nodes[lo : lo + NODE_BATCH]
-                if len(nodes) == len(bucket_nodes):
-                    sel = in_bucket
-                else:
-                    keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
-                    sel = in_bucket[keep]
-                slot = torch.searchsorted(nodes, ns[sel])
-                pad = torch.zeros(len(nodes), width, num_out, d, dtype=r.v.dtype,
-                                  device=r.v.device)  # fmt: skip
-                pad[slot, pos[sel]] = r.v[order[sel]]
-                mat = sink.matrix(nodes)  # (elements, D, C)
-                if out is None:
-                    out = torch.empty(num_pairs, num_out, mat.shape[2], dtype=r.v.dtype,
-                                      device=r.v.device)  # fmt: skip
-                res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
-                out[order[sel]] = res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
-    return out
+    if not num_pairs:
+        return
+    order = torch.argsort(r.n)
+    ns = r.n[order]
+    count = torch.bincount(ns)
+    first = torch.cumsum(count, 0) - count
+    pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
+    bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()
+    pair_bucket = bucket[ns]  # width 2^bucket
+    for b in torch.unique(pair_bucket).tolist():
+        in_bucket = (pair_bucket == b).nonzero()[:, 0]
+        bucket_nodes = torch.unique(ns[in_bucket])
+        width = 1 << b
+        # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
+        for lo in range(0, len(bucket_nodes), NODE_BATCH):
+            nodes = bucket_nodes[lo : lo + NODE_BATCH]
+            if len(nodes) == len(bucket_nodes):
+                sel = in_bucket
+            else:
+                keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
+                sel = in_bucket[keep]
+            slot = torch.searchsorted(nodes, ns[sel])
+            pad = r.v.new_zeros(len(nodes), width, num_out, d)
+            pad[slot, pos[sel]] = r.v[order[sel]]
+            mat = sink.matrix(nodes)  # (elements, D, C)
+            res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
+            yield order[sel], res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
 
 
 def _linear_sink(
@@ -322,8 +325,8 @@ def _chain_sink(
     """Sink of a Linear A (``lin_h`` of a later block) whose input is ``act(B)``, B a Linear with
     a local-side sink ``k_sink`` and one non-local input ``agg = (tensor g, lo, hi)`` that an
     aggregation G with a fan-out sink produced: everything below A's output is per element, so
-    element j's matrix (D_A, F + 1 + C + 1) is composed once:
-    ``A_j [K_j | Bagg_j diag(1/z_G,j) | leak_B,j | Bagg_j leak_G,j]`` with
+    element j's matrix (D_A, F + 1 + C) is composed once:
+    ``A_j [K_j[:, :F] | K_j[:, F] + leak_B,j + Bagg_j leak_G,j | Bagg_j diag(1/z_G,j)]`` with
     ``A_j = diag(1/z_A,j) W_A diag(h_j)`` and ``Bagg_j = diag(1/z_B,j) W_B[:, lo:hi] diag(g_j)``.
     The C columns are the relevance at G's output divided by G's denominators, which is what
     G's fan-out sink takes; they are passed on to it (key ``g_key``).
@@ -348,12 +351,14 @@ def _chain_sink(
         mid = torch.bmm(w_a[None] * (x * b_prep.inv[nodes])[:, None, :], w_b.expand(b, -1, -1))
         leak_b = (x * b_prep.leak[nodes]) @ w_a.T  # (b, D_A)
         leak_g = mid @ (g[nodes] * g_prep.leak[nodes])[:, :, None]  # (b, D_A, 1)
+        k_part = k_part.permute(1, 0, 2)
+        absorbed = k_part[:, :, cols - 1 :] + leak_b[:, :, None] + leak_g  # (b, D_A, 1)
         m = torch.cat(
-            [k_part.permute(1, 0, 2), mid * (g[nodes] * g_prep.inv[nodes])[:, None, :],
-             leak_b[:, :, None], leak_g], dim=2,
-        )  # fmt: skip
+            [k_part[:, :, : cols - 1], absorbed, mid * (g[nodes] * g_prep.inv[nodes])[:, None, :]],
+            dim=2,
+        )
         parts.append(a_prep.inv[nodes][:, :, None] * m)
-    table = torch.cat(parts)  # (N, D_A, F + 1 + C + 1)
+    table = torch.cat(parts)  # (N, D_A, F + 1 + C)
     return _Sink(_rows(table), table.numel(), chain=g_key)
 
 
