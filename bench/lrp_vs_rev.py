@@ -5,7 +5,7 @@
 The revision's ``src/particlegraph/explain/lrp`` is exported (``git archive``) into a temporary
 package ``lrp_rev`` with its imports renamed, so both engines explain the same traced events of the
 paper-size MLPF model (hidden 256, 2 GravNet blocks, k 16, random events of bench/lrp.py) in the
-same process: one output at 6,400 and 12,800 elements and the 12 outputs at 6,400, ``--rounds``
+same process: one output at 6,400 and 12,800 elements (``--elements``) and the 12 outputs at 6,400, ``--rounds``
 rounds, best wall and CPU time of each. Prints and saves, for both engines, the multi-output ratio
 t(12 outputs) / t(1) and the size ratio t(12,800) / t(6,400), and the largest difference between
 the two engines' relevance (relative to the largest value).
@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lrp import ALL_OUTPUTS, random_event
 from particlegraph.atomic import write_json
 from particlegraph.explain import lrp as lrp_new
-from particlegraph.explain.lrp.rules import Epsilon, as_composite
 from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 
@@ -58,6 +57,7 @@ def main() -> None:
     p.add_argument("--rev", default="main")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--elements", default="6400,12800", help="the two sizes N1,N2 (N2 = 2 N1)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,19 +68,20 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = MLPF(MLPFConfig(hidden=256, num_blocks=2, k=16, propagate_dim=64)).eval()
-    comp = as_composite(Epsilon(eps=1e-6))
-    events = {n: random_event(n, 0, torch.device("cpu")) for n in (6400, 12800)}
+    n1, n2 = (int(v) for v in args.elements.split(","))
+    events = {n: random_event(n, 0, torch.device("cpu")) for n in (n1, n2)}
     with torch.no_grad():
-        model(events[6400][:256])
+        model(events[n1][:256])
     engines = {args.rev: lrp_rev, "this": lrp_new}
     times: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
     diff = 0.0
     for _ in range(args.rounds):
-        for n, outputs in ((6400, 1), (6400, 12), (12800, 1)):
+        for n, outputs in ((n1, 1), (n1, 12), (n2, 1)):
             results = {}
             for name, eng in engines.items():
                 names = ALL_OUTPUTS[:outputs] if outputs > 1 else ("class:neutral_hadron",)
                 t0, c0 = time.perf_counter(), time.process_time()
+                comp = eng.rules.as_composite(eng.rules.Epsilon(eps=1e-6))  # each its own class
                 rel = eng.explain_outputs(model, events[n], names, composite=comp)
                 times[f"{name} {outputs}x{n}"].append(
                     (time.perf_counter() - t0, time.process_time() - c0)
@@ -96,11 +97,12 @@ def main() -> None:
         "best_wall_cpu_s": best,
         "threads": torch.get_num_threads(),
         "rounds": args.rounds,
+        "elements": [n1, n2],
         "max_rel_diff": diff,
         "load_average_at_end": os.getloadavg(),
     }
     for name in engines:
-        for what, num, den in (("multi", "12x6400", "1x6400"), ("size", "1x12800", "1x6400")):
+        for what, num, den in (("multi", f"12x{n1}", f"1x{n1}"), ("size", f"1x{n2}", f"1x{n1}")):
             out[f"{name} {what} ratio wall/cpu"] = [
                 best[f"{name} {num}"][i] / best[f"{name} {den}"][i] for i in (0, 1)
             ]

@@ -145,11 +145,10 @@ def _contract(r: Pairs, sink: _Sink) -> list[Pairs]:
         return [Pairs(r.t[idx], r.n[idx], out) for idx, out in _contract_groups(r, sink)]
     src, rowptr, k = sink.fanout
     parts = []
-    for idx, out in _contract_groups(r, sink):  # out (b, O, k (F + 1))
-        n, b = r.n[idx], len(idx)
+    for idx, out in _contract_groups(r, sink):  # out (b, k, O, F + 1)
+        n = r.n[idx]
         sources = src[rowptr[n][:, None] + torch.arange(k, device=n.device)].reshape(-1)
-        # the k blocks as rows: a pair's k results become contiguous rows of the merge
-        v = out.view(b, out.shape[1], k, -1).transpose(1, 2).reshape(b * k, out.shape[1], -1)
+        v = out.view(-1, *out.shape[2:])
         parts.append(Pairs(r.t[idx].repeat_interleave(k), sources, v))
     return parts
 
@@ -158,14 +157,17 @@ def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
     """``v[p] @ matrix(n[p])`` for every pair, grouped by element.
 
     Yields ``(idx (b,), out)``: the positions in ``r`` of a group of pairs and their products
-    ``out`` (b, O, C). Gathering a (D, C) matrix per pair is
+    ``out`` (b, O, C); for a fan-out sink (b, k, O, C / k), its k column blocks as rows, so that
+    a pair's k results are contiguous rows of the merge (gathered so in one pass). Gathering a (D, C) matrix per pair is
     memory-bound, so pairs are grouped by element instead: elements with a similar number of
-    pairs (power-of-two buckets) get their pair vectors packed into a zero-padded (elements,
-    width, O, D) block and one batched matmul with their own ``M`` (each ``M`` built or read once
-    per bucket). Padding wastes at most 2x.
+    pairs (the count rounded up to a multiple of a quarter of its power of two) get their pair
+    vectors packed into a padded (elements, width, O, D) block and one batched matmul with their
+    own ``M`` (each element's ``M`` built or read once). Padding wastes at most 25 % (it wasted
+    up to 2x with power-of-two widths).
     """
     assert sink.matrix is not None
     num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
+    blocks = 1 if sink.fanout is None else sink.fanout[2]
     if not num_pairs:
         return
     order = torch.argsort(r.n)
@@ -173,12 +175,15 @@ def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
     count = torch.bincount(ns)
     first = torch.cumsum(count, 0) - count
     pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
-    bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()
-    pair_bucket = bucket[ns]  # width 2^bucket
-    for b in torch.unique(pair_bucket).tolist():
-        in_bucket = (pair_bucket == b).nonzero()[:, 0]
+    # block width: the count rounded up to a multiple of a quarter of its power of two
+    quarter = (torch.floor(torch.log2(count.clamp(min=1).to(torch.float64))).long() - 2).clamp(
+        min=0
+    )
+    step = torch.ones_like(count) << quarter
+    pair_width = (((count + step - 1) // step) * step)[ns]
+    for width in torch.unique(pair_width).tolist():
+        in_bucket = (pair_width == width).nonzero()[:, 0]
         bucket_nodes = torch.unique(ns[in_bucket])
-        width = 1 << b
         # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
         for lo in range(0, len(bucket_nodes), NODE_BATCH):
             nodes = bucket_nodes[lo : lo + NODE_BATCH]
@@ -187,12 +192,23 @@ def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
             else:
                 keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
                 sel = in_bucket[keep]
-            slot = torch.searchsorted(nodes, ns[sel])
-            pad = r.v.new_zeros(len(nodes), width, num_out, d)
-            pad[slot, pos[sel]] = r.v[order[sel]]
+            row = torch.searchsorted(nodes, ns[sel]) * width + pos[sel]  # (b,) in the block
+            # padding rows are zeroed although never read back: uninitialised memory may hold
+            # denormal floats (old integer indices), which make the matrix product crawl
+            pad = r.v.new_zeros(len(nodes) * width, num_out, d)
+            pad.index_copy_(0, row, r.v.index_select(0, order[sel]))
             mat = sink.matrix(nodes)  # (elements, D, C)
             res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
-            yield order[sel], res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
+            if blocks == 1:
+                out = res.view(len(nodes) * width, num_out, -1).index_select(0, row)
+            else:  # gather rows of C / k: (b, k, O, C / k), a pair's k blocks as rows
+                cols = res.shape[2] // blocks
+                grid = torch.arange(num_out, device=row.device) * blocks
+                grid = grid[None, :] + torch.arange(blocks, device=row.device)[:, None]  # (k, O)
+                rows = row[:, None, None] * (num_out * blocks) + grid
+                out = res.view(-1, cols).index_select(0, rows.reshape(-1))
+                out = out.view(len(row), blocks, num_out, cols)
+            yield order[sel], out
 
 
 def _linear_sink(

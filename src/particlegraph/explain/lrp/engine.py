@@ -286,7 +286,7 @@ class _Collector:
             return Pairs(empty, empty, torch.zeros(0, num_out, f, dtype=x.dtype, device=x.device))
         final = _coalesce(self.parts, self.num_nodes)
         self.parts = []
-        self.absorbed.index_add_(0, final.t, final.v[:, :, f])
+        self.absorbed.index_add_(0, final.t, final.v[:, :, f].contiguous())  # (strided: slow)
         return Pairs(final.t, final.n, final.v[:, :, :f])
 
 

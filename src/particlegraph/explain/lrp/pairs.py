@@ -101,7 +101,10 @@ def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None
         zw = torch.zeros_like(u).index_add_(0, op.dst, msg)  # (N, C)
         den = stabilize(zw, rule.eps)
         inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
-        order = torch.argsort(op.dst, stable=True)
+        if len(op.dst) < 2 or bool((op.dst[1:] >= op.dst[:-1]).all()):  # kNN: already sorted
+            order = torch.arange(len(op.dst), device=op.dst.device)
+        else:
+            order = torch.argsort(op.dst, stable=True)
         counts = torch.bincount(op.dst, minlength=n)
         rowptr = torch.zeros(n + 1, dtype=torch.long, device=u.device)
         rowptr[1:] = torch.cumsum(counts, 0)
