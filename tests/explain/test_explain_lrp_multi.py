@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lrp_reference import random_mlpf_input
+from lrp_reference import dense_lrp, random_mlpf_input
 from lrp_toy import TOY_ALL, ToyGravNet, toy_gravnet
 
 from particlegraph.errors import ConfigError
@@ -14,6 +14,7 @@ from particlegraph.explain.lrp import (
     Gamma,
     explain_event,
     explain_outputs,
+    parse_output,
     trace_model,
 )
 
@@ -92,19 +93,28 @@ def test_small_node_batches_and_chunks_give_the_same_relevance(monkeypatch) -> N
     ref = explain_outputs(model, x, ALL[:5])
     monkeypatch.setattr(compose, "NODE_BATCH", 3)
     monkeypatch.setattr(engine, "FLUSH_MIN", 64)
+    monkeypatch.setattr(engine, "FANOUT_MERGE_AT", 0)  # fan-out parts merged at every flush
     small = explain_outputs(model, x, ALL[:5], chunk_size=4)
-    for o in range(5):
+    assert torch.allclose(small.absorbed, ref.absorbed, atol=1e-12)
+    program = trace_model(model, x)
+    rule = Composite()  # the default, epsilon 1e-6
+    for o, name in enumerate(ALL[:5]):
         assert torch.allclose(small.output(o).to_dense(), ref.output(o).to_dense(), atol=1e-12)
-        assert torch.allclose(small.absorbed, ref.absorbed, atol=1e-12)
+        # and both against the dense reference, relevance and absorbed share
+        spec = parse_output(name, model.lrp_output_names)
+        dense, absorbed = dense_lrp(
+            program, program.outputs[spec.head], spec.index, torch.arange(len(x)), rule
+        )
+        assert float((small.output(o).to_dense() - dense).abs().max()) < 1e-9 * float(
+            dense.abs().max()
+        )
+        assert torch.allclose(small.absorbed[:, o], absorbed, rtol=1e-9, atol=1e-12)
 
 
 def test_chain_sink_fast_path_matches_dense_reference(monkeypatch) -> None:
     """The chain sink (built only for several outputs with a sign-blind rule such as epsilon)
     against the dense float64 reference: relevance and absorbed share, output by output."""
-    from lrp_reference import dense_lrp
-
     from particlegraph.explain.lrp import compose
-    from particlegraph.explain.lrp.output import parse_output
 
     built = []
     real = compose._chain_sink
