@@ -49,12 +49,13 @@ from particlegraph.explain.lrp.program import Aggregate, Op, Program
 from particlegraph.explain.lrp.rules import Composite
 from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
-#: Values one chunk may hold in its largest relevance tensor (8 MiB of float32 on CPU; the
-#: int64 pair indices and temporaries of the expansion add several times that). Measured on
-#: CPU: peak memory grows with the chunk while time does not improve (docs/explain.md).
-CHUNK_BUDGET = 1 << 21
+#: Values one chunk may hold in its largest relevance tensor that holds pairs (2 MiB of float32
+#: per output on CPU; the int64 pair indices and temporaries of the expansion add several times
+#: that). Measured on CPU: peak memory grows with the chunk while time does not improve
+#: (docs/explain.md); 64-256 targets per chunk of the paper-size MLPF took the same time.
+CHUNK_BUDGET = 1 << 19
 #: On a GPU bigger chunks keep kernels large; memory is plentiful.
-CHUNK_BUDGET_CUDA = 1 << 25
+CHUNK_BUDGET_CUDA = 1 << 21
 #: A local-prefix buffer is contracted once it holds as many values as the per-element matrices
 #: it reads (so matrix traffic never exceeds pair traffic), but at least FLUSH_MIN and at most
 #: FLUSH_MAX values (64 MiB of float32).
@@ -64,8 +65,10 @@ FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
 #: outputs at 3,200 elements (flushes of up to 50 M values): 7 % faster without the early
 #: merge (it was at 4 M), peak memory 10 % higher (1.8 GB against 1.6 GB).
 FANOUT_MERGE_AT = 1 << 26
-#: With O outputs explained together the chunk budget is multiplied by min(O, this).
-MULTI_BUDGET_MAX = 4
+#: With O outputs explained together the chunk budget is multiplied by min(O, this), so the
+#: chunks do not shrink with O: 12 outputs at 3,200 elements took 10-12 % longer in chunks of
+#: 10 targets than of 40-160 (the per-chunk overhead of the walk).
+MULTI_BUDGET_MAX = 16
 
 
 def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
@@ -113,19 +116,18 @@ def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
     return torch.argsort(rank[targets])
 
 
-def _auto_chunk(
-    ops: list[Op], outputs: Sequence[int], program: Program, num_targets: int, num_out: int
-) -> int:
-    """Targets per chunk so that the widest relevance tensor stays near :data:`CHUNK_BUDGET`.
+def _auto_chunk(plan: _Plan, program: Program, num_targets: int, num_out: int) -> int:
+    """Targets per chunk so that the widest tensor holding pairs stays near :data:`CHUNK_BUDGET`.
 
     The fan-out of a tensor bounds its pairs per target: the product of the largest in-degrees
-    of the aggregations between it and the output. With O outputs a pair holds O vectors; the
-    budget grows with O up to :data:`MULTI_BUDGET_MAX` times, so chunks stay large enough that
-    the per-chunk overhead does not grow with O (peak memory grows instead, measured in
-    docs/benchmarks.md).
+    of the aggregations between it and the output. Only tensors that hold pairs count (the
+    outputs and inputs of the ops walked pair by pair; a composed local tensor never does). With
+    O outputs a pair holds O vectors; the budget grows with O up to :data:`MULTI_BUDGET_MAX`
+    times, so chunks stay large enough that the per-chunk overhead does not grow with O (peak
+    memory grows instead, measured in docs/benchmarks.md).
     """
-    fan = dict.fromkeys(outputs, 1)
-    for op in reversed(ops):
+    fan = dict.fromkeys(plan.out_tensors, 1)
+    for op in reversed(plan.ops):
         if op.output not in fan:
             continue
         grow = 1
@@ -137,7 +139,12 @@ def _auto_chunk(
             )
         for i in op.inputs:
             fan[i] = max(fan.get(i, 0), fan[op.output] * grow)
-    per_target = max(fan[t] * program.values[t].shape[1] for t in fan) * num_out
+    held = set(plan.out_tensors)  # tensors that pairs reach, walking down
+    for idx, op in plan.walk:
+        if op.output in held:  # a shortcut sends its local side at its output's width
+            shortcut = plan.shortcuts.get(idx)
+            held.update(op.inputs if shortcut is None else (i for i, _, _ in shortcut[1]))
+    per_target = max(fan[t] * program.values[t].shape[1] for t in held if t in fan) * num_out
     budget = CHUNK_BUDGET_CUDA if program.values[0].is_cuda else CHUNK_BUDGET
     budget *= min(num_out, MULTI_BUDGET_MAX)
     return int(max(1, min(num_targets, budget // max(per_target, 1))))
@@ -372,7 +379,7 @@ def propagate_many(
     plan = _plan(program, heads, composite, compose, record_layers)
     targets = targets.to(device=values[0].device, dtype=torch.long)
     num_targets = len(targets)
-    chunk = chunk_size or _auto_chunk(plan.ops, plan.out_tensors, program, num_targets, num_out)
+    chunk = chunk_size or _auto_chunk(plan, program, num_targets, num_out)
     if chunk < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     explained = torch.stack([values[t][targets, c] for t, c in heads], dim=1)  # (T, O)
