@@ -250,11 +250,20 @@ class _Collector:
         }
         self.parts: list[Pairs] = []
 
-    def deliver(self, tid: int, pairs: Pairs, pending: dict[int, list[Pairs]]) -> None:
-        """Pairs at tensor ``tid``: into its sink's buffer, else to the walk's ``pending``."""
+    def deliver(
+        self,
+        tid: int,
+        pairs: Pairs,
+        pending: dict[int, list[tuple[Pairs, Tensor | None]]],
+        cols: Tensor | None = None,
+    ) -> None:
+        """Pairs at tensor ``tid`` whose output axis holds the outputs ``cols`` (None: all):
+        into its sink's buffer (every output), else to the walk's ``pending``."""
         if tid not in self.sinks:
-            pending.setdefault(tid, []).append(pairs)
+            pending.setdefault(tid, []).append((pairs, cols))
             return
+        if cols is not None:
+            pairs = _widen(pairs, cols, None, int(self.absorbed.shape[1]))
         self.buffers[tid].append(pairs)
         self.buffered[tid] += pairs.v.numel()
         if self.buffered[tid] >= self.flush_at[tid]:
@@ -299,6 +308,44 @@ class _Collector:
         return Pairs(final.t, final.n, final.v[:, :, :f])
 
 
+def _widen(p: Pairs, cols: Tensor, union: Tensor | None, num_out: int) -> Pairs:
+    """``p`` with outputs ``cols`` on its output axis, spread onto the outputs ``union`` (None:
+    all ``num_out``); the others are zero."""
+    width = num_out if union is None else len(union)
+    where = cols if union is None else torch.searchsorted(union, cols)
+    v = p.v.new_zeros(p.v.shape[0], width, p.v.shape[2])
+    return Pairs(p.t, p.n, v.index_copy_(1, where, p.v))
+
+
+def _merge(
+    parts: list[tuple[Pairs, Tensor | None]], num_nodes: int, num_out: int
+) -> tuple[Pairs, Tensor | None]:
+    """One pair set (and its outputs) from the parts that reached one tensor."""
+    if len(parts) == 1:
+        return parts[0]
+    given = [c for _, c in parts if c is not None]  # sorted output ids
+    union: Tensor | None = None
+    if len(given) == len(parts):
+        union = torch.unique(torch.cat(given))
+        if len(union) == num_out:
+            union = None
+    widened = [
+        p
+        if c is None or (union is not None and torch.equal(c, union))
+        else _widen(p, c, union, num_out)
+        for p, c in parts
+    ]
+    return _coalesce(widened, num_nodes), union
+
+
+def _accumulate(acc: Tensor, t: Tensor, cols: Tensor | None, values: Tensor) -> None:
+    """``acc[t[p], cols[o]] += values[p, o]``; acc (T, O), cols None: every output."""
+    if cols is None:
+        acc.index_add_(0, t, values)
+    else:
+        acc.index_put_((t[:, None], cols[None, :]), values, accumulate=True)
+
+
 def _walk_chunk(
     plan: _Plan,
     program: Program,
@@ -308,35 +355,40 @@ def _walk_chunk(
     targets: Tensor,
     layers: dict[str, Tensor] | None,
 ) -> None:
-    """Walk the targets ``targets`` (at positions ``pos``) from their outputs to the sinks."""
+    """Walk the targets ``targets`` (at positions ``pos``) from their outputs to the sinks.
+
+    Each output tensor starts with only its own outputs on the output axis (a head does not
+    carry the zero relevance of another head's outputs); parts are spread onto the union of
+    their outputs where they meet, and onto every output at a sink.
+    """
     values = program.values
     num_out = len(heads)
-    pending: dict[int, list[Pairs]] = {}
-    for tid in plan.out_tensors:  # one start vector per output, zero rows for the others
-        start_v = values[tid].new_zeros(len(targets), num_out, values[tid].shape[1])
-        for o, (t_o, c_o) in enumerate(heads):
-            if t_o == tid:
-                start_v[:, o, c_o] = values[tid][targets, c_o]
-        coll.deliver(tid, Pairs(pos, targets, start_v), pending)
+    pending: dict[int, list[tuple[Pairs, Tensor | None]]] = {}
+    for tid in plan.out_tensors:  # one start vector per output of this tensor
+        mine = [o for o, (t_o, _) in enumerate(heads) if t_o == tid]
+        start_v = values[tid].new_zeros(len(targets), len(mine), values[tid].shape[1])
+        for j, o in enumerate(mine):
+            start_v[:, j, heads[o][1]] = values[tid][targets, heads[o][1]]
+        cols = None if len(mine) == num_out else torch.tensor(mine, device=targets.device)
+        coll.deliver(tid, Pairs(pos, targets, start_v), pending, cols)
     for idx, op in plan.walk:
         if op.output not in pending:
             continue
-        parts = pending.pop(op.output)
-        r = parts[0] if len(parts) == 1 else _coalesce(parts, program.num_nodes)
+        r, cols = _merge(pending.pop(op.output), program.num_nodes, num_out)
         prep = plan.prepared[idx]
         if idx in plan.shortcuts:
             ins, leak = _backward_shortcut(op, prep, r, program, *plan.shortcuts[idx])
         else:
             ins, leak = _backward(op, prep, r, program)
-        coll.absorbed.index_add_(0, r.t, leak)
+        _accumulate(coll.absorbed, r.t, cols, leak)
         if layers is not None:
             bal = layers[plan.layer_names[idx]]
-            bal[:, :, 0].index_add_(0, r.t, r.v.sum(2))
+            _accumulate(bal[:, :, 0], r.t, cols, r.v.sum(2))
             for _, p in ins:
-                bal[:, :, 1].index_add_(0, p.t, p.v.sum(2))
-            bal[:, :, 2].index_add_(0, r.t, leak)
+                _accumulate(bal[:, :, 1], p.t, cols, p.v.sum(2))
+            _accumulate(bal[:, :, 2], r.t, cols, leak)
         for tid, p in ins:
-            coll.deliver(tid, p, pending)
+            coll.deliver(tid, p, pending, cols)
     if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
         raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
 
