@@ -199,8 +199,10 @@ def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
             pad.index_copy_(0, row, r.v.index_select(0, order[sel]))
             mat = sink.matrix(nodes)  # (elements, D, C)
             res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
-            if blocks == 1:
+            if blocks == 1 or num_out == 1:  # (b, O, C); one output: (b, k, 1, C / k) as is
                 out = res.view(len(nodes) * width, num_out, -1).index_select(0, row)
+                if blocks > 1:
+                    out = out.view(len(row), blocks, 1, -1)
             else:  # gather rows of C / k: (b, k, O, C / k), a pair's k blocks as rows
                 cols = res.shape[2] // blocks
                 grid = torch.arange(num_out, device=row.device) * blocks
