@@ -221,18 +221,25 @@ def _linear_sink(
     program: Program,
 ) -> _Sink:
     """Sink of a Linear whose input concatenates local tensors (``parts``: tensor, lo, hi):
-    ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1)."""
-    k_mat: Tensor | None = None
-    for tid, lo, hi in parts:
-        a = program.values[tid]
-        n, d_in = a.shape
-        m = _full(mats[tid], a)
-        cols = m.shape[2]
-        scaled = (a[:, :, None] * m).permute(1, 0, 2).reshape(d_in, n * cols)
-        part = (prep.weight[:, lo:hi] @ scaled).reshape(-1, n, cols).permute(1, 0, 2)
-        k_mat = part if k_mat is None else k_mat + part
-    assert k_mat is not None
-    k_mat = (prep.inv[:, :, None] * k_mat).contiguous()
+    ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1).
+
+    Built in batches of :data:`NODE_BATCH` elements: the (D_in, batch x (F + 1)) operands stay
+    small (one pass over all N at once was 2.6 times slower at 12,800 than at 6,400 elements).
+    """
+    n = program.num_nodes
+    full = {tid: _full(mats[tid], program.values[tid]) for tid, _, _ in parts}
+    cols = next(iter(full.values())).shape[2]
+    k_mat = prep.inv.new_empty(n, prep.weight.shape[0], cols)
+    for s in range(0, n, NODE_BATCH):
+        e = min(s + NODE_BATCH, n)
+        acc: Tensor | None = None
+        for tid, lo, hi in parts:
+            a = program.values[tid][s:e]  # (b, D_in)
+            scaled = (a[:, :, None] * full[tid][s:e]).permute(1, 0, 2).reshape(a.shape[1], -1)
+            part = (prep.weight[:, lo:hi] @ scaled).view(-1, e - s, cols)  # (D_out, b, F + 1)
+            acc = part if acc is None else acc + part
+        assert acc is not None
+        k_mat[s:e] = acc.permute(1, 0, 2) * prep.inv[s:e, :, None]
     return _Sink(_rows(k_mat), k_mat.numel())
 
 

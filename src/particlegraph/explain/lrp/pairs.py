@@ -77,8 +77,12 @@ def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None
                 bias_neg = None if op.bias is None else rule.modify_negative(op.bias)
                 assert bias_neg is not None
                 bias = torch.where(flip, bias_neg, bias)
-        ones = torch.ones(a.shape[0], weight.shape[0], dtype=a.dtype, device=a.device)
-        zw = sum(ap @ w.T * sf for ap, sf, w in _terms(weight, weight_neg, a, ones, flip))
+        zw: Tensor | int
+        if weight_neg is None:  # a linear rule (epsilon): one product
+            zw = a @ weight.T
+        else:
+            ones = torch.ones(a.shape[0], weight.shape[0], dtype=a.dtype, device=a.device)
+            zw = sum(ap @ w.T * sf for ap, sf, w in _terms(weight, weight_neg, a, ones, flip))
         assert isinstance(zw, Tensor)  # (N, out)
         z = zw if bias is None else zw + bias
         den = stabilize(z, rule.eps)
@@ -94,9 +98,13 @@ def _prepare(op: Op, program: Program, composite: Composite) -> _Prepared | None
         flip = None
         if rule.mirror and weight_neg is not None:
             flip = torch.zeros_like(u).index_add_(0, op.dst, op.weight * us) < 0  # (N, C)
-        edge_flip = None if flip is None else flip[op.dst]
-        ones = torch.ones_like(us)
-        msg = sum(w * ap * sf for ap, sf, w in _terms(weight, weight_neg, us, ones, edge_flip))
+        msg: Tensor | int
+        if weight_neg is None:  # a linear rule (epsilon): w'_e u_j, in place
+            msg = us.mul_(weight)
+        else:
+            edge_flip = None if flip is None else flip[op.dst]
+            ones = torch.ones_like(us)
+            msg = sum(w * ap * sf for ap, sf, w in _terms(weight, weight_neg, us, ones, edge_flip))
         assert isinstance(msg, Tensor)  # (E, C)
         zw = torch.zeros_like(u).index_add_(0, op.dst, msg)  # (N, C)
         den = stabilize(zw, rule.eps)
