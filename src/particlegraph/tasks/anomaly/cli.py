@@ -27,20 +27,24 @@ def generate(
     num_shards: int = typer.Option(1, "--num-shards"),
     config: str = typer.Option("samples", "--config", help="YAML file or packaged 'samples'"),
     override: list[str] = typer.Option([], "--set", help="config override key=value"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a sample made with other settings (its files only)."
+    ),
 ) -> None:
     """Generate zerobias / jetht / BSM-like samples as PF-candidate Parquet files."""
     from particlegraph.config import apply_overrides
     from particlegraph.tasks.anomaly.configs import read_config
-    from particlegraph.tasks.anomaly.samples import generate_sample, samples_config_from_dict
+    from particlegraph.tasks.anomaly.generate import generate_samples
+    from particlegraph.tasks.anomaly.samples import samples_config_from_dict
 
     check_range("--events", events, 0, MAX_EVENTS, what="events per sample; 0 = the config's")
     check_range("--seed", seed, 0, MAX_SEED)
     check_range("--num-shards", num_shards, 1, 100_000)
     check_range("--shard", shard, 0, num_shards - 1, what="0-based, below --num-shards")
     cfg = samples_config_from_dict(apply_overrides(read_config(config), list(override)))
-    for name in sample or list(cfg.samples):
-        paths = generate_sample(name, cfg, out, events=events or None, seed=seed, shard=shard,
-                                num_shards=num_shards)  # fmt: skip
+    made = generate_samples(list(sample or cfg.samples), cfg, out, events=events or None,
+                            seed=seed, shard=shard, num_shards=num_shards, overwrite=overwrite)  # fmt: skip
+    for name, paths in made.items():
         typer.echo(f"{name}: {len(paths)} files in {out / name}")
 
 

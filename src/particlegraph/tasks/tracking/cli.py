@@ -148,14 +148,13 @@ def convert(
 ) -> None:
     """Convert the exercise's tracks.pickle into TrackML CSV events."""
     from particlegraph.tasks.tracking.notebook import read_tracks_pickle, sample_to_event
-    from particlegraph.tasks.tracking.trackml import write_event
+    from particlegraph.tasks.tracking.trackml import write_events
 
     check_range("--first-event-id", first_event_id, 0, MAX_EVENT_ID)
     _check_out("tracking convert", out, "--out", [input], overwrite)
     samples = read_tracks_pickle(input)
-    _claim(out, "tracking convert")
-    for i, s in enumerate(samples):
-        write_event(out, sample_to_event(s, first_event_id + i))
+    write_events(out, (sample_to_event(s, first_event_id + i) for i, s in enumerate(samples)))
+    _claim(out, "tracking convert")  # after the events: a failed convert leaves no marked folder
     typer.echo(f"{len(samples)} events written to {out}")
 
 
