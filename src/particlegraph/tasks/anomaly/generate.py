@@ -196,8 +196,8 @@ def generate_sample(
         name, cfg, out, events, seed, shard, num_shards, overwrite
     )
     folder = out / name
+    claim_unowned(out, COMMAND)  # before the lock: a second writer then sees whose folder it is
     with writer_lock(folder, COMMAND, key=f"shard-{shard}-of-{num_shards}"):
-        claim_unowned(out, COMMAND)
         if not same:
             for old in folder.glob(f"{name}_[0-9]*.parquet"):
                 old.unlink()
