@@ -84,15 +84,3 @@ def test_a_second_concurrent_generate_is_refused(
     made = [p.name for p in out.rglob("*") if p.is_file()]
     made = [n for n in made if not n.startswith(".particlegraph") and n != "particlegraph.json"]
     assert made == [], made
-
-
-def test_the_lock_of_a_finished_writer_does_not_block(tmp_path: Path) -> None:
-    """A writer that ended (its lock released) leaves the folder to the next one."""
-    out = tmp_path / "data"
-    proc = _hold_lock(out, out, "tracking generate", "shard-0-of-1")
-    _stop(proc)
-    # SIGTERM ends the holder without running its `finally`: the stale lock names a dead pid
-    from particlegraph.outputs import writer_lock
-
-    with writer_lock(out, "tracking generate", key="shard-0-of-1"):
-        assert (out / ".particlegraph-shard-0-of-1.lock").read_text().count(str(os.getpid())) == 1

@@ -8,7 +8,12 @@ from pathlib import Path
 import typer
 
 from particlegraph.bounds import MAX_EVENTS, MAX_SEED
-from particlegraph.cli.common import check_output_file, check_range, friendly_errors
+from particlegraph.cli.common import (
+    check_output_file,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
 
 app = typer.Typer(
     help="Anomaly detection with graph autoencoders on the 40 leading PF candidates.",
@@ -101,7 +106,9 @@ def train(
     sets += [f"fit.epochs={epochs}"] if epochs else []
     sets += [f"max_events={max_events}"] if max_events else []
     cfg = make_run_config(model, data, [*sets, *override], config)
-    _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
+    # a failed first attempt leaves no run; one that wrote a checkpoint keeps it for --resume
+    with removed_on_failure(out, keep_if=(out / "checkpoints" / "last.pt").is_file):
+        _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
     typer.echo(
         f"trained {len(hist.records)} epochs (best {hist.best_epoch}, val loss {hist.best_loss:.4g}); run in {out}"
     )
@@ -148,8 +155,9 @@ def evaluate(
         reference=parse_sample(reference) if reference else None,
         n_boot=boot,
     )
-    claim(out, command, {"background": background, "signals": list(signal)})
-    report = write_evaluation(ev, out)
+    with removed_on_failure(out):  # a failed write (a full disk, say) leaves no --out
+        claim(out, command, {"background": background, "signals": list(signal)})
+        report = write_evaluation(ev, out)
     typer.echo(markdown_table(ev))
     typer.echo(f"report: {report}")
 

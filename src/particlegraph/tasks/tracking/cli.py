@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from particlegraph.bounds import MAX_EVENT_ID, MAX_EVENTS, MAX_PILEUP, MAX_POOL_EVENTS, MAX_SEED
-from particlegraph.cli.common import check_range, friendly_errors
+from particlegraph.cli.common import check_range, friendly_errors, removed_on_failure
 
 app = typer.Typer(
     help="Tracking: group silicon-tracker hits into tracks (layer-pair graph + interaction network; "
@@ -217,19 +217,21 @@ def train(
     _check_out("tracking train", run, "--run", [data], overwrite)
     if resume:
         _check_resume(run)
-    _claim(run, "tracking train")
-    if isinstance(cfg, LayerPairRunConfig):
-        info = train_layerpair(cfg, run, resume=resume)
-        best = max(info["build_scan"], key=lambda r: r["score"])
+    # a failed first attempt leaves nothing; one that wrote a checkpoint keeps it for --resume
+    with removed_on_failure(run, keep_if=lambda: any(run.rglob("*.pt"))):
+        _claim(run, "tracking train")
+        if isinstance(cfg, LayerPairRunConfig):
+            info = train_layerpair(cfg, run, resume=resume)
+            best = max(info["build_scan"], key=lambda r: r["score"])
+            typer.echo(
+                f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
+            )
+            return
+        info = train_run(cfg, run, resume=resume)
+        best = max(info["dbscan_scan"], key=lambda r: r["score"])
         typer.echo(
-            f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
+            f"trained {run}: validation TrackML score {best['score']:.3f} with DBSCAN {info['dbscan']}"
         )
-        return
-    info = train_run(cfg, run, resume=resume)
-    best = max(info["dbscan_scan"], key=lambda r: r["score"])
-    typer.echo(
-        f"trained {run}: validation TrackML score {best['score']:.3f} with DBSCAN {info['dbscan']}"
-    )
 
 
 @app.command()
@@ -260,25 +262,26 @@ def evaluate(
     if tune_data is not None:
         _check_data(tune_data)
     _check_out("tracking evaluate", out, "--out", [run, data], overwrite)
-    _claim(out, "tracking evaluate")
-    if run_pipeline(run) == "layerpair":
-        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+    with removed_on_failure(out):  # a failed evaluation (a full disk, say) leaves no --out
+        _claim(out, "tracking evaluate")
+        if run_pipeline(run) == "layerpair":
+            from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
 
-        m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
-                                   tune_events=tune_events)  # fmt: skip
+            m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
+                                       tune_events=tune_events)  # fmt: skip
+            for name, v in m["methods"].items():
+                typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
+                           f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
+                           f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+            typer.echo(f"metrics: {out / 'metrics.json'}")
+            return
+        m = evaluate_run(
+            run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
+        )
         for name, v in m["methods"].items():
-            typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
-                       f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
-                       f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-        typer.echo(f"metrics: {out / 'metrics.json'}")
-        return
-    m = evaluate_run(
-        run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
-    )
-    for name, v in m["methods"].items():
-        typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
-                   f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-    typer.echo(f"report: {out / 'report.html'}")
+            typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
+                       f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+        typer.echo(f"report: {out / 'report.html'}")
 
 
 @app.command()

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from particlegraph.atomic import atomic_path, staging_dir, write_text
+from particlegraph.atomic import atomic_path, disk_full_error, staging_dir, write_text
 from particlegraph.errors import DataFileError, brief
 
 #: Columns and dtypes of each file, in file order.
@@ -316,8 +316,14 @@ def write_event(folder: str | Path, ev: TrackMLEvent) -> list[Path]:
     with contextlib.ExitStack() as stack:
         # the stack renames in reverse order of entry: enter particles first, so it lands last
         tmps = [stack.enter_context(atomic_path(path)) for path, _, _ in reversed(todo)][::-1]
-        for tmp, (_, table, kind) in zip(tmps, todo, strict=True):
-            tmp.write_text(format_table(table, kind))
+        for tmp, (path, table, kind) in zip(tmps, todo, strict=True):
+            try:
+                tmp.write_text(format_table(table, kind))
+            except OSError as err:  # name this file, not the one whose rename unwinds first
+                full = disk_full_error(err, path)
+                if full is None or full is err:
+                    raise
+                raise full from err
     return [path for path, _, _ in todo]
 
 
@@ -339,10 +345,15 @@ def write_events(folder: str | Path, events: Iterable[TrackMLEvent]) -> list[int
                 ids.append(ev.event_id)
             for path in written:  # hits ... particles of each event, in order
                 os.replace(path, folder / path.name)
-    except BaseException:
+    except BaseException as err:
         if created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: nothing but what this call made
+        if isinstance(err, OSError) and err.filename:
+            staged = Path(os.fsdecode(err.filename))
+            if staged.parent.name.startswith(".events."):
+                # name the file the user asked for, not its hidden staging copy
+                raise OSError(err.errno, err.strerror, os.fspath(folder / staged.name)) from err
         raise
     return ids
 
