@@ -117,7 +117,7 @@ CASES = [
          r"{out}"),
     # --- tracking ------------------------------------------------------------------------------
     Case("tracking-generate-num-shards-0", "tracking generate --num-shards 0 --out {out}",
-         r"--num-shards >= 1"),
+         r"--num-shards must be >= 1"),
     Case("tracking-convert-junk", "tracking convert {file} --out {out}", r"not a readable tracks.pickle"),
     Case("tracking-inspect-missing", "tracking inspect {root}/none", r"none is not a directory"),
     Case("tracking-evaluate-no-run", "tracking evaluate --run {out} --data {good} --out {out}-e",
