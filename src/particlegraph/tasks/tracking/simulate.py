@@ -188,13 +188,9 @@ def generate(
         "process": process, "pileup": pileup, "seed": seed, "first_event_id": first_event_id,
         "detector": detector_hash(cfg),
     }  # fmt: skip
+    _same_sample(out, dataset, overwrite)  # read-only: a refused run leaves the folder untouched
     with writer_lock(out, COMMAND, key=f"shard-{shard}-of-{num_shards}"):
-        try:
-            same = check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
-        except ConfigError:
-            if not overwrite:
-                raise
-            same = False
+        same = _same_sample(out, dataset, overwrite)  # again: another writer may have claimed it
         if not same and out.is_dir():  # (guard_outputs let it through: empty, or --overwrite)
             for path in out.glob("event*-*.csv*"):
                 if path.name.split("-")[-1].split(".")[0] in _KINDS:
@@ -204,6 +200,16 @@ def generate(
             out, process, events, pileup, seed, first_event_id, shard, num_shards, cfg,
             pool_size, pool_cache, progress,
         )  # fmt: skip
+
+
+def _same_sample(out: Path, dataset: dict[str, object], overwrite: bool) -> bool:
+    """Whether ``out`` holds this sample already; another sample is refused unless ``overwrite``."""
+    try:
+        return check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
+    except ConfigError:
+        if not overwrite:
+            raise
+        return False
 
 
 def detector_hash(cfg: SiliconConfig) -> str:
