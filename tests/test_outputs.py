@@ -156,3 +156,17 @@ def test_a_lock_that_cannot_be_written_is_removed(
     assert not (folder / LOCK_FILE).exists()
     with writer_lock(folder, "tracking generate"):  # the next writer is not blocked
         assert (folder / LOCK_FILE).is_file()
+
+
+def test_holds_only_marks(tmp_path: Path) -> None:
+    from particlegraph.outputs import holds_only_marks
+
+    claim(tmp_path / "out", "anomaly generate")
+    claim(tmp_path / "out" / "zerobias", "anomaly generate", {"seed": 1})
+    assert holds_only_marks(tmp_path / "out")
+    lock = tmp_path / "out" / "zerobias" / ".particlegraph-shard-1-of-2.lock"
+    lock.write_text("{}")  # another shard's writer is at work
+    assert not holds_only_marks(tmp_path / "out")
+    lock.unlink()
+    (tmp_path / "out" / ".minbias_pool_20_abc.npz").write_bytes(b"pool")  # work worth keeping
+    assert not holds_only_marks(tmp_path / "out")

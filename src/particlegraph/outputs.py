@@ -164,6 +164,18 @@ def claim(
     )
 
 
+def holds_only_marks(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` (searched recursively) holds no file but :data:`OWNER_FILE` markers.
+
+    A failed ``generate`` that made such a folder removes it: nothing was made there, and no
+    other writer's lock or file is in it.
+    """
+    try:
+        return all(p.name == OWNER_FILE for p in Path(folder).rglob("*") if not p.is_dir())
+    except OSError:
+        return False
+
+
 def claim_unowned(folder: str | os.PathLike[str], command: str) -> None:
     """:func:`claim` ``folder`` for ``command`` unless another command's mark is there.
 

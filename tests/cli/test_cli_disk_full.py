@@ -174,13 +174,21 @@ def test_anomaly_generate_keeps_only_whole_files(tmp_path: Path) -> None:
 
 
 def test_a_lock_that_cannot_be_written_is_not_left_behind(tmp_path: Path) -> None:
-    """4 kB hold the folder markers but not the writer lock's content: the lock goes too."""
+    """4 kB hold the folder markers but not the writer lock's content: the lock goes, and so does
+    the new --out that holds nothing else."""
     argv = ["anomaly", "generate", "--out", "{M}/ano", "--sample", "zerobias", "--events", "2",
             "--set", "pileup=0"]  # fmt: skip
     out = run_full(tmp_path, "4k", argv)
     assert_disk_full(out)
-    assert_complete(out)
-    assert not list(out.disk.rglob("*.lock"))
+    assert ".particlegraph-shard-0-of-1.lock" in out.lines[0]
+    assert out.files() == [] and not (out.disk / "ano").exists()
+
+
+def test_a_new_sample_without_an_event_is_removed(tmp_path: Path) -> None:
+    out = run_full(tmp_path, "8k", ["tracking", "generate", "--events", "2", "--out", "{M}/trk"])
+    assert_disk_full(out)
+    assert "/trk/event000001000-" in out.lines[0]
+    assert out.files() == [] and not (out.disk / "trk").exists()
 
 
 def test_mlpf_generate(tmp_path: Path) -> None:

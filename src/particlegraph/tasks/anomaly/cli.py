@@ -38,6 +38,7 @@ def generate(
 ) -> None:
     """Generate zerobias / jetht / BSM-like samples as PF-candidate Parquet files."""
     from particlegraph.config import apply_overrides
+    from particlegraph.outputs import holds_only_marks
     from particlegraph.tasks.anomaly.configs import read_config
     from particlegraph.tasks.anomaly.generate import generate_samples
     from particlegraph.tasks.anomaly.samples import samples_config_from_dict
@@ -47,8 +48,11 @@ def generate(
     check_range("--num-shards", num_shards, 1, 100_000)
     check_range("--shard", shard, 0, num_shards - 1, what="0-based, below --num-shards")
     cfg = samples_config_from_dict(apply_overrides(read_config(config), list(override)))
-    made = generate_samples(list(sample or cfg.samples), cfg, out, events=events or None,
-                            seed=seed, shard=shard, num_shards=num_shards, overwrite=overwrite)  # fmt: skip
+    # a failure (a full disk) keeps the complete files and the pile-up pool for a resume; a new
+    # --out with nothing in it but the folder markers goes
+    with removed_on_failure(out, keep_if=lambda: not holds_only_marks(out)):
+        made = generate_samples(list(sample or cfg.samples), cfg, out, events=events or None,
+                                seed=seed, shard=shard, num_shards=num_shards, overwrite=overwrite)  # fmt: skip
     for name, paths in made.items():
         typer.echo(f"{name}: {len(paths)} files in {out / name}")
 

@@ -127,12 +127,16 @@ def generate(
     ] = False,
 ) -> None:
     """Simulate events (Pythia + pile-up + TrackML-like tracker) as TrackML CSV files."""
+    from particlegraph.outputs import holds_only_marks
     from particlegraph.tasks.tracking.simulate import generate as gen
 
     _check_generate(events, pileup, seed, first_event_id, pool_size)
-    ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
-              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
-              overwrite=overwrite)  # fmt: skip
+    # a failure (a full disk) keeps the complete events for a resume; a new --out with nothing
+    # in it but the folder marker goes
+    with removed_on_failure(out, keep_if=lambda: not holds_only_marks(out)):
+        ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
+                  num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
+                  overwrite=overwrite)  # fmt: skip
     typer.echo(f"{len(ids)} events in {out}")
 
 
