@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from particlegraph.cli.main import app
 from particlegraph.config import load_config
 from particlegraph.errors import ConfigError
+from particlegraph.report.run_index import missing_targets, page_targets
 from particlegraph.tasks.tabular import workflow
 from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
 from particlegraph.tasks.tabular.training import load_run
@@ -99,6 +101,24 @@ def test_explain_outputs_roc_gradients_and_heatmaps(trained):
         "gradients",
     ):
         assert name in expl["figures"], name
+
+
+def test_run_and_explanation_pages_link_files_that_exist(trained):
+    root, summary, expl = trained
+    run_page = root / "run" / "index.html"
+    assert missing_targets(run_page) == []
+    linked = {p.relative_to(root / "run").as_posix() for p in page_targets(run_page)}
+    assert {"training_curves.png", "config.yaml", "history.json", "training_curves.json",
+            "taylor_evolution.json", "checkpoints/best.pt"} <= linked  # fmt: skip
+    text = run_page.read_text()
+    assert "fit.epochs" in text and f"<td>best epoch</td><td>{summary['best_epoch']}</td>" in text
+    page = root / "explain" / "index.html"
+    assert missing_targets(page) == []
+    linked = {p.name for p in page_targets(page)}
+    assert {Path(f).name for f in expl["figures"].values()} <= linked
+    assert {"roc.json", "taylor_coefficients.json", "summary.json", "heatmaps.npz"} <= linked
+    network_auc = json.loads((root / "explain" / "roc.json").read_text())["auc"]["network"]
+    assert f"<td>network</td><td>{network_auc:.4g}</td>" in page.read_text()
 
 
 def test_heatmap_derivatives_agree_with_finite_differences(trained):
