@@ -23,16 +23,15 @@ import numpy as np
 import torch
 
 from particlegraph.atomic import write_json
-from particlegraph.tasks.tracking.dataset import HitEvent, load_events
-from particlegraph.tasks.tracking.model import TrackingModel
-from particlegraph.tasks.tracking.pipeline import (
+from particlegraph.tasks.tracking.baselines import (
     ClusterConfig,
-    GraphConfig,
     dbscan_labels,
     raw_features,
-    reconstruct,
     unrolled_dbscan,
 )
+from particlegraph.tasks.tracking.dataset import HitEvent, load_events
+from particlegraph.tasks.tracking.model import TrackingModel
+from particlegraph.tasks.tracking.pipeline import GraphConfig, reconstruct
 from particlegraph.tasks.tracking.score import match_tracks, track_metrics, trackml_score
 from particlegraph.tasks.tracking.trackml import (
     event_prefix,

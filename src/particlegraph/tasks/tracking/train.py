@@ -27,6 +27,7 @@ from particlegraph.bounds import check_batch_size
 from particlegraph.config import dump_config, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.graph.radius import radius_graph
+from particlegraph.tasks.tracking.baselines import ClusterConfig, dbscan_labels
 from particlegraph.tasks.tracking.dataset import (
     EventLoader,
     HitBatch,
@@ -36,7 +37,7 @@ from particlegraph.tasks.tracking.dataset import (
     vertex_distance,
 )
 from particlegraph.tasks.tracking.model import ModelConfig, TrackingModel
-from particlegraph.tasks.tracking.pipeline import ClusterConfig, GraphConfig, dbscan_labels
+from particlegraph.tasks.tracking.pipeline import GraphConfig
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.trackml import list_events
 from particlegraph.train.checkpoint import save_checkpoint
