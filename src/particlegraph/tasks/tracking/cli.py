@@ -220,7 +220,10 @@ def train(
         _check_resume(run)
     _claim(run, "tracking train")
     if isinstance(cfg, LayerPairRunConfig):
+        from particlegraph.tasks.tracking.report import write_run_page
+
         info = train_layerpair(cfg, run, resume=resume)
+        write_run_page(run)
         best = max(info["build_scan"], key=lambda r: r["score"])
         typer.echo(
             f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
@@ -248,8 +251,8 @@ def evaluate(
         bool, typer.Option(help="Replace an existing --out that another command made.")
     ] = False,
 ) -> None:
-    """Score the pipeline and the baselines; write metrics.json (and for the exercise's
-    pipeline TrackML CSVs and a report)."""
+    """Score the pipeline and the baselines; write metrics.json and index.html (and for the
+    exercise's pipeline TrackML CSVs and figures)."""
     from particlegraph.tasks.tracking.evaluate import evaluate_run
     from particlegraph.tasks.tracking.runconfig import run_pipeline
 
@@ -264,14 +267,16 @@ def evaluate(
     _claim(out, "tracking evaluate")
     if run_pipeline(run) == "layerpair":
         from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+        from particlegraph.tasks.tracking.report import write_evaluation_page
 
         m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
                                    tune_events=tune_events)  # fmt: skip
+        write_evaluation_page(out, m)
         for name, v in m["methods"].items():
             typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
                        f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
                        f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-        typer.echo(f"metrics: {out / 'metrics.json'}")
+        typer.echo(f"metrics: {out / 'metrics.json'}; report: {out / 'index.html'}")
         return
     m = evaluate_run(
         run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
@@ -279,7 +284,7 @@ def evaluate(
     for name, v in m["methods"].items():
         typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
                    f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-    typer.echo(f"report: {out / 'report.html'}")
+    typer.echo(f"report: {out / 'index.html'}")
 
 
 @app.command()

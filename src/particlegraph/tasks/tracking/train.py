@@ -1,8 +1,8 @@
 """Training both stages with the shared loop, then choosing the DBSCAN settings on validation.
 
 A run directory holds ``config.yaml`` (:class:`TrackingRunConfig`), ``stage1/`` and ``stage2/``
-(the loop's checkpoints and history), ``model.pt`` (final weights) and ``run.json`` (event split,
-chosen DBSCAN eps / min_samples and their validation scores). Stage 1 is metric learning
+(the loop's checkpoints and history), ``model.pt`` (final weights), ``run.json`` (event split,
+chosen DBSCAN eps / min_samples and their validation scores) and ``index.html`` (its page). Stage 1 is metric learning
 (hinge embedding loss on true same-particle pairs, random negatives and hard negatives from the
 current embedding's neighbours); stage 2 trains the GNN with the hinge loss on the *loss graph*
 (predicted graph plus the true pairs it missed) with stage 1 frozen, as in the exercise.
@@ -311,6 +311,9 @@ def train_run(
         "stage2_best_epoch": h2.best_epoch,
     }
     write_json(run_dir / "run.json", info)
+    from particlegraph.tasks.tracking.report import write_run_page
+
+    write_run_page(run_dir)
     return info
 
 
