@@ -17,7 +17,7 @@ from particlegraph.errors import ConfigError
 from particlegraph.report.run_index import missing_targets, page_targets
 from particlegraph.tasks.tabular import workflow
 from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
-from particlegraph.tasks.tabular.training import load_run
+from particlegraph.tasks.tabular.training import TabularRunConfig, load_run
 
 
 def test_classifier_default_architecture_and_standardisation():
@@ -155,6 +155,23 @@ def test_cli_generate_and_bad_file_exits_2_with_one_line(tmp_path):
         ["tabular", "train", "--data", str(out), "--out", str(tmp_path / "r"), "--features", "1,4"],
     )
     assert res.exit_code == 2 and "observable numbers 1, 2, 3" in res.output
+
+
+def test_cli_quoted_epochs_override_comes_back_as_an_integer(tmp_path):
+    """``--set fit.epochs='2'`` (YAML string) trains 2 epochs and is stored as the integer 2;
+    ``'2.5'`` is refused before anything is written."""
+    data = workflow.generate(tmp_path / "toy.data", events=300, seed=1)
+    runner = CliRunner()
+    base = ["tabular", "train", "--data", str(data), "--batch-size", "64"]
+    res = runner.invoke(app, [*base, "--run", str(tmp_path / "r"), "--set", "fit.epochs='2'"])
+    assert res.exit_code == 0, res.output
+    assert "trained 2 epochs" in res.output
+    cfg = load_config(TabularRunConfig, tmp_path / "r" / "config.yaml")
+    assert cfg.fit.epochs == 2 and type(cfg.fit.epochs) is int
+    assert "epochs: 2\n" in (tmp_path / "r" / "config.yaml").read_text()  # not '2'
+    res = runner.invoke(app, [*base, "--run", str(tmp_path / "r2"), "--set", "fit.epochs='2.5'"])
+    assert res.exit_code == 2 and "fit.epochs" in res.output and "must be an integer" in res.output
+    assert not (tmp_path / "r2").exists()
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
