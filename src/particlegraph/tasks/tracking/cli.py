@@ -208,9 +208,8 @@ def train(
     ] = False,
 ) -> None:
     """Train the pipeline of --config and tune its track building on validation events."""
-    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
     from particlegraph.tasks.tracking.runconfig import load_tracking_config
-    from particlegraph.tasks.tracking.train import train_run
+    from particlegraph.tasks.tracking.train import train as train_pipeline
 
     _logging()
     cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
@@ -219,21 +218,12 @@ def train(
     if resume:
         _check_resume(run)
     _claim(run, "tracking train")
-    if isinstance(cfg, LayerPairRunConfig):
-        from particlegraph.tasks.tracking.report import write_run_page
-
-        info = train_layerpair(cfg, run, resume=resume)
-        write_run_page(run)
-        best = max(info["build_scan"], key=lambda r: r["score"])
-        typer.echo(
-            f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
-        )
-        return
-    info = train_run(cfg, run, resume=resume)
-    best = max(info["dbscan_scan"], key=lambda r: r["score"])
-    typer.echo(
-        f"trained {run}: validation TrackML score {best['score']:.3f} with DBSCAN {info['dbscan']}"
-    )
+    info = train_pipeline(cfg, run, resume=resume)
+    scan = info.get("build_scan") or info["dbscan_scan"]
+    best = max(scan, key=lambda r: r["score"])
+    chosen = f"{info['build']}" if "build" in info else f"DBSCAN {info['dbscan']}"
+    typer.echo(f"trained {run}: validation TrackML score {best['score']:.3f} with {chosen}")
+    typer.echo(f"report: {run / 'index.html'}")
 
 
 @app.command()
@@ -253,8 +243,8 @@ def evaluate(
 ) -> None:
     """Score the pipeline and the baselines; write metrics.json and index.html (and for the
     exercise's pipeline TrackML CSVs and figures)."""
-    from particlegraph.tasks.tracking.evaluate import evaluate_run
-    from particlegraph.tasks.tracking.runconfig import run_pipeline
+    from particlegraph.tasks.tracking.evaluate import evaluate as evaluate_pipeline
+    from particlegraph.tasks.tracking.report import pm
 
     check_range("--max-events", max_events, 0, what="events to evaluate; 0 = all")
     check_range("--tune-events", tune_events, 1, what="events of --tune-data")
@@ -265,26 +255,14 @@ def evaluate(
         _check_data(tune_data)
     _check_out("tracking evaluate", out, "--out", [run, data], overwrite)
     _claim(out, "tracking evaluate")
-    if run_pipeline(run) == "layerpair":
-        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
-        from particlegraph.tasks.tracking.report import write_evaluation_page
-
-        m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
-                                   tune_events=tune_events)  # fmt: skip
-        write_evaluation_page(out, m)
-        for name, v in m["methods"].items():
-            typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
-                       f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
-                       f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-        typer.echo(f"metrics: {out / 'metrics.json'}; report: {out / 'index.html'}")
-        return
-    m = evaluate_run(
-        run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
-    )
+    m = evaluate_pipeline(run, data, out, max_events=max_events, tune_data=tune_data,
+                          tune_events=tune_events)  # fmt: skip
+    n = int(m["events"])
     for name, v in m["methods"].items():
-        typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
-                   f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-    typer.echo(f"report: {out / 'index.html'}")
+        kind = f" ({v['kind']})" if "kind" in v else ""
+        typer.echo(f"{name:16s}{kind} score {pm(v['score'], n)}  eff(pT>1) "
+                   f"{v['efficiency_pt1']['mean']:.3f}  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+    typer.echo(f"metrics: {out / 'metrics.json'}; report: {out / 'index.html'}")
 
 
 @app.command()

@@ -324,3 +324,33 @@ def evaluate_run(
                              tune_data=tune_data, tune_events=tune_events)  # fmt: skip
     write_evaluation(result, data, out, plots=plots)
     return result.summary
+
+
+def evaluate(
+    run_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    max_events: int = 0,
+    tune_data: str | Path | None = None,
+    tune_events: int = 2,
+) -> dict[str, Any]:
+    """Evaluate a run of either pipeline on ``data`` into ``out`` (``metrics.json``,
+    ``index.html``; for the exercise's pipeline also the TrackML files and figures).
+
+    The default pipeline's runs go to
+    :func:`~particlegraph.tasks.tracking.evaluate_layerpair.evaluate_layerpair_run`, the
+    exercise's to :func:`evaluate_run`. Returns the content of ``out/metrics.json``.
+    """
+    from particlegraph.tasks.tracking.report import write_evaluation_page
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
+
+    if run_pipeline(run_dir) == "layerpair":
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+
+        m = evaluate_layerpair_run(run_dir, data, out, max_events=max_events, tune_data=tune_data,
+                                   tune_events=tune_events)  # fmt: skip
+        write_evaluation_page(Path(out), m)
+        return m
+    return evaluate_run(run_dir, data, out, max_events=max_events, tune_data=tune_data,
+                        tune_events=tune_events)  # fmt: skip

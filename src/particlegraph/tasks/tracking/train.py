@@ -311,8 +311,25 @@ def train_run(
         "stage2_best_epoch": h2.best_epoch,
     }
     write_json(run_dir / "run.json", info)
+    return info
+
+
+def train(cfg: Any, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train the pipeline of ``cfg`` into ``run_dir`` and write the run's ``index.html``.
+
+    ``cfg``: a :class:`TrackingRunConfig` (the exercise's pipeline, :func:`train_run`) or a
+    :class:`~particlegraph.tasks.tracking.learned.LayerPairRunConfig` (the default pipeline,
+    :func:`~particlegraph.tasks.tracking.learned.train_layerpair`), as
+    :func:`~particlegraph.tasks.tracking.runconfig.load_tracking_config` gives it. Returns the
+    content of ``run.json``.
+    """
+    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
     from particlegraph.tasks.tracking.report import write_run_page
 
+    if isinstance(cfg, LayerPairRunConfig):
+        info = train_layerpair(cfg, run_dir, resume=resume)
+    else:
+        info = train_run(cfg, run_dir, resume=resume)
     write_run_page(run_dir)
     return info
 
