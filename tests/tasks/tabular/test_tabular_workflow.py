@@ -210,6 +210,10 @@ def test_demo_end_to_end(tmp_path):
     tc = json.loads((tmp_path / "demo" / "taylor_coefficients.json").read_text())
     assert len(tc["first_order"]) == 3 and np.shape(tc["second_order"]) == (3, 3)
     assert json.loads((tmp_path / "demo" / "roc.json").read_text())["auc"]["network"] > 0.85
+    page = tmp_path / "demo" / "index.html"  # the explanation, both runs' curves and pages
+    assert missing_targets(page) == []
+    linked = {p.relative_to(tmp_path / "demo").as_posix() for p in page_targets(page)}
+    assert {"run_3obs/index.html", "run_2obs/training_curves.png", "heatmaps.png"} <= linked
     # the reported duration is the demo's own wall time (not a threshold: a consistency check)
     assert 0 < s["seconds"] <= wall
 
