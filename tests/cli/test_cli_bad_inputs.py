@@ -285,7 +285,7 @@ CONTRACT = [
     Case("tabular-train-resume-missing", "tabular train --data {tabular_toy} --run {out} --resume",
          r"no such run folder"),
     Case("tabular-explain-checkpoint-worst", "tabular explain --run {tabular_run} --out {out} --checkpoint worst",
-         r"--checkpoint must be best or last"),
+         r"--checkpoint must be 'best' or 'last', got 'worst'"),
     # nothing is lost: outputs never replace inputs or what the command did not make
     Case("tabular-train-into-run", "tabular train --data {tabular_toy} --run {tabular_run} --epochs 2",
          r"already holds a tabular run; use --resume to continue it, --overwrite to replace it"),

@@ -203,7 +203,8 @@ def _column(path: Path, table: Any, name: str, dtype: type) -> np.ndarray:
             raise DataFileError(
                 f"{path}: column {name!r} must hold {what}; row {i + 1} has {float(values[i])!r}"
             )
-    return values.astype(dtype)
+    column: np.ndarray = values.astype(dtype)
+    return column
 
 
 def read_table(path: Path, kind: str) -> Table:
@@ -390,4 +391,5 @@ def read_submission(path: str | Path, hit_id: np.ndarray) -> np.ndarray:
     if sub["hit_id"].size != hit_id.size or np.unique(sub["hit_id"]).size != hit_id.size:
         raise DataFileError(f"{path}: a submission needs exactly one row per hit ({hit_id.size})")
     rows = _lookup(sub["hit_id"], hit_id, f"{path.name} (hits)", -1)
-    return sub["track_id"][rows]
+    track_id: np.ndarray = sub["track_id"][rows]
+    return track_id
