@@ -11,7 +11,6 @@ TESTS = Path(__file__).resolve().parents[1]
 #: model of its own, the MLPF part under tests/tasks/mlpf. Nothing may join this list.
 STILL_USING_MLPF = {
     "plot/test_plot_init.py",
-    "train/test_train_run.py",  # names the MLPF package to find its shipped pretrained runs
 }
 #: Whole-project tests (the wheel, the command line) import every task on purpose.
 PROJECT_WIDE = ("packaging/", "cli/", "tasks/")
