@@ -93,7 +93,13 @@ def main() -> None:
             diff = max(diff, float((a.values - b.values).abs().max()) / scale)
             del results, a, b
     best = {k: [min(w for w, _ in v), min(c for _, c in v)] for k, v in times.items()}
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", args.rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
     out: dict[str, object] = {
+        "rev": args.rev,
+        "rev_commit": commit,
         "best_wall_cpu_s": best,
         "threads": torch.get_num_threads(),
         "rounds": args.rounds,
