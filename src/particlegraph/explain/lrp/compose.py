@@ -25,6 +25,11 @@ from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, Pas
 
 #: Elements contracted together (bounds the padded blocks and per-element matrices on CPU).
 NODE_BATCH = 1024
+#: Values of the per-element matrices built or read for one batch: 16 MiB of float32, under
+#: glibc's largest mmap threshold (32 MiB), so a batch reuses freed heap memory instead of
+#: faulting in fresh pages (a 54 MB fan-out block per batch cost about 20 % of one output at
+#: 12,800 elements).
+BLOCK_VALUES = 1 << 22
 #: Aggregations of a local tensor are composed (fan-out sinks) from this many outputs on. Once
 #: thought to cost more than it saves for few outputs; re-profiled at 1,000 elements (hidden 64
 #: and 256, one output, thread CPU time, min of 12 interleaved runs): 7-13 % faster with it, as
@@ -78,16 +83,23 @@ def _compose_local(
             d_in, d_out = a.shape[1], prep.weight.shape[0]
             # one term for epsilon; sign-aware rules: a+ and a- see different weights (and
             # mirrored ones swap them per output sign)
-            m_out, l_out = None, prep.leak
-            for a_part, mask, w_part in _terms(
-                prep.weight, prep.weight_neg, a, prep.inv, prep.flip
-            ):
-                scaled = (a_part[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
-                term = mask[:, :, None] * (w_part @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
-                m_out = term if m_out is None else m_out + term
+            terms = _terms(prep.weight, prep.weight_neg, a, prep.inv, prep.flip)
+            l_out = prep.leak
+            for a_part, mask, w_part in terms:
                 l_out = l_out + mask * ((a_part * l_in) @ w_part.T)
-            assert m_out is not None
-            mats[op.output] = (m_out.contiguous(), l_out)
+            # in batches of elements: small temporaries (heap memory reused, cache-sized)
+            m_out = a.new_empty(n, d_out, f)
+            for lo in range(0, n, NODE_BATCH):
+                hi = min(lo + NODE_BATCH, n)
+                acc: Tensor | None = None
+                for a_part, mask, w_part in terms:
+                    scaled = (a_part[lo:hi, :, None] * m_in[lo:hi]).permute(1, 0, 2)
+                    prod = (w_part @ scaled.reshape(d_in, -1)).view(d_out, hi - lo, f)
+                    term = prod.permute(1, 0, 2) * mask[lo:hi, :, None]
+                    acc = term if acc is None else acc + term
+                assert acc is not None
+                m_out[lo:hi] = acc
+            mats[op.output] = (m_out, l_out)
         elif isinstance(op, PassThrough):
             m_pass, l_in = mats[op.input]
             if op.column_map is None:
@@ -129,7 +141,7 @@ class _Sink:
     chain: int | None = None
 
 
-def _contract(r: Pairs, sink: _Sink) -> list[Pairs]:
+def _contract(r: Pairs, sink: _Sink, num_nodes: int) -> list[Pairs]:
     """Map pair relevance at a local tensor onto the raw inputs: parts with values (P, O, F + 1),
     the last column the share absorbed below the sink.
 
@@ -142,10 +154,10 @@ def _contract(r: Pairs, sink: _Sink) -> list[Pairs]:
         leak = (r.v * sink.leak[r.n][:, None, :]).sum(2, keepdim=True)
         return [Pairs(r.t, r.n, torch.cat([r.v, leak], dim=2))]
     if sink.fanout is None:
-        return [Pairs(r.t[idx], r.n[idx], out) for idx, out in _contract_groups(r, sink)]
+        return [Pairs(r.t[idx], r.n[idx], out) for idx, out in _contract_groups(r, sink, num_nodes)]
     src, rowptr, k = sink.fanout
     parts = []
-    for idx, out in _contract_groups(r, sink):  # out (b, k, O, F + 1)
+    for idx, out in _contract_groups(r, sink, num_nodes):  # out (b, k, O, F + 1)
         n = r.n[idx]
         sources = src[rowptr[n][:, None] + torch.arange(k, device=n.device)].reshape(-1)
         v = out.view(-1, *out.shape[2:])
@@ -153,7 +165,7 @@ def _contract(r: Pairs, sink: _Sink) -> list[Pairs]:
     return parts
 
 
-def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
+def _contract_groups(r: Pairs, sink: _Sink, num_nodes: int) -> Iterator[tuple[Tensor, Tensor]]:
     """``v[p] @ matrix(n[p])`` for every pair, grouped by element.
 
     Yields ``(idx (b,), out)``: the positions in ``r`` of a group of pairs and their products
@@ -170,6 +182,10 @@ def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
     blocks = 1 if sink.fanout is None else sink.fanout[2]
     if not num_pairs:
         return
+    # elements per batch: their matrices stay under BLOCK_VALUES (a larger block is fresh
+    # memory from the system at every batch, page faults included)
+    per_node = max(1, sink.size // max(1, num_nodes))
+    batch = max(1, min(NODE_BATCH, BLOCK_VALUES // per_node))
     order = torch.argsort(r.n)
     ns = r.n[order]
     count = torch.bincount(ns)
@@ -184,9 +200,9 @@ def _contract_groups(r: Pairs, sink: _Sink) -> Iterator[tuple[Tensor, Tensor]]:
     for width in torch.unique(pair_width).tolist():
         in_bucket = (pair_width == width).nonzero()[:, 0]
         bucket_nodes = torch.unique(ns[in_bucket])
-        # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
-        for lo in range(0, len(bucket_nodes), NODE_BATCH):
-            nodes = bucket_nodes[lo : lo + NODE_BATCH]
+        # at most `batch` elements at a time: bounds the padded block and the matrices
+        for lo in range(0, len(bucket_nodes), batch):
+            nodes = bucket_nodes[lo : lo + batch]
             if len(nodes) == len(bucket_nodes):
                 sel = in_bucket
             else:

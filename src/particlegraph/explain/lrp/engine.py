@@ -282,12 +282,12 @@ class _Collector:
         self.buffers[tid], self.buffered[tid] = [], 0
         sink, f = self.sinks[tid], self.num_features
         if sink.chain is not None:  # [features, absorbed] here, the rest on to the next sink
-            for idx, out in _contract_groups(r, sink):
+            for idx, out in _contract_groups(r, sink, self.num_nodes):
                 t, n = r.t[idx], r.n[idx]
                 self.parts.append(Pairs(t, n, out[:, :, : f + 1].contiguous()))
                 self.deliver(sink.chain, Pairs(t, n, out[:, :, f + 1 :].contiguous()), {})
             return
-        done = _contract(r, sink)
+        done = _contract(r, sink, self.num_nodes)
         if sink.fanout is not None and sum(p.v.numel() for p in done) > FANOUT_MERGE_AT:
             done = [_coalesce(done, self.num_nodes)]  # k pairs per pair: merge duplicates now
         self.parts.extend(done)
