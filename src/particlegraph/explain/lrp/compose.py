@@ -52,14 +52,14 @@ def _compose_local(
 ) -> dict[int, tuple[Tensor | None, Tensor]]:
     """Per-element ``(M (N, D, F + 1), L (N, D))`` for the local tensors in ``keep``.
 
-    ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (also ``M[..., F]``) is
-    the share absorbed below it. ``M`` None stands for the identity (the input itself).
+    ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (``M[..., F]``) is
+    the share absorbed below it. ``M`` None stands for the identity (the input itself, L = 0).
     """
     x = program.values[0]
     n, f = x.shape
-    mats: dict[int, tuple[Tensor | None, Tensor]] = {
-        0: (None, torch.zeros(n, f, dtype=x.dtype, device=x.device))
-    }
+    # M carries the absorbed share as its last column all along: every rule maps it like the
+    # feature columns, plus the op's own leak
+    mats: dict[int, tuple[Tensor | None, Tensor]] = {0: (None, x.new_zeros(n, f))}
     local_ops = [op for op in ops if op.output in local]
     uses: dict[int, int] = {}
     for op in local_ops:
@@ -67,10 +67,7 @@ def _compose_local(
             uses[i] = uses.get(i, 0) + 1
 
     def full(tid: int) -> Tensor:
-        m = mats[tid][0]
-        if m is None:
-            return torch.eye(f, dtype=x.dtype, device=x.device).expand(n, f, f)
-        return m
+        return _full(mats[tid], x)
 
     for idx, op in enumerate(ops):
         if op.output not in local:
@@ -78,47 +75,45 @@ def _compose_local(
         if isinstance(op, Linear):
             prep = prepared[idx]
             assert prep is not None
-            a = program.values[op.input]
-            m_in, l_in = full(op.input), mats[op.input][1]
-            d_in, d_out = a.shape[1], prep.weight.shape[0]
-            # one term for epsilon; sign-aware rules: a+ and a- see different weights (and
-            # mirrored ones swap them per output sign)
-            terms = _terms(prep.weight, prep.weight_neg, a, prep.inv, prep.flip)
-            l_out = prep.leak
-            for a_part, mask, w_part in terms:
-                l_out = l_out + mask * ((a_part * l_in) @ w_part.T)
-            # in batches of elements: small temporaries (heap memory reused, cache-sized)
-            m_out = a.new_empty(n, d_out, f)
-            for lo in range(0, n, NODE_BATCH):
-                hi = min(lo + NODE_BATCH, n)
-                acc: Tensor | None = None
-                for a_part, mask, w_part in terms:
-                    scaled = (a_part[lo:hi, :, None] * m_in[lo:hi]).permute(1, 0, 2)
-                    prod = (w_part @ scaled.reshape(d_in, -1)).view(d_out, hi - lo, f)
-                    term = prod.permute(1, 0, 2) * mask[lo:hi, :, None]
-                    acc = term if acc is None else acc + term
-                assert acc is not None
-                m_out[lo:hi] = acc
-            mats[op.output] = (m_out, l_out)
+            m_out = _compose_linear(prep, program.values[op.input], full(op.input))
+            mats[op.output] = (m_out, m_out[:, :, f])
         elif isinstance(op, PassThrough):
-            m_pass, l_in = mats[op.input]
             if op.column_map is None:
-                mats[op.output] = (m_pass, l_in)
+                mats[op.output] = mats[op.input]
             else:
-                mats[op.output] = (full(op.input)[:, op.column_map, :], l_in[:, op.column_map])
+                m = full(op.input)[:, op.column_map, :]
+                mats[op.output] = (m, m[:, :, f])
         elif isinstance(op, Concat):
             m = torch.cat([full(i) for i in op.inputs], dim=1)
-            mats[op.output] = (m, torch.cat([mats[i][1] for i in op.inputs], dim=1))
+            mats[op.output] = (m, m[:, :, f])
         for i in op.inputs:  # free what no later local op and no pair needs
             uses[i] -= 1
             if uses[i] == 0 and i not in keep and i != 0:
                 mats.pop(i, None)
-    # the absorbed share rides along as an extra output column: one contraction gives both
-    out: dict[int, tuple[Tensor | None, Tensor]] = {}
-    for k in keep:
-        m_k, leak = mats[k]
-        out[k] = (None, leak) if m_k is None else (torch.cat([m_k, leak[:, :, None]], dim=2), leak)
-    return out
+    return {k: mats[k] for k in keep}
+
+
+def _compose_linear(prep: _Prepared, a: Tensor, m_in: Tensor) -> Tensor:
+    """``M_out = diag(inv) W' diag(a) M_in`` per element (N, D_out, F + 1), plus the op's leak
+    in the last column; in batches of elements (small temporaries: heap memory reused)."""
+    n, d_in = a.shape
+    d_out, cols = prep.weight.shape[0], m_in.shape[2]
+    # one term for epsilon; sign-aware rules: a+ and a- see different weights (and mirrored
+    # ones swap them per output sign)
+    terms = _terms(prep.weight, prep.weight_neg, a, prep.inv, prep.flip)
+    m_out = a.new_empty(n, d_out, cols)
+    for lo in range(0, n, NODE_BATCH):
+        hi = min(lo + NODE_BATCH, n)
+        acc: Tensor | None = None
+        for a_part, mask, w_part in terms:
+            scaled = (a_part[lo:hi, :, None] * m_in[lo:hi]).permute(1, 0, 2)
+            prod = (w_part @ scaled.reshape(d_in, -1)).view(d_out, hi - lo, cols)
+            term = prod.permute(1, 0, 2) * mask[lo:hi, :, None]
+            acc = term if acc is None else acc + term
+        assert acc is not None
+        m_out[lo:hi] = acc
+    m_out[:, :, cols - 1] += prep.leak
+    return m_out
 
 
 @dataclass
