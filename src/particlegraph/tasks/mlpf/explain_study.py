@@ -317,7 +317,9 @@ def _flipper(model: Any, names: tuple[str, ...], check_targets: int, seed: int) 
 
 
 def merge(
-    out_dir: str | Path, states: Sequence[str | Path] | None = None, extra: dict | None = None
+    out_dir: str | Path,
+    states: Sequence[str | Path] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add the shard states of ``out_dir`` (or ``states``) and write the results there.
 
@@ -366,7 +368,7 @@ def merge(
             "typed_features": np.array(typed_names()),
         }  # fmt: skip
         with atomic_path(out / f"study_{slug(name)}.npz") as tmp, tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+            np.savez_compressed(fh, **arrays)
     from particlegraph.atomic import write_text
 
     write_text(out / "findings.html", findings_html(summary))

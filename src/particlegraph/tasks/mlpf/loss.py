@@ -121,7 +121,7 @@ def class_weights_from_counts(counts: Sequence[int] | np.ndarray, power: float =
         raise ConfigError("cannot compute class weights: the sample has no elements")
     freq = c / total
     present = freq > 0
-    w = np.zeros_like(freq)
+    w: np.ndarray = np.zeros_like(freq)
     w[present] = freq[present] ** (-power)
     w /= float((freq * w).sum())
     w[~present] = w[present].max()
