@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from particlegraph.report.html import ReportSection, render_run_report, save_stage
+from particlegraph.report.html import ReportSection, save_stage, write_run_index
 from particlegraph.sim.elements import CLASS_NAMES
 
 PathLike = str | os.PathLike[str]
@@ -232,10 +232,11 @@ def definitions_sections() -> list[ReportSection]:
 
 
 def write_run_report(run_dir: PathLike, title: str | None = None) -> Path:
-    """Store the definitions and re-render ``RUN/index.html`` from every stored stage."""
+    """Store the definitions and re-render ``RUN/index.html`` from every stored stage
+    (:func:`particlegraph.report.html.write_run_index`)."""
     run_dir = Path(run_dir)
-    save_stage(run_dir, "definitions", definitions_sections())
-    return render_run_report(run_dir, title or f"MLPF run: {run_dir.name}")
+    title = title or f"MLPF run: {run_dir.name}"
+    return write_run_index(run_dir, title, definitions_sections(), stage="definitions")
 
 
 def report_explanation(run_dir: PathLike, out_dir: PathLike, summary: Mapping[str, Any]) -> Path:
