@@ -353,7 +353,9 @@ def evaluate(
     if model is None:
         run = open_run(run_dir, "mlpf", PACKAGE)  # the run contract: a folder or pretrained:NAME
         source = run.path
-        reads = [run.config_path, run.checkpoint(which).parent, *([source] * bool(run.pretrained))]
+        reads = [run.config_path, run.checkpoint(which).parent]
+        if run.pretrained:  # the package folder of a shipped model is never written into
+            reads.append(source)
     else:
         source = resolve_run_dir(run_dir)
     default, out = evaluation_folder(run_dir), evaluation_folder(run_dir, out_dir)
