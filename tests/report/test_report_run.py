@@ -93,24 +93,3 @@ def test_stage_with_removed_figures_becomes_a_note(tmp_path):
     html = render_run_report(run, "t")
     check_page(html)
     assert "figures were removed" in html.read_text()
-
-
-def test_write_run_index_replaces_only_its_own_stage(tmp_path):
-    """The one entry point of every task: a stage written again replaces its part, others stay."""
-    from particlegraph.report import write_run_index
-
-    run = tmp_path / "run"
-    first = _png(run / "evaluation" / "a.png")
-    write_run_index(run, "t", [ReportSection("Old rates", [first])])  # stage "evaluation"
-    path = write_run_index(run, "t", [ReportSection("Loss", [_png(run / "loss.png")])],
-                           stage="training")  # fmt: skip
-    assert path == run / "index.html"
-    assert check_page(path).h2 == ["Training", "Evaluation"]  # STAGES order, not call order
-    second = write_run_index(run, "Run page", [ReportSection("New rates", rows=[["photon", 0.5]])])
-    text = second.read_text()
-    assert "New rates" in text and "Old rates" not in text and "Loss" in text
-    assert "<title>Run page</title>" in text
-    assert sorted(p.name for p in (run / "report").iterdir()) == [
-        "evaluation.json",
-        "training.json",
-    ]

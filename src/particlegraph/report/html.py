@@ -325,28 +325,3 @@ def render_run_report(run_dir: str | os.PathLike[str], title: str) -> Path:
     path = run_dir / "index.html"
     write_text(path, "\n".join(parts))
     return path
-
-
-def write_run_index(
-    run_dir: str | os.PathLike[str],
-    title: str,
-    sections: Sequence[ReportSection],
-    *,
-    stage: str = "evaluation",
-    summary_rows: Sequence[Sequence[Any]] = (),
-    header: Sequence[str] | None = None,
-) -> Path:
-    """Store ``sections`` as ``stage`` of the run and re-render ``RUN/index.html``; return its path.
-
-    The one entry point through which every task writes its run page: a stage written again
-    replaces only its own part (:func:`save_stage`), the others stay (:func:`render_run_report`).
-
-    Args:
-        run_dir: the run (or output) folder that holds ``index.html``.
-        title: page title and top heading.
-        sections: this stage's sections; their images must exist.
-        stage: one of :data:`STAGES` (or another name, shown after them).
-        summary_rows, header: an optional table at the top of the page (see :func:`save_stage`).
-    """
-    save_stage(run_dir, stage, sections, summary_rows=summary_rows, header=header)
-    return render_run_report(run_dir, title)

@@ -296,6 +296,20 @@ def guard_evaluation_folder(
     guard_outputs(COMMAND, [Output(out, "dir", "--out")], [*inputs, *reads], overwrite=overwrite)
 
 
+def _run_inputs(run_dir: PathLike, which: str, *, opened: bool) -> tuple[Path, list[Path]]:
+    """The run's folder and what ``evaluate`` reads from it (config, checkpoint folder, and the
+    package folder of a shipped model, never written into). ``opened``: open the run through the
+    run contract (:func:`particlegraph.train.run.open_run`); False when a model is given."""
+    from particlegraph.tasks.mlpf.train import PACKAGE, resolve_run_dir
+    from particlegraph.train.run import open_run
+
+    if not opened:
+        return resolve_run_dir(run_dir), []
+    run = open_run(run_dir, "mlpf", PACKAGE)  # a folder or pretrained:NAME
+    reads = [run.config_path, run.checkpoint(which).parent]
+    return run.path, [*reads, run.path] if run.pretrained else reads
+
+
 def evaluate(
     run_dir: PathLike,
     data: PathLike | Iterable[PathLike],
@@ -344,20 +358,11 @@ def evaluate(
     from particlegraph.outputs import claim_unowned
     from particlegraph.tasks.mlpf.evaluate_writer import write_evaluation
     from particlegraph.tasks.mlpf.operating_point import load_operating_point
-    from particlegraph.tasks.mlpf.train import PACKAGE, load_model, resolve_run_dir
-    from particlegraph.train.run import open_run
+    from particlegraph.tasks.mlpf.train import load_model
 
     if max_events is not None and max_events < 1:
         raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
-    reads: list[Path] = []
-    if model is None:
-        run = open_run(run_dir, "mlpf", PACKAGE)  # the run contract: a folder or pretrained:NAME
-        source = run.path
-        reads = [run.config_path, run.checkpoint(which).parent]
-        if run.pretrained:  # the package folder of a shipped model is never written into
-            reads.append(source)
-    else:
-        source = resolve_run_dir(run_dir)
+    source, reads = _run_inputs(run_dir, which, opened=model is None)
     default, out = evaluation_folder(run_dir), evaluation_folder(run_dir, out_dir)
     elsewhere = not _same(out, default)
     if elsewhere:

@@ -9,7 +9,7 @@ arrays of :func:`~particlegraph.tasks.mlpf.evaluate_result.figure_data`, the tab
                               per class, jets, MET, multiplicity, diagnostics, operating point,
                               loss curves (mplhep CMS style)
     OUT/report/*.json         the stored stages of the page (training, evaluation, definitions)
-    OUT/index.html            summary tables and every plot (:mod:`particlegraph.report.html`)
+    OUT/index.html            summary tables and every plot (:mod:`particlegraph.report.run_index`)
 
 ``OUT`` is the run folder by default (``mlpf evaluate --out`` names another).
 """
@@ -101,5 +101,4 @@ def write_evaluation(
         train = training_section(result.history, out_dir)
         if train is not None:
             save_stage(out, "training", [train._replace(captions=report.EVALUATION_CAPTIONS)])
-    save_stage(out, "evaluation", sections)
-    return report.write_run_report(out, title)
+    return report.write_run_page(out, "evaluation", sections, title, files=["metrics.json"])

@@ -279,15 +279,13 @@ def _run_shard(model: Any, data: str | Path, acc: RelevanceStudy, plan: _Shard, 
 def report_study(run_dir: str | Path, out_dir: str | Path) -> None:
     """Add the findings table and claims of a finished study to the run's HTML report
     (``RUN/index.html``, section "Relevance findings"), linking the study's own page."""
-    from particlegraph.report.html import save_stage
     from particlegraph.tasks.mlpf.findings import findings_section
-    from particlegraph.tasks.mlpf.report import write_run_report
+    from particlegraph.tasks.mlpf.report import write_run_page
 
     section = findings_section(out_dir)
     if section is None:
         return
-    save_stage(run_dir, "explanation_study", [section])
-    write_run_report(run_dir)
+    write_run_page(run_dir, "explanation_study", [section])
 
 
 def _flipper(model: Any, names: tuple[str, ...], check_targets: int, seed: int) -> Any:
