@@ -85,6 +85,7 @@ def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
     When C < C' the aggregation runs first, ``lin(a_hat @ h)`` (the same product, fewer
     operations: n^2 C instead of n^2 C')."""
     a_hat = a_hat.to(h.dtype)
+    out: Tensor
     if conv.in_channels < conv.out_channels:
         out = conv.lin(torch.bmm(a_hat, h))
     else:
@@ -93,7 +94,8 @@ def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
 
 
 def _bn(bn: nn.BatchNorm1d, h: Tensor) -> Tensor:
-    return bn(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+    out: Tensor = bn(h.reshape(-1, h.shape[-1]))
+    return out.reshape(h.shape)
 
 
 class SeedEncoder(nn.Module):
@@ -108,7 +110,8 @@ class SeedEncoder(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         h = F.relu(self.conv1(self.bn1(x), edge_index))
-        return self.conv2(self.bn2(h), edge_index)
+        z: Tensor = self.conv2(self.bn2(h), edge_index)
+        return z
 
     def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
         """The same encoder on padded dense graphs (B, n, 5) with a normalised adjacency."""
@@ -135,7 +138,8 @@ class GCNEncoder(nn.Module):
         h = F.relu(self.lin(x))
         for conv in self.convs:
             h = F.relu(conv(h, edge_index))
-        return self.out(h, edge_index)
+        z: Tensor = self.out(h, edge_index)
+        return z
 
     def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
         """The same encoder on padded dense graphs (B, n, C) with a normalised adjacency."""
@@ -177,7 +181,8 @@ class AnomalyModel(nn.Module):
 
     def encode_inputs(self, h: Tensor, edge_index: Tensor) -> Tensor:
         """Latent (N, latent) from model inputs (already preprocessed)."""
-        return self.encoder(h, edge_index)
+        z: Tensor = self.encoder(h, edge_index)
+        return z
 
     def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.encode_inputs(self.inputs(x), edge_index)
@@ -189,11 +194,13 @@ class AnomalyModel(nn.Module):
 
     def encode_dense(self, hd: Tensor, a_hat: Tensor) -> Tensor:
         """Latent (B, n, L) of padded model inputs ``hd`` (B, n, F); padding rows are junk."""
-        return self.encoder.dense(hd, a_hat)  # type: ignore[operator]
+        z: Tensor = self.encoder.dense(hd, a_hat)  # type: ignore[operator]
+        return z
 
     def trace_encoder(self, tr: Tracer, edge_index: Tensor) -> int:
         """Record the encoder on ``tr``'s input (the model inputs) for LRP; returns the latent id."""
-        return self.encoder.trace(tr, 0, edge_index)  # type: ignore[operator]
+        latent: int = self.encoder.trace(tr, 0, edge_index)  # type: ignore[operator]
+        return latent
 
 
 class EdgeGAE(AnomalyModel):
@@ -211,7 +218,8 @@ class EdgeGAE(AnomalyModel):
         """PyG ``recon_loss`` with negatives sampled inside each graph (training; random)."""
         z = self.encode(x, edge_index)
         neg = batched_negative_sampling(edge_index, batch)
-        return self.gae.recon_loss(z, edge_index, neg)
+        loss: Tensor = self.gae.recon_loss(z, edge_index, neg)
+        return loss
 
 
 class NodeAE(AnomalyModel):

@@ -303,7 +303,9 @@ class Calibration:
 
     def mahalanobis(self, summary: np.ndarray) -> np.ndarray:
         d = summary - self.mean
-        return np.sqrt(np.einsum("gi,ij,gj->g", d, self.inv_cov, d).clip(min=0))
+        quad: np.ndarray = np.einsum("gi,ij,gj->g", d, self.inv_cov, d)
+        dist: np.ndarray = np.sqrt(quad.clip(min=0))
+        return dist
 
     @staticmethod
     def _tail(ref: np.ndarray, s: np.ndarray) -> np.ndarray:

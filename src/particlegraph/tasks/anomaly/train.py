@@ -140,8 +140,8 @@ def train_run(
         torch.manual_seed(cfg.fit.seed)  # weight initialisation
         model = build_model(cfg.model, prep)
         gen = torch.Generator().manual_seed(cfg.fit.seed)
-        train_loader = DataLoader(train_g, batch_size=cfg.batch_size, shuffle=True, generator=gen)  # type: ignore[arg-type]
-        val_loader = DataLoader(val_g, batch_size=256)  # type: ignore[arg-type]
+        train_loader = DataLoader(train_g, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        val_loader = DataLoader(val_g, batch_size=256)
         can_resume = resume and checkpoint_path(run_dir, "last").is_file()
         create_run(run_dir, TASK, cfg, data=data_identity(cfg.data), overwrite=overwrite,
                    resume=can_resume)  # fmt: skip
