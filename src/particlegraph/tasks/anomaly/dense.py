@@ -14,7 +14,9 @@ The GCN-normalised adjacency is PyG's ``gcn_norm``: ``a_hat = D^-1/2 (A + I) D^-
 the in-degree plus the self loop; rows and columns of padded nodes are zero.
 
 Shapes: ``x`` (B, n, 5) raw features, ``mask`` (B, n), ``a_hat`` (B, n, n) [target, source],
-``edges`` (E,) flat positions ``(b n + i) n + j`` of the positive edges ``j -> i``.
+``edges`` (E,) flat positions ``(b n + i) n + j`` of the positive edges ``j -> i``. ``a_hat`` is
+the transpose (a view) of a contiguous [source, target] block: the GCN aggregation is computed
+as ``(h^T a_hat^T)^T`` (:func:`~.models.dense_gcn`), which is faster on a CPU with few channels.
 """
 
 from __future__ import annotations
@@ -93,11 +95,11 @@ def dense_graphs(gb: GraphBatch) -> DenseGraphs:
     deg = torch.bincount(dst, minlength=gb.x.shape[0]).to(gb.x.dtype) + 1.0  # (N,)
     dinv = deg.rsqrt()
     row = (gb.batch * n + local) * n  # flat offset of each node's row
-    edges = row[dst] + local[src]
-    a_hat = gb.x.new_zeros(b * n * n)
-    a_hat[edges] = dinv[dst] * dinv[src]  # one flat scatter, no 3-index put
-    a_hat[row + local] = dinv * dinv
-    return DenseGraphs(xd, mask, a_hat.view(b, n, n), edges)
+    edges = row[dst] + local[src]  # [target, source]
+    a_t = gb.x.new_zeros(b * n * n)  # stored [source, target], see the module docstring
+    a_t[row[src] + local[dst]] = dinv[dst] * dinv[src]  # one flat scatter, no 3-index put
+    a_t[row + local] = dinv * dinv
+    return DenseGraphs(xd, mask, a_t.view(b, n, n).transpose(1, 2), edges)
 
 
 def knn_dense(eta: Tensor, phi: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -136,17 +138,19 @@ def knn_adjacency(
     for ``j`` among ``i``'s neighbours; with ``symmetric`` also every reverse, duplicates
     merged)."""
     b, n = mask.shape
-    adj = xd.new_zeros(b, n, n)
-    adj.scatter_(2, idx, valid.to(xd.dtype))  # [target i, source j]
+    tgt = torch.arange(b * n).view(b, n, 1)  # flat target ids b n + i
+    src = idx + torch.arange(b).view(b, 1, 1) * n  # flat source ids b n + j
+    adj_t = xd.new_zeros(b * n * n)  # [source, target]
+    adj_t[(src * n + tgt % n)[valid]] = 1.0
+    adj_t = adj_t.view(b, n, n)
     if symmetric:
-        adj = torch.maximum(adj, adj.transpose(1, 2))
-        edges = torch.nonzero(adj.view(-1) > 0).view(-1)
+        adj_t = torch.maximum(adj_t, adj_t.transpose(1, 2))
+        edges = torch.nonzero(adj_t.reshape(-1) > 0).view(-1)  # symmetric: layout irrelevant
     else:
-        rows = (torch.arange(b * n).view(b, n, 1) * n + idx)[valid]
-        edges = rows.view(-1)
-    dinv = (adj.sum(2) + 1.0).rsqrt() * mask  # (B, n): in-degree + self loop
-    a_hat = adj * dinv[:, :, None] * dinv[:, None, :] + torch.diag_embed(dinv * dinv)
-    return DenseGraphs(xd, mask, a_hat, edges)
+        edges = (tgt * n + idx)[valid]  # flat [target, source] positions
+    dinv = (adj_t.sum(1) + 1.0).rsqrt() * mask  # (B, n): in-degree + self loop, per target
+    a_t = adj_t * dinv[:, :, None] * dinv[:, None, :] + torch.diag_embed(dinv * dinv)
+    return DenseGraphs(xd, mask, a_t.transpose(1, 2), edges)
 
 
 def dense_events(

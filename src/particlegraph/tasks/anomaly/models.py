@@ -83,13 +83,18 @@ def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
     """``GCNConv`` on padded dense graphs: ``a_hat @ lin(h) + bias``; h (B, n, C) -> (B, n, C').
 
     When C < C' the aggregation runs first, ``lin(a_hat @ h)`` (the same product, fewer
-    operations: n^2 C instead of n^2 C')."""
-    a_hat = a_hat.to(h.dtype)
-    out: Tensor
-    if conv.in_channels < conv.out_channels:
-        out = conv.lin(torch.bmm(a_hat, h))
-    else:
-        out = torch.bmm(a_hat, conv.lin(h))
+    operations: n^2 C instead of n^2 C'). The aggregation is computed as ``(h^T a_hat^T)^T``:
+    with a few channels, a batch of (C, n) x (n, n) products is about 4x faster on a CPU than
+    (n, n) x (n, C) (measured with C = 5 and 8, n = 40), and no faster or slower otherwise;
+    :mod:`.dense` stores ``a_hat`` as the transpose of a contiguous block so that
+    ``a_hat^T`` costs nothing."""
+    a_t = a_hat.to(h.dtype).transpose(1, 2)  # (B, n, n) [source, target]
+
+    def aggregate(u: Tensor) -> Tensor:
+        return torch.bmm(u.transpose(1, 2), a_t).transpose(1, 2)
+
+    first = conv.in_channels < conv.out_channels
+    out: Tensor = conv.lin(aggregate(h)) if first else aggregate(conv.lin(h))
     return out if conv.bias is None else out + conv.bias
 
 
