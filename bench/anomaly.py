@@ -29,14 +29,8 @@ import numpy as np
 import torch
 
 from common import emit, machine
-from particlegraph.tasks.anomaly.evaluate import (
-    Evaluation,
-    SampleRef,
-    evaluate,
-    evaluation_dict,
-    markdown_table,
-    write_evaluation,
-)
+from particlegraph.tasks.anomaly.evaluate import Evaluation, SampleRef, evaluate
+from particlegraph.tasks.anomaly.report import evaluation_dict, markdown_table, write_evaluation
 from particlegraph.tasks.anomaly.summary import inspect_sample, plot_leading_pt
 from particlegraph.tasks.anomaly.train import load_graphs, load_run, make_run_config, train_run
 

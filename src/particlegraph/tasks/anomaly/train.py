@@ -149,6 +149,9 @@ def train_run(
         history = fit(model, train_loader, val_loader, step_fn, cfg.fit, run_dir, resume=resume)
         best, _, _ = load_run(run_dir, calibrated=False)
         write_json(run_dir / "calibration.json", calibrate(best, val_g).to_dict())
+        from particlegraph.tasks.anomaly.report import write_training_page
+
+        write_training_page(run_dir, cfg, history.records)
     finally:
         torch.set_num_threads(old_threads)
     return best, history
