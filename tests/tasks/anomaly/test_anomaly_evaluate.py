@@ -99,3 +99,17 @@ def test_trivial_only_evaluation_with_a_reference(sample_dir) -> None:  # type: 
     # HT-matched: the signal weighted to the reference HT in bins (n_sig_eff <= 30)
     assert rows[("ht-matched", "ht_htcal")]["n_sig_eff"] <= 30
     assert not ev.gains  # no learned score, nothing to compare
+
+
+def test_add_scores_metrics_and_bad_shapes() -> None:
+    ev = _evaluation()
+    cols = {n: {"x:ht@0": ev.scores[n]["trivial:ht@0"].copy()} for n in ev.scores}
+    E.add_scores(ev, cols, n_boot=5)
+    auc = {(r["model"], r["score"]): r["auc"] for r in ev.table if r["protocol"] == "plain"}
+    assert auc[("x", "ht")] == auc[("trivial", "ht")]  # the same numbers, the same AUC
+    assert sum(r["model"] == "x" for r in ev.sculpting) == 1  # recomputed, not appended twice
+    assert sum(r["model"] == "m" for r in ev.sculpting) == 3
+    with pytest.raises(ConfigError, match="events"):
+        E.add_scores(ev, {n: {"y:s@0": np.zeros(3)} for n in ev.scores})
+    with pytest.raises(ConfigError, match="samples"):
+        E.add_scores(ev, {"bkg": {"y:s@0": np.zeros(300)}})

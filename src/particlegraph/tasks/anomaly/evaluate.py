@@ -151,6 +151,7 @@ def evaluate(
 
 def compute_metrics(ev: Evaluation, n_boot: int = 100) -> None:
     """Fill ``per_seed``, ``table``, ``gains`` and ``sculpting`` of ``ev`` from its scores."""
+    ev.sculpting = []
     ev.per_seed = per_seed_rows(ev.scores, ev.background, ev.signals, ev.weights)
     ev.table = mean_over_seeds(ev.per_seed)
     ev.gains = gains(ev.per_seed, ev.scores, ev.background, ev.weights, n_boot=n_boot)
@@ -199,9 +200,29 @@ def _add_trivial(ev: Evaluation, samples: list[SampleRef], reference: SampleRef 
             ev.scores[s.name][f"trivial:{k}@0"] = v
 
 
-def _calibrate(ev: Evaluation, ref: str, ht_bins: int) -> None:
+def add_scores(
+    ev: Evaluation, columns: dict[str, dict[str, np.ndarray]], n_boot: int = 100, ht_bins: int = 5
+) -> None:
+    """Add the scores of a model evaluated outside :func:`evaluate` (``columns``: sample ->
+    ``model:score@seed`` -> (n,), for every sample of ``ev`` including the reference), their
+    HT-calibrated twins (fitted on ``ev``'s reference, as for every other score), and recompute
+    the metrics."""
+    if set(columns) != set(ev.scores):
+        raise ConfigError(f"scores for samples {sorted(ev.scores)} needed, got {sorted(columns)}")
+    for name, cols in columns.items():
+        for key, v in cols.items():
+            if np.shape(v) != ev.events[name]["ht"].shape:
+                raise ConfigError(f"{key} of {name}: {np.shape(v)} scores for "
+                                  f"{ev.events[name]['ht'].size} events")  # fmt: skip
+            ev.scores[name][key] = np.asarray(v, dtype=np.float64)
+    if ev.reference is not None:
+        _calibrate(ev, ev.reference, ht_bins, keys=list(columns[ev.reference]))
+    compute_metrics(ev, n_boot)
+
+
+def _calibrate(ev: Evaluation, ref: str, ht_bins: int, keys: list[str] | None = None) -> None:
     ref_ht = ev.events[ref]["ht"]
-    for key in list(ev.scores[ref]):
+    for key in list(ev.scores[ref]) if keys is None else keys:
         model, score, seed = split_key(key)
         cal = HTCalibration.fit(ev.scores[ref][key], ref_ht, ht_bins)
         new = f"{model}:{score}{CAL_SUFFIX}@{seed}"
