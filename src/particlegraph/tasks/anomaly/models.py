@@ -119,9 +119,23 @@ class SeedEncoder(nn.Module):
         return z
 
     def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
-        """The same encoder on padded dense graphs (B, n, 5) with a normalised adjacency."""
+        """The same encoder on padded dense graphs (B, n, 5) with a normalised adjacency.
+
+        In eval mode the second BatchNorm is folded into conv2's linear map (one pass over the
+        (B, n, 32) hidden tensor fewer): ``W (s h + t) = (W s) h + W t``."""
         h = F.relu(dense_gcn(self.conv1, _bn(self.bn1, h), a_hat))
-        return dense_gcn(self.conv2, _bn(self.bn2, h), a_hat)
+        if self.training:
+            return dense_gcn(self.conv2, _bn(self.bn2, h), a_hat)
+        bn, conv = self.bn2, self.conv2
+        assert bn.running_var is not None and bn.running_mean is not None
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale + (0.0 if bn.bias is None else bn.bias)
+        u = F.linear(h, conv.lin.weight * scale, conv.lin.weight @ shift)  # (B, n, latent)
+        out: Tensor = torch.bmm(u.transpose(1, 2), a_hat.to(h.dtype).transpose(1, 2))
+        out = out.transpose(1, 2)
+        return out if conv.bias is None else out + conv.bias
 
     def trace(self, tr: Tracer, a: int, edge_index: Tensor) -> int:
         a = tr.batchnorm("bn1", a, self.bn1)
