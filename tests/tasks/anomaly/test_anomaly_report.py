@@ -64,6 +64,8 @@ def test_write_evaluation_files_and_page(tmp_path: Path, missing_links) -> None:
     np.testing.assert_allclose(t["m:recon@0"][:120], ev.scores["bkg"]["m:recon@0"])
     md = (tmp_path / "metrics.md").read_text()
     assert "| trivial | ht | sig | 1 | 1.000 |" in md  # one seed: no "± 0.000" spread
+    # 120 background events: eps_B = 1e-2 is measured, 1e-3 (0.12 events) is not
+    assert md.count("n/a (< 1 bkg event)") == md.count("| sig |") > 0
 
 
 def test_training_page(tmp_path: Path, missing_links) -> None:

@@ -57,6 +57,14 @@ def _pm(v: Any, err: Any, fmt: str = ".3f") -> str:
     return f"{v:{fmt}}" if err is None or not np.isfinite(err) else f"{v:{fmt}} ± {err:{efmt}}"
 
 
+def _rate(row: dict[str, Any], tag: str, eps_b: float, n_bkg: float) -> str:
+    """eps_S at eps_B with its binomial error, or ``n/a (< 1 bkg event)`` where eps_B is below
+    one background event (the ROC is only interpolated there, not measured)."""
+    if eps_b * n_bkg < 1.0:
+        return "n/a (< 1 bkg event)"
+    return _pm(row[f"eps_s_at_{tag}"], row[f"eps_s_at_{tag}_err"])
+
+
 def _gain_index(ev: Evaluation) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     return {(g["protocol"], g["model"], g["score"], g["signal"]): g for g in ev.gains}
 
@@ -64,8 +72,9 @@ def _gain_index(ev: Evaluation) -> dict[tuple[str, str, str, str], dict[str, Any
 def markdown_table(ev: Evaluation, protocols: Sequence[str] | None = None) -> str:
     """The metrics tables, one per protocol: means over seeds, the AUC with the sample standard
     deviation over seeds, eps_S with its binomial error, the gain over the best trivial score
-    (learned scores) with its bootstrap error; ``> N`` where no background event (of N) passes.
-    Trivial scores come first within each signal."""
+    (learned scores) with its bootstrap error; ``> N`` where no background event (of N) passes,
+    ``n/a`` for an eps_B below one background event. Trivial scores come first within each
+    signal."""
     n_bkg = float(ev.events[ev.background]["event"].size)
     gain = _gain_index(ev)
     head = ("| model | score | signal | seeds | AUC | eps_S@1e-2 | eps_S@1e-3 | 1/eps_B@0.3 | "
@@ -81,8 +90,8 @@ def markdown_table(ev: Evaluation, protocols: Sequence[str] | None = None) -> st
             g = gain.get((proto, r["model"], r["score"], r["signal"]), {})
             out.append(
                 f"| {r['model']} | {r['score']} | {r['signal']} | {r['n_seeds']} | "
-                f"{_pm(r['auc'], r['auc_std'])} | {_pm(r['eps_s_at_1e2'], r['eps_s_at_1e2_err'])} | "
-                f"{_pm(r['eps_s_at_1e3'], r['eps_s_at_1e3_err'])} | "
+                f"{_pm(r['auc'], r['auc_std'])} | {_rate(r, '1e2', 1e-2, n_bkg)} | "
+                f"{_rate(r, '1e3', 1e-3, n_bkg)} | "
                 f"{_fmt(r['inv_eps_b_at_0p3'], n_bkg)} | {_fmt(r['max_sic'])} | "
                 f"{_pm(g.get('gain_auc'), g.get('gain_auc_boot_err'), '+.3f')} | "
                 f"{_pm(g.get('gain_eps_s_at_1e2'), g.get('gain_eps_s_at_1e2_boot_err'), '+.3f')} |"
