@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,13 +46,9 @@ def sample_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def _missing_links(page: Path) -> list[Path]:
-    """Local files an HTML page shows or links (``src=``, ``href=``) that do not exist."""
-    targets = re.findall(r'(?:src|href)="([^"#:]+)"', page.read_text())
-    return [page.parent / t for t in targets if not (page.parent / t).exists()]
-
-
 @pytest.fixture
 def missing_links() -> Callable[[Path], list[Path]]:
     """``missing_links(page)``: the broken local links of an HTML page (empty when sound)."""
-    return _missing_links
+    from particlegraph.report.run_index import missing_targets
+
+    return missing_targets

@@ -77,6 +77,3 @@ def test_training_page(tmp_path: Path, missing_links) -> None:
     text = page.read_text()
     assert "model.name" in text and "model.k" in text and "loss.png" in text
     assert "config.yaml" in text and "calibration.json" not in text  # only files that exist
-    assert R.config_rows({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == [
-        ["a.b", 1], ["a.c", "[1, 2]"], ["d", "x"]
-    ]  # fmt: skip

@@ -10,13 +10,12 @@ the writers save them:
 - :func:`write_training_page`: ``RUN/index.html`` of a trained run (configuration, loss curves,
   the validation calibration, the run's files).
 
-Pages are stages of :func:`particlegraph.report.html.save_stage` rendered by
-:func:`~particlegraph.report.html.render_run_report`, as for the other tasks.
+Pages are written by :func:`particlegraph.report.run_index.write_run_index` (one stage of the
+page, the configuration table and the file links), as for the other tasks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from particlegraph.report.html import ReportSection, render_run_report, save_stage
+from particlegraph.report.html import ReportSection
+from particlegraph.report.run_index import write_run_index
 from particlegraph.tasks.anomaly.comparison import CAL_SUFFIX, split_key
 from particlegraph.tasks.anomaly.evaluate import Evaluation
 
@@ -215,27 +215,9 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
         sections.append(ReportSection(f"{model}: {score}", imgs))
     sections.append(ReportSection("Sculpting (background)", text=SCULPT_TEXT,
                                   rows=sculpting_rows(ev), header=SCULPT_HEADER))  # fmt: skip
-    files = [(n, str(out / n)) for n in ("scores.parquet", "metrics.json", "metrics.md")]
-    sections.append(ReportSection("Files", links=files))
-    save_stage(out, "evaluation", sections, summary_rows=summary_rows(ev), header=SUMMARY_HEADER)
-    return render_run_report(out, f"Anomaly detection: background {ev.background}")
-
-
-def config_rows(values: Any, prefix: str = "") -> list[list[Any]]:
-    """``[dotted key, value]`` rows of a (nested) config dataclass or mapping."""
-    items: Mapping[str, Any] = (
-        dataclasses.asdict(values)
-        if dataclasses.is_dataclass(values) and not isinstance(values, type)
-        else values
-    )
-    rows: list[list[Any]] = []
-    for key, v in items.items():
-        name = f"{prefix}{key}"
-        if isinstance(v, Mapping):
-            rows += config_rows(v, f"{name}.")
-        else:
-            rows.append([name, v if isinstance(v, str | int | float | bool | None) else str(v)])
-    return rows
+    return write_run_index(out, f"Anomaly detection: background {ev.background}", "evaluation",
+                           sections, files=("scores.parquet", "metrics.json", "metrics.md"),
+                           summary_rows=summary_rows(ev), header=SUMMARY_HEADER)  # fmt: skip
 
 
 def write_training_page(
@@ -261,13 +243,9 @@ def write_training_page(
     loss = plots.save(fig, run_dir / "loss.png")
     rows = [[int(r["epoch"]), r.get("train_loss"), r.get("val_loss"), r.get("time_s")]
             for r in records]  # fmt: skip
+    section = ReportSection("Training", [loss], rows=rows,
+                            header=["epoch", "train loss", "validation loss", "time [s]"],
+                            captions=["Training and validation loss per epoch (background only)."])  # fmt: skip
     names = ("config.yaml", "history.json", "history.csv", "preprocessing.json", "calibration.json")
-    sections = [
-        ReportSection("Training", [loss], rows=rows,
-                      header=["epoch", "train loss", "validation loss", "time [s]"],
-                      captions=["Training and validation loss per epoch (background only)."]),
-        ReportSection("Configuration", rows=config_rows(config), header=["setting", "value"]),
-        ReportSection("Files", links=[(n, str(run_dir / n)) for n in names if (run_dir / n).is_file()]),
-    ]  # fmt: skip
-    save_stage(run_dir, "training", sections)
-    return render_run_report(run_dir, f"Anomaly run: {run_dir.name}")
+    return write_run_index(run_dir, f"Anomaly run: {run_dir.name}", "training", [section],
+                           config=config, files=names)  # fmt: skip
