@@ -112,3 +112,23 @@ def test_full_graphs_take_the_uniform_paths(sample_dir, name: str) -> None:
     got = score_graphs(model, graphs, batch_size=4)
     ref = score_one_by_one(model, graphs)
     np.testing.assert_allclose(got.columns["recon"], ref.columns["recon"], rtol=1e-5, atol=1e-6)
+
+
+def test_events_without_candidates(sample_dir) -> None:
+    """Empty events keep their row (score 0 for node models), alone in a batch or not."""
+    c = read_candidates(sample_dir(n_events=6, seed=2))
+    counts = np.diff(c.offsets)
+    counts[[0, 3]] = 0  # drop the candidates of events 0 and 3
+    keep = np.repeat(counts > 0, np.diff(c.offsets))
+    empty = c._replace(
+        **{f: getattr(c, f)[keep] for f in ("pt", "eta", "phi", "cls", "charge", "energy")},
+        offsets=np.concatenate([[0], np.cumsum(counts)]),
+    )
+    for name in ("gae-seed", "node-ae"):
+        cfg = ModelConfig(name=name, hidden=16, latent=4)
+        torch.manual_seed(0)
+        model = build_model(cfg).eval()
+        got = score_events(model, empty, batch_size=1)  # events 0 and 3 alone: n = 0 blocks
+        ref = score_graphs(model, build_graphs(empty, symmetric=cfg.use_symmetric), batch_size=6)
+        np.testing.assert_allclose(got.columns["recon"], ref.columns["recon"], rtol=1e-5, atol=1e-6)
+        assert got.columns["recon"][0] == 0.0 and got.columns["recon"][3] == 0.0

@@ -110,9 +110,9 @@ def dense_graphs(gb: GraphBatch) -> DenseGraphs:
 def knn_dense(eta: Tensor, phi: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Each node's ``k`` nearest neighbours in (eta, phi), phi wrapped, per padded event.
 
-    A top-k over the (B, n, n) block of ``dR^2`` instead of a sort: the key packs the float32
-    bits of ``dR^2`` (non-negative floats order like their bit patterns) above the column index,
-    so equal distances go to the lower index, the rule of ``knn_etaphi``'s stable sort.
+    The k smallest of the (B, n, n) block of ``dR^2`` instead of a sort: the key packs the
+    float32 bits of ``dR^2`` (non-negative floats order like their bit patterns) above the column
+    index, so equal distances go to the lower index, the rule of ``knn_etaphi``'s stable sort.
 
     Args:
         eta, phi: (B, n) padded coordinates (phi in rad, any range).
@@ -123,7 +123,9 @@ def knn_dense(eta: Tensor, phi: Tensor, mask: Tensor, k: int) -> tuple[Tensor, T
         ``idx`` (B, n, kk) neighbour positions, nearest first, and ``valid`` (B, n, kk);
         ``kk = min(k, max(n - 1, 1))``.
     """
-    n = mask.shape[1]
+    b, n = mask.shape
+    if n == 0:  # only events without candidates
+        return torch.zeros(b, 0, 0, dtype=torch.long), torch.zeros(b, 0, 0, dtype=torch.bool)
     d2 = (eta[:, :, None] - eta[:, None, :]) ** 2 + delta_phi(phi[:, :, None], phi[:, None, :]) ** 2
     ok = mask[:, :, None] & mask[:, None, :] & ~torch.eye(n, dtype=torch.bool)
     d2 = d2.to(torch.float32).masked_fill(~ok, math.inf)  # (B, n, n) [target i, candidate j]

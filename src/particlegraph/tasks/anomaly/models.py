@@ -209,7 +209,8 @@ class AnomalyModel(nn.Module):
     def dense_inputs(self, xd: Tensor) -> Tensor:
         """Model inputs of padded raw features (B, n, 5) -> (B, n, F)."""
         b, n, f = xd.shape
-        return self.inputs(xd.reshape(-1, f)).reshape(b, n, -1)
+        h = self.inputs(xd.reshape(-1, f))
+        return h.reshape(b, n, h.shape[-1])  # not -1: a block of empty events has 0 elements
 
     def encode_dense(self, hd: Tensor, a_hat: Tensor) -> Tensor:
         """Latent (B, n, L) of padded model inputs ``hd`` (B, n, F); padding rows are junk."""

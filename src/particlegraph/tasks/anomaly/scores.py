@@ -171,7 +171,7 @@ def score_dense(model: AnomalyModel, dg: DenseGraphs) -> dict[str, Tensor]:
     return {
         "recon": err.sum(1) / m.clamp_min(1),
         "recon_ptw": torch.where(
-            w.sum(1) > 0, (err * w).sum(1) / w.sum(1).clamp_min(1e-30), torch.zeros_like(w[:, 0])
+            w.sum(1) > 0, (err * w).sum(1) / w.sum(1).clamp_min(1e-30), torch.zeros_like(m)
         ),
         "latent_summary": _dense_summary(z, mask),
     }
