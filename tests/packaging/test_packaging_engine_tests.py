@@ -15,7 +15,6 @@ STILL_USING_MLPF = {
     "explain/test_explain_lrp_engine.py",
     "explain/test_explain_lrp_multi.py",
     "explain/test_explain_lrp_rules.py",
-    "plot/test_plot_init.py",
 }
 #: Whole-project tests (the wheel, the command line) import every task on purpose.
 PROJECT_WIDE = ("packaging/", "cli/", "tasks/")

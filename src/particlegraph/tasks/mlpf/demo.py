@@ -38,7 +38,7 @@ def demo(
     from particlegraph.tasks.mlpf.explain import explain
     from particlegraph.tasks.mlpf.explain_study import study
     from particlegraph.tasks.mlpf.generate import generate
-    from particlegraph.tasks.mlpf.train import PACKAGE, resolve_run_config, train_mlpf
+    from particlegraph.tasks.mlpf.train import PACKAGE, resolve_run_config, train
 
     out = Path(out)
     config_path = resolve_config(config, PACKAGE)
@@ -63,7 +63,7 @@ def demo(
     print(f"[2/4] training MLPF ({config_path.name}) into {out}")
     for stale in ("checkpoints", "evaluation", "explain", "explain_study"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    train_mlpf(train_dir, config_path, out, overrides=fit_overrides, resume=False)
+    train(train_dir, config_path, out, overrides=fit_overrides, resume=False)
 
     print(f"[3/4] evaluating MLPF and the rule-based baseline on {test_events} unseen events")
     metrics = evaluate(out, test_dir, device=device)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from particlegraph.tasks.tracking.evaluate import evaluate
-from particlegraph.tasks.tracking.learned import LayerPairRunConfig
 from particlegraph.tasks.tracking.runconfig import load_tracking_config
 from particlegraph.tasks.tracking.simulate import generate
 from particlegraph.tasks.tracking.train import train
@@ -41,12 +40,7 @@ def run_demo(
     run = out / "run"
     train(cfg, run, resume=(run / "gnn").exists() or (run / "stage1").exists())
     metrics = evaluate(run, out / "test", out / "eval")
-    if isinstance(cfg, LayerPairRunConfig):
-        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
+    from particlegraph.tasks.tracking.explain import explain
 
-        explain_edge_score(run, out / "test", out / "explain")
-    else:
-        from particlegraph.tasks.tracking.explain import explain_run
-
-        explain_run(run, out / "test", out / "explain")
+    explain(run, out / "test", out / "explain")
     return metrics
