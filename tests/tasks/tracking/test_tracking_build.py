@@ -93,3 +93,20 @@ def test_split_keeps_an_overlap_pair_and_needs_positions():
     assert _same_partition(tid, np.array([0, 0, 1, 1, 1]))
     with pytest.raises(ConfigError):
         build_tracks(5, edges, score, BuildConfig(0.5, "split"))
+
+
+def test_layersplit_keeps_the_best_edge_per_neighbouring_layer():
+    from particlegraph.tasks.tracking.build import best_per_layer
+
+    # hit 0 (layer 1) -> hits 1 and 2, both on layer 2: only the better (0.9) survives;
+    # 0 -> 3 (layer 3, a skip edge) is the best into layer 3 and survives too
+    edges = np.array([[0, 0, 0], [1, 2, 3]])
+    score = np.array([0.9, 0.8, 0.7])
+    layer = np.array([1, 2, 2, 3])
+    assert best_per_layer(edges, score, layer).tolist() == [True, False, True]
+    # on the merged pair of tracks the fake edge 1 -> 6 loses to 1 -> 2 and 5 -> 6 per layer
+    edges, score, layer, xyz = _two_tracks()
+    keep = best_per_layer(edges, score, layer)
+    assert not keep[-1] and keep[:-1].all()
+    tid = build_tracks(8, edges, score, BuildConfig(0.5, "layersplit"), layer, xyz)
+    assert _same_partition(tid, np.array([0, 0, 0, 0, 1, 1, 1, 1]))

@@ -19,6 +19,10 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
   cut again with only its own edges at a higher threshold, up to :data:`SPLIT_LEVELS` times
   (each level halves the distance to 1); what is still ambiguous at the last level is kept.
   Needs each hit's layer key.
+- ``"layersplit"``: first the best edge per hit and neighbouring layer — an edge is kept only if
+  it is the best-scoring edge from its source into its target's layer AND the best into its
+  target from its source's layer (one particle crosses a layer once, or twice in an overlap
+  that the same-layer edge joins) — then ``"split"``.
 
 Every hit without a kept edge is a track of its own.
 """
@@ -33,7 +37,7 @@ from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
 
-MODES = ("cc", "best", "either", "greedy", "split")
+MODES = ("cc", "best", "either", "greedy", "split", "layersplit")
 #: Threshold levels of the ``"split"`` mode after the first.
 SPLIT_LEVELS = 4
 #: Two hits of one particle on one layer (an overlap) lie closer than this [mm].
@@ -94,9 +98,14 @@ def build_tracks(
     """
     keep = score > cfg.threshold
     e, s = edges[:, keep], score[keep]
-    if cfg.mode == "split":
+    if cfg.mode in ("split", "layersplit"):
         if layer is None or xyz is None or layer.shape[0] != num_hits or xyz.shape[0] != num_hits:
-            raise ConfigError("build mode 'split' needs the layer key and position of every hit")
+            raise ConfigError(
+                f"build mode {cfg.mode!r} needs the layer key and position of every hit"
+            )
+        if cfg.mode == "layersplit" and e.shape[1]:
+            sel = best_per_layer(e, s, layer)
+            e, s = e[:, sel], s[sel]
         return split_components(e, s, layer, xyz, cfg.threshold)
     if cfg.mode == "greedy":
         return components(num_hits, greedy_chains(num_hits, e, s))
@@ -126,6 +135,17 @@ def greedy_chains(
         has_out[e[0, take]] = True
         has_in[e[1, take]] = True
     return np.concatenate(kept, axis=1) if kept else np.zeros((2, 0), dtype=np.int64)
+
+
+def best_per_layer(edges: np.ndarray, score: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Boolean (E,): the edge is its source's best into the target's layer and its target's best
+    from the source's layer (``layer`` (N,) layer keys)."""
+    _, dense = np.unique(layer, return_inverse=True)
+    dense = dense.reshape(-1).astype(np.int64)
+    n_layers = int(dense.max()) + 1 if dense.size else 1
+    out_best = best_per_node(edges[0] * n_layers + dense[edges[1]], score)
+    in_best = best_per_node(edges[1] * n_layers + dense[edges[0]], score)
+    return out_best & in_best
 
 
 def ambiguous(labels: np.ndarray, layer: np.ndarray, xyz: np.ndarray) -> np.ndarray:
