@@ -66,7 +66,7 @@ def components(num_hits: int, edges: np.ndarray) -> np.ndarray:
     ones = np.ones(edges.shape[1], dtype=np.int8)
     adj = coo_matrix((ones, (edges[0], edges[1])), shape=(num_hits, num_hits)).tocsr()
     _, labels = connected_components(adj, directed=False)
-    return labels.astype(np.int64)
+    return np.asarray(labels, dtype=np.int64)
 
 
 def best_per_node(nodes: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -145,7 +145,7 @@ def best_per_layer(edges: np.ndarray, score: np.ndarray, layer: np.ndarray) -> n
     n_layers = int(dense.max()) + 1 if dense.size else 1
     out_best = best_per_node(edges[0] * n_layers + dense[edges[1]], score)
     in_best = best_per_node(edges[1] * n_layers + dense[edges[0]], score)
-    return out_best & in_best
+    return np.asarray(out_best & in_best, dtype=bool)
 
 
 def ambiguous(labels: np.ndarray, layer: np.ndarray, xyz: np.ndarray) -> np.ndarray:

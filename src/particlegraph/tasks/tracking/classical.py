@@ -18,4 +18,4 @@ from particlegraph.tasks.tracking.dataset import HitEvent
 Runner = Callable[[HitEvent], np.ndarray]
 
 #: name -> tune(validation events) -> run(event) -> track ids.
-METHODS: dict[str, Callable[[list[HitEvent]], Runner]] = dict(TUNERS)  # type: ignore[arg-type]
+METHODS: dict[str, Callable[[list[HitEvent]], Runner]] = dict(TUNERS)
