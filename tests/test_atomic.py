@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 
 import pytest
 
-from particlegraph.atomic import atomic_path, staging_dir, sweep_stale, write_text
+from particlegraph.atomic import (
+    atomic_path,
+    disk_full_error,
+    free_bytes,
+    staging_dir,
+    sweep_stale,
+    write_text,
+)
+from particlegraph.errors import describe
 
 
 def test_failed_block_leaves_nothing(tmp_path):
@@ -42,3 +51,56 @@ def test_live_writers_are_left_alone(tmp_path):
     with staging_dir(tmp_path, "out") as stage:
         assert stage.is_dir() and stage.name.startswith(".out.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+# --- a full disk (emulated here; tests/cli/test_cli_disk_full.py fills a real tmpfs) -------------
+
+
+def _enospc_without_name() -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device")  # as numpy and file.write raise it
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        _enospc_without_name(),
+        OSError(
+            "[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
+        ),
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+    ],
+    ids=["errno", "pyarrow-text", "quota"],
+)
+def test_a_full_disk_is_reported_with_the_final_path(tmp_path, raised):
+    target = tmp_path / "shard.parquet"
+    with pytest.raises(OSError) as info, atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise raised
+    assert info.value.errno in (errno.ENOSPC, errno.EDQUOT)
+    assert info.value.filename == str(target)  # the file asked for, not the hidden temporary
+    assert info.value.__cause__ is raised
+    assert describe(info.value).startswith(f"{target}: ")
+    assert os.listdir(tmp_path) == []  # the partial temporary file is gone
+
+
+def test_a_hidden_disk_full_is_recognised_by_the_free_space(tmp_path, monkeypatch):
+    """torch reports a full disk as ``unexpected pos 576 vs 534``: the free space tells."""
+    import particlegraph.atomic as atomic
+
+    crash = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    monkeypatch.setattr(atomic, "free_bytes", lambda folder: atomic.FULL_BELOW - 1)
+    with pytest.raises(OSError, match="No space left") as info, atomic_path(tmp_path / "a.pt"):
+        raise crash
+    assert info.value.filename == str(tmp_path / "a.pt")
+    # with room on the disk the same error is what it is (a bug, not the disk)
+    monkeypatch.setattr(atomic, "free_bytes", lambda folder: atomic.FULL_BELOW)
+    with pytest.raises(RuntimeError, match="unexpected pos"), atomic_path(tmp_path / "a.pt"):
+        raise crash
+    assert disk_full_error(ValueError("bad value"), tmp_path / "x") is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_free_bytes_of_a_real_folder(tmp_path):
+    free = free_bytes(tmp_path)
+    st = os.statvfs(tmp_path)
+    assert free == st.f_bavail * st.f_frsize and free_bytes(tmp_path / "missing") is None

@@ -134,3 +134,39 @@ def test_claim_unowned_keeps_another_commands_mark(tmp_path: Path) -> None:
     assert owner(tmp_path / "run")["command"] == "mlpf train"  # type: ignore[index]
     claim_unowned(tmp_path / "new", "mlpf explain")
     assert owner(tmp_path / "new")["command"] == "mlpf explain"  # type: ignore[index]
+
+
+def test_a_lock_that_cannot_be_written_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the lock's content is written: no empty lock that blocks every writer."""
+    import errno
+
+    import particlegraph.outputs as outputs
+
+    def full(obj: object, f: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    folder = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(outputs.json, "dump", full)
+        with pytest.raises(OSError) as info, writer_lock(folder, "tracking generate"):
+            pass
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(folder / LOCK_FILE)
+    assert not (folder / LOCK_FILE).exists()
+    with writer_lock(folder, "tracking generate"):  # the next writer is not blocked
+        assert (folder / LOCK_FILE).is_file()
+
+
+def test_holds_only_marks(tmp_path: Path) -> None:
+    from particlegraph.outputs import holds_only_marks
+
+    claim(tmp_path / "out", "anomaly generate")
+    claim(tmp_path / "out" / "zerobias", "anomaly generate", {"seed": 1})
+    assert holds_only_marks(tmp_path / "out")
+    lock = tmp_path / "out" / "zerobias" / ".particlegraph-shard-1-of-2.lock"
+    lock.write_text("{}")  # another shard's writer is at work
+    assert not holds_only_marks(tmp_path / "out")
+    lock.unlink()
+    (tmp_path / "out" / ".minbias_pool_20_abc.npz").write_bytes(b"pool")  # work worth keeping
+    assert not holds_only_marks(tmp_path / "out")

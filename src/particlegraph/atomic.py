@@ -4,11 +4,16 @@ An interrupted process therefore never leaves a half-written dataset shard, chec
 Temporary names carry the writer's host and process id, ``.<stem>.<pid>@<host>.<random>.tmp<suffix>``;
 they are removed when the block fails, and a temporary file (or staging folder) left behind by a
 process that was killed is swept the next time anything is written into that folder.
+
+A full disk is reported as one :class:`OSError` (``ENOSPC``) naming the file being written,
+whatever the writer raised: numpy and Python give ``ENOSPC`` without a file name, pyarrow an
+``OSError`` with the errno in its text, torch a ``RuntimeError`` about a stream position.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -70,12 +75,55 @@ def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+#: Free bytes below which a failed write is taken for a full disk (a writer stops at its first
+#: failed write, so the disk is then full to within its buffer).
+FULL_BELOW = 64 * 1024
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_bytes(folder: str | os.PathLike[str]) -> int | None:
+    """Bytes an unprivileged writer may still use on ``folder``'s file system (None: unknown)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full_error(err: BaseException, path: str | os.PathLike[str]) -> OSError | None:
+    """``err`` as an ``OSError(ENOSPC, ..., path)`` when it comes from a full disk, else None.
+
+    A disk-full ``OSError`` that already names a file is returned as it is.
+
+    A full disk is recognised by its errno (also inside a library's message) or, for writers that
+    hide it (torch), by less than :data:`FULL_BELOW` bytes left on ``path``'s file system.
+    """
+    if not isinstance(err, Exception) or isinstance(err, MemoryError):
+        return None
+    code = getattr(err, "errno", None) if isinstance(err, OSError) else None
+    if code in _FULL_ERRNOS and isinstance(err, OSError) and err.filename is not None:
+        return err  # it names its file already (an inner writer's, say): keep it
+    text = str(err)
+    if code not in _FULL_ERRNOS:
+        if "No space left on device" in text or "[errno 28]" in text:
+            code = errno.ENOSPC
+        elif "Disk quota exceeded" in text:
+            code = errno.EDQUOT
+        else:
+            free = free_bytes(Path(path).parent)
+            if free is None or free >= FULL_BELOW:
+                return None
+            code = errno.ENOSPC
+    return OSError(code, os.strerror(code), os.fspath(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary file keeps the final suffix so libraries that infer the format from it work.
-    It is removed when the block raises (or the process gets SIGTERM under the CLI).
+    It is removed when the block raises (or the process gets SIGTERM under the CLI). A full disk
+    is raised as ``OSError(ENOSPC)`` naming ``path`` (:func:`disk_full_error`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +134,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except Exception as err:
+            full = disk_full_error(err, path)  # asked before the partial file is removed
+            if full is None or full is err:
+                raise
+            raise full from err
         # mkstemp creates 0600; give the file the permissions a plain open() would have.
         umask = os.umask(0)
         os.umask(umask)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import particlegraph
-from particlegraph.atomic import write_json
+from particlegraph.atomic import disk_full_error, write_json
 from particlegraph.errors import ConfigError
 
 #: The marker of a folder made by a particlegraph command (inside the folder).
@@ -164,6 +164,18 @@ def claim(
     )
 
 
+def holds_only_marks(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` (searched recursively) holds no file but :data:`OWNER_FILE` markers.
+
+    A failed ``generate`` that made such a folder removes it: nothing was made there, and no
+    other writer's lock or file is in it.
+    """
+    try:
+        return all(p.name == OWNER_FILE for p in Path(folder).rglob("*") if not p.is_dir())
+    except OSError:
+        return False
+
+
 def claim_unowned(folder: str | os.PathLike[str], command: str) -> None:
     """:func:`claim` ``folder`` for ``command`` unless another command's mark is there.
 
@@ -247,8 +259,15 @@ def writer_lock(folder: str | os.PathLike[str], command: str, key: str = "") -> 
                 f"(process {held.get('pid', '?')} on {held.get('host', '?')}); wait for it to "
                 f"finish, or remove {lock} if that process is gone"
             ) from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+        except OSError as err:  # a full disk: never leave an empty lock that blocks every writer
+            lock.unlink(missing_ok=True)
+            full = disk_full_error(err, lock)
+            if full is None or full is err:
+                raise
+            raise full from None
         break
     try:
         yield

@@ -215,6 +215,27 @@ def anomaly_sample(folder: Path, n_events: int = 20) -> Path:
     return folder
 
 
+def generated_samples(root: Path) -> dict[str, Path]:
+    """A tracking sample and an anomaly sample folder claimed as made with --seed 1 (no events)."""
+    from particlegraph.config import apply_overrides
+    from particlegraph.outputs import claim
+    from particlegraph.sim.silicon import SiliconConfig
+    from particlegraph.tasks.anomaly import generate as anomaly_generate
+    from particlegraph.tasks.anomaly.configs import read_config
+    from particlegraph.tasks.anomaly.samples import samples_config_from_dict
+    from particlegraph.tasks.tracking import simulate
+
+    trk = root / "tracking_generated"
+    claim(trk, simulate.COMMAND, {"process": "ttbar", "pileup": 0.0, "seed": 1,
+          "first_event_id": 1000, "detector": simulate.detector_hash(SiliconConfig())})  # fmt: skip
+    ano = root / "anomaly_generated"
+    cfg = samples_config_from_dict(apply_overrides(read_config("samples"), ["pileup=0"]))
+    claim(ano, anomaly_generate.COMMAND)
+    identity = anomaly_generate.sample_identity("zerobias", cfg.spec("zerobias"), cfg, 2, 1)
+    claim(ano / "zerobias", anomaly_generate.COMMAND, identity)
+    return {"tracking_generated": trk, "anomaly_generated": ano}
+
+
 def _truncated_root(path: Path) -> Path:
     import uproot
 
@@ -298,6 +319,7 @@ def make_world(root: Path) -> dict[str, Path]:
     w["run_copy"] = Path(shutil.copytree(w["run"], root / "run_copy"))
     w["trackml"] = trackml_folder(root / "trackml", n_events=6)
     w["anomaly_sample"] = anomaly_sample(root / "anomaly_sample")
+    w.update(generated_samples(root))
     w["canary"] = root / "canary"  # must never appear: the payloads would create it
     w.update(evil_runs(root, w["canary"], w["tabular_run"], w["run"]))
     # own copies for the cases whose command (still) trains into what it was given

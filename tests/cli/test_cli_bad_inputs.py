@@ -109,6 +109,11 @@ CASES = [
     Case("tabular-demo-out-is-file", "tabular demo --out {file} --events 100", r"a_file.txt"),
     # --- anomaly -------------------------------------------------------------------------------
     Case("anomaly-generate-num-shards-0", "anomaly generate --out {out} --num-shards 0", r"shard"),
+    # a sample folder holds one sample: another seed is refused before anything is written
+    Case("anomaly-generate-other-seed", "anomaly generate --out {anomaly_generated} --sample zerobias "
+         "--events 2 --seed 2 --set pileup=0", r"zerobias: .* another --seed \(1, now 2\)"),
+    Case("anomaly-generate-foreign", "anomaly generate --out {foreign} --sample zerobias --events 2",
+         r"holds files particlegraph did not make"),
     Case("anomaly-inspect-missing", "anomaly inspect {root}/none", r"none"),
     Case("anomaly-train-missing-data", "anomaly train --data {root}/none --out {out}", r"none"),
     Case("anomaly-evaluate-no-run", "anomaly evaluate --run {out} --background b={good} "
@@ -117,7 +122,10 @@ CASES = [
          r"{out}"),
     # --- tracking ------------------------------------------------------------------------------
     Case("tracking-generate-num-shards-0", "tracking generate --num-shards 0 --out {out}",
-         r"--num-shards >= 1"),
+         r"--num-shards must be >= 1"),
+    Case("tracking-generate-other-seed", "tracking generate --out {tracking_generated} --seed 2",
+         r"another --seed \(1, now 2\)"),
+    Case("tracking-generate-foreign", "tracking generate --out {foreign}", r"holds files particlegraph did not make"),
     Case("tracking-convert-junk", "tracking convert {file} --out {out}", r"not a readable tracks.pickle"),
     Case("tracking-inspect-missing", "tracking inspect {root}/none", r"none is not a directory"),
     Case("tracking-evaluate-no-run", "tracking evaluate --run {out} --data {good} --out {out}-e",
@@ -261,6 +269,18 @@ CONTRACT = [
          r"no pretrained mlpf model of that name \(a name, never a path\)"),
     Case("mlpf-explain-pretrained-abs", "mlpf explain --run pretrained:{run} --data {good} --out {out}",
          r"no pretrained mlpf model of that name"),
+    # mlpf evaluate --out: never into an input, never into what it did not make
+    Case("mlpf-evaluate-out-is-data", "mlpf evaluate --run {run} --data {good} --out {good}", _INPUT),
+    Case("mlpf-evaluate-out-in-data", "mlpf evaluate --run {run} --data {good} --out {good}/eval", _INPUT),
+    Case("mlpf-evaluate-out-checkpoints", "mlpf evaluate --run {run} --data {good} --out {run}/checkpoints",
+         _INPUT),
+    Case("mlpf-evaluate-out-foreign", "mlpf evaluate --run {run} --data {good} --out {foreign}", _NOT_OURS),
+    Case("mlpf-evaluate-out-other-run", "mlpf evaluate --run {run} --data {good} --out {tabular_run}",
+         r"was made by `particlegraph tabular train`, not by `particlegraph mlpf evaluate`"),
+    Case("mlpf-evaluate-out-is-file", "mlpf evaluate --run {run} --data {good} --out {file}",
+         r"is a file, expected a folder"),
+    Case("mlpf-evaluate-out-payload", "mlpf evaluate --run {evil_mlpf} --data {good} --out {out} --no-figures",
+         _PAYLOAD),
     Case("mlpf-export-pretrained-unknown", "mlpf export --run pretrained:nope --onnx {out}.onnx",
          r"no pretrained mlpf model of that name.*shipped: ttbar_pu50_medium"),
     Case("tabular-explain-pretrained-dotdot", "tabular explain --run pretrained:../tabular_run --out {out}",
@@ -277,7 +297,7 @@ CONTRACT = [
     Case("tabular-train-resume-missing", "tabular train --data {tabular_toy} --run {out} --resume",
          r"no such run folder"),
     Case("tabular-explain-checkpoint-worst", "tabular explain --run {tabular_run} --out {out} --checkpoint worst",
-         r"--checkpoint must be best or last"),
+         r"--checkpoint must be 'best' or 'last', got 'worst'"),
     # nothing is lost: outputs never replace inputs or what the command did not make
     Case("tabular-train-into-run", "tabular train --data {tabular_toy} --run {tabular_run} --epochs 2",
          r"already holds a tabular run; use --resume to continue it, --overwrite to replace it"),

@@ -50,6 +50,21 @@ def test_expanded_size_stops_early_and_refuses_deep_nesting() -> None:
         expanded_size(deep)
 
 
+def _nested(levels: int) -> list:
+    """``levels`` lists inside one another around one number: [[...[0]...]]."""
+    deep: list = [0]
+    for _ in range(levels - 1):
+        deep = [deep]
+    return deep
+
+
+def test_nesting_at_the_depth_limit() -> None:
+    assert MAX_DEPTH == 64
+    assert expanded_size(_nested(MAX_DEPTH)) == 1  # 64 levels: the deepest accepted
+    with pytest.raises(ResourceLimitError, match="nested deeper than 64 levels"):
+        expanded_size(_nested(MAX_DEPTH + 1))
+
+
 def test_check_expanded_at_the_limit() -> None:
     check_expanded([0.0] * 10, "f", 10)
     with pytest.raises(ResourceLimitError, match=r"^f: shared references expand to more than 9"):
@@ -127,3 +142,26 @@ def test_zip_entries_declared_size_and_ratio(tmp_path: Path) -> None:
         check_zip_entries(deflated, max_bytes=1 << 30)
     (tmp_path / "legacy.pt").write_bytes(b"\x80\x02not a zip")
     check_zip_entries(tmp_path / "legacy.pt")  # left to its reader
+
+
+def _declare(path: Path, compressed: int, uncompressed: int) -> Path:
+    """Rewrite the sizes of the (single) central-directory entry of ``path``; only the central
+    directory is read by :func:`check_zip_entries`, so the entry's data need not match."""
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"PK\x01\x02")  # central directory file header
+    struct.pack_into("<II", data, at + 20, compressed, uncompressed)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_zip_ratio_at_the_limit(tmp_path: Path) -> None:
+    from particlegraph.io.limits import MAX_ZIP_RATIO
+
+    assert MAX_ZIP_RATIO == 100
+    ok = _declare(_zip(tmp_path / "a.pt", 10, zipfile.ZIP_DEFLATED), 10, 1000)  # exactly 100x
+    check_zip_entries(ok, max_bytes=1 << 20)
+    bomb = _declare(_zip(tmp_path / "b.pt", 10, zipfile.ZIP_DEFLATED), 10, 1001)
+    with pytest.raises(ResourceLimitError, match=r"expands 1,001 bytes from 10 .*more than 100x"):
+        check_zip_entries(bomb, max_bytes=1 << 20)
+    stored = _declare(_zip(tmp_path / "s.pt", 10, zipfile.ZIP_STORED), 10, 1001)
+    check_zip_entries(stored, max_bytes=1 << 20)  # a stored entry has no ratio to check

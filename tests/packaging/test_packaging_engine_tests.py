@@ -15,8 +15,6 @@ STILL_USING_MLPF = {
     "explain/test_explain_lrp_engine.py",
     "explain/test_explain_lrp_multi.py",
     "explain/test_explain_lrp_rules.py",
-    "plot/test_plot_init.py",
-    "train/test_train_run.py",  # names the MLPF package to find its shipped pretrained runs
 }
 #: Whole-project tests (the wheel, the command line) import every task on purpose.
 PROJECT_WIDE = ("packaging/", "cli/", "tasks/")

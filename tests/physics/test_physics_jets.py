@@ -71,3 +71,21 @@ def test_invalid_four_vectors_never_reach_fastjet():
     (mixed,) = jets.cluster_jets([np.concatenate([good, bad])])
     np.testing.assert_allclose(mixed, clean)
     assert jets.cluster_jets([bad])[0].shape == (0, 3)
+
+
+@pytest.mark.parametrize(("eta", "phi_gap"), [(0.0, 0.0), (1.3, 0.0), (0.0, "wrap")])
+def test_match_jets_default_radius_is_0p2_inclusive_of_nothing_beyond(eta, phi_gap) -> None:
+    """Called without ``max_dr`` (what the evaluations do): a pair 0.99 x 0.2 apart matches,
+    1.01 x 0.2 does not; in eta, and across phi = +-pi (0.099 on either side of it)."""
+    assert jets.MATCH_DR == 0.2
+    for factor, matched in ((0.99, True), (1.01, False)):
+        d = factor * 0.2
+        if phi_gap == "wrap":
+            gen = np.array([[40.0, eta, np.pi - d / 2]])
+            reco = np.array([[40.0, eta, -np.pi + d / 2]])
+        else:
+            gen = np.array([[40.0, eta, 1.0]])
+            reco = np.array([[40.0, eta + d, 1.0]])
+        assert kinematics.delta_r(gen[0, 1], gen[0, 2], reco[0, 1], reco[0, 2]) == pytest.approx(d)
+        gi, ri = jets.match_jets(gen, reco)
+        assert (gi.tolist(), ri.tolist()) == (([0], [0]) if matched else ([], []))

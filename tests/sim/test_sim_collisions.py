@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
+from numpy.random import SeedSequence
 
 from particlegraph.errors import ConfigError
 from particlegraph.sim.collisions import (
@@ -11,10 +14,14 @@ from particlegraph.sim.collisions import (
     check_generation,
     collisions,
     file_sizes,
+    run_units,
     shard_plan,
+    unit_collisions,
+    unit_seeds,
 )
 from particlegraph.sim.particles import Particles
 from particlegraph.sim.pileup import MinBiasPool
+from particlegraph.sim.pythia import pythia_seed
 
 
 def _particles(n: int, vz: float = 0.0) -> Particles:
@@ -97,3 +104,55 @@ def test_check_generation_refuses(
 def test_check_generation_accepts_its_boundaries() -> None:
     check_generation(1, 0.0, 0, 0, 1)
     check_generation(1, MAX_PILEUP, 0, 1, 2)
+
+
+def test_unit_seeds_depend_on_the_seed_and_unit_only() -> None:
+    hard, event = unit_seeds(7, 3)
+    # the documented derivation (the seeds of every MLPF file and TrackML chunk made so far)
+    assert hard.generate_state(2).tolist() == SeedSequence([7, 0, 3]).generate_state(2).tolist()
+    assert event.generate_state(2).tolist() == SeedSequence([7, 1, 3]).generate_state(2).tolist()
+    keyed = unit_seeds(7, 3, stream=99)
+    ref = SeedSequence([7, 99, 3]).spawn(2)
+    for got, want in zip(keyed, ref, strict=True):
+        assert got.generate_state(2).tolist() == want.generate_state(2).tolist()
+    states = {tuple(s.generate_state(2).tolist()) for j in range(4) for s in unit_seeds(7, j)}
+    assert len(states) == 8  # two streams per unit, none shared
+
+
+def test_unit_collisions_seed_pythia_and_the_event_stream(
+    fake_events: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[tuple[list[str], int]] = []
+
+    def make_pythia(settings: list[str], seed: int) -> _FakePythia:
+        made.append((list(settings), seed))
+        return _FakePythia()
+
+    monkeypatch.setattr("particlegraph.sim.collisions.make_pythia", make_pythia)
+    rng, crossings = unit_collisions(
+        ["A = 1"], 7, 3, pileup=0.0, pool=None, vertex_sigma_z=40.0, n=3, chunk=2
+    )
+    first = next(crossings)
+    assert made == [(["A = 1"], pythia_seed(SeedSequence([7, 0, 3])))]
+    ref = np.random.default_rng(SeedSequence([7, 1, 3]))
+    assert first.vz == pytest.approx(np.full(3, ref.normal(0.0, 40.0)))
+    # the caller's draws interleave with the crossings' in the stream's order
+    assert rng.uniform() == ref.uniform()
+    assert next(crossings).vz[0] == pytest.approx(ref.normal(0.0, 40.0))
+    assert len(list(crossings)) == 1 and fake_events == [2, 1]
+
+
+def test_run_units_makes_each_unit_in_order_and_stops_at_a_failure() -> None:
+    done: list[int] = []
+
+    def make(unit: int, tick: Callable[[], None]) -> None:
+        if unit == 3:
+            raise OSError(28, "No space left on device")
+        done.append(unit)
+        tick()
+
+    run_units([5, 1], make, total=2, desc="x", progress=False)
+    assert done == [5, 1]
+    with pytest.raises(OSError, match="No space"):
+        run_units([2, 3, 4], make, total=3, desc="x", progress=False)
+    assert done == [5, 1, 2]  # unit 4 is never started

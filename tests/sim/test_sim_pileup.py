@@ -84,3 +84,34 @@ def test_pool_size_outside_its_range_is_refused_before_pythia(size: int) -> None
 
     with pytest.raises(ConfigError, match="between 1 and 100,000 events"):
         build_pool(size, seed=0)
+
+
+def test_mean_at_the_hl_lhc_value_200_off_by_one_fails() -> None:
+    """At PU 200 (the HL-LHC value of the docs) over 20,000 crossings: the standard error of
+    the mean is sqrt(200 / 20000) = 0.1, so the 4-sigma window +-0.4 excludes 199 and 201."""
+    pool, rng, trials = _pool(), np.random.default_rng(2026), 20_000
+    counts = np.array([overlay(pool, 200.0, rng, vertex_sigma_z=50.0)[1] for _ in range(trials)])
+    sem = np.sqrt(200.0 / trials)
+    assert abs(counts.mean() - 200.0) < 4 * sem
+    assert abs(counts.mean() - 199.0) > 5 * sem and abs(counts.mean() - 201.0) > 5 * sem
+
+
+def test_generation_skeleton_overlays_pileup_interactions_on_average(monkeypatch) -> None:
+    """Through :func:`~particlegraph.sim.collisions.collisions` (what every generator runs with
+    its --pileup): the pool events per crossing, counted from the particles, average to --pileup
+    = 3 within 4 standard errors (0.11) over 4,000 crossings; the hard event is never counted."""
+    from particlegraph.sim import collisions as skeleton
+
+    zeros = np.zeros(2)
+    hard = Particles(np.zeros(2, np.int32), *([zeros] * 8))  # pid 0: not a pool event
+    monkeypatch.setattr(skeleton, "next_events", lambda _p, n: [hard] * n)
+    rng, crossings = np.random.default_rng(99), 4000
+    stream = skeleton.collisions(object(), rng, pileup=3.0, pool=_pool(), vertex_sigma_z=50.0,
+                                 n=crossings)  # fmt: skip
+    counts = []
+    for parts in stream:
+        pool_parts = parts.select(np.flatnonzero(parts.pid >= 1000))
+        assert pool_parts.size == parts.size - 2  # the two hard particles come along once
+        counts.append(_draws_in(pool_parts))
+    assert len(counts) == crossings
+    assert abs(np.mean(counts) - 3.0) < 4 * np.sqrt(3.0 / crossings)

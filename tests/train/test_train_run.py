@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from particlegraph.train.run import (
     pretrained_names,
 )
 
-MLPF = "particlegraph.tasks.mlpf"
+#: A package made by the ``shipped`` fixture (the engine is tested without a task).
+PKG = "pg_fake_task"
 
 
 @dataclass(frozen=True)
@@ -99,29 +101,53 @@ def test_resume_refuses_other_data(tmp_path: Path) -> None:
 
 def test_open_run_checks_the_task(tmp_path: Path) -> None:
     create_run(tmp_path / "r", "tracking", TinyConfig())
-    assert open_run(tmp_path / "r", "tracking", MLPF).task == "tracking"
+    assert open_run(tmp_path / "r", "tracking", PKG).task == "tracking"
     with pytest.raises(DataFileError, match="not a mlpf run"):
-        open_run(tmp_path / "r", "mlpf", MLPF)
+        open_run(tmp_path / "r", "mlpf", PKG)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataFileError, match=r"no config\.yaml"):
-        open_run(tmp_path / "empty", "mlpf", MLPF)
+        open_run(tmp_path / "empty", "mlpf", PKG)
+
+
+@pytest.fixture
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A package ``pg_fake_task`` on sys.path shipping one trained run, ``toy_run``, plus folders
+    that are no shipped names (a hidden one, one with a space) and a stray file."""
+    pkg = tmp_path / "site" / PKG
+    (pkg / "pretrained").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    create_run(pkg / "pretrained" / "toy_run", "tabular", TinyConfig())
+    _trained(pkg / "pretrained" / "toy_run")
+    (pkg / "pretrained" / ".hidden").mkdir()
+    (pkg / "pretrained" / "two words").mkdir()
+    (pkg / "pretrained" / "notes.txt").write_text("")
+    create_run(tmp_path / "site" / "outside", "tabular", TinyConfig())  # a real run, not shipped
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, PKG, raising=False)  # each test imports its own copy
+    return pkg
+
+
+def test_pretrained_names_lists_only_the_shipped_run_folders(shipped: Path) -> None:
+    assert pretrained_names(PKG) == ["toy_run"]
+    assert pretrained_names("json") == []  # a package that ships none
+    assert is_pretrained("pretrained:x") and not is_pretrained("runs/x")
 
 
 @pytest.mark.parametrize(
-    "name", ["../../..", "/etc", "x/../ttbar_pu50_medium", "", "nope", ".hidden"]
+    "name", ["../outside", "/etc", "x/../toy_run", "", "nope", ".hidden", "two words", "notes.txt"]
 )
-def test_pretrained_names_are_names_from_the_package(name: str) -> None:
-    with pytest.raises(ConfigError, match="never a path"):
-        open_run(f"pretrained:{name}", "mlpf", MLPF)
+def test_pretrained_names_are_names_from_the_package(shipped: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=r"never a path\); shipped: toy_run$"):
+        open_run(f"pretrained:{name}", "tabular", PKG)
 
 
-def test_pretrained_run_opens_and_writes_elsewhere() -> None:
-    assert "ttbar_pu50_medium" in pretrained_names(MLPF)
-    assert is_pretrained("pretrained:x") and not is_pretrained("runs/x")
-    run = open_run("pretrained:ttbar_pu50_medium", "mlpf", MLPF)
-    assert run.pretrained == "ttbar_pu50_medium"
-    assert run.output_dir == Path("runs") / "pretrained_ttbar_pu50_medium"
-    assert load_checkpoint(run.checkpoint("best"))["model"]
+def test_pretrained_run_opens_and_writes_elsewhere(shipped: Path) -> None:
+    run = open_run("pretrained:toy_run", "tabular", PKG)
+    assert run.path == shipped / "pretrained" / "toy_run" and run.pretrained == "toy_run"
+    assert run.output_dir == Path("runs") / "pretrained_toy_run"  # never the package folder
+    assert load_checkpoint(run.checkpoint("best"))["model"]["w"].shape == (2,)  # best -> last
+    with pytest.raises(DataFileError, match="not a mlpf run"):  # a shipped run of another task
+        open_run("pretrained:toy_run", "mlpf", PKG)
 
 
 def test_check_data_names_the_setting_and_ignores_unrecorded(tmp_path: Path) -> None:

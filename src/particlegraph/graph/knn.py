@@ -93,47 +93,62 @@ def knn_graph(
     if x.dim() != 2:
         raise ValueError(f"x must have shape (N, D), got {tuple(x.shape)}")
     n = x.size(0)
-    device = x.device
     if n == 0:
-        return torch.empty(2, 0, dtype=torch.long, device=device)
+        return torch.empty(2, 0, dtype=torch.long, device=x.device)
     ptr = event_ptr(batch, n)
     ptr = [p for i, p in enumerate(ptr) if i == 0 or p != ptr[i - 1]]  # drop empty events
-    need = k if loop else k + 1  # candidates a point needs for k finite neighbours
 
     sq = (x * x).sum(-1)  # (N,)
-    sources, targets = [], []
+    sources: list[Tensor] = []
+    targets: list[Tensor] = []
     for lo, hi, several in _event_groups(ptr):
-        m = hi - lo
-        if bin_size is not None and not several and m > 3 * bin_size:
+        if bin_size is not None and not several and hi - lo > 3 * bin_size:
             src, tgt_ = binned_knn_event(x[lo:hi], k, bin_size, loop=loop)
             sources.append(src + lo)
             targets.append(tgt_ + lo)
             continue
-        if chunk_size is None:
-            step = m
-        else:
-            step = chunk_size if chunk_size > 0 else max(1, BLOCK_ENTRIES // m)
-        c = x[lo:hi]  # (M, D) candidates
-        kk = min(k, m)
-        for start in range(lo, hi, step):
-            stop = min(start + step, hi)
-            # |q - c|^2 up to the per-row constant |q|^2, which does not change a row's ranking.
-            d2 = torch.addmm(sq[None, lo:hi], x[start:stop], c.T, alpha=-2.0)  # (C, M)
-            if several:
-                assert batch is not None
-                d2 = d2.masked_fill(batch[start:stop, None] != batch[None, lo:hi], math.inf)
-            rows = torch.arange(stop - start, device=device)
-            d2[rows, rows + (start - lo)] = -math.inf if loop else math.inf  # self first, or never
-            dist, idx = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # (C, kk)
-            tgt = torch.arange(start, stop, device=device)[:, None].expand(-1, kk)
-            if not several and m >= need:  # every selected neighbour is real
-                sources.append((idx + lo).reshape(-1))
-                targets.append(tgt.reshape(-1))
-            else:
-                valid = dist < math.inf
-                sources.append((idx + lo)[valid])
-                targets.append(tgt[valid])
+        group = batch if several else None
+        for src, tgt_ in _exact_blocks(x, sq, group, lo, hi, k, loop=loop, chunk_size=chunk_size):
+            sources.append(src)
+            targets.append(tgt_)
     return torch.stack([torch.cat(sources), torch.cat(targets)])
+
+
+def _exact_blocks(
+    x: Tensor, sq: Tensor, batch: Tensor | None, lo: int, hi: int, k: int, *, loop: bool,
+    chunk_size: int | None,
+) -> list[tuple[Tensor, Tensor]]:  # fmt: skip
+    """Exact kNN of rows ``lo:hi`` of ``x`` among themselves, one block of query rows at a time.
+
+    ``sq`` (N,) holds ``|x|^2``; ``batch`` is given when the rows hold several events (neighbours
+    are then taken from a point's own event only), ``None`` for one event. Returns one
+    ``(sources, targets)`` pair of (E_block,) long tensors (global row numbers) per block.
+    """
+    device = x.device
+    m = hi - lo
+    need = k if loop else k + 1  # candidates a point needs for k finite neighbours
+    step = m  # chunk_size None: the whole event in one block
+    if chunk_size is not None:
+        step = chunk_size if chunk_size > 0 else max(1, BLOCK_ENTRIES // m)
+    c = x[lo:hi]  # (M, D) candidates
+    kk = min(k, m)
+    out = []
+    for start in range(lo, hi, step):
+        stop = min(start + step, hi)
+        # |q - c|^2 up to the per-row constant |q|^2, which does not change a row's ranking.
+        d2 = torch.addmm(sq[None, lo:hi], x[start:stop], c.T, alpha=-2.0)  # (C, M)
+        if batch is not None:
+            d2 = d2.masked_fill(batch[start:stop, None] != batch[None, lo:hi], math.inf)
+        rows = torch.arange(stop - start, device=device)
+        d2[rows, rows + (start - lo)] = -math.inf if loop else math.inf  # self first, or never
+        dist, idx = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # (C, kk)
+        tgt = torch.arange(start, stop, device=device)[:, None].expand(-1, kk)
+        if batch is None and m >= need:  # every selected neighbour is real
+            out.append(((idx + lo).reshape(-1), tgt.reshape(-1)))
+        else:
+            valid = dist < math.inf
+            out.append(((idx + lo)[valid], tgt[valid]))
+    return out
 
 
 def morton_order(x: Tensor, bits: int = 10) -> Tensor:

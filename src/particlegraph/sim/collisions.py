@@ -1,26 +1,34 @@
 """The generation skeleton shared by every task: bunch crossings, the shard plan, the pile-up pool.
 
-A task's generator is this skeleton plus its own detector and file format:
+A task's generator is this skeleton plus its own detector and file format. A dataset is cut
+into units ``j`` (a file of MLPF events or of anomaly candidates; a chunk of ``CHUNK`` TrackML
+events, each written to its own files), and every random number of unit ``j`` derives from the
+dataset seed and ``j`` only:
 
-    plan = shard_plan(n_files, shard, num_shards)          # which files this process makes
+    todo = [j for j in shard_plan(n_units, shard, num_shards) if unit j is not complete]
     pool = pileup_pool(pileup, pool_size, seed, cache)     # None without pile-up
-    for j in plan:
-        pythia = make_pythia(settings, pythia_seed(hard_seed_of_file_j))
-        rng = np.random.default_rng(event_seed_of_file_j)
-        for particles in collisions(pythia, rng, pileup=..., pool=pool, vertex_sigma_z=..., n=...):
+
+    def make(j, tick):                                     # one unit
+        rng, crossings = unit_collisions(settings, seed, j, pileup=..., pool=pool,
+                                         vertex_sigma_z=..., n=file_sizes(...)[j])
+        for particles in crossings:
             event = my_detector(particles, rng)            # the task's own simulation
+            tick()
+        write_my_file(j, events)                           # atomically
+
+    run_units(todo, make, total=events_to_make, desc="ttbar PU200", progress=progress)
 
 Every random number of a crossing comes from ``rng`` in a fixed order (the hard vertex, then the
 pile-up draws), and the consumer's own draws on ``rng`` happen between two crossings because the
-stream is lazy; so a file's content depends only on its seeds, whatever the shard split.
+stream is lazy; so a unit's content depends only on its seeds, whatever the shard split.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,7 +36,11 @@ from particlegraph.bounds import MAX_PILEUP as MAX_PILEUP  # the bound lives in 
 from particlegraph.errors import ConfigError
 from particlegraph.sim.particles import Particles, concatenate
 from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
-from particlegraph.sim.pythia import next_events
+from particlegraph.sim.pythia import make_pythia, next_events, pythia_seed
+
+#: Seed-sequence streams of a unit without a ``stream`` key: Pythia's, then the event stream's.
+STREAM_HARD, STREAM_EVENT = 0, 1
+_Unit = TypeVar("_Unit")
 
 
 def collisions(
@@ -113,3 +125,74 @@ def pileup_pool(
     if pool_size <= 0:
         raise ConfigError(f"pool_size must be positive when pileup > 0, got {pool_size}")
     return load_or_build_pool(pool_size, seed, cache, settings, progress=progress)
+
+
+def unit_seeds(
+    seed: int, index: int, stream: int | None = None
+) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    """The seed sequences of unit ``index`` of a dataset: (Pythia's, the event stream's).
+
+    Without ``stream`` they are ``[seed, STREAM_HARD, index]`` and ``[seed, STREAM_EVENT, index]``
+    (MLPF files, TrackML chunks); with one (a dataset holding several samples under one seed,
+    such as the anomaly samples keyed by a hash of their name) they are the two children of
+    ``[seed, stream, index]``. Either way they depend on nothing else, so any shard split makes
+    the same unit.
+    """
+    if stream is None:
+        return (
+            np.random.SeedSequence([seed, STREAM_HARD, index]),
+            np.random.SeedSequence([seed, STREAM_EVENT, index]),
+        )
+    hard, event = np.random.SeedSequence([seed, stream, index]).spawn(2)
+    return hard, event
+
+
+def unit_collisions(
+    settings: Sequence[str],
+    seed: int,
+    index: int,
+    *,
+    pileup: float,
+    pool: MinBiasPool | None,
+    vertex_sigma_z: float,
+    n: int | None = None,
+    chunk: int = 10,
+    stream: int | None = None,
+) -> tuple[np.random.Generator, Iterator[Particles]]:
+    """The event stream of unit ``index``: its generator and its lazy :func:`collisions`.
+
+    Args:
+        settings: the Pythia settings of the hard process (a preset plus extras).
+        seed, index, stream: the unit's seeds (:func:`unit_seeds`).
+        pileup, pool, vertex_sigma_z, n, chunk: as in :func:`collisions`.
+
+    Returns:
+        ``(rng, crossings)``: the task's detector draws on ``rng`` between two crossings.
+    """
+    hard, event = unit_seeds(seed, index, stream)
+    pythia = make_pythia(list(settings), pythia_seed(hard))
+    rng = np.random.default_rng(event)
+    crossings = collisions(
+        pythia, rng, pileup=pileup, pool=pool, vertex_sigma_z=vertex_sigma_z, n=n, chunk=chunk
+    )
+    return rng, crossings
+
+
+def run_units(
+    units: Sequence[_Unit],
+    make: Callable[[_Unit, Callable[[], None]], None],
+    *,
+    total: int,
+    desc: str,
+    progress: bool | None = None,
+) -> None:
+    """Make ``units`` one after the other under one progress counter of ``total`` events.
+
+    ``make(unit, tick)`` generates and writes one unit and calls ``tick()`` after each event
+    (a bar on a terminal, plain lines with an ETA in a pipe, nothing with ``progress=False``).
+    """
+    from particlegraph.progress import progress as counter
+
+    with counter(total=total, unit="ev", desc=desc, enabled=progress) as bar:
+        for unit in units:
+            make(unit, lambda: bar.update(1))

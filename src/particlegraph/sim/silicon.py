@@ -31,7 +31,7 @@ fractions against the challenge's ``detectors.csv``.
 
 Units: positions mm, momenta GeV, field T.
 
-Why ~540 lines: the geometry, the propagation through it and the hit response share one
+Why ~590 lines: the geometry, the propagation through it and the hit response share one
 config and one random stream (a split would thread both through every call); the material
 physics lives in :mod:`particlegraph.sim.material`.
 """
@@ -459,67 +459,24 @@ def _finish(
     recs: list[tuple[np.ndarray, ...]], surf: Surfaces, cfg: SiliconConfig,
     rng: np.random.Generator,
 ) -> SiliconHits:  # fmt: skip
-    """Smear the crossings, add noise hits and number the modules and clusters."""
+    """Smear the crossings, add noise hits and number the modules and clusters.
+
+    The random numbers are drawn in a fixed order (smearing, noise, clusters) so that a seed
+    gives the same event whatever the split of this function.
+    """
     sensors = (cfg.pixel, cfg.short, cfg.long)
-    sig_rphi = np.array([s.sigma_rphi for s in sensors])
-    sig_long = np.array([s.sigma_long for s in sensors])
-    if recs:
-        part, sid, tx, ty, tz, tpx, tpy, tpz, inv_cos, iphi_sig = (
-            np.concatenate(c) for c in zip(*recs, strict=True)
-        )
-    else:
-        part = sid = iphi_sig = np.zeros(0, dtype=np.int64)
-        tx = ty = tz = tpx = tpy = tpz = inv_cos = np.zeros(0)
-    # sort by particle, keeping the crossing order (stable)
-    order = np.argsort(part, kind="stable")
-    part, sid, tx, ty, tz, tpx, tpy, tpz, inv_cos, iphi_sig = (
-        v[order] for v in (part, sid, tx, ty, tz, tpx, tpy, tpz, inv_cos, iphi_sig)
-    )
+    sig = _sorted_crossings(recs)
+    part, sid, tx, ty, tz, tpx, tpy, tpz, inv_cos, iphi_sig = sig
     kind = surf.kind[sid]
-    is_bar = surf.barrel[sid]
-    r_true = np.hypot(tx, ty)
-    phi_true = np.arctan2(ty, tx)
     n = part.size
-    d_rphi = rng.normal(size=n) * sig_rphi[kind]
-    d_long = rng.normal(size=n) * sig_long[kind]
-    phi_m = phi_true + d_rphi / np.maximum(r_true, 1e-9)
-    r_m = np.where(is_bar, r_true, np.clip(r_true + d_long, surf.r_min[sid], surf.r_max[sid]))
-    z_m = np.where(is_bar, np.clip(tz + d_long, -surf.half_length[sid], surf.half_length[sid]), tz)
-    # noise: uniform over the sensitive area, noise_fraction of all hits
-    n_noise = round(cfg.noise_fraction / (1.0 - cfg.noise_fraction) * n)
-    area = np.where(
-        surf.barrel,
-        2 * np.pi * surf.radius * 2 * surf.half_length,
-        np.pi * (surf.r_max**2 - surf.r_min**2),
-    )
-    nsid = rng.choice(area.size, size=n_noise, p=area / area.sum())
-    nphi = rng.uniform(-np.pi, np.pi, n_noise)
-    nr = np.where(
-        surf.barrel[nsid],
-        surf.radius[nsid],
-        np.sqrt(rng.uniform(surf.r_min[nsid] ** 2, surf.r_max[nsid] ** 2)),
-    )
-    nz = np.where(
-        surf.barrel[nsid],
-        rng.uniform(-1.0, 1.0, n_noise) * surf.half_length[nsid],
-        surf.z[nsid],
-    )
+    r_m, phi_m, z_m = _smear(tx, ty, tz, sid, surf, sensors, rng)
+    nsid, nr, nphi, nz = _noise_hits(n, surf, cfg.noise_fraction, rng)
+    n_noise = nsid.size
     all_sid = np.concatenate([sid, nsid])
     r_all = np.concatenate([r_m, nr])
     phi_all = np.concatenate([phi_m, nphi])
     z_all = np.concatenate([z_m, nz])
-    k_all = surf.kind[all_sid]
-    mod_rphi = np.array([s.module_rphi for s in sensors])[k_all]
-    mod_long = np.array([s.module_long for s in sensors])[k_all]
-    long_coord = np.where(surf.barrel[all_sid], z_all + surf.half_length[all_sid], r_all)
-    # modules per ring from the layer's nominal radius (barrel) or the hit's radius (disk)
-    r_mod = np.where(surf.barrel[all_sid], surf.radius[all_sid], r_all)
-    n_phi = np.maximum(1, np.round(2 * np.pi * r_mod / mod_rphi)).astype(np.int64)
-    iphi = np.floor((phi_all + np.pi) / (2 * np.pi) * n_phi).astype(np.int64)
-    # signal: the module the particle crossed (an overlap hit: the neighbour in phi)
-    iphi[:n] = iphi_sig
-    iphi = np.mod(iphi, n_phi)
-    module_id = 1 + iphi + 1000 * np.floor(long_coord / mod_long).astype(np.int64)
+    module_id = _module_ids(all_sid, r_all, phi_all, z_all, iphi_sig, surf, sensors)
     # cluster: channels crossed along r-phi and along the other direction, charge ~ path length
     thick = np.array([s.thickness for s in sensors])[kind]
     pitch = np.array([s.pitch_rphi for s in sensors])[kind]
@@ -547,3 +504,91 @@ def _finish(
         np.concatenate([cells, ncell]),
         np.concatenate([charge, ncharge]),
     )
+
+
+def _sorted_crossings(recs: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """The recorded crossings, concatenated and sorted by particle (stable: crossing order kept).
+
+    Returns ``(part, sid, tx, ty, tz, tpx, tpy, tpz, inv_cos, iphi)``, each of shape (n,).
+    """
+    if recs:
+        cols = tuple(np.concatenate(c) for c in zip(*recs, strict=True))
+    else:
+        i0, f0 = np.zeros(0, dtype=np.int64), np.zeros(0)
+        cols = (i0, i0, f0, f0, f0, f0, f0, f0, f0, i0)
+    order = np.argsort(cols[0], kind="stable")
+    return tuple(v[order] for v in cols)
+
+
+def _smear(
+    tx: np.ndarray, ty: np.ndarray, tz: np.ndarray, sid: np.ndarray, surf: Surfaces,
+    sensors: tuple[SensorType, ...], rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Measured ``(r [mm], phi [rad], z [mm])`` of true crossings, each (n,).
+
+    r-phi and z are smeared on a barrel, r-phi and r on a disk, kept inside the surface.
+    """
+    kind = surf.kind[sid]
+    is_bar = surf.barrel[sid]
+    sig_rphi = np.array([s.sigma_rphi for s in sensors])
+    sig_long = np.array([s.sigma_long for s in sensors])
+    r_true = np.hypot(tx, ty)
+    phi_true = np.arctan2(ty, tx)
+    n = tx.size
+    d_rphi = rng.normal(size=n) * sig_rphi[kind]
+    d_long = rng.normal(size=n) * sig_long[kind]
+    phi_m = phi_true + d_rphi / np.maximum(r_true, 1e-9)
+    r_m = np.where(is_bar, r_true, np.clip(r_true + d_long, surf.r_min[sid], surf.r_max[sid]))
+    z_m = np.where(is_bar, np.clip(tz + d_long, -surf.half_length[sid], surf.half_length[sid]), tz)
+    return r_m, phi_m, z_m
+
+
+def _noise_hits(
+    n_signal: int, surf: Surfaces, noise_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Noise hits uniform over the sensitive area, ``noise_fraction`` of all hits.
+
+    Returns ``(surface index, r [mm], phi [rad], z [mm])``, each (n_noise,).
+    """
+    n_noise = round(noise_fraction / (1.0 - noise_fraction) * n_signal)
+    area = np.where(
+        surf.barrel,
+        2 * np.pi * surf.radius * 2 * surf.half_length,
+        np.pi * (surf.r_max**2 - surf.r_min**2),
+    )
+    nsid = rng.choice(area.size, size=n_noise, p=area / area.sum())
+    nphi = rng.uniform(-np.pi, np.pi, n_noise)
+    nr = np.where(
+        surf.barrel[nsid],
+        surf.radius[nsid],
+        np.sqrt(rng.uniform(surf.r_min[nsid] ** 2, surf.r_max[nsid] ** 2)),
+    )
+    nz = np.where(
+        surf.barrel[nsid],
+        rng.uniform(-1.0, 1.0, n_noise) * surf.half_length[nsid],
+        surf.z[nsid],
+    )
+    return nsid, nr, nphi, nz
+
+
+def _module_ids(
+    all_sid: np.ndarray, r_all: np.ndarray, phi_all: np.ndarray, z_all: np.ndarray,
+    iphi_sig: np.ndarray, surf: Surfaces, sensors: tuple[SensorType, ...],
+) -> np.ndarray:  # fmt: skip
+    """TrackML-like module ids (H,) of the hits: signal hits first (their ``iphi_sig`` kept).
+
+    ``1 + (phi index) + 1000 * (index along z on a barrel, along r on a disk)``.
+    """
+    k_all = surf.kind[all_sid]
+    mod_rphi = np.array([s.module_rphi for s in sensors])[k_all]
+    mod_long = np.array([s.module_long for s in sensors])[k_all]
+    long_coord = np.where(surf.barrel[all_sid], z_all + surf.half_length[all_sid], r_all)
+    # modules per ring from the layer's nominal radius (barrel) or the hit's radius (disk)
+    r_mod = np.where(surf.barrel[all_sid], surf.radius[all_sid], r_all)
+    n_phi = np.maximum(1, np.round(2 * np.pi * r_mod / mod_rphi)).astype(np.int64)
+    iphi = np.floor((phi_all + np.pi) / (2 * np.pi) * n_phi).astype(np.int64)
+    # signal: the module the particle crossed (an overlap hit: the neighbour in phi)
+    iphi[: iphi_sig.size] = iphi_sig
+    iphi = np.mod(iphi, n_phi)
+    module_id: np.ndarray = 1 + iphi + 1000 * np.floor(long_coord / mod_long).astype(np.int64)
+    return module_id

@@ -9,8 +9,8 @@ import pytest
 
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.anomaly.configs import read_config
+from particlegraph.tasks.anomaly.generate import generate_sample
 from particlegraph.tasks.anomaly.samples import (
-    generate_sample,
     pf_candidates,
     read_candidates,
     read_metadata,

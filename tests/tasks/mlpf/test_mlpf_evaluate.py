@@ -212,3 +212,74 @@ def test_cli_calibrate_writes_calibration_and_guards_foreign_files(
     assert refused.exit_code == 2 and "--overwrite" in refused.output
     inside = CliRunner().invoke(app, [*args, "--out", str(dataset)])
     assert inside.exit_code == 2 and "input" in inside.output
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its content."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_cli_evaluate_out_writes_there_and_leaves_the_run_untouched(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+    from particlegraph.outputs import claim, owner
+
+    run = tmp_path / "run"
+    _fake_run(run)
+    claim(run, "mlpf train")
+    (run / "history.json").write_text('{"records": [{"epoch": 1, "train_loss": 2.0}]}')
+    before = _tree(run)
+    out = tmp_path / "eval"
+    args = ["mlpf", "evaluate", "--run", str(run), "--data", str(dataset), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--events", "4", "--no-figures", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert _tree(run) == before  # nothing written into the run, nothing changed
+    assert f"metrics: {out / 'metrics.json'}" in result.output
+    assert json.loads((out / "metrics.json").read_text())["events"] == 4
+    assert "MLPF evaluation of" in (out / "index.html").read_text()
+    assert owner(out)["command"] == "mlpf evaluate"  # type: ignore[index]
+    # its own folder is written again; a foreign file in a foreign folder needs --overwrite
+    again = CliRunner().invoke(app, [*args, "--events", "2", "--no-figures", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "metrics.json").read_text())["events"] == 2
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    refused = CliRunner().invoke(app, [*args, "--no-figures", "--out", str(foreign)])
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    forced = CliRunner().invoke(
+        app, [*args, "--events", "1", "--no-figures", "--out", str(foreign), "--overwrite"]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert (foreign / "notes.txt").read_text() == "mine"  # written beside, never removed
+    assert json.loads((foreign / "metrics.json").read_text())["events"] == 1
+    assert _tree(run) == before
+
+
+def test_evaluate_out_equal_to_the_run_is_the_default(dataset: Path, tmp_path: Path) -> None:
+    """``--out RUN`` writes where the default does (no guard refuses the run's own folder)."""
+    run = tmp_path / "run"
+    _fake_run(run)
+    metrics = mlpf_evaluate.evaluate(
+        run, dataset, max_events=2, device="cpu", progress=False, figures=False, out_dir=run
+    )
+    assert json.loads((run / "metrics.json").read_text())["events"] == metrics["events"] == 2
+    assert not (run / "particlegraph.json").exists()  # the run is not claimed by evaluate
+
+
+def test_evaluate_failing_leaves_no_out_folder(dataset: Path, tmp_path: Path) -> None:
+    """A new --out folder is removed when reading the events fails half-way (a damaged shard)."""
+    run = tmp_path / "run"
+    _fake_run(run)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "a.parquet").write_bytes((dataset / "a.parquet").read_bytes())
+    (damaged / "b.parquet").write_bytes((dataset / "b.parquet").read_bytes()[:200])
+    out = tmp_path / "eval" / "sub"
+    with pytest.raises(DataFileError, match=r"b\.parquet"):
+        mlpf_evaluate.evaluate(run, damaged, device="cpu", progress=False, out_dir=out)
+    assert not (tmp_path / "eval").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 from particlegraph.cli.main import app
 from particlegraph.config import load_config
 from particlegraph.errors import ConfigError
+from particlegraph.report.run_index import missing_targets, page_targets
 from particlegraph.tasks.tabular import workflow
 from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
-from particlegraph.tasks.tabular.training import load_run
+from particlegraph.tasks.tabular.training import TabularRunConfig, load_run
 
 
 def test_classifier_default_architecture_and_standardisation():
@@ -101,6 +103,24 @@ def test_explain_outputs_roc_gradients_and_heatmaps(trained):
         assert name in expl["figures"], name
 
 
+def test_run_and_explanation_pages_link_files_that_exist(trained):
+    root, summary, expl = trained
+    run_page = root / "run" / "index.html"
+    assert missing_targets(run_page) == []
+    linked = {p.relative_to(root / "run").as_posix() for p in page_targets(run_page)}
+    assert {"training_curves.png", "config.yaml", "history.json", "training_curves.json",
+            "taylor_evolution.json", "checkpoints/best.pt"} <= linked  # fmt: skip
+    text = run_page.read_text()
+    assert "fit.epochs" in text and f"<td>best epoch</td><td>{summary['best_epoch']}</td>" in text
+    page = root / "explain" / "index.html"
+    assert missing_targets(page) == []
+    linked = {p.name for p in page_targets(page)}
+    assert {Path(f).name for f in expl["figures"].values()} <= linked
+    assert {"roc.json", "taylor_coefficients.json", "summary.json", "heatmaps.npz"} <= linked
+    network_auc = json.loads((root / "explain" / "roc.json").read_text())["auc"]["network"]
+    assert f"<td>network</td><td>{network_auc:.4g}</td>" in page.read_text()
+
+
 def test_heatmap_derivatives_agree_with_finite_differences(trained):
     from particlegraph.tasks.tabular.analysis import heatmap_derivatives
 
@@ -135,6 +155,23 @@ def test_cli_generate_and_bad_file_exits_2_with_one_line(tmp_path):
         ["tabular", "train", "--data", str(out), "--out", str(tmp_path / "r"), "--features", "1,4"],
     )
     assert res.exit_code == 2 and "observable numbers 1, 2, 3" in res.output
+
+
+def test_cli_quoted_epochs_override_comes_back_as_an_integer(tmp_path):
+    """``--set fit.epochs='2'`` (YAML string) trains 2 epochs and is stored as the integer 2;
+    ``'2.5'`` is refused before anything is written."""
+    data = workflow.generate(tmp_path / "toy.data", events=300, seed=1)
+    runner = CliRunner()
+    base = ["tabular", "train", "--data", str(data), "--batch-size", "64"]
+    res = runner.invoke(app, [*base, "--run", str(tmp_path / "r"), "--set", "fit.epochs='2'"])
+    assert res.exit_code == 0, res.output
+    assert "trained 2 epochs" in res.output
+    cfg = load_config(TabularRunConfig, tmp_path / "r" / "config.yaml")
+    assert cfg.fit.epochs == 2 and type(cfg.fit.epochs) is int
+    assert "epochs: 2\n" in (tmp_path / "r" / "config.yaml").read_text()  # not '2'
+    res = runner.invoke(app, [*base, "--run", str(tmp_path / "r2"), "--set", "fit.epochs='2.5'"])
+    assert res.exit_code == 2 and "fit.epochs" in res.output and "must be an integer" in res.output
+    assert not (tmp_path / "r2").exists()
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
@@ -173,6 +210,10 @@ def test_demo_end_to_end(tmp_path):
     tc = json.loads((tmp_path / "demo" / "taylor_coefficients.json").read_text())
     assert len(tc["first_order"]) == 3 and np.shape(tc["second_order"]) == (3, 3)
     assert json.loads((tmp_path / "demo" / "roc.json").read_text())["auc"]["network"] > 0.85
+    page = tmp_path / "demo" / "index.html"  # the explanation, both runs' curves and pages
+    assert missing_targets(page) == []
+    linked = {p.relative_to(tmp_path / "demo").as_posix() for p in page_targets(page)}
+    assert {"run_3obs/index.html", "run_2obs/training_curves.png", "heatmaps.png"} <= linked
     # the reported duration is the demo's own wall time (not a threshold: a consistency check)
     assert 0 < s["seconds"] <= wall
 

@@ -10,6 +10,7 @@ import torch
 from tracking_events import write_events
 from typer.testing import CliRunner
 
+from particlegraph.report.run_index import missing_targets, page_targets
 from particlegraph.tasks.tracking.cli import app
 from particlegraph.tasks.tracking.dataset import load_events
 from particlegraph.tasks.tracking.graphs import event_data, sectors
@@ -51,6 +52,11 @@ def test_train_evaluate_explain_default(tmp_path):
         scores.append(trackml_score(ev.particle_id.numpy(), ev.weight.numpy(), tid))
     assert np.mean(scores) == pytest.approx(m["methods"]["layerpair_gnn"]["score"]["mean"])
     assert 0.5 < m["graph"]["graph_edge_efficiency"]["mean"] <= 1.0
+    for page in (tmp_path / "run" / "index.html", out / "index.html"):
+        assert page.is_file() and missing_targets(page) == []
+    assert {"training_curves.png", "module_map.json", "history.json"} <= {
+        p.name for p in page_targets(tmp_path / "run" / "index.html")
+    }
     r = runner.invoke(app, ["explain", "--run", str(tmp_path / "run"), "--data", str(data),
                             "--out", str(tmp_path / "ex")])  # fmt: skip
     assert r.exit_code == 0, r.output

@@ -8,6 +8,7 @@ import pytest
 from tracking_events import write_events
 from typer.testing import CliRunner
 
+from particlegraph.report.run_index import missing_targets, page_targets
 from particlegraph.tasks.tracking.cli import app
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.trackml import read_event, read_submission
@@ -63,7 +64,11 @@ def test_train_evaluate_explain(tmp_path, assert_png):
     assert r.exit_code == 0, r.output
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["methods"]) == {"raw_dbscan", "unrolled_dbscan", "stage1_dbscan", "gnn"}
-    assert (out / "report.html").is_file()
+    # the run's page and the evaluation's, every link and image on them present
+    for page in (tmp_path / "run" / "index.html", out / "index.html"):
+        assert page.is_file() and missing_targets(page) == []
+    linked = {p.name for p in page_targets(out / "index.html")}
+    assert {"metrics.json", "event_display.png", "efficiency.png", "index.html"} <= linked
     for fig in ("event_display.png", "embedding.png", "efficiency.png"):
         assert_png(out / "figures" / fig)
     # the written TrackML files give back the reported score

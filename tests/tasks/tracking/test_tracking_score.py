@@ -224,3 +224,19 @@ def test_score_refuses_negative_or_non_finite_weights(bad):
     w = np.array([0.25, 0.25, 0.25, bad])
     with pytest.raises(DataFileError, match="negative or not finite"):
         trackml_score(pid, w, pid)
+
+
+def test_track_metrics_at_the_default_cuts():
+    """Called as the evaluations call it (pT > 1 GeV, >= 3 hits per particle and per track):
+    a particle at exactly 1 GeV or with 2 hits is no target, one at 1.001 GeV with 3 hits is;
+    a 2-hit track is no candidate, a 3-hit one is."""
+    # particle 1: 1.001 GeV, 3 hits (target, found); 2: exactly 1.0 GeV (no target, found);
+    # 3: 5 GeV but 2 hits (no target); noise: a 2-hit track (no candidate) and a 3-hit one (fake)
+    pid = np.array([1, 1, 1, 2, 2, 2, 3, 3, 0, 0, 0, 0, 0])
+    tid = np.array([10, 10, 10, 20, 20, 20, 30, 30, 40, 40, 50, 50, 50])
+    pt = {1: 1.001, 2: 1.0, 3: 5.0}
+    m = track_metrics(pid, tid, pt)
+    assert m["n_particles"] == 1 and m["efficiency"] == 1.0 and m["perfect_efficiency"] == 1.0
+    assert m["n_tracks"] == 3  # tracks 10, 20, 50 (30 and 40 hold 2 hits)
+    assert m["fake_rate"] == pytest.approx(1 / 3)  # track 50
+    assert m["duplicate_rate"] == 0.0  # track 10 is the only one matched to a target

@@ -8,7 +8,12 @@ from pathlib import Path
 import typer
 
 from particlegraph.bounds import MAX_EVENTS, MAX_SEED
-from particlegraph.cli.common import check_output_file, check_range, friendly_errors
+from particlegraph.cli.common import (
+    check_output_file,
+    check_range,
+    friendly_errors,
+    removed_on_failure,
+)
 
 app = typer.Typer(
     help="Anomaly detection with graph autoencoders on the 40 leading PF candidates.",
@@ -27,20 +32,28 @@ def generate(
     num_shards: int = typer.Option(1, "--num-shards"),
     config: str = typer.Option("samples", "--config", help="YAML file or packaged 'samples'"),
     override: list[str] = typer.Option([], "--set", help="config override key=value"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a sample made with other settings (its files only)."
+    ),
 ) -> None:
     """Generate zerobias / jetht / BSM-like samples as PF-candidate Parquet files."""
     from particlegraph.config import apply_overrides
+    from particlegraph.outputs import holds_only_marks
     from particlegraph.tasks.anomaly.configs import read_config
-    from particlegraph.tasks.anomaly.samples import generate_sample, samples_config_from_dict
+    from particlegraph.tasks.anomaly.generate import generate_samples
+    from particlegraph.tasks.anomaly.samples import samples_config_from_dict
 
     check_range("--events", events, 0, MAX_EVENTS, what="events per sample; 0 = the config's")
     check_range("--seed", seed, 0, MAX_SEED)
     check_range("--num-shards", num_shards, 1, 100_000)
     check_range("--shard", shard, 0, num_shards - 1, what="0-based, below --num-shards")
     cfg = samples_config_from_dict(apply_overrides(read_config(config), list(override)))
-    for name in sample or list(cfg.samples):
-        paths = generate_sample(name, cfg, out, events=events or None, seed=seed, shard=shard,
-                                num_shards=num_shards)  # fmt: skip
+    # a failure (a full disk) keeps the complete files and the pile-up pool for a resume; a new
+    # --out with nothing in it but the folder markers goes
+    with removed_on_failure(out, keep_if=lambda: not holds_only_marks(out)):
+        made = generate_samples(list(sample or cfg.samples), cfg, out, events=events or None,
+                                seed=seed, shard=shard, num_shards=num_shards, overwrite=overwrite)  # fmt: skip
+    for name, paths in made.items():
         typer.echo(f"{name}: {len(paths)} files in {out / name}")
 
 
@@ -97,7 +110,9 @@ def train(
     sets += [f"fit.epochs={epochs}"] if epochs else []
     sets += [f"max_events={max_events}"] if max_events else []
     cfg = make_run_config(model, data, [*sets, *override], config)
-    _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
+    # a failed first attempt leaves no run; one that wrote a checkpoint keeps it for --resume
+    with removed_on_failure(out, keep_if=(out / "checkpoints" / "last.pt").is_file):
+        _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
     typer.echo(
         f"trained {len(hist.records)} epochs (best {hist.best_epoch}, val loss {hist.best_loss:.4g}); run in {out}"
     )
@@ -144,8 +159,9 @@ def evaluate(
         reference=parse_sample(reference) if reference else None,
         n_boot=boot,
     )
-    claim(out, command, {"background": background, "signals": list(signal)})
-    report = write_evaluation(ev, out)
+    with removed_on_failure(out):  # a failed write (a full disk, say) leaves no --out
+        claim(out, command, {"background": background, "signals": list(signal)})
+        report = write_evaluation(ev, out)
     typer.echo(markdown_table(ev))
     typer.echo(f"report: {report}")
 

@@ -24,7 +24,8 @@ from particlegraph.tasks.anomaly.evaluate import (
     write_evaluation,
 )
 from particlegraph.tasks.anomaly.explain import explain_sample, write_explanations
-from particlegraph.tasks.anomaly.samples import generate_sample, samples_config_from_dict
+from particlegraph.tasks.anomaly.generate import generate_sample
+from particlegraph.tasks.anomaly.samples import samples_config_from_dict
 from particlegraph.tasks.anomaly.train import make_run_config, train_run
 
 log = logging.getLogger(__name__)

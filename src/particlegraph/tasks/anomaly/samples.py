@@ -10,15 +10,13 @@ On disk: ``out/<sample>/<sample>_<index>.parquet``, shards of :mod:`particlegrap
 with one row per event and the :data:`SCHEMA` columns ``candidates`` (M, 6): the ``keep``
 highest-pT PF candidates ``(pt [GeV], eta, phi [rad], cls (PF class 1-5), charge [e],
 energy [GeV])`` sorted by falling pT, and ``event`` (1, 5): ``(n_cand`` (all candidates, before
-``keep``), ``ht`` [GeV], ``lead_jet_pt`` [GeV], ``lead_jet_mass`` [GeV], ``n_jets)``. File ``j`` depends only on ``(seed, sample, j)``, so any
-``--shard i --num-shards n`` split gives the same files; existing files are skipped (resume).
+``keep``), ``ht`` [GeV], ``lead_jet_pt`` [GeV], ``lead_jet_mass`` [GeV], ``n_jets)``.
+:mod:`particlegraph.tasks.anomaly.generate` makes them.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,18 +28,8 @@ from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.io.shards import list_shards, read_shard, write_shard
 from particlegraph.io.shards import read_metadata as shard_metadata
 from particlegraph.physics.kinematics import massless_p4, phi_from_sincos
-from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.elements import Y_CHARGE, Y_COS_PHI, Y_ENERGY, Y_ETA, Y_PID, Y_PT, Y_SIN_PHI
-from particlegraph.sim.particles import concatenate
-from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
-from particlegraph.sim.pythia import (
-    PROCESSES,
-    make_pythia,
-    next_events,
-    process_settings,
-    pythia_seed,
-)
-from particlegraph.sim.simulate import simulate_event
+from particlegraph.sim.pythia import PROCESSES
 
 #: Jets entering HT: anti-kT R = 0.4, pT > 30 GeV, |eta| < 2.5 (the CMS HLT PFHT definition).
 JET_RADIUS, HT_JET_PT_MIN, HT_JET_ETA_MAX = 0.4, 30.0, 2.5
@@ -193,57 +181,6 @@ def jet_summary(events: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _stream(name: str) -> int:
-    return zlib.crc32(name.encode())  # stable across runs and Python versions
-
-
-def generate_file(
-    name: str,
-    spec: SampleSpec,
-    cfg: SamplesConfig,
-    num_events: int,
-    seed: int,
-    file_index: int,
-    pool: MinBiasPool | None,
-    detector: DetectorConfig | None = None,
-    on_event: Callable[[], None] | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """``num_events`` triggered events of file ``file_index``; returns (rows, events tried)."""
-    det = detector or DetectorConfig()
-    ss = np.random.SeedSequence([seed, _stream(name), file_index])
-    hard_ss, event_ss = ss.spawn(2)
-    pythia = make_pythia(process_settings(spec.process, spec.pythia_settings), pythia_seed(hard_ss))
-    rng = np.random.default_rng(event_ss)
-    rows: list[dict[str, Any]] = []
-    tried = 0
-    limit = num_events * cfg.max_tries_factor
-    while len(rows) < num_events:
-        if tried >= limit:
-            raise ConfigError(
-                f"sample {name}: only {len(rows)} of {tried} events passed HT >= {spec.ht_min} "
-                "GeV; lower ht_min or raise the preset's PhaseSpace:pTHatMin"
-            )
-        chunk = 10 if spec.ht_min <= 0 else 20
-        ycands = []
-        for hard in next_events(pythia, chunk):
-            hard = hard._replace(vz=hard.vz + rng.normal(0.0, det.vertex_sigma_z))
-            parts = [hard]
-            if cfg.pileup > 0 and pool is not None:
-                parts.append(overlay(pool, cfg.pileup, rng, det.vertex_sigma_z)[0])
-            ycands.append(simulate_event(concatenate(parts), det, rng).ycand)
-        tried += chunk
-        jets = jet_summary(ycands)
-        for y, js in zip(ycands, jets, strict=True):
-            if js[0] < spec.ht_min or len(rows) >= num_events:
-                continue
-            row = pf_candidates(y, cfg.keep)
-            row.update(ht=js[0], lead_jet_pt=js[1], lead_jet_mass=js[2], n_jets=int(js[3]))
-            rows.append(row)
-            if on_event is not None:
-                on_event()
-    return rows, tried
-
-
 def write_candidates(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     """Write per-event candidate rows (dicts as made by :func:`pf_candidates` plus the jet
     numbers) to one shard of :data:`SCHEMA` via :mod:`particlegraph.io.shards`, atomically."""
@@ -251,54 +188,6 @@ def write_candidates(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any
              for r in rows]  # fmt: skip
     event = [np.array([[r[c] for c in SCALAR_COLUMNS]], dtype=np.float32) for r in rows]
     write_shard(path, {"candidates": cands, "event": event}, SCHEMA, meta)
-
-
-def generate_sample(
-    name: str,
-    cfg: SamplesConfig,
-    out: str | Path,
-    *,
-    events: int | None = None,
-    seed: int = 0,
-    shard: int = 0,
-    num_shards: int = 1,
-    progress: bool | None = None,
-) -> list[Path]:
-    """Generate this shard's files of sample ``name`` under ``out/<name>/``; returns all its paths."""
-    from tqdm import tqdm
-
-    spec = cfg.spec(name)
-    n_total = spec.events if events is None else events
-    if n_total < 1 or seed < 0:
-        raise ConfigError(f"events must be >= 1 and seed >= 0, got {n_total} and {seed}")
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ConfigError(f"shard must be in [0, {num_shards}), got {shard}")
-    out = Path(out)
-    epf = cfg.events_per_file
-    n_files = math.ceil(n_total / epf)
-    paths = [out / name / f"{name}_{j:05d}.parquet" for j in range(n_files)]
-    todo = [j for j in range(n_files) if j % num_shards == shard and not paths[j].exists()]
-    if not todo:
-        return paths
-    pool = None
-    if cfg.pileup > 0:
-        pool = load_or_build_pool(cfg.pool_size, seed, out, progress=progress)
-    sizes = {j: min(epf, n_total - j * epf) for j in todo}
-    disable = None if progress is None else not progress
-    with tqdm(total=sum(sizes.values()), unit="ev", desc=name, disable=disable) as bar:
-        for j in todo:
-            rows, tried = generate_file(
-                name, spec, cfg, sizes[j], seed, j, pool, on_event=lambda: bar.update(1)
-            )
-            meta = {
-                "sample": name, "process": spec.process, "label": spec.label,
-                "pythia_settings": list(process_settings(spec.process, spec.pythia_settings)),
-                "ht_min": spec.ht_min, "trigger_efficiency": len(rows) / max(tried, 1),
-                "pileup": cfg.pileup, "pool_size": cfg.pool_size, "keep": cfg.keep,
-                "seed": seed, "file_index": j, "events": len(rows),
-            }  # fmt: skip
-            write_candidates(paths[j], rows, meta)
-    return paths
 
 
 def sample_files(path: str | Path) -> list[Path]:

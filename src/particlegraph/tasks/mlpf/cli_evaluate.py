@@ -41,11 +41,16 @@ def evaluate_command(
         "--calibration/--no-calibration",
         help="Apply the run's calibration.json (from `mlpf calibrate`) when it has one.",
     ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for metrics, plots and index.html (default: the run's folder)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Write into an --out folder that `mlpf evaluate` did not make."
+    ),
 ) -> None:
-    """Evaluate a trained run: metrics.json, plots in RUN/evaluation/, RUN/index.html."""
-    from particlegraph.tasks.mlpf.evaluate import evaluate, format_summary
+    """Evaluate a trained run: metrics.json, plots in OUT/evaluation/, OUT/index.html (OUT: the run)."""
+    from particlegraph.tasks.mlpf.evaluate import evaluate, evaluation_folder, format_summary
     from particlegraph.tasks.mlpf.schema import reading
-    from particlegraph.tasks.mlpf.train import run_output_dir
 
     check_checkpoint(checkpoint)
     check_range("--events", events, 1, what="events to evaluate")
@@ -53,13 +58,14 @@ def evaluate_command(
     with reading(validate=not no_validate):
         metrics = evaluate(
             run, data, max_events=events, device=device, batch_size=batch_size,
-            which=checkpoint, figures=figures, use_calibration=calibration,
+            which=checkpoint, figures=figures, use_calibration=calibration, out_dir=out,
+            overwrite=overwrite,
         )  # fmt: skip
     typer.echo(format_summary(metrics))
-    run = run_output_dir(run)  # runs/pretrained_<name> for --run pretrained:<name>
-    typer.echo(f"\nmetrics: {run / 'metrics.json'}")
-    plots = f" (plots in {run / 'evaluation'})" if figures else ""
-    typer.echo(f"report:  {run / 'index.html'}{plots}")
+    folder = evaluation_folder(run, out)  # runs/pretrained_<name> for --run pretrained:<name>
+    typer.echo(f"\nmetrics: {folder / 'metrics.json'}")
+    plots = f" (plots in {folder / 'evaluation'})" if figures else ""
+    typer.echo(f"report:  {folder / 'index.html'}{plots}")
 
 
 @friendly_errors

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from particlegraph.atomic import staging_dir
 from particlegraph.cli.common import progress
@@ -98,7 +99,7 @@ def _chunks(events: Iterator[MLPFEvent], size: int) -> Iterator[list[MLPFEvent]]
         yield chunk
 
 
-def _write(path: Path, events: list[MLPFEvent], metadata: dict) -> None:
+def _write(path: Path, events: list[MLPFEvent], metadata: dict[str, Any]) -> None:
     if path.name.endswith(store.PKL_SUFFIX):
         delphes.write_pkl(path, events)
     else:
@@ -231,9 +232,9 @@ def _check_destination(
     return identity, []
 
 
-def _metadata(sources: list[Path]) -> dict:
+def _metadata(sources: list[Path]) -> dict[str, Any]:
     """Metadata of a converted shard: its sources, plus the source metadata of Parquet input."""
-    meta: dict = {"converted_from": [str(p) for p in sources]}
+    meta: dict[str, Any] = {"converted_from": [str(p) for p in sources]}
     if len(sources) == 1 and file_format(sources[0]) == "parquet":
         meta["source_metadata"] = store.read_metadata(sources[0])
     return meta

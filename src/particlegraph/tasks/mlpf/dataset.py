@@ -65,7 +65,7 @@ def _share(n: int, index: int, parts: int) -> int:
     return n // parts + (1 if index < n % parts else 0)
 
 
-class MLPFDataset(IterableDataset):
+class MLPFDataset(IterableDataset[Data]):
     """Stream MLPF events from shards as ``torch_geometric.data.Data``.
 
     Args:

@@ -369,6 +369,9 @@ def _randomization(
                 subset_ok[0] = False
         if not subset_ok[0]:
             rel = fn(m, x_in, name, None)
-        return rmaps.source_feature_relevance(rmaps.restrict_targets(rel, targets.cpu()), n)[live]
+        shares: np.ndarray = rmaps.source_feature_relevance(
+            rmaps.restrict_targets(rel, targets.cpu()), n
+        )[live]
+        return shares
 
     return faithfulness.randomization_test(model, relevance, x, seed=seed)

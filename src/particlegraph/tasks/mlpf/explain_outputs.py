@@ -51,7 +51,9 @@ def output_column(name: str) -> tuple[str, int]:
 def output_values(out: Any, name: str) -> Tensor:
     """(N,) value of output ``name`` for every element from an ``MLPFOutput``."""
     kind, col = output_column(name)
-    head = {"class": out.logits, "charge": out.charge_logits, "regression": out.regression}[kind]
+    head: Tensor = {"class": out.logits, "charge": out.charge_logits, "regression": out.regression}[
+        kind
+    ]
     return head[:, col]
 
 

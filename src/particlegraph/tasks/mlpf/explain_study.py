@@ -279,15 +279,13 @@ def _run_shard(model: Any, data: str | Path, acc: RelevanceStudy, plan: _Shard, 
 def report_study(run_dir: str | Path, out_dir: str | Path) -> None:
     """Add the findings table and claims of a finished study to the run's HTML report
     (``RUN/index.html``, section "Relevance findings"), linking the study's own page."""
-    from particlegraph.report.html import save_stage
     from particlegraph.tasks.mlpf.findings import findings_section
-    from particlegraph.tasks.mlpf.report import write_run_report
+    from particlegraph.tasks.mlpf.report import write_run_page
 
     section = findings_section(out_dir)
     if section is None:
         return
-    save_stage(run_dir, "explanation_study", [section])
-    write_run_report(run_dir)
+    write_run_page(run_dir, "explanation_study", [section])
 
 
 def _flipper(model: Any, names: tuple[str, ...], check_targets: int, seed: int) -> Any:
@@ -317,7 +315,9 @@ def _flipper(model: Any, names: tuple[str, ...], check_targets: int, seed: int) 
 
 
 def merge(
-    out_dir: str | Path, states: Sequence[str | Path] | None = None, extra: dict | None = None
+    out_dir: str | Path,
+    states: Sequence[str | Path] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add the shard states of ``out_dir`` (or ``states``) and write the results there.
 
@@ -366,7 +366,7 @@ def merge(
             "typed_features": np.array(typed_names()),
         }  # fmt: skip
         with atomic_path(out / f"study_{slug(name)}.npz") as tmp, tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+            np.savez_compressed(fh, **arrays)
     from particlegraph.atomic import write_text
 
     write_text(out / "findings.html", findings_html(summary))

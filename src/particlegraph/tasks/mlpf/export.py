@@ -83,7 +83,8 @@ class DenseGravNetConv(nn.Module):
             agg = msg.mean(1)
         else:
             agg = msg.amax(1)
-        return c.lin_out(torch.cat([h, agg], dim=-1))
+        out: Tensor = c.lin_out(torch.cat([h, agg], dim=-1))
+        return out
 
 
 class ExportableMLPF(nn.Module):

@@ -45,7 +45,9 @@ def _rank_names(k: int) -> list[str]:
     return ["self", *(f"#{i}" for i in range(1, k + 1)), "rest"]
 
 
-def findings_table(acc: RelevanceStudy, typed: Sequence[str], top: int = TOP) -> list[dict]:
+def findings_table(
+    acc: RelevanceStudy, typed: Sequence[str], top: int = TOP
+) -> list[dict[str, Any]]:
     """One row per output x true class x split with elements: top features and ranks."""
     share, share_sd = acc.mean("abs_share"), acc.boot_std("abs_share")
     rank, rank_sd = acc.mean("rank_share"), acc.boot_std("rank_share")
@@ -113,7 +115,7 @@ def check_claims(acc: RelevanceStudy, typed: Sequence[str]) -> list[dict[str, An
     return out
 
 
-def _fmt(items: list[dict], key: str) -> str:
+def _fmt(items: list[dict[str, Any]], key: str) -> str:
     return ", ".join(f"{html.escape(str(i[key]))} {100 * i['share']:.1f}&plusmn;{100 * i['sd']:.1f}%"
                      for i in items)  # fmt: skip
 

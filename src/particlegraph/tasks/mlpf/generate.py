@@ -23,21 +23,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import particlegraph
 from particlegraph.errors import ConfigError
 from particlegraph.outputs import Output, check_settings, claim, guard_outputs, owner, writer_lock
-from particlegraph.sim.collisions import check_generation, collisions, pileup_pool, shard_plan
+from particlegraph.sim.collisions import (
+    check_generation,
+    pileup_pool,
+    run_units,
+    shard_plan,
+    unit_collisions,
+)
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.elements import MLPFEvent
 from particlegraph.sim.pileup import POOL_SETTINGS, MinBiasPool
-from particlegraph.sim.pythia import (
-    PROCESSES,
-    make_pythia,
-    process_settings,
-    pythia_seed,
-)
+from particlegraph.sim.pythia import PROCESSES, process_settings
 from particlegraph.sim.simulate import simulate_event
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,6 @@ COMMAND = "mlpf generate"
 #: Folder-level settings (which files make up the dataset) -> the option that sets them.
 _DATASET_OPTIONS = {"process": "--process", "pileup": "--pileup", "format": "--format"}
 DEFAULT_POOL_SIZE = 2000
-_STREAM_HARD, _STREAM_EVENT = 0, 1
 
 
 def file_name(process: str, pileup: float, index: int, fmt: str = "parquet") -> str:
@@ -119,15 +117,11 @@ def generate_file_events(
         on_event: called after each event (progress bars).
     """
     cfg = detector or mlpf_detector()
-    pythia = make_pythia(
-        process_settings(process, pythia_settings),
-        pythia_seed(np.random.SeedSequence([seed, _STREAM_HARD, file_index])),
-    )
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_EVENT, file_index]))
+    rng, crossings = unit_collisions(
+        process_settings(process, pythia_settings), seed, file_index, pileup=pileup, pool=pool,
+        vertex_sigma_z=cfg.vertex_sigma_z, n=num_events,
+    )  # fmt: skip
     out: list[MLPFEvent] = []
-    crossings = collisions(
-        pythia, rng, pileup=pileup, pool=pool, vertex_sigma_z=cfg.vertex_sigma_z, n=num_events
-    )
     for particles in crossings:
         out.append(simulate_event(particles, cfg, rng))
         if on_event is not None:
@@ -261,16 +255,16 @@ def _generate_files(
     cache = out if pool_cache is True else (Path(pool_cache) if pool_cache else None)
     pool = pileup_pool(pileup, pool_size, seed, cache, pileup_settings, progress=progress)
     total = sum(min(events_per_file, events - j * events_per_file) for j, _ in todo)
-    from particlegraph.cli.common import progress as progress_bar
 
-    desc = f"{process} PU{pileup:g}"
-    with progress_bar(total=total, unit="ev", desc=desc, enabled=progress) as bar:
-        for j, path in todo:
-            evs = generate_file_events(
-                process, expected[j]["events"], pileup, seed, j, pool=pool, detector=cfg,
-                pythia_settings=pythia_settings, on_event=lambda: bar.update(1),
-            )  # fmt: skip
-            _write(path, evs, expected[j], fmt)
+    def make(unit: tuple[int, Path], tick: Callable[[], None]) -> None:
+        j, path = unit
+        evs = generate_file_events(
+            process, expected[j]["events"], pileup, seed, j, pool=pool, detector=cfg,
+            pythia_settings=pythia_settings, on_event=tick,
+        )  # fmt: skip
+        _write(path, evs, expected[j], fmt)
+
+    run_units(todo, make, total=total, desc=f"{process} PU{pileup:g}", progress=progress)
     _remove(stale)
     return paths
 

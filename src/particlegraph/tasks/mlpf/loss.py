@@ -121,7 +121,7 @@ def class_weights_from_counts(counts: Sequence[int] | np.ndarray, power: float =
         raise ConfigError("cannot compute class weights: the sample has no elements")
     freq = c / total
     present = freq > 0
-    w = np.zeros_like(freq)
+    w: np.ndarray = np.zeros_like(freq)
     w[present] = freq[present] ** (-power)
     w /= float((freq * w).sum())
     w[~present] = w[present].max()
@@ -163,6 +163,66 @@ def _focal_terms(logits: Tensor, target: Tensor, weight: Tensor | None, gamma: f
     return loss * weight[target] if weight is not None else loss
 
 
+def class_term(
+    logits: Tensor, cls: Tensor, weight: Tensor | None, cfg: LossConfig
+) -> tuple[Tensor, Tensor]:
+    """``(sum, denominator)`` of the class term: the weighted per-element losses and the sum of
+    their weights (as torch's cross-entropy "mean"); logits (N, 6), cls (N,) long."""
+    if cfg.classification == "focal":
+        total = _focal_terms(logits, cls, weight, cfg.focal_gamma).sum()
+    else:
+        total = F.cross_entropy(logits, cls, weight=weight, reduction="sum")
+    den = weight[cls].sum() if weight is not None else logits.new_tensor(float(cls.numel()))
+    return total, den
+
+
+def charge_term(charge_logits: Tensor, charge: Tensor, cls: Tensor) -> tuple[Tensor, Tensor]:
+    """``(sum, denominator)`` of the charge cross-entropy over elements whose true particle is
+    charged (charged hadron, electron, muon); charge_logits (N, 3), charge and cls (N,) long."""
+    charged = (
+        (cls == schema.ParticleClass.CHARGED_HADRON)
+        | (cls == schema.ParticleClass.ELECTRON)
+        | (cls == schema.ParticleClass.MUON)
+    )
+    total = F.cross_entropy(charge_logits[charged], charge[charged], reduction="sum")
+    return total, charged.sum().to(charge_logits.dtype)
+
+
+def regression_term(
+    regression: Tensor,
+    target: Tensor,
+    has: Tensor,
+    cfg: LossConfig,
+    gen_pt_energy: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``(sum, denominator)`` of the regression term over elements with a true particle.
+
+    Each particle's Huber (or squared) error, summed over the outputs with
+    ``cfg.regression_weights``, carries its weight of :func:`particle_weights`; the denominator
+    is the sum of those weights. regression and target (N, 5), has (N,) bool.
+
+    Raises:
+        ConfigError: a weighting other than ``none`` without ``gen_pt_energy``.
+    """
+    pred, tgt = regression[has], target[has].float()
+    if cfg.regression == "huber":
+        per = F.huber_loss(pred, tgt, reduction="none", delta=cfg.huber_delta)
+    else:
+        per = F.mse_loss(pred, tgt, reduction="none")
+    if cfg.regression_weighting == "none":
+        pw = torch.ones_like(pred[:, 0])
+    elif gen_pt_energy is None:
+        raise ConfigError(
+            f"loss.regression_weighting={cfg.regression_weighting!r} needs the true pT and E "
+            "(pass gen_pt_energy)"
+        )
+    else:
+        gpt, gen_e = (t[has].float() for t in gen_pt_energy)
+        pw = particle_weights(cfg.regression_weighting, gpt, gen_e)
+    rw = regression.new_tensor(cfg.regression_weights)  # (5,)
+    return ((per * rw).sum(-1) * pw).sum(), pw.sum()
+
+
 def mlpf_loss(
     logits: Tensor,
     charge_logits: Tensor,
@@ -197,40 +257,9 @@ def mlpf_loss(
     cls, charge, reg_target, has = targets
     logits, charge_logits, regression = logits.float(), charge_logits.float(), regression.float()
     w = class_weights.to(logits.device, torch.float32) if class_weights is not None else None
-
-    # class term: sum of weighted per-element losses / sum of the weights (as torch's CE "mean")
-    if cfg.classification == "focal":
-        cls_sum = _focal_terms(logits, cls, w, cfg.focal_gamma).sum()
-    else:
-        cls_sum = F.cross_entropy(logits, cls, weight=w, reduction="sum")
-    cls_den = w[cls].sum() if w is not None else logits.new_tensor(float(cls.numel()))
-
-    charged = (
-        (cls == schema.ParticleClass.CHARGED_HADRON)
-        | (cls == schema.ParticleClass.ELECTRON)
-        | (cls == schema.ParticleClass.MUON)
-    )
-    charge_sum = F.cross_entropy(charge_logits[charged], charge[charged], reduction="sum")
-    charge_den = charged.sum().to(logits.dtype)
-
-    rw = logits.new_tensor(cfg.regression_weights)  # (5,)
-    pred, tgt = regression[has], reg_target[has].float()
-    if cfg.regression == "huber":
-        per = F.huber_loss(pred, tgt, reduction="none", delta=cfg.huber_delta)
-    else:
-        per = F.mse_loss(pred, tgt, reduction="none")
-    if cfg.regression_weighting == "none":
-        pw = torch.ones_like(pred[:, 0])
-    elif gen_pt_energy is None:
-        raise ConfigError(
-            f"loss.regression_weighting={cfg.regression_weighting!r} needs the true pT and E "
-            "(pass gen_pt_energy)"
-        )
-    else:
-        gpt, gen_e = (t[has].float() for t in gen_pt_energy)
-        pw = particle_weights(cfg.regression_weighting, gpt, gen_e)
-    reg_sum = ((per * rw).sum(-1) * pw).sum()
-    reg_den = pw.sum()
+    cls_sum, cls_den = class_term(logits, cls, w, cfg)
+    charge_sum, charge_den = charge_term(charge_logits, charge, cls)
+    reg_sum, reg_den = regression_term(regression, reg_target, has, cfg, gen_pt_energy)
 
     correct = (logits.argmax(-1) == cls).sum().to(logits.dtype)
     total = logits.new_tensor(float(cls.numel()))

@@ -56,7 +56,7 @@ def check_targets(y: np.ndarray, name: str = "y") -> np.ndarray:
 
 def class_ids(y: np.ndarray) -> np.ndarray:
     """Integer class per row of ``y`` (N, 7) -> (N,) int64, rounded from the pid column."""
-    cls = np.rint(np.asarray(y)[:, Y_PID]).astype(np.int64)
+    cls: np.ndarray = np.rint(np.asarray(y)[:, Y_PID]).astype(np.int64)
     if cls.size and (cls.min() < 0 or cls.max() >= NUM_CLASSES):
         raise DataFileError(f"pid column holds classes outside 0..{NUM_CLASSES - 1}")
     return cls

@@ -149,8 +149,8 @@ def shift_logits(
 ) -> np.ndarray:
     """``logits + offsets`` on elements with ``element_pt < max_pt`` (all when max_pt is None)."""
     if max_pt is None or element_pt is None:
-        return logits + offsets
-    return logits + offsets[None, :] * (np.asarray(element_pt) < max_pt)[:, None]
+        return np.asarray(logits + offsets)
+    return np.asarray(logits + offsets[None, :] * (np.asarray(element_pt) < max_pt)[:, None])
 
 
 def fake_rate_limit(

@@ -1,7 +1,7 @@
 """The MLPF run report: captions, definitions and uncertainties for ``RUN/index.html``.
 
-Each stage of a run stores its part with :func:`particlegraph.report.html.save_stage` and the page
-is re-rendered (:func:`write_run_report`), so after ``mlpf demo`` (train -> evaluate -> explain)
+Each stage of a run adds its part with :func:`write_run_page` (the engine's
+:func:`particlegraph.report.run_index.write_run_index`, as every task), so after ``mlpf demo`` (train -> evaluate -> explain)
 one page holds the training curves, the evaluation and the explanation, every figure linked and
 captioned with what it shows. Numbers link to their definitions at the bottom of the page (and
 to ``docs/`` when the report is written from a source checkout).
@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from particlegraph.report.html import ReportSection, render_run_report, save_stage
+from particlegraph.report.html import ReportSection, save_stage
+from particlegraph.report.run_index import write_run_index
 from particlegraph.sim.elements import CLASS_NAMES
 
 PathLike = str | os.PathLike[str]
@@ -233,15 +234,30 @@ def definitions_sections() -> list[ReportSection]:
 
 def write_run_report(run_dir: PathLike, title: str | None = None) -> Path:
     """Store the definitions and re-render ``RUN/index.html`` from every stored stage."""
+    return write_run_page(run_dir, "definitions", definitions_sections(), title)
+
+
+def write_run_page(
+    run_dir: PathLike,
+    stage: str,
+    sections: Sequence[ReportSection],
+    title: str | None = None,
+    *,
+    files: Sequence[str] = (),
+) -> Path:
+    """Add ``stage`` of an MLPF run to ``RUN/index.html`` through the engine's
+    :func:`particlegraph.report.run_index.write_run_index`, with the definitions its links point
+    at; ``files`` (relative to ``run_dir``) are linked when they exist. Returns the page's path."""
     run_dir = Path(run_dir)
-    save_stage(run_dir, "definitions", definitions_sections())
-    return render_run_report(run_dir, title or f"MLPF run: {run_dir.name}")
+    if stage != "definitions":
+        save_stage(run_dir, "definitions", definitions_sections())
+    title = title or f"MLPF run: {run_dir.name}"
+    return write_run_index(run_dir, title, stage, sections, files=files)
 
 
 def report_explanation(run_dir: PathLike, out_dir: PathLike, summary: Mapping[str, Any]) -> Path:
     """Add the explanation part to the run's report (called at the end of ``explain``)."""
-    save_stage(run_dir, "explanation", explanation_sections(out_dir, summary))
-    return write_run_report(run_dir)
+    return write_run_page(run_dir, "explanation", explanation_sections(out_dir, summary))
 
 
 #: Header of the table of headline numbers with bootstrap errors.

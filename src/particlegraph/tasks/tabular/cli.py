@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -138,7 +139,7 @@ def demo(
     typer.echo(f"done in {s['seconds']:.1f} s")
 
 
-def _print_summary(s: dict) -> None:
+def _print_summary(s: dict[str, Any]) -> None:
     auc = ", ".join(f"{k} {v:.3f}" for k, v in s["auc"].items())
     typer.echo(f"ROC AUC: {auc}")
     top = ", ".join(f"{r['coefficient']} {r['value']:.3g}" for r in s["taylor_ranked"])

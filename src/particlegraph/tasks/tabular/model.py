@@ -83,7 +83,8 @@ class MLPClassifier(nn.Module):
 
     def logit_z(self, z: Tensor) -> Tensor:
         """Logit (B,) from standardised inputs (B, F)."""
-        return self.net(z)[:, 0]
+        out: Tensor = self.net(z)
+        return out[:, 0]
 
     def prob_z(self, z: Tensor) -> Tensor:
         """Signal probability (B,) from standardised inputs (B, F)."""

@@ -196,6 +196,39 @@ def write_training_outputs(run_dir: Path, history: History, cfg: TabularRunConfi
     if cfg.taylor_events > 0:
         evo = taylor_evolution_from_records(recs, cfg.feature_names)
         write_json(run_dir / "taylor_evolution.json", evo)
+    write_run_page(run_dir, history, cfg)
+
+
+#: The files of a tabular run that its page links (those that exist).
+RUN_FILES = (
+    CONFIG_NAME, "history.json", "history.csv", "training_curves.json", "taylor_evolution.json",
+    "checkpoints/best.pt", "checkpoints/last.pt",
+)  # fmt: skip
+
+
+def write_run_page(run_dir: Path, history: History, cfg: TabularRunConfig) -> Path:
+    """``RUN/index.html``: the headline numbers of the training, its curves, config and files."""
+    from particlegraph.report.html import ReportSection
+    from particlegraph.report.run_index import write_run_index
+
+    best = history.best_epoch
+    rec = next((r for r in history.records if r.get("epoch") == best), None)
+    rec = rec or (history.records[-1] if history.records else {})
+    rows: list[list[Any]] = [
+        ["epochs", len(history.records)],
+        ["best epoch", best],
+        ["validation loss (best epoch)", rec.get("val_loss")],
+        ["validation accuracy (best epoch)", rec.get("val_accuracy")],
+    ]
+    curves = ReportSection(
+        "Training curves", ["training_curves.png"],
+        captions=["Binary cross-entropy (left) and accuracy (right) per epoch, training and "
+                  "validation rows."],
+    )  # fmt: skip
+    return write_run_index(
+        run_dir, f"Tabular run: {run_dir.name}", "training", [curves], config=cfg,
+        files=RUN_FILES, summary_rows=rows, header=["training", "value"],
+    )  # fmt: skip
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[MLPClassifier, TabularRunConfig]:

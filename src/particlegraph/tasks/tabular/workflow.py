@@ -15,15 +15,6 @@ from particlegraph.bounds import MAX_BINS
 from particlegraph.config import apply_overrides, from_dict, load_config, to_dict
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.outputs import Output, claim, guard_outputs, owner
-from particlegraph.plot import save_figure
-from particlegraph.tasks.tabular.analysis import (
-    gradient_summary,
-    heatmap_derivatives,
-    model_taylor,
-    predict,
-    roc_table,
-    taylor_dict,
-)
 from particlegraph.tasks.tabular.data import (
     OBSERVABLES,
     ToyConfig,
@@ -33,6 +24,7 @@ from particlegraph.tasks.tabular.data import (
     toy_metadata,
     write_table,
 )
+from particlegraph.tasks.tabular.explanation import explain_model, write_explanation
 from particlegraph.tasks.tabular.training import (
     CONFIG_NAME,
     TabularRunConfig,
@@ -42,7 +34,7 @@ from particlegraph.tasks.tabular.training import (
     train_run,
 )
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint
-from particlegraph.train.run import check_data, create_run, open_run
+from particlegraph.train.run import check_checkpoint, check_data, create_run, open_run
 
 #: The package whose ``configs/`` folder ships the named run configs.
 PACKAGE = "particlegraph.tasks.tabular"
@@ -173,8 +165,7 @@ def explain(
     and ``heatmaps.npz``; ``summary.json`` lists everything. Returns that summary.
     ``threads``: intra-op CPU threads (see :func:`~particlegraph.tasks.tabular.training.torch_threads`).
     """
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"--checkpoint must be best or last, got {checkpoint!r}")
+    check_checkpoint(checkpoint)
     if not 2 <= bins <= MAX_BINS:
         raise ConfigError(
             f"--bins must be between 2 and {MAX_BINS} (grid points per axis), got {bins}"
@@ -210,105 +201,43 @@ def _explain(
     heatmap_epochs: int | None,
     bins: int,
 ) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
+    """Compute the explanation (training the heat-map model first when needed) and write it."""
+    heat = _heatmap_run(run, cfg, data_path, out, heatmap_run, heatmap_epochs)
+    result = explain_model(run, model, cfg, test_rows, data_path, heat, bins)
+    return write_explanation(result, out)
 
-    from particlegraph.plot import headless_backend
-    from particlegraph.tasks.tabular import plots as P
 
-    headless_backend()
-    x_raw, y = test_rows
-    names = cfg.feature_names
-    x = x_raw[:, list(cfg.features)]
-    figures: dict[str, str] = {}
-
-    def save(fig: Any, name: str) -> None:
-        save_figure(fig, out / name, tight=True)
-        figures[name.removesuffix(".png")] = str(out / name)
-
-    grads = gradient_summary(model, x)
-    write_json(out / "gradients.json", {"observables": names, **grads})
-    fig, ax = plt.subplots(figsize=(5, 4))
-    P.plot_gradient_summary(grads, names, ax=ax)
-    save(fig, "gradients.png")
-
-    tc = model_taylor(model, x)
-    tdict = taylor_dict(tc, names)
-    write_json(out / "taylor_coefficients.json", tdict)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    P.plot_taylor_matrix(tc.first.tolist(), tc.second.tolist(), names, ax=ax)
-    save(fig, "taylor_matrix.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    P.plot_taylor_ranking(tc.ranked(names), ax=ax)
-    save(fig, "taylor_ranking.png")
-
-    evo_path = run / "taylor_evolution.json"
-    if evo_path.is_file():
-        fig, ax = plt.subplots(figsize=(7, 5))
-        P.plot_taylor_evolution(json.loads(evo_path.read_text()), ax=ax)
-        save(fig, "taylor_evolution.png")
-
-    prob = predict(model, x)
-    curves = roc_table(x_raw, y, list(OBSERVABLES), network=prob, abs_columns=(1,))
-    write_json(
-        out / "roc.json",
-        {
-            "auc": {k: c.auc for k, c in curves.items()},
-            "negated": {k: c.flipped for k, c in curves.items()},
-            "network_features": names,
-        },
-    )
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    P.plot_roc(curves, ax=ax)
-    save(fig, "roc.png")
-
-    fig = plt.figure(figsize=(9, 9))
-    P.plot_observable_matrix(x_raw, y, list(OBSERVABLES), fig=fig)
-    save(fig, "observables.png")
-
-    heat: dict[str, Any] = {}
-    if len(cfg.features) == 2 and heatmap_run is None:
-        heatmap_run = run
-    if heatmap_run is None:
-        heatmap_run = out / "two_observables"
-        if not (heatmap_run / CONFIG_NAME).is_file():
-            fit2 = cfg.fit if heatmap_epochs is None else _with_epochs(cfg, heatmap_epochs)
-            two = TabularRunConfig(
-                data=str(data_path),
-                features=(0, 1),
-                model=type(cfg.model)(
-                    n_inputs=2, hidden=cfg.model.hidden, activation=cfg.model.activation
-                ),
-                fit=fit2,
-                batch_size=cfg.batch_size,
-                val_fraction=cfg.val_fraction,
-                taylor_events=0,
-            )
-            create_run(heatmap_run, TASK, two, data=DATA_SETTINGS)
-            train_run(two, heatmap_run)
-    model2, cfg2 = load_run(heatmap_run)
-    if len(cfg2.features) != 2:
-        raise ConfigError(f"heat-map run {heatmap_run} must use two observables")
-    x2 = x_raw[:, list(cfg2.features)]
-    lo, hi = np.percentile(x2, [1, 99], axis=0)
-    xs, ys, gd = heatmap_derivatives(model2, (lo[0], hi[0]), (lo[1], hi[1]), bins=bins)
-    np.savez(out / "heatmaps.npz", xs=xs, ys=ys, **{k: v.numpy() for k, v in gd._asdict().items()})
-    fig = plt.figure(figsize=(14, 8))
-    P.plot_grid_derivatives(xs, ys, gd, cfg2.feature_names, fig=fig)
-    save(fig, "heatmaps.png")
-    heat = {"run": str(heatmap_run), "observables": cfg2.feature_names, "bins": bins}
-
-    summary = {
-        "run": str(run),
-        "data": str(data_path),
-        "test_events": len(y),
-        "observables": names,
-        "taylor_ranked": tdict["ranked"],
-        "auc": {k: c.auc for k, c in curves.items()},
-        "heatmaps": heat,
-        "figures": figures,
-    }
-    write_json(out / "summary.json", summary)
-    return summary
+def _heatmap_run(
+    run: Path,
+    cfg: TabularRunConfig,
+    data_path: str | Path,
+    out: Path,
+    heatmap_run: str | Path | None,
+    heatmap_epochs: int | None,
+) -> Path:
+    """The two-observable run of the heat maps: ``heatmap_run``, the run itself when it has two
+    observables, else ``out/two_observables`` (trained on obs1 and obs2 unless already there)."""
+    if heatmap_run is not None:
+        return Path(heatmap_run)
+    if len(cfg.features) == 2:
+        return run
+    two_run = out / "two_observables"
+    if not (two_run / CONFIG_NAME).is_file():
+        fit2 = cfg.fit if heatmap_epochs is None else _with_epochs(cfg, heatmap_epochs)
+        two = TabularRunConfig(
+            data=str(data_path),
+            features=(0, 1),
+            model=type(cfg.model)(
+                n_inputs=2, hidden=cfg.model.hidden, activation=cfg.model.activation
+            ),
+            fit=fit2,
+            batch_size=cfg.batch_size,
+            val_fraction=cfg.val_fraction,
+            taylor_events=0,
+        )
+        create_run(two_run, TASK, two, data=DATA_SETTINGS)
+        train_run(two, two_run)
+    return two_run
 
 
 def _with_epochs(cfg: TabularRunConfig, epochs: int) -> Any:
@@ -353,4 +282,18 @@ def demo(
         )
     summary["seconds"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)
+    _demo_page(out, runs)
     return summary
+
+
+def _demo_page(out: Path, runs: tuple[str, ...]) -> Path:
+    """``out/index.html``: the demo's explanation plus both runs' curves and pages."""
+    from particlegraph.report.html import ReportSection
+    from particlegraph.report.run_index import write_run_index
+
+    section = ReportSection(
+        "Training curves", [out / name / "training_curves.png" for name in runs],
+        text="The three-observable model (explained) and the two-observable model (heat maps).",
+        links=[(f"{name} run page", str(out / name / "index.html")) for name in runs],
+    )  # fmt: skip
+    return write_run_index(out, "Tabular demo", "training", [section])

@@ -77,11 +77,12 @@ def dbscan_labels(points: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
         n = points.shape[0]
         pairs = cKDTree(points).query_pairs(cfg.eps, output_type="ndarray")
         graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-        return np.asarray(connected_components(graph, directed=False)[1], dtype=np.int64)
-    labels = DBSCAN(eps=cfg.eps, min_samples=cfg.min_samples, algorithm="kd_tree").fit_predict(
-        points
-    )
-    labels = np.asarray(labels, dtype=np.int64)
+        components: np.ndarray = connected_components(graph, directed=False)[1].astype(np.int64)
+        return components
+    labels: np.ndarray = DBSCAN(
+        eps=cfg.eps, min_samples=cfg.min_samples, algorithm="kd_tree"
+    ).fit_predict(points)
+    labels = labels.astype(np.int64)
     out = labels < 0
     labels[out] = labels.max(initial=-1) + 1 + np.arange(int(out.sum()))
     return labels

@@ -66,7 +66,8 @@ def components(num_hits: int, edges: np.ndarray) -> np.ndarray:
     ones = np.ones(edges.shape[1], dtype=np.int8)
     adj = coo_matrix((ones, (edges[0], edges[1])), shape=(num_hits, num_hits)).tocsr()
     _, labels = connected_components(adj, directed=False)
-    return np.asarray(labels, dtype=np.int64)
+    track_id: np.ndarray = labels.astype(np.int64)
+    return track_id
 
 
 def best_per_node(nodes: np.ndarray, score: np.ndarray) -> np.ndarray:

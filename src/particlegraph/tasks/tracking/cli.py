@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from particlegraph.bounds import MAX_EVENT_ID, MAX_EVENTS, MAX_PILEUP, MAX_POOL_EVENTS, MAX_SEED
-from particlegraph.cli.common import check_range, friendly_errors
+from particlegraph.cli.common import check_range, friendly_errors, removed_on_failure
 
 app = typer.Typer(
     help="Tracking: group silicon-tracker hits into tracks (layer-pair graph + interaction network; "
@@ -127,12 +127,16 @@ def generate(
     ] = False,
 ) -> None:
     """Simulate events (Pythia + pile-up + TrackML-like tracker) as TrackML CSV files."""
+    from particlegraph.outputs import holds_only_marks
     from particlegraph.tasks.tracking.simulate import generate as gen
 
     _check_generate(events, pileup, seed, first_event_id, pool_size)
-    ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
-              num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
-              overwrite=overwrite)  # fmt: skip
+    # a failure (a full disk) keeps the complete events for a resume; a new --out with nothing
+    # in it but the folder marker goes
+    with removed_on_failure(out, keep_if=lambda: not holds_only_marks(out)):
+        ids = gen(out, process, events, pileup, seed, first_event_id=first_event_id, shard=shard,
+                  num_shards=num_shards, pool_size=pool_size, pool_cache=pool_cache,
+                  overwrite=overwrite)  # fmt: skip
     typer.echo(f"{len(ids)} events in {out}")
 
 
@@ -148,14 +152,13 @@ def convert(
 ) -> None:
     """Convert the exercise's tracks.pickle into TrackML CSV events."""
     from particlegraph.tasks.tracking.notebook import read_tracks_pickle, sample_to_event
-    from particlegraph.tasks.tracking.trackml import write_event
+    from particlegraph.tasks.tracking.trackml import write_events
 
     check_range("--first-event-id", first_event_id, 0, MAX_EVENT_ID)
     _check_out("tracking convert", out, "--out", [input], overwrite)
     samples = read_tracks_pickle(input)
-    _claim(out, "tracking convert")
-    for i, s in enumerate(samples):
-        write_event(out, sample_to_event(s, first_event_id + i))
+    write_events(out, (sample_to_event(s, first_event_id + i) for i, s in enumerate(samples)))
+    _claim(out, "tracking convert")  # after the events: a failed convert leaves no marked folder
     typer.echo(f"{len(samples)} events written to {out}")
 
 
@@ -208,9 +211,8 @@ def train(
     ] = False,
 ) -> None:
     """Train the pipeline of --config and tune its track building on validation events."""
-    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
     from particlegraph.tasks.tracking.runconfig import load_tracking_config
-    from particlegraph.tasks.tracking.train import train_run
+    from particlegraph.tasks.tracking.train import train as train_pipeline
 
     _logging()
     cfg = load_tracking_config(config, [f"data={data}", *(set_ or [])])
@@ -218,19 +220,15 @@ def train(
     _check_out("tracking train", run, "--run", [data], overwrite)
     if resume:
         _check_resume(run)
-    _claim(run, "tracking train")
-    if isinstance(cfg, LayerPairRunConfig):
-        info = train_layerpair(cfg, run, resume=resume)
-        best = max(info["build_scan"], key=lambda r: r["score"])
-        typer.echo(
-            f"trained {run}: validation TrackML score {best['score']:.3f} with {info['build']}"
-        )
-        return
-    info = train_run(cfg, run, resume=resume)
-    best = max(info["dbscan_scan"], key=lambda r: r["score"])
-    typer.echo(
-        f"trained {run}: validation TrackML score {best['score']:.3f} with DBSCAN {info['dbscan']}"
-    )
+    # a failed first attempt leaves nothing; one that wrote a checkpoint keeps it for --resume
+    with removed_on_failure(run, keep_if=lambda: any(run.rglob("*.pt"))):
+        _claim(run, "tracking train")
+        info = train_pipeline(cfg, run, resume=resume)
+    scan = info.get("build_scan") or info["dbscan_scan"]
+    best = max(scan, key=lambda r: r["score"])
+    chosen = f"{info['build']}" if "build" in info else f"DBSCAN {info['dbscan']}"
+    typer.echo(f"trained {run}: validation TrackML score {best['score']:.3f} with {chosen}")
+    typer.echo(f"report: {run / 'index.html'}")
 
 
 @app.command()
@@ -248,10 +246,10 @@ def evaluate(
         bool, typer.Option(help="Replace an existing --out that another command made.")
     ] = False,
 ) -> None:
-    """Score the pipeline and the baselines; write metrics.json (and for the exercise's
-    pipeline TrackML CSVs and a report)."""
-    from particlegraph.tasks.tracking.evaluate import evaluate_run
-    from particlegraph.tasks.tracking.runconfig import run_pipeline
+    """Score the pipeline and the baselines; write metrics.json and index.html (and for the
+    exercise's pipeline TrackML CSVs and figures)."""
+    from particlegraph.tasks.tracking.evaluate import evaluate as evaluate_pipeline
+    from particlegraph.tasks.tracking.report import pm
 
     check_range("--max-events", max_events, 0, what="events to evaluate; 0 = all")
     check_range("--tune-events", tune_events, 1, what="events of --tune-data")
@@ -261,25 +259,16 @@ def evaluate(
     if tune_data is not None:
         _check_data(tune_data)
     _check_out("tracking evaluate", out, "--out", [run, data], overwrite)
-    _claim(out, "tracking evaluate")
-    if run_pipeline(run) == "layerpair":
-        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
-
-        m = evaluate_layerpair_run(run, data, out, max_events=max_events, tune_data=tune_data,
-                                   tune_events=tune_events)  # fmt: skip
-        for name, v in m["methods"].items():
-            typer.echo(f"{name:16s} ({v['kind']}) score {v['score']['mean']:.3f} "
-                       f"+- {v['score']['sem']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}  "
-                       f"fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-        typer.echo(f"metrics: {out / 'metrics.json'}")
-        return
-    m = evaluate_run(
-        run, data, out, max_events=max_events, tune_data=tune_data, tune_events=tune_events
-    )
+    with removed_on_failure(out):  # a failed evaluation (a full disk, say) leaves no --out
+        _claim(out, "tracking evaluate")
+        m = evaluate_pipeline(run, data, out, max_events=max_events, tune_data=tune_data,
+                              tune_events=tune_events)  # fmt: skip
+    n = int(m["events"])
     for name, v in m["methods"].items():
-        typer.echo(f"{name:16s} score {v['score']['mean']:.3f}  eff(pT>1) {v['efficiency_pt1']['mean']:.3f}"
-                   f"  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
-    typer.echo(f"report: {out / 'report.html'}")
+        kind = f" ({v['kind']})" if "kind" in v else ""
+        typer.echo(f"{name:16s}{kind} score {pm(v['score'], n)}  eff(pT>1) "
+                   f"{v['efficiency_pt1']['mean']:.3f}  fake {v['fake_rate_pt1']['mean']:.3f}")  # fmt: skip
+    typer.echo(f"metrics: {out / 'metrics.json'}; report: {out / 'index.html'}")
 
 
 @app.command()

@@ -14,10 +14,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
+from particlegraph.tasks.tracking.evaluate import evaluate
+from particlegraph.tasks.tracking.learned import LayerPairRunConfig
 from particlegraph.tasks.tracking.runconfig import load_tracking_config
 from particlegraph.tasks.tracking.simulate import generate
-from particlegraph.tasks.tracking.train import train_run
+from particlegraph.tasks.tracking.train import train
 
 log = logging.getLogger(__name__)
 #: The shipped run the demo shows beside its own model.
@@ -41,21 +42,19 @@ def run_demo(
         out / "test", "ttbar", test_events, pileup, seed + 1, pool_cache=out, first_event_id=5000
     )
     cfg = load_tracking_config(config, [f"data={out / 'data'}", *(overrides or [])])
+    run = out / "run"
+    train(cfg, run, resume=(run / "gnn").exists() or (run / "stage1").exists())
+    metrics = evaluate(run, out / "test", out / "eval")
     if isinstance(cfg, LayerPairRunConfig):
         from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
         from particlegraph.tasks.tracking.explain_edges import explain_edge_score
 
-        train_layerpair(cfg, out / "run", resume=(out / "run" / "gnn").exists())
-        metrics = evaluate_layerpair_run(out / "run", out / "test", out / "eval")
-        explain_edge_score(out / "run", out / "test", out / "explain")
+        explain_edge_score(run, out / "test", out / "explain")
         shipped = evaluate_layerpair_run(f"pretrained:{PRETRAINED}", out / "test",
                                          out / "eval_pretrained", baselines=False)  # fmt: skip
         metrics["methods"][f"pretrained:{PRETRAINED}"] = shipped["methods"]["layerpair_gnn"]
-        return metrics
-    from particlegraph.tasks.tracking.evaluate import evaluate_run
-    from particlegraph.tasks.tracking.explain import explain_run
+    else:
+        from particlegraph.tasks.tracking.explain import explain_run
 
-    train_run(cfg, out / "run", resume=(out / "run" / "stage1").exists())
-    metrics = evaluate_run(out / "run", out / "test", out / "eval")
-    explain_run(out / "run", out / "test", out / "explain")
+        explain_run(run, out / "test", out / "explain")
     return metrics

@@ -121,10 +121,10 @@ class EdgeClassifier(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n, e = self.inputs(x, edge_index)
-        out: Tensor = self.gnn(n, edge_index, e)
-        return out
+        logits: Tensor = self.gnn(n, edge_index, e)
+        return logits
 
     def forward_features(self, n: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
         """Logits from already standardised features (for gradient explanations)."""
-        out: Tensor = self.gnn(n, edge_index, e)
-        return out
+        logits: Tensor = self.gnn(n, edge_index, e)
+        return logits

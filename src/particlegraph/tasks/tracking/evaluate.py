@@ -7,7 +7,7 @@ validation events, as the pipeline's are. Per event: TrackML score, double-major
 efficiencies, fake and duplicate rates (pT > 1 and > 0.5 GeV), edge efficiency / purity of the
 predicted graph and after the GNN, seconds per stage. Outputs in ``out``: ``metrics.json``,
 ``events/`` (TrackML hits, truth, particles and each method's submission per event), figures and
-``report.html`` (see :mod:`.report`).
+``index.html`` (see :mod:`.report`).
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ import numpy as np
 import torch
 
 from particlegraph.atomic import write_json
-from particlegraph.tasks.tracking.dataset import HitEvent, load_events
-from particlegraph.tasks.tracking.model import TrackingModel
-from particlegraph.tasks.tracking.pipeline import (
+from particlegraph.tasks.tracking.baselines import (
     ClusterConfig,
-    GraphConfig,
     dbscan_labels,
     raw_features,
-    reconstruct,
     unrolled_dbscan,
 )
+from particlegraph.tasks.tracking.dataset import HitEvent, load_events
+from particlegraph.tasks.tracking.model import TrackingModel
+from particlegraph.tasks.tracking.pipeline import GraphConfig, reconstruct
 from particlegraph.tasks.tracking.score import match_tracks, track_metrics, trackml_score
 from particlegraph.tasks.tracking.trackml import (
     event_prefix,
@@ -193,64 +192,87 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std())}
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    data: str | Path,
-    out: str | Path,
-    *,
-    events: list[int] | None = None,
-    max_events: int = 0,
-    plots: bool = True,
-    tune_data: str | Path | None = None,
-    tune_events: int = 2,
-) -> dict[str, Any]:
-    """Evaluate ``run_dir`` on the events of ``data`` (default all; ``max_events`` > 0 caps them).
+Tables = dict[str, list[dict[str, np.ndarray]]]
 
-    DBSCAN settings: the baselines are tuned on the run's validation events and the pipeline
-    keeps those stored with the run; with ``tune_data`` every method (the pipeline included) is
-    re-tuned on the first ``tune_events`` events of that folder instead (e.g. validation events
-    at the pile-up of the test sample, when the run was trained at another one).
 
-    Returns the content of ``out/metrics.json``.
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_events` found; :func:`write_evaluation` turns it into files.
+
+    Attributes:
+        summary: the content of ``metrics.json`` (means and spreads over events, settings).
+        results: one :class:`EventResult` per event (tracks kept, embeddings dropped).
+        eff: per method, one :func:`efficiency_table` per event.
+        fakes: per method, one :func:`fake_table` per event.
+        first: the first event, its tracks per method and its stage-1 / refined embeddings
+            (N, D) for the figures; None when no event was evaluated.
     """
-    from particlegraph.tasks.tracking.trackml import list_events
-    from particlegraph.train.run import open_run
 
-    out = Path(out)
-    run_dir = open_run(run_dir, "tracking", "particlegraph.tasks.tracking").path
-    model, cfg, cluster = load_run(run_dir)
-    info = json.loads((Path(run_dir) / "run.json").read_text())
-    if tune_data is not None:
-        from particlegraph.tasks.tracking.trackml import list_events as _ids
+    summary: dict[str, Any]
+    results: list[EventResult]
+    eff: Tables
+    fakes: Tables
+    first: tuple[HitEvent, dict[str, np.ndarray], np.ndarray, np.ndarray] | None
 
-        val = load_events(tune_data, _ids(tune_data)[:tune_events])
-    else:
-        val = load_events(cfg.data, info["val_events"])
+
+def _settings(
+    model: TrackingModel, cfg: Any, val: list[HitEvent], cluster: ClusterConfig, retune: bool
+) -> tuple[Baselines, ClusterConfig, dict[str, Any]]:
+    """The baselines' DBSCAN settings tuned on ``val``; the pipeline's re-tuned too if ``retune``."""
     base, scans = tune_baselines(model, val)
-    if tune_data is not None:
+    if retune:
         from particlegraph.tasks.tracking.train import predicted_graphs, tune_dbscan
 
         with torch.no_grad():
             graphs = predicted_graphs(model, val, cfg.graph)
             pts = [model(e.x, g).double().numpy() for e, g in zip(val, graphs, strict=True)]
         cluster, scans["gnn"] = tune_dbscan(pts, val, cfg.eps_grid, cfg.min_samples_grid)
+    return base, cluster, scans
+
+
+def evaluate_events(
+    run_dir: str | Path,
+    data: str | Path,
+    *,
+    events: list[int] | None = None,
+    max_events: int = 0,
+    tune_data: str | Path | None = None,
+    tune_events: int = 2,
+) -> Evaluation:
+    """Every method on the events of ``data`` (default all; ``max_events`` > 0 caps them).
+
+    DBSCAN settings: the baselines are tuned on the run's validation events and the pipeline
+    keeps those stored with the run; with ``tune_data`` every method (the pipeline included) is
+    re-tuned on the first ``tune_events`` events of that folder instead (e.g. validation events
+    at the pile-up of the test sample, when the run was trained at another one). Writes nothing.
+    """
+    from particlegraph.tasks.tracking.trackml import list_events
+    from particlegraph.train.run import open_run
+
+    run_dir = open_run(run_dir, "tracking", "particlegraph.tasks.tracking").path
+    model, cfg, cluster = load_run(run_dir)
+    info = json.loads((Path(run_dir) / "run.json").read_text())
+    if tune_data is not None:
+        val = load_events(tune_data, list_events(tune_data)[:tune_events])
+    else:
+        val = load_events(cfg.data, info["val_events"])
+    base, cluster, scans = _settings(model, cfg, val, cluster, tune_data is not None)
     ids = events or list_events(data)
     if max_events > 0:
         ids = ids[:max_events]
     results: list[EventResult] = []
-    eff: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in METHODS}
-    fakes: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in METHODS}
-    folder = out / "events"
-    first_event = None
+    eff: Tables = {m: [] for m in METHODS}
+    fakes: Tables = {m: [] for m in METHODS}
+    first = None
     for i in ids:
         ev = load_events(data, [i])[0]
         res = evaluate_event(model, ev, cfg.graph, cluster, base)
-        write_event_files(folder, data, res)
         for m in METHODS:
             eff[m].append(efficiency_table(ev, res.tracks[m]))
             fakes[m].append(fake_table(ev, res.tracks[m]))
-        if first_event is None:
-            first_event = (ev, res.tracks, res.extra)
+        if first is None:
+            emb = (res.extra["stage1"].double().numpy(), res.extra["refined"].double().numpy())
+            first = (ev, res.tracks, *emb)
         res.extra = {}
         results.append(res)
         log.info("event %d: score %.3f", i, res.metrics["gnn"]["score"])
@@ -265,13 +287,70 @@ def evaluate_run(
         "tuned_on": str(tune_data) if tune_data is not None else "run validation events",
         "hits_per_event": float(np.mean([len(r.tracks["gnn"]) for r in results])),
     })  # fmt: skip
-    write_json(out / "metrics.json", summary)
-    if plots and first_event is not None:
-        from particlegraph.tasks.tracking.report import write_evaluation_report
+    return Evaluation(summary, results, eff, fakes, first)
 
-        ev0, tracks0, extra0 = first_event
-        write_evaluation_report(
-            out, summary, eff, fakes, ev0, tracks0,
-            extra0["stage1"].double().numpy(), extra0["refined"].double().numpy(),
-        )  # fmt: skip
-    return summary
+
+def write_evaluation(
+    result: Evaluation, data: str | Path, out: str | Path, *, plots: bool = True
+) -> None:
+    """``out/metrics.json``, ``out/events/`` (TrackML files and submissions per event), and
+    with ``plots`` the figures under ``out/figures/``; then ``out/index.html``."""
+    from particlegraph.tasks.tracking.report import write_evaluation_figures, write_evaluation_page
+
+    out = Path(out)
+    for res in result.results:
+        write_event_files(out / "events", data, res)
+    write_json(out / "metrics.json", result.summary)
+    if plots and result.first is not None:
+        ev0, tracks0, stage1, refined = result.first
+        write_evaluation_figures(out, result.eff, result.fakes, ev0, tracks0, stage1, refined)
+    write_evaluation_page(out, result.summary)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    events: list[int] | None = None,
+    max_events: int = 0,
+    plots: bool = True,
+    tune_data: str | Path | None = None,
+    tune_events: int = 2,
+) -> dict[str, Any]:
+    """Evaluate ``run_dir`` on ``data`` (:func:`evaluate_events`) and write the result into
+    ``out`` (:func:`write_evaluation`); returns the content of ``out/metrics.json``."""
+    result = evaluate_events(run_dir, data, events=events, max_events=max_events,
+                             tune_data=tune_data, tune_events=tune_events)  # fmt: skip
+    write_evaluation(result, data, out, plots=plots)
+    return result.summary
+
+
+def evaluate(
+    run_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    max_events: int = 0,
+    tune_data: str | Path | None = None,
+    tune_events: int = 2,
+) -> dict[str, Any]:
+    """Evaluate a run of either pipeline on ``data`` into ``out`` (``metrics.json``,
+    ``index.html``; for the exercise's pipeline also the TrackML files and figures).
+
+    The default pipeline's runs go to
+    :func:`~particlegraph.tasks.tracking.evaluate_layerpair.evaluate_layerpair_run`, the
+    exercise's to :func:`evaluate_run`. Returns the content of ``out/metrics.json``.
+    """
+    from particlegraph.tasks.tracking.report import write_evaluation_page
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
+
+    if run_pipeline(run_dir) == "layerpair":
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+
+        m = evaluate_layerpair_run(run_dir, data, out, max_events=max_events, tune_data=tune_data,
+                                   tune_events=tune_events)  # fmt: skip
+        write_evaluation_page(Path(out), m)
+        return m
+    return evaluate_run(run_dir, data, out, max_events=max_events, tune_data=tune_data,
+                        tune_events=tune_events)  # fmt: skip

@@ -49,7 +49,7 @@ def explain_edge_score(
     n, e = run.model.inputs(ev.x, ei)
     n, e = n.detach().requires_grad_(True), e.detach().requires_grad_(True)
     logit = run.model.forward_features(n, ei, e)[edge]
-    logit.backward()
+    torch.autograd.backward(logit)  # typed, unlike Tensor.backward
     assert n.grad is not None and e.grad is not None
     node_rel = (n.grad * n).sum(1).detach()
     edge_rel = (e.grad * e).detach()

@@ -321,7 +321,8 @@ def _step(
     alive = (c.holes[active] <= cfg.max_holes) & (c.n_main[active] < c.main.shape[1])
     alive &= (c.n_main[active] > 2) | (c.holes[active] == 0)  # a seed needs a third hit at once
     alive &= c.n[active] < c.hits.shape[1] - 1
-    return np.asarray(active[alive])
+    kept: np.ndarray = active[alive]
+    return kept
 
 
 def _add_partners(

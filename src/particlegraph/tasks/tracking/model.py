@@ -98,7 +98,8 @@ class TrackingModel(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         """Stage 1: (N, F) -> (N, D1)."""
-        return self.embedder(self.standardize(x))
+        emb: Tensor = self.embedder(self.standardize(x))
+        return emb
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """Stage 2 on the predicted graph: (N, F), (2, E) -> (N, D2)."""

@@ -73,7 +73,8 @@ def pca2(points: np.ndarray) -> np.ndarray:
     """First two principal components (N, 2) of ``points`` (N, D)."""
     c = points - points.mean(0)
     _, _, vt = np.linalg.svd(c[:: max(1, c.shape[0] // 20000)], full_matrices=False)
-    return c @ vt[:2].T
+    pcs: np.ndarray = c @ vt[:2].T
+    return pcs
 
 
 def embedding_figure(

@@ -16,25 +16,25 @@ lock while it writes.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from particlegraph.errors import ConfigError
 from particlegraph.outputs import Output, check_settings, claim, guard_outputs, writer_lock
+from particlegraph.sim.collisions import (
+    check_generation,
+    file_sizes,
+    pileup_pool,
+    run_units,
+    shard_plan,
+    unit_collisions,
+)
 from particlegraph.sim.conversions import convert_photons
 from particlegraph.sim.particles import Particles, concatenate
-from particlegraph.sim.pileup import MinBiasPool, load_or_build_pool, overlay
-from particlegraph.sim.pythia import (
-    PROCESSES,
-    make_pythia,
-    next_events,
-    process_settings,
-    pythia_seed,
-)
+from particlegraph.sim.pileup import MinBiasPool
+from particlegraph.sim.pythia import PROCESSES, process_settings
 from particlegraph.sim.silicon import SiliconConfig, SiliconHits, simulate_hits
 from particlegraph.tasks.tracking.score import hit_weights
 from particlegraph.tasks.tracking.trackml import TrackMLEvent, event_prefix, write_event
@@ -54,7 +54,6 @@ _KINDS = ("hits", "cells", "truth", "particles")
 CHUNK = 10
 #: Minimum-bias events in the pile-up pool (as the MLPF task).
 DEFAULT_POOL_SIZE = 2000
-_STREAM_HARD, _STREAM_EVENT = 0, 1
 
 
 def build_event(
@@ -118,23 +117,28 @@ def generate_chunk(
     seed: int,
     cfg: SiliconConfig,
     pool: MinBiasPool | None,
+    on_event: Callable[[], None] | None = None,
 ) -> list[TrackMLEvent]:
-    """The events of chunk ``chunk`` (all ``CHUNK`` are generated; those in ``event_ids`` kept)."""
-    pythia = make_pythia(
-        process_settings(process), pythia_seed(np.random.SeedSequence([seed, _STREAM_HARD, chunk]))
-    )
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_EVENT, chunk]))
-    out = []
+    """The events of chunk ``chunk`` listed in ``event_ids`` (0-based indices in the sample).
+
+    The chunk's crossings come from :func:`~particlegraph.sim.collisions.unit_collisions`; each
+    event's detector draws come from its own generator, seeded from the chunk's stream, so an
+    event is the same whichever other events of the chunk are made (resume).
+    """
     first = chunk * CHUNK
     wanted = set(event_ids)
-    for i, hard in enumerate(next_events(pythia, CHUNK)):
-        hard = hard._replace(vz=hard.vz + rng.normal(0.0, cfg.vertex_sigma_z))
-        parts = [hard]
-        if pileup > 0 and pool is not None:
-            parts.append(overlay(pool, pileup, rng, cfg.vertex_sigma_z)[0])
+    last = max(wanted, default=first - 1)  # the chunk's events after the last wanted are not made
+    rng, crossings = unit_collisions(
+        process_settings(process), seed, chunk, pileup=pileup, pool=pool,
+        vertex_sigma_z=cfg.vertex_sigma_z, n=last + 1 - first, chunk=CHUNK,
+    )  # fmt: skip
+    out = []
+    for i, particles in enumerate(crossings):
         ev_rng = np.random.default_rng(rng.integers(2**63))
         if first + i in wanted:
-            out.append(build_event(concatenate(parts), cfg, ev_rng, first + i))
+            out.append(build_event(particles, cfg, ev_rng, first + i))
+            if on_event is not None:
+                on_event()
     return out
 
 
@@ -176,10 +180,7 @@ def generate(
         raise ConfigError(
             f"unknown process {process!r}; choose one of {', '.join(sorted(PROCESSES))}"
         )
-    if events < 1 or not (pileup >= 0 and math.isfinite(pileup)) or seed < 0:
-        raise ConfigError("--events must be >= 1, --pileup a finite number >= 0 and --seed >= 0")
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ConfigError(f"--shard must be in [0, {num_shards}) with --num-shards >= 1")
+    check_generation(events, pileup, seed, shard, num_shards)
     cfg = detector or SiliconConfig()
     out = Path(out)
     guard_outputs(COMMAND, [Output(out, "dir", "--out")], overwrite=overwrite)
@@ -187,13 +188,9 @@ def generate(
         "process": process, "pileup": pileup, "seed": seed, "first_event_id": first_event_id,
         "detector": detector_hash(cfg),
     }  # fmt: skip
+    _same_sample(out, dataset, overwrite)  # read-only: a refused run leaves the folder untouched
     with writer_lock(out, COMMAND, key=f"shard-{shard}-of-{num_shards}"):
-        try:
-            same = check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
-        except ConfigError:
-            if not overwrite:
-                raise
-            same = False
+        same = _same_sample(out, dataset, overwrite)  # again: another writer may have claimed it
         if not same and out.is_dir():  # (guard_outputs let it through: empty, or --overwrite)
             for path in out.glob("event*-*.csv*"):
                 if path.name.split("-")[-1].split(".")[0] in _KINDS:
@@ -203,6 +200,16 @@ def generate(
             out, process, events, pileup, seed, first_event_id, shard, num_shards, cfg,
             pool_size, pool_cache, progress,
         )  # fmt: skip
+
+
+def _same_sample(out: Path, dataset: dict[str, object], overwrite: bool) -> bool:
+    """Whether ``out`` holds this sample already; another sample is refused unless ``overwrite``."""
+    try:
+        return check_settings(out, COMMAND, dataset, _DATASET_OPTIONS)
+    except ConfigError:
+        if not overwrite:
+            raise
+        return False
 
 
 def detector_hash(cfg: SiliconConfig) -> str:
@@ -219,34 +226,32 @@ def _generate_events(
     pool_cache: str | Path | None, progress: bool | None,
 ) -> list[int]:  # fmt: skip
     """:func:`generate` once the options are checked and the folder is claimed and locked."""
-    n_chunks = math.ceil(events / CHUNK)
-    mine = [j for j in range(n_chunks) if j % num_shards == shard]
     ids: list[int] = []
     todo: list[tuple[int, list[int]]] = []
-    for j in mine:
-        local = list(range(j * CHUNK, min((j + 1) * CHUNK, events)))
+    sizes = file_sizes(events, CHUNK)
+    for j in shard_plan(len(sizes), shard, num_shards):
+        local = range(j * CHUNK, j * CHUNK + sizes[j])
         ids.extend(first_event_id + i for i in local)
-        missing = [
-            i
-            for i in local
-            if not (out / f"{event_prefix(first_event_id + i)}-particles.csv").exists()
-        ]
+        missing = [i for i in local if not _complete(out, first_event_id + i)]
         if missing:
             todo.append((j, missing))
-    pool = None
-    if todo and pileup > 0:
-        cache = Path(pool_cache) if pool_cache is not None else out
-        pool = load_or_build_pool(pool_size, seed, cache, progress=progress)
+    if not todo:
+        return ids
+    cache = Path(pool_cache) if pool_cache is not None else out
+    pool = pileup_pool(pileup, pool_size, seed, cache, progress=progress)
+
+    def make(unit: tuple[int, list[int]], tick: Callable[[], None]) -> None:
+        j, missing = unit
+        for ev in generate_chunk(process, j, missing, pileup, seed, cfg, pool, on_event=tick):
+            ev.event_id += first_event_id
+            write_event(out, ev)  # all four files at once (particles last)
+
     total = sum(len(m) for _, m in todo)
-    with tqdm(
-        total=total,
-        unit="ev",
-        desc=f"{process} PU{pileup:g}",
-        disable=None if progress is None else not progress,
-    ) as bar:
-        for j, missing in todo:
-            for ev in generate_chunk(process, j, missing, pileup, seed, cfg, pool):
-                ev.event_id += first_event_id
-                write_event(out, ev)  # particles last: its presence marks a complete event
-                bar.update(1)
+    run_units(todo, make, total=total, desc=f"{process} PU{pileup:g}", progress=progress)
     return ids
+
+
+def _complete(out: Path, event_id: int) -> bool:
+    """Whether all four files of event ``event_id`` are in ``out``."""
+    prefix = event_prefix(event_id)
+    return all((out / f"{prefix}-{kind}.csv").exists() for kind in _KINDS)

@@ -20,14 +20,17 @@ A single-hit event and an all-noise event read normally (the score of the latter
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from particlegraph.atomic import write_text
+from particlegraph.atomic import atomic_path, disk_full_error, staging_dir, write_text
 from particlegraph.errors import DataFileError, brief
 
 #: Columns and dtypes of each file, in file order.
@@ -200,7 +203,8 @@ def _column(path: Path, table: Any, name: str, dtype: type) -> np.ndarray:
             raise DataFileError(
                 f"{path}: column {name!r} must hold {what}; row {i + 1} has {float(values[i])!r}"
             )
-    return values.astype(dtype)
+    column: np.ndarray = values.astype(dtype)
+    return column
 
 
 def read_table(path: Path, kind: str) -> Table:
@@ -296,20 +300,63 @@ def read_event(folder: str | Path, event_id: int, *, truth: bool = True) -> Trac
 
 
 def write_event(folder: str | Path, ev: TrackMLEvent) -> list[Path]:
-    """Write the event's hits, cells (and truth, particles when present) into ``folder``."""
+    """Write the event's hits, cells (and truth, particles when present) into ``folder``.
+
+    All or nothing: every file is first written in full to a temporary file, and only then are
+    they renamed into place, hits first and particles last; a failure while writing (a full
+    disk, say) leaves none of the event's new files.
+    """
     folder = Path(folder)
     prefix = event_prefix(ev.event_id)
     parts: list[tuple[str, Table | None]] = [
         ("hits", ev.hits), ("cells", ev.cells), ("truth", ev.truth), ("particles", ev.particles),
     ]  # fmt: skip
-    paths = []
-    for kind, table in parts:
-        if table is None:
-            continue
-        path = folder / f"{prefix}-{kind}.csv"
-        write_table(path, table, kind)
-        paths.append(path)
-    return paths
+    todo = [
+        (folder / f"{prefix}-{kind}.csv", table, kind) for kind, table in parts if table is not None
+    ]
+    with contextlib.ExitStack() as stack:
+        # the stack renames in reverse order of entry: enter particles first, so it lands last
+        tmps = [stack.enter_context(atomic_path(path)) for path, _, _ in reversed(todo)][::-1]
+        for tmp, (path, table, kind) in zip(tmps, todo, strict=True):
+            try:
+                tmp.write_text(format_table(table, kind))
+            except OSError as err:  # name this file, not the one whose rename unwinds first
+                full = disk_full_error(err, path)
+                if full is None or full is err:
+                    raise
+                raise full from err
+    return [path for path, _, _ in todo]
+
+
+def write_events(folder: str | Path, events: Iterable[TrackMLEvent]) -> list[int]:
+    """Write every event into ``folder``, all or none; returns their ids.
+
+    The events are written into a hidden staging folder inside ``folder`` and moved in only
+    when all of them are complete, so a failure (a full disk, a bad event) leaves ``folder`` as
+    it was, and removes it again when this call created it.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    ids: list[int] = []
+    try:
+        with staging_dir(folder, "events") as stage:
+            written = []
+            for ev in events:
+                written += write_event(stage, ev)
+                ids.append(ev.event_id)
+            for path in written:  # hits ... particles of each event, in order
+                os.replace(path, folder / path.name)
+    except BaseException as err:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: nothing but what this call made
+        if isinstance(err, OSError) and err.filename:
+            staged = Path(os.fsdecode(err.filename))
+            if staged.parent.name.startswith(".events."):
+                # name the file the user asked for, not its hidden staging copy
+                raise OSError(err.errno, err.strerror, os.fspath(folder / staged.name)) from err
+        raise
+    return ids
 
 
 def list_events(folder: str | Path) -> list[int]:
@@ -344,4 +391,5 @@ def read_submission(path: str | Path, hit_id: np.ndarray) -> np.ndarray:
     if sub["hit_id"].size != hit_id.size or np.unique(sub["hit_id"]).size != hit_id.size:
         raise DataFileError(f"{path}: a submission needs exactly one row per hit ({hit_id.size})")
     rows = _lookup(sub["hit_id"], hit_id, f"{path.name} (hits)", -1)
-    return sub["track_id"][rows]
+    track_id: np.ndarray = sub["track_id"][rows]
+    return track_id

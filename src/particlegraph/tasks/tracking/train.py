@@ -1,8 +1,8 @@
 """Training both stages with the shared loop, then choosing the DBSCAN settings on validation.
 
 A run directory holds ``config.yaml`` (:class:`TrackingRunConfig`), ``stage1/`` and ``stage2/``
-(the loop's checkpoints and history), ``model.pt`` (final weights) and ``run.json`` (event split,
-chosen DBSCAN eps / min_samples and their validation scores). Stage 1 is metric learning
+(the loop's checkpoints and history), ``model.pt`` (final weights), ``run.json`` (event split,
+chosen DBSCAN eps / min_samples and their validation scores) and ``index.html`` (its page). Stage 1 is metric learning
 (hinge embedding loss on true same-particle pairs, random negatives and hard negatives from the
 current embedding's neighbours); stage 2 trains the GNN with the hinge loss on the *loss graph*
 (predicted graph plus the true pairs it missed) with stage 1 frozen, as in the exercise.
@@ -27,6 +27,7 @@ from particlegraph.bounds import check_batch_size
 from particlegraph.config import dump_config, load_config
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.graph.radius import radius_graph
+from particlegraph.tasks.tracking.baselines import ClusterConfig, dbscan_labels
 from particlegraph.tasks.tracking.dataset import (
     EventLoader,
     HitBatch,
@@ -36,7 +37,7 @@ from particlegraph.tasks.tracking.dataset import (
     vertex_distance,
 )
 from particlegraph.tasks.tracking.model import ModelConfig, TrackingModel
-from particlegraph.tasks.tracking.pipeline import ClusterConfig, GraphConfig, dbscan_labels
+from particlegraph.tasks.tracking.pipeline import GraphConfig
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.trackml import list_events
 from particlegraph.train.checkpoint import save_checkpoint
@@ -310,6 +311,26 @@ def train_run(
         "stage2_best_epoch": h2.best_epoch,
     }
     write_json(run_dir / "run.json", info)
+    return info
+
+
+def train(cfg: Any, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train the pipeline of ``cfg`` into ``run_dir`` and write the run's ``index.html``.
+
+    ``cfg``: a :class:`TrackingRunConfig` (the exercise's pipeline, :func:`train_run`) or a
+    :class:`~particlegraph.tasks.tracking.learned.LayerPairRunConfig` (the default pipeline,
+    :func:`~particlegraph.tasks.tracking.learned.train_layerpair`), as
+    :func:`~particlegraph.tasks.tracking.runconfig.load_tracking_config` gives it. Returns the
+    content of ``run.json``.
+    """
+    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, train_layerpair
+    from particlegraph.tasks.tracking.report import write_run_page
+
+    if isinstance(cfg, LayerPairRunConfig):
+        info = train_layerpair(cfg, run_dir, resume=resume)
+    else:
+        info = train_run(cfg, run_dir, resume=resume)
+    write_run_page(run_dir)
     return info
 
 
