@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from particlegraph.report.html import ReportSection
 from particlegraph.report.run_index import write_run_index
 from particlegraph.tasks.anomaly.comparison import CAL_SUFFIX, split_key
-from particlegraph.tasks.anomaly.evaluate import Evaluation
+
+if TYPE_CHECKING:  # annotations only: evaluate -> train -> report must not close a cycle
+    from particlegraph.tasks.anomaly.evaluate import Evaluation
 
 #: Columns of the page's headline table (one row per protocol, model, score and signal).
 SUMMARY_HEADER = ["protocol", "model", "score", "signal", "seeds", "AUC", "AUC std", "eps_S@1e-2",
