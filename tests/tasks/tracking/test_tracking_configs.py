@@ -19,7 +19,7 @@ def test_packaged_exercise_configs_load(name):
     assert isinstance(load_tracking_config(name), TrackingRunConfig)
 
 
-@pytest.mark.parametrize("name", ["default", "demo"])
+@pytest.mark.parametrize("name", ["default", "demo", "pileup"])
 def test_default_configs_are_the_layer_pair_pipeline(name):
     assert config_pipeline(name) == "layerpair"
     cfg = load_tracking_config(name, ["data=/x", "model.iterations=7"])

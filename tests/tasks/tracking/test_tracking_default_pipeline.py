@@ -82,3 +82,29 @@ def test_sectors_cover_every_edge(tmp_path):
         return {tuple(v) for v in ends.tolist()}
 
     assert key(d) <= set().union(*(key(p) for p in parts))
+
+
+def test_particle_target_labels_every_same_particle_edge(tmp_path):
+    from particlegraph.errors import ConfigError
+    from particlegraph.tasks.tracking.graphs import truth_sample
+    from particlegraph.tasks.tracking.learned import LayerPairRunConfig, target_data
+    from particlegraph.tasks.tracking.module_map import learn_map
+
+    data = tmp_path / "data"
+    _write_events(data, n_events=2, n_particles=40)
+    evs = load_events(data)
+    m = learn_map([truth_sample(evs[0])], min_count=1)
+    cons = target_data(evs[1], m, "consecutive")
+    part = target_data(evs[1], m, "particle")
+    assert torch.equal(cons.edge_index, part.edge_index)
+    pid = evs[1].particle_id
+    i, j = part.edge_index
+    for e in range(0, i.numel(), 7):  # a slow reference, edge by edge
+        same = int(pid[i[e]]) == int(pid[j[e]]) != 0
+        assert bool(part.y[e]) == same
+        if cons.y[e] > 0:  # a consecutive pair is a same-particle pair
+            assert part.y[e] > 0
+    assert part.y.sum() > cons.y.sum()  # skip edges (holes, overlaps) are true too
+    assert torch.all((part.edge_pt > 0) == (part.y > 0))
+    with pytest.raises(ConfigError, match="edge_target"):
+        LayerPairRunConfig(edge_target="neighbours")

@@ -86,3 +86,30 @@ def test_z0_windows_widened_to_the_luminous_region():
     m = learn_map([_event(rng)], z0_half_width_min=300.0)
     assert np.all(m.windows[:, 1, 0] <= -300.0) and np.all(m.windows[:, 1, 1] >= 300.0)
     assert m.settings["z0_half_width_min"] == 300.0
+
+
+def test_z_shift_learns_windows_for_a_displaced_vertex():
+    rng = np.random.default_rng(5)
+    sample = _event(rng)  # vertices z0 ~ N(0, 20) mm
+    plain = learn_map([sample], quantile=0.0, margin=0.0)
+    shifted = learn_map([sample], quantile=0.0, margin=0.0, z_shift=100.0)
+    # the z0 window of the shifted learning spans the plain one moved by -+100 mm, exactly
+    np.testing.assert_allclose(shifted.windows[:, 1, 0], plain.windows[:, 1, 0] - 100.0)
+    np.testing.assert_allclose(shifted.windows[:, 1, 1], plain.windows[:, 1, 1] + 100.0)
+    # dphi, dr and dz do not depend on a common shift along the beam
+    np.testing.assert_allclose(shifted.windows[:, [0, 2, 3]], plain.windows[:, [0, 2, 3]])
+    assert shifted.counts.tolist() == plain.counts.tolist() == [40, 40]
+    assert shifted.settings["true_edges"] == 80
+    # an event whose vertices sit 90 mm away keeps its true edges only with the shifted map
+    samples = [_event(rng) for _ in range(5)]
+    plain = learn_map(samples, quantile=0.0, margin=0.2)
+    shifted = learn_map(samples, quantile=0.0, margin=0.2, z_shift=100.0)
+    h, true, _ = _event(rng)
+    far = Hits(h.r, h.phi, h.z + 90.0, h.layer)
+    truth = set(zip(true[0].tolist(), true[1].tolist(), strict=True))
+    g = build_graph(shifted, far)
+    assert truth <= set(zip(g[0].tolist(), g[1].tolist(), strict=True))
+    g = build_graph(plain, far)
+    assert not truth <= set(zip(g[0].tolist(), g[1].tolist(), strict=True))
+    with pytest.raises(DataFileError):
+        learn_map([sample], z_shift=-1.0)

@@ -13,6 +13,16 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
   taken drop their other outgoing (incoming) edges and the mutual-best rule runs again on the
   rest, so a hit whose best link went to another track still gets its next-best free one
   (the greedy maximum-score chain cover; at most ``rounds`` rounds).
+- ``"split"``: connected components (made for classifiers trained on same-particle edges, whose
+  tracks hold skip edges too), then every component that holds more than two hits on one layer
+  (a merge of tracks: one particle leaves at most two, the second on an overlapping module) is
+  cut again with only its own edges at a higher threshold, up to :data:`SPLIT_LEVELS` times
+  (each level halves the distance to 1); what is still ambiguous at the last level is kept.
+  Needs each hit's layer key.
+- ``"layersplit"``: first the best edge per hit and neighbouring layer — an edge is kept only if
+  it is the best-scoring edge from its source into its target's layer AND the best into its
+  target from its source's layer (one particle crosses a layer once, or twice in an overlap
+  that the same-layer edge joins) — then ``"split"``.
 
 Every hit without a kept edge is a track of its own.
 """
@@ -27,7 +37,11 @@ from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
 
-MODES = ("cc", "best", "either", "greedy")
+MODES = ("cc", "best", "either", "greedy", "split", "layersplit")
+#: Threshold levels of the ``"split"`` mode after the first.
+SPLIT_LEVELS = 4
+#: Two hits of one particle on one layer (an overlap) lie closer than this [mm].
+OVERLAP_MM = 25.0
 
 
 @dataclass(frozen=True)
@@ -71,11 +85,29 @@ def best_per_node(nodes: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 
 def build_tracks(
-    num_hits: int, edges: np.ndarray, score: np.ndarray, cfg: BuildConfig
+    num_hits: int,
+    edges: np.ndarray,
+    score: np.ndarray,
+    cfg: BuildConfig,
+    layer: np.ndarray | None = None,
+    xyz: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1]."""
+    """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1].
+
+    ``layer`` (N,) int64 layer keys and ``xyz`` (N, 3) positions [mm] are needed by the
+    ``"split"`` mode only.
+    """
     keep = score > cfg.threshold
     e, s = edges[:, keep], score[keep]
+    if cfg.mode in ("split", "layersplit"):
+        if layer is None or xyz is None or layer.shape[0] != num_hits or xyz.shape[0] != num_hits:
+            raise ConfigError(
+                f"build mode {cfg.mode!r} needs the layer key and position of every hit"
+            )
+        if cfg.mode == "layersplit" and e.shape[1]:
+            sel = best_per_layer(e, s, layer)
+            e, s = e[:, sel], s[sel]
+        return split_components(e, s, layer, xyz, cfg.threshold)
     if cfg.mode == "greedy":
         return components(num_hits, greedy_chains(num_hits, e, s))
     if cfg.mode != "cc" and e.shape[1]:
@@ -104,3 +136,55 @@ def greedy_chains(
         has_out[e[0, take]] = True
         has_in[e[1, take]] = True
     return np.concatenate(kept, axis=1) if kept else np.zeros((2, 0), dtype=np.int64)
+
+
+def best_per_layer(edges: np.ndarray, score: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Boolean (E,): the edge is its source's best into the target's layer and its target's best
+    from the source's layer (``layer`` (N,) layer keys)."""
+    _, dense = np.unique(layer, return_inverse=True)
+    dense = dense.reshape(-1).astype(np.int64)
+    n_layers = int(dense.max()) + 1 if dense.size else 1
+    out_best = best_per_node(edges[0] * n_layers + dense[edges[1]], score)
+    in_best = best_per_node(edges[1] * n_layers + dense[edges[0]], score)
+    return np.asarray(out_best & in_best, dtype=bool)
+
+
+def ambiguous(labels: np.ndarray, layer: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    """Boolean (N,): the hit's component holds more than two hits on some layer, or two that lie
+    more than :data:`OVERLAP_MM` apart (a particle's second hit on a layer is on the overlapping
+    module, a few mm from its first). ``xyz`` (N, 3) [mm]."""
+    if labels.size == 0:
+        return np.zeros(0, dtype=bool)
+    _, inv, cnt = np.unique(
+        np.stack([labels, layer]), axis=1, return_inverse=True, return_counts=True
+    )
+    inv = inv.reshape(-1)
+    lo = np.full((cnt.size, 3), np.inf)
+    hi = np.full((cnt.size, 3), -np.inf)
+    np.minimum.at(lo, inv, xyz)
+    np.maximum.at(hi, inv, xyz)
+    extent = np.sqrt(((hi - lo) ** 2).sum(axis=1))
+    crowded = (cnt > 2) | (extent > OVERLAP_MM)
+    bad = np.unique(labels[crowded[inv]])
+    return np.isin(labels, bad)
+
+
+def split_components(
+    edges: np.ndarray, score: np.ndarray, layer: np.ndarray, xyz: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Track ids (N,) of the ``"split"`` mode from the edges above ``threshold`` (2, E);
+    ``layer`` (N,) layer keys, ``xyz`` (N, 3) hit positions [mm]."""
+    num_hits = layer.shape[0]
+    labels = components(num_hits, edges)
+    t = threshold
+    for _ in range(SPLIT_LEVELS):
+        amb = ambiguous(labels, layer, xyz)
+        if not amb.any():
+            break
+        t = t + 0.5 * (1.0 - t)
+        inside = amb[edges[0]] & amb[edges[1]] & (score > t)
+        sub = components(num_hits, edges[:, inside])
+        # relabel the ambiguous hits by their new components, after all existing labels
+        labels = np.where(amb, sub + labels.max() + 1, labels)
+        edges, score = edges[:, inside | ~amb[edges[0]]], score[inside | ~amb[edges[0]]]
+    return labels

@@ -3,7 +3,9 @@
 Minutes on a laptop CPU: ``events`` ttbar events (plus ``test_events`` unseen ones) at pile-up
 ``pileup`` (default 0), the ``demo`` config (the default pipeline: layer-pair graph +
 interaction network), evaluation beside the classical baseline, one explanation. ``config``
-picks another config, e.g. ``exercise_demo`` for the exercise's pipeline.
+picks another config, e.g. ``exercise_demo`` for the exercise's pipeline. The shipped
+pile-up model (:data:`PRETRAINED`, ``--run pretrained:NAME``) is evaluated on the same test
+events beside the model the demo trains (``eval_pretrained/``; seconds).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from particlegraph.tasks.tracking.evaluate import evaluate
+from particlegraph.tasks.tracking.learned import LayerPairRunConfig
 from particlegraph.tasks.tracking.runconfig import load_tracking_config
 from particlegraph.tasks.tracking.simulate import generate
 from particlegraph.tasks.tracking.train import train
 
 log = logging.getLogger(__name__)
+#: The shipped run the demo shows beside its own model.
+PRETRAINED = "ttbar_pu50"
 
 
 def run_demo(
@@ -43,4 +48,10 @@ def run_demo(
     from particlegraph.tasks.tracking.explain import explain
 
     explain(run, out / "test", out / "explain")
+    if isinstance(cfg, LayerPairRunConfig):
+        from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
+
+        shipped = evaluate_layerpair_run(f"pretrained:{PRETRAINED}", out / "test",
+                                         out / "eval_pretrained", baselines=False)  # fmt: skip
+        metrics["methods"][f"pretrained:{PRETRAINED}"] = shipped["methods"]["layerpair_gnn"]
     return metrics

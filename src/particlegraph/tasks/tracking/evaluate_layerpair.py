@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from particlegraph.atomic import write_json
+from particlegraph.errors import DataFileError
 from particlegraph.tasks.tracking.dataset import HitEvent, load_events
 from particlegraph.tasks.tracking.graphs import edge_truth
 from particlegraph.tasks.tracking.learned import LayerPairRun, load_layerpair_run, reconstruct_event
@@ -91,9 +92,15 @@ def evaluate_layerpair_run(
     ``classical`` names the classical methods (default all); ``classical_events`` > 0 runs them
     on the first that many events only (they can take minutes per event at high pile-up).
     Classical settings are tuned on the run's validation events, or on the first
-    ``tune_events`` events of ``tune_data`` (at most ``tune_events`` of the run's).
+    ``tune_events`` events of ``tune_data`` (at most ``tune_events`` of the run's); a run whose
+    training data is not at hand (a shipped ``pretrained:NAME``) without ``tune_data`` is
+    evaluated alone (the classical methods are never tuned on the evaluated events).
     """
     run = load_layerpair_run(run_dir)
+    if baselines and tune_data is None and not _has_data(run.cfg.data):
+        log.warning("the run's validation events (%r) are not here: classical methods skipped "
+                    "(give tune_data to run them)", run.cfg.data)  # fmt: skip
+        baselines = False
     ids = list_events(data)
     ids = ids[:max_events] if max_events > 0 else ids
     tuned: dict[str, Callable[[HitEvent], np.ndarray]] = {}
@@ -141,12 +148,23 @@ def evaluate_layerpair_run(
         "score_difference_learned_minus": comparison,
         "per_event_score": {name: [e["score"] for e in evs] for name, evs in rows.items()},
         "build": run.info["build"], "filter_cut": run.filter_cut,
-        "tuned_on": str(tune_data) if tune_data is not None else "run validation events",
+        "tuned_on": (str(tune_data) if tune_data is not None
+                     else "run validation events" if baselines else "no classical methods"),
         "tune_events": tune_events, "classical_events": classical_events or len(ids),
     }  # fmt: skip
     if out is not None:
         write_json(Path(out) / "metrics.json", summary)
     return summary
+
+
+def _has_data(folder: str) -> bool:
+    """Whether ``folder`` (a run's training data) holds TrackML events here."""
+    if not folder or not Path(folder).is_dir():
+        return False
+    try:
+        return bool(list_events(folder))
+    except DataFileError:
+        return False
 
 
 def _one_event(

@@ -145,25 +145,34 @@ def learn_map(
     min_count: int = 3,
     pt_min: float = 0.0,
     z0_half_width_min: float = 0.0,
+    z_shift: float = 0.0,
 ) -> LayerPairMap:
     """Learn the map from ``(hits, true_edges (2, T), edge_pt (T,) [GeV])`` per event.
 
     Pairs seen fewer than ``min_count`` times are dropped; ``pt_min`` keeps only true edges of
-    particles above it when learning the windows (and the pairs).
+    particles above it when learning the windows (and the pairs). ``z_shift`` > 0 [mm] learns
+    from every event three times, moved along the beam by -z_shift, 0 and +z_shift, so that the
+    windows (z0, and dz of pairs whose acceptance depends on the vertex) also hold a vertex in
+    the tails of the luminous region that a few single-vertex events do not sample.
     """
-    if not 0.0 <= quantile < 0.5 or margin < 0 or min_count < 1:
-        raise DataFileError("module map: need 0 <= quantile < 0.5, margin >= 0, min_count >= 1")
+    if not 0.0 <= quantile < 0.5 or margin < 0 or min_count < 1 or z_shift < 0:
+        raise DataFileError(
+            "module map: need 0 <= quantile < 0.5, margin >= 0, min_count >= 1, z_shift >= 0"
+        )
     keys, vals = [], []
-    for h, edges, pt in samples:
+    shifts = (0.0, -z_shift, z_shift) if z_shift > 0 else (0.0,)
+    for h0, edges, pt in samples:
         sel = pt > pt_min
-        i, j = orient_same_layer(h, edges[0][sel], edges[1][sel])
-        keys.append(np.stack([h.layer[i], h.layer[j]], axis=1))
-        vals.append(pair_variables(h, i, j))
+        for dz in shifts:
+            h = Hits(h0.r, h0.phi, h0.z + dz, h0.layer) if dz else h0
+            i, j = orient_same_layer(h, edges[0][sel], edges[1][sel])
+            keys.append(np.stack([h.layer[i], h.layer[j]], axis=1))
+            vals.append(pair_variables(h, i, j))
     k = np.concatenate(keys) if keys else np.zeros((0, 2), np.int64)
     v = np.concatenate(vals) if vals else np.zeros((0, 4))
     uniq, inv, counts = np.unique(k, axis=0, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
-    keep = np.flatnonzero(counts >= min_count)
+    keep = np.flatnonzero(counts >= min_count * len(shifts))  # each true pair seen once per shift
     windows = np.zeros((keep.size, 4, 2))
     order = np.argsort(inv, kind="stable")
     bounds = np.r_[0, np.cumsum(counts)]
@@ -174,9 +183,9 @@ def learn_map(
             windows[out, 1, 0] = min(windows[out, 1, 0], -z0_half_width_min)
             windows[out, 1, 1] = max(windows[out, 1, 1], z0_half_width_min)
     settings = {"quantile": quantile, "margin": margin, "min_count": min_count, "pt_min": pt_min,
-                "z0_half_width_min": z0_half_width_min,
-                "events": len(samples), "true_edges": int(k.shape[0])}  # fmt: skip
-    return LayerPairMap(uniq[keep], windows, counts[keep], settings)
+                "z0_half_width_min": z0_half_width_min, "z_shift": z_shift,
+                "events": len(samples), "true_edges": int(k.shape[0]) // len(shifts)}  # fmt: skip
+    return LayerPairMap(uniq[keep], windows, counts[keep] // len(shifts), settings)
 
 
 def _windows(rows: np.ndarray, q: float, margin: float) -> np.ndarray:
