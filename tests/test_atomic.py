@@ -104,3 +104,42 @@ def test_free_bytes_of_a_real_folder(tmp_path):
     free = free_bytes(tmp_path)
     st = os.statvfs(tmp_path)
     assert free == st.f_bavail * st.f_frsize and free_bytes(tmp_path / "missing") is None
+
+
+def test_restored_on_failure_puts_files_and_folders_back(tmp_path) -> None:
+    from particlegraph.atomic import restored_on_failure, write_text
+
+    (tmp_path / "figs" / "sub").mkdir(parents=True)
+    write_text(tmp_path / "metrics.json", "old")
+    write_text(tmp_path / "figs" / "a.png", "A")
+    write_text(tmp_path / "figs" / "sub" / "b.png", "B")
+    before = {
+        str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()
+    }
+    with (
+        pytest.raises(OSError),
+        restored_on_failure(tmp_path / "metrics.json", tmp_path / "figs", tmp_path / "new.html"),
+    ):
+        write_text(tmp_path / "metrics.json", "new")  # replaced by rename
+        write_text(tmp_path / "figs" / "a.png", "A2")
+        (tmp_path / "figs" / "sub" / "b.png").unlink()
+        write_text(tmp_path / "figs" / "c.png", "C")  # a new file in a saved folder
+        write_text(tmp_path / "new.html", "page")  # a path that did not exist
+        raise OSError(28, "No space left on device")
+    after = {
+        str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()
+    }
+    assert after == before  # no staging folder left either (it would show up here)
+
+
+def test_restored_on_failure_keeps_the_new_state_on_success(tmp_path) -> None:
+    from particlegraph.atomic import restored_on_failure, write_text
+
+    write_text(tmp_path / "m.json", "old")
+    with restored_on_failure(tmp_path / "m.json", tmp_path / "dir"):
+        write_text(tmp_path / "m.json", "new")
+        write_text(tmp_path / "dir" / "x", "x")
+    assert (tmp_path / "m.json").read_text() == "new" and (
+        tmp_path / "dir" / "x"
+    ).read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "m.json"]

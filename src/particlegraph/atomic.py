@@ -167,6 +167,57 @@ def staging_dir(parent: str | os.PathLike[str], name: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _link(src: str, dst: str) -> None:
+    """Hard-link ``src`` at ``dst`` (no data copied); copy where the file system cannot link."""
+    try:
+        os.link(src, dst)
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        shutil.copy2(src, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+@contextlib.contextmanager
+def restored_on_failure(*paths: str | os.PathLike[str]) -> Iterator[None]:
+    """Put ``paths`` (files or folders) back as they were if the block raises.
+
+    For a command that updates several files of an existing folder (``mlpf evaluate`` into its
+    run: ``metrics.json``, the figures, the page): a failure half-way, a full disk say, must not
+    leave new files beside old ones. Before the block every existing path is hard-linked into a
+    hidden staging folder beside it (folders file by file): no data is copied, so this works on
+    a nearly full disk. If the block raises (an interruption too), each path is removed and its
+    links are moved back; a path that did not exist is removed. Every write inside must replace
+    files by rename (:func:`atomic_path`), never edit one in place, or the links would see it.
+    """
+    with contextlib.ExitStack() as stack:
+        saved: list[tuple[Path, Path | None]] = []
+        for target in map(Path, paths):
+            if not os.path.lexists(target):
+                saved.append((target, None))
+                continue
+            backup = stack.enter_context(staging_dir(target.parent, "restore")) / target.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.copytree(target, backup, symlinks=True, copy_function=_link)
+            else:
+                _link(str(target), str(backup))
+            saved.append((target, backup))
+        try:
+            yield
+        except BaseException:
+            for target, kept in saved:
+                _remove(target)
+                if kept is not None:
+                    os.replace(kept, target)
+            raise
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

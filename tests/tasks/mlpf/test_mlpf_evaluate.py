@@ -283,3 +283,33 @@ def test_evaluate_failing_leaves_no_out_folder(dataset: Path, tmp_path: Path) ->
     with pytest.raises(DataFileError, match=r"b\.parquet"):
         mlpf_evaluate.evaluate(run, damaged, device="cpu", progress=False, out_dir=out)
     assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_into_the_run_failing_half_way_puts_the_run_back(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk after metrics.json and some figures: the run is byte for byte as before."""
+    import errno
+
+    from particlegraph.tasks.mlpf import evaluate_figures
+
+    run = tmp_path / "run"
+    _fake_run(run)
+    mlpf_evaluate.evaluate(run, dataset, max_events=2, device="cpu", progress=False)
+    before = _tree(run)
+    assert "metrics.json" in before and any(k.endswith(".png") for k in before)
+    calls = {"n": 0}
+    real = evaluate_figures.save_figure
+
+    def full_after_two(fig: object, path: Path, *a: object, **k: object) -> object:
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(fig, path, *a, **k)
+
+    monkeypatch.setattr(evaluate_figures, "save_figure", full_after_two)
+    with pytest.raises(OSError, match="No space left"):
+        mlpf_evaluate.evaluate(run, dataset, max_events=3, device="cpu", progress=False)
+    assert calls["n"] == 3  # metrics.json and two figures were replaced before the failure
+    assert _tree(run) == before
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name]  # no staging folder left

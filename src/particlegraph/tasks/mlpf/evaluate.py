@@ -354,6 +354,7 @@ def evaluate(
     Returns:
         The content of ``OUT/metrics.json`` (:func:`compute_evaluation`).
     """
+    from particlegraph.atomic import restored_on_failure
     from particlegraph.cli.common import removed_on_failure
     from particlegraph.outputs import claim_unowned
     from particlegraph.tasks.mlpf.evaluate_writer import write_evaluation
@@ -372,7 +373,13 @@ def evaluate(
         model, _ = load_model(source, which=which)
     op = load_operating_point(source) if use_operating_point else None
     cal = (load_calibration(out) or load_calibration(source)) if use_calibration else None
-    with removed_on_failure(out if elsewhere else None):
+    # into the run: a failure half-way (a full disk) puts back what was there
+    touched = (
+        ()
+        if elsewhere
+        else (out / "metrics.json", out / EVAL_DIR, out / "report", out / "index.html")
+    )
+    with removed_on_failure(out if elsewhere else None), restored_on_failure(*touched):
         if elsewhere:
             claim_unowned(out, COMMAND)
         result = compute_evaluation(
