@@ -152,12 +152,12 @@ def tabular_world(root: Path) -> dict[str, Path]:
     """A generated toy, a trained one-epoch tabular run, and bad tabular files."""
     import shutil
 
-    from particlegraph.tasks.tabular import workflow
+    from particlegraph.tasks.tabular import generate, train
 
     w: dict[str, Path] = {}
-    w["tabular_toy"] = workflow.generate(root / "toy.data", events=400, seed=1)
+    w["tabular_toy"] = generate.generate(root / "toy.data", events=400, seed=1)
     w["tabular_run"] = root / "tabular_run"
-    workflow.train(w["tabular_toy"], w["tabular_run"], epochs=1, seed=0)
+    train.train(w["tabular_toy"], w["tabular_run"], epochs=1, seed=0)
     lines = {
         "tabular_only_test": "".join(f"{i / 9:.3f} 0.5 0.1 {2 + i % 2}\n" for i in range(20)),
         "tabular_one_class": "".join(f"{i / 9:.3f} 0.5 0.1 0\n" for i in range(20)),

@@ -209,9 +209,9 @@ def test_train_leaves_no_run_or_a_resumable_one(tmp_path: Path, task: str, size:
         anomaly_sample(data, n_events=200)
         argv = ["--epochs", "2", "--model", "node-ae"]
     elif task == "tabular":
-        from particlegraph.tasks.tabular import workflow
+        from particlegraph.tasks.tabular import generate
 
-        data = workflow.generate(tmp_path / "toy.data", events=2000, seed=1)
+        data = generate.generate(tmp_path / "toy.data", events=2000, seed=1)
         argv = ["--epochs", "2"]
     elif task == "mlpf":
         _folder(data, physical_events(8, 0), n_files=2)

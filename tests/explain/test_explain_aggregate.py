@@ -8,23 +8,21 @@ import numpy as np
 import pytest
 import torch
 from lrp_reference import random_mlpf_input
+from lrp_toy import toy_gravnet
 
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.explain import rmaps
 from particlegraph.explain.aggregate import FIXED, RelevanceStudy, StudySpec
 from particlegraph.explain.lrp import explain_outputs
-from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
-OUTPUTS = ("class:neutral_hadron", "class:photon", "pt")
+OUTPUTS = ("class:c", "class:d", "pt")
 FEATURES = tuple(f"f{i}" for i in range(12))
 
 
 @pytest.fixture(scope="module")
 def events() -> list[tuple]:
     """Six small events: (multi-output relevance, true class, predicted class, group)."""
-    torch.manual_seed(0)
-    model = MLPF(MLPFConfig(hidden=8, num_blocks=2, k=4, space_dim=3, propagate_dim=5)).double()
-    model.eval()
+    model = toy_gravnet(seed=0)
     out = []
     for i in range(6):
         x = random_mlpf_input(20 + 3 * i, seed=10 + i).double()

@@ -9,6 +9,7 @@ from lrp_reference import (
     random_graph,
     random_mlpf_input,
 )
+from lrp_toy import toy_gravnet
 from torch import nn
 
 from particlegraph.explain.lrp import Epsilon, explain_event
@@ -18,7 +19,6 @@ from particlegraph.explain.lrp.checks import (
     layer_balance,
     lrp0_gradient_error,
 )
-from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 
 @pytest.mark.parametrize("mode", ["sum", "max", "gcn"])
@@ -59,9 +59,8 @@ def test_agrees_with_captum_lrp_on_plain_mlp() -> None:
     assert torch.equal(ours.target, ours.source)
 
 
-def test_conservation_summary_and_layer_balance_on_mlpf() -> None:
-    torch.manual_seed(14)
-    model = MLPF(MLPFConfig(hidden=8, k=4, propagate_dim=5)).double().eval()
+def test_conservation_summary_and_layer_balance_on_a_gravnet() -> None:
+    model = toy_gravnet(seed=14)
     x = random_mlpf_input(30, seed=14)
     rel = explain_event(model, x, output="energy", compose=False, record_layers=True)
     summary = conservation_summary(rel)

@@ -1,4 +1,6 @@
-"""The sparse LRP engine against the dense float64 reference, and its structural guarantees."""
+"""The sparse LRP engine against the dense float64 reference, and its structural guarantees
+(on the GravNet-like toy of ``lrp_toy`` and plain message-passing models; the MLPF adapter is
+tested in tests/tasks/mlpf/test_mlpf_lrp.py)."""
 
 from __future__ import annotations
 
@@ -10,35 +12,18 @@ from lrp_reference import (
     random_graph,
     random_mlpf_input,
 )
-from torch import nn
+from lrp_toy import toy_gravnet
 
 from particlegraph.explain.lrp import Composite, Epsilon, Gamma, ZPlus, explain_event, trace_model
 from particlegraph.explain.lrp.checks import conservation_summary
 from particlegraph.explain.lrp.engine import propagate
 from particlegraph.explain.lrp.output import parse_output
-from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 RULES = {
     "epsilon": Composite(default=Epsilon(eps=1e-3)),
     "gamma": Composite([("aggregation", Epsilon(eps=1e-3))], default=Gamma(gamma=0.3, eps=1e-3)),
     "zplus": Composite([("*.lin_out", Gamma(gamma=0.5))], default=ZPlus(eps=1e-3)),
 }
-
-
-def _mlpf(aggr: str = "sum", kind: str = "gravnet", seed: int = 0, **kw) -> MLPF:
-    torch.manual_seed(seed)
-    cfg = MLPFConfig(
-        kind=kind, hidden=8, num_blocks=2, k=4, space_dim=3, propagate_dim=5, aggr=aggr, **kw
-    )
-    model = MLPF(cfg).double().eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics so folding matters
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
-    return model
 
 
 def _rel_err(fast: torch.Tensor, ref: torch.Tensor) -> float:
@@ -64,27 +49,17 @@ def _compare(model, x, output, composite, targets=None, chunk_size=None) -> None
 
 @pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("aggr", ["sum", "mean", "max"])
-def test_mlpf_matches_dense_reference(rule: str, aggr: str) -> None:
-    model = _mlpf(aggr)
+def test_gravnet_toy_matches_dense_reference(rule: str, aggr: str) -> None:
+    model = toy_gravnet(aggr)
     x = random_mlpf_input(30, seed=1)
-    for output in ("class:neutral_hadron", "energy"):
+    for output in ("class:c", "energy"):
         _compare(model, x, output, RULES[rule], chunk_size=7)
 
 
-def test_mlpf_charge_head_and_fcn_match_reference() -> None:
+def test_charge_head_and_no_message_passing_match_reference() -> None:
     x = random_mlpf_input(25, seed=2)
-    _compare(_mlpf(), x, "charge:+1", RULES["epsilon"])
-    _compare(_mlpf(kind="fcn"), x, "pt", RULES["gamma"])
-
-
-def test_mlpf_with_link_features_matches_reference() -> None:
-    # link features enter as extra encoded columns mapped to the element's p|E column (5)
-    x = random_mlpf_input(40, seed=5)
-    x[:, 6] = x[:, 2] + 0.01  # tracks enter the calorimeter near the towers so links exist
-    model = _mlpf(link_features=True)
-    assert (model.encoding(x)[:, -1] > 0).any()
-    for rule in ("epsilon", "gamma"):
-        _compare(model, x, "class:neutral_hadron", RULES[rule])
+    _compare(toy_gravnet(), x, "charge:+1", RULES["epsilon"])
+    _compare(toy_gravnet(blocks=0), x, "pt", RULES["gamma"])
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max", "gcn", "sigmoid"])
@@ -99,7 +74,7 @@ def test_generic_aggregations_match_reference(mode: str) -> None:
 
 
 def test_compose_equals_layer_by_layer() -> None:
-    model = _mlpf("sum")
+    model = toy_gravnet("sum")
     x = random_mlpf_input(30, seed=4)
     fast = explain_event(model, x, output="eta", composite=RULES["zplus"])
     slow = explain_event(
@@ -111,12 +86,12 @@ def test_compose_equals_layer_by_layer() -> None:
 
 
 def test_conservation_per_target_and_per_layer() -> None:
-    model = _mlpf("sum")
+    model = toy_gravnet("sum")
     x = random_mlpf_input(30, seed=5)
     rel = explain_event(
         model,
         x,
-        output="class:photon",
+        output="class:d",
         composite=Epsilon(eps=1e-2),
         compose=False,
         record_layers=True,
@@ -150,11 +125,11 @@ def test_receptive_field_is_k_hop() -> None:
 
 
 def test_targets_subset_equals_rows_of_full() -> None:
-    model = _mlpf("max")
+    model = toy_gravnet("max")
     x = random_mlpf_input(30, seed=7)
-    full = explain_event(model, x, output="class:charged_hadron")
+    full = explain_event(model, x, output="class:b")
     subset = torch.tensor([17, 3, 29])
-    part = explain_event(model, x, output="class:charged_hadron", targets=subset)
+    part = explain_event(model, x, output="class:b", targets=subset)
     assert torch.equal(part.targets, subset)
     assert torch.allclose(part.to_dense(), full.to_dense()[subset], rtol=1e-12, atol=0)
     assert torch.allclose(part.explained, full.explained[subset])
@@ -167,10 +142,10 @@ def test_targets_subset_equals_rows_of_full() -> None:
 
 
 def test_chunking_does_not_change_result() -> None:
-    model = _mlpf("mean")
+    model = toy_gravnet("mean")
     x = random_mlpf_input(30, seed=8)
-    a = explain_event(model, x, output="sin_phi", chunk_size=1)
-    b = explain_event(model, x, output="sin_phi", chunk_size=1000)
+    a = explain_event(model, x, output="energy", chunk_size=1)
+    b = explain_event(model, x, output="energy", chunk_size=1000)
     assert torch.equal(a.source, b.source)
     assert torch.allclose(a.values, b.values, rtol=1e-12, atol=1e-15)
     # the breadth-first target order is an internal schedule: index order gives the same result
@@ -183,23 +158,22 @@ def test_chunking_does_not_change_result() -> None:
 
 def test_class_logit_does_not_touch_regression_head() -> None:
     """Perturbing reg_head changes nothing in a class explanation, but changes an energy one."""
-    model = _mlpf("sum")
+    model = toy_gravnet("sum")
     x = random_mlpf_input(20, seed=9)
-    before_cls = explain_event(model, x, output="class:photon").values
+    before_cls = explain_event(model, x, output="class:d").values
     before_reg = explain_event(model, x, output="energy").values
     with torch.no_grad():
         for p in model.reg_head.parameters():
             p.add_(0.3)
-    assert torch.equal(explain_event(model, x, output="class:photon").values, before_cls)
+    assert torch.equal(explain_event(model, x, output="class:d").values, before_cls)
     assert not torch.allclose(explain_event(model, x, output="energy").values, before_reg)
 
 
 def test_float32_batch_of_events_runs() -> None:
-    torch.manual_seed(10)
-    model = MLPF(MLPFConfig(hidden=16, k=4, propagate_dim=6)).eval()
+    model = toy_gravnet(seed=10, dtype=torch.float32, hidden=16)
     x = random_mlpf_input(50, seed=10, dtype=torch.float32)
     batch = torch.cat([torch.zeros(20), torch.ones(30)]).long()
-    rel = explain_event(model, x, batch, output="class:neutral_hadron")
+    rel = explain_event(model, x, batch, output="class:c")
     assert rel.values.dtype == torch.float32
     # float32: per-target relative errors blow up where the explained value is near 0, so check
     # the event-level balance

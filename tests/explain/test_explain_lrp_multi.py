@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lrp_reference import random_mlpf_input
-from torch import nn
+from lrp_reference import dense_lrp, random_mlpf_input
+from lrp_toy import TOY_ALL, ToyGravNet, toy_gravnet
 
 from particlegraph.errors import ConfigError
 from particlegraph.explain.lrp import (
@@ -14,27 +14,16 @@ from particlegraph.explain.lrp import (
     Gamma,
     explain_event,
     explain_outputs,
+    parse_output,
     trace_model,
 )
-from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
-#: The 12 outputs of the MLPF explainability study: 6 class scores, charge and 5 regressions.
-ALL = (
-    "class:none", "class:charged_hadron", "class:neutral_hadron", "class:photon",
-    "class:electron", "class:muon", "charge:+1", "pt", "eta", "sin_phi", "cos_phi", "energy",
-)  # fmt: skip
+#: The 8 outputs of the toy: 4 class scores, charge and 3 regressions.
+ALL = TOY_ALL
 
 
-def _mlpf(dtype: torch.dtype, aggr: str = "sum", seed: int = 0) -> MLPF:
-    torch.manual_seed(seed)
-    cfg = MLPFConfig(hidden=8, num_blocks=2, k=4, space_dim=3, propagate_dim=5, aggr=aggr)
-    model = MLPF(cfg).to(dtype).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return model
+def _toy(dtype: torch.dtype, aggr: str = "sum", seed: int = 0) -> ToyGravNet:
+    return toy_gravnet(aggr, seed=seed, dtype=dtype)
 
 
 @pytest.mark.parametrize(
@@ -42,13 +31,13 @@ def _mlpf(dtype: torch.dtype, aggr: str = "sum", seed: int = 0) -> MLPF:
 )
 @pytest.mark.parametrize("aggr", ["sum", "max"])
 def test_all_outputs_equal_one_output_runs(dtype: torch.dtype, tol: float, aggr: str) -> None:
-    model = _mlpf(dtype, aggr)
+    model = _toy(dtype, aggr)
     x = random_mlpf_input(40, seed=3).to(dtype)
     rule = Composite([("aggregation", Epsilon(eps=1e-3))], default=Gamma(gamma=0.25, eps=1e-3))
     multi = explain_outputs(model, x, ALL, composite=rule, chunk_size=9)
-    assert multi.values.shape[1:] == (12, 12)
-    assert multi.explained.shape == multi.absorbed.shape == (40, 12)
-    assert multi.names[6] == "charge:+1" and multi.names[7] == "pt"
+    assert multi.values.shape[1:] == (8, 12)
+    assert multi.explained.shape == multi.absorbed.shape == (40, 8)
+    assert multi.names[4] == "charge:+1" and multi.names[5] == "pt"
     for o, name in enumerate(ALL):
         one = explain_event(model, x, output=name, composite=rule, chunk_size=13)
         got = multi.output(o)
@@ -63,16 +52,16 @@ def test_all_outputs_equal_one_output_runs(dtype: torch.dtype, tol: float, aggr:
 
 
 def test_subset_targets_layers_and_shared_trace() -> None:
-    model = _mlpf(torch.float64)
+    model = _toy(torch.float64)
     x = random_mlpf_input(30, seed=4).double()
     targets = torch.tensor([3, 17, 0, 29])
     program = trace_model(model, x)
     multi = explain_outputs(
-        model, x, ["energy", "class:photon"], targets=targets, program=program,
+        model, x, ["energy", "class:d"], targets=targets, program=program,
         record_layers=True, compose=False,
     )  # fmt: skip
     assert multi.layers is not None
-    for o, name in enumerate(["energy", "class:photon"]):
+    for o, name in enumerate(["energy", "class:d"]):
         one = explain_event(
             model, x, output=name, targets=targets, record_layers=True, compose=False
         )
@@ -85,7 +74,7 @@ def test_subset_targets_layers_and_shared_trace() -> None:
 
 
 def test_bad_outputs_are_refused() -> None:
-    model = _mlpf(torch.float64)
+    model = _toy(torch.float64)
     x = random_mlpf_input(10, seed=5).double()
     with pytest.raises(ConfigError, match="at least one"):
         explain_outputs(model, x, [])
@@ -99,37 +88,41 @@ def test_bad_outputs_are_refused() -> None:
 def test_small_node_batches_and_chunks_give_the_same_relevance(monkeypatch) -> None:
     from particlegraph.explain.lrp import compose, engine
 
-    model = _mlpf(torch.float64)
+    model = _toy(torch.float64)
     x = random_mlpf_input(35, seed=6).double()
     ref = explain_outputs(model, x, ALL[:5])
     monkeypatch.setattr(compose, "NODE_BATCH", 3)
     monkeypatch.setattr(engine, "FLUSH_MIN", 64)
+    monkeypatch.setattr(engine, "FANOUT_MERGE_AT", 0)  # fan-out parts merged at every flush
     small = explain_outputs(model, x, ALL[:5], chunk_size=4)
-    for o in range(5):
+    assert torch.allclose(small.absorbed, ref.absorbed, atol=1e-12)
+    program = trace_model(model, x)
+    rule = Composite()  # the default, epsilon 1e-6
+    for o, name in enumerate(ALL[:5]):
         assert torch.allclose(small.output(o).to_dense(), ref.output(o).to_dense(), atol=1e-12)
-        assert torch.allclose(small.absorbed, ref.absorbed, atol=1e-12)
+        # and both against the dense reference, relevance and absorbed share
+        spec = parse_output(name, model.lrp_output_names)
+        dense, absorbed = dense_lrp(
+            program, program.outputs[spec.head], spec.index, torch.arange(len(x)), rule
+        )
+        assert float((small.output(o).to_dense() - dense).abs().max()) < 1e-9 * float(
+            dense.abs().max()
+        )
+        assert torch.allclose(small.absorbed[:, o], absorbed, rtol=1e-9, atol=1e-12)
 
 
 def test_chain_sink_fast_path_matches_dense_reference(monkeypatch) -> None:
     """The chain sink (built only for several outputs with a sign-blind rule such as epsilon)
     against the dense float64 reference: relevance and absorbed share, output by output."""
-    from lrp_reference import dense_lrp
-
     from particlegraph.explain.lrp import compose
-    from particlegraph.explain.lrp.output import parse_output
 
     built = []
     real = compose._chain_sink
     monkeypatch.setattr(compose, "_chain_sink", lambda *a, **k: built.append(1) or real(*a, **k))
-    model = _mlpf(torch.float64, "sum", seed=1)
-    with torch.no_grad():  # non-trivial BatchNorm affine parameters too
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
+    model = _toy(torch.float64, "sum", seed=1)  # non-trivial BatchNorm affine parameters
     x = random_mlpf_input(30, seed=8).double()
     rule = Composite(default=Epsilon(eps=1e-2))
-    outputs = ALL[:3] + ALL[7:10]  # 6 outputs (>= FANOUT_MIN_OUTPUTS): the chain path
+    outputs = ALL[:3] + ALL[5:8]  # 6 outputs (>= CHAIN_MIN_OUTPUTS): the chain path
     multi = explain_outputs(model, x, outputs, composite=rule, chunk_size=11)
     assert built, "the chain sink was not built: the test no longer covers it"
     program = trace_model(model, x)

@@ -428,7 +428,6 @@ def graph_taylor(
             ``f``); ``None`` does all at once.
     """
     _check_2d(x)
-    n, nf = x.shape
     x = x.detach()
     edge_index = edge_index.to(x.device)
     if bool((edge_index[0] == edge_index[1]).any()):
@@ -436,46 +435,58 @@ def graph_taylor(
             "graph_taylor: edge_index holds self loops; drop them (self terms are returned "
             "separately as self_first / self_second)"
         )
-    src, dst = edge_index
-    arange = torch.arange(n, device=x.device)
-
-    def model(z: Tensor) -> Tensor:
-        return _outputs(f, z)
-
-    # first order, reverse mode over an output colouring
-    out_col = distance2_coloring(edge_index.flip(0).cpu(), n).to(x.device)
-    n_out = int(out_col.max()) + 1 if n else 0
-    cot = torch.nn.functional.one_hot(out_col, n_out).to(x.dtype).T  # (C_out, N)
-    with torch.enable_grad():
-        _, pullback = vjp(model, x)[:2]
-        g = vmap(lambda c: pullback(c)[0], chunk_size=chunk_size)(cot)  # (C_out, N, F)
-    self_first = g[out_col, arange]  # (N, F)
-    edge_first = g[out_col[dst], src]  # (E, F)
-
+    self_first, edge_first = _graph_first_order(f, x, edge_index, chunk_size)
     self_second = edge_second = None
     if second_order:
-        in_col = distance2_coloring(edge_index.cpu(), n).to(x.device)
-        n_in = int(in_col.max()) + 1 if n else 0
-        onehot = torch.nn.functional.one_hot(in_col, n_in).to(x.dtype)  # (N, C_in)
-        eye_f = torch.eye(nf, dtype=x.dtype, device=x.device)
-        t_c = onehot.T[:, None, :, None] * eye_f[None, :, None, :]  # (C_in, F, N, F)
-        va = t_c[:, :, None].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
-        vb = t_c[:, None, :].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
-
-        def fwd2(v: Tensor, w: Tensor) -> Tensor:
-            result: Tensor = jvp(lambda z: jvp(model, (z,), (v,))[1], (x,), (w,))[1]
-            return result
-
-        with torch.enable_grad():
-            d2 = vmap(fwd2, chunk_size=chunk_size)(va, vb).reshape(n_in, nf, nf, n)
-        self_second = d2[in_col, :, :, arange]  # (N, F, F)
-        edge_second = d2[in_col[src], :, :, dst]  # (E, F, F)
+        self_second, edge_second = _graph_second_order(f, x, edge_index, chunk_size)
     return GraphTaylor(
         self_first=self_first.detach(),
         edge_first=edge_first.detach(),
         self_second=None if self_second is None else self_second.detach(),
         edge_second=None if edge_second is None else edge_second.detach(),
     )
+
+
+def _graph_first_order(
+    f: ModelFn, x: Tensor, edge_index: Tensor, chunk_size: int | None
+) -> tuple[Tensor, Tensor]:
+    """``(d f_i / d x_i (N, F), d f_i / d x_j (E, F))``: reverse mode over an output colouring."""
+    n = x.shape[0]
+    src, dst = edge_index
+    out_col = distance2_coloring(edge_index.flip(0).cpu(), n).to(x.device)
+    n_out = int(out_col.max()) + 1 if n else 0
+    cot = torch.nn.functional.one_hot(out_col, n_out).to(x.dtype).T  # (C_out, N)
+    with torch.enable_grad():
+        _, pullback = vjp(lambda z: _outputs(f, z), x)[:2]
+        g = vmap(lambda c: pullback(c)[0], chunk_size=chunk_size)(cot)  # (C_out, N, F)
+    return g[out_col, torch.arange(n, device=x.device)], g[out_col[dst], src]
+
+
+def _graph_second_order(
+    f: ModelFn, x: Tensor, edge_index: Tensor, chunk_size: int | None
+) -> tuple[Tensor, Tensor]:
+    """``(d2 f_i / d x_i d x_i (N, F, F), d2 f_i / d x_j d x_j (E, F, F))``: forward-over-
+    forward products over an input colouring, one per colour and feature pair."""
+    n, nf = x.shape
+    src, dst = edge_index
+    in_col = distance2_coloring(edge_index.cpu(), n).to(x.device)
+    n_in = int(in_col.max()) + 1 if n else 0
+    onehot = torch.nn.functional.one_hot(in_col, n_in).to(x.dtype)  # (N, C_in)
+    eye_f = torch.eye(nf, dtype=x.dtype, device=x.device)
+    t_c = onehot.T[:, None, :, None] * eye_f[None, :, None, :]  # (C_in, F, N, F)
+    va = t_c[:, :, None].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
+    vb = t_c[:, None, :].expand(n_in, nf, nf, n, nf).reshape(-1, n, nf)
+
+    def model(z: Tensor) -> Tensor:
+        return _outputs(f, z)
+
+    def fwd2(v: Tensor, w: Tensor) -> Tensor:
+        result: Tensor = jvp(lambda z: jvp(model, (z,), (v,))[1], (x,), (w,))[1]
+        return result
+
+    with torch.enable_grad():
+        d2 = vmap(fwd2, chunk_size=chunk_size)(va, vb).reshape(n_in, nf, nf, n)
+    return d2[in_col, :, :, torch.arange(n, device=x.device)], d2[in_col[src], :, :, dst]
 
 
 def graph_jacobian_dense(f: ModelFn, x: Tensor) -> Tensor:

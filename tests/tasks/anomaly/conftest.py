@@ -44,3 +44,11 @@ def sample_dir(tmp_path: Path) -> Callable[..., Path]:
         return folder
 
     return make
+
+
+@pytest.fixture
+def missing_links() -> Callable[[Path], list[Path]]:
+    """``missing_links(page)``: the broken local links of an HTML page (empty when sound)."""
+    from particlegraph.report.run_index import missing_targets
+
+    return missing_targets

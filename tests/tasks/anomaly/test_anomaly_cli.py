@@ -17,7 +17,7 @@ runner = CliRunner()
 
 
 @pytest.mark.slow  # about 10 s on a quiet core, 35 s on the shared dev machine
-def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path) -> None:
+def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path, missing_links) -> None:
     bkg = sample_dir("bkg", n_events=120, seed=0)
     sig = sample_dir("sig", n_events=20, seed=1, pt_scale=20.0)
     runs = []
@@ -72,7 +72,9 @@ def test_train_resume_evaluate_explain(sample_dir, tmp_path: Path) -> None:
         if (r["model"], r["score"], r["seed"]) == ("node-ae", "recon", 0)
     ]
     assert abs(per_seed[0]["auc"] - auc0) < 1e-12
-    assert (out / "report.html").is_file()
+    assert (out / "index.html").is_file() and not missing_links(out / "index.html")
+    for run in runs:  # every trained run has its page
+        assert (run / "index.html").is_file() and not missing_links(run / "index.html")
 
     res = runner.invoke(app, ["explain", "--run", str(runs[2]), "--sample", f"sig={sig}",
                               "--out", str(tmp_path / "expl"), "--events", "1", "--class-events", "5"])  # fmt: skip

@@ -3,15 +3,13 @@ sample references, the written scores file."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from particlegraph.errors import ConfigError
 from particlegraph.tasks.anomaly import evaluate as E
+from particlegraph.tasks.anomaly import report as R
 
 
 def _evaluation() -> E.Evaluation:
@@ -49,7 +47,7 @@ def test_metrics_mean_and_spread_over_seeds() -> None:
     assert row["auc"] == pytest.approx(np.mean(aucs))
     assert row["auc_std"] == pytest.approx(np.std(aucs, ddof=1))
     assert len(ev.per_seed) == 3 + 1
-    assert "| m | recon | sig | 3 |" in E.markdown_table(ev)
+    assert "| m | recon | sig | 3 |" in R.markdown_table(ev)
 
 
 def test_gain_over_the_trivial_score_is_the_auc_difference() -> None:
@@ -73,15 +71,6 @@ def test_sculpting_sees_a_score_that_follows_ht() -> None:
     # the cut at eps_B = 0.1 (30 events) sculpts HT far beyond a random selection of 30
     assert row["n_pass_0p1"] == 30
     assert row["jsd_0p1"] > row["jsd_random_0p1"] + 3 * row["jsd_random_std_0p1"]
-
-
-def test_write_evaluation_scores_file(tmp_path: Path) -> None:
-    ev = _evaluation()
-    report = E.write_evaluation(ev, tmp_path)
-    assert report.is_file()
-    t = pq.read_table(tmp_path / "scores.parquet").to_pydict()
-    assert t["label"].count(1) == 100 and t["sample"][0] == "bkg"
-    np.testing.assert_allclose(t["m:recon@1"][:300], ev.scores["bkg"]["m:recon@1"])
 
 
 def test_parse_sample() -> None:
@@ -110,3 +99,17 @@ def test_trivial_only_evaluation_with_a_reference(sample_dir) -> None:  # type: 
     # HT-matched: the signal weighted to the reference HT in bins (n_sig_eff <= 30)
     assert rows[("ht-matched", "ht_htcal")]["n_sig_eff"] <= 30
     assert not ev.gains  # no learned score, nothing to compare
+
+
+def test_add_scores_metrics_and_bad_shapes() -> None:
+    ev = _evaluation()
+    cols = {n: {"x:ht@0": ev.scores[n]["trivial:ht@0"].copy()} for n in ev.scores}
+    E.add_scores(ev, cols, n_boot=5)
+    auc = {(r["model"], r["score"]): r["auc"] for r in ev.table if r["protocol"] == "plain"}
+    assert auc[("x", "ht")] == auc[("trivial", "ht")]  # the same numbers, the same AUC
+    assert sum(r["model"] == "x" for r in ev.sculpting) == 1  # recomputed, not appended twice
+    assert sum(r["model"] == "m" for r in ev.sculpting) == 3
+    with pytest.raises(ConfigError, match="events"):
+        E.add_scores(ev, {n: {"y:s@0": np.zeros(3)} for n in ev.scores})
+    with pytest.raises(ConfigError, match="samples"):
+        E.add_scores(ev, {"bkg": {"y:s@0": np.zeros(300)}})

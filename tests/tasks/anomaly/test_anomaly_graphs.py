@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -29,6 +30,21 @@ def test_select_top_keeps_highest_pt_per_event() -> None:
     assert new.tolist() == [0, 3, 5]
     low, _ = select_top(offsets, pt, k=2, lowest=True)  # the exercise's bug, for reproductions
     assert low.tolist() == [0, 2, 5, 6]
+
+
+def test_select_top_on_presorted_events_equals_the_sort() -> None:
+    """Stored samples are already in falling pT: the no-sort path gives what the sort gives."""
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 60, 30)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    pt = np.round(rng.exponential(5.0, offsets[-1]), 1)  # rounded: many ties
+    presorted = np.concatenate([np.sort(pt[a:b])[::-1] for a, b in itertools.pairwise(offsets)])
+    rank = np.arange(pt.size) - np.repeat(offsets[:-1], counts)
+    for k in (1, 3, 40, 100):
+        fast, off_fast = select_top(offsets, presorted, k)  # no sort needed
+        slow, off_slow = select_top(offsets, pt, k)  # unsorted: the sorting path
+        assert np.array_equal(presorted[fast], pt[slow]) and np.array_equal(off_fast, off_slow)
+        assert np.array_equal(fast, np.flatnonzero(rank < k))
 
 
 def test_pdg_ids_and_masses_from_class_and_charge() -> None:

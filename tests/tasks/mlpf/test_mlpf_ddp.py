@@ -11,7 +11,7 @@ import pytest
 import torch
 from mlpf_events import write_dataset
 
-from particlegraph.tasks.mlpf.train import train_mlpf
+from particlegraph.tasks.mlpf.train import train
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint
 
 COMMON = (
@@ -36,7 +36,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path) -> None:
     # epoch's order; with batch 1 per rank each step sees the same 2 events as a batch of 2.
     data = write_dataset(tmp_path / "data", n_files=4, events_per_file=1, seed=3)
     single = tmp_path / "single"
-    train_mlpf(data, None, single, overrides=(*COMMON, "data.batch_size=2"))
+    train(data, None, single, overrides=(*COMMON, "data.batch_size=2"))
 
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -65,7 +65,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path) -> None:
             continue
         torch.testing.assert_close(b["model"][name], wa, rtol=1e-5, atol=1e-6, msg=name)
     # the weights did change, so agreement is not trivial
-    torch.manual_seed(0)  # train_mlpf seeds with fit.seed = 0 before building the model
+    torch.manual_seed(0)  # train seeds with fit.seed = 0 before building the model
     from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
     init = MLPF(MLPFConfig(hidden=16, propagate_dim=8, k=4, num_blocks=2, norm="none"))

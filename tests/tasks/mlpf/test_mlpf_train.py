@@ -1,4 +1,4 @@
-"""MLPF training: loss terms against hand values, class weights, train_mlpf end to end, resume."""
+"""MLPF training: loss terms against hand values, class weights, train end to end, resume."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from particlegraph.tasks.mlpf.loss import (
     count_classes,
     mlpf_loss,
 )
-from particlegraph.tasks.mlpf.train import load_model, load_run_config, train_mlpf
+from particlegraph.tasks.mlpf.train import load_model, load_run_config, train
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint
 
 TINY = (
@@ -167,7 +167,7 @@ def test_loss_config_validation() -> None:
 def test_train_mlpf_end_to_end_and_resume(tmp_path) -> None:
     data = write_dataset(tmp_path / "data", n_files=5, events_per_file=4)
     run = tmp_path / "run"
-    hist = train_mlpf(data, None, run, overrides=(*TINY, "data.val_fraction=0.2"))
+    hist = train(data, None, run, overrides=(*TINY, "data.val_fraction=0.2"))
     assert len(hist.records) == 2
     assert hist.records[-1]["train_loss"] < hist.records[0]["train_loss"]
     assert {"val_loss", "val_accuracy", "train_loss_class"} <= set(hist.records[0])
@@ -185,9 +185,9 @@ def test_train_mlpf_end_to_end_and_resume(tmp_path) -> None:
     assert out.logits.shape == (x.shape[0], 6)
 
     with pytest.raises(ConfigError, match="resume"):
-        train_mlpf(data, None, run, overrides=TINY)
+        train(data, None, run, overrides=TINY)
     # train two more epochs from the checkpoint (the saved config plus an override)
-    more = train_mlpf(data, None, run, overrides=("fit.epochs=3",), resume=True)
+    more = train(data, None, run, overrides=("fit.epochs=3",), resume=True)
     assert [r["epoch"] for r in more.records] == [1, 2, 3]
     assert more.records[0] == hist.records[0]
 
@@ -201,7 +201,7 @@ def test_train_mlpf_killed_and_resumed_is_bit_for_bit(tmp_path, monkeypatch) -> 
 
     data = write_dataset(tmp_path / "data", n_files=4, events_per_file=2, seed=5)
     sets = (*TINY, "data.val_fraction=0.25", "model.dropout=0.1")  # dropout draws random numbers
-    train_mlpf(data, None, tmp_path / "straight", overrides=sets)
+    train(data, None, tmp_path / "straight", overrides=sets)
 
     real_fit = tm.fit
 
@@ -214,10 +214,10 @@ def test_train_mlpf_killed_and_resumed_is_bit_for_bit(tmp_path, monkeypatch) -> 
 
     monkeypatch.setattr(tm, "fit", crashing_fit)
     with pytest.raises(_Crash):
-        train_mlpf(data, None, tmp_path / "crashed", overrides=sets)
+        train(data, None, tmp_path / "crashed", overrides=sets)
     monkeypatch.setattr(tm, "fit", real_fit)
     torch.manual_seed(999)
-    train_mlpf(data, None, tmp_path / "crashed", resume=True)
+    train(data, None, tmp_path / "crashed", resume=True)
 
     a = load_checkpoint(checkpoint_path(tmp_path / "straight", "last"))
     b = load_checkpoint(checkpoint_path(tmp_path / "crashed", "last"))
@@ -244,9 +244,7 @@ def test_shipped_configs_load() -> None:
 def test_train_mlpf_cuda_bf16(tmp_path) -> None:
     data = write_dataset(tmp_path / "data", n_files=3, events_per_file=4, seed=8)
     sets = [s for s in TINY if not s.startswith("fit.device")]
-    hist = train_mlpf(
-        data, None, tmp_path / "run", overrides=(*sets, "fit.device=cuda", "fit.amp=true")
-    )
+    hist = train(data, None, tmp_path / "run", overrides=(*sets, "fit.device=cuda", "fit.amp=true"))
     assert all(math.isfinite(r["train_loss"]) for r in hist.records)
     assert hist.records[-1]["train_loss"] < hist.records[0]["train_loss"]
     model, _ = load_model(tmp_path / "run")  # saved from CUDA, loaded on CPU

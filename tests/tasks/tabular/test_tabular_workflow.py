@@ -15,9 +15,9 @@ from particlegraph.cli.main import app
 from particlegraph.config import load_config
 from particlegraph.errors import ConfigError
 from particlegraph.report.run_index import missing_targets, page_targets
-from particlegraph.tasks.tabular import workflow
+from particlegraph.tasks.tabular import demo, explain, generate, train
 from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
-from particlegraph.tasks.tabular.training import TabularRunConfig, load_run
+from particlegraph.tasks.tabular.train import TabularRunConfig, load_run
 
 
 def test_classifier_default_architecture_and_standardisation():
@@ -39,10 +39,10 @@ def test_classifier_default_architecture_and_standardisation():
 def trained(tmp_path_factory):
     """A small quick training on the toy and its analysis (shared by the tests below)."""
     root = tmp_path_factory.mktemp("tab")
-    data = workflow.generate(root / "events.data", events=6000, seed=2)
-    summary = workflow.train(data, root / "run", epochs=5, seed=0, batch_size=64, lr=1e-2)
-    two = workflow.train(data, root / "run2", epochs=3, features=(0, 1), seed=0, lr=1e-2)
-    expl = workflow.explain(root / "run", out=root / "explain", heatmap_run=two["run_dir"], bins=20)
+    data = generate.generate(root / "events.data", events=6000, seed=2)
+    summary = train.train(data, root / "run", epochs=5, seed=0, batch_size=64, lr=1e-2)
+    two = train.train(data, root / "run2", epochs=3, features=(0, 1), seed=0, lr=1e-2)
+    expl = explain.explain(root / "run", out=root / "explain", heatmap_run=two["run_dir"], bins=20)
     return root, summary, expl
 
 
@@ -160,7 +160,7 @@ def test_cli_generate_and_bad_file_exits_2_with_one_line(tmp_path):
 def test_cli_quoted_epochs_override_comes_back_as_an_integer(tmp_path):
     """``--set fit.epochs='2'`` (YAML string) trains 2 epochs and is stored as the integer 2;
     ``'2.5'`` is refused before anything is written."""
-    data = workflow.generate(tmp_path / "toy.data", events=300, seed=1)
+    data = generate.generate(tmp_path / "toy.data", events=300, seed=1)
     runner = CliRunner()
     base = ["tabular", "train", "--data", str(data), "--batch-size", "64"]
     res = runner.invoke(app, [*base, "--run", str(tmp_path / "r"), "--set", "fit.epochs='2'"])
@@ -175,9 +175,9 @@ def test_cli_quoted_epochs_override_comes_back_as_an_integer(tmp_path):
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
-    data = workflow.generate(tmp_path / "ev.data", events=1200, seed=1)
-    workflow.train(data, tmp_path / "a", epochs=3, seed=0)
-    workflow.train(data, tmp_path / "b", epochs=2, seed=0)
+    data = generate.generate(tmp_path / "ev.data", events=1200, seed=1)
+    train.train(data, tmp_path / "a", epochs=3, seed=0)
+    train.train(data, tmp_path / "b", epochs=2, seed=0)
     res = CliRunner().invoke(
         app,
         [
@@ -205,7 +205,7 @@ def test_resume_continues_bit_for_bit(tmp_path):
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     start = time.perf_counter()
-    s = workflow.demo(tmp_path / "demo")
+    s = demo.demo(tmp_path / "demo")
     wall = time.perf_counter() - start
     tc = json.loads((tmp_path / "demo" / "taylor_coefficients.json").read_text())
     assert len(tc["first_order"]) == 3 and np.shape(tc["second_order"]) == (3, 3)
@@ -220,11 +220,11 @@ def test_demo_end_to_end(tmp_path):
 
 def test_train_accepts_the_shipped_config_by_name(tmp_path):
     from particlegraph.config import shipped_configs
-    from particlegraph.tasks.tabular.training import CONFIG_NAME, TabularRunConfig
+    from particlegraph.tasks.tabular.train import CONFIG_NAME, TabularRunConfig
 
-    assert "default" in shipped_configs(workflow.PACKAGE)
-    data = workflow.generate(tmp_path / "toy.data", events=400, seed=3)
-    s = workflow.train(
+    assert "default" in shipped_configs(train.PACKAGE)
+    data = generate.generate(tmp_path / "toy.data", events=400, seed=3)
+    s = train.train(
         data, tmp_path / "run", features=(0, 1), config="default", overrides=["fit.epochs=2"]
     )
     assert s["epochs"] == 2
@@ -232,4 +232,4 @@ def test_train_accepts_the_shipped_config_by_name(tmp_path):
     assert cfg.features == (0, 1) and cfg.model.n_inputs == 2 and cfg.model.hidden == (100,)
     assert cfg.data == str(data)
     with pytest.raises(ConfigError, match="neither a file nor a shipped config"):
-        workflow.train(data, tmp_path / "run2", config="no_such_config")
+        train.train(data, tmp_path / "run2", config="no_such_config")

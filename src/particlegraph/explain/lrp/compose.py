@@ -13,7 +13,7 @@ so the D-wide relevance at the aggregation's input is never built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,11 @@ from particlegraph.explain.lrp.program import Aggregate, Concat, Linear, Op, Pas
 
 #: Elements contracted together (bounds the padded blocks and per-element matrices on CPU).
 NODE_BATCH = 1024
+#: Values of the per-element matrices built or read for one batch: 16 MiB of float32, under
+#: glibc's largest mmap threshold (32 MiB), so a batch reuses freed heap memory instead of
+#: faulting in fresh pages (a 54 MB fan-out block per batch cost about 20 % of one output at
+#: 12,800 elements).
+BLOCK_VALUES = 1 << 22
 #: Aggregations of a local tensor are composed (fan-out sinks) from this many outputs on. Once
 #: thought to cost more than it saves for few outputs; re-profiled at 1,000 elements (hidden 64
 #: and 256, one output, thread CPU time, min of 12 interleaved runs): 7-13 % faster with it, as
@@ -47,14 +52,14 @@ def _compose_local(
 ) -> dict[int, tuple[Tensor | None, Tensor]]:
     """Per-element ``(M (N, D, F + 1), L (N, D))`` for the local tensors in ``keep``.
 
-    ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (also ``M[..., F]``) is
-    the share absorbed below it. ``M`` None stands for the identity (the input itself).
+    ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (``M[..., F]``) is
+    the share absorbed below it. ``M`` None stands for the identity (the input itself, L = 0).
     """
     x = program.values[0]
     n, f = x.shape
-    mats: dict[int, tuple[Tensor | None, Tensor]] = {
-        0: (None, torch.zeros(n, f, dtype=x.dtype, device=x.device))
-    }
+    # M carries the absorbed share as its last column all along: every rule maps it like the
+    # feature columns, plus the op's own leak
+    mats: dict[int, tuple[Tensor | None, Tensor]] = {0: (None, x.new_zeros(n, f))}
     local_ops = [op for op in ops if op.output in local]
     uses: dict[int, int] = {}
     for op in local_ops:
@@ -62,10 +67,7 @@ def _compose_local(
             uses[i] = uses.get(i, 0) + 1
 
     def full(tid: int) -> Tensor:
-        m = mats[tid][0]
-        if m is None:
-            return torch.eye(f, dtype=x.dtype, device=x.device).expand(n, f, f)
-        return m
+        return _full(mats[tid], x)
 
     for idx, op in enumerate(ops):
         if op.output not in local:
@@ -73,40 +75,45 @@ def _compose_local(
         if isinstance(op, Linear):
             prep = prepared[idx]
             assert prep is not None
-            a = program.values[op.input]
-            m_in, l_in = full(op.input), mats[op.input][1]
-            d_in, d_out = a.shape[1], prep.weight.shape[0]
-            # one term for epsilon; sign-aware rules: a+ and a- see different weights (and
-            # mirrored ones swap them per output sign)
-            m_out, l_out = None, prep.leak
-            for a_part, mask, w_part in _terms(
-                prep.weight, prep.weight_neg, a, prep.inv, prep.flip
-            ):
-                scaled = (a_part[:, :, None] * m_in).permute(1, 0, 2).reshape(d_in, n * f)
-                term = mask[:, :, None] * (w_part @ scaled).reshape(d_out, n, f).permute(1, 0, 2)
-                m_out = term if m_out is None else m_out + term
-                l_out = l_out + mask * ((a_part * l_in) @ w_part.T)
-            assert m_out is not None
-            mats[op.output] = (m_out.contiguous(), l_out)
+            m_out = _compose_linear(prep, program.values[op.input], full(op.input))
+            mats[op.output] = (m_out, m_out[:, :, f])
         elif isinstance(op, PassThrough):
-            m_pass, l_in = mats[op.input]
             if op.column_map is None:
-                mats[op.output] = (m_pass, l_in)
+                mats[op.output] = mats[op.input]
             else:
-                mats[op.output] = (full(op.input)[:, op.column_map, :], l_in[:, op.column_map])
+                m = full(op.input)[:, op.column_map, :]
+                mats[op.output] = (m, m[:, :, f])
         elif isinstance(op, Concat):
             m = torch.cat([full(i) for i in op.inputs], dim=1)
-            mats[op.output] = (m, torch.cat([mats[i][1] for i in op.inputs], dim=1))
+            mats[op.output] = (m, m[:, :, f])
         for i in op.inputs:  # free what no later local op and no pair needs
             uses[i] -= 1
             if uses[i] == 0 and i not in keep and i != 0:
                 mats.pop(i, None)
-    # the absorbed share rides along as an extra output column: one contraction gives both
-    out: dict[int, tuple[Tensor | None, Tensor]] = {}
-    for k in keep:
-        m_k, leak = mats[k]
-        out[k] = (None, leak) if m_k is None else (torch.cat([m_k, leak[:, :, None]], dim=2), leak)
-    return out
+    return {k: mats[k] for k in keep}
+
+
+def _compose_linear(prep: _Prepared, a: Tensor, m_in: Tensor) -> Tensor:
+    """``M_out = diag(inv) W' diag(a) M_in`` per element (N, D_out, F + 1), plus the op's leak
+    in the last column; in batches of elements (small temporaries: heap memory reused)."""
+    n, d_in = a.shape
+    d_out, cols = prep.weight.shape[0], m_in.shape[2]
+    # one term for epsilon; sign-aware rules: a+ and a- see different weights (and mirrored
+    # ones swap them per output sign)
+    terms = _terms(prep.weight, prep.weight_neg, a, prep.inv, prep.flip)
+    m_out = a.new_empty(n, d_out, cols)
+    for lo in range(0, n, NODE_BATCH):
+        hi = min(lo + NODE_BATCH, n)
+        acc: Tensor | None = None
+        for a_part, mask, w_part in terms:
+            scaled = (a_part[lo:hi, :, None] * m_in[lo:hi]).permute(1, 0, 2)
+            prod = (w_part @ scaled.reshape(d_in, -1)).view(d_out, hi - lo, cols)
+            term = prod.permute(1, 0, 2) * mask[lo:hi, :, None]
+            acc = term if acc is None else acc + term
+        assert acc is not None
+        m_out[lo:hi] = acc
+    m_out[:, :, cols - 1] += prep.leak
+    return m_out
 
 
 @dataclass
@@ -125,71 +132,96 @@ class _Sink:
     leak: Tensor | None = None
     fanout: tuple[Tensor, Tensor, int] | None = None
     #: A chain sink (``_chain_sink``): its columns are [F features, absorbed, C values for the
-    #: sink with this key, absorbed, absorbed]; the C values are passed on to that sink.
+    #: sink with this key]; the C values are passed on to that sink.
     chain: int | None = None
 
 
-def _contract(r: Pairs, sink: _Sink, num_features: int) -> tuple[Pairs, Tensor]:
-    """Map pair relevance at a local tensor onto the raw inputs; also the absorbed share (P, O).
+def _contract(r: Pairs, sink: _Sink, num_nodes: int) -> list[Pairs]:
+    """Map pair relevance at a local tensor onto the raw inputs: parts with values (P, O, F + 1),
+    the last column the share absorbed below the sink.
 
     ``[out[p], absorbed[p]] = v[p] @ M[n[p]]`` per output (M's last column is the absorbed
-    share). Gathering a (D, F) matrix per pair is memory-bound, so pairs are grouped by element
-    instead: elements with a similar number of pairs (power-of-two buckets) get their pair
-    vectors packed into a zero-padded (elements, width, O, D) block and one batched matmul with
-    their own ``M`` (each ``M`` built or read once per bucket). Padding wastes at most 2x.
+    share); a fan-out sink gives k pairs per pair, one per source of the composed aggregation.
+    The parts follow the element order of :func:`_contract_groups`, not the order of ``r``.
     """
     if sink.matrix is None:
         assert sink.leak is not None
-        return r, (r.v * sink.leak[r.n][:, None, :]).sum(2)
-    num_pairs, num_out = len(r.n), r.v.shape[1]
-    out = _contract_raw(r, sink)
-    if out is None:  # no pairs
-        empty = torch.zeros(0, num_out, num_features, dtype=r.v.dtype, device=r.v.device)
-        return Pairs(r.t[:0], r.n[:0], empty), empty[:, :, 0]
+        leak = (r.v * sink.leak[r.n][:, None, :]).sum(2, keepdim=True)
+        return [Pairs(r.t, r.n, torch.cat([r.v, leak], dim=2))]
     if sink.fanout is None:
-        return Pairs(r.t, r.n, out[:, :, :-1]), out[:, :, -1]
+        return [Pairs(r.t[idx], r.n[idx], out) for idx, out in _contract_groups(r, sink, num_nodes)]
     src, rowptr, k = sink.fanout
-    out = out.view(num_pairs, num_out, k, -1).transpose(1, 2).reshape(num_pairs * k, num_out, -1)
-    sources = src[rowptr[r.n][:, None] + torch.arange(k, device=r.n.device)].reshape(-1)
-    return Pairs(r.t.repeat_interleave(k), sources, out[:, :, :-1]), out[:, :, -1]
+    parts = []
+    for idx, out in _contract_groups(r, sink, num_nodes):  # out (b, k, O, F + 1)
+        n = r.n[idx]
+        sources = src[rowptr[n][:, None] + torch.arange(k, device=n.device)].reshape(-1)
+        v = out.view(-1, *out.shape[2:])
+        parts.append(Pairs(r.t[idx].repeat_interleave(k), sources, v))
+    return parts
 
 
-def _contract_raw(r: Pairs, sink: _Sink) -> Tensor | None:
-    """``v[p] @ matrix(n[p])`` (P, O, C) for every pair, grouped by element; None without pairs."""
+def _contract_groups(r: Pairs, sink: _Sink, num_nodes: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """``v[p] @ matrix(n[p])`` for every pair, grouped by element.
+
+    Yields ``(idx (b,), out)``: the positions in ``r`` of a group of pairs and their products
+    ``out`` (b, O, C); for a fan-out sink (b, k, O, C / k), its k column blocks as rows, so that
+    a pair's k results are contiguous rows of the merge (gathered so in one pass). Gathering a (D, C) matrix per pair is
+    memory-bound, so pairs are grouped by element instead: elements with a similar number of
+    pairs (the count rounded up to a multiple of a quarter of its power of two) get their pair
+    vectors packed into a padded (elements, width, O, D) block and one batched matmul with their
+    own ``M`` (each element's ``M`` built or read once). Padding wastes at most 25 % (it wasted
+    up to 2x with power-of-two widths).
+    """
     assert sink.matrix is not None
     num_pairs, num_out, d = len(r.n), r.v.shape[1], r.v.shape[2]
-    out: Tensor | None = None
-    if num_pairs:
-        order = torch.argsort(r.n)
-        ns = r.n[order]
-        count = torch.bincount(ns)
-        first = torch.cumsum(count, 0) - count
-        pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
-        bucket = torch.ceil(torch.log2(count.clamp(min=1).to(torch.float64))).long()
-        pair_bucket = bucket[ns]  # width 2^bucket
-        for b in torch.unique(pair_bucket).tolist():
-            in_bucket = (pair_bucket == b).nonzero()[:, 0]
-            bucket_nodes = torch.unique(ns[in_bucket])
-            width = 1 << b
-            # at most NODE_BATCH elements at a time: bounds the padded block and the matrices
-            for lo in range(0, len(bucket_nodes), NODE_BATCH):
-                nodes = bucket_nodes[lo : lo + NODE_BATCH]
-                if len(nodes) == len(bucket_nodes):
-                    sel = in_bucket
-                else:
-                    keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
-                    sel = in_bucket[keep]
-                slot = torch.searchsorted(nodes, ns[sel])
-                pad = torch.zeros(len(nodes), width, num_out, d, dtype=r.v.dtype,
-                                  device=r.v.device)  # fmt: skip
-                pad[slot, pos[sel]] = r.v[order[sel]]
-                mat = sink.matrix(nodes)  # (elements, D, C)
-                if out is None:
-                    out = torch.empty(num_pairs, num_out, mat.shape[2], dtype=r.v.dtype,
-                                      device=r.v.device)  # fmt: skip
-                res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
-                out[order[sel]] = res.view(len(nodes), width, num_out, -1)[slot, pos[sel]]
-    return out
+    blocks = 1 if sink.fanout is None else sink.fanout[2]
+    if not num_pairs:
+        return
+    # elements per batch: their matrices stay under BLOCK_VALUES (a larger block is fresh
+    # memory from the system at every batch, page faults included)
+    per_node = max(1, sink.size // max(1, num_nodes))
+    batch = max(1, min(NODE_BATCH, BLOCK_VALUES // per_node))
+    order = torch.argsort(r.n)
+    ns = r.n[order]
+    count = torch.bincount(ns)
+    first = torch.cumsum(count, 0) - count
+    pos = torch.arange(num_pairs, device=ns.device) - first[ns]  # rank within its element
+    # block width: the count rounded up to a multiple of a quarter of its power of two
+    quarter = (torch.floor(torch.log2(count.clamp(min=1).to(torch.float64))).long() - 2).clamp(
+        min=0
+    )
+    step = torch.ones_like(count) << quarter
+    pair_width = (((count + step - 1) // step) * step)[ns]
+    for width in torch.unique(pair_width).tolist():
+        in_bucket = (pair_width == width).nonzero()[:, 0]
+        bucket_nodes = torch.unique(ns[in_bucket])
+        # at most `batch` elements at a time: bounds the padded block and the matrices
+        for lo in range(0, len(bucket_nodes), batch):
+            nodes = bucket_nodes[lo : lo + batch]
+            if len(nodes) == len(bucket_nodes):
+                sel = in_bucket
+            else:
+                keep = (ns[in_bucket] >= nodes[0]) & (ns[in_bucket] <= nodes[-1])
+                sel = in_bucket[keep]
+            row = torch.searchsorted(nodes, ns[sel]) * width + pos[sel]  # (b,) in the block
+            # padding rows are zeroed although never read back: uninitialised memory may hold
+            # denormal floats (old integer indices), which make the matrix product crawl
+            pad = r.v.new_zeros(len(nodes) * width, num_out, d)
+            pad.index_copy_(0, row, r.v.index_select(0, order[sel]))
+            mat = sink.matrix(nodes)  # (elements, D, C)
+            res = torch.bmm(pad.view(len(nodes), width * num_out, d), mat)  # (elements, w O, C)
+            if blocks == 1 or num_out == 1:  # (b, O, C); one output: (b, k, 1, C / k) as is
+                out = res.view(len(nodes) * width, num_out, -1).index_select(0, row)
+                if blocks > 1:
+                    out = out.view(len(row), blocks, 1, -1)
+            else:  # gather rows of C / k: (b, k, O, C / k), a pair's k blocks as rows
+                cols = res.shape[2] // blocks
+                grid = torch.arange(num_out, device=row.device) * blocks
+                grid = grid[None, :] + torch.arange(blocks, device=row.device)[:, None]  # (k, O)
+                rows = row[:, None, None] * (num_out * blocks) + grid
+                out = res.view(-1, cols).index_select(0, rows.reshape(-1))
+                out = out.view(len(row), blocks, num_out, cols)
+            yield order[sel], out
 
 
 def _linear_sink(
@@ -200,18 +232,25 @@ def _linear_sink(
     program: Program,
 ) -> _Sink:
     """Sink of a Linear whose input concatenates local tensors (``parts``: tensor, lo, hi):
-    ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1)."""
-    k_mat: Tensor | None = None
-    for tid, lo, hi in parts:
-        a = program.values[tid]
-        n, d_in = a.shape
-        m = _full(mats[tid], a)
-        cols = m.shape[2]
-        scaled = (a[:, :, None] * m).permute(1, 0, 2).reshape(d_in, n * cols)
-        part = (prep.weight[:, lo:hi] @ scaled).reshape(-1, n, cols).permute(1, 0, 2)
-        k_mat = part if k_mat is None else k_mat + part
-    assert k_mat is not None
-    k_mat = (prep.inv[:, :, None] * k_mat).contiguous()
+    ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1).
+
+    Built in batches of :data:`NODE_BATCH` elements: the (D_in, batch x (F + 1)) operands stay
+    small (one pass over all N at once was 2.6 times slower at 12,800 than at 6,400 elements).
+    """
+    n = program.num_nodes
+    full = {tid: _full(mats[tid], program.values[tid]) for tid, _, _ in parts}
+    cols = next(iter(full.values())).shape[2]
+    k_mat = prep.inv.new_empty(n, prep.weight.shape[0], cols)
+    for s in range(0, n, NODE_BATCH):
+        e = min(s + NODE_BATCH, n)
+        acc: Tensor | None = None
+        for tid, lo, hi in parts:
+            a = program.values[tid][s:e]  # (b, D_in)
+            scaled = (a[:, :, None] * full[tid][s:e]).permute(1, 0, 2).reshape(a.shape[1], -1)
+            part = (prep.weight[:, lo:hi] @ scaled).view(-1, e - s, cols)  # (D_out, b, F + 1)
+            acc = part if acc is None else acc + part
+        assert acc is not None
+        k_mat[s:e] = acc.permute(1, 0, 2) * prep.inv[s:e, :, None]
     return _Sink(_rows(k_mat), k_mat.numel())
 
 
@@ -322,8 +361,8 @@ def _chain_sink(
     """Sink of a Linear A (``lin_h`` of a later block) whose input is ``act(B)``, B a Linear with
     a local-side sink ``k_sink`` and one non-local input ``agg = (tensor g, lo, hi)`` that an
     aggregation G with a fan-out sink produced: everything below A's output is per element, so
-    element j's matrix (D_A, F + 1 + C + 1) is composed once:
-    ``A_j [K_j | Bagg_j diag(1/z_G,j) | leak_B,j | Bagg_j leak_G,j]`` with
+    element j's matrix (D_A, F + 1 + C) is composed once:
+    ``A_j [K_j[:, :F] | K_j[:, F] + leak_B,j + Bagg_j leak_G,j | Bagg_j diag(1/z_G,j)]`` with
     ``A_j = diag(1/z_A,j) W_A diag(h_j)`` and ``Bagg_j = diag(1/z_B,j) W_B[:, lo:hi] diag(g_j)``.
     The C columns are the relevance at G's output divided by G's denominators, which is what
     G's fan-out sink takes; they are passed on to it (key ``g_key``).
@@ -348,12 +387,14 @@ def _chain_sink(
         mid = torch.bmm(w_a[None] * (x * b_prep.inv[nodes])[:, None, :], w_b.expand(b, -1, -1))
         leak_b = (x * b_prep.leak[nodes]) @ w_a.T  # (b, D_A)
         leak_g = mid @ (g[nodes] * g_prep.leak[nodes])[:, :, None]  # (b, D_A, 1)
+        k_part = k_part.permute(1, 0, 2)
+        absorbed = k_part[:, :, cols - 1 :] + leak_b[:, :, None] + leak_g  # (b, D_A, 1)
         m = torch.cat(
-            [k_part.permute(1, 0, 2), mid * (g[nodes] * g_prep.inv[nodes])[:, None, :],
-             leak_b[:, :, None], leak_g], dim=2,
-        )  # fmt: skip
+            [k_part[:, :, : cols - 1], absorbed, mid * (g[nodes] * g_prep.inv[nodes])[:, None, :]],
+            dim=2,
+        )
         parts.append(a_prep.inv[nodes][:, :, None] * m)
-    table = torch.cat(parts)  # (N, D_A, F + 1 + C + 1)
+    table = torch.cat(parts)  # (N, D_A, F + 1 + C)
     return _Sink(_rows(table), table.numel(), chain=g_key)
 
 

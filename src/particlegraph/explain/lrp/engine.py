@@ -29,6 +29,7 @@ every ``M_n`` once (one contraction per chunk would read them once per chunk: qu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -38,31 +39,36 @@ from particlegraph.explain.lrp.compose import (
     _backward_shortcut,
     _compose_local,
     _contract,
-    _contract_raw,
+    _contract_groups,
     _rows,
     _shortcuts,
     _Sink,
 )
-from particlegraph.explain.lrp.pairs import Pairs, _backward, _coalesce, _prepare
+from particlegraph.explain.lrp.pairs import Pairs, _backward, _coalesce, _prepare, _Prepared
 from particlegraph.explain.lrp.program import Aggregate, Op, Program
 from particlegraph.explain.lrp.rules import Composite
 from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
-#: Values one chunk may hold in its largest relevance tensor (8 MiB of float32 on CPU; the
-#: int64 pair indices and temporaries of the expansion add several times that). Measured on
-#: CPU: peak memory grows with the chunk while time does not improve (docs/explain.md).
-CHUNK_BUDGET = 1 << 21
+#: Values one chunk may hold in its largest relevance tensor that holds pairs (2 MiB of float32
+#: per output on CPU; the int64 pair indices and temporaries of the expansion add several times
+#: that). Measured on CPU: peak memory grows with the chunk while time does not improve
+#: (docs/explain.md); 64-256 targets per chunk of the paper-size MLPF took the same time.
+CHUNK_BUDGET = 1 << 19
 #: On a GPU bigger chunks keep kernels large; memory is plentiful.
-CHUNK_BUDGET_CUDA = 1 << 25
+CHUNK_BUDGET_CUDA = 1 << 21
 #: A local-prefix buffer is contracted once it holds as many values as the per-element matrices
 #: it reads (so matrix traffic never exceeds pair traffic), but at least FLUSH_MIN and at most
 #: FLUSH_MAX values (64 MiB of float32).
 FLUSH_MIN, FLUSH_MAX = 1 << 20, 1 << 24
 #: A fan-out contraction's k pairs per pair are merged at once above this many values (memory);
-#: smaller ones wait for the final merge, which then sorts once instead of twice.
-FANOUT_MERGE_AT = 1 << 22
-#: With O outputs explained together the chunk budget is multiplied by min(O, this).
-MULTI_BUDGET_MAX = 4
+#: smaller ones wait for the final merge, which then reads them once instead of twice. 12
+#: outputs at 3,200 elements (flushes of up to 50 M values): 7 % faster without the early
+#: merge (it was at 4 M), peak memory 10 % higher (1.8 GB against 1.6 GB).
+FANOUT_MERGE_AT = 1 << 26
+#: With O outputs explained together the chunk budget is multiplied by min(O, this), so the
+#: chunks do not shrink with O: 12 outputs at 3,200 elements took 10-12 % longer in chunks of
+#: 10 targets than of 40-160 (the per-chunk overhead of the walk).
+MULTI_BUDGET_MAX = 16
 
 
 def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
@@ -110,19 +116,18 @@ def _locality_order(ops: list[Op], targets: Tensor, num_nodes: int) -> Tensor:
     return torch.argsort(rank[targets])
 
 
-def _auto_chunk(
-    ops: list[Op], outputs: Sequence[int], program: Program, num_targets: int, num_out: int
-) -> int:
-    """Targets per chunk so that the widest relevance tensor stays near :data:`CHUNK_BUDGET`.
+def _auto_chunk(plan: _Plan, program: Program, num_targets: int, num_out: int) -> int:
+    """Targets per chunk so that the widest tensor holding pairs stays near :data:`CHUNK_BUDGET`.
 
     The fan-out of a tensor bounds its pairs per target: the product of the largest in-degrees
-    of the aggregations between it and the output. With O outputs a pair holds O vectors; the
-    budget grows with O up to :data:`MULTI_BUDGET_MAX` times, so chunks stay large enough that
-    the per-chunk overhead does not grow with O (peak memory grows instead, measured in
-    docs/benchmarks.md).
+    of the aggregations between it and the output. Only tensors that hold pairs count (the
+    outputs and inputs of the ops walked pair by pair; a composed local tensor never does). With
+    O outputs a pair holds O vectors; the budget grows with O up to :data:`MULTI_BUDGET_MAX`
+    times, so chunks stay large enough that the per-chunk overhead does not grow with O (peak
+    memory grows instead, measured in docs/benchmarks.md).
     """
-    fan = dict.fromkeys(outputs, 1)
-    for op in reversed(ops):
+    fan = dict.fromkeys(plan.out_tensors, 1)
+    for op in reversed(plan.ops):
         if op.output not in fan:
             continue
         grow = 1
@@ -134,7 +139,12 @@ def _auto_chunk(
             )
         for i in op.inputs:
             fan[i] = max(fan.get(i, 0), fan[op.output] * grow)
-    per_target = max(fan[t] * program.values[t].shape[1] for t in fan) * num_out
+    held = set(plan.out_tensors)  # tensors that pairs reach, walking down
+    for idx, op in plan.walk:
+        if op.output in held:  # a shortcut sends its local side at its output's width
+            shortcut = plan.shortcuts.get(idx)
+            held.update(op.inputs if shortcut is None else (i for i, _, _ in shortcut[1]))
+    per_target = max(fan[t] * program.values[t].shape[1] for t in held if t in fan) * num_out
     budget = CHUNK_BUDGET_CUDA if program.values[0].is_cuda else CHUNK_BUDGET
     budget *= min(num_out, MULTI_BUDGET_MAX)
     return int(max(1, min(num_targets, budget // max(per_target, 1))))
@@ -163,6 +173,224 @@ def propagate(
         compose=compose, record_layers=record_layers, locality=locality,
     )  # fmt: skip
     return multi.output(0)
+
+
+@dataclass
+class _Plan:
+    """What one event's explanation walks: the needed ops, their prepared rules, the ops walked
+    pair by pair (reverse order), the sinks where pairs leave the walk and the shortcut ops."""
+
+    ops: list[Op]
+    prepared: dict[int, _Prepared | None]
+    walk: list[tuple[int, Op]]
+    sinks: dict[int, _Sink]
+    shortcuts: dict[int, tuple[int, list[tuple[int, int, int]]]]
+    layer_names: dict[int, str]
+    out_tensors: list[int]
+
+
+def _plan(
+    program: Program,
+    heads: list[tuple[int, int]],
+    composite: Composite,
+    compose: bool,
+    record_layers: bool,
+) -> _Plan:
+    """Prepare the rules, compose the local prefix into per-element matrices, build the sinks."""
+    out_tensors = list(dict.fromkeys(t for t, _ in heads))
+    needed: set[int] = set().union(*(program.ancestors(t) for t in out_tensors))
+    ops = [op for op in program.ops if op.output in needed]
+    prepared = {i: _prepare(op, program, composite) for i, op in enumerate(ops)}
+    local = {0}
+    if compose:
+        for op in ops:
+            if not isinstance(op, Aggregate) and all(i in local for i in op.inputs):
+                local.add(op.output)
+    frontier = {i for op in ops if op.output not in local for i in op.inputs if i in local}
+    frontier |= {t for t in out_tensors if t in local}
+    mats = _compose_local(ops, prepared, local, frontier, program)
+    walk = [(i, op) for i, op in enumerate(ops) if op.output not in local][::-1]
+    sinks: dict[int, _Sink] = {}
+    for tid in frontier:
+        m_tid, leak_tid = mats[tid]
+        sinks[tid] = (
+            _Sink(None, 0, leak=leak_tid) if m_tid is None else _Sink(_rows(m_tid), m_tid.numel())
+        )
+    # the per-op balance (record_layers) needs every op walked pair by pair
+    shortcuts = (
+        {}
+        if record_layers
+        else _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, len(heads))
+    )
+    layer_names: dict[int, str] = {}
+    for i, op in enumerate(ops):  # op names are unique in adapters; disambiguate if not
+        layer_names[i] = op.name if op.name not in layer_names.values() else f"{op.name}#{i}"
+    return _Plan(ops, prepared, walk, sinks, shortcuts, layer_names, out_tensors)
+
+
+class _Collector:
+    """Where relevance leaves the pair walk: per-sink buffers, contracted in batches that span
+    chunks (each batch reads every element's matrix ``M_n`` once, so the matrix traffic does not
+    grow with the number of chunks), and the contracted parts of the result.
+
+    Every part holds (P, O, F + 1) values: F raw input columns and the share absorbed below the
+    sink as the last column, so the final merge adds whole contiguous rows and the absorbed
+    share rides along (summed per target at the end).
+    """
+
+    def __init__(self, sinks: dict[int, _Sink], program: Program, absorbed: Tensor) -> None:
+        self.sinks, self.program, self.absorbed = sinks, program, absorbed
+        self.num_nodes, self.num_features = program.values[0].shape
+        self.buffers: dict[int, list[Pairs]] = {tid: [] for tid in sinks}
+        self.buffered = dict.fromkeys(sinks, 0)
+        cuda = program.values[0].device.type == "cuda"
+        self.flush_at = {
+            tid: CHUNK_BUDGET_CUDA if cuda else min(FLUSH_MAX, max(FLUSH_MIN, sink.size))
+            for tid, sink in sinks.items()
+        }
+        self.parts: list[Pairs] = []
+
+    def deliver(
+        self,
+        tid: int,
+        pairs: Pairs,
+        pending: dict[int, list[tuple[Pairs, Tensor | None]]],
+        cols: Tensor | None = None,
+    ) -> None:
+        """Pairs at tensor ``tid`` whose output axis holds the outputs ``cols`` (None: all):
+        into its sink's buffer (every output), else to the walk's ``pending``."""
+        if tid not in self.sinks:
+            pending.setdefault(tid, []).append((pairs, cols))
+            return
+        if cols is not None:
+            pairs = _widen(pairs, cols, None, int(self.absorbed.shape[1]))
+        self.buffers[tid].append(pairs)
+        self.buffered[tid] += pairs.v.numel()
+        if self.buffered[tid] >= self.flush_at[tid]:
+            self.flush(tid)
+
+    def flush(self, tid: int) -> None:
+        """Contract the buffer of sink ``tid`` onto the raw inputs (a chain passes some on)."""
+        if not self.buffers[tid]:
+            return
+        bufs = self.buffers[tid]
+        r = (
+            bufs[0]
+            if len(bufs) == 1
+            else Pairs(*(torch.cat(x) for x in zip(*((p.t, p.n, p.v) for p in bufs), strict=True)))
+        )
+        self.buffers[tid], self.buffered[tid] = [], 0
+        sink, f = self.sinks[tid], self.num_features
+        if sink.chain is not None:  # [features, absorbed] here, the rest on to the next sink
+            for idx, out in _contract_groups(r, sink, self.num_nodes):
+                t, n = r.t[idx], r.n[idx]
+                self.parts.append(Pairs(t, n, out[:, :, : f + 1].contiguous()))
+                self.deliver(sink.chain, Pairs(t, n, out[:, :, f + 1 :].contiguous()), {})
+            return
+        done = _contract(r, sink, self.num_nodes)
+        if sink.fanout is not None and sum(p.v.numel() for p in done) > FANOUT_MERGE_AT:
+            done = [_coalesce(done, self.num_nodes)]  # k pairs per pair: merge duplicates now
+        self.parts.extend(done)
+
+    def finish(self, num_out: int) -> Pairs:
+        """Flush every sink (chains first: they feed others) and merge all parts into pairs
+        sorted by (target position, source); adds the absorbed shares to ``absorbed``."""
+        for tid in sorted(self.sinks, key=lambda k: self.sinks[k].chain is None):
+            self.flush(tid)
+        f = self.num_features
+        if not self.parts:
+            x = self.program.values[0]
+            empty = torch.zeros(0, dtype=torch.long, device=x.device)
+            return Pairs(empty, empty, torch.zeros(0, num_out, f, dtype=x.dtype, device=x.device))
+        final = _coalesce(self.parts, self.num_nodes)
+        self.parts = []
+        self.absorbed.index_add_(0, final.t, final.v[:, :, f].contiguous())  # (strided: slow)
+        return Pairs(final.t, final.n, final.v[:, :, :f])
+
+
+def _widen(p: Pairs, cols: Tensor, union: Tensor | None, num_out: int) -> Pairs:
+    """``p`` with outputs ``cols`` on its output axis, spread onto the outputs ``union`` (None:
+    all ``num_out``); the others are zero."""
+    width = num_out if union is None else len(union)
+    where = cols if union is None else torch.searchsorted(union, cols)
+    v = p.v.new_zeros(p.v.shape[0], width, p.v.shape[2])
+    return Pairs(p.t, p.n, v.index_copy_(1, where, p.v))
+
+
+def _merge(
+    parts: list[tuple[Pairs, Tensor | None]], num_nodes: int, num_out: int
+) -> tuple[Pairs, Tensor | None]:
+    """One pair set (and its outputs) from the parts that reached one tensor."""
+    if len(parts) == 1:
+        return parts[0]
+    given = [c for _, c in parts if c is not None]  # sorted output ids
+    union: Tensor | None = None
+    if len(given) == len(parts):
+        union = torch.unique(torch.cat(given))
+        if len(union) == num_out:
+            union = None
+    widened = [
+        p
+        if c is None or (union is not None and torch.equal(c, union))
+        else _widen(p, c, union, num_out)
+        for p, c in parts
+    ]
+    return _coalesce(widened, num_nodes), union
+
+
+def _accumulate(acc: Tensor, t: Tensor, cols: Tensor | None, values: Tensor) -> None:
+    """``acc[t[p], cols[o]] += values[p, o]``; acc (T, O), cols None: every output."""
+    if cols is None:
+        acc.index_add_(0, t, values)
+    else:
+        acc.index_put_((t[:, None], cols[None, :]), values, accumulate=True)
+
+
+def _walk_chunk(
+    plan: _Plan,
+    program: Program,
+    heads: list[tuple[int, int]],
+    coll: _Collector,
+    pos: Tensor,
+    targets: Tensor,
+    layers: dict[str, Tensor] | None,
+) -> None:
+    """Walk the targets ``targets`` (at positions ``pos``) from their outputs to the sinks.
+
+    Each output tensor starts with only its own outputs on the output axis (a head does not
+    carry the zero relevance of another head's outputs); parts are spread onto the union of
+    their outputs where they meet, and onto every output at a sink.
+    """
+    values = program.values
+    num_out = len(heads)
+    pending: dict[int, list[tuple[Pairs, Tensor | None]]] = {}
+    for tid in plan.out_tensors:  # one start vector per output of this tensor
+        mine = [o for o, (t_o, _) in enumerate(heads) if t_o == tid]
+        start_v = values[tid].new_zeros(len(targets), len(mine), values[tid].shape[1])
+        for j, o in enumerate(mine):
+            start_v[:, j, heads[o][1]] = values[tid][targets, heads[o][1]]
+        cols = None if len(mine) == num_out else torch.tensor(mine, device=targets.device)
+        coll.deliver(tid, Pairs(pos, targets, start_v), pending, cols)
+    for idx, op in plan.walk:
+        if op.output not in pending:
+            continue
+        r, cols = _merge(pending.pop(op.output), program.num_nodes, num_out)
+        prep = plan.prepared[idx]
+        if idx in plan.shortcuts:
+            ins, leak = _backward_shortcut(op, prep, r, program, *plan.shortcuts[idx])
+        else:
+            ins, leak = _backward(op, prep, r, program)
+        _accumulate(coll.absorbed, r.t, cols, leak)
+        if layers is not None:
+            bal = layers[plan.layer_names[idx]]
+            _accumulate(bal[:, :, 0], r.t, cols, r.v.sum(2))
+            for _, p in ins:
+                _accumulate(bal[:, :, 1], p.t, cols, p.v.sum(2))
+            _accumulate(bal[:, :, 2], r.t, cols, leak)
+        for tid, p in ins:
+            coll.deliver(tid, p, pending, cols)
+    if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
+        raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
 
 
 def propagate_many(
@@ -198,142 +426,30 @@ def propagate_many(
     if not heads:
         raise ConfigError("propagate_many needs at least one (output tensor, column)")
     values = program.values
-    num_nodes, num_features = values[0].shape
-    dtype, device = values[0].dtype, values[0].device
+    num_nodes = program.num_nodes
     num_out = len(heads)
-    out_tensors = list(dict.fromkeys(t for t, _ in heads))
-    needed: set[int] = set().union(*(program.ancestors(t) for t in out_tensors))
-    ops = [op for op in program.ops if op.output in needed]
-    prepared = {i: _prepare(op, program, composite) for i, op in enumerate(ops)}
-    local = {0}
-    if compose:
-        for op in ops:
-            if not isinstance(op, Aggregate) and all(i in local for i in op.inputs):
-                local.add(op.output)
-    frontier = {i for op in ops if op.output not in local for i in op.inputs if i in local}
-    frontier |= {t for t in out_tensors if t in local}
-    mats = _compose_local(ops, prepared, local, frontier, program)
-    walk = [(i, op) for i, op in enumerate(ops) if op.output not in local][::-1]
-    sinks: dict[int, _Sink] = {}
-    for tid in frontier:
-        m_tid, leak_tid = mats[tid]
-        sinks[tid] = (
-            _Sink(None, 0, leak=leak_tid) if m_tid is None else _Sink(_rows(m_tid), m_tid.numel())
-        )
-    # the per-op balance (record_layers) needs every op walked pair by pair
-    shortcuts = (
-        {}
-        if record_layers
-        else _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, num_out)
-    )
-    layer_names: dict[int, str] = {}
-    for i, op in enumerate(ops):  # op names are unique in adapters; disambiguate if not
-        layer_names[i] = op.name if op.name not in layer_names.values() else f"{op.name}#{i}"
-
-    targets = targets.to(device=device, dtype=torch.long)
+    plan = _plan(program, heads, composite, compose, record_layers)
+    targets = targets.to(device=values[0].device, dtype=torch.long)
     num_targets = len(targets)
-    chunk = chunk_size or _auto_chunk(ops, out_tensors, program, num_targets, num_out)
+    chunk = chunk_size or _auto_chunk(plan, program, num_targets, num_out)
     if chunk < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     explained = torch.stack([values[t][targets, c] for t, c in heads], dim=1)  # (T, O)
-
-    absorbed = torch.zeros(num_targets, num_out, dtype=dtype, device=device)
-    layers = {
-        layer_names[i]: torch.zeros(num_targets, num_out, 3, dtype=dtype, device=device)
-        for i, _ in walk
-    }
-    # Pairs reaching the local prefix wait in per-tensor buffers and are contracted in batches
-    # that span chunks: each batch reads every element's matrix M_n once, so the matrix traffic
-    # does not grow with the number of chunks (it would with one contraction per chunk).
-    buffers: dict[int, list[Pairs]] = {tid: [] for tid in sinks}
-    buffered = dict.fromkeys(sinks, 0)
-    flush_at: dict[int, int] = {}
-    for tid, sink in sinks.items():
-        cpu_at = min(FLUSH_MAX, max(FLUSH_MIN, sink.size))
-        flush_at[tid] = CHUNK_BUDGET_CUDA if device.type == "cuda" else cpu_at
-    results: list[Pairs] = []
-
-    def flush(tid: int) -> None:
-        if not buffers[tid]:
-            return
-        parts = buffers[tid]
-        r = (
-            parts[0]
-            if len(parts) == 1
-            else Pairs(*(torch.cat(x) for x in zip(*((p.t, p.n, p.v) for p in parts), strict=True)))
-        )
-        buffers[tid], buffered[tid] = [], 0
-        sink = sinks[tid]
-        if sink.chain is not None:  # features + absorbed here, the rest on to the next sink
-            out = _contract_raw(r, sink)
-            if out is None:
-                return
-            absorbed.index_add_(0, r.t, out[:, :, num_features] + out[:, :, -2:].sum(2))
-            results.append(Pairs(r.t, r.n, out[:, :, :num_features]))
-            on = Pairs(r.t, r.n, out[:, :, num_features + 1 : -2].contiguous())
-            deliver(sink.chain, on, {})
-            return
-        done, leak = _contract(r, sink, num_features)
-        absorbed.index_add_(0, done.t, leak)
-        if sinks[tid].fanout is not None and done.v.numel() > FANOUT_MERGE_AT:
-            done = _coalesce([done], num_nodes)  # k pairs per pair: merge duplicates now
-        results.append(done)
-
-    def deliver(tid: int, pairs: Pairs, pending: dict[int, list[Pairs]]) -> None:
-        if tid in sinks:
-            buffers[tid].append(pairs)
-            buffered[tid] += pairs.v.numel()
-            if buffered[tid] >= flush_at[tid]:
-                flush(tid)
-        else:
-            pending.setdefault(tid, []).append(pairs)
-
-    perm = _locality_order(ops, targets, num_nodes) if locality else None
+    absorbed = values[0].new_zeros(num_targets, num_out)
+    layers = (
+        {plan.layer_names[i]: values[0].new_zeros(num_targets, num_out, 3) for i, _ in plan.walk}
+        if record_layers
+        else None
+    )
+    coll = _Collector(plan.sinks, program, absorbed)
+    perm = _locality_order(plan.ops, targets, num_nodes) if locality else None
     for lo in range(0, num_targets, chunk):
         if perm is None:
-            pos = torch.arange(lo, min(lo + chunk, num_targets), device=device)
+            pos = torch.arange(lo, min(lo + chunk, num_targets), device=targets.device)
         else:
             pos = perm[lo : lo + chunk]  # positions of the targets in this chunk
-        tc = targets[pos]
-        pending: dict[int, list[Pairs]] = {}
-        for tid in out_tensors:  # one start vector per output, zero rows for the others
-            start_v = torch.zeros(
-                len(tc), num_out, values[tid].shape[1], dtype=dtype, device=device
-            )
-            for o, (t_o, c_o) in enumerate(heads):
-                if t_o == tid:
-                    start_v[:, o, c_o] = values[tid][tc, c_o]
-            deliver(tid, Pairs(pos, tc, start_v), pending)
-        for idx, op in walk:
-            if op.output not in pending:
-                continue
-            parts = pending.pop(op.output)
-            r = parts[0] if len(parts) == 1 else _coalesce(parts, num_nodes)
-            if idx in shortcuts:
-                ins, leak = _backward_shortcut(op, prepared[idx], r, program, *shortcuts[idx])
-            else:
-                ins, leak = _backward(op, prepared[idx], r, program)
-            absorbed.index_add_(0, r.t, leak)
-            if record_layers:
-                bal = layers[layer_names[idx]]
-                bal[:, :, 0].index_add_(0, r.t, r.v.sum(2))
-                for _, p in ins:
-                    bal[:, :, 1].index_add_(0, p.t, p.v.sum(2))
-                bal[:, :, 2].index_add_(0, r.t, leak)
-            for tid, p in ins:
-                deliver(tid, p, pending)
-        if pending:  # pragma: no cover - every non-local tensor is produced by a walked op
-            raise RuntimeError(f"LRP left relevance at tensors {sorted(pending)}")
-    for tid in sorted(sinks, key=lambda k: sinks[k].chain is None):  # chains feed other sinks
-        flush(tid)
-
-    if results:
-        final = _coalesce(results, num_nodes)  # sorted by (target position, source)
-    else:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        final = Pairs(
-            empty, empty, torch.zeros(0, num_out, num_features, dtype=dtype, device=device)
-        )
+        _walk_chunk(plan, program, heads, coll, pos, targets[pos], layers)
+    final = coll.finish(num_out)
     return MultiRelevance(
         target=targets[final.t],
         source=final.n,
@@ -342,5 +458,5 @@ def propagate_many(
         explained=explained,
         absorbed=absorbed,
         num_elements=int(num_nodes),
-        layers=layers if record_layers else None,
+        layers=layers,
     )

@@ -139,14 +139,9 @@ def evaluate(
 ) -> None:
     """Learned and trivial scores, ROC metrics with the seed spread, gains, sculpting, report."""
     from particlegraph.outputs import Output, claim, guard_outputs
-    from particlegraph.tasks.anomaly.evaluate import (
-        evaluate as run_eval,
-    )
-    from particlegraph.tasks.anomaly.evaluate import (
-        markdown_table,
-        parse_sample,
-        write_evaluation,
-    )
+    from particlegraph.tasks.anomaly.evaluate import evaluate as run_eval
+    from particlegraph.tasks.anomaly.evaluate import parse_sample
+    from particlegraph.tasks.anomaly.report import markdown_table, write_evaluation
 
     refs = [parse_sample(x) for x in [background, *signal, *([reference] if reference else [])]]
     command = "anomaly evaluate"

@@ -105,7 +105,8 @@ def per_seed_rows(
 
 
 def mean_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Group per-seed rows by (protocol, model, score, signal): mean and sample std over seeds."""
+    """Group per-seed rows by (protocol, model, score, signal): mean and sample std over seeds
+    (``None`` with one seed)."""
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["protocol"], r["model"], r["score"], r["signal"])].append(r)
@@ -119,7 +120,8 @@ def mean_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fin = vals[np.isfinite(vals)]
             o[k] = float(np.mean(fin)) if fin.size == vals.size else None
             if k in METRICS:
-                o[f"{k}_std"] = float(np.std(fin, ddof=1)) if fin.size > 1 else 0.0
+                # one seed has no spread (None, shown without "±"), not a spread of 0
+                o[f"{k}_std"] = float(np.std(fin, ddof=1)) if fin.size > 1 else None
         out.append(o)
     return out
 
@@ -173,7 +175,7 @@ def gains(
             o[f"best_trivial_{m}"] = t["score"]  # a name ending in _htcal: calibrated
             o[f"best_trivial_{m}_value"] = t[m]
             o[f"gain_{m}"] = float(np.mean(d))
-            o[f"gain_{m}_seed_std"] = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+            o[f"gain_{m}_seed_std"] = float(np.std(d, ddof=1)) if len(d) > 1 else None
             o[f"gain_{m}_boot_err"] = float(np.mean(e))
         out.append(o)
     return out

@@ -17,14 +17,10 @@ import logging
 from pathlib import Path
 
 from particlegraph.tasks.anomaly.configs import read_config
-from particlegraph.tasks.anomaly.evaluate import (
-    SampleRef,
-    evaluate,
-    markdown_table,
-    write_evaluation,
-)
+from particlegraph.tasks.anomaly.evaluate import SampleRef, evaluate
 from particlegraph.tasks.anomaly.explain import explain_sample, write_explanations
 from particlegraph.tasks.anomaly.generate import generate_sample
+from particlegraph.tasks.anomaly.report import markdown_table, write_evaluation
 from particlegraph.tasks.anomaly.samples import samples_config_from_dict
 from particlegraph.tasks.anomaly.train import make_run_config, train_run
 

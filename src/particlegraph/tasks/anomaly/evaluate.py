@@ -1,11 +1,10 @@
-"""Evaluation: learned and trivial scores on a background and signal samples, metrics, report.
+"""Evaluation: learned and trivial scores on a background and signal samples, and their metrics.
 
 :func:`evaluate` returns an :class:`Evaluation` (per-event scores, metrics per (protocol, model,
 score, signal, seed), their mean / spread over seeds, the gain of every learned score over the
-best trivial score, and the HT sculpting of every score); :func:`write_evaluation` turns it into
-files: ``scores.parquet`` (sample, label, event, HT, leading-jet mass and one column per
-``model:score@seed``, trivial scores included, so anyone can recompute a ROC), ``metrics.json``,
-``metrics.md`` (the tables), PNG figures and ``report.html``.
+best trivial score, and the HT sculpting of every score); it writes nothing.
+:func:`.report.write_evaluation` turns it into files (``scores.parquet``, ``metrics.json``,
+``metrics.md``, figures, ``index.html``).
 
 Trivial scores (:mod:`.trivial`) are model ``trivial`` (seed 0). With a ``reference`` sample
 (background events that are neither training nor test events), the trivial background density is
@@ -23,7 +22,6 @@ floor; plus the Spearman correlation of each score with HT and the leading-jet m
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +45,6 @@ from particlegraph.tasks.anomaly.train import load_graphs, load_run
 from particlegraph.tasks.anomaly.trivial import TrivialDensity, trivial_scores
 
 log = logging.getLogger(__name__)
-_split_key = split_key  # the old private name
 
 
 @dataclass(frozen=True)
@@ -154,6 +151,7 @@ def evaluate(
 
 def compute_metrics(ev: Evaluation, n_boot: int = 100) -> None:
     """Fill ``per_seed``, ``table``, ``gains`` and ``sculpting`` of ``ev`` from its scores."""
+    ev.sculpting = []
     ev.per_seed = per_seed_rows(ev.scores, ev.background, ev.signals, ev.weights)
     ev.table = mean_over_seeds(ev.per_seed)
     ev.gains = gains(ev.per_seed, ev.scores, ev.background, ev.weights, n_boot=n_boot)
@@ -202,9 +200,29 @@ def _add_trivial(ev: Evaluation, samples: list[SampleRef], reference: SampleRef 
             ev.scores[s.name][f"trivial:{k}@0"] = v
 
 
-def _calibrate(ev: Evaluation, ref: str, ht_bins: int) -> None:
+def add_scores(
+    ev: Evaluation, columns: dict[str, dict[str, np.ndarray]], n_boot: int = 100, ht_bins: int = 5
+) -> None:
+    """Add the scores of a model evaluated outside :func:`evaluate` (``columns``: sample ->
+    ``model:score@seed`` -> (n,), for every sample of ``ev`` including the reference), their
+    HT-calibrated twins (fitted on ``ev``'s reference, as for every other score), and recompute
+    the metrics."""
+    if set(columns) != set(ev.scores):
+        raise ConfigError(f"scores for samples {sorted(ev.scores)} needed, got {sorted(columns)}")
+    for name, cols in columns.items():
+        for key, v in cols.items():
+            if np.shape(v) != ev.events[name]["ht"].shape:
+                raise ConfigError(f"{key} of {name}: {np.shape(v)} scores for "
+                                  f"{ev.events[name]['ht'].size} events")  # fmt: skip
+            ev.scores[name][key] = np.asarray(v, dtype=np.float64)
+    if ev.reference is not None:
+        _calibrate(ev, ev.reference, ht_bins, keys=list(columns[ev.reference]))
+    compute_metrics(ev, n_boot)
+
+
+def _calibrate(ev: Evaluation, ref: str, ht_bins: int, keys: list[str] | None = None) -> None:
     ref_ht = ev.events[ref]["ht"]
-    for key in list(ev.scores[ref]):
+    for key in list(ev.scores[ref]) if keys is None else keys:
         model, score, seed = split_key(key)
         cal = HTCalibration.fit(ev.scores[ref][key], ref_ht, ht_bins)
         new = f"{model}:{score}{CAL_SUFFIX}@{seed}"
@@ -241,174 +259,3 @@ def _sculpting(ev: Evaluation, n_boot: int = 100) -> None:
             sc = sculpting(s, info["ht"], eps_b=eps, n_boot=n_boot)
             row.update({f"{k}_{tag}": v for k, v in sc.items() if k != "eps_b"})
         ev.sculpting.append(row)
-
-
-def _fmt(v: Any, n_bkg: float | None = None) -> str:
-    """Table cell: 3 significant digits; an infinite rejection is a lower bound ``> n_bkg``."""
-    if v is None:
-        return "inf" if n_bkg is None else f"> {n_bkg:.0f}"
-    if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e3 else f"{v:.0f}"
-    return str(v)
-
-
-def _pm(v: Any, err: Any, fmt: str = ".3f") -> str:
-    if v is None:
-        return "-"
-    efmt = fmt.lstrip("+")
-    return f"{v:{fmt}}" if err is None or not np.isfinite(err) else f"{v:{fmt}} ± {err:{efmt}}"
-
-
-def markdown_table(ev: Evaluation, protocols: Sequence[str] | None = None) -> str:
-    """The metrics tables, one per protocol: means over seeds, the AUC with the sample standard
-    deviation over seeds, eps_S with its binomial error, the gain over the best trivial score
-    (learned scores) with its bootstrap error; ``> N`` where no background event (of N) passes."""
-    n_bkg = float(ev.events[ev.background]["event"].size)
-    gain = {(g["protocol"], g["model"], g["score"], g["signal"]): g for g in ev.gains}
-    head = ("| model | score | signal | seeds | AUC | eps_S@1e-2 | eps_S@1e-3 | 1/eps_B@0.3 | "
-            "max SIC | gain AUC | gain eps_S@1e-2 |")  # fmt: skip
-    out = []
-    for proto in protocols or ("plain", "ht-calibrated", "ht-matched"):
-        rows = [r for r in ev.table if r["protocol"] == proto]
-        if not rows:
-            continue
-        rows.sort(key=lambda r: (r["signal"], not r["trivial"], r["model"], r["score"]))
-        out += [f"\n**{proto}**\n", head, "|" + "---|" * 11]
-        for r in rows:
-            g = gain.get((proto, r["model"], r["score"], r["signal"]), {})
-            out.append(
-                f"| {r['model']} | {r['score']} | {r['signal']} | {r['n_seeds']} | "
-                f"{_pm(r['auc'], r['auc_std'])} | {_pm(r['eps_s_at_1e2'], r['eps_s_at_1e2_err'])} | "
-                f"{_pm(r['eps_s_at_1e3'], r['eps_s_at_1e3_err'])} | "
-                f"{_fmt(r['inv_eps_b_at_0p3'], n_bkg)} | {_fmt(r['max_sic'])} | "
-                f"{_pm(g.get('gain_auc'), g.get('gain_auc_boot_err'), '+.3f')} | "
-                f"{_pm(g.get('gain_eps_s_at_1e2'), g.get('gain_eps_s_at_1e2_boot_err'), '+.3f')} |"
-            )
-    return "\n".join(out) + "\n"
-
-
-def sculpting_table(ev: Evaluation) -> str:
-    """Background HT sculpting of a cut at eps_B = 1e-2 per score (seed-0 runs and trivial)."""
-    lines = ["| model | score | seed | JSD(HT pass, all) [bits] | random-cut floor | <HT> pass/all |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for r in ev.sculpting:
-        lines.append(
-            f"| {r['model']} | {r['score']} | {r['seed']} | {_pm(r['jsd_1e2'], r['jsd_err_1e2'])} | "
-            f"{_pm(r['jsd_random_1e2'], r['jsd_random_std_1e2'])} | {_fmt(r['ht_pass_over_all_1e2'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
-    """JSON-ready summary: tables, gains, sculpting, per-seed rows (no per-event arrays)."""
-    n_eff = {s: float(w.sum() ** 2 / max((w * w).sum(), 1e-300)) for s, w in ev.weights.items()}
-    return {"background": ev.background, "signals": ev.signals, "reference": ev.reference,
-            "n_events": {k: int(v["event"].size) for k, v in ev.events.items()},
-            "ht_matched_n_sig_eff": n_eff, "table": ev.table, "gains": ev.gains,
-            "sculpting": ev.sculpting, "per_seed": ev.per_seed}  # fmt: skip
-
-
-def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
-    """Write scores, metrics, figures and ``report.html`` into ``out``; returns the report path."""
-    import matplotlib.pyplot as plt
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from particlegraph.atomic import atomic_path, write_json, write_text
-    from particlegraph.plot import headless_backend
-    from particlegraph.report.html import ReportSection, write_report
-    from particlegraph.tasks.anomaly import plots
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cols: dict[str, list[Any]] = defaultdict(list)
-    keys = list(ev.scores[ev.background])
-    for name in [ev.background, *ev.signals]:
-        n = ev.events[name]["event"].size
-        cols["sample"] += [name] * n
-        cols["label"] += [0 if name == ev.background else 1] * n
-        for k in ("event", "ht", "lead_jet_mass"):
-            cols[k] += ev.events[name][k].tolist()
-        for k in keys:
-            cols[k] += ev.scores[name][k].tolist()
-    with atomic_path(out / "scores.parquet") as tmp:
-        pq.write_table(pa.table(dict(cols)), tmp)
-    write_json(out / "metrics.json", evaluation_dict(ev))
-    table = markdown_table(ev)
-    write_text(
-        out / "metrics.md", table + "\n**Sculpting (background HT)**\n\n" + sculpting_table(ev)
-    )
-
-    sections = []
-    firsts: dict[tuple[str, str], str] = {}
-    for k in keys:
-        model, score, _ = _split_key(k)
-        firsts.setdefault((model, score), k)
-    for (model, score), k in firsts.items():
-        if score.endswith(CAL_SUFFIX) or (model == "trivial" and score not in ("ht", "density")):
-            continue  # figures for the plain learned scores and two trivial ones
-        stem = f"{model}_{score}".replace(":", "_")
-        f1 = plots.save(plots.score_histograms({n: ev.scores[n][k] for n in ev.scores},
-                                                      title=f"{model}:{score}").figure, out / f"hist_{stem}.png")  # fmt: skip
-        f2 = plots.save(plots.roc_curves(ev.scores[ev.background][k],
-                                                {n: ev.scores[n][k] for n in ev.signals},
-                                                title=f"{model}:{score} vs {ev.background}").figure,
-                               out / f"roc_{stem}.png")  # fmt: skip
-        s = ev.scores[ev.background][k]
-        cut = float(np.quantile(s, 0.9))  # eps_B = 0.1: enough events to see a shape
-        info = ev.events[ev.background]
-        imgs = [f1, f2]
-        for var, lab in (("ht", "HT [GeV]"), ("lead_jet_mass", "leading-jet mass [GeV]")):
-            if np.isfinite(info[var]).any():
-                headless_backend()
-                fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-                plots.score_profile(info[var], s, xlabel=f"background {lab}", ax=a1)
-                plots.sculpting_profile(
-                    info[var], s, cut, xlabel=f"background {lab}, eps_B = 0.1 cut", ax=a2
-                )
-                imgs.append(plots.save(fig, out / f"sculpt_{var}_{stem}.png"))
-        sections.append(ReportSection(f"{model}: {score}", imgs))
-    gain = {(g["protocol"], g["model"], g["score"], g["signal"]): g for g in ev.gains}
-    summary = [[r["protocol"], r["model"], r["score"], r["signal"], r["n_seeds"], r["auc"],
-                r["auc_std"], r["eps_s_at_1e2"], r["eps_s_at_1e2_err"], r["eps_s_at_1e3"],
-                r["inv_eps_b_at_0p3"], r["max_sic"],
-                gain.get((r["protocol"], r["model"], r["score"], r["signal"]), {}).get("gain_auc")]
-               for r in ev.table]  # fmt: skip
-    header = ["protocol", "model", "score", "signal", "seeds", "AUC", "AUC std", "eps_S@1e-2",
-              "err", "eps_S@1e-3", "1/eps_B@0.3", "max SIC", "gain AUC vs best trivial"]  # fmt: skip
-    scul = ReportSection(
-        "Sculpting (background)",
-        text="Spearman correlation of each score with HT and leading-jet mass on the background, "
-        "mean HT / jet mass of events above the eps_B = 1e-2 cut relative to all, and the "
-        "Jensen-Shannon divergence [bits] of the background HT after that cut vs before "
-        "(bootstrap error; the floor is the value of a random cut keeping as many events).",
-        rows=[
-            [
-                r["model"],
-                r["score"],
-                r["seed"],
-                r["spearman_ht"],
-                r["spearman_lead_jet_mass"],
-                r["mean_ht_pass_over_all"],
-                r["mean_lead_jet_mass_pass_over_all"],
-                r["jsd_1e2"],
-                r["jsd_err_1e2"],
-                r["jsd_random_1e2"],
-            ]
-            for r in ev.sculpting
-        ],
-        header=[
-            "model",
-            "score",
-            "seed",
-            "rho(score, HT)",
-            "rho(score, m_j)",
-            "<HT> pass/all",
-            "<m_j> pass/all",
-            "JSD(HT) 1e-2",
-            "err",
-            "random floor",
-        ],
-    )
-    return write_report(out / "report.html", f"Anomaly detection: background {ev.background}",
-                        summary, [*sections, scul], header=header)  # fmt: skip

@@ -98,11 +98,15 @@ def select_top(
         Ties in pT keep the original order (stable).
     """
     counts = np.diff(offsets)
-    event = np.repeat(np.arange(counts.size), counts)
-    key = pt.astype(np.float64) if lowest else -pt.astype(np.float64)
-    order = np.lexsort((key, event))  # by event, then falling (rising) pT, stable
-    rank = np.arange(order.size) - np.repeat(offsets[:-1], counts)
-    keep = order[rank < k]
+    rank = np.arange(pt.size) - np.repeat(offsets[:-1], counts)
+    step = np.diff(pt) if lowest else -np.diff(pt)
+    if np.all((step >= 0) | (rank[1:] == 0)):  # already in order in every event (stored
+        keep = np.flatnonzero(rank < k)  # samples are): the stable sort would not move anything
+    else:
+        event = np.repeat(np.arange(counts.size), counts)
+        key = pt.astype(np.float64) if lowest else -pt.astype(np.float64)
+        order = np.lexsort((key, event))  # by event, then falling (rising) pT, stable
+        keep = order[rank < k]
     new_counts = np.minimum(counts, k)
     return keep, np.concatenate([[0], np.cumsum(new_counts)]).astype(np.int64)
 

@@ -83,17 +83,24 @@ def dense_gcn(conv: GCNConv, h: Tensor, a_hat: Tensor) -> Tensor:
     """``GCNConv`` on padded dense graphs: ``a_hat @ lin(h) + bias``; h (B, n, C) -> (B, n, C').
 
     When C < C' the aggregation runs first, ``lin(a_hat @ h)`` (the same product, fewer
-    operations: n^2 C instead of n^2 C')."""
-    a_hat = a_hat.to(h.dtype)
-    if conv.in_channels < conv.out_channels:
-        out = conv.lin(torch.bmm(a_hat, h))
-    else:
-        out = torch.bmm(a_hat, conv.lin(h))
+    operations: n^2 C instead of n^2 C'). The aggregation is computed as ``(h^T a_hat^T)^T``:
+    with a few channels, a batch of (C, n) x (n, n) products is about 4x faster on a CPU than
+    (n, n) x (n, C) (measured with C = 5 and 8, n = 40), and no faster or slower otherwise;
+    :mod:`.dense` stores ``a_hat`` as the transpose of a contiguous block so that
+    ``a_hat^T`` costs nothing."""
+    a_t = a_hat.to(h.dtype).transpose(1, 2)  # (B, n, n) [source, target]
+
+    def aggregate(u: Tensor) -> Tensor:
+        return torch.bmm(u.transpose(1, 2), a_t).transpose(1, 2)
+
+    first = conv.in_channels < conv.out_channels
+    out: Tensor = conv.lin(aggregate(h)) if first else aggregate(conv.lin(h))
     return out if conv.bias is None else out + conv.bias
 
 
 def _bn(bn: nn.BatchNorm1d, h: Tensor) -> Tensor:
-    return bn(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+    out: Tensor = bn(h.reshape(-1, h.shape[-1]))
+    return out.reshape(h.shape)
 
 
 class SeedEncoder(nn.Module):
@@ -108,12 +115,27 @@ class SeedEncoder(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         h = F.relu(self.conv1(self.bn1(x), edge_index))
-        return self.conv2(self.bn2(h), edge_index)
+        z: Tensor = self.conv2(self.bn2(h), edge_index)
+        return z
 
     def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
-        """The same encoder on padded dense graphs (B, n, 5) with a normalised adjacency."""
+        """The same encoder on padded dense graphs (B, n, 5) with a normalised adjacency.
+
+        In eval mode the second BatchNorm is folded into conv2's linear map (one pass over the
+        (B, n, 32) hidden tensor fewer): ``W (s h + t) = (W s) h + W t``."""
         h = F.relu(dense_gcn(self.conv1, _bn(self.bn1, h), a_hat))
-        return dense_gcn(self.conv2, _bn(self.bn2, h), a_hat)
+        if self.training:
+            return dense_gcn(self.conv2, _bn(self.bn2, h), a_hat)
+        bn, conv = self.bn2, self.conv2
+        assert bn.running_var is not None and bn.running_mean is not None
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale + (0.0 if bn.bias is None else bn.bias)
+        u = F.linear(h, conv.lin.weight * scale, conv.lin.weight @ shift)  # (B, n, latent)
+        out: Tensor = torch.bmm(u.transpose(1, 2), a_hat.to(h.dtype).transpose(1, 2))
+        out = out.transpose(1, 2)
+        return out if conv.bias is None else out + conv.bias
 
     def trace(self, tr: Tracer, a: int, edge_index: Tensor) -> int:
         a = tr.batchnorm("bn1", a, self.bn1)
@@ -135,7 +157,8 @@ class GCNEncoder(nn.Module):
         h = F.relu(self.lin(x))
         for conv in self.convs:
             h = F.relu(conv(h, edge_index))
-        return self.out(h, edge_index)
+        z: Tensor = self.out(h, edge_index)
+        return z
 
     def dense(self, h: Tensor, a_hat: Tensor) -> Tensor:
         """The same encoder on padded dense graphs (B, n, C) with a normalised adjacency."""
@@ -177,7 +200,8 @@ class AnomalyModel(nn.Module):
 
     def encode_inputs(self, h: Tensor, edge_index: Tensor) -> Tensor:
         """Latent (N, latent) from model inputs (already preprocessed)."""
-        return self.encoder(h, edge_index)
+        z: Tensor = self.encoder(h, edge_index)
+        return z
 
     def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.encode_inputs(self.inputs(x), edge_index)
@@ -185,15 +209,18 @@ class AnomalyModel(nn.Module):
     def dense_inputs(self, xd: Tensor) -> Tensor:
         """Model inputs of padded raw features (B, n, 5) -> (B, n, F)."""
         b, n, f = xd.shape
-        return self.inputs(xd.reshape(-1, f)).reshape(b, n, -1)
+        h = self.inputs(xd.reshape(-1, f))
+        return h.reshape(b, n, h.shape[-1])  # not -1: a block of empty events has 0 elements
 
     def encode_dense(self, hd: Tensor, a_hat: Tensor) -> Tensor:
         """Latent (B, n, L) of padded model inputs ``hd`` (B, n, F); padding rows are junk."""
-        return self.encoder.dense(hd, a_hat)  # type: ignore[operator]
+        z: Tensor = self.encoder.dense(hd, a_hat)  # type: ignore[operator]
+        return z
 
     def trace_encoder(self, tr: Tracer, edge_index: Tensor) -> int:
         """Record the encoder on ``tr``'s input (the model inputs) for LRP; returns the latent id."""
-        return self.encoder.trace(tr, 0, edge_index)  # type: ignore[operator]
+        latent: int = self.encoder.trace(tr, 0, edge_index)  # type: ignore[operator]
+        return latent
 
 
 class EdgeGAE(AnomalyModel):
@@ -211,7 +238,8 @@ class EdgeGAE(AnomalyModel):
         """PyG ``recon_loss`` with negatives sampled inside each graph (training; random)."""
         z = self.encode(x, edge_index)
         neg = batched_negative_sampling(edge_index, batch)
-        return self.gae.recon_loss(z, edge_index, neg)
+        loss: Tensor = self.gae.recon_loss(z, edge_index, neg)
+        return loss
 
 
 class NodeAE(AnomalyModel):

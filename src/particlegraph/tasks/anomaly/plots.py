@@ -13,6 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
 
 from particlegraph.metrics.roc import roc_curve
 from particlegraph.plot import headless_backend, save_figure
@@ -131,7 +132,7 @@ def event_display(
     ax = _ax(ax)
     if edge_index is not None and edge_index.size:
         ec = np.zeros(edge_index.shape[1]) if edge_contribution is None else edge_contribution
-        norm = plt.Normalize(float(ec.min()), float(ec.max()) + 1e-12)
+        norm = Normalize(float(ec.min()), float(ec.max()) + 1e-12)
         for e, (j, i) in enumerate(edge_index.T):
             dphi = (phi[j] - phi[i] + np.pi) % (2 * np.pi) - np.pi
             ax.plot([eta[i], eta[i] + (eta[j] - eta[i])], [phi[i], phi[i] + dphi],

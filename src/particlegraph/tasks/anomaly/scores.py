@@ -20,9 +20,7 @@ Fisher's combination ``-log(1 - F_recon) - log(1 - F_latent)`` of the two scores
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +29,15 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_batch
 
+from particlegraph.tasks.anomaly.dense import (
+    DenseGraphs,
+    GraphBatch,
+    collate,
+    dense_events,
+    dense_graphs,
+)
 from particlegraph.tasks.anomaly.models import AnomalyModel, EdgeGAE, NodeAE, SetAE
+from particlegraph.tasks.anomaly.samples import Candidates, take_events
 
 
 def scatter_mean(values: Tensor, index: Tensor, size: int, weights: Tensor | None = None) -> Tensor:
@@ -105,34 +111,6 @@ def latent_summary(z: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     return torch.cat([mean, var.clamp_min(0).sqrt()], 1)
 
 
-class GraphBatch(NamedTuple):
-    """The tensors scoring needs: ``x`` (N, 5), ``edge_index`` (2, E) global, ``batch`` (N,), B."""
-
-    x: Tensor
-    edge_index: Tensor
-    batch: Tensor
-    num_graphs: int
-
-
-def collate(graphs: list[Data]) -> GraphBatch:
-    """Concatenate graphs into one :class:`GraphBatch` (only x and edges; much lighter than PyG's
-    ``Batch.from_data_list``, which also collates every per-graph attribute)."""
-    nodes = torch.tensor(
-        [g.x.shape[0] for g in graphs], dtype=torch.long
-    )  # not g.num_nodes: 5x slower
-    n_edges = torch.tensor([g.edge_index.shape[1] for g in graphs], dtype=torch.long)
-    start = torch.cumsum(nodes, 0) - nodes
-    x = torch.cat([g.x for g in graphs]) if graphs else torch.zeros(0, 5)
-    ei = (
-        torch.cat([g.edge_index for g in graphs], 1)
-        if graphs
-        else torch.zeros(2, 0, dtype=torch.long)
-    )
-    ei = ei + torch.repeat_interleave(start, n_edges)[None, :]
-    batch = torch.repeat_interleave(torch.arange(len(graphs)), nodes)
-    return GraphBatch(x, ei, batch, len(graphs))
-
-
 @torch.no_grad()
 def score_batch(model: AnomalyModel, batch: GraphBatch | Batch) -> dict[str, Tensor]:
     """Per-graph score tensors (B,) of one batch; node-ae also returns ``latent_summary``."""
@@ -155,36 +133,6 @@ def score_batch(model: AnomalyModel, batch: GraphBatch | Batch) -> dict[str, Ten
     }
 
 
-class DenseGraphs(NamedTuple):
-    """Padded raw features ``x`` (B, n, 5), node ``mask`` (B, n), the GCN-normalised adjacency
-    ``a_hat`` (B, n, n) [target, source] with self loops, and per node its ``local`` index (N,)."""
-
-    x: Tensor
-    mask: Tensor
-    a_hat: Tensor
-    local: Tensor
-
-
-def dense_graphs(gb: GraphBatch) -> DenseGraphs:
-    """Pad a batch and build ``a_hat = D^-1/2 (A + I) D^-1/2`` (PyG's ``gcn_norm``, D the
-    in-degree with the loop) straight from the edge list; the edges must hold no self loops and
-    no duplicates (kNN graphs hold neither)."""
-    xd, mask = to_dense_batch(gb.x, gb.batch, batch_size=gb.num_graphs)
-    b, n = mask.shape
-    counts = torch.bincount(gb.batch, minlength=b)
-    start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(gb.x.shape[0], device=gb.x.device) - start[gb.batch]
-    src, dst = gb.edge_index
-    deg = torch.bincount(dst, minlength=gb.x.shape[0]).to(gb.x.dtype) + 1.0  # (N,)
-    dinv = deg.rsqrt()
-    a_hat = torch.zeros(b * n * n, dtype=gb.x.dtype, device=gb.x.device)
-    row = (gb.batch * n + local) * n  # flat offset of each node's row
-    a_hat[row[dst] + local[src]] = dinv[dst] * dinv[src]  # one flat scatter, no 3-index put
-    a_hat[row + local] = dinv * dinv
-    a_hat = a_hat.view(b, n, n)
-    return DenseGraphs(xd, mask, a_hat, local)
-
-
 _UPPER: dict[tuple[int, str], Tensor] = {}
 
 
@@ -198,61 +146,81 @@ def _upper_flat(n: int, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
-def score_dense(model: AnomalyModel, gb: GraphBatch) -> dict[str, Tensor]:
+def score_dense(model: AnomalyModel, dg: DenseGraphs) -> dict[str, Tensor]:
     """The scores of :func:`score_batch` on padded dense graphs (n <= 40 nodes), the fast path
-    of :func:`score_graphs`: one ``bmm`` per GCN layer instead of gathers and scatters.
+    of :func:`score_graphs` and :func:`score_events`: one ``bmm`` per GCN layer instead of
+    gathers and scatters.
 
     GAE: with padded latents set to zero, every padded pair has logit 0 and softplus(0) = ln 2,
     so the sum over real non-edge pairs is the sum over the whole (n, n) block minus the padding
     (``(n^2 - m^2) ln 2``), the diagonal and the positive edges (summed in float64).
     """
     model.eval()
-    if isinstance(model, SetAE):
-        xd, mk = to_dense_batch(gb.x, gb.batch, batch_size=gb.num_graphs)
-        ch, z = model.chamfer_dense(model.dense_inputs(xd), mk)
-        z = z * mk[:, :, None]
-        cnt = mk.sum(1).clamp_min(1)[:, None].to(z.dtype)
-        zm = z.sum(1) / cnt
-        zv = (((z - zm[:, None, :]) ** 2) * mk[:, :, None]).sum(1) / cnt
-        return {"recon": ch, "latent_summary": torch.cat([zm, zv.clamp_min(0).sqrt()], 1)}
-    dg = dense_graphs(gb)
     mask = dg.mask
+    if isinstance(model, SetAE):
+        ch, z = model.chamfer_dense(model.dense_inputs(dg.x), mask)
+        return {"recon": ch, "latent_summary": _dense_summary(z, mask)}
     hd = model.dense_inputs(dg.x)
     z = model.encode_dense(hd, dg.a_hat) * mask[:, :, None]  # (B, n, L), zero padding
-    b, n = mask.shape
-    m = mask.sum(1).to(torch.float64)  # (B,) nodes per graph
     if isinstance(model, EdgeGAE):
-        # z z^T is symmetric: softplus over the strict upper triangle only (half the work),
-        # counted twice; padded pairs there are (n(n-1) - m(m-1)) / 2 times ln 2
-        logits = torch.bmm(z, z.transpose(1, 2)).view(b, n * n)  # (B, n^2) [target, source]
-        upper = F.softplus(logits.index_select(1, _upper_flat(n, z.device))).sum(1)
-        pad = (n * (n - 1) - m * (m - 1)) / 2 * math.log(2.0)
-        off_diag = 2.0 * (upper.double() - pad)  # all ordered pairs i != j of real nodes
-        zf = z[mask]  # (N, L) in node order
-        src, dst = gb.edge_index
-        logit = (zf[src] * zf[dst]).sum(-1)  # (E,)
-        g = gb.batch[dst]
-        n_pos = torch.bincount(g, minlength=b).to(torch.float64)
-        sp_neg = F.softplus(-logit).double()  # softplus(t) = softplus(-t) + t: one call
-        pos_sum = torch.zeros(b, dtype=torch.float64).index_add_(0, g, sp_neg)
-        pos_sp = torch.zeros(b, dtype=torch.float64).index_add_(0, g, sp_neg + logit.double())
-        n_neg = m * m - m - n_pos
-        pos = torch.where(n_pos > 0, pos_sum / n_pos.clamp_min(1), torch.zeros_like(m))
-        neg = torch.where(n_neg > 0, (off_diag - pos_sp) / n_neg.clamp_min(1), torch.zeros_like(m))
-        return {"recon": (pos + neg).to(z.dtype)}
+        return {"recon": _dense_gae(z, mask, dg.edges)}
     assert isinstance(model, NodeAE)
+    m = mask.sum(1).to(z.dtype)
     err = ((model.decoder(z) - hd) ** 2).mean(-1) * mask  # (B, n)
     w = dg.x[:, :, 0] * mask
-    nodes = m.clamp_min(1)[:, None].to(z.dtype)
-    zm = z.sum(1) / nodes  # (B, L)
-    zv = (((z - zm[:, None, :]) ** 2) * mask[:, :, None]).sum(1) / nodes
     return {
-        "recon": err.sum(1) / nodes[:, 0],
+        "recon": err.sum(1) / m.clamp_min(1),
         "recon_ptw": torch.where(
-            w.sum(1) > 0, (err * w).sum(1) / w.sum(1).clamp_min(1e-30), torch.zeros_like(w[:, 0])
+            w.sum(1) > 0, (err * w).sum(1) / w.sum(1).clamp_min(1e-30), torch.zeros_like(m)
         ),
-        "latent_summary": torch.cat([zm, zv.clamp_min(0).sqrt()], 1),
+        "latent_summary": _dense_summary(z, mask),
     }
+
+
+def _dense_summary(z: Tensor, mask: Tensor) -> Tensor:
+    """(B, 2 L) mean and standard deviation of the latents (B, n, L) over each graph's nodes."""
+    z = z * mask[:, :, None]
+    cnt = mask.sum(1).clamp_min(1)[:, None].to(z.dtype)
+    zm = z.sum(1) / cnt
+    zv = (((z - zm[:, None, :]) ** 2) * mask[:, :, None]).sum(1) / cnt
+    return torch.cat([zm, zv.clamp_min(0).sqrt()], 1)
+
+
+def _dense_gae(z: Tensor, mask: Tensor, edges: Tensor) -> Tensor:
+    """(B,) dense GAE score of zero-padded latents ``z`` (B, n, L), positive ``edges`` (E,)
+    flat into (B, n, n) [target, source], grouped graph after graph (as :mod:`.dense` makes
+    them)."""
+    b, n = mask.shape
+    m = mask.sum(1).to(torch.float64)  # (B,) nodes per graph
+    # z z^T is symmetric: softplus over the strict upper triangle only (half the work),
+    # counted twice; padded pairs there are (n(n-1) - m(m-1)) / 2 times softplus(0) = ln 2,
+    # taken in z's precision and the sum in float64, so that padding cancels exactly (a float32
+    # sum over a mostly padded block lost 1e-4 of a 5-node graph's score)
+    logits = torch.bmm(z, z.transpose(1, 2)).view(b, n * n)  # (B, n^2) [target, source]
+    upper = F.softplus(logits.index_select(1, _upper_flat(n, z.device))).sum(1, dtype=torch.float64)
+    ln2 = float(F.softplus(torch.zeros((), dtype=z.dtype)))
+    off_diag = 2.0 * (upper - (n * (n - 1) - m * (m - 1)) / 2 * ln2)  # ordered pairs i != j
+    logit = logits.view(-1).index_select(0, edges)  # (E,)
+    # the edges of graph g lie in [g n^2, (g+1) n^2) and come graph after graph (both builders
+    # keep that order), so "edge < g n^2" is monotone along them and a binary search finds each
+    # graph's first edge; per-graph sums are differences of one float64 cumulative sum
+    bounds = torch.arange(b + 1, dtype=edges.dtype) * (n * n)
+    ptr = torch.searchsorted(edges, bounds)  # (B+1,)
+    n_pos = (ptr[1:] - ptr[:-1]).to(torch.float64)
+    sp_neg = F.softplus(-logit)  # softplus(t) = softplus(-t) + t: one call
+    per = edges.numel() // max(b, 1)
+    if per * b == edges.numel() and bool((n_pos == per).all()):  # every graph has `per` edges
+        pos_sum = sp_neg.view(b, per).sum(1, dtype=torch.float64)
+        pos_sp = pos_sum + logit.view(b, per).sum(1, dtype=torch.float64)
+    else:
+        both = torch.stack([sp_neg, sp_neg + logit], 1).double()  # (E, 2)
+        csum = torch.cat([both.new_zeros(1, 2), torch.cumsum(both, 0)])  # (E+1, 2)
+        sums = csum.index_select(0, ptr[1:]) - csum.index_select(0, ptr[:-1])  # (B, 2)
+        pos_sum, pos_sp = sums[:, 0], sums[:, 1]
+    n_neg = m * m - m - n_pos
+    pos = torch.where(n_pos > 0, pos_sum / n_pos.clamp_min(1), torch.zeros_like(m))
+    neg = torch.where(n_neg > 0, (off_diag - pos_sp) / n_neg.clamp_min(1), torch.zeros_like(m))
+    return (pos + neg).to(z.dtype)
 
 
 def _columns(parts: dict[str, list[Tensor]]) -> GraphScores:
@@ -265,7 +233,21 @@ def score_graphs(model: AnomalyModel, graphs: list[Data], batch_size: int = 512)
     """Scores of ``graphs`` in batches of ``batch_size`` (result independent of the batch size)."""
     parts: dict[str, list[Tensor]] = {}
     for lo in range(0, len(graphs), batch_size):
-        for k, v in score_dense(model, collate(graphs[lo : lo + batch_size])).items():
+        for k, v in score_dense(model, dense_graphs(collate(graphs[lo : lo + batch_size]))).items():
+            parts.setdefault(k, []).append(v.cpu())
+    return _columns(parts)
+
+
+def score_events(model: AnomalyModel, c: Candidates, batch_size: int = 4096) -> GraphScores:
+    """Scores of every event of ``c`` straight from its PF candidates (:func:`.dense.dense_events`:
+    no ``Data`` per event), ``batch_size`` events at a time; equal to building the graphs with
+    the model's settings and calling :func:`score_graphs`."""
+    m = model.cfg
+    parts: dict[str, list[Tensor]] = {}
+    for lo in range(0, c.num_events, batch_size):
+        dg = dense_events(take_events(c, lo, lo + batch_size), k=m.k, symmetric=m.use_symmetric,
+                          lowest=m.select == "lowest", frame=m.frame)  # fmt: skip
+        for k, v in score_dense(model, dg).items():
             parts.setdefault(k, []).append(v.cpu())
     return _columns(parts)
 
@@ -303,7 +285,9 @@ class Calibration:
 
     def mahalanobis(self, summary: np.ndarray) -> np.ndarray:
         d = summary - self.mean
-        return np.sqrt(np.einsum("gi,ij,gj->g", d, self.inv_cov, d).clip(min=0))
+        quad: np.ndarray = np.einsum("gi,ij,gj->g", d, self.inv_cov, d)
+        dist: np.ndarray = np.sqrt(quad.clip(min=0))
+        return dist
 
     @staticmethod
     def _tail(ref: np.ndarray, s: np.ndarray) -> np.ndarray:

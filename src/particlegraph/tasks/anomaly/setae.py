@@ -107,15 +107,18 @@ class SetEncoderDecoder(nn.Module):
         a = F.relu(self.inp(h))
         for conv in self.convs:
             a = F.relu(conv(a, mask))
-        return self.to_latent(a)
+        z: Tensor = self.to_latent(a)
+        return z
 
     def decode(self, z: Tensor, mask: Tensor) -> Tensor:
         """Decoded node set (B, n, F) of latents ``z`` (B, n, latent)."""
         a = F.relu(self.dec_in(z))
         a = F.relu(self.dec_conv(a, mask))
-        return self.dec_out(a)
+        out: Tensor = self.dec_out(a)
+        return out
 
 
 def dense_from_sparse(h: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
     """(N, F) node rows + graph ids (N,) -> padded (B, n, F) and mask (B, n)."""
-    return to_dense_batch(h, batch)
+    hd, mask = to_dense_batch(h, batch)
+    return hd, mask

@@ -140,8 +140,8 @@ def train_run(
         torch.manual_seed(cfg.fit.seed)  # weight initialisation
         model = build_model(cfg.model, prep)
         gen = torch.Generator().manual_seed(cfg.fit.seed)
-        train_loader = DataLoader(train_g, batch_size=cfg.batch_size, shuffle=True, generator=gen)  # type: ignore[arg-type]
-        val_loader = DataLoader(val_g, batch_size=256)  # type: ignore[arg-type]
+        train_loader = DataLoader(train_g, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        val_loader = DataLoader(val_g, batch_size=256)
         can_resume = resume and checkpoint_path(run_dir, "last").is_file()
         create_run(run_dir, TASK, cfg, data=data_identity(cfg.data), overwrite=overwrite,
                    resume=can_resume)  # fmt: skip
@@ -149,6 +149,9 @@ def train_run(
         history = fit(model, train_loader, val_loader, step_fn, cfg.fit, run_dir, resume=resume)
         best, _, _ = load_run(run_dir, calibrated=False)
         write_json(run_dir / "calibration.json", calibrate(best, val_g).to_dict())
+        from particlegraph.tasks.anomaly.report import write_training_page
+
+        write_training_page(run_dir, cfg, history.records)
     finally:
         torch.set_num_threads(old_threads)
     return best, history

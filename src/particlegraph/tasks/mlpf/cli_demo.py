@@ -46,4 +46,5 @@ def register(app: typer.Typer) -> None:
             config=config,
             device=device,
             overrides=tuple(set_ or ()),
+            say=typer.echo,
         )

@@ -1,6 +1,6 @@
 """CLI action ``particlegraph mlpf train`` (``export`` lives in :mod:`.cli_export`).
 
-It only parses arguments and calls :func:`particlegraph.tasks.mlpf.train.train_mlpf`. It also
+It only parses arguments and calls :func:`particlegraph.tasks.mlpf.train.train`. It also
 works under ``torchrun`` (one process per rank; only rank 0 prints and writes files).
 """
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train MLPF; writes config.yaml, history.{json,csv} and checkpoints/ into --run."""
         from particlegraph.tasks.mlpf.schema import reading
-        from particlegraph.tasks.mlpf.train import train_mlpf
+        from particlegraph.tasks.mlpf.train import train as run_training
         from particlegraph.train.distributed import cleanup_distributed, dist_info
 
         check_range("--val-fraction", val_fraction, 0.0, 0.99, what="fraction of files")
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         try:
             keep = (run / "checkpoints" / "last.pt").exists  # a checkpoint is worth resuming
             with reading(validate=not no_validate), removed_on_failure(run, keep_if=keep):
-                hist = train_mlpf(
+                hist = run_training(
                     data, config, run, overrides=sets, resume=resume, overwrite=overwrite
                 )
             if dist_info().is_main:

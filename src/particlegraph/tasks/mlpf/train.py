@@ -1,6 +1,6 @@
-"""MLPF training: run config (model + fit + loss + data) and :func:`train_mlpf`.
+"""MLPF training: run config (model + fit + loss + data) and :func:`train`.
 
-``train_mlpf`` is what ``particlegraph mlpf train`` calls. It resolves the config, splits the
+``train`` is what ``particlegraph mlpf train`` calls. It resolves the config, splits the
 dataset's shards into training and validation files, estimates class weights, writes the
 resolved config to ``run_dir/config.yaml`` and hands the rest to the generic loop
 (:func:`particlegraph.train.loop.fit`). Under ``torchrun`` every rank reads its own shards and
@@ -157,7 +157,7 @@ def resolve_run_config(
     return load_config(MLPFRunConfig, config_path, list(overrides), package=PACKAGE)
 
 
-def train_mlpf(
+def train(
     data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     config_path: str | Path | Traversable | None,
     run_dir: str | Path,

@@ -43,7 +43,7 @@ def generate(
     ),
 ) -> None:
     """Generate the three-observable toy: obs1 separates, obs2 through |obs2|, obs3 not at all."""
-    from particlegraph.tasks.tabular.workflow import generate as run
+    from particlegraph.tasks.tabular.generate import generate as run
 
     check_range("--events", events, 2, MAX_EVENTS, what="events in total")
     check_range("--seed", seed, 0, MAX_SEED)
@@ -75,7 +75,7 @@ def train(
     ),
 ) -> None:
     """Train the MLP classifier (BCE, Adam, 25 % validation) and save loss/accuracy curves."""
-    from particlegraph.tasks.tabular.workflow import train as run
+    from particlegraph.tasks.tabular.train import train as run
 
     check_range("--epochs", epochs, 1, 100_000)
     check_range("--batch-size", batch_size, 1, MAX_BATCH_SIZE, what="events per step")
@@ -108,7 +108,7 @@ def explain(
     ),
 ) -> None:
     """Gradients, Taylor coefficients (+ evolution), ROC curves, observable matrix, heat maps."""
-    from particlegraph.tasks.tabular.workflow import explain as run
+    from particlegraph.tasks.tabular.explain import explain as run
 
     check_range("--bins", bins, 2, MAX_BINS, what="heat-map grid points per axis")
     folder = out if out is not None else run_dir / "explain"
@@ -116,6 +116,29 @@ def explain(
         s = run(run_dir, data=data, out=out, heatmap_run=heatmap_run, bins=bins,
                 checkpoint=checkpoint, overwrite=overwrite)  # fmt: skip
     _print_summary(s)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run_dir: Path = typer.Option(..., "--run", help="trained run directory"),
+    data: Path | None = typer.Option(None, "--data", help="data file (default: the run's)"),
+    out: Path | None = typer.Option(None, "--out", help="output folder (default RUN/evaluation)"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into an --out that tabular evaluate did not make"
+    ),
+) -> None:
+    """Test AUC of the network beside the best one-line cut (chosen on training rows), with errors."""
+    from particlegraph.tasks.tabular.evaluate import evaluate as run
+
+    folder = out if out is not None else run_dir / "evaluation"
+    with removed_on_failure(folder if run_dir.is_dir() else None):
+        m = run(run_dir, data=data, out=out, checkpoint=checkpoint, overwrite=overwrite)
+    d = m["network_minus_best_cut"]
+    net = m["auc"]["network"]
+    typer.echo(f"{m['test_events']} test events: network AUC {net['value']:.4f} ± {net['error']:.4f}; "
+               f"network - {m['best_cut']} cut: {d['value']:+.4f} ± {d['error']:.4f}")  # fmt: skip
 
 
 @app.command()
@@ -128,7 +151,7 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier demo in --out"),
 ) -> None:
     """Generate, train (3 and 2 observables) and explain, end to end in under two minutes on CPU."""
-    from particlegraph.tasks.tabular.workflow import demo as run
+    from particlegraph.tasks.tabular.demo import demo as run
 
     check_range("--events", events, 100, MAX_EVENTS, what="events in total")
     check_range("--epochs", epochs, 1, 100_000)

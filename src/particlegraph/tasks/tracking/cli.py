@@ -284,8 +284,7 @@ def explain(
 ) -> None:
     """Default pipeline: gradient x input of an edge score. Exercise's pipeline: LRP of a hit's
     refined embedding and gradient x input of a pair distance."""
-    from particlegraph.tasks.tracking.explain import explain_run
-    from particlegraph.tasks.tracking.runconfig import run_pipeline
+    from particlegraph.tasks.tracking.explain import explain as explain_event
 
     for name, value in (
         ("--event", event),
@@ -296,16 +295,12 @@ def explain(
         check_range(name, value, 0)
     run = _open_finished(run)
     _check_data(data)
-    if run_pipeline(run) == "layerpair":
-        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
-
-        x = explain_edge_score(run, data, out, event_id=event, edge=edge)
-        typer.echo(f"edge {x['edge']} (hits {x['hits']}, score {x['score']:.3f}): "
-                   f"{x['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
+    r = explain_event(run, data, out, event_id=event, hit=hit, partner=partner, edge=edge)
+    if "edge" in r:
+        typer.echo(f"edge {r['edge']} (hits {r['hits']}, score {r['score']:.3f}): "
+                   f"{r['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
                    f"particle's hits; {out / 'explain.json'}")  # fmt: skip
         return
-
-    r = explain_run(run, data, out, event_id=event, hit=hit, partner=partner)
     typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
                f"{r['lrp']['same_particle_share']:.2f} of the relevance on its own particle; "
                f"conservation error {r['lrp']['conservation_error']:.2g}; {out / 'explain.json'}")  # fmt: skip

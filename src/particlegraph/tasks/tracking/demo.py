@@ -45,16 +45,13 @@ def run_demo(
     run = out / "run"
     train(cfg, run, resume=(run / "gnn").exists() or (run / "stage1").exists())
     metrics = evaluate(run, out / "test", out / "eval")
+    from particlegraph.tasks.tracking.explain import explain
+
+    explain(run, out / "test", out / "explain")
     if isinstance(cfg, LayerPairRunConfig):
         from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
-        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
 
-        explain_edge_score(run, out / "test", out / "explain")
         shipped = evaluate_layerpair_run(f"pretrained:{PRETRAINED}", out / "test",
                                          out / "eval_pretrained", baselines=False)  # fmt: skip
         metrics["methods"][f"pretrained:{PRETRAINED}"] = shipped["methods"]["layerpair_gnn"]
-    else:
-        from particlegraph.tasks.tracking.explain import explain_run
-
-        explain_run(run, out / "test", out / "explain")
     return metrics

@@ -163,6 +163,27 @@ def explain_run(
     return result
 
 
+def explain(
+    run_dir: str | Path, data: str | Path, out: str | Path, *, event_id: int | None = None,
+    hit: int | None = None, partner: int | None = None, edge: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Explain one event of ``data`` with the run's model, whichever pipeline it is.
+
+    Default (layer-pair) pipeline: gradient x input of one edge's score
+    (:func:`~particlegraph.tasks.tracking.explain_edges.explain_edge_score`, ``edge``);
+    the exercise's pipeline: LRP of one hit's refined embedding and gradient x input of a pair
+    distance (:func:`explain_run`, ``hit`` and ``partner``). Writes ``out/explain.json`` (and a
+    display); returns its content.
+    """
+    from particlegraph.tasks.tracking.runconfig import run_pipeline
+
+    if run_pipeline(Path(run_dir)) == "layerpair":
+        from particlegraph.tasks.tracking.explain_edges import explain_edge_score
+
+        return explain_edge_score(run_dir, data, out, event_id=event_id, edge=edge)
+    return explain_run(run_dir, data, out, event_id=event_id, hit=hit, partner=partner)
+
+
 def _display(out: Path, xyz: np.ndarray, pid: np.ndarray, graph: Tensor, lrp: HitExplanation,
              target: int, pair_hit: np.ndarray, partner: int) -> None:  # fmt: skip
     """x-y display around the target: hits coloured by LRP relevance, edges into the field."""

@@ -1,4 +1,5 @@
-"""Training the tabular classifier with the shared loop :func:`particlegraph.train.loop.fit`.
+"""``tabular train`` (:func:`train`): the classifier trained with the shared loop
+:func:`particlegraph.train.loop.fit`.
 
 A run directory holds ``config.yaml`` (:class:`TabularRunConfig`), the loop's checkpoints and
 history, ``training_curves.json`` / ``.png`` (loss and accuracy per epoch) and
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +25,23 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from particlegraph.atomic import write_json
 from particlegraph.bounds import check_batch_size
-from particlegraph.config import dump_config, load_config
+from particlegraph.config import apply_overrides, dump_config, from_dict, load_config, to_dict
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.outputs import Output, guard_outputs
 from particlegraph.tasks.tabular.analysis import TaylorTracker, taylor_evolution_from_records
 from particlegraph.tasks.tabular.data import OBSERVABLES, read_table
 from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
-from particlegraph.train.checkpoint import load_weights
+from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from particlegraph.train.loop import FitConfig, History, fit
+from particlegraph.train.run import create_run, open_run
 
 CONFIG_NAME = "config.yaml"
+#: The package whose ``configs/`` folder ships the named run configs.
+PACKAGE = "particlegraph.tasks.tabular"
+#: The task's name in run folders and commands.
+TASK = "tabular"
+#: What a tabular run records about its data (compared by ``explain --data``).
+DATA_SETTINGS = {"observables": list(OBSERVABLES)}
 
 
 def _default_fit() -> FitConfig:
@@ -241,3 +252,75 @@ def load_run(run_dir: str | Path, which: str = "best") -> tuple[MLPClassifier, T
     model = MLPClassifier(cfg.model)
     load_weights(run_dir, model, which)
     return model, cfg
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    *,
+    epochs: int = 30,
+    features: tuple[int, ...] = (0, 1, 2),
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    overwrite: bool = False,
+    overrides: list[str] | None = None,
+    config: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train a classifier on ``data`` into run folder ``out`` (``--run``); returns a summary.
+
+    The configuration and the data are checked before anything is written; the run folder is
+    then made by :func:`particlegraph.train.run.create_run` (an existing run is refused unless
+    ``resume``, which continues it, or ``overwrite``, which replaces it).
+    With ``resume`` the run's own ``config.yaml`` is used (arguments other than ``out`` ignored).
+    ``config`` (a YAML file or a shipped name such as ``"default"``) replaces the keyword
+    settings ``epochs``, ``lr``, ``batch_size``, ``seed``, ``device``; ``data`` and ``features``
+    always come from the arguments. ``overrides`` are ``key=value`` strings on
+    :class:`TabularRunConfig` (e.g. ``model.hidden=[50]``), applied last.
+    """
+    out = Path(out)
+    if resume:
+        cfg = open_run(out, TASK, PACKAGE).config(TabularRunConfig, overrides)
+    elif config is not None:
+        given = [
+            f"data={json.dumps(str(data))}",
+            f"features={json.dumps(list(features))}",
+            f"model.n_inputs={len(features)}",
+        ]
+        cfg = load_config(TabularRunConfig, config, [*given, *(overrides or [])], package=PACKAGE)
+    else:
+        cfg = make_run_config(data, tuple(features), epochs=epochs, lr=lr, seed=seed, device=device)
+        cfg = from_dict(
+            TabularRunConfig,
+            apply_overrides(to_dict(cfg), [f"batch_size={batch_size}", *(overrides or [])]),
+        )
+    guard_outputs("tabular train", [Output(out, "dir", "--run")], [cfg.data], overwrite=overwrite)
+    table_rows(cfg.data, "train")  # the data is read and checked before any write
+    if resume:  # so is the checkpoint it continues from (a payload is refused unread)
+        load_checkpoint(checkpoint_path(out, "last"))
+    create_run(out, TASK, cfg, data=DATA_SETTINGS, overwrite=overwrite, resume=resume)
+    t0 = time.perf_counter()
+    _, history = train_run(cfg, out, resume=resume)
+    last = history.records[-1] if history.records else {}
+    return {
+        "run_dir": str(out),
+        "epochs": len(history.records),
+        "best_epoch": history.best_epoch,
+        "val_loss": last.get("val_loss"),
+        "val_accuracy": last.get("val_accuracy"),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def table_rows(data_path: str | Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``part`` rows (``train``: labels 0/1, ``test``: 2/3) of a data file, both classes."""
+    data = read_table(data_path)
+    x, y = data.part(part)
+    labels = "0/1" if part == "train" else "2/3"
+    if len(x) == 0:
+        raise DataFileError(f"{data_path}: no {part} rows (labels {labels})")
+    if len(np.unique(y)) != 2:
+        raise DataFileError(f"{data_path}: {part} rows must hold both signal and background")
+    return x, y

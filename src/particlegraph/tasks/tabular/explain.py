@@ -1,4 +1,5 @@
-"""What ``tabular explain`` computes (:func:`explain_model`) and how it is written (:func:`write_explanation`).
+"""``tabular explain`` (:func:`explain`): what it computes (:func:`explain_model`) and how it is
+written (:func:`write_explanation`).
 
 The computation returns an :class:`Explanation` (gradients, Taylor coefficients, ROC curves and
 the heat maps of a two-observable model) and touches no file; the writer turns it into JSON,
@@ -7,6 +8,7 @@ PNG figures, ``summary.json`` and ``index.html`` (through :mod:`particlegraph.re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from particlegraph.atomic import write_json
+from particlegraph.bounds import MAX_BINS
 from particlegraph.errors import ConfigError
 from particlegraph.explain.gradients import GridDerivatives, TaylorCoefficients
+from particlegraph.outputs import Output, claim, guard_outputs, owner
 from particlegraph.plot import save_figure
 from particlegraph.report.html import ReportSection
 from particlegraph.report.run_index import write_run_index
@@ -31,7 +35,18 @@ from particlegraph.tasks.tabular.analysis import (
 )
 from particlegraph.tasks.tabular.data import OBSERVABLES
 from particlegraph.tasks.tabular.model import MLPClassifier
-from particlegraph.tasks.tabular.training import TabularRunConfig, load_run
+from particlegraph.tasks.tabular.train import (
+    CONFIG_NAME,
+    DATA_SETTINGS,
+    PACKAGE,
+    TASK,
+    TabularRunConfig,
+    load_run,
+    table_rows,
+    torch_threads,
+    train_run,
+)
+from particlegraph.train.run import check_checkpoint, check_data, create_run, open_run
 
 
 @dataclass(frozen=True)
@@ -235,3 +250,108 @@ def write_explanation_index(out: Path, summary: dict[str, Any]) -> Path:
         out, f"Tabular explanation: {Path(summary['run']).name}", "explanation", sections,
         files=files, summary_rows=rows, header=["score", "test AUC"],
     )  # fmt: skip
+
+
+def explain(
+    run: str | Path,
+    *,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    heatmap_run: str | Path | None = None,
+    heatmap_epochs: int | None = None,
+    bins: int = 100,
+    threads: int | None = 1,
+    checkpoint: str = "best",
+    overwrite: bool = False,
+    accepts: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Gradient / Taylor / ROC analysis of a trained run on the test rows of ``data``.
+
+    ``run`` is opened with :func:`particlegraph.train.run.open_run` (``checkpoint``: ``best``
+    or ``last``); ``out`` is refused when it exists and was not written by ``tabular explain``
+    (or one of ``accepts``), unless ``overwrite``, and always when it is the data file.
+
+    Writes into ``out`` (default ``run/explain``): ``gradients.json``/``.png``,
+    ``taylor_coefficients.json``, ``taylor_matrix.png``, ``taylor_ranking.png``,
+    ``taylor_evolution.png``, ``roc.json``/``.png``, ``observables.png`` and, from a
+    two-observable model (``heatmap_run``, or one trained here on obs1 and obs2), ``heatmaps.png``
+    and ``heatmaps.npz``; ``summary.json`` lists everything. Returns that summary.
+    ``threads``: intra-op CPU threads (see :func:`~particlegraph.tasks.tabular.train.torch_threads`).
+    """
+    check_checkpoint(checkpoint)
+    if not 2 <= bins <= MAX_BINS:
+        raise ConfigError(
+            f"--bins must be between 2 and {MAX_BINS} (grid points per axis), got {bins}"
+        )
+    opened = open_run(run, TASK, PACKAGE)
+    cfg = opened.config(TabularRunConfig)
+    folder = Path(out) if out is not None else opened.output_dir / "explain"
+    data_path = data or cfg.data
+    inputs = [data_path, *([heatmap_run] if heatmap_run is not None else [])]
+    accepted = ("tabular explain", *accepts)
+    guard_outputs("tabular explain", [Output(folder, "dir", "--out", accepts=accepted)], inputs,
+                  overwrite=overwrite)  # fmt: skip
+    if heatmap_run is not None:
+        open_run(heatmap_run, TASK, PACKAGE)
+    check_data(opened, DATA_SETTINGS)
+    test_rows = table_rows(data_path, "test")  # checked before anything is written
+    model, _ = load_run(opened.path, checkpoint)
+    if owner(folder) is None:
+        claim(folder, "tabular explain", {"run": str(opened.path), "data": str(data_path)})
+    with torch_threads(threads):
+        return _explain(opened.path, model, cfg, test_rows, data_path, folder, heatmap_run,
+                        heatmap_epochs, bins)  # fmt: skip
+
+
+def _explain(
+    run: Path,
+    model: Any,
+    cfg: TabularRunConfig,
+    test_rows: tuple[np.ndarray, np.ndarray],
+    data_path: str | Path,
+    out: Path,
+    heatmap_run: str | Path | None,
+    heatmap_epochs: int | None,
+    bins: int,
+) -> dict[str, Any]:
+    """Compute the explanation (training the heat-map model first when needed) and write it."""
+    heat = _heatmap_run(run, cfg, data_path, out, heatmap_run, heatmap_epochs)
+    result = explain_model(run, model, cfg, test_rows, data_path, heat, bins)
+    return write_explanation(result, out)
+
+
+def _heatmap_run(
+    run: Path,
+    cfg: TabularRunConfig,
+    data_path: str | Path,
+    out: Path,
+    heatmap_run: str | Path | None,
+    heatmap_epochs: int | None,
+) -> Path:
+    """The two-observable run of the heat maps: ``heatmap_run``, the run itself when it has two
+    observables, else ``out/two_observables`` (trained on obs1 and obs2 unless already there)."""
+    if heatmap_run is not None:
+        return Path(heatmap_run)
+    if len(cfg.features) == 2:
+        return run
+    two_run = out / "two_observables"
+    if not (two_run / CONFIG_NAME).is_file():
+        fit2 = cfg.fit if heatmap_epochs is None else _with_epochs(cfg, heatmap_epochs)
+        two = TabularRunConfig(
+            data=str(data_path),
+            features=(0, 1),
+            model=type(cfg.model)(
+                n_inputs=2, hidden=cfg.model.hidden, activation=cfg.model.activation
+            ),
+            fit=fit2,
+            batch_size=cfg.batch_size,
+            val_fraction=cfg.val_fraction,
+            taylor_events=0,
+        )
+        create_run(two_run, TASK, two, data=DATA_SETTINGS)
+        train_run(two, two_run)
+    return two_run
+
+
+def _with_epochs(cfg: TabularRunConfig, epochs: int) -> Any:
+    return dataclasses.replace(cfg.fit, epochs=epochs)
