@@ -33,7 +33,8 @@ from common import emit, machine
 from particlegraph.tasks.anomaly.evaluate import Evaluation, SampleRef, evaluate
 from particlegraph.tasks.anomaly.report import evaluation_dict, markdown_table, write_evaluation
 from particlegraph.tasks.anomaly.summary import inspect_sample, plot_leading_pt
-from particlegraph.tasks.anomaly.train import load_graphs, load_run, make_run_config, train_run
+from particlegraph.tasks.anomaly.train import load_graphs, load_run, make_run_config
+from particlegraph.tasks.anomaly.train import train as train_run
 
 SIGNALS = ("zprime_ttbar", "wprime_wz", "h2_zz4l", "lq_btau", "hv_dark")
 #: The same processes at masses whose HT lies inside the QCD background's, with its HT trigger.

@@ -379,6 +379,10 @@ PENDING = [
     Case("tracking-train-resume-payload", "tracking train --data {trackml} --run {evil_tracking_resume} --resume", _PAYLOAD),
     Case("anomaly-evaluate-payload", "anomaly evaluate --run {evil_anomaly} --background b={anomaly_sample} "
          "--signal s={anomaly_sample} --out {out}", _PAYLOAD),
+    Case("anomaly-explain-out-is-sample", "anomaly explain --run {evil_anomaly} --sample s={anomaly_sample} "
+         "--out {anomaly_sample}", _INPUT),
+    Case("anomaly-explain-out-foreign", "anomaly explain --run {evil_anomaly} --sample s={anomaly_sample} "
+         "--out {foreign}", _NOT_OURS),
     Case("anomaly-explain-payload", "anomaly explain --run {evil_anomaly} --sample s={anomaly_sample} --out {out}", _PAYLOAD),
     Case("anomaly-train-resume-payload", "anomaly train --data {anomaly_sample} --run {evil_anomaly_resume} --resume", _PAYLOAD),
     Case("tracking-evaluate-pretrained-dotdot", "tracking evaluate --run pretrained:../x --data {trackml} --out {out}",

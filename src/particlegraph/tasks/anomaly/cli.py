@@ -100,7 +100,8 @@ def train(
     override: list[str] = typer.Option([], "--set", help="config override key=value"),
 ) -> None:
     """Train one model on background events through the engine's loop (checkpoints, resume)."""
-    from particlegraph.tasks.anomaly.train import make_run_config, train_run
+    from particlegraph.tasks.anomaly.train import make_run_config
+    from particlegraph.tasks.anomaly.train import train as run_training
 
     check_range("--epochs", epochs, 0, 100_000, what="0 = the config's")
     check_range("--max-events", max_events, 0, what="0 = the config's")
@@ -112,7 +113,7 @@ def train(
     cfg = make_run_config(model, data, [*sets, *override], config)
     # a failed first attempt leaves no run; one that wrote a checkpoint keeps it for --resume
     with removed_on_failure(out, keep_if=(out / "checkpoints" / "last.pt").is_file):
-        _, hist = train_run(cfg, out, resume=resume, overwrite=overwrite)
+        _, hist = run_training(cfg, out, resume=resume, overwrite=overwrite)
     typer.echo(
         f"trained {len(hist.records)} epochs (best {hist.best_epoch}, val loss {hist.best_loss:.4g}); run in {out}"
     )
@@ -170,20 +171,18 @@ def explain(
     events: int = typer.Option(3, "--events", help="highest-scoring events explained per sample"),
     class_events: int = typer.Option(200, "--class-events", help="events in the per-type averages"),
     lrp: bool = typer.Option(True, "--lrp/--no-lrp", help="LRP of the latent through the encoder"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into an --out of another command"
+    ),
 ) -> None:
     """Per-particle / per-edge contributions, gradients, LRP, eta-phi displays, per-type averages."""
-    from particlegraph.tasks.anomaly.evaluate import parse_sample
-    from particlegraph.tasks.anomaly.explain import explain_sample, write_explanations
+    from particlegraph.tasks.anomaly.explain import explain as run_explain
 
     check_range("--events", events, 1, 10_000, what="events explained per sample")
     check_range("--class-events", class_events, 0, MAX_EVENTS, what="events in the averages")
-    exps, classes = [], {}
-    for s in sample:
-        ref = parse_sample(s)
-        e, c = explain_sample(run, ref, events, class_events, lrp=lrp)
-        exps += e
-        classes[ref.name] = c
-    report = write_explanations(exps, classes, out, f"Anomaly explanations: {run.name}")
+    with removed_on_failure(out):  # a failure (bad sample, full disk) leaves no new --out
+        report = run_explain(run, sample, out, n_events=events, n_class_events=class_events,
+                             lrp=lrp, overwrite=overwrite)  # fmt: skip
     typer.echo(f"report: {report}")
 
 

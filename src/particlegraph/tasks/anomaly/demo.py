@@ -22,7 +22,7 @@ from particlegraph.tasks.anomaly.explain import explain_sample, write_explanatio
 from particlegraph.tasks.anomaly.generate import generate_sample
 from particlegraph.tasks.anomaly.report import markdown_table, write_evaluation
 from particlegraph.tasks.anomaly.samples import samples_config_from_dict
-from particlegraph.tasks.anomaly.train import make_run_config, train_run
+from particlegraph.tasks.anomaly.train import make_run_config, train
 
 log = logging.getLogger(__name__)
 COMMAND = "anomaly demo"
@@ -64,7 +64,7 @@ def run_demo(out: str | Path, *, events: int = 400, epochs: int = 3, seed: int =
         run_cfg = make_run_config(config, data / BACKGROUND, [f"max_events={n_train}",
                                   f"fit.epochs={epochs}", f"fit.seed={seed}", *sets])  # fmt: skip
         run_dir = out / "runs" / name
-        train_run(run_cfg, run_dir, resume=True)
+        train(run_cfg, run_dir, resume=True)
         runs.append(run_dir)
     bkg = SampleRef(BACKGROUND, str(data / BACKGROUND), n_ref, events)
     ref = SampleRef(f"{BACKGROUND}_reference", str(data / BACKGROUND), n_train, n_ref)

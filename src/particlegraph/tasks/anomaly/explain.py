@@ -20,6 +20,7 @@ events; :func:`write_explanations` writes JSON, eta-phi event displays and a sma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,36 @@ def explain_sample(
     top = np.argsort(-s, kind="stable")[:n_events]
     exps = [explain_graph(model, graphs[i], sample.name, lrp=lrp) for i in top]
     return exps, class_averages(model, graphs[:n_class_events])
+
+
+def explain(
+    run: str | Path,
+    samples: Sequence[Any],
+    out: str | Path,
+    *,
+    n_events: int = 3,
+    n_class_events: int = 200,
+    lrp: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """``anomaly explain``: explain the top events of each sample and write ``out``.
+
+    ``samples`` are ``name=path[:start[:stop]]`` strings or evaluate ``SampleRef``s. ``out`` is
+    refused (before anything is computed) when it is, or lies inside, the run or a sample, or
+    exists and was not made by ``anomaly explain``, unless ``overwrite``. Returns the page.
+    """
+    from particlegraph.outputs import Output, claim, guard_outputs
+    from particlegraph.tasks.anomaly.evaluate import parse_sample
+
+    refs = [parse_sample(s) if isinstance(s, str) else s for s in samples]
+    out = Path(out)
+    guard_outputs("anomaly explain", [Output(out, "dir", "--out")],
+                  [run, *(r.path for r in refs)], overwrite=overwrite)  # fmt: skip
+    exps: list[EventExplanation] = []
+    classes: dict[str, dict[str, float]] = {}
+    for ref in refs:
+        e, c = explain_sample(run, ref, n_events, n_class_events, lrp=lrp)
+        exps += e
+        classes[ref.name] = c
+    claim(out, "anomaly explain", {"run": str(run), "samples": [r.name for r in refs]})
+    return write_explanations(exps, classes, out, f"Anomaly explanations: {Path(run).name}")

@@ -1,4 +1,4 @@
-"""Training an anomaly model on background graphs with the engine's loop (:func:`train.loop.fit`).
+"""``anomaly train`` (:func:`train`): an anomaly model trained on background graphs with the engine's loop (:func:`particlegraph.train.loop.fit`).
 
 A run directory holds ``config.yaml`` (:class:`AnomalyRunConfig`), ``preprocessing.json``, the
 loop's ``checkpoints/{last,best}.pt`` and ``history.{json,csv}``, and ``calibration.json``
@@ -113,7 +113,7 @@ def data_identity(path: str | Path) -> dict[str, Any]:
     return {k: meta.get(k) for k in ("sample", "process", "ht_min", "pileup", "keep")}
 
 
-def train_run(
+def train(
     cfg: AnomalyRunConfig,
     run_dir: str | Path,
     *,
