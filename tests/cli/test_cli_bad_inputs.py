@@ -375,6 +375,14 @@ PENDING = [
     Case("generate-other-seed", "mlpf generate --process minbias --events 2 --events-per-file 2 "
          "--seed 2 --out {generated}", r"seed \(--seed\) was 1, now 2.*--overwrite"),
     Case("tracking-evaluate-payload", "tracking evaluate --run {evil_tracking} --data {trackml} --out {out}", _PAYLOAD),
+    Case("tracking-evaluate-out-is-data", "tracking evaluate --run pretrained:ttbar_pu50 --data {trackml} --out {trackml}",
+         _INPUT),
+    Case("tracking-evaluate-out-foreign", "tracking evaluate --run pretrained:ttbar_pu50 --data {trackml} --out {foreign}",
+         _NOT_OURS),
+    Case("tracking-explain-out-is-data", "tracking explain --run pretrained:ttbar_pu50 --data {trackml} --out {trackml}",
+         _INPUT),
+    Case("tracking-explain-out-foreign", "tracking explain --run pretrained:ttbar_pu50 --data {trackml} --out {foreign}",
+         _NOT_OURS),
     Case("tracking-explain-payload", "tracking explain --run {evil_tracking} --data {trackml} --out {out}", _PAYLOAD),
     Case("tracking-train-resume-payload", "tracking train --data {trackml} --run {evil_tracking_resume} --resume", _PAYLOAD),
     Case("anomaly-evaluate-payload", "anomaly evaluate --run {evil_anomaly} --background b={anomaly_sample} "

@@ -281,6 +281,9 @@ def explain(
     hit: Annotated[int | None, typer.Option(help="Hit index to explain.")] = None,
     partner: Annotated[int | None, typer.Option(help="Second hit of the explained pair.")] = None,
     edge: Annotated[int | None, typer.Option(help="Edge to explain (default pipeline).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Write into an existing --out that another command made.")
+    ] = False,
 ) -> None:
     """Default pipeline: gradient x input of an edge score. Exercise's pipeline: LRP of a hit's
     refined embedding and gradient x input of a pair distance."""
@@ -295,7 +298,10 @@ def explain(
         check_range(name, value, 0)
     run = _open_finished(run)
     _check_data(data)
-    r = explain_event(run, data, out, event_id=event, hit=hit, partner=partner, edge=edge)
+    _check_out("tracking explain", out, "--out", [run, data], overwrite)
+    with removed_on_failure(out):  # a failure (a bad event id, a full disk) leaves no new --out
+        _claim(out, "tracking explain")
+        r = explain_event(run, data, out, event_id=event, hit=hit, partner=partner, edge=edge)
     if "edge" in r:
         typer.echo(f"edge {r['edge']} (hits {r['hits']}, score {r['score']:.3f}): "
                    f"{r['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
