@@ -156,7 +156,7 @@ def shape(args: argparse.Namespace) -> None:
     from particlegraph.tasks.anomaly.evaluate import add_scores
     from particlegraph.tasks.anomaly.samples import read_candidates, take_events
     from particlegraph.tasks.anomaly.shape import ShapeDensity, shape_features
-    from particlegraph.tasks.anomaly.train import split
+    from particlegraph.train.split import train_val_split
 
     data, out = Path(args.data), Path(args.out)
     torch.set_num_threads(args.threads)
@@ -175,7 +175,7 @@ def shape(args: argparse.Namespace) -> None:
     cols: dict[str, dict[str, np.ndarray]] = {n: {} for n in feats}
     fits = {}
     for seed in args.seeds:
-        tr, va = split(len(train_f), 0.2, seed)
+        tr, va = train_val_split(len(train_f), 0.2, seed, what="graphs")
         d = ShapeDensity.fit(train_f[tr], train_f[va], seed=seed)
         fits[seed] = {"components": d.components, "validation_nll": d.validation_nll}
         for n, f in feats.items():

@@ -22,13 +22,14 @@ from torch_geometric.loader import DataLoader
 from particlegraph.atomic import write_json
 from particlegraph.bounds import check_batch_size
 from particlegraph.config import load_config
-from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.errors import ConfigError
 from particlegraph.tasks.anomaly.graphs import Preprocessing, build_graphs
 from particlegraph.tasks.anomaly.models import AnomalyModel, ModelConfig, build_model
 from particlegraph.tasks.anomaly.samples import read_candidates, take_events
 from particlegraph.tasks.anomaly.scores import Calibration, score_graphs
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint
 from particlegraph.train.loop import FitConfig, History, fit
+from particlegraph.train.split import train_val_split
 
 CONFIG_NAME = "config.yaml"
 
@@ -84,15 +85,6 @@ def load_graphs(
     )
 
 
-def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random (train, validation) index split of ``n`` graphs."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(val_fraction * n))
-    if n - n_val < 1:
-        raise DataFileError(f"only {n} graphs: too few to hold out a validation set")
-    return perm[n_val:], perm[:n_val]
-
-
 def step_fn(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     """The model's own training loss (GAE: recon_loss with in-graph negatives; node-ae: MSE)."""
     m: Any = model.module if hasattr(model, "module") else model
@@ -134,7 +126,7 @@ def train(
     try:
         graphs = load_graphs(cfg.data, cfg.model, cfg.first_event, cfg.first_event + cfg.max_events)
         graphs = [g for g in graphs if g.num_nodes > 1]
-        tr, va = split(len(graphs), cfg.val_fraction, cfg.fit.seed)
+        tr, va = train_val_split(len(graphs), cfg.val_fraction, cfg.fit.seed, what="graphs")
         train_g, val_g = [graphs[i] for i in tr], [graphs[i] for i in va]
         prep = Preprocessing.fit(torch.cat([g.x for g in train_g]))
         torch.manual_seed(cfg.fit.seed)  # weight initialisation

@@ -120,7 +120,7 @@ def compute_evaluation(
     """AUCs of the network (on columns ``features``) and of every cut, with bootstrap errors."""
     y_tr, y_te = (np.asarray(y_train) == 1), (np.asarray(y_test) == 1)
     directions = cut_directions(x_train, y_tr)
-    train_auc = {k: rank_auc(d * s, y_tr) for (k, s), d in zip(cut_scores(x_train).items(), directions.values(), strict=True)}  # fmt: skip
+    train_auc = {k: rank_auc(directions[k] * s, y_tr) for k, s in cut_scores(x_train).items()}
     best = max(train_auc, key=lambda k: train_auc[k])
     scores = {"network": predict(model, x_test[:, list(features)])}
     scores.update({k: directions[k] * s for k, s in cut_scores(x_test).items()})

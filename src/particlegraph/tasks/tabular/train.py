@@ -34,6 +34,7 @@ from particlegraph.tasks.tabular.model import ClassifierConfig, MLPClassifier
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from particlegraph.train.loop import FitConfig, History, fit
 from particlegraph.train.run import create_run, open_run
+from particlegraph.train.split import train_val_split
 
 CONFIG_NAME = "config.yaml"
 #: The package whose ``configs/`` folder ships the named run configs.
@@ -122,15 +123,6 @@ def step_fn(model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dic
     return loss, {"accuracy": acc}
 
 
-def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random split of ``n`` row indices into (train, validation)."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(val_fraction * n))
-    if n - n_val < 1:
-        raise DataFileError(f"only {n} training rows: too few to hold out a validation set")
-    return perm[n_val:], perm[:n_val]
-
-
 def train_run(
     cfg: TabularRunConfig, run_dir: str | Path, *, resume: bool = False, threads: int | None = 1
 ) -> tuple[MLPClassifier, History]:
@@ -148,7 +140,7 @@ def _train_run(cfg: TabularRunConfig, run_dir: Path, resume: bool) -> tuple[MLPC
     if len(np.unique(y_all)) != 2:
         raise DataFileError(f"{cfg.data}: training rows (labels 0/1) must hold both classes")
     x_all = x_all[:, list(cfg.features)]
-    tr, va = split_train_val(len(x_all), cfg.val_fraction, cfg.fit.seed)
+    tr, va = train_val_split(len(x_all), cfg.val_fraction, cfg.fit.seed, what="training rows")
     xt = torch.as_tensor(x_all[tr])
     yt = torch.as_tensor(y_all[tr], dtype=torch.float32)
     xv = torch.as_tensor(x_all[va])
