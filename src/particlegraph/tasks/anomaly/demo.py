@@ -18,7 +18,7 @@ from pathlib import Path
 
 from particlegraph.tasks.anomaly.configs import read_config
 from particlegraph.tasks.anomaly.evaluate import SampleRef, evaluate
-from particlegraph.tasks.anomaly.explain import explain_sample, write_explanations
+from particlegraph.tasks.anomaly.explain import explain
 from particlegraph.tasks.anomaly.generate import generate_sample
 from particlegraph.tasks.anomaly.report import markdown_table, write_evaluation
 from particlegraph.tasks.anomaly.samples import samples_config_from_dict
@@ -72,10 +72,7 @@ def run_demo(out: str | Path, *, events: int = 400, epochs: int = 3, seed: int =
     ev = evaluate(runs, bkg, sigs, reference=ref, n_boot=30)
     report = write_evaluation(ev, out / "evaluation")
     log.info("\n%s", markdown_table(ev, protocols=("plain", "ht-calibrated")))
-    exps, classes = [], {}
-    for sref in sigs:
-        e, c = explain_sample(runs[1], sref, n_events=2, n_class_events=50)
-        exps += e
-        classes[sref.name] = c
-    write_explanations(exps, classes, out / "explain", "Anomaly demo: node-ae explanations")
+    # the demo owns ``out``: its explanation folder is replaced on a rerun
+    explain(runs[1], sigs, out / "explain", n_events=2, n_class_events=50, overwrite=True,
+            title="Anomaly demo: node-ae explanations")  # fmt: skip
     return report

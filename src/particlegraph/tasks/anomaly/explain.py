@@ -282,12 +282,14 @@ def explain(
     n_class_events: int = 200,
     lrp: bool = True,
     overwrite: bool = False,
+    title: str | None = None,
 ) -> Path:
     """``anomaly explain``: explain the top events of each sample and write ``out``.
 
     ``samples`` are ``name=path[:start[:stop]]`` strings or evaluate ``SampleRef``s. ``out`` is
     refused (before anything is computed) when it is, or lies inside, the run or a sample, or
-    exists and was not made by ``anomaly explain``, unless ``overwrite``. Returns the page.
+    exists and was not made by ``anomaly explain``, unless ``overwrite``. ``title``: the page's
+    (default ``Anomaly explanations: <run folder name>``). Returns the page.
     """
     from particlegraph.outputs import Output, claim, guard_outputs
     from particlegraph.tasks.anomaly.evaluate import parse_sample
@@ -303,4 +305,5 @@ def explain(
         exps += e
         classes[ref.name] = c
     claim(out, "anomaly explain", {"run": str(run), "samples": [r.name for r in refs]})
-    return write_explanations(exps, classes, out, f"Anomaly explanations: {Path(run).name}")
+    title = title or f"Anomaly explanations: {Path(run).name}"
+    return write_explanations(exps, classes, out, title)
