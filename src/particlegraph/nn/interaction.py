@@ -13,15 +13,26 @@ and an edge decoder :math:`\\phi_o([h_i \\Vert h_j \\Vert e_{ij}])` giving one l
 two sums aggregate the messages a node receives and sends, so a directed graph (inner -> outer
 hit) informs both ends. Edge ``(j, i)`` of ``edge_index`` points from ``edge_index[0]`` to
 ``edge_index[1]`` (PyG's ``source_to_target``).
+
+LRP adapter: :meth:`InteractionNetwork.lrp_trace_edges` records the forward pass with nodes and
+edges as one element set (:mod:`particlegraph.explain.lrp.edge_elements`), so
+:func:`~particlegraph.explain.lrp.edge_elements.explain_edges` propagates an edge logit back to
+the node (N, F_n) and edge (E, F_e) inputs through every iteration, residuals included.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from particlegraph.nn.mlp import MLP
+
+if TYPE_CHECKING:  # the adapter only calls methods of the tracer it is given
+    from particlegraph.explain.lrp.edge_elements import EdgeLayout
+    from particlegraph.explain.lrp.program import Tracer
 
 
 def edge_mlp(mlp: nn.Sequential, h: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
@@ -103,3 +114,29 @@ class InteractionNetwork(MessagePassing):  # type: ignore[misc]  # PyG ships no 
         outgoing = h.new_zeros(n, e.shape[1]).index_add_(0, src, e)
         h = h + self.node_block(torch.cat([h, incoming, outgoing], dim=1))
         return h, e
+
+    # --- LRP adapter (see particlegraph.explain.lrp.edge_elements) ---------------------------
+
+    def lrp_trace_edges(self, tr: Tracer, layout: EdgeLayout) -> int:
+        """Record :meth:`forward` on the joint node + edge elements; returns the logit tensor id.
+
+        Op names: ``node_encoder.*``, ``edge_encoder.*``, per iteration k ``iter{k}.edge_block.*``,
+        ``iter{k}.edge_residual``, ``iter{k}.incoming`` / ``iter{k}.outgoing`` (sum
+        aggregations), ``iter{k}.node_block.*``, ``iter{k}.node_residual``; ``decoder.*``; the
+        gathers onto edges and the output selection end in ``.copy``.
+        """
+        from particlegraph.explain.lrp import edge_elements as ee
+
+        xn, xe = ee.trace_inputs(tr, layout)
+        h = tr.sequential("node_encoder", xn, self.node_encoder)
+        e = tr.sequential("edge_encoder", xe, self.edge_encoder)
+        for k in range(self.iterations):
+            m = ee.trace_edge_mlp(tr, f"iter{k}.edge_block", self.edge_block, h, e, layout)
+            e = ee.trace_sum(tr, f"iter{k}.edge_residual", e, m)
+            inc = ee.trace_scatter(tr, f"iter{k}.incoming", e, layout, end=1)
+            out = ee.trace_scatter(tr, f"iter{k}.outgoing", e, layout, end=0)
+            cat = tr.concat(f"iter{k}.node_input", [h, inc, out])
+            upd = tr.sequential(f"iter{k}.node_block", cat, self.node_block)
+            h = ee.trace_sum(tr, f"iter{k}.node_residual", h, upd)
+        logit = ee.trace_edge_mlp(tr, "decoder", self.decoder, h, e, layout)
+        return ee.trace_select_edges(tr, f"output{ee.COPY}", logit, layout)

@@ -1,6 +1,7 @@
 """Layer-wise relevance propagation through message passing, sparse and linear in N.
 
-Entry point: :func:`explain_event`. Rules: :class:`Epsilon` (default), :class:`Gamma`,
+Entry point: :func:`explain_event`; :func:`explain_edges` for models with edge states
+(interaction networks), whose nodes and edges become one element set. Rules: :class:`Epsilon` (default), :class:`Gamma`,
 :class:`ZPlus`, chosen per layer by a :class:`Composite`. Result: :class:`SparseRelevance`.
 """
 
@@ -11,6 +12,7 @@ from particlegraph.explain.lrp.checks import (
     layer_balance,
     lrp0_gradient_error,
 )
+from particlegraph.explain.lrp.edge_elements import EdgeLayout, EdgeRelevance, explain_edges
 from particlegraph.explain.lrp.explain import explain_event, explain_outputs
 from particlegraph.explain.lrp.fold import fold_linear_bn, folded_batchnorm
 from particlegraph.explain.lrp.models import trace_gravnet, trace_message_passing, trace_model
@@ -21,6 +23,8 @@ from particlegraph.explain.lrp.sparse import MultiRelevance, SparseRelevance
 
 __all__ = [
     "Composite",
+    "EdgeLayout",
+    "EdgeRelevance",
     "Epsilon",
     "Gamma",
     "MultiRelevance",
@@ -33,6 +37,7 @@ __all__ = [
     "ZPlus",
     "aggregation_weights",
     "conservation_summary",
+    "explain_edges",
     "explain_event",
     "explain_outputs",
     "fold_linear_bn",
