@@ -285,8 +285,8 @@ def explain(
         bool, typer.Option(help="Write into an existing --out that another command made.")
     ] = False,
 ) -> None:
-    """Default pipeline: gradient x input of an edge score. Exercise's pipeline: LRP of a hit's
-    refined embedding and gradient x input of a pair distance."""
+    """Default pipeline: gradient x input and LRP of an edge score. Exercise's pipeline: LRP of
+    a hit's refined embedding and gradient x input of a pair distance."""
     from particlegraph.tasks.tracking.explain import explain as explain_event
 
     for name, value in (
@@ -306,6 +306,10 @@ def explain(
         typer.echo(f"edge {r['edge']} (hits {r['hits']}, score {r['score']:.3f}): "
                    f"{r['node_relevance_share_on_particle']:.2f} of the gradient x input on its "
                    f"particle's hits; {out / 'explain.json'}")  # fmt: skip
+        lrp = r["lrp"]
+        typer.echo(f"LRP-epsilon: {lrp['node_relevance_share_on_particle']:.2f} of the hit "
+                   f"relevance on its particle's hits, {lrp['receptive_field']['hits']} hits in "
+                   f"the receptive field, conservation error {lrp['conservation_rel_err']:.2g}")  # fmt: skip
         return
     typer.echo(f"hit {r['target_hit']}: {r['lrp']['receptive_field']} hits in the receptive field, "
                f"{r['lrp']['same_particle_share']:.2f} of the relevance on its own particle; "

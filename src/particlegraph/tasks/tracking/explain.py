@@ -169,7 +169,7 @@ def explain(
 ) -> dict[str, Any]:  # fmt: skip
     """Explain one event of ``data`` with the run's model, whichever pipeline it is.
 
-    Default (layer-pair) pipeline: gradient x input of one edge's score
+    Default (layer-pair) pipeline: gradient x input and LRP of one edge's score
     (:func:`~particlegraph.tasks.tracking.explain_edges.explain_edge_score`, ``edge``);
     the exercise's pipeline: LRP of one hit's refined embedding and gradient x input of a pair
     distance (:func:`explain_run`, ``hit`` and ``partner``). Writes ``out/explain.json`` (and a
