@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from particlegraph.errors import ConfigError
 from particlegraph.explain.lrp.edge_elements import EdgeRelevance, with_copies
 from particlegraph.explain.lrp.pairs import _terms
-from particlegraph.explain.lrp.rules import Composite, Rule, as_composite, stabilize
+from particlegraph.explain.lrp.rules import Composite, Epsilon, Rule, as_composite, stabilize
 from particlegraph.nn.interaction import InteractionNetwork, edge_mlp
 
 
@@ -72,8 +72,12 @@ def linear_lrp(
             b_neg = rule.modify_negative(bias)
             assert b_neg is not None
             b = torch.where(flip, b_neg, b)
-    ones = torch.ones(a.shape[0], weight.shape[0], dtype=a.dtype, device=a.device)
-    zw = sum(ap @ wt.T * sf for ap, sf, wt in _terms(w, wn, a, ones, flip))
+    zw: Tensor | int
+    if wn is None:  # a linear rule (epsilon): one product, no sign split
+        zw = a @ w.T
+    else:
+        ones = torch.ones(a.shape[0], weight.shape[0], dtype=a.dtype, device=a.device)
+        zw = sum(ap @ wt.T * sf for ap, sf, wt in _terms(w, wn, a, ones, flip))
     assert isinstance(zw, Tensor)
     den = stabilize(zw if b is None else zw + b, rule.eps)
     inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
@@ -149,12 +153,20 @@ class _Walk:
         """Residual ``a + b`` as the Linear ``[I | I]`` (as traced): shares of r (T, M, D)."""
         rows = _active(r)
         d = a.shape[1]
+        rule = self.composite.rule_for(name, "linear")
+        ra, rb = torch.zeros_like(r), torch.zeros_like(r)
+        if type(rule) is Epsilon:  # the same arithmetic without the (M, 2D) x (2D, D) products
+            z = a[rows] + b[rows]
+            den = stabilize(z, rule.eps)
+            inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
+            s = r[:, rows] * inv
+            ra[:, rows], rb[:, rows] = a[rows] * s, b[rows] * s
+            self.absorbed += (r[:, rows] * (1.0 - z * inv)).sum((1, 2))
+            return ra, rb
         eye = torch.eye(d, dtype=a.dtype, device=a.device)
         cat = torch.cat([a[rows], b[rows]], dim=1)
-        rule = self.composite.rule_for(name, "linear")
         rr, leak = linear_lrp(cat, torch.cat([eye, eye], dim=1), None, r[:, rows], rule)
         self.absorbed += leak
-        ra, rb = torch.zeros_like(r), torch.zeros_like(r)
         ra[:, rows], rb[:, rows] = rr[..., :d], rr[..., d:]
         return ra, rb
 
