@@ -195,6 +195,8 @@ RANGES = [
          r"--hit must be >= 0"),
     Case("tracking-explain-event-neg", "tracking explain --run {out} --data {good} --out {out}-x --event -5",
          r"--event must be >= 0"),
+    Case("tracking-explain-lrp-eps-neg", "tracking explain --run {out} --data {good} --out {out}-x --lrp-eps -0.1",
+         r"--lrp-eps must be >= 0"),
     Case("tracking-demo-pileup-5000", "tracking demo --pileup 5000 --out {out}", r"--pileup " + _BETWEEN),
     Case("tracking-demo-test-events-0", "tracking demo --test-events 0 --out {out}", r"--test-events " + _BETWEEN),
     Case("tracking-train-batch-2e8", "tracking train --data {trackml} --run {out} --config exercise "

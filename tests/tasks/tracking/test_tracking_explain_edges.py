@@ -55,8 +55,24 @@ def test_lrp_section_conserves_and_points_at_the_edge(explained) -> None:
     assert 0 < lrp["edge_relevance_share_on_own_edge"] <= 1
 
 
-def test_lrp_section_matches_a_direct_walk() -> None:
-    """lrp_section's numbers are the walker's, on a random graph and the shipped model."""
+def test_lrp0_is_gradient_x_input(explained) -> None:
+    """A ReLU network: LRP-0 equals gradient x input (biases or not), so with eps = 0 the two
+    sections agree up to the float32 gradient's round-off."""
+    _, root = explained
+    res = explain_edge_score(PRETRAINED, root / "data", root / "out0", eps=0.0)
+    grad, lrp = res["node_feature_relevance"], res["lrp"]["node_feature_relevance"]
+    scale = max(abs(v) for v in grad.values())
+    assert res["lrp"]["eps"] == 0.0
+    assert list(lrp.values()) == pytest.approx(list(grad.values()), abs=1e-4 * scale)
+    own_g = res["edge_feature_relevance_own_edge"]
+    own_l = res["lrp"]["edge_feature_relevance_own_edge"]
+    assert list(own_l.values()) == pytest.approx(list(own_g.values()), abs=1e-4 * scale)
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.5])
+def test_lrp_section_matches_a_direct_walk(eps: float) -> None:
+    """lrp_section's numbers are the engine's program walk, on a random graph and the shipped
+    model; a larger eps absorbs more and still conserves."""
     from particlegraph.explain.lrp import Epsilon, explain_edges
 
     model = load_layerpair_run(PRETRAINED).model
@@ -66,9 +82,10 @@ def test_lrp_section_matches_a_direct_walk() -> None:
     pid = torch.randint(0, 3, (12,), generator=g)
     same = np.zeros(30, dtype=bool)
     with torch.no_grad():
-        sec = lrp_section(model.gnn, n, ei, e, 4, pid, same)
-    ref = explain_edges(model.gnn.double(), n.double(), ei, e.double(), [4], Epsilon(eps=1e-6))
+        sec = lrp_section(model.gnn, n, ei, e, 4, pid, same, eps)
+    ref = explain_edges(model.gnn.double(), n.double(), ei, e.double(), [4], Epsilon(eps=eps))
     model.gnn.float()
+    assert sec["eps"] == eps and sec["conservation_rel_err"] < 1e-9
     assert sec["absorbed"] == pytest.approx(float(ref.absorbed[0]), rel=1e-9, abs=1e-12)
     edge = ref.edge_dense()[0, 4].tolist()
     assert list(sec["edge_feature_relevance_own_edge"].values()) == pytest.approx(

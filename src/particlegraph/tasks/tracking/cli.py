@@ -281,6 +281,10 @@ def explain(
     hit: Annotated[int | None, typer.Option(help="Hit index to explain.")] = None,
     partner: Annotated[int | None, typer.Option(help="Second hit of the explained pair.")] = None,
     edge: Annotated[int | None, typer.Option(help="Edge to explain (default pipeline).")] = None,
+    lrp_eps: Annotated[
+        float,
+        typer.Option(help="LRP-epsilon stabiliser of the edge explanation (default pipeline)."),
+    ] = 1e-6,
     overwrite: Annotated[
         bool, typer.Option(help="Write into an existing --out that another command made.")
     ] = False,
@@ -296,12 +300,14 @@ def explain(
         ("--edge", edge),
     ):
         check_range(name, value, 0)
+    check_range("--lrp-eps", lrp_eps, 0)
     run = _open_finished(run)
     _check_data(data)
     _check_out("tracking explain", out, "--out", [run, data], overwrite)
     with removed_on_failure(out):  # a failure (a bad event id, a full disk) leaves no new --out
         _claim(out, "tracking explain")
-        r = explain_event(run, data, out, event_id=event, hit=hit, partner=partner, edge=edge)
+        r = explain_event(run, data, out, event_id=event, hit=hit, partner=partner, edge=edge,
+                          lrp_eps=lrp_eps)  # fmt: skip
     if "edge" in r:
         typer.echo(f"edge {r['edge']} (hits {r['hits']}, score {r['score']:.3f}): "
                    f"{r['node_relevance_share_on_particle']:.2f} of the gradient x input on its "

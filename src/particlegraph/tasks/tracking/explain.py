@@ -166,11 +166,13 @@ def explain_run(
 def explain(
     run_dir: str | Path, data: str | Path, out: str | Path, *, event_id: int | None = None,
     hit: int | None = None, partner: int | None = None, edge: int | None = None,
+    lrp_eps: float = 1e-6,
 ) -> dict[str, Any]:  # fmt: skip
     """Explain one event of ``data`` with the run's model, whichever pipeline it is.
 
     Default (layer-pair) pipeline: gradient x input and LRP of one edge's score
-    (:func:`~particlegraph.tasks.tracking.explain_edges.explain_edge_score`, ``edge``);
+    (:func:`~particlegraph.tasks.tracking.explain_edges.explain_edge_score`, ``edge``,
+    ``lrp_eps``);
     the exercise's pipeline: LRP of one hit's refined embedding and gradient x input of a pair
     distance (:func:`explain_run`, ``hit`` and ``partner``). Writes ``out/explain.json`` (and a
     display); returns its content.
@@ -180,7 +182,7 @@ def explain(
     if run_pipeline(Path(run_dir)) == "layerpair":
         from particlegraph.tasks.tracking.explain_edges import explain_edge_score
 
-        return explain_edge_score(run_dir, data, out, event_id=event_id, edge=edge)
+        return explain_edge_score(run_dir, data, out, event_id=event_id, edge=edge, eps=lrp_eps)
     return explain_run(run_dir, data, out, event_id=event_id, hit=hit, partner=partner)
 
 
