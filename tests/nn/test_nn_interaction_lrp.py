@@ -236,3 +236,16 @@ def test_walker_refuses_bad_edges() -> None:
             explain_interaction(net, x, ei, ea, edges)
     with pytest.raises(ConfigError, match="edge_attr"):
         explain_interaction(net, x, ei, ea[:-1], [0])
+
+
+@pytest.mark.parametrize("rule", [Epsilon(eps=0.1), Gamma(gamma=0.25)], ids=repr)
+def test_row_blocks_do_not_change_the_result(rule, monkeypatch: pytest.MonkeyPatch) -> None:
+    import particlegraph.nn.interaction_lrp as walker
+
+    net, x, ei, ea = _setup(seed=10, iterations=2)
+    whole = explain_interaction(net, x, ei, ea, [1, 8], rule)
+    monkeypatch.setattr(walker, "ROW_CHUNK", 3)
+    blocks = explain_interaction(net, x, ei, ea, [1, 8], rule)
+    torch.testing.assert_close(blocks.node_dense(), whole.node_dense(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(blocks.edge_dense(), whole.edge_dense(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(blocks.absorbed, whole.absorbed, rtol=1e-12, atol=1e-14)

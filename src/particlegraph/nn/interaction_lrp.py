@@ -111,6 +111,10 @@ def sum_lrp(u: Tensor, index: Tensor, r: Tensor, rule: Rule) -> tuple[Tensor, Te
     return r_in, (r * (1.0 - zw * inv)).sum((1, 2))
 
 
+#: Rows per block of the per-row layers (bounds the temporaries: 32k rows x 144 columns).
+ROW_CHUNK = 1 << 15
+
+
 def _active(r: Tensor) -> Tensor:
     """Rows (M,) of ``r`` (T, M, D) that hold relevance for some target."""
     return (r != 0).any(dim=2).any(dim=0).nonzero()[:, 0]
@@ -131,44 +135,57 @@ class _Walk:
 
         ``a``: the input (M, in), or a function giving its rows ``rows`` (built only there).
         """
-        rows = _active(r)
+        out = r.new_zeros(r.shape[0], r.shape[1], 0)
+        active = _active(r)
+        for lo in range(0, len(active), ROW_CHUNK):  # bounded temporaries whatever E is
+            rows = active[lo : lo + ROW_CHUNK]
+            rr = self._mlp_rows(name, mlp, a(rows) if callable(a) else a[rows], r[:, rows])
+            if out.shape[2] == 0:
+                out = r.new_zeros(r.shape[0], r.shape[1], rr.shape[2])
+            out[:, rows] = rr
+        if out.shape[2] == 0:  # no relevance at all: the input width from the first Linear
+            first = next(m for m in mlp.children() if isinstance(m, nn.Linear))
+            out = r.new_zeros(r.shape[0], r.shape[1], first.in_features)
+        return out
+
+    def _mlp_rows(self, name: str, mlp: nn.Module, h: Tensor, r: Tensor) -> Tensor:
+        """:meth:`mlp` on input rows h (M, in) with their relevance r (T, M, out)."""
         inputs: list[tuple[int, nn.Linear, Tensor]] = []
-        h = a(rows) if callable(a) else a[rows]
         for i, layer in enumerate(mlp.children()):
             if isinstance(layer, nn.Linear):
                 inputs.append((i, layer, h))
             elif not isinstance(layer, nn.ReLU | nn.Identity | nn.Dropout):
                 raise ConfigError(f"{name}: LRP walker supports Linear and ReLU, got {layer}")
             h = layer(h)
-        rr = r[:, rows]
         for i, lin, x in reversed(inputs):
             rule = self.composite.rule_for(f"{name}.{i}", "linear")
-            rr, leak = linear_lrp(x, lin.weight, lin.bias, rr, rule)
+            r, leak = linear_lrp(x, lin.weight, lin.bias, r, rule)
             self.absorbed += leak
-        out = r.new_zeros(r.shape[0], r.shape[1], rr.shape[2])
-        out[:, rows] = rr
-        return out
+        return r
 
     def add(self, name: str, a: Tensor, b: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
         """Residual ``a + b`` as the Linear ``[I | I]`` (as traced): shares of r (T, M, D)."""
-        rows = _active(r)
-        d = a.shape[1]
         rule = self.composite.rule_for(name, "linear")
         ra, rb = torch.zeros_like(r), torch.zeros_like(r)
+        active = _active(r)
+        for lo in range(0, len(active), ROW_CHUNK):
+            rows = active[lo : lo + ROW_CHUNK]
+            ra[:, rows], rb[:, rows] = self._add_rows(a[rows], b[rows], r[:, rows], rule)
+        return ra, rb
+
+    def _add_rows(self, a: Tensor, b: Tensor, r: Tensor, rule: Rule) -> tuple[Tensor, Tensor]:
         if type(rule) is Epsilon:  # the same arithmetic without the (M, 2D) x (2D, D) products
-            z = a[rows] + b[rows]
+            z = a + b
             den = stabilize(z, rule.eps)
             inv = torch.where(den == 0, torch.zeros_like(den), 1.0 / den)
-            s = r[:, rows] * inv
-            ra[:, rows], rb[:, rows] = a[rows] * s, b[rows] * s
-            self.absorbed += (r[:, rows] * (1.0 - z * inv)).sum((1, 2))
-            return ra, rb
+            self.absorbed += (r * (1.0 - z * inv)).sum((1, 2))
+            s = r * inv
+            return a * s, b * s
+        d = a.shape[1]
         eye = torch.eye(d, dtype=a.dtype, device=a.device)
-        cat = torch.cat([a[rows], b[rows]], dim=1)
-        rr, leak = linear_lrp(cat, torch.cat([eye, eye], dim=1), None, r[:, rows], rule)
+        rr, leak = linear_lrp(torch.cat([a, b], dim=1), torch.cat([eye, eye], dim=1), None, r, rule)
         self.absorbed += leak
-        ra[:, rows], rb[:, rows] = rr[..., :d], rr[..., d:]
-        return ra, rb
+        return rr[..., :d], rr[..., d:]
 
     def scatter(self, name: str, u: Tensor, index: Tensor, r: Tensor) -> Tensor:
         rr, leak = sum_lrp(u, index, r, self.composite.rule_for(name, "aggregation"))
