@@ -243,7 +243,7 @@ def _walk(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(node relevance (T, N, F_n), edge relevance (T, E, F_e), logits (T,), absorbed (T,))."""
     states = _states(net, x, ei, ea)
-    h, e = states[-1]
+    h, e = states.pop()  # each state is dropped once the walk has passed it
     t = len(targets)
     walk = _Walk(comp, x.new_zeros(t))
     dec_in = _edge_input(h, ei, e)
@@ -253,7 +253,7 @@ def _walk(
     r_cat = walk.mlp("decoder", net.decoder, dec_in, r)
     r_h, r_e = _gathered(r_cat, ei, x.shape[0], h.shape[1]), r_cat[..., 2 * h.shape[1] :]
     for k in reversed(range(net.iterations)):
-        r_h, r_e = _walk_iteration(net, walk, k, states[k], ei, r_h, r_e)
+        r_h, r_e = _walk_iteration(net, walk, k, states.pop(), ei, r_h, r_e)
     r_x = walk.mlp("node_encoder", net.node_encoder, x, r_h)
     r_ea = walk.mlp("edge_encoder", net.edge_encoder, ea, r_e)
     return r_x, r_ea, logits, walk.absorbed
