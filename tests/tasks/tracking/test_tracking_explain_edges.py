@@ -12,7 +12,11 @@ import torch
 from tracking_events import write_events
 
 from particlegraph.tasks.tracking.edge_model import EDGE_FEATURES, NODE_FEATURES
-from particlegraph.tasks.tracking.explain_edges import explain_edge_score, lrp_section
+from particlegraph.tasks.tracking.explain_edges import (
+    explain_edge_score,
+    lrp_relevance,
+    lrp_section,
+)
 from particlegraph.tasks.tracking.learned import load_layerpair_run
 
 PRETRAINED = "pretrained:ttbar_pu50"
@@ -26,9 +30,10 @@ def explained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     return res, root
 
 
-def test_gradient_keys_stay_and_lrp_is_added(explained) -> None:
+def test_gradient_keys_stay_and_lrp_is_added(explained, assert_png) -> None:
     res, root = explained
     on_disk = json.loads((root / "out" / "explain.json").read_text())
+    assert_png(root / "out" / "explain_display.png")
     assert on_disk["method"] == "gradient_x_input" and on_disk["true_edge"] is True
     for key in ("event_id", "edge", "hits", "score", "node_relevance_share_on_particle",
                 "node_relevance_share_on_edge_hits", "node_feature_relevance",
@@ -59,7 +64,7 @@ def test_lrp0_is_gradient_x_input(explained) -> None:
     """A ReLU network: LRP-0 equals gradient x input (biases or not), so with eps = 0 the two
     sections agree up to the float32 gradient's round-off."""
     _, root = explained
-    res = explain_edge_score(PRETRAINED, root / "data", root / "out0", eps=0.0)
+    res = explain_edge_score(PRETRAINED, root / "data", root / "out0", eps=0.0, plots=False)
     grad, lrp = res["node_feature_relevance"], res["lrp"]["node_feature_relevance"]
     scale = max(abs(v) for v in grad.values())
     assert res["lrp"]["eps"] == 0.0
@@ -82,7 +87,8 @@ def test_lrp_section_matches_a_direct_walk(eps: float) -> None:
     pid = torch.randint(0, 3, (12,), generator=g)
     same = np.zeros(30, dtype=bool)
     with torch.no_grad():
-        sec = lrp_section(model.gnn, n, ei, e, 4, pid, same, eps)
+        rel, seconds = lrp_relevance(model.gnn, n, ei, e, 4, eps)
+        sec = lrp_section(rel, ei, pid, same, eps, seconds)
     ref = explain_edges(model.gnn.double(), n.double(), ei, e.double(), [4], Epsilon(eps=eps))
     model.gnn.float()
     assert sec["eps"] == eps and sec["conservation_rel_err"] < 1e-9

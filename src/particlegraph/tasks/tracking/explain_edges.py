@@ -34,7 +34,7 @@ from torch import Tensor
 
 from particlegraph.atomic import write_json
 from particlegraph.errors import ConfigError
-from particlegraph.explain.lrp import Epsilon
+from particlegraph.explain.lrp import EdgeRelevance, Epsilon
 from particlegraph.nn.interaction import InteractionNetwork
 from particlegraph.nn.interaction_lrp import explain_interaction
 from particlegraph.tasks.tracking.dataset import load_events
@@ -84,21 +84,21 @@ def gradient_section(
     }  # fmt: skip
 
 
-def lrp_section(
-    gnn: InteractionNetwork,
-    n: Tensor,
-    ei: Tensor,
-    e: Tensor,
-    edge: int,
-    pid: Tensor,
-    same: np.ndarray,
-    eps: float = LRP_EPS,
-) -> dict[str, Any]:
-    """LRP-epsilon of edge ``edge``'s logit (the module docstring), float64; JSON-ready."""
+def lrp_relevance(
+    gnn: InteractionNetwork, n: Tensor, ei: Tensor, e: Tensor, edge: int, eps: float = LRP_EPS
+) -> tuple[EdgeRelevance, float]:
+    """LRP-epsilon of edge ``edge``'s logit in float64 and the seconds it took."""
     start = time.perf_counter()
     gnn64 = copy.deepcopy(gnn).double()
     rel = explain_interaction(gnn64, n.double(), ei, e.double(), [edge], Epsilon(eps=eps))
-    seconds = time.perf_counter() - start
+    return rel, time.perf_counter() - start
+
+
+def lrp_section(
+    rel: EdgeRelevance, ei: Tensor, pid: Tensor, same: np.ndarray, eps: float, seconds: float
+) -> dict[str, Any]:
+    """The ``lrp`` section of ``explain.json`` (the module docstring) for one explained edge."""
+    edge = int(rel.edges[0])
     node = rel.node_dense()[0]  # (N, 7)
     edges = rel.edge_dense()[0]  # (E, 7)
     node_rel, edge_rel = node.sum(1), edges.sum(1)
@@ -137,10 +137,11 @@ def explain_edge_score(
     event_id: int | None = None,
     edge: int | None = None,
     eps: float = LRP_EPS,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Explain edge ``edge`` (default: the highest-scoring true edge) of one event; writes
     ``out/explain.json`` (gradient x input at the top level, LRP-epsilon with stabiliser ``eps``
-    under ``lrp``) and returns it."""
+    under ``lrp``) and, with ``plots``, ``out/explain_display.png``; returns the JSON content."""
     run = load_layerpair_run(run_dir)
     ids = list_events(data)
     ev = load_events(data, [ids[0] if event_id is None else event_id])[0]
@@ -162,6 +163,12 @@ def explain_edge_score(
     }  # fmt: skip
     res.update(gradient_section(run.model, n, ei, e, edge, pid))
     with torch.no_grad():
-        res["lrp"] = lrp_section(run.model.gnn, n, ei, e, edge, pid, same, eps)
+        rel, seconds = lrp_relevance(run.model.gnn, n, ei, e, edge, eps)
+        res["lrp"] = lrp_section(rel, ei, pid, same, eps, seconds)
     write_json(Path(out) / "explain.json", res)
+    if plots:
+        from particlegraph.tasks.tracking.explain_display import edge_display
+
+        edge_display(Path(out) / "explain_display.png", ev.xyz.numpy(), pid.numpy(),
+                     ei.numpy(), rel)  # fmt: skip
     return res
