@@ -15,8 +15,9 @@ from torch import Tensor, nn
 
 from particlegraph.errors import ConfigError
 from particlegraph.explain.lrp import Epsilon, Gamma, ZPlus, explain_edges
+from particlegraph.explain.lrp.edge_elements import receptive_field
 from particlegraph.nn.interaction import InteractionNetwork
-from particlegraph.nn.interaction_lrp import explain_interaction, receptive_field
+from particlegraph.nn.interaction_lrp import explain_interaction
 
 METHODS = [explain_edges, explain_interaction]
 IDS = ["engine", "walker"]
@@ -206,6 +207,10 @@ def test_walker_equals_the_engine_for_every_rule(rule) -> None:
     x, ei, ea = _chain_graph()
     edges = torch.tensor([3, 20, 50])
     ref = explain_edges(net, x, ei, ea, edges, rule)
+    cut_engine = explain_edges(net, x, ei, ea, edges, rule, steps=net.iterations)
+    torch.testing.assert_close(cut_engine.node_dense(), ref.node_dense(), rtol=1e-9, atol=1e-13)
+    torch.testing.assert_close(cut_engine.edge_dense(), ref.edge_dense(), rtol=1e-9, atol=1e-13)
+    torch.testing.assert_close(cut_engine.absorbed, ref.absorbed, rtol=1e-9, atol=1e-13)
     for cut in (True, False):
         got = explain_interaction(net, x, ei, ea, edges, rule, cut=cut)
         torch.testing.assert_close(got.node_dense(), ref.node_dense(), rtol=1e-9, atol=1e-13)

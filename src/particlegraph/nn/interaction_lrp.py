@@ -8,7 +8,7 @@ This walker computes the same relevance (same rules, same op names for the compo
 conventions: gathers are copies, residuals ``[I | I]`` sums, the two message sums aggregations)
 layer by layer with the forward pass checkpointed per iteration:
 
-- the graph is first cut to the explained edges' receptive field (:func:`receptive_field`:
+- the graph is first cut to the explained edges' receptive field (``receptive_field``:
   ``iterations`` steps of "incident edges, then their end nodes"), which is exact: every value
   that the logits depend on depends only on inputs inside it;
 - only the node and edge states of each iteration are kept (N + E) x H; an iteration's MLP
@@ -30,31 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from particlegraph.errors import ConfigError
-from particlegraph.explain.lrp.edge_elements import EdgeRelevance, with_copies
+from particlegraph.explain.lrp.edge_elements import (
+    EdgeRelevance,
+    Subgraph,
+    with_copies,
+)
 from particlegraph.explain.lrp.pairs import _terms
 from particlegraph.explain.lrp.rules import Composite, Epsilon, Rule, as_composite, stabilize
 from particlegraph.nn.interaction import InteractionNetwork, edge_mlp
-
-
-def receptive_field(
-    edge_index: Tensor, num_nodes: int, edges: Tensor, steps: int
-) -> tuple[Tensor, Tensor]:
-    """Node and edge masks (N,), (E,) of what the logits of ``edges`` depend on.
-
-    Start: the edges and their end nodes; each step adds every edge incident to a node in the
-    set, then those edges' end nodes (one message-passing iteration). O(steps x E).
-    """
-    src, dst = edge_index
-    nodes = torch.zeros(num_nodes, dtype=torch.bool, device=edge_index.device)
-    keep = torch.zeros(edge_index.shape[1], dtype=torch.bool, device=edge_index.device)
-    keep[edges] = True
-    nodes[src[edges]] = True
-    nodes[dst[edges]] = True
-    for _ in range(steps):
-        keep |= nodes[src] | nodes[dst]
-        nodes[src[keep]] = True
-        nodes[dst[keep]] = True
-    return nodes, keep
 
 
 def linear_lrp(
@@ -291,31 +274,18 @@ def explain_interaction(
     if edge_attr.shape[0] != e_num or edge_index.shape[0] != 2:
         raise ConfigError(f"expected edge_index (2, E) and edge_attr (E, F_e), got "
                           f"{tuple(edge_index.shape)} and {tuple(edge_attr.shape)}")  # fmt: skip
-    node_ids = torch.arange(n, device=x.device)
-    edge_ids = torch.arange(e_num, device=x.device)
-    ei = edge_index.long()
-    if cut:
-        nodes, keep = receptive_field(ei, n, targets, net.iterations)
-        node_ids, edge_ids = nodes.nonzero()[:, 0], keep.nonzero()[:, 0]
-        remap = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        remap[node_ids] = torch.arange(len(node_ids), device=x.device)
-        ei = remap[ei[:, edge_ids]]
-        local = torch.full((e_num,), -1, dtype=torch.long, device=x.device)
-        local[edge_ids] = torch.arange(len(edge_ids), device=x.device)
-        targets_local = local[targets]
-    else:
-        targets_local = targets
+    sub = Subgraph.cut(edge_index, n, targets, net.iterations if cut else None)
     was_training = net.training
     net.eval()
     try:
         comp = with_copies(as_composite(composite))
         r_x, r_ea, logits, absorbed = _walk(
-            net, x[node_ids], ei, edge_attr[edge_ids], targets_local, comp
+            net, x[sub.nodes], sub.edge_index, edge_attr[sub.edges], sub.targets, comp
         )
     finally:
         net.train(was_training)
     nt, ns, nv = _to_pairs(r_x, targets)
     et, es, ev = _to_pairs(r_ea, targets)
     return EdgeRelevance(
-        targets, nt, node_ids[ns], nv, et, edge_ids[es], ev, logits, absorbed, n, e_num
+        targets, nt, sub.nodes[ns], nv, et, sub.edges[es], ev, logits, absorbed, n, e_num
     )

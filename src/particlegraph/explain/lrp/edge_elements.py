@@ -152,6 +152,61 @@ def with_copies(composite: Composite) -> Composite:
     return Composite([(f"*{COPY}", Epsilon(eps=0.0)), *composite.rules], composite.default)
 
 
+def receptive_field(
+    edge_index: Tensor, num_nodes: int, edges: Tensor, steps: int
+) -> tuple[Tensor, Tensor]:
+    """Node and edge masks (N,), (E,) of what the logits of ``edges`` depend on, for a network
+    whose iteration updates each edge from its end nodes and each node from its incident edges
+    (an interaction network; ``steps`` = its iterations).
+
+    Start: the edges and their end nodes; each step adds every edge incident to a node in the
+    set, then those edges' end nodes (one message-passing iteration). O(steps x E).
+    """
+    src, dst = edge_index
+    nodes = torch.zeros(num_nodes, dtype=torch.bool, device=edge_index.device)
+    keep = torch.zeros(edge_index.shape[1], dtype=torch.bool, device=edge_index.device)
+    keep[edges] = True
+    nodes[src[edges]] = True
+    nodes[dst[edges]] = True
+    for _ in range(steps):
+        keep |= nodes[src] | nodes[dst]
+        nodes[src[keep]] = True
+        nodes[dst[keep]] = True
+    return nodes, keep
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    """The part of a graph that some edges' logits depend on, renumbered from 0.
+
+    ``nodes`` (N',) and ``edges`` (E',) the kept ids of the full graph, ``edge_index`` (2, E')
+    the kept edges in the new node numbering, ``targets`` (T,) the explained edges' new ids.
+    """
+
+    nodes: Tensor
+    edges: Tensor
+    edge_index: Tensor
+    targets: Tensor
+
+    @classmethod
+    def cut(
+        cls, edge_index: Tensor, num_nodes: int, targets: Tensor, steps: int | None
+    ) -> Subgraph:
+        """The receptive field of ``targets`` after ``steps`` iterations; None keeps everything."""
+        ei = edge_index.long()
+        dev = ei.device
+        if steps is None:
+            return cls(torch.arange(num_nodes, device=dev), torch.arange(ei.shape[1], device=dev),
+                       ei, targets)  # fmt: skip
+        nodes, keep = receptive_field(ei, num_nodes, targets, steps)
+        node_ids, edge_ids = nodes.nonzero()[:, 0], keep.nonzero()[:, 0]
+        remap = torch.full((num_nodes,), -1, dtype=torch.long, device=dev)
+        remap[node_ids] = torch.arange(len(node_ids), device=dev)
+        local = torch.full((ei.shape[1],), -1, dtype=torch.long, device=dev)
+        local[edge_ids] = torch.arange(len(edge_ids), device=dev)
+        return cls(node_ids, edge_ids, remap[ei[:, edge_ids]], local[targets])
+
+
 class EdgeModel(Protocol):
     """What :func:`explain_edges` needs of a model (an ``nn.Module``)."""
 
@@ -224,6 +279,14 @@ class EdgeRelevance:
             rel.explained, rel.absorbed, n, layout.num_edges,
         )  # fmt: skip
 
+    def lifted(self, sub: Subgraph, full: EdgeLayout) -> EdgeRelevance:
+        """This result on ``sub`` with node and edge ids of the full graph ``full``."""
+        return EdgeRelevance(
+            sub.edges[self.edges], sub.edges[self.node_target], sub.nodes[self.node_source],
+            self.node_values, sub.edges[self.edge_target], sub.edges[self.edge_source],
+            self.edge_values, self.explained, self.absorbed, full.num_nodes, full.num_edges,
+        )  # fmt: skip
+
     def _position(self, target: Tensor) -> Tensor:
         lookup = torch.full((self.num_edges,), -1, dtype=torch.long, device=target.device)
         lookup[self.edges] = torch.arange(len(self.edges), device=target.device)
@@ -262,6 +325,7 @@ def explain_edges(
     *,
     chunk_size: int | None = None,
     check: bool = True,
+    steps: int | None = None,
 ) -> EdgeRelevance:
     """LRP of the logits of ``edges`` (T,) of an edge model on one graph.
 
@@ -273,24 +337,34 @@ def explain_edges(
         composite: rules per layer (LRP-epsilon, eps 1e-6, by default); copies get LRP-0.
         chunk_size: explained edges per chunk (None: automatic).
         check: compare the traced logits with the model's own (a drifting adapter fails).
+        steps: cut the graph to the edges' receptive field after ``steps`` iterations first
+            (:class:`Subgraph`; e.g. ``InteractionNetwork.iterations``; same result, less
+            memory); None traces the whole graph.
 
     Returns:
         :class:`EdgeRelevance`; memory and time linear in N + E (sparse pairs per edge).
     """
     if x.dim() != 2 or edge_attr.dim() != 2 or edge_index.shape[0] != 2:
         raise ConfigError("explain_edges needs x (N, F_n), edge_index (2, E), edge_attr (E, F_e)")
-    layout = EdgeLayout(x.shape[0], edge_index.long(), x.shape[1], edge_attr.shape[1])
+    full = EdgeLayout(x.shape[0], edge_index.long(), x.shape[1], edge_attr.shape[1])
     targets = torch.as_tensor(edges, device=x.device).long().reshape(-1)
     if not len(targets):
         raise ConfigError("explain_edges needs at least one edge to explain")
-    if int(targets.min()) < 0 or int(targets.max()) >= layout.num_edges:
-        raise ConfigError(f"edges to explain must be in [0, {layout.num_edges})")
+    if int(targets.min()) < 0 or int(targets.max()) >= full.num_edges:
+        raise ConfigError(f"edges to explain must be in [0, {full.num_edges})")
     if len(torch.unique(targets)) != len(targets):
         raise ConfigError("edges to explain must not repeat")
+    if edge_attr.shape[0] != full.num_edges:
+        raise ConfigError(
+            f"expected edge features ({full.num_edges}, F_e), got {tuple(edge_attr.shape)}"
+        )
+    sub = Subgraph.cut(full.edge_index, full.num_nodes, targets, steps)
+    layout = EdgeLayout(len(sub.nodes), sub.edge_index, full.node_features, full.edge_features)
     view = _EdgeView(model, layout)
-    program = trace_model(view, layout.joint_input(x, edge_attr), None, check=check)
+    joint = layout.joint_input(x[sub.nodes], edge_attr[sub.edges])
+    program = trace_model(view, joint, None, check=check)
     rel = propagate_many(
-        program, [(program.outputs["logit"], 0)], targets + layout.num_nodes,
+        program, [(program.outputs["logit"], 0)], sub.targets + layout.num_nodes,
         with_copies(as_composite(composite)), chunk_size, locality=False,
     )  # fmt: skip
-    return EdgeRelevance.from_elements(rel.output(0), layout)
+    return EdgeRelevance.from_elements(rel.output(0), layout).lifted(sub, full)
