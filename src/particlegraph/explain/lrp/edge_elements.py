@@ -24,6 +24,10 @@ edge rows (:func:`trace_select_edges`, a copy) so the output tensor is 0 on node
 
 The pair walk of :mod:`.engine` stays sparse: one edge's relevance reaches only the elements in
 its receptive field; the per-element work is linear in N + E and nothing is N x N or E x E.
+The recorded program itself holds every op's values on all N + E rows (thousands of values per
+element for a tracking-size network), so :class:`Subgraph` can cut the graph to the explained
+edges' receptive field first (exact), and :mod:`particlegraph.nn.interaction_lrp` walks the
+interaction network without a program.
 Entry point: :func:`explain_edges` for a model with ``lrp_trace_edges(tracer, layout) -> int``
 and ``model(x, edge_index, edge_attr) -> (E,)`` logits, e.g.
 :class:`~particlegraph.nn.interaction.InteractionNetwork`.
