@@ -58,6 +58,10 @@ def test_lrp_section_conserves_and_points_at_the_edge(explained) -> None:
     assert 0 < lrp["node_relevance_share_on_particle"] <= 1
     assert lrp["receptive_field"]["edges"] >= 1 and lrp["receptive_field"]["hits"] >= 2
     assert 0 < lrp["edge_relevance_share_on_own_edge"] <= 1
+    listed = {int(h): r for h, r in lrp["hit_relevance"]}
+    top = lrp["top_hits"][0]
+    assert listed[top["hit"]] == pytest.approx(top["relevance"])
+    assert all(abs(r) >= 1e-3 * abs(top["relevance"]) for r in listed.values())
 
 
 def test_lrp0_is_gradient_x_input(explained) -> None:

@@ -11,8 +11,9 @@ features (N, 7) and edge features (E, 7) of the event's classified graph (after 
   restricted to the edge's receptive field, forward pass checkpointed per iteration; time and
   memory linear in the event size; equal to the engine's Program walk
   :func:`particlegraph.explain.lrp.explain_edges` to round-off).
-  Relevance per hit and per edge, per feature name, its shares (on the edge's particle, on its
-  two hits, on the edge itself), and the conservation residual ``sum R + absorbed - logit``
+  Relevance per hit (``hit_relevance``: every hit above 1e-3 of the largest |R|) and per edge
+  (the top ones), per feature name, its shares (on the edge's particle, on its two hits, on the
+  edge itself), and the conservation residual ``sum R + absorbed - logit``
   (the absorbed share is what the biases and the stabiliser keep). For a ReLU network LRP-0 is
   gradient x input, biases or not (tested): with ``eps = 0`` the two sections agree, and what LRP
   adds is the exact bookkeeping (how much of the logit the biases hold). The default eps 1e-6
@@ -46,6 +47,10 @@ from particlegraph.tasks.tracking.trackml import list_events
 LRP_EPS = 1e-6
 #: Hits and edges listed in the ``top_*`` entries.
 TOP = 10
+#: ``hit_relevance`` lists the hits above this fraction of the largest |relevance| ...
+HIT_LIST_FRACTION = 1e-3
+#: ... at most this many.
+HIT_LIST_MAX = 500
 
 
 def _shares(node_rel: Tensor, pid: Tensor, a: int, b: int) -> tuple[float, float]:
@@ -60,6 +65,15 @@ def _shares(node_rel: Tensor, pid: Tensor, a: int, b: int) -> tuple[float, float
 def _top_hits(node_rel: Tensor, pid: Tensor) -> list[dict[str, Any]]:
     top = torch.argsort(node_rel.abs(), descending=True)[:TOP].tolist()
     return [{"hit": h, "relevance": float(node_rel[h]), "particle": int(pid[h])} for h in top]
+
+
+def _hit_list(node_rel: Tensor) -> list[list[float]]:
+    """``[hit, relevance]`` of the hits holding at least :data:`HIT_LIST_FRACTION` of the
+    largest |relevance|, largest first, at most :data:`HIT_LIST_MAX`."""
+    scale = float(node_rel.abs().max()) if len(node_rel) else 0.0
+    order = torch.argsort(node_rel.abs(), descending=True)[:HIT_LIST_MAX]
+    keep = order[node_rel[order].abs() >= HIT_LIST_FRACTION * scale] if scale > 0 else order[:0]
+    return [[int(h), float(node_rel[h])] for h in keep.tolist()]
 
 
 def gradient_section(
@@ -123,6 +137,7 @@ def lrp_section(
         "edge_feature_relevance": dict(zip(EDGE_FEATURES, edges.sum(0).tolist(), strict=True)),
         "edge_feature_relevance_own_edge": dict(zip(EDGE_FEATURES, edges[edge].tolist(), strict=True)),
         "top_hits": _top_hits(node_rel, pid),
+        "hit_relevance": _hit_list(node_rel),
         "top_edges": [{"edge": k, "hits": [int(ei[0, k]), int(ei[1, k])], "relevance": float(edge_rel[k]),
                        "true_edge": bool(same[k])} for k in top_e],
         "seconds": seconds,
