@@ -30,7 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, machine, rss_mb
 from particlegraph.explain.lrp import Epsilon
-from particlegraph.nn.interaction_lrp import explain_interaction, receptive_field
+from particlegraph.explain.lrp.edge_elements import receptive_field
+from particlegraph.nn.interaction_lrp import explain_interaction
 from particlegraph.tasks.tracking.dataset import load_events
 from particlegraph.tasks.tracking.learned import load_layerpair_run, reconstruct_event
 from particlegraph.tasks.tracking.trackml import list_events
