@@ -23,6 +23,8 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
   it is the best-scoring edge from its source into its target's layer AND the best into its
   target from its source's layer (one particle crosses a layer once, or twice in an overlap
   that the same-layer edge joins) — then ``"split"``.
+- ``"walk"``: the walkthrough of :mod:`.walk`: from every hit the path of largest summed edge
+  score over the edges above the threshold; paths claim their hits best first, in rounds.
 
 Every hit without a kept edge is a track of its own.
 """
@@ -36,8 +38,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
+from particlegraph.tasks.tracking.walk import walk_tracks
 
-MODES = ("cc", "best", "either", "greedy", "split", "layersplit")
+MODES = ("cc", "best", "either", "greedy", "split", "layersplit", "walk")
 #: Threshold levels of the ``"split"`` mode after the first.
 SPLIT_LEVELS = 4
 #: Two hits of one particle on one layer (an overlap) lie closer than this [mm].
@@ -97,6 +100,8 @@ def build_tracks(
     ``layer`` (N,) int64 layer keys and ``xyz`` (N, 3) positions [mm] are needed by the
     ``"split"`` mode only.
     """
+    if cfg.mode == "walk":
+        return singletons(walk_tracks(num_hits, edges, score, cfg.threshold))
     keep = score > cfg.threshold
     e, s = edges[:, keep], score[keep]
     if cfg.mode in ("split", "layersplit"):
@@ -116,6 +121,14 @@ def build_tracks(
         sel = (out_best & in_best) if cfg.mode == "best" else (out_best | in_best)
         e = e[:, sel]
     return components(num_hits, e)
+
+
+def singletons(track: np.ndarray) -> np.ndarray:
+    """``track`` (N,) with every unassigned hit (-1) made a track of its own."""
+    out = track.copy()
+    lone = out < 0
+    out[lone] = (int(out.max()) + 1 if out.size else 0) + np.arange(int(lone.sum()))
+    return out
 
 
 def greedy_chains(
