@@ -35,9 +35,11 @@ Trees = list[tuple[cKDTree, np.ndarray] | None]
 
 @dataclass(frozen=True)
 class ExtendConfig:
-    """Settings of the extension (chosen on validation events)."""
+    """Settings of the extension. The defaults were chosen on the 3 validation events of the
+    mu = 50 run (``splitext``): window scales 1.0, 1.5, 2.0, 2.5, 3.0, 4.0 scored 0.881, 0.889,
+    0.893, 0.895, 0.895, 0.895 at threshold 0.8; one or two holes the same within 0.001."""
 
-    window_scale: float = 1.0
+    window_scale: float = 3.0
     max_holes: int = 1
     max_steps: int = 12
     min_hits: int = 3
