@@ -1,13 +1,14 @@
 """Track-building modes of a default-pipeline run, side by side on the same edge scores.
 
     python bench/tracking_build_modes.py --run runs/lp2_mu50 --data data/trk/mu50_test \
-        --events 10 --new walkext:0.5 [--val-scan walk walkext --thresholds 0.3 0.5 0.7] \
-        --label mu50 --out bench/results/tracking_build_modes_mu50.json
+        --events 10 --new splitext:0.85 splitfollow:0.85 [--follower 0.1:1.5] \
+        [--val-scan splitext --thresholds 0.7 0.85] --label mu50 --out FILE.json
 
 The run's classifier scores every event's edges once; the run's own building (``run.json``,
-chosen on its validation events) and the ``--new`` one (MODE:THRESHOLD, chosen beforehand on the
-validation events, e.g. with ``--val-scan``) then build tracks from the same scores, so the
-difference is the building alone. ``--val-scan`` scores every (mode, threshold) on the run's
+chosen on its validation events) and each ``--new`` one (MODE:THRESHOLD, chosen beforehand on
+the validation events, e.g. with ``--val-scan``) then build tracks from the same scores, so the
+difference is the building alone. ``--follower PT_MIN:WINDOW_SCALE`` adds the classical track
+follower (settings chosen on validation events elsewhere) on the same events. ``--val-scan`` scores every (mode, threshold) on the run's
 validation events only (never on ``--data``). The run folder is only read. Reports per method
 the TrackML score, double-majority efficiency, fake and duplicate rates (pT > 1 GeV), building
 seconds per event (mean ± standard error over events), and the paired score difference.
@@ -25,6 +26,7 @@ import torch
 from common import emit, machine
 from particlegraph.tasks.tracking.build import MODES, BuildConfig, build_tracks
 from particlegraph.tasks.tracking.dataset import HitEvent, load_events
+from particlegraph.tasks.tracking.follower import FollowerConfig, follow_tracks
 from particlegraph.tasks.tracking.learned import LayerPairRun, load_layerpair_run, reconstruct_event
 from particlegraph.tasks.tracking.score import track_metrics, trackml_score
 from particlegraph.tasks.tracking.trackml import list_events
@@ -81,7 +83,8 @@ def main() -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--data", required=True, help="unseen test events")
     p.add_argument("--events", type=int, default=10, help="the first N events of --data")
-    p.add_argument("--new", required=True, help="MODE:THRESHOLD chosen on validation events")
+    p.add_argument("--new", nargs="+", required=True, help="MODE:THRESHOLD (validation choice)")
+    p.add_argument("--follower", default="", help="PT_MIN:WINDOW_SCALE of the follower")
     p.add_argument("--val-scan", nargs="*", default=[], choices=MODES)
     p.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.5, 0.7])
     p.add_argument("--threads", type=int, default=2)
@@ -90,27 +93,50 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     run = load_layerpair_run(args.run)
-    mode, thr = args.new.split(":")
-    configs = {"old": run.build, "new": BuildConfig(threshold=float(thr), mode=mode)}
+    configs = {"old": run.build}
+    for item in args.new:
+        mode, thr = item.split(":")
+        configs[item] = BuildConfig(threshold=float(thr), mode=mode)
     scan = val_scan(run, args.val_scan, args.thresholds) if args.val_scan else []
     ids = list_events(args.data)[: args.events]
     rows: dict[str, list[dict[str, float]]] = {k: [] for k in configs}
+    if args.follower:
+        rows["follower"] = []
     t0 = time.perf_counter()
     for i in ids:
         ev = load_events(args.data, [i])[0]
         ((edges, score),) = scored(run, [ev])
         for k, b in configs.items():
             rows[k].append(build_one(ev, edges, score, b))
+        if args.follower:
+            rows["follower"].append(follower_one(ev, args.follower))
     keys = list(rows["old"][0])
-    methods = {k: {"build": {"mode": b.mode, "threshold": b.threshold}}
-               | {q: mean_sem([r[q] for r in rows[k]]) for q in keys}
-               | {"per_event_score": [r["score"] for r in rows[k]]}
-               for k, b in configs.items()}  # fmt: skip
-    diff = [n["score"] - o["score"] for n, o in zip(rows["new"], rows["old"], strict=True)]
+    methods = {k: {q: mean_sem([r[q] for r in rows[k]]) for q in keys}
+               | {"per_event_score": [r["score"] for r in rows[k]]} for k in rows}  # fmt: skip
+    for k, b in configs.items():
+        methods[k]["build"] = {"mode": b.mode, "threshold": b.threshold}
+    diffs = {f"{n} - {o}": mean_sem([x["score"] - y["score"]
+                                     for x, y in zip(rows[n], rows[o], strict=True)])
+             for n in configs if n != "old" for o in rows if o != n and o in ("old", "follower")}  # fmt: skip
     emit({"bench": "tracking_build_modes", "label": args.label, "machine": machine(),
           "run": args.run, "data": args.data, "event_ids": ids, "methods": methods,
-          "score_difference_new_minus_old": mean_sem(diff), "val_scan": scan,
+          "paired_score_differences": diffs, "val_scan": scan,
           "wall_s": time.perf_counter() - t0}, args.out)  # fmt: skip
+
+
+def follower_one(ev: HitEvent, setting: str) -> dict[str, float]:
+    """The classical track follower (PT_MIN:WINDOW_SCALE) on one event, as :func:`build_one`."""
+    pt_min, scale = (float(x) for x in setting.split(":"))
+    t0 = time.perf_counter()
+    tid = follow_tracks(
+        ev.xyz.numpy(), ev.layer.numpy(), FollowerConfig(pt_min, window_scale=scale)
+    )
+    dt = time.perf_counter() - t0
+    pid = ev.particle_id.numpy()
+    m = track_metrics(pid, tid, ev.particle_pt())
+    return {"score": trackml_score(pid, ev.weight.numpy(), tid), "build_s": dt,
+            "efficiency_pt1": m["efficiency"], "fake_rate_pt1": m["fake_rate"],
+            "duplicate_rate_pt1": m["duplicate_rate"]}  # fmt: skip
 
 
 if __name__ == "__main__":

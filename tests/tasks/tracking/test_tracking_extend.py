@@ -14,6 +14,7 @@ from particlegraph.tasks.tracking.build import BuildConfig, build_tracks
 from particlegraph.tasks.tracking.extend import (
     ExtendConfig,
     extend_tracks,
+    follow_free,
     join_segments,
     release_small,
 )
@@ -104,6 +105,31 @@ def test_walkext_mode_builds_whole_tracks_from_the_first_edges():
     assert trackml_score(ev.pid, ev.weight, split) == pytest.approx(1.0)
     with pytest.raises(ConfigError):
         build_tracks(n, edges, score, BuildConfig(0.5, "walkext"))
+
+
+def test_splitfollow_finds_the_particles_without_edges():
+    ev = _clean_event(seed=4)
+    order = np.lexsort((ev.rank, ev.pid))
+    a, b = order[:-1], order[1:]
+    # the graph holds only the particles with an even id (the others are below its pT floor)
+    on = (ev.pid[a] == ev.pid[b]) & (ev.pid[a] > 0) & (ev.pid[a] % 2 == 0)
+    edges, n = np.stack([a, b])[:, on], ev.pid.size
+    score = np.full(edges.shape[1], 0.9)
+    ext = build_tracks(n, edges, score, BuildConfig(0.5, "splitext"), ev.layer, ev.xyz)
+    odd = (ev.pid % 2 == 1) & (ev.pid > 0)
+    assert np.unique(ext[odd]).size == odd.sum()  # the odd particles' hits stay singletons
+    full = build_tracks(n, edges, score, BuildConfig(0.5, "splitfollow"), ev.layer, ev.xyz)
+    assert trackml_score(ev.pid, ev.weight, full) == pytest.approx(1.0)
+    # the follower ran on the free hits only: the even particles keep their tracks
+    even = (ev.pid % 2 == 0) & (ev.pid > 0)
+    assert (np.unique(np.stack([full[even], ext[even]]), axis=1).shape[1]
+            == np.unique(ext[even]).size)  # fmt: skip
+
+
+def test_follow_free_without_free_hits_changes_nothing():
+    ev = _clean_event(seed=5, noise=0.0)
+    track = ev.pid.copy()
+    assert (follow_free(track, ev.xyz, ev.layer) == track).all()
 
 
 def test_bad_extend_settings():

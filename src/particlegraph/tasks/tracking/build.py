@@ -29,6 +29,8 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
   helix are joined and every track is followed outward and inward over the hits no track holds
   (a helix through its hits, the nearest free hit on each next surface). Needs positions.
 - ``"splitext"``: ``"layersplit"``, then the same joining and extension.
+- ``"splitfollow"``: ``"splitext"``, then the track follower (:mod:`.follower`) on the hits no
+  track holds (:func:`.extend.follow_free`): the softest particles, below the graph's pT floor.
 
 Every hit without a kept edge is a track of its own.
 """
@@ -42,12 +44,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
-from particlegraph.tasks.tracking.extend import ExtendConfig, extend_tracks
+from particlegraph.tasks.tracking.extend import ExtendConfig, extend_tracks, follow_free
 from particlegraph.tasks.tracking.walk import walk_tracks
 
-MODES = ("cc", "best", "either", "greedy", "split", "layersplit", "walk", "walkext", "splitext")
+MODES = ("cc", "best", "either", "greedy", "split", "layersplit", "walk", "walkext", "splitext",
+         "splitfollow")  # fmt: skip
 #: Modes that need each hit's layer key and position.
-GEOMETRIC_MODES = ("split", "layersplit", "walkext", "splitext")
+GEOMETRIC_MODES = ("split", "layersplit", "walkext", "splitext", "splitfollow")
 #: Threshold levels of the ``"split"`` mode after the first.
 SPLIT_LEVELS = 4
 #: Two hits of one particle on one layer (an overlap) lie closer than this [mm].
@@ -139,9 +142,10 @@ def _geometric(
     if cfg.mode == "walkext":
         track = walk_tracks(num_hits, edges, score, cfg.threshold)
         return singletons(extend_tracks(track, xyz, layer, ExtendConfig()))
-    if cfg.mode == "splitext":
+    if cfg.mode in ("splitext", "splitfollow"):
         track = _geometric(num_hits, edges, score, replace(cfg, mode="layersplit"), layer, xyz)
-        return singletons(extend_tracks(track, xyz, layer, ExtendConfig()))
+        track = extend_tracks(track, xyz, layer, ExtendConfig())
+        return singletons(follow_free(track, xyz, layer) if cfg.mode == "splitfollow" else track)
     keep = score > cfg.threshold
     e, s = edges[:, keep], score[keep]
     if cfg.mode == "layersplit" and e.shape[1]:
