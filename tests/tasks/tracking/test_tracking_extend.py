@@ -137,3 +137,14 @@ def test_bad_extend_settings():
         ExtendConfig(window_scale=0.0)
     with pytest.raises(ConfigError):
         ExtendConfig(min_hits=2)
+
+
+@pytest.mark.parametrize("mode", ["walkext", "splitext", "splitfollow"])
+def test_geometric_modes_on_events_without_edges(mode):
+    none, no_score = np.zeros((2, 0), dtype=np.int64), np.zeros(0)
+    empty = build_tracks(0, none, no_score, BuildConfig(0.5, mode), np.zeros(0, np.int64),
+                         np.zeros((0, 3)))  # fmt: skip
+    assert empty.size == 0
+    xyz = np.array([[30.0, 0.0, 0.0], [70.0, 0.0, 0.0], [110.0, 0.0, 0.0]])
+    tid = build_tracks(3, none, no_score, BuildConfig(0.5, mode), np.array([802, 804, 806]), xyz)
+    assert sorted(tid.tolist()) == [0, 1, 2]  # three singletons: no seed, no track
