@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -205,6 +206,8 @@ def scaling_layerpair(args: argparse.Namespace) -> dict[str, Any]:
     run = load_layerpair_run(args.run)
     big = _nearest(args.big, 100_000, scan=args.scan)
     small = _nearest(args.small, 25_000, scan=args.scan)
+    reconstruct_event(run, small)  # warm-up: first-call allocations are not timed
+    load0 = os.getloadavg()
     out = {"bench": "tracking_scaling", "pipeline": "layerpair", "machine": machine(),
            "run": str(args.run), "threads": args.threads, "repeats": args.repeats,
            "small_data": args.small, "big_data": args.big,
@@ -212,6 +215,7 @@ def scaling_layerpair(args: argparse.Namespace) -> dict[str, Any]:
     if args.subset:
         out["subset"] = _pair(run, _subset(big, 25_000), _subset(big, 100_000), args.repeats)
         out["subset"]["source_event"] = {"event_id": big.event_id, "hits": big.num_hits}
+    out["load_avg_1_5_15"] = {"before": list(load0), "after": list(os.getloadavg())}
     return out
 
 
