@@ -12,11 +12,13 @@ from tracking_events import write_events
 
 import particlegraph.tasks.tracking.evaluate_layerpair as ev_mod
 from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.tasks.tracking.dataset import load_events
 from particlegraph.tasks.tracking.demo import PRETRAINED
 from particlegraph.tasks.tracking.edge_model import EdgeClassifier, EdgeModelConfig
 from particlegraph.tasks.tracking.eval_summary import LEARNED, merge_summaries, stats
 from particlegraph.tasks.tracking.evaluate_layerpair import evaluate_layerpair_run
-from particlegraph.tasks.tracking.learned import _init_from
+from particlegraph.tasks.tracking.learned import _init_from, load_layerpair_run, reconstruct_event
+from particlegraph.tasks.tracking.score import trackml_score
 
 RUN = f"pretrained:{PRETRAINED}"
 
@@ -124,6 +126,12 @@ def test_merge_of_method_subsets_equals_all_methods(tiny):
     d = merged["paired_difference_learned_minus"]["track_follower"]
     a, b = full["per_event_score"][LEARNED][:2], full["per_event_score"]["track_follower"]
     assert d["events"] == 2 and d["score"]["mean"] == pytest.approx((a[0] - b[0] + a[1] - b[1]) / 2)
+    # the learned numbers are those of the pipeline's own reconstruction, recomputed
+    run = load_layerpair_run(RUN)
+    for i, s in zip(full["event_ids"], full["per_event_score"][LEARNED], strict=True):
+        ev = load_events(tiny[0], [i])[0]
+        tid = reconstruct_event(run, ev)[0]
+        assert trackml_score(ev.particle_id.numpy(), ev.weight.numpy(), tid) == s
 
 
 def test_unknown_or_untunable_methods_are_refused(tiny, tmp_path, monkeypatch):

@@ -33,13 +33,14 @@ from particlegraph.tasks.tracking.eval_summary import (
     summarize,
     time_key,
 )
-from particlegraph.tasks.tracking.graphs import edge_truth
+from particlegraph.tasks.tracking.graphs import edge_truth, event_hits
 from particlegraph.tasks.tracking.learned import (
     TRACKING_PACKAGE,
     LayerPairRun,
     load_layerpair_run,
-    reconstruct_event,
+    reconstruct_from_graph,
 )
+from particlegraph.tasks.tracking.module_map import build_graph
 from particlegraph.tasks.tracking.score import track_metrics, trackml_score
 from particlegraph.tasks.tracking.trackml import list_events
 from particlegraph.train.run import open_run
@@ -234,9 +235,11 @@ def _run_method(
     """Run one method on one event and add its metrics, times (and graph) to ``rec``."""
     rec["hits"] = ev.num_hits
     if name == LEARNED:
-        track, d, score, times = reconstruct_event(run, ev)
+        t = time.perf_counter()
+        full = build_graph(run.map, event_hits(ev))
+        track, d, score, times = reconstruct_from_graph(run, ev, full, time.perf_counter() - t)
         rec["metrics"][LEARNED] = event_metrics(ev, track)
-        graph = graph_metrics(ev, _full_graph(run, ev), "graph_")
+        graph = graph_metrics(ev, full, "graph_")
         e = d.edge_index.numpy()
         graph.update(graph_metrics(ev, e, "filtered_"))
         graph.update(graph_metrics(ev, e[:, score > run.build.threshold], "classified_"))
@@ -260,10 +263,3 @@ def _has_data(folder: str) -> bool:
         return bool(list_events(folder))
     except DataFileError:
         return False
-
-
-def _full_graph(run: LayerPairRun, ev: HitEvent) -> np.ndarray:
-    from particlegraph.tasks.tracking.graphs import event_hits
-    from particlegraph.tasks.tracking.module_map import build_graph
-
-    return build_graph(run.map, event_hits(ev))
