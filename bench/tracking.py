@@ -5,6 +5,7 @@
         [--exercise-run RUN]
     python bench/tracking.py merge A.json B.json --out C.json [--overwrite]
     python bench/tracking.py scaling --run RUN --small DIR --big DIR [--subset] [--out FILE]
+    python bench/tracking.py profile --run RUN --data DIR --event ID [--out FILE]
     python bench/tracking.py realism --data DIR [--data DIR ...] [--out FILE]
 
 ``physics`` runs ``tracking evaluate`` on a run of either pipeline and saves the summary: for the
@@ -23,7 +24,9 @@ as ``exercise_*``. ``scaling`` times every inference stage on the event of ``--s
 and reports time(100k) / time(25k); for a default-pipeline run (graph, filter, interaction
 network, track building; ``--threads`` torch threads) ``--subset`` also times two subsets of
 the big event itself, a random share of its particles (with all their hits) and the same share
-of its noise hits, cut to about 25,000 and 100,000 hits. ``realism`` counts hits, particles
+of its noise hits, cut to about 25,000 and 100,000 hits. ``profile`` runs one event of a
+default-pipeline run under cProfile (seconds per stage, the functions with the most own
+time). ``realism`` counts hits, particles
 with hits and noise per event against the TrackML numbers.
 """
 
@@ -219,6 +222,34 @@ def scaling_layerpair(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def profile(args: argparse.Namespace) -> dict[str, Any]:
+    """cProfile of one event through ``reconstruct_event``: seconds per stage and the functions
+    with the most own time (one call, no warm-up, as a single evaluation event)."""
+    import cProfile
+    import pstats
+
+    torch.set_num_threads(args.threads)
+    run = load_layerpair_run(args.run)
+    ev = load_events(args.data, [args.event])[0]
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    _, d, _, times = reconstruct_event(run, ev)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    st = pstats.Stats(prof)
+    rows = []
+    for (file, line, fn), (_, ncalls, tottime, cumtime, _) in st.stats.items():  # type: ignore[attr-defined]
+        rows.append({"function": f"{Path(file).name}:{line}({fn})", "calls": ncalls,
+                     "own_s": tottime, "cumulative_s": cumtime})  # fmt: skip
+    rows.sort(key=lambda r: -r["own_s"])
+    return {"bench": "tracking_profile", "machine": machine(), "run": str(args.run),
+            "data": args.data, "event_id": ev.event_id, "hits": ev.num_hits,
+            "filtered_edges": int(d.edge_index.shape[1]), "threads": args.threads,
+            "wall_s": wall, "stages_s": times, "top_own_time": rows[: args.top],
+            "load_avg_1_5_15": list(os.getloadavg())}  # fmt: skip
+
+
 def scaling(args: argparse.Namespace) -> dict[str, Any]:
     if _pipeline(args.run) == "layerpair":
         return scaling_layerpair(args)
@@ -315,12 +346,20 @@ def main() -> None:
         help="torch threads for the default pipeline (the exercise's: 1)",
     )
     sc.add_argument("--out", default="")
+    pr = sub.add_parser("profile")
+    pr.add_argument("--run", required=True)
+    pr.add_argument("--data", required=True)
+    pr.add_argument("--event", type=int, required=True)
+    pr.add_argument("--threads", type=int, default=2)
+    pr.add_argument("--top", type=int, default=25)
+    pr.add_argument("--out", default="")
     re_ = sub.add_parser("realism")
     re_.add_argument("--data", nargs="+", required=True)
     re_.add_argument("--events", type=int, default=0)
     re_.add_argument("--out", default="")
     args = p.parse_args()
-    fn = {"physics": physics, "merge": merge, "scaling": scaling, "realism": realism}[args.mode]
+    fn = {"physics": physics, "merge": merge, "scaling": scaling, "profile": profile,
+          "realism": realism}[args.mode]  # fmt: skip
     try:
         result = fn(args)
     except (ConfigError, DataFileError) as e:
