@@ -7,15 +7,22 @@ from __future__ import annotations
 import pytest
 import torch
 
+import particlegraph.explain.lrp.compose as compose_module
+import particlegraph.explain.lrp.engine as engine_module
 import particlegraph.explain.lrp.pairs as pairs_module
 import particlegraph.graph.knn as knn_module
 from particlegraph.explain.lrp import Composite, Epsilon, Gamma, explain_outputs, trace_model
 from particlegraph.explain.lrp.compose import _compose_local, _full
 from particlegraph.explain.lrp.engine import _plan
+from particlegraph.explain.lrp.pairs import Pairs
 from particlegraph.explain.lrp.program import Aggregate
 from particlegraph.tasks.mlpf.model import MLPF, MLPFConfig
 
 OUTPUTS = ("class:neutral_hadron", "charge:+1", "pt")
+#: Twelve outputs: the chain sinks (from 4 outputs on) flush into the fan-out sink mid-flush.
+TWELVE = (
+    *(f"class:{i}" for i in range(6)), "charge:+1", "pt", "eta", "sin_phi", "cos_phi", "energy",
+)  # fmt: skip
 RULES = {
     "epsilon": Composite(default=Epsilon(eps=1e-6)),
     "gamma": Composite([("aggregation", Epsilon())], default=Gamma(gamma=0.25)),
@@ -127,3 +134,86 @@ def _local_prefix(ops: list) -> set[int]:  # type: ignore[type-arg]
         if not isinstance(op, Aggregate) and all(i in local for i in op.inputs):
             local.add(op.output)
     return local
+
+
+def _paperish() -> MLPF:
+    """Wide enough that the encoder's matrices are the largest ones (as in the paper model)."""
+    torch.manual_seed(3)
+    cfg = MLPFConfig(hidden=48, num_blocks=2, k=16, space_dim=4, propagate_dim=8)
+    return MLPF(cfg).eval()
+
+
+def test_flush_scratch_memory_reuse_equals_fresh_concatenation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many small flushes through each sink's reused scratch memory: the result of fresh
+    concatenations, bit for bit (no contraction keeps a view of the scratch, and a chain
+    sink's flush feeding another sink does not overwrite its own)."""
+    model, x = _paperish(), _event(400, seed=4)
+    program = trace_model(model, x)
+    monkeypatch.setattr(engine_module, "FLUSH_MIN", 3000)
+    monkeypatch.setattr(engine_module, "FLUSH_MAX", 3000)
+    concats: list[int] = []
+    real = engine_module._Collector._concat
+
+    def spy(self, tid, bufs):  # type: ignore[no-untyped-def]
+        concats.append(tid)
+        return real(self, tid, bufs)
+
+    monkeypatch.setattr(engine_module._Collector, "_concat", spy)
+    for rule, outputs in (("epsilon", TWELVE), ("gamma", OUTPUTS)):
+        reused = explain_outputs(
+            model, x, outputs, composite=RULES[rule], program=program, chunk_size=5
+        )
+        assert len(concats) > len(set(concats))  # a sink's scratch served several flushes
+
+        def fresh(self, tid, bufs):  # type: ignore[no-untyped-def]
+            return Pairs(
+                *(torch.cat(z) for z in zip(*((p.t, p.n, p.v) for p in bufs), strict=True))
+            )
+
+        with monkeypatch.context() as m:
+            m.setattr(engine_module._Collector, "_concat", fresh)
+            again = explain_outputs(
+                model, x, outputs, composite=RULES[rule], program=program, chunk_size=5
+            )
+            _assert_same(again, reused)
+
+
+def test_spare_matrices_are_reused_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead prefix matrix (the first encoder layer's) becomes a sink's table: same result."""
+    model, x = _paperish(), _event(300, seed=5)
+    program = trace_model(model, x)
+    taken: list[bool] = []
+    real = compose_module._take
+
+    def spy(pool, numel):  # type: ignore[no-untyped-def]
+        got = real(pool, numel)
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(compose_module, "_take", spy)
+    reused = explain_outputs(model, x, OUTPUTS, composite=RULES["epsilon"], program=program)
+    assert any(taken)
+    monkeypatch.setattr(compose_module, "_take", lambda pool, numel: None)
+    _assert_same(
+        explain_outputs(model, x, OUTPUTS, composite=RULES["epsilon"], program=program), reused
+    )
+
+
+def test_take_and_retire_spare_memory() -> None:
+    small, big, huge = torch.zeros(10), torch.zeros(30), torch.zeros(100)
+    pool = [huge, big, small]
+    got = compose_module._take(pool, 16)  # big (30) is the smallest that holds 16, <= 32
+    assert got is not None and got.numel() == 16 and got.data_ptr() == big.data_ptr()
+    assert [id(p) for p in pool] == [id(huge), id(small)]
+    assert compose_module._take(pool, 40) is None  # huge is more than twice 40: kept
+    assert compose_module._take(pool, 60) is not None and [id(p) for p in pool] == [id(small)]
+    # memory still used by a live matrix (an activation shares its input's) is not retired
+    live = torch.zeros(2, 3, 4)
+    mats = {7: (live, live[:, :, 3])}
+    compose_module._retire(mats, live, pool)
+    assert [id(p) for p in pool] == [id(small)]
+    compose_module._retire({}, live, pool)
+    compose_module._retire({}, live, pool)  # once only
+    assert len(pool) == 2 and pool[1] is live
