@@ -25,7 +25,6 @@ Used on CPU for single events of at least ``knn.PRUNED_MIN_POINTS`` points with 
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -38,6 +37,8 @@ from torch import Tensor
 ERROR_MARGIN = 4.0
 #: Queries per tile (spatially close: consecutive leaves of the k-d tree).
 TILE = 64
+#: Distances computed at once (tiles x queries x candidates; 8 MiB of float32).
+TILE_BLOCK_VALUES = 1 << 21
 #: Smallest tile shape searched with ``addmm``: below 4 rows or 12 columns MKL takes other
 #: kernels whose values differ from the dense block's in the last bit (measured); with margin.
 MIN_ROWS, MIN_COLS = 16, 32
@@ -51,28 +52,60 @@ MAX_LOOSE = 0.125
 
 
 def _search(
-    c: Tensor, sq: Tensor, rows: Tensor, cols: Tensor | None, kk: int, loop: bool
+    c: Tensor, sq: Tensor, rows: Tensor, cols: None, kk: int, loop: bool
 ) -> tuple[Tensor, Tensor]:
-    """Queries ``rows`` (R,) of event ``c`` (M, D) against candidates ``cols`` (U,) ascending
-    (None: all M, the dense search): ``(values (R, kk + 1), neighbours (R, kk))``, values
-    (R, kk) for the dense search.
-
-    The same ``addmm`` and ``topk`` as the dense blocks of ``knn._exact_blocks``; fewer than
-    :data:`MIN_ROWS` rows are padded with others (a smaller product may round differently).
-    """
+    """The dense search of queries ``rows`` (R,) of event ``c`` (M, D): ``(values (R, kk),
+    neighbours (R, kk))``, the same ``addmm`` and ``topk`` as the dense blocks of
+    ``knn._exact_blocks``; fewer than :data:`MIN_ROWS` rows are padded with others (a smaller
+    product may round differently). ``cols`` is None (all M candidates)."""
     pad = rows if len(rows) >= MIN_ROWS else torch.cat([rows, torch.arange(MIN_ROWS)])
-    if cols is None:
-        d2 = torch.addmm(sq[None, :], c[pad], c.T, alpha=-2.0)  # (R, M)
-        self_pos = pad
-    else:
-        d2 = torch.addmm(sq[cols][None, :], c[pad], c[cols].T, alpha=-2.0)  # (R, U)
-        self_pos = torch.searchsorted(cols, pad)  # the tree always finds the point itself
-    d2[torch.arange(len(pad)), self_pos] = -math.inf if loop else math.inf
-    # the dense search takes kk exactly as the dense blocks do (topk orders exact ties by k)
-    take = kk if cols is None else min(kk + 1, d2.shape[1])
-    vals, pos = torch.topk(d2, take, dim=1, largest=False, sorted=True)
-    nbr = pos[: len(rows), :kk] if cols is None else cols[pos[: len(rows), :kk]]
-    return vals[: len(rows)], nbr
+    d2 = torch.addmm(sq[None, :], c[pad], c.T, alpha=-2.0)  # (R, M)
+    d2[torch.arange(len(pad)), pad] = -math.inf if loop else math.inf
+    vals, pos = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # kk, as the dense blocks
+    return vals[: len(rows)], pos[: len(rows)]
+
+
+def _search_tiles(
+    c: Tensor, sq: Tensor, rows: Tensor, cols: Tensor, kk: int, loop: bool
+) -> tuple[Tensor, Tensor]:
+    """Tiles of queries ``rows`` (B, T) against their candidates ``cols`` (B, U), ascending,
+    padded with M: ``(values (B, T, kk + 1), neighbours (B, T, kk))``.
+
+    One ``baddbmm`` (each entry the dense ``addmm``'s value, bit for bit: measured, and
+    checked at every call) and one ``topk`` for all the tiles of the block.
+    """
+    m = c.shape[0]
+    safe = cols.clamp(max=m - 1)
+    d2 = torch.baddbmm(sq[safe][:, None, :], c[rows], c[safe].transpose(1, 2), alpha=-2.0)
+    d2.masked_fill_((cols == m)[:, None, :], math.inf)  # padding: never a neighbour
+    self_pos = torch.searchsorted(cols, rows)  # (B, T): every query is its own candidate
+    d2.scatter_(2, self_pos[..., None], -math.inf if loop else math.inf)
+    vals, pos = torch.topk(d2, kk + 1, dim=2, largest=False, sorted=True)
+    nbr = cols.gather(1, pos[..., :kk].reshape(len(cols), -1)).view(*rows.shape, kk)
+    return vals, nbr
+
+
+def _tiles(
+    idx: np.ndarray, balls: dict[int, np.ndarray], leaf_order: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Queries in tiles of :data:`TILE` consecutive leaves (B, TILE) (the last one padded by
+    repeating its first query) and each tile's candidates: the union of its queries' candidate
+    sets, ascending, at least :data:`MIN_COLS`, padded with M to a common width (B, U)."""
+    num = -(-m // TILE)
+    order = np.concatenate([leaf_order, np.full(num * TILE - m, leaf_order[-1])])
+    rows = order.reshape(num, TILE)
+    unions = []
+    for tile in rows:
+        parts = [idx[tile].ravel()]
+        parts += [balls[i] for i in tile.tolist() if i in balls] if balls else []
+        union = np.unique(np.concatenate(parts))
+        if len(union) < MIN_COLS:  # widen tiny unions (never the case for k >= 16)
+            union = np.union1d(union, np.arange(MIN_COLS))
+        unions.append(union)
+    cols = np.full((num, max(len(u) for u in unions)), m, dtype=np.int64)
+    for t, union in enumerate(unions):
+        cols[t, : len(union)] = union
+    return rows, cols
 
 
 def _candidates(
@@ -134,29 +167,26 @@ def pruned_exact_event(
     if found is None:
         return None
     idx, balls, leaf_order = found
+    rows_np, cols_np = _tiles(idx, balls, leaf_order, m)
+    rows, cols = torch.from_numpy(rows_np), torch.from_numpy(cols_np)
+    valid = torch.ones(rows.shape, dtype=torch.bool)
+    valid.view(-1)[m:] = False  # the last tile's padding repeats a row: its results are dropped
     out = torch.empty(m, kk, dtype=torch.long)
-    redo: list[Tensor] = []
-    bounds = np.linspace(0, m, m // TILE + 1).round().astype(np.int64).tolist()
-    for t, (a, b) in enumerate(itertools.pairwise(bounds)):  # tiles of TILE to 2 TILE - 1
-        rows_np = leaf_order[a:b]
-        parts = [idx[rows_np].ravel()]
-        parts += [balls[i] for i in rows_np.tolist() if i in balls] if balls else []
-        union = np.unique(np.concatenate(parts))
-        if len(union) < MIN_COLS:  # widen tiny unions (never the case for k >= 16)
-            union = np.union1d(union, np.arange(MIN_COLS))
-        rows = torch.from_numpy(rows_np)
-        vals, out[rows] = _search(c, sq_c, rows, torch.from_numpy(union), kk, loop)
-        tie = (vals[:, 1:] == vals[:, :-1]).any(1)  # exact ties: topk's choice is the layout's
-        redo.append(rows[tie])
-        if t == 0:  # this BLAS must round a tile as the dense block: compare with the dense rows
-            dense_vals, dense_nbr = _search(c, sq_c, rows, None, kk, loop)
-            if not (
-                torch.equal(vals[:, :kk], dense_vals)
-                and torch.equal(out[rows][~tie], dense_nbr[~tie])
-            ):
+    tie = torch.empty(rows.shape, dtype=torch.bool)
+    step = max(1, TILE_BLOCK_VALUES // (rows.shape[1] * cols.shape[1]))
+    for b in range(0, len(rows), step):
+        vals, nbr = _search_tiles(c, sq_c, rows[b : b + step], cols[b : b + step], kk, loop)
+        keep = valid[b : b + step]
+        out[rows[b : b + step][keep]] = nbr[keep]
+        tie[b : b + step] = (vals[..., 1:] == vals[..., :-1]).any(-1)  # topk's choice: layout's
+        if b == 0:  # this BLAS must round a tile as the dense block: compare with the dense rows
+            first = rows[0]
+            dense_vals, dense_nbr = _search(c, sq_c, first, None, kk, loop)
+            same = torch.equal(vals[0, :, :kk], dense_vals)
+            if not (same and torch.equal(nbr[0][~tie[0]], dense_nbr[~tie[0]])):
                 return None
-    rows = torch.cat(redo)
-    if len(rows):
-        out[rows] = _search(c, sq_c, rows, None, kk, loop)[1]
+    redo = rows[tie & valid]
+    if len(redo):
+        out[redo] = _search(c, sq_c, redo, None, kk, loop)[1]
     tgt = torch.arange(lo, hi)[:, None].expand(-1, kk)
     return (out + lo).reshape(-1), tgt.reshape(-1)
