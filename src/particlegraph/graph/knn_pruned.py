@@ -5,17 +5,17 @@ The dense search of :func:`~particlegraph.graph.knn.knn_graph` ranks the candida
 smallest (``topk``); it costs O(n^2) per event (4 x 12,800^2 distances and their selection per
 GravNet layer at 12,800 elements). Here a k-d tree (:class:`scipy.spatial.cKDTree`, float64)
 finds for each query a candidate set that provably holds its k dense neighbours, and the same
-``addmm`` formula is evaluated on those candidates only, a tile of spatially close queries
-against the union of their candidates, so every value is the dense search's value:
+formula is evaluated on those candidates only, tiles of spatially close queries against the
+union of their candidates, so every value is the dense search's value:
 
 - bound: with ``r_k`` the k-th smallest exact distance of the query (from the tree) and
-  ``delta`` a bound of the float32 error of ``d'`` (:data:`ERROR_ULPS` units of float32
-  round-off times ``(|q| + max |c|)^2``), every point farther than ``r_k^2 + 2 delta`` has a
+  ``delta`` a bound of the float32 error of ``d'`` (:data:`ERROR_MARGIN` times its worst case,
+  proportional to ``(|q| + max |c|)^2``), every point farther than ``r_k^2 + 2 delta`` has a
   float32 value strictly above those of the k nearest, so it is never selected;
-- same values: the ``addmm`` of a tile (at least :data:`MIN_ROWS` queries against at least
-  :data:`MIN_COLS` candidates) gives the same float32 bits as the dense block for each entry
-  (checked on this machine's BLAS at every call: a tile's rows are also searched densely and
-  must agree, else the caller falls back to the dense search);
+- same values: the ``baddbmm`` of the tiles (:data:`TILE` queries against at least
+  :data:`MIN_COLS` candidates each) gives the same float32 bits as the dense ``addmm`` for each
+  entry (measured with MKL; checked at every call: the first tile's rows are also searched
+  densely and must agree, values included, else the caller falls back to the dense search);
 - same order: ``topk`` of a tile returns the same sorted neighbours as the dense row unless two
   of the first k + 1 values are equal (exact float ties, e.g. duplicated points), where the
   choice depends on the row's layout; such rows are searched densely.
@@ -39,8 +39,8 @@ ERROR_MARGIN = 4.0
 TILE = 64
 #: Distances computed at once (tiles x queries x candidates; 8 MiB of float32).
 TILE_BLOCK_VALUES = 1 << 21
-#: Smallest tile shape searched with ``addmm``: below 4 rows or 12 columns MKL takes other
-#: kernels whose values differ from the dense block's in the last bit (measured); with margin.
+#: Smallest products: below 4 rows or 12 columns MKL takes other kernels whose values differ
+#: from the dense block's in the last bit (measured); with margin (tiles have TILE rows).
 MIN_ROWS, MIN_COLS = 16, 32
 #: Neighbours asked of the tree per point beyond the k needed; a query whose bound reaches
 #: beyond them (about 1 % of random 4-D points with 1 extra, none with 4) gets a ball query.
