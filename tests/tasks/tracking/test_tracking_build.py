@@ -41,7 +41,7 @@ def test_best_per_node_ties_take_the_first():
 
 def test_bad_settings():
     with pytest.raises(ConfigError):
-        BuildConfig(0.5, "walk")
+        BuildConfig(0.5, "bogus")
     with pytest.raises(ConfigError):
         BuildConfig(1.5, "cc")
 

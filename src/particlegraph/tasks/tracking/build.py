@@ -23,21 +23,34 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
   it is the best-scoring edge from its source into its target's layer AND the best into its
   target from its source's layer (one particle crosses a layer once, or twice in an overlap
   that the same-layer edge joins) — then ``"split"``.
+- ``"walk"``: the walkthrough of :mod:`.walk`: from every hit the path of largest summed edge
+  score over the edges above the threshold; paths claim their hits best first, in rounds.
+- ``"walkext"``: ``"walk"``, then :func:`.extend.extend_tracks`: segments that lie on one
+  helix are joined and every track is followed outward and inward over the hits no track holds
+  (a helix through its hits, the nearest free hit on each next surface). Needs positions.
+- ``"splitext"``: ``"layersplit"``, then the same joining and extension.
+- ``"splitfollow"``: ``"splitext"``, then the track follower (:mod:`.follower`) on the hits no
+  track holds (:func:`.extend.follow_free`): the softest particles, below the graph's pT floor.
 
 Every hit without a kept edge is a track of its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
+from particlegraph.tasks.tracking.extend import ExtendConfig, extend_tracks, follow_free
+from particlegraph.tasks.tracking.walk import walk_tracks
 
-MODES = ("cc", "best", "either", "greedy", "split", "layersplit")
+MODES = ("cc", "best", "either", "greedy", "split", "layersplit", "walk", "walkext", "splitext",
+         "splitfollow")  # fmt: skip
+#: Modes that need each hit's layer key and position.
+GEOMETRIC_MODES = ("split", "layersplit", "walkext", "splitext", "splitfollow")
 #: Threshold levels of the ``"split"`` mode after the first.
 SPLIT_LEVELS = 4
 #: Two hits of one particle on one layer (an overlap) lie closer than this [mm].
@@ -95,19 +108,18 @@ def build_tracks(
     """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1].
 
     ``layer`` (N,) int64 layer keys and ``xyz`` (N, 3) positions [mm] are needed by the
-    ``"split"`` mode only.
+    :data:`GEOMETRIC_MODES` only.
     """
-    keep = score > cfg.threshold
-    e, s = edges[:, keep], score[keep]
-    if cfg.mode in ("split", "layersplit"):
+    if cfg.mode in GEOMETRIC_MODES:
         if layer is None or xyz is None or layer.shape[0] != num_hits or xyz.shape[0] != num_hits:
             raise ConfigError(
                 f"build mode {cfg.mode!r} needs the layer key and position of every hit"
             )
-        if cfg.mode == "layersplit" and e.shape[1]:
-            sel = best_per_layer(e, s, layer)
-            e, s = e[:, sel], s[sel]
-        return split_components(e, s, layer, xyz, cfg.threshold)
+        return _geometric(num_hits, edges, score, cfg, layer, xyz)
+    if cfg.mode == "walk":
+        return singletons(walk_tracks(num_hits, edges, score, cfg.threshold))
+    keep = score > cfg.threshold
+    e, s = edges[:, keep], score[keep]
     if cfg.mode == "greedy":
         return components(num_hits, greedy_chains(num_hits, e, s))
     if cfg.mode != "cc" and e.shape[1]:
@@ -116,6 +128,38 @@ def build_tracks(
         sel = (out_best & in_best) if cfg.mode == "best" else (out_best | in_best)
         e = e[:, sel]
     return components(num_hits, e)
+
+
+def _geometric(
+    num_hits: int,
+    edges: np.ndarray,
+    score: np.ndarray,
+    cfg: BuildConfig,
+    layer: np.ndarray,
+    xyz: np.ndarray,
+) -> np.ndarray:
+    """:func:`build_tracks` for the :data:`GEOMETRIC_MODES`."""
+    if cfg.mode == "walkext":
+        track = walk_tracks(num_hits, edges, score, cfg.threshold)
+        return singletons(extend_tracks(track, xyz, layer, ExtendConfig()))
+    if cfg.mode in ("splitext", "splitfollow"):
+        track = _geometric(num_hits, edges, score, replace(cfg, mode="layersplit"), layer, xyz)
+        track = extend_tracks(track, xyz, layer, ExtendConfig())
+        return singletons(follow_free(track, xyz, layer) if cfg.mode == "splitfollow" else track)
+    keep = score > cfg.threshold
+    e, s = edges[:, keep], score[keep]
+    if cfg.mode == "layersplit" and e.shape[1]:
+        sel = best_per_layer(e, s, layer)
+        e, s = e[:, sel], s[sel]
+    return split_components(e, s, layer, xyz, cfg.threshold)
+
+
+def singletons(track: np.ndarray) -> np.ndarray:
+    """``track`` (N,) with every unassigned hit (-1) made a track of its own."""
+    out = track.copy()
+    lone = out < 0
+    out[lone] = (int(out.max()) + 1 if out.size else 0) + np.arange(int(lone.sum()))
+    return out
 
 
 def greedy_chains(

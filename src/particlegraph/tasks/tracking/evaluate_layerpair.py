@@ -10,21 +10,40 @@ tuned on the run's validation events (or ``tune_data``), never on the evaluated 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from particlegraph.atomic import write_json
-from particlegraph.errors import DataFileError
+from particlegraph.errors import ConfigError, DataFileError
+from particlegraph.progress import progress
 from particlegraph.tasks.tracking.dataset import HitEvent, load_events
-from particlegraph.tasks.tracking.graphs import edge_truth
-from particlegraph.tasks.tracking.learned import LayerPairRun, load_layerpair_run, reconstruct_event
+from particlegraph.tasks.tracking.eval_summary import (
+    IDENTITY_KEYS,
+    LEARNED,
+    TUNING_KEYS,
+    check_same,
+    method_order,
+    summarize,
+    time_key,
+)
+from particlegraph.tasks.tracking.graphs import edge_truth, event_hits
+from particlegraph.tasks.tracking.learned import (
+    TRACKING_PACKAGE,
+    LayerPairRun,
+    load_layerpair_run,
+    reconstruct_from_graph,
+)
+from particlegraph.tasks.tracking.module_map import build_graph
 from particlegraph.tasks.tracking.score import track_metrics, trackml_score
 from particlegraph.tasks.tracking.trackml import list_events
+from particlegraph.train.run import open_run
 
 log = logging.getLogger(__name__)
 #: A classical method: ``tune(validation events) -> run(event) -> track ids``.
@@ -65,16 +84,6 @@ def graph_metrics(ev: HitEvent, edges: np.ndarray, prefix: str) -> dict[str, flo
     }
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    """Mean, standard deviation and standard error of the finite ``values``."""
-    a = np.asarray(values, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "sem": float("nan"), "n": 0}
-    sem = float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else float("nan")
-    return {"mean": float(a.mean()), "std": float(a.std()), "sem": sem, "n": int(a.size)}
-
-
 def evaluate_layerpair_run(
     run_dir: str | Path,
     data: str | Path,
@@ -84,77 +93,166 @@ def evaluate_layerpair_run(
     baselines: bool = True,
     tune_data: str | Path | None = None,
     tune_events: int = 2,
-    classical: list[str] | None = None,
+    methods: Sequence[str] | None = None,
     classical_events: int = 0,
+    partial: str | Path | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the run (and the classical methods) on ``data``; write ``out/metrics.json``.
 
-    ``classical`` names the classical methods (default all); ``classical_events`` > 0 runs them
-    on the first that many events only (they can take minutes per event at high pile-up).
-    Classical settings are tuned on the run's validation events, or on the first
-    ``tune_events`` events of ``tune_data`` (at most ``tune_events`` of the run's); a run whose
-    training data is not at hand (a shipped ``pretrained:NAME``) without ``tune_data`` is
-    evaluated alone (the classical methods are never tuned on the evaluated events).
+    ``methods`` names the methods (``"layerpair_gnn"`` and any of :func:`classical_methods`;
+    default: all, the classical ones only when ``baselines``); ``classical_events`` > 0 runs
+    the classical ones on the first that many events only (they can take minutes per event at
+    high pile-up). Classical settings are tuned on the run's validation events, or on the first
+    ``tune_events`` events of ``tune_data`` (at most ``tune_events`` of the run's), each method
+    when it is first needed; a run whose training data is not at hand (a shipped
+    ``pretrained:NAME``) without ``tune_data`` is evaluated alone (the classical methods are
+    never tuned on the evaluated events).
+
+    With ``partial``, the summary of the events done so far (with their per-event records,
+    ``"complete": false``) is written there atomically after every method of every event;
+    ``resume`` reads that file first and reuses its finished (event, method) results when it
+    was made with the same run, model, data, building and event ids (a missing file starts
+    afresh). The summary format is :func:`.eval_summary.summarize`'s.
+
+    Raises:
+        ConfigError: an unknown method, classical methods asked for without events to tune
+            them on, or a ``partial`` file of another evaluation.
     """
     run = load_layerpair_run(run_dir)
-    if baselines and tune_data is None and not _has_data(run.cfg.data):
+    wanted = _select(methods, baselines)
+    classical = [m for m in wanted if m != LEARNED]
+    if classical and tune_data is None and not _has_data(run.cfg.data):
+        if methods is not None:
+            raise ConfigError(f"the run's validation events ({run.cfg.data!r}) are not here: "
+                              f"give tune_data to run {classical}")  # fmt: skip
         log.warning("the run's validation events (%r) are not here: classical methods skipped "
                     "(give tune_data to run them)", run.cfg.data)  # fmt: skip
-        baselines = False
+        classical = []
     ids = list_events(data)
     ids = ids[:max_events] if max_events > 0 else ids
-    tuned: dict[str, Callable[[HitEvent], np.ndarray]] = {}
-    if baselines:
-        if tune_data is not None:
-            val = load_events(tune_data, list_events(tune_data)[:tune_events])
-        else:
-            val = load_events(run.cfg.data, run.info["val_events"][:tune_events])
-        for name, tune in classical_methods().items():
-            if classical is None or name in classical:
-                tuned[name] = tune(val)
-    rows: dict[str, list[dict[str, float]]] = {"layerpair_gnn": []}
-    rows.update({k: [] for k in tuned})
-    graph_rows, time_rows = [], []
+    meta = {"run": str(run_dir), "model_sha256": _model_hash(run_dir), "data": str(data),
+            "build": run.info["build"], "filter_cut": run.filter_cut,
+            "tuned_on": _tuned_on(tune_data, classical), "tune_events": tune_events,
+            "classical_events": classical_events or len(ids), "planned_event_ids": list(ids),
+            "methods_asked": [m for m in wanted if m == LEARNED] + classical}  # fmt: skip
+    done = _resumed(partial, meta) if resume and partial is not None else {}
+    tuner = _Tuner(run, tune_data, tune_events)
+    records: list[dict[str, Any]] = []
+    bar = progress(total=len(ids), desc="evaluate", unit="ev", enabled=show_progress)
     for n_done, i in enumerate(ids):
-        ev = load_events(data, [i])[0]
-        use = tuned if classical_events <= 0 or n_done < classical_events else {}
-        r = _one_event(run, ev, use)
-        for k, v in r["metrics"].items():
-            rows[k].append(v)
-        graph_rows.append(r["graph"])
-        time_rows.append(r["times"])
-        log.info("event %d: score %.3f (%.1f s)", i, r["metrics"]["layerpair_gnn"]["score"],
-                 r["times"]["total_s"])  # fmt: skip
-    methods = {}
-    for name, evs in rows.items():
-        keys = evs[0].keys() if evs else []
-        methods[name] = {"kind": "learned" if name == "layerpair_gnn" else "classical",
-                         "events": len(evs), **{k: stats([e[k] for e in evs]) for k in keys}}  # fmt: skip
-        key = "total_s" if name == "layerpair_gnn" else f"{name}_s"
-        methods[name]["time_s"] = stats([t[key] for t in time_rows if key in t])
-    # paired differences (learned - classical) on the events both ran on
-    learned = [e["score"] for e in rows["layerpair_gnn"]]
-    comparison = {
-        name: stats([a - b["score"] for a, b in zip(learned, evs, strict=False)])
-        for name, evs in rows.items()
-        if name != "layerpair_gnn"
-    }
-    summary = {
-        "run": str(run_dir), "data": str(data), "events": len(ids), "event_ids": list(ids),
-        "hits_per_event": stats([g["hits"] for g in graph_rows]),
-        "methods": methods,
-        "graph": {k: stats([g[k] for g in graph_rows]) for k in graph_rows[0] if k != "hits"},
-        "times": {k: stats([t[k] for t in time_rows if k in t]) for k in time_rows[0]},
-        "score_difference_learned_minus": comparison,
-        "per_event_score": {name: [e["score"] for e in evs] for name, evs in rows.items()},
-        "build": run.info["build"], "filter_cut": run.filter_cut,
-        "tuned_on": (str(tune_data) if tune_data is not None
-                     else "run validation events" if baselines else "no classical methods"),
-        "tune_events": tune_events, "classical_events": classical_events or len(ids),
-    }  # fmt: skip
+        todo = ([LEARNED] if LEARNED in wanted else []) + (
+            classical if classical_events <= 0 or n_done < classical_events else []
+        )
+        rec = done.get(i) or {"event_id": i, "hits": 0, "metrics": {}, "graph": {}, "times": {}}
+        ev = None
+        for name in [m for m in todo if m not in rec["metrics"]]:
+            ev = ev if ev is not None else load_events(data, [i])[0]
+            _run_method(run, ev, name, tuner, rec)
+            if partial is not None:
+                write_json(Path(partial), summarize([*records, rec], {**meta, "complete": False}))
+        if rec["metrics"]:
+            records.append(rec)
+        bar.update(1)
+        if LEARNED in rec["metrics"]:
+            bar.set_postfix_str(f"score {rec['metrics'][LEARNED]['score']:.3f}")
+    bar.close()
+    summary = summarize(records, {**meta, "complete": True})
+    if partial is not None:
+        write_json(Path(partial), summary)
     if out is not None:
         write_json(Path(out) / "metrics.json", summary)
     return summary
+
+
+def _select(methods: Sequence[str] | None, baselines: bool) -> list[str]:
+    """The methods to run: ``methods`` checked against the known names, or all of them."""
+    known = [LEARNED, *classical_methods()]
+    if methods is None:
+        return known if baselines else [LEARNED]
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise ConfigError(f"unknown methods {unknown}: choose from {known}" if unknown
+                          else f"no methods given: choose from {known}")  # fmt: skip
+    return method_order(methods)
+
+
+def _tuned_on(tune_data: str | Path | None, classical: list[str]) -> str:
+    if not classical:
+        return "no classical methods"
+    return str(tune_data) if tune_data is not None else "run validation events"
+
+
+def _model_hash(run_dir: str | Path) -> str:
+    """SHA-256 of the run's weights (a retrained run in the same folder is another run)."""
+    path = open_run(run_dir, "tracking", TRACKING_PACKAGE).path / "model.pt"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _resumed(partial: str | Path, meta: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The records of a partial file of the same evaluation, by event id ({} if none)."""
+    path = Path(partial)
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataFileError(f"{path}: not a readable evaluation summary ({e})") from e
+    if not isinstance(old, dict) or "records" not in old:
+        raise ConfigError(f"{path}: has no per-event records; cannot resume from it")
+    what = f"{path} was made by another evaluation; cannot resume"
+    check_same(old, meta, what, (*IDENTITY_KEYS, "planned_event_ids"))
+    if any(m != LEARNED for r in old["records"] for m in r["metrics"]):
+        check_same(old, meta, what, TUNING_KEYS)
+    return {int(r["event_id"]): r for r in old["records"]}
+
+
+class _Tuner:
+    """The classical methods, each tuned on the validation events when first asked for."""
+
+    def __init__(self, run: LayerPairRun, tune_data: str | Path | None, tune_events: int) -> None:
+        self.run, self.tune_data, self.tune_events = run, tune_data, tune_events
+        self.tuned: dict[str, Callable[[HitEvent], np.ndarray]] = {}
+        self._val: list[HitEvent] | None = None
+
+    def __call__(self, name: str) -> Callable[[HitEvent], np.ndarray]:
+        if name not in self.tuned:
+            if self._val is None:
+                if self.tune_data is not None:
+                    ids = list_events(self.tune_data)[: self.tune_events]
+                    self._val = load_events(self.tune_data, ids)
+                else:
+                    ids = self.run.info["val_events"][: self.tune_events]
+                    self._val = load_events(self.run.cfg.data, ids)
+            self.tuned[name] = classical_methods()[name](self._val)
+        return self.tuned[name]
+
+
+def _run_method(
+    run: LayerPairRun, ev: HitEvent, name: str, tuner: _Tuner, rec: dict[str, Any]
+) -> None:
+    """Run one method on one event and add its metrics, times (and graph) to ``rec``."""
+    rec["hits"] = ev.num_hits
+    if name == LEARNED:
+        t = time.perf_counter()
+        full = build_graph(run.map, event_hits(ev))
+        track, d, score, times = reconstruct_from_graph(run, ev, full, time.perf_counter() - t)
+        rec["metrics"][LEARNED] = event_metrics(ev, track)
+        graph = graph_metrics(ev, full, "graph_")
+        e = d.edge_index.numpy()
+        graph.update(graph_metrics(ev, e, "filtered_"))
+        graph.update(graph_metrics(ev, e[:, score > run.build.threshold], "classified_"))
+        rec["graph"] = graph
+        rec["times"] = {**times, **rec["times"]}
+        log.info("event %d: score %.3f (%.1f s)", rec["event_id"],
+                 rec["metrics"][LEARNED]["score"], times["total_s"])  # fmt: skip
+        return
+    fn = tuner(name)
+    t = time.perf_counter()
+    tid = fn(ev)
+    rec["times"][time_key(name)] = time.perf_counter() - t
+    rec["metrics"][name] = event_metrics(ev, tid)
 
 
 def _has_data(folder: str) -> bool:
@@ -165,28 +263,3 @@ def _has_data(folder: str) -> bool:
         return bool(list_events(folder))
     except DataFileError:
         return False
-
-
-def _one_event(
-    run: LayerPairRun, ev: HitEvent, tuned: dict[str, Callable[[HitEvent], np.ndarray]]
-) -> dict[str, Any]:
-    track, d, score, times = reconstruct_event(run, ev)
-    metrics = {"layerpair_gnn": event_metrics(ev, track)}
-    graph = {"hits": float(ev.num_hits)}
-    graph.update(graph_metrics(ev, _full_graph(run, ev), "graph_"))
-    e = d.edge_index.numpy()
-    graph.update(graph_metrics(ev, e, "filtered_"))
-    graph.update(graph_metrics(ev, e[:, score > run.build.threshold], "classified_"))
-    for name, fn in tuned.items():
-        t = time.perf_counter()
-        tid = fn(ev)
-        times[f"{name}_s"] = time.perf_counter() - t
-        metrics[name] = event_metrics(ev, tid)
-    return {"metrics": metrics, "graph": graph, "times": times}
-
-
-def _full_graph(run: LayerPairRun, ev: HitEvent) -> np.ndarray:
-    from particlegraph.tasks.tracking.graphs import event_hits
-    from particlegraph.tasks.tracking.module_map import build_graph
-
-    return build_graph(run.map, event_hits(ev))

@@ -171,7 +171,7 @@ def _circle(
 
 
 @dataclass
-class _Cands:
+class Candidates:
     """Track candidates being followed; arrays (C,) unless stated."""
 
     hits: np.ndarray  # (C, L) hit indices, -1 beyond n
@@ -187,7 +187,7 @@ class _Cands:
     dzds: np.ndarray
 
 
-def _refit(c: _Cands, idx: np.ndarray, xyz: np.ndarray) -> None:
+def refit_helix(c: Candidates, idx: np.ndarray, xyz: np.ndarray) -> None:
     """Helix of candidates ``idx``: circle through (beam line or first, middle, last hit)."""
     n = c.n_main[idx]
     first = c.main[idx, 0]
@@ -206,7 +206,7 @@ def _refit(c: _Cands, idx: np.ndarray, xyz: np.ndarray) -> None:
 
 
 def _barrel_paths(
-    c: _Cands, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
+    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
 ) -> np.ndarray:
     """Path s (C, B) to the barrel surfaces ``cols`` (inf where not reached ahead)."""
     cen, rho = c.centre[idx], c.rho[idx][:, None]
@@ -231,7 +231,7 @@ def _barrel_paths(
 
 
 def _disk_paths(
-    c: _Cands, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
+    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
 ) -> np.ndarray:
     """Path s (C, D) to the disks ``cols``: to z = Z, then the radius must be on the disk."""
     cen, rho = c.centre[idx], c.rho[idx][:, None]
@@ -247,7 +247,7 @@ def _disk_paths(
 
 
 def _next_surface(
-    c: _Cands, idx: np.ndarray, surf: Surfaces
+    c: Candidates, idx: np.ndarray, surf: Surfaces
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest surface ahead of each candidate ``idx``: (surface or -1, path s, point (C, 3)).
 
@@ -286,8 +286,8 @@ def _next_surface(
     return np.where(found, best, -1), s_f, point
 
 
-def _step(
-    c: _Cands, active: np.ndarray, xyz: np.ndarray, sid: np.ndarray, surf: Surfaces,
+def follow_step(
+    c: Candidates, active: np.ndarray, xyz: np.ndarray, sid: np.ndarray, surf: Surfaces,
     trees: list[tuple[cKDTree, np.ndarray] | None], cfg: FollowerConfig,
 ) -> np.ndarray:  # fmt: skip
     """Extend the ``active`` candidates by one surface; returns those still active."""
@@ -316,7 +316,7 @@ def _step(
     c.holes[h] += 1
     c.surface[active] = nxt
     if f.size:
-        _refit(c, f, xyz)
+        refit_helix(c, f, xyz)
         _add_partners(c, f, got[found], xyz, sid, surf, trees, cfg)
     alive = (c.holes[active] <= cfg.max_holes) & (c.n_main[active] < c.main.shape[1])
     alive &= (c.n_main[active] > 2) | (c.holes[active] == 0)  # a seed needs a third hit at once
@@ -326,7 +326,7 @@ def _step(
 
 
 def _add_partners(
-    c: _Cands, idx: np.ndarray, hit: np.ndarray, xyz: np.ndarray, sid: np.ndarray,
+    c: Candidates, idx: np.ndarray, hit: np.ndarray, xyz: np.ndarray, sid: np.ndarray,
     surf: Surfaces, trees: list[tuple[cKDTree, np.ndarray] | None], cfg: FollowerConfig,
 ) -> None:  # fmt: skip
     """Append to candidates ``idx`` the overlap partner of their hit ``hit`` when there is one:
@@ -403,7 +403,7 @@ def _follow_chunk(
     become tracks (at least ``min_hits`` hits)."""
     n_c = a.size
     length = cfg.max_steps + 2
-    c = _Cands(
+    c = Candidates(
         hits=np.full((n_c, 2 * length), -1, dtype=np.int64), n=np.full(n_c, 2),
         main=np.full((n_c, length), -1, dtype=np.int64), n_main=np.full(n_c, 2),
         pos=xyz[b].copy(), surface=sid[b].copy(), holes=np.zeros(n_c, dtype=np.int64),
@@ -411,12 +411,12 @@ def _follow_chunk(
     )  # fmt: skip
     c.hits[:, 0], c.hits[:, 1] = a, b
     c.main[:, 0], c.main[:, 1] = a, b
-    _refit(c, np.arange(n_c), xyz)
+    refit_helix(c, np.arange(n_c), xyz)
     active = np.arange(n_c)
     for _ in range(cfg.max_steps):
         if active.size == 0:
             break
-        active = _step(c, active, xyz, sid, surf, trees, cfg)
+        active = follow_step(c, active, xyz, sid, surf, trees, cfg)
     alive = np.flatnonzero(c.n >= cfg.min_hits - 2)
     for col in (0, 1):  # the seed hits' partners, now that the helix is known
         _add_partners(c, alive, c.main[alive, col], xyz, sid, surf, trees, cfg)

@@ -389,10 +389,20 @@ def reconstruct_event(
     from particlegraph.tasks.tracking.graphs import event_hits
     from particlegraph.tasks.tracking.module_map import build_graph
 
-    times = {}
     t = time.perf_counter()
-    edges = torch.from_numpy(build_graph(run.map, event_hits(ev)))
-    times["graph_s"] = time.perf_counter() - t
+    edges = build_graph(run.map, event_hits(ev))
+    return reconstruct_from_graph(run, ev, edges, time.perf_counter() - t)
+
+
+def reconstruct_from_graph(
+    run: LayerPairRun, ev: HitEvent, graph: np.ndarray, graph_s: float = 0.0
+) -> tuple[np.ndarray, Data, np.ndarray, dict[str, float]]:
+    """:func:`reconstruct_event` from the event's map graph ``graph`` (2, E) already built (in
+    ``graph_s`` seconds): filter, interaction network, track building."""
+    import time
+
+    times = {"graph_s": graph_s}
+    edges = torch.from_numpy(graph)
     t = time.perf_counter()
     if run.model.filter is not None and edges.shape[1]:
         edges = edges[:, run.model.filter_logits_chunked(ev.x, edges) >= run.filter_cut]
