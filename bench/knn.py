@@ -1,4 +1,5 @@
-"""Time the pure-torch chunked kNN against a one-block (N x N) kNN.
+"""Time the exact kNN: the pruned search (CPU, from graph.knn.PRUNED_MIN_POINTS points), the
+dense chunked search and one (N x N) block; checks that all three give the same edges.
 
 python bench/knn.py --points 6400 --k 16 --dims 4 [--device cpu|cuda] [--out FILE]
 """
@@ -11,6 +12,7 @@ import torch
 
 from common import emit, machine, time_call
 from particlegraph.device import resolve_device
+from particlegraph.graph import knn as knn_module
 from particlegraph.graph.knn import BLOCK_ENTRIES, knn_graph
 
 
@@ -26,10 +28,18 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     x = torch.randn(args.points, args.dims, device=device)
+    pruned = time_call(
+        lambda: knn_graph(x, args.k, chunk_size=args.chunk_size), device, args.repeats
+    )
+    edges = knn_graph(x, args.k, chunk_size=args.chunk_size)
+    min_points, knn_module.PRUNED_MIN_POINTS = knn_module.PRUNED_MIN_POINTS, 1 << 62
     chunked = time_call(
         lambda: knn_graph(x, args.k, chunk_size=args.chunk_size), device, args.repeats
     )
+    same = bool(torch.equal(edges, knn_graph(x, args.k, chunk_size=args.chunk_size)))
+    knn_module.PRUNED_MIN_POINTS = min_points
     dense = time_call(lambda: knn_graph(x, args.k, chunk_size=None), device, args.repeats)
+    same = same and bool(torch.equal(edges, knn_graph(x, args.k, chunk_size=None)))
     emit(
         {
             "points": args.points,
@@ -37,6 +47,9 @@ def main() -> None:
             "dims": args.dims,
             "device": str(device),
             "chunk_size": args.chunk_size,
+            "ms_pruned": 1e3 * pruned,
+            "pruned_used": device.type == "cpu" and args.points >= min_points,
+            "same_edges": same,
             "ms_chunked": 1e3 * chunked,
             "ms_one_block": 1e3 * dense,
             "peak_block_mb_chunked": 4

@@ -13,10 +13,16 @@ import math
 import torch
 from torch import Tensor
 
+from particlegraph.graph.knn_pruned import pruned_exact_event
+
 #: Largest distance block, in entries (64 MB of float32): big events are split into row chunks.
 BLOCK_ENTRIES = 1 << 24
 #: Consecutive small events are grouped up to this many points and handled as one masked block.
 GROUP_POINTS = 2048
+#: Single events from this many points on take the pruned exact search on CPU
+#: (:mod:`~particlegraph.graph.knn_pruned`: the same edges as the dense search, in about linear
+#: time instead of O(n^2)). Measured crossing: see docs/benchmarks.md (kNN).
+PRUNED_MIN_POINTS = 4096
 
 
 def event_ptr(batch: Tensor | None, n: int) -> list[int]:
@@ -75,7 +81,9 @@ def knn_graph(
         loop: count the point itself as one of its neighbours (always the first one).
         chunk_size: query rows per block; ``0`` (default) picks the largest chunk within
             :data:`BLOCK_ENTRIES`; ``None`` one block per event (simplest to export).
-        bin_size: ``None`` (default) = exact kNN, O(n^2) distances per event of n points. An integer
+        bin_size: ``None`` (default) = exact kNN, O(n^2) distances per event of n points (on
+            CPU a single event of :data:`PRUNED_MIN_POINTS` or more takes the pruned search of
+            :mod:`~particlegraph.graph.knn_pruned`: the same edges in about linear time). An integer
             B switches events larger than 3 B to the binned approximate search of
             :func:`binned_knn_event`, O(n B): time and memory linear in n.
 
@@ -107,11 +115,32 @@ def knn_graph(
             sources.append(src + lo)
             targets.append(tgt_ + lo)
             continue
+        if _prunable(x, several, hi - lo, chunk_size):
+            found = pruned_exact_event(x, sq, lo, hi, k, loop=loop)
+            if found is not None:
+                sources.append(found[0])
+                targets.append(found[1])
+                continue
         group = batch if several else None
         for src, tgt_ in _exact_blocks(x, sq, group, lo, hi, k, loop=loop, chunk_size=chunk_size):
             sources.append(src)
             targets.append(tgt_)
     return torch.stack([torch.cat(sources), torch.cat(targets)])
+
+
+def _prunable(x: Tensor, several: bool, m: int, chunk_size: int | None) -> bool:
+    """Whether one event of ``m`` points takes the pruned exact search: a single large event
+    on CPU, not while exporting or tracing (``chunk_size=None`` asks for one dense block)."""
+    return (
+        not several
+        and m >= PRUNED_MIN_POINTS
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and chunk_size is not None
+        and not torch.jit.is_tracing()  # type: ignore[no-untyped-call]
+        and not torch.onnx.is_in_onnx_export()
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _exact_blocks(

@@ -49,12 +49,16 @@ def _compose_local(
     local: set[int],
     keep: set[int],
     program: Program,
+    spares: list[Tensor] | None = None,
 ) -> dict[int, tuple[Tensor | None, Tensor]]:
     """Per-element ``(M (N, D, F + 1), L (N, D))`` for the local tensors in ``keep``.
 
     ``M[..., :F]`` maps relevance at the tensor to the raw inputs, ``L`` (``M[..., F]``) is
     the share absorbed below it. ``M`` None stands for the identity (the input itself, L = 0).
+    Matrices no longer needed are appended to ``spares`` (if given) and reused, here and by
+    the sinks (:func:`_take`).
     """
+    pool: list[Tensor] = [] if spares is None else spares
     x = program.values[0]
     n, f = x.shape
     # M carries the absorbed share as its last column all along: every rule maps it like the
@@ -75,7 +79,8 @@ def _compose_local(
         if isinstance(op, Linear):
             prep = prepared[idx]
             assert prep is not None
-            m_out = _compose_linear(prep, program.values[op.input], full(op.input))
+            out = _take(pool, n * prep.weight.shape[0] * (f + 1))
+            m_out = _compose_linear(prep, program.values[op.input], full(op.input), out)
             mats[op.output] = (m_out, m_out[:, :, f])
         elif isinstance(op, PassThrough):
             if op.column_map is None:
@@ -89,19 +94,48 @@ def _compose_local(
         for i in op.inputs:  # free what no later local op and no pair needs
             uses[i] -= 1
             if uses[i] == 0 and i not in keep and i != 0:
-                mats.pop(i, None)
-    return {k: mats[k] for k in keep}
+                _retire(mats, mats.pop(i, (None, x))[0], pool)
+    kept = {k: mats.pop(k) for k in keep}
+    for k in list(mats):
+        _retire({**mats, **kept}, mats.pop(k)[0], pool)
+    return kept
 
 
-def _compose_linear(prep: _Prepared, a: Tensor, m_in: Tensor) -> Tensor:
+def _retire(
+    mats: dict[int, tuple[Tensor | None, Tensor]], m: Tensor | None, pool: list[Tensor]
+) -> None:
+    """Put matrix ``m`` into ``pool`` unless a matrix in ``mats`` still uses its memory."""
+    if m is None or any(o is not None and o.data_ptr() == m.data_ptr() for o, _ in mats.values()):
+        return
+    if all(p.data_ptr() != m.data_ptr() for p in pool):
+        pool.append(m)
+
+
+def _take(pool: list[Tensor], numel: int) -> Tensor | None:
+    """Flat memory for ``numel`` values from the smallest spare matrix that holds them (and at
+    most twice as many: a big spare is kept for a big table); None if there is none.
+
+    Reusing a dead (N, D, F + 1) matrix within one explanation saves a fresh allocation of
+    100-200 MB, which the system gives as new pages to fault in (~0.4 ms per MB on one core).
+    """
+    fits = [p for p in pool if numel <= p.numel() <= 2 * numel and p.is_contiguous()]
+    if not fits:
+        return None
+    best = min(fits, key=lambda p: p.numel())
+    del pool[next(i for i, p in enumerate(pool) if p is best)]
+    return best.view(-1)[:numel]
+
+
+def _compose_linear(prep: _Prepared, a: Tensor, m_in: Tensor, out: Tensor | None = None) -> Tensor:
     """``M_out = diag(inv) W' diag(a) M_in`` per element (N, D_out, F + 1), plus the op's leak
-    in the last column; in batches of elements (small temporaries: heap memory reused)."""
+    in the last column; in batches of elements (small temporaries: heap memory reused).
+    ``out``: flat memory for the result (not ``m_in``'s), or None."""
     n, d_in = a.shape
     d_out, cols = prep.weight.shape[0], m_in.shape[2]
     # one term for epsilon; sign-aware rules: a+ and a- see different weights (and mirrored
     # ones swap them per output sign)
     terms = _terms(prep.weight, prep.weight_neg, a, prep.inv, prep.flip)
-    m_out = a.new_empty(n, d_out, cols)
+    m_out = a.new_empty(n, d_out, cols) if out is None else out.view(n, d_out, cols)
     for lo in range(0, n, NODE_BATCH):
         hi = min(lo + NODE_BATCH, n)
         acc: Tensor | None = None
@@ -230,6 +264,7 @@ def _linear_sink(
     parts: list[tuple[int, int, int]],
     mats: dict[Any, Any],
     program: Program,
+    spares: list[Tensor] | None = None,
 ) -> _Sink:
     """Sink of a Linear whose input concatenates local tensors (``parts``: tensor, lo, hi):
     ``K_n = diag(inv_n) W[:, lo:hi] diag(a_n) M_n`` summed over the parts, (N, D_out, F + 1).
@@ -240,7 +275,9 @@ def _linear_sink(
     n = program.num_nodes
     full = {tid: _full(mats[tid], program.values[tid]) for tid, _, _ in parts}
     cols = next(iter(full.values())).shape[2]
-    k_mat = prep.inv.new_empty(n, prep.weight.shape[0], cols)
+    out = None if spares is None else _take(spares, n * prep.weight.shape[0] * cols)
+    shape = (n, prep.weight.shape[0], cols)
+    k_mat = prep.inv.new_empty(shape) if out is None else out.view(shape)
     for s in range(0, n, NODE_BATCH):
         e = min(s + NODE_BATCH, n)
         acc: Tensor | None = None
@@ -278,13 +315,16 @@ def _aggregate_sink(
     u = program.values[op.input]
     m_u = _full(mats[op.input], u)
     k, src, rowptr, weight = prep.degree, prep.src, prep.rowptr, prep.weight
-    um = u[:, :, None] * m_u  # u_j M_j once per source element: (N, C, F + 1)
     channels = torch.arange(u.shape[1], device=u.device)[None, :, None]  # (1, C, 1)
 
     def matrix(nodes: Tensor) -> Tensor:
         eid = rowptr[nodes][:, None] + torch.arange(k, device=nodes.device)  # (b, k)
-        # one gather straight into the (b, C, k, F + 1) layout (no permuted copy), then w_e
-        h = um[src[eid][:, None, :], channels]  # (b, C, k, F + 1)
+        j = src[eid]  # (b, k)
+        # one gather straight into the (b, C, k, F + 1) layout (no permuted copy), then u_j and
+        # w_e: (u_j M_j) w_e as a table of u_j M_j (N, C, F + 1) gave it, without that table
+        # (43 MB at 12,800 elements: fresh pages at every call, 21 MB at 6,400 were not)
+        h = m_u[j[:, None, :], channels]  # (b, C, k, F + 1)
+        h.mul_(u[j].transpose(1, 2)[..., None])
         w = weight[eid]  # (b, k, 1) or (b, k, C): per channel for max routing
         h.mul_(w.reshape(len(nodes), k, -1).transpose(1, 2)[..., None])
         return h.view(len(nodes), u.shape[1], -1)
@@ -302,6 +342,7 @@ def _shortcuts(
     sinks: dict[int, _Sink],
     program: Program,
     num_out: int,
+    spares: list[Tensor] | None = None,
 ) -> dict[int, tuple[int, list[tuple[int, int, int]]]]:
     """Ops next to the local prefix whose local side is composed too (adds their sinks).
 
@@ -341,7 +382,7 @@ def _shortcuts(
                 (mine if i in local and i in mats else other).append((i, lo, hi))
                 lo = hi
             if mine and len({i for i, _, _ in mine}) == len(mine):
-                sinks[key] = _linear_sink(op, prep, mine, mats, program)
+                sinks[key] = _linear_sink(op, prep, mine, mats, program, spares)
                 plans[idx] = (key, other)
     if num_out >= max(FANOUT_MIN_OUTPUTS, CHAIN_MIN_OUTPUTS) and CHAINS:
         _chains(ops, walk, prepared, out_tensors, sinks, plans, program)

@@ -208,7 +208,8 @@ def _plan(
                 local.add(op.output)
     frontier = {i for op in ops if op.output not in local for i in op.inputs if i in local}
     frontier |= {t for t in out_tensors if t in local}
-    mats = _compose_local(ops, prepared, local, frontier, program)
+    spares: list[Tensor] = []  # dead prefix matrices, reused by later ones and the sinks
+    mats = _compose_local(ops, prepared, local, frontier, program, spares)
     walk = [(i, op) for i, op in enumerate(ops) if op.output not in local][::-1]
     sinks: dict[int, _Sink] = {}
     for tid in frontier:
@@ -220,7 +221,9 @@ def _plan(
     shortcuts = (
         {}
         if record_layers
-        else _shortcuts(ops, walk, prepared, local, out_tensors, mats, sinks, program, len(heads))
+        else _shortcuts(
+            ops, walk, prepared, local, out_tensors, mats, sinks, program, len(heads), spares
+        )
     )
     layer_names: dict[int, str] = {}
     for i, op in enumerate(ops):  # op names are unique in adapters; disambiguate if not
@@ -249,6 +252,9 @@ class _Collector:
             for tid, sink in sinks.items()
         }
         self.parts: list[Pairs] = []
+        #: Per sink, the memory its buffers are concatenated into, reused by its next flushes
+        #: (a 64 MiB concatenation per flush was fresh pages from the system every time).
+        self.scratch: dict[int, Tensor] = {}
 
     def deliver(
         self,
@@ -274,11 +280,7 @@ class _Collector:
         if not self.buffers[tid]:
             return
         bufs = self.buffers[tid]
-        r = (
-            bufs[0]
-            if len(bufs) == 1
-            else Pairs(*(torch.cat(x) for x in zip(*((p.t, p.n, p.v) for p in bufs), strict=True)))
-        )
+        r = bufs[0] if len(bufs) == 1 else self._concat(tid, bufs)
         self.buffers[tid], self.buffered[tid] = [], 0
         sink, f = self.sinks[tid], self.num_features
         if sink.chain is not None:  # [features, absorbed] here, the rest on to the next sink
@@ -291,6 +293,17 @@ class _Collector:
         if sink.fanout is not None and sum(p.v.numel() for p in done) > FANOUT_MERGE_AT:
             done = [_coalesce(done, self.num_nodes)]  # k pairs per pair: merge duplicates now
         self.parts.extend(done)
+
+    def _concat(self, tid: int, bufs: list[Pairs]) -> Pairs:
+        """The buffered pairs of sink ``tid`` as one set; the values in its scratch memory (no
+        contraction keeps a view of them: every part is a new tensor)."""
+        shape = (sum(len(p.t) for p in bufs), *bufs[0].v.shape[1:])
+        need = shape[0] * shape[1] * shape[2]
+        flat = self.scratch.get(tid)
+        if flat is None or flat.numel() < need:
+            flat = self.scratch[tid] = bufs[0].v.new_empty(need)
+        v = torch.cat([p.v for p in bufs], out=flat[:need].view(shape))
+        return Pairs(torch.cat([p.t for p in bufs]), torch.cat([p.n for p in bufs]), v)
 
     def finish(self, num_out: int) -> Pairs:
         """Flush every sink (chains first: they feed others) and merge all parts into pairs

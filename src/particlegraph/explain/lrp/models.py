@@ -56,13 +56,17 @@ def trace_gravnet(tr: Tracer, name: str, h: int, conv: Any, batch: Tensor | None
     """One GravNet layer ``lin_out(cat[h, AGG_j w_ij lin_h(h)_j])``; coordinates are held fixed.
 
     ``conv`` needs ``graph(h, batch) -> (edge_index, edge_weight)``, ``lin_h``, ``lin_out`` and
-    ``aggr`` (``"sum"``, ``"mean"`` or ``"max"``); no relevance flows into ``lin_s``.
+    ``aggr`` (``"sum"``, ``"mean"`` or ``"max"``); no relevance flows into ``lin_s``. The
+    aggregated value is the layer's own: ``aggregate_messages(edge_index, f, edge_weight)``
+    where it has one (particlegraph's GravNetConv), else PyG's ``propagate``.
     """
     n = tr.value(h).shape[0]
     edge_index, edge_weight = conv.graph(tr.value(h), batch)
     u = tr.module_linear(f"{name}.lin_h", h, conv.lin_h)
     value = None
-    if hasattr(conv, "propagate"):  # PyG layer: its own aggregation, bit for bit
+    if hasattr(conv, "aggregate_messages"):  # its own aggregation, bit for bit
+        value = conv.aggregate_messages(edge_index, tr.value(u), edge_weight)
+    elif hasattr(conv, "propagate"):  # PyG layer
         value = conv.propagate(edge_index, x=tr.value(u), edge_weight=edge_weight, size=(n, n))
     m = trace_message_passing(
         tr, f"{name}.aggregate", u, edge_index, str(conv.aggr), edge_weight, value
