@@ -47,18 +47,22 @@ def scored(run: LayerPairRun, events: list[HitEvent]) -> list[tuple[np.ndarray, 
     return out
 
 
+def _metrics(ev: HitEvent, tid: np.ndarray, build_s: float) -> dict[str, float]:
+    """TrackML score and pT > 1 GeV track metrics of one event's track ids, with the build time."""
+    pid = ev.particle_id.numpy()
+    m = track_metrics(pid, tid, ev.particle_pt())
+    return {"score": trackml_score(pid, ev.weight.numpy(), tid), "build_s": build_s,
+            "efficiency_pt1": m["efficiency"], "fake_rate_pt1": m["fake_rate"],
+            "duplicate_rate_pt1": m["duplicate_rate"]}  # fmt: skip
+
+
 def build_one(
     ev: HitEvent, edges: np.ndarray, score: np.ndarray, b: BuildConfig
 ) -> dict[str, float]:
     """Build one event's tracks; its score, pT > 1 GeV track metrics and building time."""
     t0 = time.perf_counter()
     tid = build_tracks(ev.num_hits, edges, score, b, ev.layer.numpy(), ev.xyz.numpy())
-    dt = time.perf_counter() - t0
-    pid = ev.particle_id.numpy()
-    m = track_metrics(pid, tid, ev.particle_pt())
-    return {"score": trackml_score(pid, ev.weight.numpy(), tid), "build_s": dt,
-            "efficiency_pt1": m["efficiency"], "fake_rate_pt1": m["fake_rate"],
-            "duplicate_rate_pt1": m["duplicate_rate"]}  # fmt: skip
+    return _metrics(ev, tid, time.perf_counter() - t0)
 
 
 def val_scan(run: LayerPairRun, modes: list[str], thresholds: list[float]) -> list[dict[str, Any]]:
@@ -131,12 +135,7 @@ def follower_one(ev: HitEvent, setting: str) -> dict[str, float]:
     tid = follow_tracks(
         ev.xyz.numpy(), ev.layer.numpy(), FollowerConfig(pt_min, window_scale=scale)
     )
-    dt = time.perf_counter() - t0
-    pid = ev.particle_id.numpy()
-    m = track_metrics(pid, tid, ev.particle_pt())
-    return {"score": trackml_score(pid, ev.weight.numpy(), tid), "build_s": dt,
-            "efficiency_pt1": m["efficiency"], "fake_rate_pt1": m["fake_rate"],
-            "duplicate_rate_pt1": m["duplicate_rate"]}  # fmt: skip
+    return _metrics(ev, tid, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tracking_events import EXACT, exact_silicon
 
 from particlegraph.errors import ConfigError
 from particlegraph.sim.particles import make_particles
-from particlegraph.sim.silicon import SensorType, SiliconConfig
+from particlegraph.sim.silicon import SiliconConfig
 from particlegraph.tasks.tracking.baselines import (
     GRIDS,
     find_tracks,
@@ -21,17 +22,11 @@ from particlegraph.tasks.tracking.follower import FollowerConfig, _circle
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.simulate import build_event
 
-EXACT = SensorType(0.0, 0.0, 0.15, 0.05, 0.05, 16.8, 72.0)
-
 
 def _clean_event(n=12, seed=0, z0=25.0, noise=0.0, pt=(1.0, 10.0), eta_max=1.5):
     """n well separated particles from (0, 0, z0): no material, no smearing, no overlaps."""
     rng = np.random.default_rng(seed)
-    cfg = SiliconConfig(
-        x_over_x0=0.0, efficiency=1.0, noise_fraction=noise, pixel=EXACT, short=EXACT,
-        long=EXACT, barrel_overlap=(0.0, 0.0, 0.0), disk_overlap=(0.0, 0.0, 0.0),
-        conversions=False,
-    )  # fmt: skip
+    cfg = exact_silicon(noise)
     phi = np.linspace(-np.pi, np.pi, n, endpoint=False) + rng.uniform(0, 0.1)
     p_t = rng.uniform(*pt, n)
     eta = rng.uniform(-eta_max, eta_max, n)

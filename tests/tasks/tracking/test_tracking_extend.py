@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tracking_events import exact_silicon
 
 from particlegraph.errors import ConfigError
 from particlegraph.sim.particles import make_particles
-from particlegraph.sim.silicon import SensorType, SiliconConfig
 from particlegraph.tasks.tracking.build import BuildConfig, build_tracks
 from particlegraph.tasks.tracking.extend import (
     ExtendConfig,
@@ -22,18 +22,12 @@ from particlegraph.tasks.tracking.follower import find_surfaces
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.simulate import build_event
 
-EXACT = SensorType(0.0, 0.0, 0.15, 0.05, 0.05, 16.8, 72.0)
-
 
 def _clean_event(n=10, seed=0, noise=0.1):
     """n well separated pions (pT 1-5 GeV, |eta| < 1.2) from (0, 0, 10 mm): no material, no
     smearing, no overlaps; ``rank`` orders each particle's hits by distance from the origin."""
     rng = np.random.default_rng(seed)
-    cfg = SiliconConfig(
-        x_over_x0=0.0, efficiency=1.0, noise_fraction=noise, pixel=EXACT, short=EXACT,
-        long=EXACT, barrel_overlap=(0.0, 0.0, 0.0), disk_overlap=(0.0, 0.0, 0.0),
-        conversions=False,
-    )  # fmt: skip
+    cfg = exact_silicon(noise)
     phi = np.linspace(-np.pi, np.pi, n, endpoint=False) + rng.uniform(0, 0.1)
     pt, eta = rng.uniform(1.0, 5.0, n), rng.uniform(-1.2, 1.2, n)
     p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)

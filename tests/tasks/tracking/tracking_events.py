@@ -7,9 +7,21 @@ from pathlib import Path
 import numpy as np
 
 from particlegraph.sim.particles import make_particles
-from particlegraph.sim.silicon import SiliconConfig
+from particlegraph.sim.silicon import SensorType, SiliconConfig
 from particlegraph.tasks.tracking.simulate import build_event
 from particlegraph.tasks.tracking.trackml import write_event
+
+#: A sensor with no smearing (the hit is where the particle crossed).
+EXACT = SensorType(0.0, 0.0, 0.15, 0.05, 0.05, 16.8, 72.0)
+
+
+def exact_silicon(noise: float = 0.0) -> SiliconConfig:
+    """The default layout without material, inefficiency, smearing, overlaps or conversions."""
+    return SiliconConfig(
+        x_over_x0=0.0, efficiency=1.0, noise_fraction=noise, pixel=EXACT, short=EXACT,
+        long=EXACT, barrel_overlap=(0.0, 0.0, 0.0), disk_overlap=(0.0, 0.0, 0.0),
+        conversions=False,
+    )  # fmt: skip
 
 
 def write_events(folder: Path, n_events: int, n_particles: int) -> None:
