@@ -12,6 +12,7 @@ from particlegraph.metrics.roc import (
     eps_s_at_eps_b,
     inv_eps_b_at_eps_s,
     max_sic,
+    rank_auc,
     roc_auc,
     roc_curve,
     summarize,
@@ -67,3 +68,13 @@ def test_bad_input() -> None:
         roc_curve(np.zeros(3), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="finite"):
         roc_curve(np.array([np.nan, 0.0]), np.array([0, 1]))
+
+
+def test_rank_auc_matches_the_trapezoid_area_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.integers(0, 7, size=500).astype(float)  # many ties
+    y = rng.random(500) < 0.4
+    assert rank_auc(score, y) == pytest.approx(roc_auc(score, y.astype(int)), abs=1e-12)
+    assert rank_auc(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0, 0, 1, 1])) == 1.0
+    assert rank_auc(np.array([0.1, 0.2, 0.3, 0.4]), np.array([1, 0, 1, 0])) == 0.25  # hand count
+    assert np.isnan(rank_auc(np.ones(3), np.zeros(3)))

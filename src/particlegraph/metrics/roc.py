@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,21 @@ def auc(curve: RocCurve) -> float:
 def roc_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Shortcut: ``auc(roc_curve(scores, labels, weights))``."""
     return auc(roc_curve(scores, labels, weights))
+
+
+def rank_auc(score: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` (N,) for labels ``y`` (N,) (1 = signal).
+
+    The Mann-Whitney form: the probability that a random signal event scores above a random
+    background event, ties counted one half. Equal to the trapezoid area of
+    :func:`roc_auc` (tested), but O(N log N) without building a curve.
+    """
+    y = np.asarray(y).astype(bool)
+    n_s, n_b = int(y.sum()), int((~y).sum())
+    if n_s == 0 or n_b == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y].sum() - n_s * (n_s + 1) / 2.0) / (n_s * n_b))
 
 
 def eps_s_at_eps_b(curve: RocCurve, eps_b: float) -> float:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from particlegraph.atomic import write_json
 from particlegraph.errors import ConfigError
+from particlegraph.metrics.roc import rank_auc
 from particlegraph.outputs import Output, claim, guard_outputs, owner
 from particlegraph.plot import save_figure
 from particlegraph.report.html import ReportSection
@@ -36,21 +36,6 @@ from particlegraph.train.run import check_checkpoint, check_data, open_run
 
 #: Bootstrap replicas of the test events behind every error.
 N_BOOTSTRAP = 200
-
-
-def rank_auc(score: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` (N,) for labels ``y`` (N,) (1 = signal).
-
-    The Mann-Whitney form: the probability that a random signal event scores above a random
-    background event, ties counted one half. Equal to the trapezoid area of
-    :func:`particlegraph.metrics.roc.roc_auc` (tested), but O(N log N) without building a curve.
-    """
-    y = np.asarray(y).astype(bool)
-    n_s, n_b = int(y.sum()), int((~y).sum())
-    if n_s == 0 or n_b == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y].sum() - n_s * (n_s + 1) / 2.0) / (n_s * n_b))
 
 
 def cut_scores(x: np.ndarray) -> dict[str, np.ndarray]:
