@@ -28,6 +28,11 @@ of its noise hits, cut to about 25,000 and 100,000 hits. ``profile`` runs one ev
 default-pipeline run under cProfile (seconds per stage, the functions with the most own
 time). ``realism`` counts hits, particles
 with hits and noise per event against the TrackML numbers.
+
+``physics``, ``scaling`` and ``profile`` first tell glibc to keep freed blocks in the heap
+(:func:`particlegraph.allocator.keep_freed_memory`, as ``tracking evaluate`` does); ``--allocator
+default`` leaves glibc's settings alone (to measure the difference). Their JSON records it
+(``allocator``) and the process's peak resident memory (``peak_rss_mb``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import numpy as np
 import torch
 
 from common import machine
+from particlegraph.allocator import keep_freed_memory
 from particlegraph.atomic import write_json
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.tracking.dataset import HitEvent, load_events
@@ -195,12 +201,17 @@ def _time_layerpair(run: Any, ev: HitEvent, repeats: int) -> dict[str, float]:
     return out
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far [MB] (Linux reports ru_maxrss in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _pair(run: Any, small: HitEvent, big: HitEvent, repeats: int) -> dict[str, Any]:
     s = _time_layerpair(run, small, repeats)
     b = _time_layerpair(run, big, repeats)
     ratio = {k: b[k] / s[k] for k in s if k.endswith("_s") and s[k] > 0}
     return {"small": s, "big": b, "ratio_big_over_small": ratio, "hits_ratio": b["hits"] / s["hits"],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
 def scaling_layerpair(args: argparse.Namespace) -> dict[str, Any]:
@@ -357,7 +368,11 @@ def main() -> None:
     re_.add_argument("--data", nargs="+", required=True)
     re_.add_argument("--events", type=int, default=0)
     re_.add_argument("--out", default="")
+    for sp in (ph, sc, pr):
+        sp.add_argument("--allocator", choices=("keep", "default"), default="keep",
+                        help="keep: glibc keeps freed blocks in the heap (particlegraph.allocator)")  # fmt: skip
     args = p.parse_args()
+    applied = keep_freed_memory() if getattr(args, "allocator", "default") == "keep" else False
     fn = {"physics": physics, "merge": merge, "scaling": scaling, "profile": profile,
           "realism": realism}[args.mode]  # fmt: skip
     try:
@@ -365,6 +380,9 @@ def main() -> None:
     except (ConfigError, DataFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if hasattr(args, "allocator"):
+        result["allocator"] = {"mode": args.allocator, "applied": applied}
+        result["peak_rss_mb"] = result.get("peak_rss_mb") or _peak_rss_mb()
     print(json.dumps(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,9 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
 - ``"splitfollow"``: ``"splitext"``, then the track follower (:mod:`.follower`) on the hits no
   track holds (:func:`.extend.follow_free`): the softest particles, below the graph's pT floor.
 
-Every hit without a kept edge is a track of its own.
+Every hit without a kept edge is a track of its own. Optionally (``min_hits``,
+``min_edge_score``; off by default, so runs without them build as before) the finished tracks
+are cleaned by :func:`.cleanup.clean_tracks`: short or weakly linked candidates are dissolved.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
+from particlegraph.tasks.tracking.cleanup import clean_tracks
 from particlegraph.tasks.tracking.extend import ExtendConfig, extend_tracks, follow_free
 from particlegraph.tasks.tracking.walk import walk_tracks
 
@@ -59,16 +62,25 @@ OVERLAP_MM = 25.0
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Edge-score threshold and the building mode of :data:`MODES`."""
+    """Edge-score threshold, the building mode of :data:`MODES` and the cleanup of
+    :mod:`.cleanup` (``min_hits`` hits and ``min_edge_score`` mean edge score per candidate;
+    0: off)."""
 
     threshold: float = 0.5
     mode: str = "either"
+    min_hits: int = 0
+    min_edge_score: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(
                 f"build.mode must be one of {MODES} and 0 <= threshold <= 1, got "
                 f"{self.mode!r}, {self.threshold}"
+            )
+        if self.min_hits < 0 or not 0.0 <= self.min_edge_score <= 1.0:
+            raise ConfigError(
+                f"build.min_hits must be >= 0 and 0 <= build.min_edge_score <= 1, got "
+                f"{self.min_hits}, {self.min_edge_score}"
             )
 
 
@@ -108,8 +120,23 @@ def build_tracks(
     """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1].
 
     ``layer`` (N,) int64 layer keys and ``xyz`` (N, 3) positions [mm] are needed by the
-    :data:`GEOMETRIC_MODES` only.
+    :data:`GEOMETRIC_MODES` only. The cleanup (``cfg.min_hits``, ``cfg.min_edge_score``) judges
+    every track by the scores of all ``edges`` inside it.
     """
+    track = _build(num_hits, edges, score, cfg, layer, xyz)
+    return clean_tracks(track, edges, score, min_hits=cfg.min_hits,
+                        min_edge_score=cfg.min_edge_score)  # fmt: skip
+
+
+def _build(
+    num_hits: int,
+    edges: np.ndarray,
+    score: np.ndarray,
+    cfg: BuildConfig,
+    layer: np.ndarray | None,
+    xyz: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`build_tracks` before the cleanup."""
     if cfg.mode in GEOMETRIC_MODES:
         if layer is None or xyz is None or layer.shape[0] != num_hits or xyz.shape[0] != num_hits:
             raise ConfigError(

@@ -248,6 +248,7 @@ def evaluate(
 ) -> None:
     """Score the pipeline and the baselines; write metrics.json and index.html (and for the
     exercise's pipeline TrackML CSVs and figures)."""
+    from particlegraph.allocator import keep_freed_memory
     from particlegraph.tasks.tracking.evaluate import evaluate as evaluate_pipeline
     from particlegraph.tasks.tracking.report import pm
 
@@ -259,6 +260,7 @@ def evaluate(
     if tune_data is not None:
         _check_data(tune_data)
     _check_out("tracking evaluate", out, "--out", [run, data], overwrite)
+    keep_freed_memory()  # graphs at pile-up: reuse freed temporaries (2-3x faster, see there)
     with removed_on_failure(out):  # a failed evaluation (a full disk, say) leaves no --out
         _claim(out, "tracking evaluate")
         m = evaluate_pipeline(run, data, out, max_events=max_events, tune_data=tune_data,
