@@ -76,3 +76,15 @@ def test_in_place_gather_sums_are_bit_identical_to_the_out_of_place_ones():
         g_ref = torch.autograd.grad(ref.sum(), (h, e))
         g_out = torch.autograd.grad(out.sum(), (h, e))
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_out, g_ref, strict=True))
+
+
+def test_forward_chunked_equals_forward_for_any_chunk():
+    torch.manual_seed(3)
+    net = InteractionNetwork(3, 2, hidden=8, iterations=3).eval()
+    x, ea = torch.randn(7, 3), torch.randn(11, 2)
+    ei = torch.randint(0, 7, (2, 11))
+    with torch.no_grad():
+        ref = net(x, ei, ea)
+    for chunk in (1, 4, 11, 100):
+        assert torch.allclose(net.forward_chunked(x, ei, ea, chunk), ref, atol=1e-6), chunk
+    assert net.forward_chunked(x, ei[:, :0], ea[:0]).shape == (0,)

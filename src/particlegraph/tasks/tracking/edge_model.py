@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from particlegraph.errors import ConfigError
-from particlegraph.nn.interaction import InteractionNetwork, edge_mlp
+from particlegraph.nn.interaction import EDGE_CHUNK, InteractionNetwork, edge_mlp, edge_mlp_chunked
 from particlegraph.nn.mlp import MLP
 
 NODE_FEATURES = ("r", "cos_phi", "sin_phi", "z", "eta", "cell_count", "charge_value")
@@ -111,13 +111,42 @@ class EdgeClassifier(nn.Module):
         return edge_mlp(self.filter, n, edge_index, e).squeeze(1)
 
     @torch.no_grad()
+    def inputs_chunked(
+        self, x: Tensor, edge_index: Tensor, chunk: int = EDGE_CHUNK
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`inputs` without gradients, the edge features ``chunk`` edges at a time (their
+        temporaries stay small at millions of edges)."""
+        nm, ns, em, es = (
+            self.get_buffer(k) for k in ("node_mean", "node_std", "edge_mean", "edge_std")
+        )
+        n = (node_features(x) - nm) / ns
+        e = x.new_empty(edge_index.shape[1], len(EDGE_FEATURES))
+        for i in range(0, edge_index.shape[1], chunk):
+            e[i : i + chunk] = (edge_features(x, edge_index[:, i : i + chunk]) - em) / es
+        return n, e
+
+    @torch.no_grad()
     def filter_logits_chunked(
-        self, x: Tensor, edge_index: Tensor, chunk: int = 1_000_000
+        self, x: Tensor, edge_index: Tensor, chunk: int = EDGE_CHUNK
     ) -> Tensor:
         """:meth:`filter_logits` without gradients, ``chunk`` edges at a time (bounded memory)."""
-        parts = [self.filter_logits(x, edge_index[:, i : i + chunk])
-                 for i in range(0, edge_index.shape[1], chunk)]  # fmt: skip
-        return torch.cat(parts) if parts else x.new_zeros(0)
+        if self.filter is None:
+            return x.new_zeros(edge_index.shape[1])
+        if edge_index.shape[1] == 0:
+            return x.new_zeros(0)
+        n, e = self.inputs_chunked(x, edge_index, chunk)
+        assert isinstance(self.filter, nn.Sequential)
+        out = x.new_empty(edge_index.shape[1], 1)
+        return edge_mlp_chunked(self.filter, n, edge_index, e, out, chunk).squeeze(1)
+
+    @torch.no_grad()
+    def logits_chunked(self, x: Tensor, edge_index: Tensor, chunk: int = EDGE_CHUNK) -> Tensor:
+        """The interaction network's logits (E,) for inference, ``chunk`` edges at a time
+        (:meth:`~particlegraph.nn.interaction.InteractionNetwork.forward_chunked`): the same
+        logits as ``self(x, edge_index)`` to float round-off, at a fraction of the memory."""
+        n, e = self.inputs_chunked(x, edge_index, chunk)
+        logits: Tensor = self.gnn.forward_chunked(n, edge_index, e, chunk)
+        return logits
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n, e = self.inputs(x, edge_index)

@@ -316,10 +316,10 @@ def _load_best(model: nn.Module, stage_dir: Path) -> None:
 
 @torch.no_grad()
 def edge_scores(model: EdgeClassifier, d: Data) -> np.ndarray:
-    """Sigmoid scores (E,) of the edges of ``d``."""
+    """Sigmoid scores (E,) of the edges of ``d`` (the network run in edge chunks)."""
     if d.edge_index.shape[1] == 0:
         return np.zeros(0)
-    return torch.sigmoid(model(d.x, d.edge_index)).double().numpy()
+    return torch.sigmoid(model.logits_chunked(d.x, d.edge_index)).double().numpy()
 
 
 def tune_build(
