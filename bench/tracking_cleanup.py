@@ -11,8 +11,9 @@ as ``.npz`` for a rerun), the run's building makes the tracks, and then
   classified edges inside the track, the share of hits reached by no such edge (added by the
   helix extension), the number of particles and noise hits in a fake, and the pT of the
   majority particle;
-- ``scan``: every cleanup (``min_hits``, ``min_edge_score``) applied to the same tracks, with
-  the mean TrackML score, double-majority efficiency and fake rate (pT > 1 GeV);
+- ``scan``: every cleanup of :data:`GRID` (``outlier_mm``, ``max_fit_rms``, ``min_hits``,
+  ``min_edge_score``; see :mod:`particlegraph.tasks.tracking.cleanup`) applied to the same
+  tracks, with the mean TrackML score, double-majority efficiency and fake rate (pT > 1 GeV);
 - ``chosen``: the highest mean validation score among the cleanups whose mean validation fake
   rate is at most ``--max-fake`` (ties: the first in the scan, the gentlest). ``--write`` stores
   it in ``run.json``'s ``build`` (the previous building is kept as ``build_before_cleanup``).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -106,16 +108,27 @@ def metrics(ev: HitEvent, track: np.ndarray) -> dict[str, float]:
             "fake_rate_pt1": m["fake_rate"], "duplicate_rate_pt1": m["duplicate_rate"]}  # fmt: skip
 
 
+#: The cleanup settings scanned (``bench/tracking_cleanup.py --grid``): name -> values.
+GRID: dict[str, list[float]] = {
+    "outlier_mm": [0.0, 5.0, 7.5, 10.0, 15.0, 20.0],
+    "max_fit_rms": [0.0, 5.0, 10.0, 20.0],
+    "min_hits": [0, 4],
+    "min_edge_score": [0.0, 0.5],
+}
+
+
 def scan(
     events: list[HitEvent], built: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    min_hits: list[int], min_scores: list[float],
+    grid: dict[str, list[float]],
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Mean validation metrics of every cleanup applied to the already built tracks."""
+    """Mean validation metrics of every cleanup of ``grid`` applied to the built tracks."""
     rows = []
-    for mh, ms in itertools.product(min_hits, min_scores):
-        per = [metrics(ev, clean_tracks(track, e, s, min_hits=mh, min_edge_score=ms))
+    for values in itertools.product(*grid.values()):
+        cut = dict(zip(grid, values, strict=True))
+        cut["min_hits"] = int(cut["min_hits"])
+        per = [metrics(ev, clean_tracks(track, e, s, xyz=ev.xyz.numpy(), **cut))  # type: ignore[arg-type]
                for ev, (track, e, s) in zip(events, built, strict=True)]  # fmt: skip
-        row = {"min_hits": mh, "min_edge_score": ms}
+        row: dict[str, Any] = dict(cut)
         row |= {k: float(np.mean([p[k] for p in per])) for k in per[0]}
         rows.append(row)
     return rows
@@ -126,9 +139,7 @@ def main() -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--cache", default="")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--min-hits", type=int, nargs="+", default=[0, 4, 5, 6])
-    p.add_argument("--min-edge-scores", type=float, nargs="+",
-                   default=[0.0, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95])  # fmt: skip
+    p.add_argument("--grid", default="", help='JSON, e.g. {"outlier_mm": [0, 10]} (default GRID)')
     p.add_argument("--max-fake", type=float, default=0.05)
     p.add_argument("--write", action="store_true")
     p.add_argument("--out", default="")
@@ -137,7 +148,7 @@ def main() -> None:
     keep_freed_memory()
     t0 = time.perf_counter()
     run = load_layerpair_run(args.run)
-    base = replace(run.build, min_hits=0, min_edge_score=0.0)
+    base = replace(run.build, min_hits=0, min_edge_score=0.0, outlier_mm=0.0, max_fit_rms=0.0)
     events = load_events(run.cfg.data, run.info["val_events"])
     cache = Path(args.cache) if args.cache else None
     built, fakes = [], []
@@ -146,7 +157,8 @@ def main() -> None:
         track = build_tracks(ev.num_hits, e, s, base, ev.layer.numpy(), ev.xyz.numpy())
         built.append((track, e, s))
         fakes.append({"event_id": ev.event_id, **describe_fakes(ev, track, e, s)})
-    rows = scan(events, built, args.min_hits, args.min_edge_scores)
+    grid = {**GRID, **json.loads(args.grid)} if args.grid else GRID
+    rows = scan(events, built, grid)
     ok = [r for r in rows if r["fake_rate_pt1"] <= args.max_fake]
     best = max(ok, key=lambda r: r["score"]) if ok else None  # max keeps the first of ties
     out = {"bench": "tracking_cleanup", "machine": machine(), "run": args.run,
@@ -156,8 +168,7 @@ def main() -> None:
     if args.write and best is not None:
         info = dict(run.info)
         info.setdefault("build_before_cleanup", info["build"])
-        info["build"] = {**info["build"], "min_hits": best["min_hits"],
-                         "min_edge_score": best["min_edge_score"]}  # fmt: skip
+        info["build"] = {**info["build"], **{k: best[k] for k in GRID}}
         info["cleanup_scan"] = {"max_fake": args.max_fake, "scan": rows}
         write_json(Path(args.run) / "run.json", info)
         out["written"] = info["build"]

@@ -32,9 +32,10 @@ Modes (chosen on validation events by the TrackML score, with the threshold):
 - ``"splitfollow"``: ``"splitext"``, then the track follower (:mod:`.follower`) on the hits no
   track holds (:func:`.extend.follow_free`): the softest particles, below the graph's pT floor.
 
-Every hit without a kept edge is a track of its own. Optionally (``min_hits``,
-``min_edge_score``; off by default, so runs without them build as before) the finished tracks
-are cleaned by :func:`.cleanup.clean_tracks`: short or weakly linked candidates are dissolved.
+Every hit without a kept edge is a track of its own. Optionally (``outlier_mm``, ``max_fit_rms``,
+``min_hits``, ``min_edge_score``; off by default, so runs without them build as before) the
+finished tracks are cleaned by :func:`.cleanup.clean_tracks`: hits far from their track's
+helix are released, and short, badly fitted or weakly linked candidates dissolved.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class BuildConfig:
     mode: str = "either"
     min_hits: int = 0
     min_edge_score: float = 0.0
+    outlier_mm: float = 0.0
+    max_fit_rms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or not 0.0 <= self.threshold <= 1.0:
@@ -82,6 +85,16 @@ class BuildConfig:
                 f"build.min_hits must be >= 0 and 0 <= build.min_edge_score <= 1, got "
                 f"{self.min_hits}, {self.min_edge_score}"
             )
+        if not (self.outlier_mm >= 0.0 and self.max_fit_rms >= 0.0):  # NaN refused too
+            raise ConfigError(
+                f"build.outlier_mm and build.max_fit_rms must be >= 0 [mm] (0: off), got "
+                f"{self.outlier_mm}, {self.max_fit_rms}"
+            )
+
+    @property
+    def cleans(self) -> bool:
+        """Whether any cleanup cut is on."""
+        return bool(self.min_hits or self.min_edge_score or self.outlier_mm or self.max_fit_rms)
 
 
 def components(num_hits: int, edges: np.ndarray) -> np.ndarray:
@@ -120,12 +133,17 @@ def build_tracks(
     """Track id (N,) of every hit from directed ``edges`` (2, E) and their scores (E,) in [0, 1].
 
     ``layer`` (N,) int64 layer keys and ``xyz`` (N, 3) positions [mm] are needed by the
-    :data:`GEOMETRIC_MODES` only. The cleanup (``cfg.min_hits``, ``cfg.min_edge_score``) judges
-    every track by the scores of all ``edges`` inside it.
+    :data:`GEOMETRIC_MODES` and by the cleanup's ``outlier_mm`` and ``max_fit_rms`` only;
+    ``min_edge_score`` judges every track by the scores of all ``edges`` inside it.
     """
     track = _build(num_hits, edges, score, cfg, layer, xyz)
+    if not cfg.cleans:
+        return track
+    if (cfg.outlier_mm or cfg.max_fit_rms) and (xyz is None or xyz.shape[0] != num_hits):
+        raise ConfigError("build.outlier_mm and build.max_fit_rms need every hit's position")
     return clean_tracks(track, edges, score, min_hits=cfg.min_hits,
-                        min_edge_score=cfg.min_edge_score)  # fmt: skip
+                        min_edge_score=cfg.min_edge_score, outlier_mm=cfg.outlier_mm,
+                        max_fit_rms=cfg.max_fit_rms, xyz=xyz)  # fmt: skip
 
 
 def _build(
