@@ -83,3 +83,20 @@ def test_merge_refuses_overlap_other_runs_and_old_files():
     old = {k: v for k, v in a.items() if k != "records"}
     with pytest.raises(ConfigError, match="no per-event records"):
         merge_summaries(old, a)
+
+
+def test_merge_takes_the_building_from_the_learned_side_only():
+    cleaned = {
+        **META,
+        "build": {"mode": "cc", "outlier_mm": 10.0},
+        "tuned_on": "no classical methods",
+    }
+    a = summarize([_rec(0, layerpair_gnn=0.9)], cleaned)
+    b = summarize([_rec(0, follower=0.85)], META)  # made before the building changed
+    for m in (merge_summaries(a, b), merge_summaries(b, a)):
+        assert m["build"] == cleaned["build"] and m["tuned_on"] == META["tuned_on"]
+        assert m["paired_difference_learned_minus"]["follower"]["score"]["mean"] == pytest.approx(
+            0.05
+        )
+    with pytest.raises(ConfigError, match="build differs"):  # two learned results must agree
+        merge_summaries(a, summarize([_rec(1, layerpair_gnn=0.7)], META))

@@ -31,6 +31,9 @@ from particlegraph.errors import ConfigError
 LEARNED = "layerpair_gnn"
 #: What must agree between a partial summary and a resumed evaluation, or two merged summaries.
 IDENTITY_KEYS = ("run", "model_sha256", "data", "build", "filter_cut")
+#: Identity keys that describe the learned method only (its building and filter cut): a file
+#: without the learned method is merged whatever they say (its classical methods ignore them).
+LEARNED_KEYS = ("build", "filter_cut")
 #: Keys holding a folder (compared after resolving links and relative paths).
 PATH_KEYS = ("run", "data", "tuned_on")
 #: Settings of the classical methods that must agree (when both sides ran classical methods).
@@ -144,7 +147,8 @@ def merge_summaries(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
     Records are joined by event id (events in the order of ``a``, then those only in ``b``);
     the classical methods' settings are taken from the side that ran classical methods (both
-    sides that did must agree). The result equals the summary of one evaluation with the
+    sides that did must agree), the building and filter cut (:data:`LEARNED_KEYS`) from the
+    side that ran the learned method (a side without it is not checked against them). The result equals the summary of one evaluation with the
     methods of both, apart from the times.
 
     Raises:
@@ -155,15 +159,18 @@ def merge_summaries(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         if "records" not in s:
             raise ConfigError(f"the {name} file has no per-event records (written before "
                               "records were kept): evaluate again")  # fmt: skip
-    check_same(a, b, "cannot merge", IDENTITY_KEYS)
     ma = {m for r in a["records"] for m in r["metrics"]}
     mb = {m for r in b["records"] for m in r["metrics"]}
+    both_learned = LEARNED in ma and LEARNED in mb
+    check_same(a, b, "cannot merge",
+               [k for k in IDENTITY_KEYS if both_learned or k not in LEARNED_KEYS])  # fmt: skip
     if ma & mb:
         raise ConfigError(f"cannot merge: both files hold {sorted(ma & mb)}; merge files with "
                           "different methods (--methods)")  # fmt: skip
     if _classical(a) and _classical(b):
         check_same(a, b, "cannot merge", TUNING_KEYS)
-    meta = {k: a[k] for k in IDENTITY_KEYS}
+    learned_side = b if LEARNED in mb and LEARNED not in ma else a
+    meta = {k: (learned_side if k in LEARNED_KEYS else a)[k] for k in IDENTITY_KEYS}
     tuning = b if _classical(b) and not _classical(a) else a
     meta.update({k: tuning.get(k) for k in (*TUNING_KEYS, "classical_events")})
     rb = {r["event_id"]: r for r in b["records"]}
