@@ -1,6 +1,7 @@
 """What the fake tracks of a default-pipeline run are, and the track cleanup chosen on validation.
 
-    python bench/tracking_cleanup.py --run runs/lp3_mu200 [--cache DIR] [--write] --out FILE.json
+    python bench/tracking_cleanup.py --run runs/lp3_mu200 [--cache DIR] [--thresholds 0.6 0.7]
+        [--grid JSON] [--max-fake 0.04] [--write] --out FILE.json
 
 On the run's VALIDATION events only (``run.json``'s ``val_events`` of its training data, never
 test events): the classifier scores every event once (``--cache DIR`` keeps the edges and scores
@@ -15,8 +16,10 @@ as ``.npz`` for a rerun), the run's building makes the tracks, and then
   ``min_edge_score``; see :mod:`particlegraph.tasks.tracking.cleanup`) applied to the same
   tracks, with the mean TrackML score, double-majority efficiency and fake rate (pT > 1 GeV);
 - ``chosen``: the highest mean validation score among the cleanups whose mean validation fake
-  rate is at most ``--max-fake`` (ties: the first in the scan, the gentlest). ``--write`` stores
-  it in ``run.json``'s ``build`` (the previous building is kept as ``build_before_cleanup``).
+  rate is at most ``--max-fake`` (ties: the first in the scan, the gentlest). ``--thresholds``
+  scans the building threshold with the cleanup (the run's mode). ``--write`` stores the choice
+  in ``run.json``'s ``build`` (the previous building is kept as ``build_before_cleanup``, the
+  scan as ``cleanup_scan``).
 """
 
 from __future__ import annotations
@@ -140,6 +143,13 @@ def main() -> None:
     p.add_argument("--cache", default="")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--grid", default="", help='JSON, e.g. {"outlier_mm": [0, 10]} (default GRID)')
+    p.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="*",
+        default=[],
+        help="building thresholds scanned with the grid (default: the run's)",
+    )
     p.add_argument("--max-fake", type=float, default=0.05)
     p.add_argument("--write", action="store_true")
     p.add_argument("--out", default="")
@@ -151,14 +161,17 @@ def main() -> None:
     base = replace(run.build, min_hits=0, min_edge_score=0.0, outlier_mm=0.0, max_fit_rms=0.0)
     events = load_events(run.cfg.data, run.info["val_events"])
     cache = Path(args.cache) if args.cache else None
-    built, fakes = [], []
-    for ev in events:
-        e, s = scored(run, ev, cache)
-        track = build_tracks(ev.num_hits, e, s, base, ev.layer.numpy(), ev.xyz.numpy())
-        built.append((track, e, s))
-        fakes.append({"event_id": ev.event_id, **describe_fakes(ev, track, e, s)})
+    scores = [scored(run, ev, cache) for ev in events]
     grid = {**GRID, **json.loads(args.grid)} if args.grid else GRID
-    rows = scan(events, built, grid)
+    rows, fakes = [], []
+    for t in args.thresholds or [base.threshold]:
+        b = replace(base, threshold=t)
+        built = [(build_tracks(ev.num_hits, e, s, b, ev.layer.numpy(), ev.xyz.numpy()), e, s)
+                 for ev, (e, s) in zip(events, scores, strict=True)]  # fmt: skip
+        if t == base.threshold:
+            fakes = [{"event_id": ev.event_id, **describe_fakes(ev, *bt)}
+                     for ev, bt in zip(events, built, strict=True)]  # fmt: skip
+        rows += [{"threshold": t, **r} for r in scan(events, built, grid)]
     ok = [r for r in rows if r["fake_rate_pt1"] <= args.max_fake]
     best = max(ok, key=lambda r: r["score"]) if ok else None  # max keeps the first of ties
     out = {"bench": "tracking_cleanup", "machine": machine(), "run": args.run,
@@ -168,8 +181,10 @@ def main() -> None:
     if args.write and best is not None:
         info = dict(run.info)
         info.setdefault("build_before_cleanup", info["build"])
-        info["build"] = {**info["build"], **{k: best[k] for k in GRID}}
-        info["cleanup_scan"] = {"max_fake": args.max_fake, "scan": rows}
+        chosen = {k: int(best[k]) if k == "min_hits" else float(best[k])
+                  for k in ("threshold", *GRID)}  # fmt: skip
+        info["build"] = {**info["build"], **chosen}
+        info["cleanup_scan"] = {"max_fake": args.max_fake, "grid": grid, "scan": rows}
         write_json(Path(args.run) / "run.json", info)
         out["written"] = info["build"]
     emit(out, args.out)
