@@ -4,7 +4,8 @@
 
 For a grid that did not bracket the optimum at training time: the run's validation events (never
 test events) are scored for every (threshold, mode) and ``run.json``'s ``build`` and
-``build_scan`` are replaced (the previous choice is kept as ``build_before_retune``).
+``build_scan`` are replaced (the previous choice is kept as ``build_before_retune``); a track
+cleanup stored in ``build`` (``bench/tracking_cleanup.py``) is kept and applied in the scan.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ def main() -> None:
     val_ev = load_events(run.cfg.data, run.info["val_events"])
     val_d = [apply_filter(run.model, target_data(e, run.map, run.cfg.edge_target), run.filter_cut)
              for e in val_ev]  # fmt: skip
-    best, scan = tune_build(run.model, val_d, val_ev, tuple(args.thresholds), tuple(args.modes))
+    best, scan = tune_build(run.model, val_d, val_ev, tuple(args.thresholds), tuple(args.modes),
+                            base=run.build)  # fmt: skip
     info = dict(run.info)
     info.setdefault("build_before_retune", info["build"])
-    info["build"] = {"threshold": best.threshold, "mode": best.mode}
+    info["build"] = {**info["build"], "threshold": best.threshold, "mode": best.mode}
     info["build_scan"] = scan
     write_json(Path(args.run) / "run.json", info)
     top = sorted(scan, key=lambda r: -r["score"])[:5]

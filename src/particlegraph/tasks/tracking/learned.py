@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -328,13 +328,16 @@ def tune_build(
     val_ev: list[HitEvent],
     thresholds: tuple[float, ...],
     modes: tuple[str, ...],
+    base: BuildConfig | None = None,
 ) -> tuple[BuildConfig, list[dict[str, Any]]]:
-    """The (threshold, mode) with the best mean validation TrackML score; and the whole scan."""
+    """The (threshold, mode) with the best mean validation TrackML score; and the whole scan.
+    Every candidate keeps the cleanup settings of ``base`` (default: none)."""
     scores = [edge_scores(model, d) for d in val_d]
-    best, best_s, scan = BuildConfig(), -1.0, []
+    base = base if base is not None else BuildConfig()
+    best, best_s, scan = base, -1.0, []
     for mode in modes:
         for t in thresholds:
-            b = BuildConfig(threshold=float(t), mode=mode)
+            b = replace(base, threshold=float(t), mode=mode)
             s = float(np.mean([
                 trackml_score(ev.particle_id.numpy(), ev.weight.numpy(),
                               build_tracks(ev.num_hits, d.edge_index.numpy(), sc, b,
