@@ -128,7 +128,8 @@ def make_step(cfg: LossConfig) -> StepFn:
     def step(model: nn.Module, batch: object) -> tuple[Tensor, dict[str, float]]:
         x, ygen, index = batch.x, batch.ygen, batch.batch  # type: ignore[attr-defined]
         out = model(x, index)
-        targets = encode_targets(x, ygen)
+        reference = str(getattr(getattr(model, "module", model).cfg, "tower_reference", "energy"))
+        targets = encode_targets(x, ygen, index, reference)
         world = D.dist_info().world_size
         return mlpf_loss(
             out.logits,
@@ -226,6 +227,8 @@ def train(
     model = build_model(cfg)
     if init_source is not None:  # on resume the checkpoint holds the weights
         load_weights(init_source, model, "best")
+        if load_run_config(init_source).model.tower_reference != cfg.model.tower_reference:
+            model.reset_regression_head()  # corrections relative to another reference
         model.train()
     history = fit(
         model, train_loader, val_loader, make_step(cfg.loss), cfg.fit, run_dir, resume=resume
@@ -241,6 +244,10 @@ def train(
 def init_from_source(cfg: MLPFRunConfig) -> Path:
     """The folder of the run ``cfg.init_from`` whose best weights start a run, checked to fit.
 
+    The model sections must be equal except for ``tower_reference``: the weights fit either way,
+    and :func:`train` then resets the regression head's last layer (corrections relative to
+    another reference mean something else).
+
     Raises:
         ConfigError: that run's ``model:`` section differs from ``cfg.model`` (the weights would
             not fit, or would mean something else).
@@ -248,7 +255,7 @@ def init_from_source(cfg: MLPFRunConfig) -> Path:
     """
     source = resolve_run_dir(cfg.init_from)
     other = load_run_config(source)
-    if other.model != cfg.model:
+    if replace(other.model, tower_reference=cfg.model.tower_reference) != cfg.model:
         raise ConfigError(
             f"init_from: {cfg.init_from} was trained with a different model section "
             f"({other.model}); use the same model settings to start from its weights"
