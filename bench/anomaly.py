@@ -172,8 +172,13 @@ def shape2(args: argparse.Namespace) -> None:
     observables (:mod:`particlegraph.tasks.anomaly.jetshape`), beside ``jet-shape`` (jet-shape
     observables alone) and the first study's ``shape-density`` refitted with the same seeds;
     same events, split, protocol and trivial competitors as :func:`shape`."""
-    from particlegraph.tasks.anomaly.jetshape import jet_features
-    from particlegraph.tasks.anomaly.shape import COMPONENTS, shape_features
+    from particlegraph.tasks.anomaly.jetshape import JET_FEATURES, N_NARROW, jet_features
+    from particlegraph.tasks.anomaly.shape import COMPONENTS, SHAPE_FEATURES, shape_features
+
+    narrow = [f"j{k}_{q}" for q in ("nch", "girth") for k in range(1, N_NARROW + 1)]
+    fat = ["fj1_m_pt", "fj2_m_pt", "fj1_tau21", "fj2_tau21", "fj_deta", "fj_pt_ratio"]
+    groups = {"met": ["met_frac"], "sph": ["sph_t"], "fat": fat, "narrow": narrow,
+                       "tau": ["n_tau_like"]}  # fmt: skip
 
     def both(c: Any) -> np.ndarray:
         return np.concatenate([shape_features(c), jet_features(c)], axis=1)
@@ -183,7 +188,19 @@ def shape2(args: argparse.Namespace) -> None:
         "jet-shape": (jet_features, SHAPE2_COMPONENTS),
         "shape-density": (shape_features, COMPONENTS),
     }
-    _shape_study(args, densities, SHAPE2_PRIMARY, "anomaly_shape2.json")
+    if not args.ablation:
+        _shape_study(args, densities, SHAPE2_PRIMARY, "anomaly_shape2.json")
+        return
+    # a diagnostic after the test (chooses nothing): the primary without one group of jet features
+    for group, names in groups.items():
+        drop = [len(SHAPE_FEATURES) + JET_FEATURES.index(f) for f in names]
+        keep = np.setdiff1d(np.arange(len(SHAPE_FEATURES) + len(JET_FEATURES)), drop)
+        densities[f"shape-jets-no-{group}"] = (
+            lambda c, keep=keep: both(c)[:, keep],
+            SHAPE2_COMPONENTS,
+        )
+    del densities["jet-shape"], densities["shape-density"]
+    _shape_study(args, densities, SHAPE2_PRIMARY, "anomaly_shape2_ablation.json")
 
 
 Densities = dict[str, tuple[Callable[[Any], np.ndarray], tuple[int, ...]]]
@@ -441,6 +458,8 @@ def main() -> None:
     sh2.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sh2.add_argument("--boot", type=int, default=100, help="bootstrap resamplings")
     sh2.add_argument("--threads", type=int, default=2)
+    sh2.add_argument("--ablation", action="store_true",
+                     help="diagnostic: the primary without each group of jet features")  # fmt: skip
     rp = sub.add_parser("reproduce")
     rp.add_argument("--data", required=True)
     rp.add_argument("--runs", required=True)
