@@ -8,6 +8,7 @@ Usage (dev CPU, 2 shared cores)::
     python bench/anomaly.py evaluate --data DATA --runs RUNS --out EVAL            # QCD benchmark
     python bench/anomaly.py scoring --data DATA --runs RUNS
     python bench/anomaly.py shape --data DATA --out EVAL_SHAPE                  # HT-free density
+    python bench/anomaly.py shape2 --data DATA --out EVAL_SHAPE2       # + jet-shape observables
     python bench/anomaly.py realism --data DATA
     python bench/anomaly.py reproduce --data FULL --runs RUNS2   # FULL: generate --set keep=5000
     python bench/anomaly.py train --backgrounds zerobias ... / evaluate --exercise  # the exercise's study
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,6 +149,11 @@ def evaluate_all(args: argparse.Namespace) -> None:
 
 #: Declared before the shape study's test numbers were seen: its one score judged on the target.
 SHAPE_PRIMARY = "shape-density:nll_htcal"
+#: Declared before the second shape study's test numbers were seen (commit history): the density
+#: of the shape observables *and* the jet-shape observables (jetshape.py) judged on the target.
+SHAPE2_PRIMARY = "shape-jets:nll_htcal"
+#: Mixture sizes tried in the second study (chosen on background validation events).
+SHAPE2_COMPONENTS = (1, 2, 3, 4, 6, 8)
 
 
 def shape(args: argparse.Namespace) -> None:
@@ -153,9 +161,57 @@ def shape(args: argparse.Namespace) -> None:
     observables (:mod:`particlegraph.tasks.anomaly.shape`), fitted on jetht training events
     (0-1,199 of 0-1,499 by a seeded 80/20 split; components chosen on the other 20 %),
     3 seeds, beside the trivial scores, same protocol and test events as the benchmark."""
+    from particlegraph.tasks.anomaly.shape import COMPONENTS, shape_features
+
+    densities: Densities = {"shape-density": (shape_features, COMPONENTS)}
+    _shape_study(args, densities, SHAPE_PRIMARY, "anomaly_shape.json")
+
+
+def shape2(args: argparse.Namespace) -> None:
+    """The second shape study: the primary ``shape-jets`` density of the shape *and* jet-shape
+    observables (:mod:`particlegraph.tasks.anomaly.jetshape`), beside ``jet-shape`` (jet-shape
+    observables alone) and the first study's ``shape-density`` refitted with the same seeds;
+    same events, split, protocol and trivial competitors as :func:`shape`."""
+    from particlegraph.tasks.anomaly.jetshape import JET_FEATURES, N_NARROW, jet_features
+    from particlegraph.tasks.anomaly.shape import COMPONENTS, SHAPE_FEATURES, shape_features
+
+    narrow = [f"j{k}_{q}" for q in ("nch", "girth") for k in range(1, N_NARROW + 1)]
+    fat = ["fj1_m_pt", "fj2_m_pt", "fj1_tau21", "fj2_tau21", "fj_deta", "fj_pt_ratio"]
+    groups = {"met": ["met_frac"], "sph": ["sph_t"], "fat": fat, "narrow": narrow,
+                       "tau": ["n_tau_like"]}  # fmt: skip
+
+    def both(c: Any) -> np.ndarray:
+        return np.concatenate([shape_features(c), jet_features(c)], axis=1)
+
+    densities: Densities = {
+        "shape-jets": (both, SHAPE2_COMPONENTS),
+        "jet-shape": (jet_features, SHAPE2_COMPONENTS),
+        "shape-density": (shape_features, COMPONENTS),
+    }
+    if not args.ablation:
+        _shape_study(args, densities, SHAPE2_PRIMARY, "anomaly_shape2.json")
+        return
+    # a diagnostic after the test (chooses nothing): the primary without one group of jet features
+    for group, names in groups.items():
+        drop = [len(SHAPE_FEATURES) + JET_FEATURES.index(f) for f in names]
+        keep = np.setdiff1d(np.arange(len(SHAPE_FEATURES) + len(JET_FEATURES)), drop)
+        densities[f"shape-jets-no-{group}"] = (
+            lambda c, keep=keep: both(c)[:, keep],
+            SHAPE2_COMPONENTS,
+        )
+    del densities["jet-shape"], densities["shape-density"]
+    _shape_study(args, densities, SHAPE2_PRIMARY, "anomaly_shape2_ablation.json")
+
+
+Densities = dict[str, tuple[Callable[[Any], np.ndarray], tuple[int, ...]]]
+
+
+def _shape_study(args: argparse.Namespace, densities: Densities, primary: str, result: str) -> None:
+    """Fit every density (name -> (feature function, mixture sizes)) on jetht training events,
+    3 seeds, add their scores to the trivial-score evaluation, write ``result``."""
     from particlegraph.tasks.anomaly.evaluate import add_scores
     from particlegraph.tasks.anomaly.samples import read_candidates, take_events
-    from particlegraph.tasks.anomaly.shape import ShapeDensity, shape_features
+    from particlegraph.tasks.anomaly.shape import ShapeDensity
     from particlegraph.train.split import train_val_split
 
     data, out = Path(args.data), Path(args.out)
@@ -165,31 +221,31 @@ def shape(args: argparse.Namespace) -> None:
     test = SampleRef("jetht", str(data / "jetht"), QCD_REF_END, QCD_TEST_END)
     ref = SampleRef("jetht_reference", str(data / "jetht"), QCD_TRAIN, QCD_REF_END)
     ev = evaluate([], test, sigs, reference=ref, n_boot=args.boot)  # trivial scores
-
-    def features(s: SampleRef) -> np.ndarray:
-        c = read_candidates(s.path, max_events=s.stop)
-        return shape_features(take_events(c, s.start, s.stop))
-
-    feats = {s.name: features(s) for s in [test, ref, *sigs]}
-    train_f = features(SampleRef("train", str(data / "jetht"), 0, QCD_TRAIN))
-    cols: dict[str, dict[str, np.ndarray]] = {n: {} for n in feats}
-    fits = {}
-    for seed in args.seeds:
-        tr, va = train_val_split(len(train_f), 0.2, seed, what="graphs")
-        d = ShapeDensity.fit(train_f[tr], train_f[va], seed=seed)
-        fits[seed] = {"components": d.components, "validation_nll": d.validation_nll}
-        for n, f in feats.items():
-            cols[n][f"shape-density:nll@{seed}"] = d.score(f)
+    train_ref = SampleRef("train", str(data / "jetht"), 0, QCD_TRAIN)
+    cands = {s.name: take_events(read_candidates(s.path, max_events=s.stop), s.start, s.stop)
+             for s in [test, ref, *sigs, train_ref]}  # fmt: skip
+    cols: dict[str, dict[str, np.ndarray]] = {s.name: {} for s in [test, ref, *sigs]}
+    fits: dict[str, dict[int, object]] = {}
+    for model, (features_of, components) in densities.items():
+        feats = {n: features_of(c) for n, c in cands.items()}
+        train_f = feats.pop("train")
+        fits[model] = {}
+        for seed in args.seeds:
+            tr, va = train_val_split(len(train_f), 0.2, seed, what="graphs")
+            d = ShapeDensity.fit(train_f[tr], train_f[va], seed=seed, components=components)
+            fits[model][seed] = {"components": d.components, "validation_nll": d.validation_nll}
+            for n, f in feats.items():
+                cols[n][f"{model}:nll@{seed}"] = d.score(f)
     add_scores(ev, cols, n_boot=args.boot)
     write_evaluation(ev, out)
     print(markdown_table(ev, protocols=("ht-calibrated",)))
     res = evaluation_dict(ev)
     res["per_seed"] = [{k: v for k, v in r.items() if k != "key"} for r in res["per_seed"]
-                       if r["model"] == "shape-density"]  # fmt: skip
+                       if r["model"] in densities]  # fmt: skip
     res["table"] = [r for r in res["table"] if r["signal"] in MATCHED_SIGNALS]
-    emit(_rounded({"machine": machine(), "seconds": time.perf_counter() - t0, "primary":
-                   SHAPE_PRIMARY, "fits": fits, "headline": headline(ev, SHAPE_PRIMARY), **res}),
-         str(RESULTS / "anomaly_shape.json"))  # fmt: skip
+    emit(_rounded({"machine": machine(), "seconds": time.perf_counter() - t0, "primary": primary,
+                   "fits": fits, "headline": headline(ev, primary), **res}),
+         str(RESULTS / result))  # fmt: skip
 
 
 def _rounded(x: object) -> object:
@@ -396,6 +452,14 @@ def main() -> None:
     sh.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sh.add_argument("--boot", type=int, default=100, help="bootstrap resamplings")
     sh.add_argument("--threads", type=int, default=2)
+    sh2 = sub.add_parser("shape2")
+    sh2.add_argument("--data", required=True)
+    sh2.add_argument("--out", required=True)
+    sh2.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sh2.add_argument("--boot", type=int, default=100, help="bootstrap resamplings")
+    sh2.add_argument("--threads", type=int, default=2)
+    sh2.add_argument("--ablation", action="store_true",
+                     help="diagnostic: the primary without each group of jet features")  # fmt: skip
     rp = sub.add_parser("reproduce")
     rp.add_argument("--data", required=True)
     rp.add_argument("--runs", required=True)
@@ -404,7 +468,7 @@ def main() -> None:
     rp.add_argument("--test-events", type=int, default=500)
     args = p.parse_args()
     cmds = {"realism": realism, "train": train, "evaluate": evaluate_all, "scoring": scoring,
-            "reproduce": reproduce, "shape": shape}  # fmt: skip
+            "reproduce": reproduce, "shape": shape, "shape2": shape2}  # fmt: skip
     cmds[args.cmd](args)
 
 

@@ -13,7 +13,11 @@ each loss has a name:
 - ``gen class + mlpf kinematics``: the true class, MLPF's kinematics (the regression's share;
   elements MLPF calls "none" keep nothing);
 - ``mlpf charged + baseline neutrals`` and ``baseline charged + mlpf neutrals``: tracks from one,
-  towers from the other.
+  towers from the other;
+- ``mlpf class + (E - P) neutrals`` and ``gen class + (E - P) neutrals`` (MLPF's tracks):
+  towers that carry a neutral (by MLPF's or the generator's class) keep it, but its energy becomes the rule's "tower energy minus the momenta of
+  its linked tracks" (:func:`~particlegraph.tasks.mlpf.links.link_features`; nothing when that
+  is <= 0), along the tower: does a regression started from that residual have room to win?
 
 Per hybrid: jet pT response (median reco/gen) and resolution (IQR / median) in gen-jet pT bins,
 and the MET standard deviation [GeV]. Also the class confusion of towers whose target is above
@@ -30,9 +34,19 @@ import torch
 
 from common import emit, machine
 from particlegraph.physics.jets import cluster_jets, match_jets
-from particlegraph.sim.elements import ELEM_TOWER, NUM_CLASSES, Y_PID, Y_PT
+from particlegraph.sim.elements import (
+    ELEM_TOWER,
+    NUM_CLASSES,
+    Y_COS_PHI,
+    Y_ENERGY,
+    Y_ETA,
+    Y_PID,
+    Y_PT,
+    Y_SIN_PHI,
+)
 from particlegraph.tasks.mlpf.calibration import load_calibration
 from particlegraph.tasks.mlpf.evaluate import predict_events
+from particlegraph.tasks.mlpf.links import link_features
 from particlegraph.tasks.mlpf.metrics import (
     class_ids,
     confusion_matrix,
@@ -67,6 +81,25 @@ def with_class(cls_src: np.ndarray, kin_src: np.ndarray) -> np.ndarray:
     return y
 
 
+def residual_neutrals(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` (N, 7) with every tower that carries a particle given the energy ``E - P`` (tower
+    energy minus its linked tracks' momenta [GeV]) along the tower's direction, massless;
+    towers where ``E - P <= 0`` lose their particle. Tracks are unchanged."""
+    link = link_features(torch.from_numpy(x).double()).numpy()
+    resid = x[:, 5] - np.expm1(link[:, 0])
+    out = y.copy()
+    tower = (x[:, 0] == ELEM_TOWER) & (y[:, Y_PID] != 0)
+    keep = tower & (resid > 0)
+    norm = np.hypot(x[:, 3], x[:, 4]).clip(1e-9)
+    out[keep, Y_ENERGY] = resid[keep]
+    out[keep, Y_PT] = resid[keep] / np.cosh(x[keep, 2])
+    out[keep, Y_ETA] = x[keep, 2]
+    out[keep, Y_SIN_PHI] = x[keep, 3] / norm[keep]
+    out[keep, Y_COS_PHI] = x[keep, 4] / norm[keep]
+    out[tower & ~keep] = 0.0
+    return out
+
+
 def hybrids(ev: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     g, c, p = ev["ygen"], ev["ycand"], ev["ypred"]
     tower = (ev["x"][:, 0] == ELEM_TOWER)[:, None]
@@ -78,6 +111,8 @@ def hybrids(ev: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "gen class + mlpf kinematics": with_class(g, p),
         "mlpf charged + baseline neutrals": np.where(tower, c, p),
         "baseline charged + mlpf neutrals": np.where(tower, p, c),
+        "mlpf class + (E - P) neutrals": residual_neutrals(ev["x"], p),
+        "gen class + (E - P) neutrals": np.where(tower, residual_neutrals(ev["x"], g), p),
     }
 
 

@@ -65,3 +65,13 @@ def test_shape_density_chooses_components_on_validation() -> None:
     assert s[1] > s[0] + 3  # between the clusters: rare in the background
     with pytest.raises(ConfigError, match="validation"):
         ShapeDensity.fit(sample(600), sample(5))
+
+
+def test_shape_density_tries_exactly_the_mixture_sizes_asked() -> None:
+    rng = np.random.default_rng(2)
+    train, val = rng.normal(size=(200, 2)), rng.normal(size=(60, 2))
+    d = ShapeDensity.fit(train, val, components=(1, 3))
+    assert set(d.validation_nll) == {1, 3} and d.components in (1, 3)
+    for bad in ((), (0, 2)):
+        with pytest.raises(ConfigError, match="mixture sizes"):
+            ShapeDensity.fit(train, val, components=bad)

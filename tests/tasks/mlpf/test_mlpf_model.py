@@ -147,3 +147,66 @@ def test_bad_config_is_a_config_error() -> None:
         from_dict(MLPFConfig, {"aggr": "median"})
     with pytest.raises(ConfigError, match="unknown key"):
         from_dict(MLPFConfig, {"hiden": 3})
+
+
+def _linked_event() -> torch.Tensor:
+    """Towers A (E 10, one 4 GeV track), B (E 5, one 8 GeV track), C (E 3, no track), and the two
+    tracks entering A and B (hadrons: linked to the HCAL part). Columns: X layout."""
+    x = torch.zeros(5, 12)
+    for i, (e, phi) in enumerate([(10.0, 0.0), (5.0, 1.0), (3.0, 2.0)]):  # towers at eta 0
+        x[i, 0] = schema.ELEM_TOWER
+        x[i, 1] = x[i, 5] = x[i, 7] = e  # Et = E at eta 0, all of it in the HCAL
+        x[i, 3], x[i, 4] = math.sin(phi), math.cos(phi)
+    for i, (p, phi) in enumerate([(4.0, 0.0), (8.0, 1.0)], start=3):
+        x[i, 0] = schema.ELEM_TRACK
+        x[i, 1] = x[i, 5] = p
+        x[i, 3], x[i, 4] = math.sin(phi), math.cos(phi)
+        x[i, 7], x[i, 8] = math.sin(phi), math.cos(phi)  # calorimeter entry at eta 0, same phi
+        x[i, 9] = 1.0
+    return x
+
+
+def test_residual_reference_hand_values() -> None:
+    from particlegraph.tasks.mlpf.model import RESIDUAL_FLOOR, tower_residual_fraction
+
+    x = _linked_event()
+    frac = tower_residual_fraction(x)
+    expected = [0.6, RESIDUAL_FLOOR, 1.0, 1.0, 1.0]  # (10 - 4) / 10; 5 - 8 < 0.1 x 5; unlinked
+    assert frac.tolist() == pytest.approx(expected)
+    # a neutral hadron of 6 GeV in tower A is exactly the residual: no correction
+    y = torch.zeros(5, 7)
+    y[0] = torch.tensor([2.0, 0.0, 6.0, 0.0, 0.0, 1.0, 6.0])
+    t = encode_targets(x, y, tower_reference="residual")
+    assert t.regression[0].tolist() == pytest.approx([0.0, 0.0, 0.0, 1.0, 0.0], abs=1e-6)
+    t_energy = encode_targets(x, y)  # relative to the measured 10 GeV: log(0.6)
+    assert float(t_energy.regression[0, 4]) == pytest.approx(math.log(0.6), rel=1e-5)
+    # an untrained head (identity) predicts the residual for a tower called neutral
+    logits = torch.full((5, 6), -10.0)
+    logits[:, 2] = 10.0
+    identity = torch.tensor(IDENTITY_REGRESSION).expand(5, 5)
+    pred = decode_predictions(
+        x, MLPFOutput(logits, torch.zeros(5, 3), identity), tower_reference="residual"
+    )
+    assert pred[:3, schema.Y_ENERGY].tolist() == pytest.approx([6.0, 0.5, 3.0], rel=1e-5)
+
+
+def test_residual_reference_round_trip_per_event_in_a_batch() -> None:
+    x1, y1 = _event(40, seed=3)
+    x2 = _linked_event()
+    y2 = torch.zeros(5, 7)
+    y2[:3] = torch.tensor([2.0, 0.0, 5.0, 0.1, 0.0, 1.0, 5.0])
+    x, y = torch.cat([x1, x2]), torch.cat([y1, y2])
+    batch = torch.cat([torch.zeros(40, dtype=torch.long), torch.ones(5, dtype=torch.long)])
+    t = encode_targets(x, y, batch, "residual")
+    alone = encode_targets(x2, y2, tower_reference="residual")
+    assert torch.allclose(t.regression[40:], alone.regression)
+    logits = torch.nn.functional.one_hot(t.cls, 6).float() * 10
+    out = MLPFOutput(logits, torch.zeros(45, 3), t.regression)
+    pred = decode_predictions(x, out, batch=batch, tower_reference="residual")
+    m = t.has_particle
+    assert torch.allclose(pred[m, schema.Y_ENERGY], y[m, schema.Y_ENERGY], rtol=1e-4)
+
+
+def test_unknown_tower_reference_is_refused() -> None:
+    with pytest.raises(ValueError, match="tower_reference"):
+        MLPFConfig(tower_reference="tracks")

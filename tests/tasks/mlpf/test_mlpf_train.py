@@ -249,3 +249,60 @@ def test_train_mlpf_cuda_bf16(tmp_path) -> None:
     assert hist.records[-1]["train_loss"] < hist.records[0]["train_loss"]
     model, _ = load_model(tmp_path / "run")  # saved from CUDA, loaded on CPU
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_class_energy_weights_match_hand_computation() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(4, 6)
+    cls = torch.tensor([0, 2, 3, 1])
+    energy = torch.tensor([0.5, 4.0, 9.0, 16.0])  # -> weights max(E, 1) ** 0.5 = 1, 2, 3, 4
+    w = torch.tensor([0.5, 1.0, 2.0, 1.5, 3.0, 4.0])
+    cfg = LossConfig(class_energy_power=0.5)
+    targets = (cls, torch.ones(4, dtype=torch.long), torch.zeros(4, 5), cls != 0)
+    _, parts = mlpf_loss(
+        logits, torch.randn(4, 3), torch.zeros(4, 5), targets, cfg, w, element_energy=energy
+    )
+    ce = -F.log_softmax(logits, -1)[torch.arange(4), cls]
+    e_w = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    expected = (e_w * w[cls] * ce).sum() / (e_w * w[cls]).sum()
+    assert parts["loss_class"] == pytest.approx(float(expected), rel=1e-6)
+    # power 0 is the plain loss whatever the energies
+    _, plain = mlpf_loss(logits, torch.randn(4, 3), torch.zeros(4, 5), targets, LossConfig(), w)
+    assert plain["loss_class"] == pytest.approx(float((w[cls] * ce).sum() / w[cls].sum()), rel=1e-6)
+    with pytest.raises(ConfigError, match="energies"):
+        mlpf_loss(logits, torch.randn(4, 3), torch.zeros(4, 5), targets, cfg, w)
+    with pytest.raises(ConfigError, match="class_energy_power"):
+        LossConfig(class_energy_power=-1.0)
+
+
+class _Started(Exception):
+    pass
+
+
+def test_init_from_starts_from_the_other_runs_best_weights(tmp_path, monkeypatch) -> None:
+    import particlegraph.tasks.mlpf.train as tm
+
+    data = write_dataset(tmp_path / "data", n_files=5, events_per_file=4)
+    first = tmp_path / "first"
+    train(data, None, first, overrides=(*TINY, "data.val_fraction=0.2"))
+    source, _ = load_model(first, "best")
+    seen: dict[str, torch.Tensor] = {}
+
+    def fake_fit(model, *args, **kwargs):
+        seen.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        assert model.training
+        raise _Started
+
+    monkeypatch.setattr(tm, "fit", fake_fit)
+    with pytest.raises(_Started):
+        train(data, None, tmp_path / "second", overrides=(*TINY, f"init_from={first}"))
+    for name, value in source.state_dict().items():
+        assert torch.equal(seen[name], value), name
+    # a different architecture is refused before any training
+    with pytest.raises(ConfigError, match="different model section"):
+        train(
+            data,
+            None,
+            tmp_path / "third",
+            overrides=(*TINY, "model.hidden=8", f"init_from={first}"),
+        )

@@ -19,7 +19,7 @@ def test_packaged_exercise_configs_load(name):
     assert isinstance(load_tracking_config(name), TrackingRunConfig)
 
 
-@pytest.mark.parametrize("name", ["default", "demo", "pileup"])
+@pytest.mark.parametrize("name", ["default", "demo", "pileup", "pileup200"])
 def test_default_configs_are_the_layer_pair_pipeline(name):
     assert config_pipeline(name) == "layerpair"
     cfg = load_tracking_config(name, ["data=/x", "model.iterations=7"])
@@ -38,3 +38,15 @@ def test_bad_values_are_config_errors(tmp_path):
     p = tmp_path / "mine.yaml"
     p.write_text("batch_size: 2\n")
     assert load_run_config(str(p)).batch_size == 2
+
+
+def test_pileup200_starts_from_the_shipped_pileup50_model_with_its_architecture():
+    import yaml
+
+    from particlegraph.train.run import open_run
+
+    cfg = load_tracking_config("pileup200")
+    assert isinstance(cfg, LayerPairRunConfig) and cfg.init_from == "pretrained:ttbar_pu50"
+    shipped = open_run(cfg.init_from, "tracking", "particlegraph.tasks.tracking").path
+    model = yaml.safe_load((shipped / "config.yaml").read_text())["model"]
+    assert {k: getattr(cfg.model, k) for k in model} == model  # the weights fit

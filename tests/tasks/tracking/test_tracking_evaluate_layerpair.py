@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from tracking_events import write_events
 
 import particlegraph.tasks.tracking.evaluate_layerpair as ev_mod
@@ -41,6 +42,19 @@ def test_init_from_refuses_a_missing_or_foreign_run(tmp_path):
     save_checkpoint(tmp_path / "model.pt", {"model": other.state_dict()})
     with pytest.raises(DataFileError, match="no interaction network of this shape"):
         _init_from(model, tmp_path)
+
+
+def test_init_from_a_shipped_model_copies_its_interaction_network():
+    from particlegraph.train.checkpoint import load_checkpoint
+    from particlegraph.train.run import open_run
+
+    model = EdgeClassifier(EdgeModelConfig(hidden=32, iterations=6, filter_hidden=64))
+    _init_from(model, "pretrained:ttbar_pu50")
+    path = open_run("pretrained:ttbar_pu50", "tracking", "particlegraph.tasks.tracking").path
+    shipped = load_checkpoint(path / "model.pt")["model"]
+    own = model.state_dict()
+    gnn = [k for k in shipped if k.startswith("gnn.")]
+    assert gnn and all(torch.equal(own[k], shipped[k].to(own[k].dtype)) for k in gnn)
 
 
 # --- resume, method subsets and merging on tiny events with the shipped run -------------------

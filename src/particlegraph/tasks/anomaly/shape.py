@@ -90,10 +90,19 @@ class ShapeDensity:
     validation_nll: dict[int, float]  # components -> mean -log p on the validation events
 
     @classmethod
-    def fit(cls, train: np.ndarray, val: np.ndarray, seed: int = 0) -> ShapeDensity:
-        """Fit on background features ``train`` (E, F); choose the components on ``val``."""
+    def fit(
+        cls,
+        train: np.ndarray,
+        val: np.ndarray,
+        seed: int = 0,
+        components: tuple[int, ...] = COMPONENTS,
+    ) -> ShapeDensity:
+        """Fit on background features ``train`` (E, F); choose among ``components`` (mixture
+        sizes) by the mean log-likelihood on the background validation events ``val``."""
         from sklearn.mixture import GaussianMixture
 
+        if not components or min(components) < 1:
+            raise ConfigError(f"mixture sizes must be >= 1, got {components}")
         if len(train) < 50 or len(val) < 20:
             raise ConfigError(
                 f"the shape density needs >= 50 training and >= 20 validation background events, "
@@ -102,7 +111,7 @@ class ShapeDensity:
         mean, scale = train.mean(0), np.maximum(train.std(0), 1e-6)
         zt, zv = (train - mean) / scale, (val - mean) / scale
         fits, nll = {}, {}
-        for k in COMPONENTS:
+        for k in components:
             g = GaussianMixture(k, covariance_type="full", reg_covar=1e-2, random_state=seed)
             fits[k] = g.fit(zt)
             nll[k] = -float(g.score(zv))

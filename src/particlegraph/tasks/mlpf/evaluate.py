@@ -98,6 +98,7 @@ def predict_events(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
     model = model.to(dev).eval()
+    reference = getattr(getattr(model, "cfg", None), "tower_reference", "energy")
     dataset = MLPFDataset(data, max_events=max_events)
     loader = make_loader(dataset, batch_size=batch_size)
     # Parquet footers give the total for free (a .pkl.bz2 would have to be read twice)
@@ -109,7 +110,12 @@ def predict_events(
             batch = batch.to(dev)
             out = model(batch.x, batch.batch)
             ypred = (
-                decode_predictions(batch.x, out, class_offsets, offset_max_pt).float().cpu().numpy()
+                decode_predictions(
+                    batch.x, out, class_offsets, offset_max_pt, batch.batch, reference
+                )
+                .float()
+                .cpu()
+                .numpy()
             )
             x = batch.x.cpu().numpy()
             ygen = batch.ygen.cpu().numpy()

@@ -15,6 +15,12 @@ gen-pT bin of :data:`PT_BIN_EDGES` the same total weight within a batch (each pa
 ``1 / count of its bin``), balancing soft and hard particles without letting a few TeV particles
 dominate.
 
+Class-term energy weighting (``loss.class_energy_power`` = a): every element's cross-entropy is
+multiplied by ``max(E_elem, 1 GeV) ** a`` (its measured p or E, :func:`element_energy_weights`), so a
+wrong decision on a 50 GeV tower costs more than one on a 0.5 GeV tower: a jet or MET loses (or
+double counts) the element's energy, not one count. ``a = 0`` (the default) is the plain per-element
+loss.
+
 Focal loss: Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017 (arXiv:1708.02002).
 """
 
@@ -51,6 +57,7 @@ class LossConfig:
     huber_delta: float = 1.0  # transition point of the Huber loss (in target units)
     regression_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # per regression output
     regression_weighting: str = "none"  # per particle: "none", "energy" or "pt_bins" (see above)
+    class_energy_power: float = 0.0  # class term per element x max(E_elem / GeV, 1) ** power
     weight_class: float = 1.0  # weight of the class term in the total
     weight_charge: float = 1.0  # weight of the charge term
     weight_regression: float = 1.0  # weight of the regression term
@@ -88,9 +95,15 @@ class LossConfig:
                 f"loss.regression_weights needs {NUM_REGRESSION} values, "
                 f"got {len(self.regression_weights)}"
             )
-        if self.focal_gamma < 0 or self.huber_delta <= 0 or self.auto_weight_power < 0:
+        if (
+            self.focal_gamma < 0
+            or self.huber_delta <= 0
+            or self.auto_weight_power < 0
+            or self.class_energy_power < 0
+        ):
             raise ConfigError(
-                "loss.focal_gamma, loss.auto_weight_power must be >= 0 and huber_delta > 0"
+                "loss.focal_gamma, loss.auto_weight_power and loss.class_energy_power must be "
+                ">= 0 and huber_delta > 0"
             )
 
 
@@ -155,6 +168,16 @@ def particle_weights(mode: str, gen_pt: Tensor, gen_energy: Tensor) -> Tensor:
 MIN_WEIGHT_ENERGY = 0.1
 
 
+#: Energy [GeV] below which an element's class-term energy weight stays 1.
+MIN_CLASS_WEIGHT_ENERGY = 1.0
+
+
+def element_energy_weights(energy: Tensor, power: float) -> Tensor:
+    """Class-term weights ``max(E, 1 GeV) ** power`` (N,) of elements with measured energy
+    ``energy`` (N,) [GeV] (a track's p, a tower's E); all 1 for ``power = 0``."""
+    return energy.float().clamp_min(MIN_CLASS_WEIGHT_ENERGY) ** power
+
+
 def _focal_terms(logits: Tensor, target: Tensor, weight: Tensor | None, gamma: float) -> Tensor:
     """Per-element focal loss ``-w_c (1 - p_t)^gamma log p_t`` (N,)."""
     logp = F.log_softmax(logits, dim=-1)
@@ -164,16 +187,23 @@ def _focal_terms(logits: Tensor, target: Tensor, weight: Tensor | None, gamma: f
 
 
 def class_term(
-    logits: Tensor, cls: Tensor, weight: Tensor | None, cfg: LossConfig
+    logits: Tensor,
+    cls: Tensor,
+    weight: Tensor | None,
+    cfg: LossConfig,
+    element_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``(sum, denominator)`` of the class term: the weighted per-element losses and the sum of
-    their weights (as torch's cross-entropy "mean"); logits (N, 6), cls (N,) long."""
+    their weights (as torch's cross-entropy "mean"); logits (N, 6), cls (N,) long, the optional
+    per-element weights (N,) (:func:`element_energy_weights`) multiply the class weights."""
     if cfg.classification == "focal":
-        total = _focal_terms(logits, cls, weight, cfg.focal_gamma).sum()
+        per = _focal_terms(logits, cls, weight, cfg.focal_gamma)
     else:
-        total = F.cross_entropy(logits, cls, weight=weight, reduction="sum")
-    den = weight[cls].sum() if weight is not None else logits.new_tensor(float(cls.numel()))
-    return total, den
+        per = F.cross_entropy(logits, cls, weight=weight, reduction="none")
+    w_el = weight[cls] if weight is not None else torch.ones_like(per)
+    if element_weight is None:
+        return per.sum(), w_el.sum()
+    return (per * element_weight).sum(), (w_el * element_weight).sum()
 
 
 def charge_term(charge_logits: Tensor, charge: Tensor, cls: Tensor) -> tuple[Tensor, Tensor]:
@@ -232,6 +262,7 @@ def mlpf_loss(
     class_weights: Tensor | None = None,
     *,
     gen_pt_energy: tuple[Tensor, Tensor] | None = None,
+    element_energy: Tensor | None = None,
     reduce_fn: Callable[[Tensor], Tensor] | None = None,
     scale: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
@@ -247,6 +278,8 @@ def mlpf_loss(
         class_weights: (6,) weights of the class term, or None for unweighted.
         gen_pt_energy: true ``(pT, E)`` [GeV], each (N,), needed unless
             ``cfg.regression_weighting == "none"``.
+        element_energy: measured energy (N,) [GeV] of each element (X column ``p|E``), needed
+            when ``cfg.class_energy_power > 0``.
         reduce_fn: sums a tensor over ranks (DDP); None in a single process.
         scale: multiplies the loss (the world size under DDP, see the module docstring).
 
@@ -257,7 +290,14 @@ def mlpf_loss(
     cls, charge, reg_target, has = targets
     logits, charge_logits, regression = logits.float(), charge_logits.float(), regression.float()
     w = class_weights.to(logits.device, torch.float32) if class_weights is not None else None
-    cls_sum, cls_den = class_term(logits, cls, w, cfg)
+    if cfg.class_energy_power > 0 and element_energy is None:
+        raise ConfigError("loss.class_energy_power > 0 needs the elements' energies")
+    w_el = (
+        element_energy_weights(element_energy.to(logits.device), cfg.class_energy_power)
+        if cfg.class_energy_power > 0 and element_energy is not None
+        else None
+    )
+    cls_sum, cls_den = class_term(logits, cls, w, cfg, w_el)
     charge_sum, charge_den = charge_term(charge_logits, charge, cls)
     reg_sum, reg_den = regression_term(regression, reg_target, has, cfg, gen_pt_energy)
 

@@ -59,6 +59,10 @@ IDENTITY_REGRESSION = (0.0, 0.0, 0.0, 1.0, 0.0)
 MAX_LOG_RATIO = 10.0
 #: Smallest element pT/E [GeV] used as the reference of a ratio.
 MIN_REFERENCE = 1e-3
+#: ``tower_reference: residual``: a tower's reference energy never falls below this fraction of
+#: its measured energy (where the linked tracks' momenta exceed it, the reference is 10 % of E).
+RESIDUAL_FLOOR = 0.1
+TOWER_REFERENCES = ("energy", "residual")
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,19 @@ class MLPFConfig:
     knn_chunk_size: int = 0  # query points per kNN block; 0 = automatic (memory-bounded blocks)
     knn_bin_size: int | None = None  # None: exact kNN; B: binned kNN (linear time) in events > 3 B
     link_features: bool = False  # add the track-tower link features of tasks/mlpf/links.py
+    #: What a tower's energy correction is relative to: "energy" (its measured E) or "residual"
+    #: (E minus its linked tracks' momenta, floored at RESIDUAL_FLOOR x E: the rule-based
+    #: particle flow's neutral energy, so an untrained head starts from the rule)
+    tower_reference: str = "energy"
 
     def __post_init__(self) -> None:
         if self.kind not in ("gravnet", "fcn"):
             raise ValueError(f"kind must be 'gravnet' or 'fcn', got {self.kind!r}")
+        if self.tower_reference not in TOWER_REFERENCES:
+            raise ValueError(
+                f"tower_reference must be one of {list(TOWER_REFERENCES)}, "
+                f"got {self.tower_reference!r}"
+            )
         if self.aggr not in ("sum", "mean", "max"):
             raise ValueError(f"aggr must be 'sum', 'mean' or 'max', got {self.aggr!r}")
         if self.norm not in ("batch", "none"):
@@ -293,23 +306,42 @@ class MLPF(nn.Module):
         return {"class": logits, "charge": charge, "regression": reg}
 
 
-def _element_reference(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def tower_residual_fraction(x: Tensor, batch: Tensor | None = None) -> Tensor:
+    """Per element (N,): ``max(E - P, RESIDUAL_FLOOR * E) / E`` for towers (P = summed momentum of
+    the tracks linked to the tower, :func:`~particlegraph.tasks.mlpf.links.link_features`), 1 for
+    tracks and for towers without energy. ``x`` (N, 12), ``batch`` (N,) sorted event index."""
+    link = link_features(x, batch)
+    energy = x[:, 5]
+    linked_p = torch.expm1(link[:, 0].to(energy.dtype))
+    safe = torch.where(energy > 0, energy, torch.ones_like(energy))
+    frac = ((energy - linked_p) / safe).clamp(RESIDUAL_FLOOR, 1.0)
+    is_tower = (x[:, 0] == schema.ELEM_TOWER) & (energy > 0)
+    return torch.where(is_tower, frac, torch.ones_like(frac))
+
+
+def _element_reference(
+    x: Tensor, batch: Tensor | None = None, tower_reference: str = "energy"
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The element's own measurement, the reference of the regression (each (N,)).
 
     Returns ``(pT|Et [GeV], eta, sin phi, cos phi, p|E [GeV])``; (sin, cos) normalised to a unit
-    vector so that a rotation by delta phi stays a rotation; a (0, 0) pair reads as phi = 0.
+    vector so that a rotation by delta phi stays a rotation; a (0, 0) pair reads as phi = 0. With
+    ``tower_reference="residual"`` a tower's Et and E are scaled by
+    :func:`tower_residual_fraction` (the rule-based neutral energy left after its tracks).
     """
     norm = torch.sqrt(x[:, 3] ** 2 + x[:, 4] ** 2)
     valid = norm > 1e-9
     safe = torch.where(valid, norm, torch.ones_like(norm))
     sin_ref = torch.where(valid, x[:, 3] / safe, torch.zeros_like(norm))
     cos_ref = torch.where(valid, x[:, 4] / safe, torch.ones_like(norm))
+    scale = tower_residual_fraction(x, batch) if tower_reference == "residual" else None
+    pt, energy = (x[:, 1], x[:, 5]) if scale is None else (x[:, 1] * scale, x[:, 5] * scale)
     return (
-        x[:, 1].clamp_min(MIN_REFERENCE),
+        pt.clamp_min(MIN_REFERENCE),
         x[:, 2],
         sin_ref,
         cos_ref,
-        x[:, 5].clamp_min(MIN_REFERENCE),
+        energy.clamp_min(MIN_REFERENCE),
     )
 
 
@@ -326,7 +358,9 @@ def rotate(sin_a: Tensor, cos_a: Tensor, sin_b: Tensor, cos_b: Tensor) -> tuple[
     return sin_a * cos_b + cos_a * sin_b, cos_a * cos_b - sin_a * sin_b
 
 
-def encode_targets(x: Tensor, ygen: Tensor) -> MLPFTargets:
+def encode_targets(
+    x: Tensor, ygen: Tensor, batch: Tensor | None = None, tower_reference: str = "energy"
+) -> MLPFTargets:
     """Turn ``ygen`` (N, 7) into class, charge and relative-regression targets for elements ``x`` (N, 12).
 
     Regression targets (N, 5), the corrections of :data:`REGRESSION_NAMES` divided by the
@@ -334,12 +368,14 @@ def encode_targets(x: Tensor, ygen: Tensor) -> MLPFTargets:
     ``sin(phi_gen - phi_elem)``, ``cos(phi_gen - phi_elem)``, ``log(E_gen / E_elem)``.
     The rotation is computed from sines and cosines, so it wraps at pi: an element at
     phi = pi - 0.05 and a particle at -pi + 0.05 differ by +0.1. Rows without a particle hold the
-    identity (no correction).
+    identity (no correction). ``batch`` (N,) and ``tower_reference`` (the model's
+    :attr:`MLPFConfig.tower_reference`) choose the towers' reference, see
+    :func:`_element_reference`.
     """
     cls = ygen[:, schema.Y_PID].round().long()
     has = cls != schema.ParticleClass.NONE
     charge = (ygen[:, schema.Y_CHARGE].round().long() + 1).clamp(0, 2)
-    pt_ref, eta_ref, sin_ref, cos_ref, e_ref = _element_reference(x)
+    pt_ref, eta_ref, sin_ref, cos_ref, e_ref = _element_reference(x, batch, tower_reference)
     # rotation by -phi_elem: (sin, cos)(phi_gen - phi_elem)
     sin_d, cos_d = rotate(ygen[:, schema.Y_SIN_PHI], ygen[:, schema.Y_COS_PHI], -sin_ref, cos_ref)
     reg = torch.stack(
@@ -362,6 +398,8 @@ def decode_predictions(
     out: MLPFOutput,
     class_offsets: Tensor | None = None,
     offset_max_pt: float | None = None,
+    batch: Tensor | None = None,
+    tower_reference: str = "energy",
 ) -> Tensor:
     """Physical predictions (N, 7) in the ygen layout: pid, charge, pT, eta, sin phi, cos phi, E.
 
@@ -370,7 +408,8 @@ def decode_predictions(
     None = plain arg-max), on elements whose pT|Et is below ``offset_max_pt`` [GeV] (None: all);
     charged classes get charge -1 or +1 (whichever is more likely), neutral
     classes 0; rows predicted as class 0 are all zero, as in ygen. The kinematics are the element's
-    measurement corrected by the regression (see :func:`encode_targets`).
+    measurement corrected by the regression (see :func:`encode_targets`; ``batch`` and
+    ``tower_reference`` as there: use the model's).
     """
     logits = out.logits.float()
     if class_offsets is not None:
@@ -386,7 +425,7 @@ def decode_predictions(
     )
     sign = torch.where(out.charge_logits[:, 2] >= out.charge_logits[:, 0], 1.0, -1.0)
     charge = torch.where(charged, sign, torch.zeros_like(sign))
-    pt_ref, eta_ref, sin_ref, cos_ref, e_ref = _element_reference(x.float())
+    pt_ref, eta_ref, sin_ref, cos_ref, e_ref = _element_reference(x.float(), batch, tower_reference)
     r = out.regression.float() * regression_scales(x.float())  # physical corrections
     pt = pt_ref * torch.exp(r[:, 0].clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO))
     eta = eta_ref + r[:, 1]

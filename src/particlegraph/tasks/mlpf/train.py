@@ -84,6 +84,9 @@ class MLPFRunConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    #: A finished MLPF run (folder or ``pretrained:NAME``) whose best weights start this run
+    #: (fine-tuning); its ``model:`` section must equal this one's. "" = random initial weights.
+    init_from: str = ""
 
 
 def load_run_config(run_dir: str | Path) -> MLPFRunConfig:
@@ -125,7 +128,8 @@ def make_step(cfg: LossConfig) -> StepFn:
     def step(model: nn.Module, batch: object) -> tuple[Tensor, dict[str, float]]:
         x, ygen, index = batch.x, batch.ygen, batch.batch  # type: ignore[attr-defined]
         out = model(x, index)
-        targets = encode_targets(x, ygen)
+        reference = str(getattr(getattr(model, "module", model).cfg, "tower_reference", "energy"))
+        targets = encode_targets(x, ygen, index, reference)
         world = D.dist_info().world_size
         return mlpf_loss(
             out.logits,
@@ -135,6 +139,7 @@ def make_step(cfg: LossConfig) -> StepFn:
             cfg,
             weights,
             gen_pt_energy=(ygen[:, schema.Y_PT], ygen[:, schema.Y_ENERGY]),
+            element_energy=x[:, 5],
             reduce_fn=D.all_reduce_sum if D.is_distributed() else None,
             scale=float(world),
         )
@@ -199,6 +204,7 @@ def train(
             f"{len(train_files)} training file(s) cannot feed {info.world_size} ranks; each rank "
             "reads whole files, so write more, smaller shards (events_per_file) or use fewer ranks"
         )
+    init_source = init_from_source(cfg) if cfg.init_from and not resume else None
     loss_cfg = resolve_class_weights(cfg.loss, train_files, cfg.data.class_weight_files)
     cfg = replace(cfg, loss=loss_cfg)
     if info.is_main:  # the run's first write, after every check (refuses foreign folders)
@@ -219,6 +225,11 @@ def train(
 
     seed_everything(cfg.fit.seed)  # same initial weights on every rank and in every fresh run
     model = build_model(cfg)
+    if init_source is not None:  # on resume the checkpoint holds the weights
+        load_weights(init_source, model, "best")
+        if load_run_config(init_source).model.tower_reference != cfg.model.tower_reference:
+            model.reset_regression_head()  # corrections relative to another reference
+        model.train()
     history = fit(
         model, train_loader, val_loader, make_step(cfg.loss), cfg.fit, run_dir, resume=resume
     )
@@ -228,6 +239,28 @@ def train(
         best = load_weights(run_dir, build_model(cfg), "best")
         select_operating_point(best, val_files, run_dir, max_events=dc.operating_point_events)
     return history
+
+
+def init_from_source(cfg: MLPFRunConfig) -> Path:
+    """The folder of the run ``cfg.init_from`` whose best weights start a run, checked to fit.
+
+    The model sections must be equal except for ``tower_reference``: the weights fit either way,
+    and :func:`train` then resets the regression head's last layer (corrections relative to
+    another reference mean something else).
+
+    Raises:
+        ConfigError: that run's ``model:`` section differs from ``cfg.model`` (the weights would
+            not fit, or would mean something else).
+        DataFileError: it is not a finished MLPF run.
+    """
+    source = resolve_run_dir(cfg.init_from)
+    other = load_run_config(source)
+    if replace(other.model, tower_reference=cfg.model.tower_reference) != cfg.model:
+        raise ConfigError(
+            f"init_from: {cfg.init_from} was trained with a different model section "
+            f"({other.model}); use the same model settings to start from its weights"
+        )
+    return source
 
 
 def data_identity(path: str | Path) -> dict[str, object]:

@@ -247,7 +247,7 @@ def train_layerpair(
     e_all = torch.cat([d.edge_index + int(o) for d, o in zip(train_d[:8], offs, strict=False)], 1)
     model.set_standardization(x_all, e_all)
     if cfg.init_from:
-        _init_from(model, Path(cfg.init_from))
+        _init_from(model, cfg.init_from)
     cut = float("-inf")
     filter_info: dict[str, float] = {}
     if model.filter is not None:
@@ -289,8 +289,14 @@ def train_layerpair(
     return info
 
 
-def _init_from(model: EdgeClassifier, run_dir: Path) -> None:
-    """Start from the interaction network (and standardisation) of another run."""
+def _init_from(model: EdgeClassifier, spec: str) -> None:
+    """Start from the interaction network (and standardisation) of another run: a folder, or a
+    shipped ``pretrained:NAME``."""
+    from particlegraph.train.run import is_pretrained, open_run
+
+    run_dir = (
+        open_run(spec, "tracking", TRACKING_PACKAGE).path if is_pretrained(spec) else Path(spec)
+    )
     if not (run_dir / "model.pt").is_file():
         raise DataFileError(f"init_from: {run_dir} is not a finished tracking run (no model.pt)")
     state = load_checkpoint(run_dir / "model.pt")["model"]
