@@ -5,9 +5,9 @@ validation events, a fake (a candidate of >= 3 hits whose majority particle hold
 half of it) has a median of 6 hits from 4 particles (majority share 0.4), mostly soft ones
 (majority pT median 0.3 GeV); its hits lie off one helix (RMS distance from its transverse
 circle fit: median 3.3 mm against 0.16 mm for matched tracks) and its classified edges score
-lower (mean 0.73 against 0.95). A fake track adds nothing to the TrackML score, so dissolving
-one lowers the fake rate at no cost; releasing a wrong hit can even turn a merge into a good
-track, while dissolving a real track costs its weight. The cuts, all off by default (``0``) and
+lower (median of a track's mean edge score 0.73 against 0.95). A fake track adds nothing to
+the TrackML score, so dissolving one lowers the fake rate at no cost; releasing a wrong hit can
+even turn a merge into a good track, while dissolving a real track costs its weight. The cuts, all off by default (``0``) and
 chosen on validation events (``bench/tracking_cleanup.py``):
 
 - ``outlier_mm``: hits farther than this [mm] from their track's transverse circle (fitted to
@@ -30,8 +30,9 @@ from __future__ import annotations
 import numpy as np
 
 #: Rounds of :func:`strip_outliers` (cuts at 4, 2, 1 x ``outlier_mm``), chosen on the mu = 200
-#: run's validation events: one round at 20 mm or two at (20, 10) mm lowered the fake rate less
-#: for the same score than three at (40, 20, 10) mm (docs/tracking.md, "Fourth session").
+#: run's validation events at threshold 0.7: one round at 20 mm (score 0.7354, fake rate
+#: 0.048) or two at (20, 10) mm (0.7343, 0.045) did less than three at (40, 20, 10) mm (0.7361,
+#: 0.046) (docs/tracking.md, "Fourth session").
 OUTLIER_ROUNDS = 3
 
 
