@@ -306,3 +306,12 @@ def test_init_from_starts_from_the_other_runs_best_weights(tmp_path, monkeypatch
             tmp_path / "third",
             overrides=(*TINY, "model.hidden=8", f"init_from={first}"),
         )
+    assert not (tmp_path / "third").exists()  # refused before the run folder is made
+    # another tower reference is allowed and keeps every weight, the regression head included
+    seen.clear()
+    with pytest.raises(_Started):
+        train(
+            data, None, tmp_path / "fourth",
+            overrides=(*TINY, "model.tower_reference=residual", f"init_from={first}"),
+        )  # fmt: skip
+    assert seen and all(torch.equal(seen[k], v) for k, v in source.state_dict().items())
