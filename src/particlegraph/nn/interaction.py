@@ -35,6 +35,17 @@ if TYPE_CHECKING:  # the adapter only calls methods of the tracer it is given
     from particlegraph.explain.lrp.program import Tracer
 
 
+def _split_first_linear(mlp: nn.Sequential, h: Tensor) -> tuple[nn.Linear, Tensor, Tensor, Tensor]:
+    """The first Linear of ``mlp`` split by input block ``[h_src, h_dst, e]``: the layer, its
+    source and destination node terms ``a``, ``b`` (N, out) computed on the nodes, and the
+    transposed edge block of its weight (H_e, out)."""
+    first = mlp[0]
+    assert isinstance(first, nn.Linear)
+    hn = h.shape[1]
+    w = first.weight
+    return first, h @ w[:, :hn].T, h @ w[:, hn : 2 * hn].T, w[:, 2 * hn :].T
+
+
 def edge_mlp(mlp: nn.Sequential, h: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
     """``mlp(cat([h[src], h[dst], e]))`` without forming the (E, 2 H_n + H_e) concatenation.
 
@@ -45,17 +56,8 @@ def edge_mlp(mlp: nn.Sequential, h: Tensor, edge_index: Tensor, e: Tensor) -> Te
     form, which at pile-up 200 are 600 MB each).
     Shapes: h (N, H_n), edge_index (2, E), e (E, H_e) -> (E, out)
     """
-    first = mlp[0]
-    assert isinstance(first, nn.Linear)
-    hn = h.shape[1]
-    w = first.weight
-    a = h @ w[:, :hn].T
-    b = h @ w[:, hn : 2 * hn].T
-    out = (
-        torch.addmm(first.bias, e, w[:, 2 * hn :].T)
-        if first.bias is not None
-        else e @ w[:, 2 * hn :].T
-    )
+    first, a, b, we = _split_first_linear(mlp, h)
+    out = torch.addmm(first.bias, e, we) if first.bias is not None else e @ we
     out += torch.index_select(a, 0, edge_index[0])
     out += torch.index_select(b, 0, edge_index[1])
     for layer in list(mlp)[1:]:
@@ -78,13 +80,7 @@ def edge_mlp_chunked(
     once for all chunks. Without gradients. Returns ``out``.
     Shapes: h (N, H_n), edge_index (2, E), e (E, H_e), out (E, O)
     """
-    first = mlp[0]
-    assert isinstance(first, nn.Linear)
-    hn = h.shape[1]
-    w = first.weight
-    a = h @ w[:, :hn].T
-    b = h @ w[:, hn : 2 * hn].T
-    we = w[:, 2 * hn :].T
+    first, a, b, we = _split_first_linear(mlp, h)
     rest = list(mlp)[1:]
     for i in range(0, edge_index.shape[1], chunk):
         sl = slice(i, i + chunk)
