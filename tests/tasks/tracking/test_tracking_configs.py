@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from particlegraph.errors import ConfigError
@@ -50,3 +52,12 @@ def test_pileup200_starts_from_the_shipped_pileup50_model_with_its_architecture(
     shipped = open_run(cfg.init_from, "tracking", "particlegraph.tasks.tracking").path
     model = yaml.safe_load((shipped / "config.yaml").read_text())["model"]
     assert {k: getattr(cfg.model, k) for k in model} == model  # the weights fit
+    # the building the shipped pile-up-200 model ended with, chosen on validation events
+    build = json.loads((shipped.parent / "ttbar_pu200" / "run.json").read_text())["build"]
+    assert (cfg.thresholds, cfg.modes, cfg.outlier_mm) == (
+        (build["threshold"],),
+        (build["mode"],),
+        build["outlier_mm"],
+    )
+    with pytest.raises(ConfigError, match="outlier_mm"):
+        load_tracking_config("pileup200", ["outlier_mm=-1"])

@@ -100,6 +100,8 @@ class LayerPairRunConfig:
     init_from: str = ""  # a finished run whose weights start this one (fine-tuning at pile-up)
     z_shift: float = 0.0  # training augmentation: all hits of a step shifted in z by U(-a, a) [mm]
     edge_target: str = "consecutive"  # what a true edge is: "consecutive" hits or same "particle"
+    #: track cleanup kept by every building candidate (BuildConfig.outlier_mm [mm]; 0: off)
+    outlier_mm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pipeline != "layerpair":
@@ -115,6 +117,8 @@ class LayerPairRunConfig:
                 )
         if not 0.5 <= self.filter_efficiency <= 1.0 or not self.pos_weight > 0:
             raise ConfigError("filter_efficiency must be in [0.5, 1] and pos_weight > 0")
+        if not self.outlier_mm >= 0.0:  # NaN refused too
+            raise ConfigError(f"outlier_mm must be >= 0 [mm] (0: off), got {self.outlier_mm}")
         if self.edge_target not in EDGE_TARGETS:
             raise ConfigError(
                 f"edge_target must be one of {EDGE_TARGETS}, got {self.edge_target!r}"
@@ -278,7 +282,8 @@ def train_layerpair(
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
-    best, scan = tune_build(model, val_d, val_ev, cfg.thresholds, cfg.modes)
+    base = BuildConfig(outlier_mm=cfg.outlier_mm)  # refuses a negative or NaN value
+    best, scan = tune_build(model, val_d, val_ev, cfg.thresholds, cfg.modes, base)
     save_checkpoint(run_dir / "model.pt", {"model": model.state_dict()})
     info = {"pipeline": "layerpair", "train_events": train_ids, "val_events": val_ids,
             "map_events": map_ids,
