@@ -245,8 +245,7 @@ def init_from_source(cfg: MLPFRunConfig) -> Path:
     The model sections must be equal except for ``tower_reference``: the weights fit either way,
     and the regression head is kept, because its corrections keep their meaning for tracks and for
     towers without linked tracks (most elements); only linked towers start from a shifted
-    reference. (Resetting the head's last layer instead cost the tracks their learned
-    corrections: charged-hadron pT resolution 0.0218 -> 0.0219 after 2 epochs, docs/benchmarks.md.)
+    reference.
 
     Raises:
         ConfigError: that run's ``model:`` section differs from ``cfg.model`` (the weights would
