@@ -31,12 +31,15 @@ def test_train_evaluate_explain_default(tmp_path):
     _write_events(data)
     runner = CliRunner()
     args = ["train", "--data", str(data), "--run", str(tmp_path / "run")]
-    for o in TINY:
+    for o in [*TINY, "outlier_mm=5.0"]:
         args += ["--set", o]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["pipeline"] == "layerpair" and info["build"] == {"threshold": 0.5, "mode": "cc"}
+    build = info["build"]
+    assert info["pipeline"] == "layerpair" and (build["threshold"], build["mode"]) == (0.5, "cc")
+    # the config's cleanup reaches the chosen building (the other cuts stay off)
+    assert (build["outlier_mm"], build["min_hits"], build["min_edge_score"]) == (5.0, 0, 0.0)
     out = tmp_path / "eval"
     r = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "run"), "--data", str(data),
                             "--out", str(out), "--max-events", "2"])  # fmt: skip
