@@ -159,12 +159,9 @@ class InteractionNetwork(MessagePassing):  # type: ignore[misc]  # PyG ships no 
             e[i : i + chunk] = part
         if e is None:
             return x.new_zeros(0)
-        src, dst = edge_index
         for _ in range(self.iterations):
             edge_mlp_chunked(self.edge_block, h, edge_index, e, e, chunk, accumulate=True)
-            incoming = h.new_zeros(h.shape[0], e.shape[1]).index_add_(0, dst, e)
-            outgoing = h.new_zeros(h.shape[0], e.shape[1]).index_add_(0, src, e)
-            h = h + self.node_block(torch.cat([h, incoming, outgoing], dim=1))
+            h = self.update_nodes(h, edge_index, e)
         logits = e.new_empty(n_edges, 1)
         return edge_mlp_chunked(self.decoder, h, edge_index, e, logits, chunk).squeeze(1)
 
@@ -173,13 +170,18 @@ class InteractionNetwork(MessagePassing):  # type: ignore[misc]  # PyG ships no 
 
         Shapes: h (N, H), edge_index (2, E), e (E, H) -> (N, H), (E, H)
         """
-        src, dst = edge_index
         e = e + edge_mlp(self.edge_block, h, edge_index, e)
-        n = h.shape[0]
-        incoming = h.new_zeros(n, e.shape[1]).index_add_(0, dst, e)
-        outgoing = h.new_zeros(n, e.shape[1]).index_add_(0, src, e)
-        h = h + self.node_block(torch.cat([h, incoming, outgoing], dim=1))
-        return h, e
+        return self.update_nodes(h, edge_index, e), e
+
+    def update_nodes(self, h: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
+        """Residual node update from the summed latents of the edges each node receives and
+        sends. Shapes: h (N, H), edge_index (2, E), e (E, H) -> (N, H)
+        """
+        src, dst = edge_index
+        incoming = h.new_zeros(h.shape[0], e.shape[1]).index_add_(0, dst, e)
+        outgoing = h.new_zeros(h.shape[0], e.shape[1]).index_add_(0, src, e)
+        update: Tensor = self.node_block(torch.cat([h, incoming, outgoing], dim=1))
+        return h + update
 
     # --- LRP adapter (see particlegraph.explain.lrp.edge_elements) ---------------------------
 
