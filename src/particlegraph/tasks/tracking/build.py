@@ -47,7 +47,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
-from particlegraph.tasks.tracking.cleanup import clean_tracks
+from particlegraph.tasks.tracking.cleanup import clean_tracks, release
 from particlegraph.tasks.tracking.extend import ExtendConfig, extend_tracks, follow_free
 from particlegraph.tasks.tracking.walk import walk_tracks
 
@@ -201,10 +201,7 @@ def _geometric(
 
 def singletons(track: np.ndarray) -> np.ndarray:
     """``track`` (N,) with every unassigned hit (-1) made a track of its own."""
-    out = track.copy()
-    lone = out < 0
-    out[lone] = (int(out.max()) + 1 if out.size else 0) + np.arange(int(lone.sum()))
-    return out
+    return release(track, track < 0)
 
 
 def greedy_chains(

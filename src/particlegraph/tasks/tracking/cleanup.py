@@ -36,6 +36,15 @@ import numpy as np
 OUTLIER_ROUNDS = 3
 
 
+def release(track: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Track ids (N,) int64 with the hits where ``free`` (N,) bool is set made one-hit tracks,
+    numbered after the largest id of ``track``."""
+    out = np.asarray(track, dtype=np.int64).copy()
+    start = int(out.max()) + 1 if out.size else 0
+    out[free] = start + np.arange(int(np.count_nonzero(free)))
+    return out
+
+
 def track_quality(track: np.ndarray, edges: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
     """Per track (T,), in the order of ``np.unique(track)``: ``track`` id, ``nhits``,
     ``n_edges`` (graph edges between two of its hits), ``mean_score`` and ``min_score`` of
@@ -116,12 +125,10 @@ def strip_outliers(track: np.ndarray, xyz: np.ndarray, outlier_mm: float) -> np.
     circles refitted each round: a merge of several particles pulls the first fit away from all
     of them, so a tight first cut would strip the good hits with the wrong ones.
     """
-    out = np.asarray(track, dtype=np.int64).copy()
+    out = np.asarray(track, dtype=np.int64)
     for k in range(OUTLIER_ROUNDS - 1, -1, -1):
         res, _ = circle_residuals(out, xyz)
-        far = res > outlier_mm * 2.0**k
-        if far.any():
-            out[far] = int(out.max()) + 1 + np.arange(int(far.sum()))
+        out = release(out, res > outlier_mm * 2.0**k)
     return out
 
 
@@ -161,8 +168,4 @@ def clean_tracks(
         assert xyz is not None
         weak |= circle_residuals(track, xyz)[1] > max_fit_rms
     _, inv = np.unique(track, return_inverse=True)
-    drop = weak[inv.reshape(-1)]
-    out = np.asarray(track, dtype=np.int64).copy()
-    start = int(out.max()) + 1 if out.size else 0
-    out[drop] = start + np.arange(int(drop.sum()))
-    return out
+    return release(track, weak[inv.reshape(-1)])
