@@ -121,15 +121,15 @@ def class_weight_tensor(cfg: LossConfig) -> Tensor | None:
     return torch.tensor(cfg.class_weights, dtype=torch.float32)
 
 
-def make_step(cfg: LossConfig) -> StepFn:
-    """``step_fn(model, batch)`` for :func:`fit`: MLPF forward + :func:`mlpf_loss`."""
+def make_step(cfg: LossConfig, tower_reference: str = "energy") -> StepFn:
+    """``step_fn(model, batch)`` for :func:`fit`: MLPF forward + :func:`mlpf_loss`, the targets
+    encoded relative to the model's ``tower_reference`` (:attr:`MLPFConfig.tower_reference`)."""
     weights = class_weight_tensor(cfg)
 
     def step(model: nn.Module, batch: object) -> tuple[Tensor, dict[str, float]]:
         x, ygen, index = batch.x, batch.ygen, batch.batch  # type: ignore[attr-defined]
         out = model(x, index)
-        reference = str(getattr(getattr(model, "module", model).cfg, "tower_reference", "energy"))
-        targets = encode_targets(x, ygen, index, reference)
+        targets = encode_targets(x, ygen, index, tower_reference)
         world = D.dist_info().world_size
         return mlpf_loss(
             out.logits,
@@ -229,7 +229,13 @@ def train(
         load_weights(init_source, model, "best")
         model.train()
     history = fit(
-        model, train_loader, val_loader, make_step(cfg.loss), cfg.fit, run_dir, resume=resume
+        model,
+        train_loader,
+        val_loader,
+        make_step(cfg.loss, cfg.model.tower_reference),
+        cfg.fit,
+        run_dir,
+        resume=resume,
     )
     if info.is_main and val_files and dc.operating_point_events > 0:
         from particlegraph.tasks.mlpf.operating_point import select_operating_point
