@@ -446,20 +446,16 @@ def main() -> None:
     s.add_argument("--batch-size", type=int, default=1024)
     s.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     s.add_argument("--million-probe", type=int, default=100_000, help="graphs timed for the rate")
-    sh = sub.add_parser("shape")
-    sh.add_argument("--data", required=True)
-    sh.add_argument("--out", required=True)
-    sh.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    sh.add_argument("--boot", type=int, default=100, help="bootstrap resamplings")
-    sh.add_argument("--threads", type=int, default=2)
-    sh2 = sub.add_parser("shape2")
-    sh2.add_argument("--data", required=True)
-    sh2.add_argument("--out", required=True)
-    sh2.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    sh2.add_argument("--boot", type=int, default=100, help="bootstrap resamplings")
-    sh2.add_argument("--threads", type=int, default=2)
-    sh2.add_argument("--ablation", action="store_true",
-                     help="diagnostic: the primary without each group of jet features")  # fmt: skip
+    shapes = {name: sub.add_parser(name) for name in ("shape", "shape2")}
+    for sh in shapes.values():  # the two shape-density studies take the same options
+        sh.add_argument("--data", required=True)
+        sh.add_argument("--out", required=True)
+        sh.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        sh.add_argument("--boot", type=int, default=100, help="bootstrap resamplings")
+        sh.add_argument("--threads", type=int, default=2)
+    shapes["shape2"].add_argument("--ablation", action="store_true",
+                                  help="diagnostic: the primary without each group of jet "
+                                  "features")  # fmt: skip
     rp = sub.add_parser("reproduce")
     rp.add_argument("--data", required=True)
     rp.add_argument("--runs", required=True)

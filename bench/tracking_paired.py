@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from common import emit
+from particlegraph.tasks.tracking.eval_summary import LEARNED, stats
 
 METRICS = ("score", "efficiency_pt1", "fake_rate_pt1", "duplicate_rate_pt1", "efficiency_pt0.5",
            "perfect_efficiency_pt1")  # fmt: skip
@@ -23,7 +24,7 @@ TIMES = ("total_s", "filter_s", "gnn_s", "graph_s", "build_s")
 
 def learned_records(path: str) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
     summary = json.loads(Path(path).read_text())
-    recs = {r["event_id"]: r for r in summary["records"] if "layerpair_gnn" in r["metrics"]}
+    recs = {r["event_id"]: r for r in summary["records"] if LEARNED in r["metrics"]}
     return summary, recs
 
 
@@ -33,16 +34,14 @@ def main() -> None:
     b, rb = learned_records(old)
     ids = sorted(set(ra) & set(rb))
     diff: dict[str, dict[str, float]] = {}
-    for key, get in [(k, lambda r, k=k: r["metrics"]["layerpair_gnn"][k]) for k in METRICS] + [
+    for key, get in [(k, lambda r, k=k: r["metrics"][LEARNED][k]) for k in METRICS] + [
         (k, lambda r, k=k: r["times"][k]) for k in TIMES
     ]:
-        d = np.array([get(ra[i]) - get(rb[i]) for i in ids])
-        diff[key] = {"mean": float(d.mean()), "sem": float(d.std(ddof=1) / np.sqrt(d.size)),
-                     "n": int(d.size)}  # fmt: skip
-        print(key, round(diff[key]["mean"], 4), "+-", round(diff[key]["sem"], 4))
+        diff[key] = stats([get(ra[i]) - get(rb[i]) for i in ids])
+        print(key, round(diff[key]["mean"], 4), "+-", round(diff[key]["sem"], 4), file=sys.stderr)
     res = {"new": new, "old": old, "event_ids": ids, "new_build": a["build"],
            "old_build": b["build"], "difference_new_minus_old": diff}  # fmt: skip
-    Path(out).write_text(json.dumps(res, indent=1) + "\n")
+    emit(res, out)
 
 
 if __name__ == "__main__":

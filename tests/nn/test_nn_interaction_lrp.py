@@ -107,6 +107,14 @@ def reference(net: InteractionNetwork, x, ei, ea, edges: Tensor, eps: float):
     return mlp_lrp(rec_hn, r_h, eps), mlp_lrp(rec_en, r_e, eps), logits[edges, 0]
 
 
+def _hand_graph() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two hits and two edges (0 -> 1, 1 -> 0) of the hand-computed toys: x, edge_index,
+    edge_attr (float64)."""
+    x = torch.tensor([[1.0, 1.0], [2.0, 0.5]], dtype=torch.float64)
+    ea = torch.tensor([[0.5, 1.0, 1.0], [3.0, -1.0, 0.2]], dtype=torch.float64)
+    return x, torch.tensor([[0, 1], [1, 0]]), ea
+
+
 def _hand_toy(decoder_weights: list[float]) -> InteractionNetwork:
     """hidden 1, one Linear per MLP, no biases; edge and node blocks zero (they add 0)."""
     net = InteractionNetwork(2, 3, hidden=1, iterations=1, mlp_layers=1).double().eval()
@@ -127,9 +135,7 @@ def test_lrp_of_an_edge_path_toy_by_hand(explain):
     s / (s + eps); edge encoder: R_i = a_i w_i / (s + eps) of that. Nothing reaches the hits.
     """
     net = _hand_toy([0.0, 0.0, 1.5])
-    x = torch.tensor([[1.0, 1.0], [2.0, 0.5]], dtype=torch.float64)
-    ea = torch.tensor([[0.5, 1.0, 1.0], [3.0, -1.0, 0.2]], dtype=torch.float64)
-    ei = torch.tensor([[0, 1], [1, 0]])
+    x, ei, ea = _hand_graph()
     rel = explain(net, x, ei, ea, [0], Epsilon(eps=0.1))
     s, big_l, eps = 2.0, 3.0, 0.1
     r_e = s / (s + eps) * big_l * big_l / (big_l + eps)
@@ -149,9 +155,7 @@ def test_lrp_of_a_node_path_toy_by_hand(explain):
     R_i = x_i w_i / (h + eps) of that. The edge's own features and the target hit get nothing.
     """
     net = _hand_toy([2.0, 0.0, 0.0])
-    x = torch.tensor([[1.0, 1.0], [2.0, 0.5]], dtype=torch.float64)
-    ea = torch.tensor([[0.5, 1.0, 1.0], [3.0, -1.0, 0.2]], dtype=torch.float64)
-    ei = torch.tensor([[0, 1], [1, 0]])
+    x, ei, ea = _hand_graph()
     rel = explain(net, x, ei, ea, [0], Epsilon(eps=0.2))
     h, big_l, eps = 2.5, 5.0, 0.2
     r_h = h / (h + eps) * big_l * big_l / (big_l + eps)
