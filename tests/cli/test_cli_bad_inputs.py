@@ -159,6 +159,12 @@ RANGES = [
     Case("mlpf-train-lr-inf", "mlpf train --data {good} --run {out} --set fit.lr=inf",
          r"fit.lr must be a finite number > 0, got inf"),
     Case("mlpf-train-lr-0", "mlpf train --data {good} --run {out} --set fit.lr=0", r"fit.lr must be"),
+    Case("mlpf-train-tower-reference", "mlpf train --data {good} --run {out} "
+         "--set model.tower_reference=tracks", r"tower_reference must be one of"),
+    Case("mlpf-train-class-energy-power-neg", "mlpf train --data {good} --run {out} "
+         "--set loss.class_energy_power=-1", r"loss.class_energy_power must be >= 0"),
+    Case("mlpf-train-init-from-missing", "mlpf train --data {good} --run {out} "
+         "--set init_from={root}/none", r"none/config.yaml does not exist"),
     Case("mlpf-train-epochs-quoted-float", "mlpf train --data {good} --run {out} --set fit.epochs='3.5'",
          r"fit.epochs .*must be an integer"),
     Case("mlpf-train-epochs-0", "mlpf train --data {good} --run {out} --set fit.epochs=0",
@@ -201,6 +207,8 @@ RANGES = [
     Case("tracking-demo-test-events-0", "tracking demo --test-events 0 --out {out}", r"--test-events " + _BETWEEN),
     Case("tracking-train-batch-2e8", "tracking train --data {trackml} --run {out} --config exercise "
          "--set batch_size=200000000", r"batch_size must be between 1 and 65,536"),
+    Case("tracking-train-outlier-neg", "tracking train --data {trackml} --run {out} "
+         "--config pileup200 --set outlier_mm=-1", r"outlier_mm must be >= 0"),
     Case("tracking-train-lr-inf", "tracking train --data {trackml} --run {out} --set fit.lr=inf",
          r"fit.lr must be a finite number > 0"),
     Case("tracking-train-exercise-lr-inf", "tracking train --data {trackml} --run {out} --config exercise "
