@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from particlegraph.sim.calorimeter import Towers
@@ -57,23 +59,42 @@ def _neutral_energy(
     return np.where(n_linked == 0, measured, np.where(passes, resid, 0.0))
 
 
-def tower_candidates(
+class TowerNeutrals(NamedTuple):
+    """The rule's neutral energy per tower and sub-detector, fields (W,).
+
+    ``e_gamma`` / ``e_nh``: ECAL / HCAL energy left after subtracting the linked tracks'
+    expected deposit [GeV] (0 when not significant); ``linked_em`` / ``linked_had``: number of
+    tracks linked to the tower's ECAL / HCAL part.
+    """
+
+    e_gamma: np.ndarray
+    e_nh: np.ndarray
+    linked_em: np.ndarray
+    linked_had: np.ndarray
+
+
+def tower_neutrals(
     tracks: Tracks,
     track_tower: np.ndarray,
     is_muon: np.ndarray,
     is_electron: np.ndarray,
     towers: Towers,
     cfg: DetectorConfig,
-) -> np.ndarray:
-    """ycand rows (W, 7) for the towers.
+    significance_min: float | None = None,
+) -> TowerNeutrals:
+    """The rule's per-sub-detector neutral energies of every tower (see the module docstring).
 
     Args:
         tracks: the event's tracks (T,).
         track_tower: (T,) cell id of the tower each track's expected deposit goes to (-1: none);
             with separate ECAL towers, the ECAL cell for electrons and the HCAL cell otherwise.
         is_muon, is_electron: (T,) track flags.
-        towers: the measured towers (W,).
+        towers: the measured towers (W,), sorted by ``cell``.
+        cfg: detector (energy minima, and ``significance_min`` unless given).
+        significance_min: the residual must exceed this many combined resolutions (None: the
+            detector's ``significance_min``, the baseline's value).
     """
+    k = cfg.significance_min if significance_min is None else significance_min
     w = towers.cell.size
     rows = np.minimum(np.searchsorted(towers.cell, track_tower), max(w - 1, 0))  # cells sorted
     linked = (track_tower >= 0) & (towers.cell[rows] == track_tower) if w else track_tower < -1
@@ -86,14 +107,22 @@ def tower_candidates(
         return np.bincount(rows[mask], weights=values[mask], minlength=w)
 
     var = (tracks.sigma_rel * energy) ** 2
+    n_em, n_had = per_row(to_ecal, np.ones_like(energy)), per_row(to_hcal, np.ones_like(energy))
     e_gamma = _neutral_energy(
         towers.e_em, towers.sigma_em, per_row(to_ecal, energy), per_row(to_ecal, var),
-        per_row(to_ecal, np.ones_like(energy)), cfg.ecal_energy_min, cfg.significance_min,
+        n_em, cfg.ecal_energy_min, k,
     )  # fmt: skip
     e_nh = _neutral_energy(
         towers.e_had, towers.sigma_had, per_row(to_hcal, energy), per_row(to_hcal, var),
-        per_row(to_hcal, np.ones_like(energy)), cfg.hcal_energy_min, cfg.significance_min,
+        n_had, cfg.hcal_energy_min, k,
     )  # fmt: skip
+    return TowerNeutrals(e_gamma, e_nh, n_em, n_had)
+
+
+def neutral_rows(e_gamma: np.ndarray, e_nh: np.ndarray, towers: Towers) -> np.ndarray:
+    """ycand rows (W, 7) of towers carrying ECAL / HCAL neutral energies ``e_gamma``, ``e_nh``
+    [GeV]: one candidate per tower with the summed energy along the tower, photon when
+    ``e_gamma >= e_nh`` and neutral hadron otherwise, class 0 when nothing is left."""
     total = e_gamma + e_nh
     cls = np.where(
         total <= 0,
@@ -101,4 +130,17 @@ def tower_candidates(
         np.where(e_gamma >= e_nh, ParticleClass.PHOTON, ParticleClass.NEUTRAL_HADRON),
     ).astype(np.int64)
     pt = total / np.cosh(towers.eta)
-    return target_rows(cls, np.zeros(w), pt, towers.eta, towers.phi, total)
+    return target_rows(cls, np.zeros(total.size), pt, towers.eta, towers.phi, total)
+
+
+def tower_candidates(
+    tracks: Tracks,
+    track_tower: np.ndarray,
+    is_muon: np.ndarray,
+    is_electron: np.ndarray,
+    towers: Towers,
+    cfg: DetectorConfig,
+) -> np.ndarray:
+    """ycand rows (W, 7) for the towers (arguments as :func:`tower_neutrals`)."""
+    n = tower_neutrals(tracks, track_tower, is_muon, is_electron, towers, cfg)
+    return neutral_rows(n.e_gamma, n.e_nh, towers)

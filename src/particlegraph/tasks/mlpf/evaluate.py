@@ -50,6 +50,7 @@ from particlegraph.tasks.mlpf.evaluate_tables import (
     format_summary as format_summary,
 )
 from particlegraph.tasks.mlpf.operating_point import OperatingPoint
+from particlegraph.tasks.mlpf.recovery import RECOVERY_KEY, NeutralRecovery, detector_of
 from particlegraph.tasks.mlpf.uncertainty import summarize_uncertainties
 
 PathLike = str | os.PathLike[str]
@@ -69,6 +70,7 @@ def predict_events(
     class_offsets: Any = None,
     offset_max_pt: float | None = None,
     calibration: Any = None,
+    recovery: NeutralRecovery | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Run ``model`` on every event of ``data`` and yield ``(X, ygen, ycand, ypred)`` per event.
 
@@ -83,6 +85,8 @@ def predict_events(
         offset_max_pt: the offsets act below this element pT|Et [GeV] (None: everywhere).
         calibration: a :class:`~particlegraph.tasks.mlpf.calibration.Calibration` applied to
             every event's predictions, or None.
+        recovery: a :class:`~particlegraph.tasks.mlpf.recovery.NeutralRecovery` applied after
+            the calibration (the rule's residual neutral on towers predicted "none"), or None.
 
     Yields:
         numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
@@ -123,6 +127,7 @@ def predict_events(
             ptr = batch.ptr.cpu().numpy()
             for a, b in itertools.pairwise(ptr.tolist()):
                 yp = ypred[a:b] if calibration is None else calibration.apply(ypred[a:b])
+                yp = yp if recovery is None else recovery.apply(x[a:b], yp)
                 yield x[a:b], ygen[a:b], ycand[a:b], yp
             bar.update(len(ptr) - 1)
 
@@ -194,15 +199,7 @@ def run_metrics(
         },
         "data": str(data) if isinstance(data, str | os.PathLike) else "list of files",
         "checkpoint": which,
-        "operating_point": (
-            {
-                "class_offsets": list(op.class_offsets),
-                "offset_max_pt_gev": op.offset_max_pt_gev,
-                "feasible": op.feasible,
-            }
-            if op
-            else None
-        ),
+        "operating_point": _op_record(op),
         "calibration": (
             {"events": cal.events, "classes": sorted(cal.points), "counts": cal.counts}
             if cal is not None
@@ -210,6 +207,29 @@ def run_metrics(
         ),
         "classes": list(CLASS_NAMES[:NUM_CLASSES]),
     }
+
+
+def _op_record(op: OperatingPoint | None) -> dict[str, Any] | None:
+    """The operating point as ``metrics.json`` records it (the recovery only when set)."""
+    if op is None:
+        return None
+    rec: dict[str, Any] = {
+        "class_offsets": list(op.class_offsets),
+        "offset_max_pt_gev": op.offset_max_pt_gev,
+        "feasible": op.feasible,
+    }
+    if op.neutral_recovery_significance is not None:
+        rec[RECOVERY_KEY] = op.neutral_recovery_significance
+    return rec
+
+
+def recovery_for(
+    op: OperatingPoint | None, data: PathLike | Iterable[PathLike]
+) -> NeutralRecovery | None:
+    """The operating point's neutral recovery for events ``data`` (their detector), or None."""
+    if op is None or op.neutral_recovery_significance is None:
+        return None
+    return NeutralRecovery(op.neutral_recovery_significance, detector_of(data))
 
 
 def compute_evaluation(
@@ -233,7 +253,8 @@ def compute_evaluation(
     Args:
         model, data, max_events, device, batch_size, progress: see :func:`predict_events`.
         which: the checkpoint the model came from (recorded in the metrics).
-        operating_point: class offsets applied before the arg-max (None: plain arg-max).
+        operating_point: class offsets applied before the arg-max (None: plain arg-max), and
+            its neutral recovery (:mod:`.recovery`) when set.
         calibration: energy calibration applied to the predictions (None: none).
         figures: also compute the arrays of the figures (False: metrics only).
         history: the run's training records, shown as loss curves.
@@ -251,7 +272,7 @@ def compute_evaluation(
             model, data, max_events=max_events, device=device, batch_size=batch_size,
             progress=progress, class_offsets=op.offsets_tensor() if op is not None else None,
             offset_max_pt=op.offset_max_pt_gev if op is not None else None,
-            calibration=calibration,
+            calibration=calibration, recovery=recovery_for(op, data),
         )
     )  # fmt: skip
     elapsed = time.perf_counter() - t0

@@ -20,7 +20,8 @@ being rare in training) that jets and MET are made of.
 ``run_dir/operating_point.json`` keeps the offsets, the validation efficiencies and fake rates of
 both algorithms at the chosen point, and efficiency-vs-fake-rate curves for both: MLPF by moving
 one class's offset with the other fixed, the baseline by raising a pT threshold on its candidates
-of that class (a rule-based PF has no score; a threshold is its one knob).
+of that class (a rule-based PF has no score; a threshold is its one knob). It may also hold
+``neutral_recovery_significance`` (:mod:`.recovery`; absent or null: no recovery, the default).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import numpy as np
 from particlegraph.atomic import write_json
 from particlegraph.errors import DataFileError
 from particlegraph.sim import elements as schema
+from particlegraph.tasks.mlpf.recovery import RECOVERY_KEY, check_significance
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class OperatingPoint:
             chosen point, for the tuned classes.
         curves: ``{class: {"mlpf": {"offset", "efficiency", "fake_rate"}, "baseline":
             {"pt_threshold_gev", "efficiency", "fake_rate"}}}`` (lists).
+        neutral_recovery_significance: ``k`` of the neutral recovery (:mod:`.recovery`), applied
+            by ``evaluate`` after the network; None (the default): off.
     """
 
     class_offsets: tuple[float, ...] = (0.0,) * schema.NUM_CLASSES
@@ -75,6 +79,7 @@ class OperatingPoint:
     mlpf: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, Any] = field(default_factory=dict)
+    neutral_recovery_significance: float | None = None
 
     def offsets_tensor(self) -> Any:
         """The offsets as a (6,) float32 torch tensor (for ``decode_predictions``)."""
@@ -315,6 +320,7 @@ def load_operating_point(run_dir: str | Path) -> OperatingPoint | None:
         raise DataFileError(
             f"{path} has {len(offsets)} class offsets, expected {schema.NUM_CLASSES}; delete it"
         )
+    k = check_significance(data.get(RECOVERY_KEY), f"{path}: {RECOVERY_KEY}")
     return OperatingPoint(
         class_offsets=offsets,
         offset_max_pt_gev=data.get("offset_max_pt_gev"),
@@ -323,4 +329,24 @@ def load_operating_point(run_dir: str | Path) -> OperatingPoint | None:
         mlpf=data.get("mlpf", {}),
         baseline=data.get("baseline", {}),
         curves=data.get("curves", {}),
+        neutral_recovery_significance=k,
     )
+
+
+def store_neutral_recovery(run_dir: str | Path, significance: float | None) -> OperatingPoint:
+    """Set (a number) or clear (None) the neutral recovery of the operating point in
+    ``run_dir/operating_point.json`` (atomic) and return the new operating point.
+
+    Raises:
+        ConfigError: ``significance`` is not None nor a finite number > 0.
+        DataFileError: the folder has no valid operating point.
+    """
+    k = check_significance(significance)
+    op = load_operating_point(run_dir)
+    if op is None:
+        raise DataFileError(f"{Path(run_dir) / OPERATING_POINT_FILE} does not exist")
+    path = Path(run_dir) / OPERATING_POINT_FILE
+    data = json.loads(path.read_text())
+    data[RECOVERY_KEY] = k
+    write_json(path, data)
+    return replace(op, neutral_recovery_significance=k)
