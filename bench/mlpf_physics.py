@@ -26,7 +26,10 @@ least as good as the track's; jet response within 0.02 of 1 in every jet-pT bin 
 beyond 2 sigma; MET resolution and std(MET reco - gen) at least as good.
 
 ``--run RUN`` (a run folder or ``pretrained:NAME``) skips generation of the training sample and
-training: it evaluates that run on the test sets only (fresh seeds: ``--test-seeds``).
+training: it evaluates that run on the test sets only (fresh seeds: ``--test-seeds``). With
+``--recovery K`` the copy of the run that is evaluated gets the neutral recovery of
+``tasks/mlpf/recovery.py`` with significance K in its operating point: the results are then
+"MLPF + rule recovery", a hybrid, not MLPF alone.
 """
 
 from __future__ import annotations
@@ -122,9 +125,11 @@ def evaluate_on(
     figures: bool = True,
     use_operating_point: bool = True,
     calibration: Path | None = None,
+    recovery: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``run`` (its best checkpoint, operating point and calibration, or the
-    ``calibration.json`` in folder ``calibration``) on ``data``, writing into ``out``."""
+    ``calibration.json`` in folder ``calibration``) on ``data``, writing into ``out``;
+    ``recovery``: the neutral-recovery significance set in the copied operating point."""
     import torch
 
     from particlegraph.tasks.mlpf.evaluate import evaluate
@@ -141,6 +146,10 @@ def evaluate_on(
     shutil.copy(best if best.is_file() else run / "checkpoints" / "last.pt", out / "checkpoints")
     if calibration is not None:
         shutil.copy(Path(calibration) / "calibration.json", out / "calibration.json")
+    if recovery is not None:
+        from particlegraph.tasks.mlpf.operating_point import store_neutral_recovery
+
+        store_neutral_recovery(out, recovery)
     return evaluate(
         out, data, max_events=max_events, device="cpu", progress=False, figures=figures,
         use_operating_point=use_operating_point,
@@ -277,9 +286,9 @@ def evaluate_existing(args: argparse.Namespace) -> None:
                 for name, (proc, n, pu, seed) in tests.items()}  # fmt: skip
     keys = list(tests)
     cal = Path(args.calibration) if args.calibration else None
-    tag = "_calibrated" if cal else ""
-    jobs = [(args.run, work / f"test_{t}", work / f"eval_{t}{tag}", None, False, True, cal)
-            for t in keys]  # fmt: skip
+    tag = ("_calibrated" if cal else "") + (f"_recovery{args.recovery:g}" if args.recovery else "")
+    jobs = [(args.run, work / f"test_{t}", work / f"eval_{t}{tag}", None, False, True, cal,
+             args.recovery) for t in keys]  # fmt: skip
     t0 = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(args.eval_workers) as pool:
         evaluated = dict(zip(keys, pool.map(_job, jobs, chunksize=1), strict=True))
@@ -293,6 +302,8 @@ def evaluate_existing(args: argparse.Namespace) -> None:
         {
             "run": args.run,
             "calibration": args.calibration,
+            "neutral_recovery_significance": args.recovery,
+            "label": "MLPF + rule recovery (hybrid)" if args.recovery else "MLPF",
             "test_sets": {
                 t: dict(zip(("process", "events", "pileup", "seed"), v, strict=True))
                 for t, v in tests.items()
@@ -331,6 +342,7 @@ def main() -> None:
     ap.add_argument("--ship-half", action="store_true", help="ship float16 weights (< 1 MB)")
     ap.add_argument("--run", help="evaluate this run (or pretrained:NAME) only: no training")
     ap.add_argument("--calibration", help="with --run: folder whose calibration.json is applied")
+    ap.add_argument("--recovery", type=float, help="with --run: neutral recovery significance k")
     ap.add_argument(
         "--test-seeds",
         type=int,
