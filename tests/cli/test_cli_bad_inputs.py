@@ -209,6 +209,8 @@ RANGES = [
          "--set batch_size=200000000", r"batch_size must be between 1 and 65,536"),
     Case("tracking-train-outlier-neg", "tracking train --data {trackml} --run {out} "
          "--config pileup200 --set outlier_mm=-1", r"outlier_mm must be >= 0"),
+    Case("tracking-train-follow-min-hits-2", "tracking train --data {trackml} --run {out} "
+         "--config pileup200 --set follow_min_hits=2", r"build.follow_min_hits must be >= 3"),
     Case("tracking-train-lr-inf", "tracking train --data {trackml} --run {out} --set fit.lr=inf",
          r"fit.lr must be a finite number > 0"),
     Case("tracking-train-exercise-lr-inf", "tracking train --data {trackml} --run {out} --config exercise "

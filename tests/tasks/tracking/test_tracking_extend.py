@@ -18,7 +18,7 @@ from particlegraph.tasks.tracking.extend import (
     join_segments,
     release_small,
 )
-from particlegraph.tasks.tracking.follower import find_surfaces
+from particlegraph.tasks.tracking.follower import FollowerConfig, find_surfaces
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.simulate import build_event
 
@@ -118,6 +118,37 @@ def test_splitfollow_finds_the_particles_without_edges():
     even = (ev.pid % 2 == 0) & (ev.pid > 0)
     assert (np.unique(np.stack([full[even], ext[even]]), axis=1).shape[1]
             == np.unique(ext[even]).size)  # fmt: skip
+
+
+def test_splitfollow_passes_its_follower_settings_to_the_second_pass():
+    ev = _clean_event(seed=4)
+    order = np.lexsort((ev.rank, ev.pid))
+    a, b = order[:-1], order[1:]
+    on = (ev.pid[a] == ev.pid[b]) & (ev.pid[a] > 0) & (ev.pid[a] % 2 == 0)
+    edges, n = np.stack([a, b])[:, on], ev.pid.size
+    score = np.full(edges.shape[1], 0.9)
+    odd = (ev.pid % 2 == 1) & (ev.pid > 0)
+    longest = int(np.bincount(ev.pid[odd]).max())
+    # a follower that needs more hits than any odd particle has finds none of them
+    strict = BuildConfig(0.5, "splitfollow", follow_min_hits=longest + 1)
+    assert strict.follower().min_hits == longest + 1
+    full = build_tracks(n, edges, score, strict, ev.layer, ev.xyz)
+    assert np.unique(full[odd]).size == odd.sum()
+    # the settings are the follower's: the same as running it by hand
+    cfg = BuildConfig(0.5, "splitfollow", follow_pt_min=0.5, follow_window_scale=1.5)
+    ext = build_tracks(n, edges, score, BuildConfig(0.5, "splitext"), ev.layer, ev.xyz)
+    by_hand = follow_free(np.where(np.bincount(ext)[ext] > 1, ext, -1), ev.xyz, ev.layer,
+                          FollowerConfig(pt_min=0.5, window_scale=1.5))  # fmt: skip
+    got = build_tracks(n, edges, score, cfg, ev.layer, ev.xyz)
+    assert (np.unique(np.stack([got, _ids(by_hand)]), axis=1).shape[1]
+            == np.unique(got).size == np.unique(_ids(by_hand)).size)  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [{"follow_pt_min": 0.0}, {"follow_pt_min": float("nan")},
+                                 {"follow_window_scale": -1.0}, {"follow_min_hits": 2}])  # fmt: skip
+def test_bad_follower_settings_are_refused(bad):
+    with pytest.raises(ConfigError, match=r"build\.follow_"):
+        BuildConfig(0.5, "splitfollow", **bad)
 
 
 def test_follow_free_without_free_hits_changes_nothing():

@@ -48,7 +48,13 @@ from scipy.sparse.csgraph import connected_components
 
 from particlegraph.errors import ConfigError
 from particlegraph.tasks.tracking.cleanup import clean_tracks, release
-from particlegraph.tasks.tracking.extend import ExtendConfig, extend_tracks, follow_free
+from particlegraph.tasks.tracking.extend import (
+    FREE_FOLLOWER,
+    ExtendConfig,
+    extend_tracks,
+    follow_free,
+)
+from particlegraph.tasks.tracking.follower import FollowerConfig
 from particlegraph.tasks.tracking.walk import walk_tracks
 
 MODES = ("cc", "best", "either", "greedy", "split", "layersplit", "walk", "walkext", "splitext",
@@ -63,9 +69,11 @@ OVERLAP_MM = 25.0
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Edge-score threshold, the building mode of :data:`MODES` and the cleanup of
+    """Edge-score threshold, the building mode of :data:`MODES`, the cleanup of
     :mod:`.cleanup` (``min_hits`` hits and ``min_edge_score`` mean edge score per candidate;
-    0: off)."""
+    0: off) and, for ``"splitfollow"``, the second-pass follower on the free hits
+    (``follow_pt_min`` [GeV], ``follow_window_scale``, ``follow_min_hits``: the
+    :class:`.follower.FollowerConfig` fields; defaults those of :data:`.extend.FREE_FOLLOWER`)."""
 
     threshold: float = 0.5
     mode: str = "either"
@@ -73,6 +81,9 @@ class BuildConfig:
     min_edge_score: float = 0.0
     outlier_mm: float = 0.0
     max_fit_rms: float = 0.0
+    follow_pt_min: float = FREE_FOLLOWER.pt_min
+    follow_window_scale: float = FREE_FOLLOWER.window_scale
+    follow_min_hits: int = FREE_FOLLOWER.min_hits
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or not 0.0 <= self.threshold <= 1.0:
@@ -90,6 +101,18 @@ class BuildConfig:
                 f"build.outlier_mm and build.max_fit_rms must be >= 0 [mm] (0: off), got "
                 f"{self.outlier_mm}, {self.max_fit_rms}"
             )
+        if not (self.follow_pt_min > 0.0 and self.follow_window_scale > 0.0):  # NaN refused
+            raise ConfigError(
+                f"build.follow_pt_min [GeV] and build.follow_window_scale must be > 0, got "
+                f"{self.follow_pt_min}, {self.follow_window_scale}"
+            )
+        if self.follow_min_hits < 3:
+            raise ConfigError(f"build.follow_min_hits must be >= 3, got {self.follow_min_hits}")
+
+    def follower(self) -> FollowerConfig:
+        """The second-pass follower of ``"splitfollow"``."""
+        return replace(FREE_FOLLOWER, pt_min=self.follow_pt_min,
+                       window_scale=self.follow_window_scale, min_hits=self.follow_min_hits)  # fmt: skip
 
     @property
     def cleans(self) -> bool:
@@ -190,7 +213,9 @@ def _geometric(
     if cfg.mode in ("splitext", "splitfollow"):
         track = _geometric(num_hits, edges, score, replace(cfg, mode="layersplit"), layer, xyz)
         track = extend_tracks(track, xyz, layer, ExtendConfig())
-        return singletons(follow_free(track, xyz, layer) if cfg.mode == "splitfollow" else track)
+        if cfg.mode == "splitfollow":
+            track = follow_free(track, xyz, layer, cfg.follower())
+        return singletons(track)
     keep = score > cfg.threshold
     e, s = edges[:, keep], score[keep]
     if cfg.mode == "layersplit" and e.shape[1]:

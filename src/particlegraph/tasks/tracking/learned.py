@@ -33,6 +33,7 @@ from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.tracking.build import MODES, BuildConfig, build_tracks
 from particlegraph.tasks.tracking.dataset import HitEvent, load_events
 from particlegraph.tasks.tracking.edge_model import EdgeClassifier, EdgeModelConfig
+from particlegraph.tasks.tracking.extend import FREE_FOLLOWER
 from particlegraph.tasks.tracking.graphs import event_data, sectors, truth_sample
 from particlegraph.tasks.tracking.module_map import LayerPairMap, learn_map
 from particlegraph.tasks.tracking.score import trackml_score
@@ -102,6 +103,10 @@ class LayerPairRunConfig:
     edge_target: str = "consecutive"  # what a true edge is: "consecutive" hits or same "particle"
     #: track cleanup kept by every building candidate (BuildConfig.outlier_mm [mm]; 0: off)
     outlier_mm: float = 0.0
+    #: second-pass follower of the "splitfollow" candidates (the BuildConfig fields)
+    follow_pt_min: float = FREE_FOLLOWER.pt_min
+    follow_window_scale: float = FREE_FOLLOWER.window_scale
+    follow_min_hits: int = FREE_FOLLOWER.min_hits
 
     def __post_init__(self) -> None:
         if self.pipeline != "layerpair":
@@ -119,12 +124,19 @@ class LayerPairRunConfig:
             raise ConfigError("filter_efficiency must be in [0.5, 1] and pos_weight > 0")
         if not self.outlier_mm >= 0.0:  # NaN refused too
             raise ConfigError(f"outlier_mm must be >= 0 [mm] (0: off), got {self.outlier_mm}")
+        self.base_build()  # refuses bad follower settings before any training
         if self.edge_target not in EDGE_TARGETS:
             raise ConfigError(
                 f"edge_target must be one of {EDGE_TARGETS}, got {self.edge_target!r}"
             )
         if any(m not in MODES for m in self.modes) or not self.modes or not self.thresholds:
             raise ConfigError(f"modes must be a non-empty subset of {MODES}; thresholds non-empty")
+
+    def base_build(self) -> BuildConfig:
+        """What every building candidate of the tuning keeps (cleanup and second-pass follower)."""
+        return BuildConfig(outlier_mm=self.outlier_mm, follow_pt_min=self.follow_pt_min,
+                           follow_window_scale=self.follow_window_scale,
+                           follow_min_hits=self.follow_min_hits)  # fmt: skip
 
 
 class _Loader:
@@ -282,7 +294,7 @@ def train_layerpair(
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
-    base = BuildConfig(outlier_mm=cfg.outlier_mm)  # refuses a negative or NaN value
+    base = cfg.base_build()
     best, scan = tune_build(model, val_d, val_ev, cfg.thresholds, cfg.modes, base)
     save_checkpoint(run_dir / "model.pt", {"model": model.state_dict()})
     info = {"pipeline": "layerpair", "train_events": train_ids, "val_events": val_ids,
