@@ -7,6 +7,7 @@ import json
 import pytest
 
 from particlegraph.errors import ConfigError
+from particlegraph.tasks.tracking.build import BuildConfig
 from particlegraph.tasks.tracking.learned import LayerPairRunConfig
 from particlegraph.tasks.tracking.runconfig import config_pipeline, load_tracking_config
 from particlegraph.tasks.tracking.train import TrackingRunConfig, load_run_config
@@ -21,7 +22,7 @@ def test_packaged_exercise_configs_load(name):
     assert isinstance(load_tracking_config(name), TrackingRunConfig)
 
 
-@pytest.mark.parametrize("name", ["default", "demo", "pileup", "pileup200"])
+@pytest.mark.parametrize("name", ["default", "demo", "pileup", "pileup50", "pileup200"])
 def test_default_configs_are_the_layer_pair_pipeline(name):
     assert config_pipeline(name) == "layerpair"
     cfg = load_tracking_config(name, ["data=/x", "model.iterations=7"])
@@ -54,10 +55,9 @@ def test_pileup200_starts_from_the_shipped_pileup50_model_with_its_architecture(
     assert {k: getattr(cfg.model, k) for k in model} == model  # the weights fit
     # the building the shipped pile-up-200 model ended with, chosen on validation events
     build = json.loads((shipped.parent / "ttbar_pu200" / "run.json").read_text())["build"]
-    assert (cfg.thresholds, cfg.modes, cfg.outlier_mm) == (
-        (build["threshold"],),
-        (build["mode"],),
-        build["outlier_mm"],
-    )
+    assert (cfg.thresholds, cfg.modes) == ((build["threshold"],), (build["mode"],))
+    keep = ("outlier_mm", "follow_pt_min", "follow_window_scale", "follow_min_hits")
+    assert {k: getattr(cfg, k) for k in keep} == {k: build[k] for k in keep}
+    assert cfg.base_build() == BuildConfig(**{k: build[k] for k in keep})
     with pytest.raises(ConfigError, match="outlier_mm"):
         load_tracking_config("pileup200", ["outlier_mm=-1"])

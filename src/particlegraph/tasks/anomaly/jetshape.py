@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from particlegraph.errors import DataFileError
+from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.physics.kinematics import delta_phi, massless_p4
 from particlegraph.tasks.anomaly.samples import Candidates
 
@@ -84,16 +84,22 @@ def _kinematics(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return pt, eta, phi, np.sqrt(np.maximum(m2, 0.0))
 
 
-def _constituent_index(p4: np.ndarray, counts: np.ndarray, radius: float) -> tuple[np.ndarray, ...]:
-    """fastjet anti-kT: per jet its constituent count, its event, and the flat local indices."""
+def constituent_index(
+    p4: np.ndarray, counts: np.ndarray, radius: float, algorithm: str = "antikt"
+) -> tuple[np.ndarray, ...]:
+    """fastjet clustering (``antikt`` or ``kt``) of (C, 4) four-vectors in events of ``counts``
+    (E,): jets per event (E,), constituents per jet (J,), the flat event-local indices (C,)."""
     import awkward as ak
     import fastjet
 
+    algos = {"antikt": fastjet.antikt_algorithm, "kt": fastjet.kt_algorithm}
+    if algorithm not in algos:
+        raise ConfigError(f"jet algorithm must be one of {sorted(algos)}, got {algorithm!r}")
     arr = ak.zip({n: ak.unflatten(np.ascontiguousarray(p4[:, i]), counts)
                   for i, n in enumerate(("px", "py", "pz", "E"))})  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, radius))
+        cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(algos[algorithm], radius))
         ci = cs.constituent_index()
     jets_per_event = np.asarray(ak.num(ci, axis=1), dtype=np.int64)
     const_per_jet = np.asarray(ak.flatten(ak.num(ci, axis=2)), dtype=np.int64)
@@ -105,7 +111,7 @@ def cluster(c: Candidates, radius: float) -> Jets:
     """Anti-kT jets (``radius``) of every event of ``c``, every candidate in exactly one jet."""
     counts = np.diff(c.offsets)
     p4 = massless_p4(c.pt, c.eta, c.phi)
-    jets_per_event, const_per_jet, local = _constituent_index(p4, counts, radius)
+    jets_per_event, const_per_jet, local = constituent_index(p4, counts, radius)
     n_jets = int(const_per_jet.size)
     event = np.repeat(np.arange(counts.size), jets_per_event)
     jet_of_const = np.repeat(np.arange(n_jets), const_per_jet)

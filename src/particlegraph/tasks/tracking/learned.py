@@ -38,6 +38,7 @@ from particlegraph.tasks.tracking.graphs import event_data, sectors, truth_sampl
 from particlegraph.tasks.tracking.module_map import LayerPairMap, learn_map
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from particlegraph.train.distributed import unwrap_model
 from particlegraph.train.loop import FitConfig, fit
 from particlegraph.train.run import open_run
 
@@ -169,7 +170,7 @@ def _bce_step(pos_weight: float, filter_stage: bool, z_shift: float = 0.0) -> An
     (one shift per step), so that a vertex far from z = 0 is not out of distribution."""
 
     def step(model: nn.Module, d: Data) -> tuple[Tensor, dict[str, float]]:
-        m: Any = getattr(model, "module", model)
+        m: Any = unwrap_model(model)
         x = d.x
         if z_shift > 0 and model.training:
             x = x.clone()

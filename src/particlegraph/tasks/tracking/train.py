@@ -41,6 +41,7 @@ from particlegraph.tasks.tracking.pipeline import GraphConfig
 from particlegraph.tasks.tracking.score import trackml_score
 from particlegraph.tasks.tracking.trackml import list_events
 from particlegraph.train.checkpoint import save_checkpoint
+from particlegraph.train.distributed import unwrap_model
 from particlegraph.train.loop import FitConfig, fit
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def stage1_step(cfg: StageConfig) -> Any:
     """Step function of stage 1 for :func:`~particlegraph.train.loop.fit`."""
 
     def step(model: nn.Module, batch: HitBatch) -> tuple[Tensor, dict[str, float]]:
-        m: Any = getattr(model, "module", model)
+        m: Any = unwrap_model(model)
         e = m.embed(batch.x)
         pos = batch.true
         assert pos is not None
