@@ -101,14 +101,19 @@ def test_walkext_mode_builds_whole_tracks_from_the_first_edges():
         build_tracks(n, edges, score, BuildConfig(0.5, "walkext"))
 
 
-def test_splitfollow_finds_the_particles_without_edges():
-    ev = _clean_event(seed=4)
+def _even_graph(ev):
+    """Edges (2, E), their scores (E,) and the hit count of a graph that holds only the
+    particles with an even id (the others are below its pT floor)."""
     order = np.lexsort((ev.rank, ev.pid))
     a, b = order[:-1], order[1:]
-    # the graph holds only the particles with an even id (the others are below its pT floor)
     on = (ev.pid[a] == ev.pid[b]) & (ev.pid[a] > 0) & (ev.pid[a] % 2 == 0)
-    edges, n = np.stack([a, b])[:, on], ev.pid.size
-    score = np.full(edges.shape[1], 0.9)
+    edges = np.stack([a, b])[:, on]
+    return edges, np.full(edges.shape[1], 0.9), ev.pid.size
+
+
+def test_splitfollow_finds_the_particles_without_edges():
+    ev = _clean_event(seed=4)
+    edges, score, n = _even_graph(ev)
     ext = build_tracks(n, edges, score, BuildConfig(0.5, "splitext"), ev.layer, ev.xyz)
     odd = (ev.pid % 2 == 1) & (ev.pid > 0)
     assert np.unique(ext[odd]).size == odd.sum()  # the odd particles' hits stay singletons
@@ -122,11 +127,7 @@ def test_splitfollow_finds_the_particles_without_edges():
 
 def test_splitfollow_passes_its_follower_settings_to_the_second_pass():
     ev = _clean_event(seed=4)
-    order = np.lexsort((ev.rank, ev.pid))
-    a, b = order[:-1], order[1:]
-    on = (ev.pid[a] == ev.pid[b]) & (ev.pid[a] > 0) & (ev.pid[a] % 2 == 0)
-    edges, n = np.stack([a, b])[:, on], ev.pid.size
-    score = np.full(edges.shape[1], 0.9)
+    edges, score, n = _even_graph(ev)
     odd = (ev.pid % 2 == 1) & (ev.pid > 0)
     longest = int(np.bincount(ev.pid[odd]).max())
     # a follower that needs more hits than any odd particle has finds none of them

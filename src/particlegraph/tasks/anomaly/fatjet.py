@@ -33,7 +33,7 @@ import numpy as np
 
 from particlegraph.errors import ConfigError
 from particlegraph.physics.kinematics import delta_phi, massless_p4
-from particlegraph.tasks.anomaly.jetshape import Jets, cluster, constituent_index
+from particlegraph.tasks.anomaly.jetshape import Jets, cluster, constituent_index, per_rank
 from particlegraph.tasks.anomaly.samples import Candidates
 
 LARGE_R, NARROW_R = 1.0, 0.4
@@ -145,14 +145,6 @@ def tau21_groups(c: Candidates, index: np.ndarray, group: np.ndarray, n: int) ->
     return out
 
 
-def _per_rank(jets: Jets, values: np.ndarray, k: int, n_events: int) -> np.ndarray:
-    """(E,) value of each event's rank-``k`` jet (0 when the event has fewer jets)."""
-    out = np.zeros(n_events)
-    sel = jets.rank == k
-    out[jets.event[sel]] = values[sel]
-    return out
-
-
 def substructure_features(c: Candidates) -> np.ndarray:
     """(E, len(SUBSTRUCTURE_FEATURES)) float64 substructure observables (see the module)."""
     n = c.num_events
@@ -165,14 +157,14 @@ def substructure_features(c: Candidates) -> np.ndarray:
     t21 = np.zeros(large.pt.size)
     mass[lead] = _kinematics(tp4)[3]
     t21[lead] = tau21_groups(c, kept, group, lead.size)
-    pt_sum = sum(_per_rank(large, large.pt, k, n) for k in range(N_LARGE))
+    pt_sum = sum(per_rank(large, large.pt, k, n) for k in range(N_LARGE))
     cols: dict[str, np.ndarray] = {}
     for k in range(N_LARGE):
-        cols[f"lj{k + 1}_mfrac"] = _per_rank(large, mass, k, n) / np.maximum(pt_sum, 1e-12)
-        cols[f"lj{k + 1}_tau21"] = _per_rank(large, t21, k, n)
+        cols[f"lj{k + 1}_mfrac"] = per_rank(large, mass, k, n) / np.maximum(pt_sum, 1e-12)
+        cols[f"lj{k + 1}_tau21"] = per_rank(large, t21, k, n)
     narrow = cluster(c, NARROW_R)
     m_pt = narrow.mass / np.maximum(narrow.pt, 1e-12)
     for k in range(N_NARROW):
-        cols[f"j{k + 1}_m_pt"] = _per_rank(narrow, m_pt, k, n)
-        cols[f"j{k + 1}_girth"] = _per_rank(narrow, narrow.girth, k, n)
+        cols[f"j{k + 1}_m_pt"] = per_rank(narrow, m_pt, k, n)
+        cols[f"j{k + 1}_girth"] = per_rank(narrow, narrow.girth, k, n)
     return np.stack([cols[f] for f in SUBSTRUCTURE_FEATURES], axis=1)

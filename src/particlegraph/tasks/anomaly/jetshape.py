@@ -172,7 +172,7 @@ def tau21(c: Candidates, jets: Jets, selected: np.ndarray) -> np.ndarray:
     return out
 
 
-def _per_rank(jets: Jets, values: np.ndarray, k: int, n_events: int) -> np.ndarray:
+def per_rank(jets: Jets, values: np.ndarray, k: int, n_events: int) -> np.ndarray:
     """(E,) value of each event's rank-``k`` jet (0 when the event has fewer jets)."""
     out = np.zeros(n_events)
     sel = jets.rank == k
@@ -215,17 +215,17 @@ def jet_features(c: Candidates) -> np.ndarray:
     t21 = np.zeros(fat.pt.size)
     t21[lead] = tau21(c, fat, lead)
     m_pt = fat.mass / np.maximum(fat.pt, 1e-12)
-    pt1, pt2 = (_per_rank(fat, fat.pt, k, n) for k in (0, 1))
+    pt1, pt2 = (per_rank(fat, fat.pt, k, n) for k in (0, 1))
     for k in (0, 1):
-        cols[f"fj{k + 1}_m_pt"] = _per_rank(fat, m_pt, k, n)
-        cols[f"fj{k + 1}_tau21"] = _per_rank(fat, t21, k, n)
-    etas = [_per_rank(fat, fat.eta, k, n) for k in (0, 1)]
+        cols[f"fj{k + 1}_m_pt"] = per_rank(fat, m_pt, k, n)
+        cols[f"fj{k + 1}_tau21"] = per_rank(fat, t21, k, n)
+    etas = [per_rank(fat, fat.eta, k, n) for k in (0, 1)]
     cols["fj_deta"] = np.where(pt2 > 0, np.abs(etas[0] - etas[1]), 0.0)
     cols["fj_pt_ratio"] = pt2 / np.maximum(pt1, 1e-12)
     narrow = cluster(c, NARROW_R)
     for k in range(N_NARROW):
-        cols[f"j{k + 1}_nch"] = _per_rank(narrow, narrow.nch, k, n)
-        cols[f"j{k + 1}_girth"] = _per_rank(narrow, narrow.girth, k, n)
+        cols[f"j{k + 1}_nch"] = per_rank(narrow, narrow.nch, k, n)
+        cols[f"j{k + 1}_girth"] = per_rank(narrow, narrow.girth, k, n)
     share = (
         narrow.pt
         / np.maximum(np.bincount(narrow.event, narrow.pt, minlength=n), 1e-12)[narrow.event]
