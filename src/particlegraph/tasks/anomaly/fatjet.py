@@ -33,7 +33,13 @@ import numpy as np
 
 from particlegraph.errors import ConfigError
 from particlegraph.physics.kinematics import delta_phi, massless_p4
-from particlegraph.tasks.anomaly.jetshape import Jets, cluster, constituent_index, per_rank
+from particlegraph.tasks.anomaly.jetshape import (
+    Jets,
+    cluster,
+    constituent_index,
+    kinematics,
+    per_rank,
+)
 from particlegraph.tasks.anomaly.samples import Candidates
 
 LARGE_R, NARROW_R = 1.0, 0.4
@@ -44,15 +50,6 @@ SUBSTRUCTURE_FEATURES = (
     "lj1_mfrac", "lj2_mfrac", "lj1_tau21", "lj2_tau21",
     "j1_m_pt", "j2_m_pt", "j1_girth", "j2_girth",
 )  # fmt: skip
-
-
-def _kinematics(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(pt, eta, phi, mass) of (N, 4) four-vectors (px, py, pz, E)."""
-    pt = np.hypot(p4[:, 0], p4[:, 1])
-    eta = np.arcsinh(p4[:, 2] / np.maximum(pt, 1e-12))
-    phi = np.arctan2(p4[:, 1], p4[:, 0])
-    m2 = p4[:, 3] ** 2 - (p4[:, :3] ** 2).sum(1)
-    return pt, eta, phi, np.sqrt(np.maximum(m2, 0.0))
 
 
 def _members(jets: Jets, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +127,9 @@ def tau21_groups(c: Candidates, index: np.ndarray, group: np.ndarray, n: int) ->
         sub = cs.exclusive_jets(n_jets=2)
     axes = np.stack([np.asarray(ak.flatten(sub[k]), dtype=np.float64)
                      for k in ("px", "py", "pz", "E")], 1)  # fmt: skip
-    _, a_eta, a_phi, _ = _kinematics(axes)
+    _, a_eta, a_phi, _ = kinematics(axes)
     a_eta, a_phi = a_eta.reshape(-1, 2)[g], a_phi.reshape(-1, 2)[g]
-    _, j_eta, j_phi, _ = _kinematics(
+    _, j_eta, j_phi, _ = kinematics(
         np.stack([np.bincount(g, p4[:, i], minlength=m) for i in range(4)], 1)
     )
     eta, phi = c.eta[idx].astype(np.float64), c.phi[idx].astype(np.float64)
@@ -155,7 +152,7 @@ def substructure_features(c: Candidates) -> np.ndarray:
     tp4 = np.stack([np.bincount(group, p4[:, i], minlength=lead.size) for i in range(4)], 1)
     mass = np.zeros(large.pt.size)
     t21 = np.zeros(large.pt.size)
-    mass[lead] = _kinematics(tp4)[3]
+    mass[lead] = kinematics(tp4)[3]
     t21[lead] = tau21_groups(c, kept, group, lead.size)
     pt_sum = sum(per_rank(large, large.pt, k, n) for k in range(N_LARGE))
     cols: dict[str, np.ndarray] = {}

@@ -75,7 +75,7 @@ class Jets:
     n_const: np.ndarray
 
 
-def _kinematics(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def kinematics(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pt, eta, phi, mass) of (N, 4) four-vectors (px, py, pz, E)."""
     pt = np.hypot(p4[:, 0], p4[:, 1])
     eta = np.arcsinh(p4[:, 2] / np.maximum(pt, 1e-12))
@@ -121,7 +121,7 @@ def cluster(c: Candidates, radius: float) -> Jets:
     if flat.size != c.pt.size or (label < 0).any():
         raise DataFileError("jet clustering lost candidates (fastjet returned a partial event)")
     jp4 = np.stack([np.bincount(label, p4[:, i], minlength=n_jets) for i in range(4)], 1)
-    pt, eta, phi, mass = _kinematics(jp4)
+    pt, eta, phi, mass = kinematics(jp4)
     order = np.lexsort((-pt, event))
     start = np.repeat(np.concatenate([[0], np.cumsum(jets_per_event)[:-1]]), jets_per_event)
     rank = np.empty(n_jets, dtype=np.int64)
@@ -161,7 +161,7 @@ def tau21(c: Candidates, jets: Jets, selected: np.ndarray) -> np.ndarray:
         sub = cs.exclusive_jets(n_jets=2)
     axes = np.stack([np.asarray(ak.flatten(sub[n]), dtype=np.float64)
                      for n in ("px", "py", "pz", "E")], 1).reshape(-1, 2, 4)  # fmt: skip
-    _, a_eta, a_phi, _ = _kinematics(axes.reshape(-1, 4))
+    _, a_eta, a_phi, _ = kinematics(axes.reshape(-1, 4))
     a_eta, a_phi = a_eta.reshape(-1, 2)[group], a_phi.reshape(-1, 2)[group]
     eta, phi = c.eta[members].astype(np.float64), c.phi[members].astype(np.float64)
     dr = np.hypot(eta[:, None] - a_eta, delta_phi(phi[:, None], a_phi)).min(1)
