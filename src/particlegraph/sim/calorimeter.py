@@ -88,6 +88,23 @@ def deposit(
     )
 
 
+def expected_cells(
+    eta: np.ndarray, phi: np.ndarray, is_electron: np.ndarray, cfg: DetectorConfig
+) -> np.ndarray:
+    """Cell id (T,) where each track's expected deposit goes (-1: outside the calorimeter).
+
+    ``eta``, ``phi``: the tracks' calorimeter entry points; with separate ECAL towers an
+    electron's cell is its ECAL cell (ids after the HCAL towers), every other track's its HCAL
+    tower, as :func:`deposit` numbers them.
+    """
+    cell = cfg.grid.index(eta, phi)
+    if cfg.separate_ecal_towers:
+        ecal = cfg.ecal_grid.index(eta, phi)
+        ecal = np.where(ecal >= 0, ecal + cfg.grid.num_towers, -1)
+        cell = np.where(is_electron, ecal, cell)
+    return cell
+
+
 def ecal_sigma(energy: np.ndarray, eta: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     """ECAL energy resolution [GeV] at ``energy`` [GeV] and tower ``eta`` (card ECal formula)."""
     aeta = np.abs(eta)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from particlegraph.sim.calorimeter import deposit, measure_towers
+from particlegraph.sim.calorimeter import deposit, expected_cells, measure_towers
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK, NUM_X_FEATURES, MLPFEvent
 from particlegraph.sim.helix import propagate
@@ -45,11 +45,7 @@ def simulate_event(
     apid = np.abs(particles.pid[tracks.particle])
     is_muon, is_electron = apid == 13, apid == 11
     eta_out, phi_out = measured_entry_points(particles, tracks, cfg)  # from the measured helix
-    track_tower = cfg.grid.index(eta_out, phi_out)
-    if cfg.separate_ecal_towers:  # electrons are expected in their ECAL cell
-        ecal_cell = cfg.ecal_grid.index(eta_out, phi_out)
-        ecal_cell = np.where(ecal_cell >= 0, ecal_cell + cfg.grid.num_towers, -1)
-        track_tower = np.where(is_electron, ecal_cell, track_tower)
+    track_tower = expected_cells(eta_out, phi_out, is_electron, cfg)
 
     x_towers = np.zeros((towers.cell.size, NUM_X_FEATURES), dtype=np.float64)
     energy = towers.energy

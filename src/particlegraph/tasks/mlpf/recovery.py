@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from particlegraph.errors import ConfigError
-from particlegraph.sim.calorimeter import Towers, ecal_sigma, hcal_sigma
+from particlegraph.sim.calorimeter import Towers, ecal_sigma, expected_cells, hcal_sigma
 from particlegraph.sim.detector import DetectorConfig
 from particlegraph.sim.elements import ELEM_TOWER, ELEM_TRACK, Y_PID
 from particlegraph.sim.particle_flow import neutral_rows, tower_neutrals
@@ -110,11 +110,7 @@ def _tracks(
     pid = np.where(is_electron, 11, np.where(is_muon, 13, 211))
     sigma = resolution(pid, pt, eta, cfg)
     tracks = Tracks(np.zeros(len(t), np.int64), pt, eta, phi, t[:, 9], sigma)
-    eta_out, phi_out = t[:, 6], np.arctan2(t[:, 7], t[:, 8])
-    cell = cfg.grid.index(eta_out, phi_out)
-    if cfg.separate_ecal_towers:  # electrons are expected in their ECAL cell
-        ecal = cfg.ecal_grid.index(eta_out, phi_out)
-        cell = np.where(is_electron, np.where(ecal >= 0, ecal + cfg.grid.num_towers, -1), cell)
+    cell = expected_cells(t[:, 6], np.arctan2(t[:, 7], t[:, 8]), is_electron, cfg)
     return tracks, cell, is_muon, is_electron
 
 
