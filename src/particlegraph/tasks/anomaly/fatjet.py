@@ -27,8 +27,6 @@ constituents has tau21 = 0.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from particlegraph.errors import ConfigError
@@ -38,7 +36,9 @@ from particlegraph.tasks.anomaly.jetshape import (
     cluster,
     constituent_index,
     kinematics,
+    members_of,
     per_rank,
+    subjet_distance,
 )
 from particlegraph.tasks.anomaly.samples import Candidates
 
@@ -50,15 +50,6 @@ SUBSTRUCTURE_FEATURES = (
     "lj1_mfrac", "lj2_mfrac", "lj1_tau21", "lj2_tau21",
     "j1_m_pt", "j2_m_pt", "j1_girth", "j2_girth",
 )  # fmt: skip
-
-
-def _members(jets: Jets, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidates of the ``selected`` jets, grouped by position in ``selected``: (index, group)."""
-    pos = np.full(jets.pt.size, -1, dtype=np.int64)
-    pos[selected] = np.arange(selected.size)
-    members = np.flatnonzero(pos[jets.label] >= 0)
-    members = members[np.argsort(pos[jets.label[members]], kind="stable")]
-    return members, pos[jets.label[members]]
 
 
 def trim(
@@ -79,7 +70,7 @@ def trim(
     """
     if not (subjet_r > 0 and 0 <= fcut < 1):
         raise ConfigError(f"trimming needs subjet_r > 0 and 0 <= fcut < 1, got {subjet_r}, {fcut}")
-    members, group = _members(jets, selected)
+    members, group = members_of(jets, selected)
     if members.size == 0:
         return members, group
     p4 = massless_p4(c.pt[members], c.eta[members], c.phi[members])
@@ -105,9 +96,6 @@ def tau21_groups(c: Candidates, index: np.ndarray, group: np.ndarray, n: int) ->
     """tau_2 / tau_1 (n,) of ``n`` groups of candidates (``index`` into ``c``, ``group`` (K,),
     grouped); tau_1 about the group's four-momentum axis, tau_2 about its two exclusive-kT
     subjets (R = 10); 0 for a group of fewer than 2 candidates."""
-    import awkward as ak
-    import fastjet
-
     out = np.zeros(n)
     counts = np.bincount(group, minlength=n)
     multi = counts >= 2
@@ -119,16 +107,7 @@ def tau21_groups(c: Candidates, index: np.ndarray, group: np.ndarray, n: int) ->
     g = remap[grp]
     p4 = massless_p4(c.pt[idx], c.eta[idx], c.phi[idx])
     m = int(multi.sum())
-    arr = ak.zip({k: ak.unflatten(np.ascontiguousarray(p4[:, i]), np.bincount(g, minlength=m))
-                  for i, k in enumerate(("px", "py", "pz", "E"))})  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.kt_algorithm, 10.0))
-        sub = cs.exclusive_jets(n_jets=2)
-    axes = np.stack([np.asarray(ak.flatten(sub[k]), dtype=np.float64)
-                     for k in ("px", "py", "pz", "E")], 1)  # fmt: skip
-    _, a_eta, a_phi, _ = kinematics(axes)
-    a_eta, a_phi = a_eta.reshape(-1, 2)[g], a_phi.reshape(-1, 2)[g]
+    dr2 = subjet_distance(c, idx, g, m)
     _, j_eta, j_phi, _ = kinematics(
         np.stack([np.bincount(g, p4[:, i], minlength=m) for i in range(4)], 1)
     )
@@ -136,7 +115,6 @@ def tau21_groups(c: Candidates, index: np.ndarray, group: np.ndarray, n: int) ->
     cpt = c.pt[idx].astype(np.float64)
     spt = np.maximum(np.bincount(g, cpt, minlength=m), 1e-12)
     tau1 = np.bincount(g, cpt * np.hypot(eta - j_eta[g], delta_phi(phi, j_phi[g])), minlength=m)
-    dr2 = np.hypot(eta[:, None] - a_eta, delta_phi(phi[:, None], a_phi)).min(1)
     tau2 = np.bincount(g, cpt * dr2, minlength=m)
     out[multi] = np.where(tau1 > 0, (tau2 / spt) / np.maximum(tau1 / spt, 1e-12), 0.0)
     return out

@@ -134,41 +134,56 @@ def cluster(c: Candidates, radius: float) -> Jets:
     return Jets(label, event, rank, pt, eta, phi, mass, girth, nch, const_per_jet)
 
 
-def tau21(c: Candidates, jets: Jets, selected: np.ndarray) -> np.ndarray:
-    """N-subjettiness ratio tau_2 / tau_1 of the jets ``selected`` (indices, (S,)); (S,).
+def members_of(jets: Jets, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates of the ``selected`` jets (indices, (S,)), grouped by position in
+    ``selected``: ``(index (K,) into the candidates, group (K,) in 0..S-1)``."""
+    pos = np.full(jets.pt.size, -1, dtype=np.int64)
+    pos[selected] = np.arange(selected.size)
+    members = np.flatnonzero(pos[jets.label] >= 0)
+    members = members[np.argsort(pos[jets.label[members]], kind="stable")]
+    return members, pos[jets.label[members]]
 
-    Axes: tau_1 the jet axis, tau_2 the two exclusive-kT subjets of the constituents (R = 10, so
-    nothing merges with the beam). Jets with fewer than 2 constituents get 0.
-    """
+
+def subjet_distance(c: Candidates, index: np.ndarray, group: np.ndarray, m: int) -> np.ndarray:
+    """(K,) distance in (eta, phi) of each candidate ``index`` (K,) to the nearer of its group's
+    two exclusive-kT subjet axes (R = 10, so nothing merges with the beam): the tau_2 axes.
+    ``group`` (K,) numbers ``m`` groups 0..m-1 in order, each of at least 2 candidates."""
     import awkward as ak
     import fastjet
 
-    out = np.zeros(selected.size)
-    multi = selected[jets.n_const[selected] >= 2]
-    if multi.size == 0:
-        return out
-    pos = np.full(jets.pt.size, -1, dtype=np.int64)
-    pos[multi] = np.arange(multi.size)
-    members = np.flatnonzero(pos[jets.label] >= 0)
-    members = members[np.argsort(pos[jets.label[members]], kind="stable")]
-    group = pos[jets.label[members]]
-    p4 = massless_p4(c.pt[members], c.eta[members], c.phi[members])
-    arr = ak.zip({n: ak.unflatten(np.ascontiguousarray(p4[:, i]), np.bincount(group))
+    p4 = massless_p4(c.pt[index], c.eta[index], c.phi[index])
+    arr = ak.zip({n: ak.unflatten(np.ascontiguousarray(p4[:, i]), np.bincount(group, minlength=m))
                   for i, n in enumerate(("px", "py", "pz", "E"))})  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.kt_algorithm, 10.0))
         sub = cs.exclusive_jets(n_jets=2)
     axes = np.stack([np.asarray(ak.flatten(sub[n]), dtype=np.float64)
-                     for n in ("px", "py", "pz", "E")], 1).reshape(-1, 2, 4)  # fmt: skip
-    _, a_eta, a_phi, _ = kinematics(axes.reshape(-1, 4))
+                     for n in ("px", "py", "pz", "E")], 1)  # fmt: skip
+    _, a_eta, a_phi, _ = kinematics(axes)
     a_eta, a_phi = a_eta.reshape(-1, 2)[group], a_phi.reshape(-1, 2)[group]
-    eta, phi = c.eta[members].astype(np.float64), c.phi[members].astype(np.float64)
-    dr = np.hypot(eta[:, None] - a_eta, delta_phi(phi[:, None], a_phi)).min(1)
+    eta, phi = c.eta[index].astype(np.float64), c.phi[index].astype(np.float64)
+    dr: np.ndarray = np.hypot(eta[:, None] - a_eta, delta_phi(phi[:, None], a_phi)).min(1)
+    return dr
+
+
+def tau21(c: Candidates, jets: Jets, selected: np.ndarray) -> np.ndarray:
+    """N-subjettiness ratio tau_2 / tau_1 of the jets ``selected`` (indices, (S,)); (S,).
+
+    Axes: tau_1 the jet axis, tau_2 the two exclusive-kT subjets of the constituents
+    (:func:`subjet_distance`). Jets with fewer than 2 constituents get 0.
+    """
+    out = np.zeros(selected.size)
+    ok = jets.n_const[selected] >= 2
+    multi = selected[ok]
+    if multi.size == 0:
+        return out
+    members, group = members_of(jets, multi)
+    dr = subjet_distance(c, members, group, multi.size)
     cpt = c.pt[members].astype(np.float64)
     tau2 = np.bincount(group, cpt * dr) / np.maximum(np.bincount(group, cpt), 1e-12)
     tau1 = jets.girth[multi]
-    out[jets.n_const[selected] >= 2] = np.where(tau1 > 0, tau2 / np.maximum(tau1, 1e-12), 0.0)
+    out[ok] = np.where(tau1 > 0, tau2 / np.maximum(tau1, 1e-12), 0.0)
     return out
 
 
