@@ -36,10 +36,9 @@ import torch
 from common import emit, machine
 from particlegraph.allocator import keep_freed_memory
 from particlegraph.atomic import write_json
-from particlegraph.tasks.tracking.build import BuildConfig, build_tracks
-from particlegraph.tasks.tracking.cleanup import clean_tracks
+from particlegraph.tasks.tracking.build import BuildConfig, build_tracks, cleaned, singletons
 from particlegraph.tasks.tracking.dataset import HitEvent, load_events
-from particlegraph.tasks.tracking.extend import follow_free
+from particlegraph.tasks.tracking.extend import follow_free, release_small
 from particlegraph.tasks.tracking.learned import load_layerpair_run
 from tracking_cleanup import metrics, scored
 
@@ -55,9 +54,7 @@ def learned_tracks(ev: HitEvent, e: np.ndarray, s: np.ndarray, base: BuildConfig
     """The ``splitext`` tracks of ``base`` before the cleanup, hits on no track -1 (N,)."""
     b = replace(base, mode="splitext", outlier_mm=0.0, max_fit_rms=0.0, min_hits=0,
                 min_edge_score=0.0)  # fmt: skip
-    track = build_tracks(ev.num_hits, e, s, b, ev.layer.numpy(), ev.xyz.numpy())
-    _, inv, cnt = np.unique(track, return_inverse=True, return_counts=True)
-    return np.where(cnt[inv.reshape(-1)] > 1, track, -1)
+    return release_small(build_tracks(ev.num_hits, e, s, b, ev.layer.numpy(), ev.xyz.numpy()), 2)
 
 
 def one_setting(
@@ -72,10 +69,7 @@ def one_setting(
         t0 = time.perf_counter()
         out = follow_free(track, xyz, ev.layer.numpy(), cfg.follower())
         secs.append(time.perf_counter() - t0)
-        lone = out < 0
-        out[lone] = out.max() + 1 + np.arange(int(lone.sum()))
-        out = clean_tracks(out, e, s, min_hits=cfg.min_hits, min_edge_score=cfg.min_edge_score,
-                           outlier_mm=cfg.outlier_mm, max_fit_rms=cfg.max_fit_rms, xyz=xyz)  # fmt: skip
+        out = cleaned(singletons(out), e, s, cfg, xyz)
         per.append(metrics(ev, out))
     row: dict[str, Any] = {k: float(np.mean([p[k] for p in per])) for k in per[0]}
     return row | {"follower_s": float(np.mean(secs))}

@@ -159,10 +159,22 @@ def build_tracks(
     :data:`GEOMETRIC_MODES` and by the cleanup's ``outlier_mm`` and ``max_fit_rms`` only;
     ``min_edge_score`` judges every track by the scores of all ``edges`` inside it.
     """
-    track = _build(num_hits, edges, score, cfg, layer, xyz)
+    return cleaned(_build(num_hits, edges, score, cfg, layer, xyz), edges, score, cfg, xyz)
+
+
+def cleaned(
+    track: np.ndarray, edges: np.ndarray, score: np.ndarray, cfg: BuildConfig,
+    xyz: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """``track`` (N,) after ``cfg``'s cleanup (:func:`.cleanup.clean_tracks`; ``track`` itself
+    when every cut is off); ``edges``, ``score``, ``xyz`` as in :func:`build_tracks`.
+
+    Raises:
+        ConfigError: ``outlier_mm`` or ``max_fit_rms`` set without every hit's position.
+    """
     if not cfg.cleans:
         return track
-    if (cfg.outlier_mm or cfg.max_fit_rms) and (xyz is None or xyz.shape[0] != num_hits):
+    if (cfg.outlier_mm or cfg.max_fit_rms) and (xyz is None or xyz.shape[0] != track.shape[0]):
         raise ConfigError("build.outlier_mm and build.max_fit_rms need every hit's position")
     return clean_tracks(track, edges, score, min_hits=cfg.min_hits,
                         min_edge_score=cfg.min_edge_score, outlier_mm=cfg.outlier_mm,
