@@ -83,6 +83,20 @@ def test_parse_sample() -> None:
         E.parse_sample("s=x:a")
 
 
+def test_check_disjoint_refuses_shared_events(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b = tmp_path / "jetht", tmp_path / "other"
+    a.mkdir(), b.mkdir()
+    ok = [E.SampleRef("train", str(a), 0, 1600), E.SampleRef("ref", str(a), 1600, 2000),
+          E.SampleRef("test", str(b), 0, 1000), E.SampleRef("tail", str(a), 2000)]  # fmt: skip
+    E.check_disjoint(ok)  # adjacent ranges share nothing; another folder never clashes
+    # the same folder written another way (relative / with ..) is still the same folder
+    same = str(a / ".." / "jetht")
+    with pytest.raises(ConfigError, match=r"'train' and 'test' share events 1500\.\.1599"):
+        E.check_disjoint([ok[0], E.SampleRef("test", same, 1500, 2500)])
+    with pytest.raises(ConfigError, match=r"'tail' and 'open' share events 2000\.\. "):
+        E.check_disjoint([ok[3], E.SampleRef("open", str(a), 5)])
+
+
 def test_trivial_only_evaluation_with_a_reference(sample_dir) -> None:  # type: ignore[no-untyped-def]
     bkg = sample_dir("bkg", n_events=120, seed=0)
     sig = sample_dir("sig", n_events=30, seed=1, pt_scale=20.0)

@@ -9,7 +9,12 @@ import pytest
 
 from particlegraph.errors import ConfigError
 from particlegraph.tasks.anomaly.samples import Candidates
-from particlegraph.tasks.anomaly.shape import SHAPE_FEATURES, ShapeDensity, shape_features
+from particlegraph.tasks.anomaly.shape import (
+    SHAPE_FEATURES,
+    ShapeDensity,
+    best_density,
+    shape_features,
+)
 
 
 def _two_events(scale: float = 1.0) -> Candidates:
@@ -75,3 +80,24 @@ def test_shape_density_tries_exactly_the_mixture_sizes_asked() -> None:
     for bad in ((), (0, 2)):
         with pytest.raises(ConfigError, match="mixture sizes"):
             ShapeDensity.fit(train, val, components=bad)
+
+
+def test_fit_all_keeps_every_size_and_best_density_chooses_on_validation() -> None:
+    rng = np.random.default_rng(3)
+
+    def sample(n: int) -> np.ndarray:  # four separated clusters in 2 features
+        centre = rng.choice([-6.0, -2.0, 2.0, 6.0], size=(n, 1))
+        return np.concatenate([centre, -centre], 1) + rng.normal(size=(n, 2)) * 0.5
+
+    train, val = sample(800), sample(400)
+    fits = ShapeDensity.fit_all(train, val, seed=0, components=(1, 2, 4))
+    assert sorted(fits) == [1, 2, 4] and [fits[k].components for k in (1, 2, 4)] == [1, 2, 4]
+    nll = fits[1].validation_nll
+    for k in (1, 2, 4):  # each size's validation -log p is its own mixture's mean on val
+        assert nll[k] == pytest.approx(float(fits[k].score(val).mean()), rel=1e-9)
+    assert nll[4] < nll[2] < nll[1]
+    assert best_density(fits) is fits[4] and best_density(fits, max_components=3) is fits[2]
+    chosen = ShapeDensity.fit(train, val, seed=0, components=(1, 2, 4))
+    np.testing.assert_allclose(chosen.score(val), fits[4].score(val), rtol=1e-12)
+    with pytest.raises(ConfigError, match="no mixture size <= 0"):
+        best_density(fits, max_components=0)

@@ -72,6 +72,28 @@ def parse_sample(text: str) -> SampleRef:
     return SampleRef(name.strip(), parts[0], start, stop)
 
 
+def check_disjoint(samples: Sequence[SampleRef]) -> None:
+    """Refuse two samples that read the same events (same folder, overlapping ranges): a
+    training, reference and test sample of one background must never share an event.
+
+    Raises:
+        ConfigError: naming the two samples and the shared event range.
+    """
+    for i, a in enumerate(samples):
+        for b in samples[i + 1 :]:
+            if Path(a.path).resolve() != Path(b.path).resolve():
+                continue
+            lo = max(a.start, b.start)
+            hi = min(
+                a.stop if a.stop is not None else np.inf, b.stop if b.stop is not None else np.inf
+            )
+            if lo < hi:
+                end = "" if hi == np.inf else f"{int(hi) - 1}"
+                raise ConfigError(
+                    f"samples {a.name!r} and {b.name!r} share events {lo}..{end} of {a.path}"
+                )
+
+
 def all_scores(
     model: AnomalyModel, cal: Calibration | None, graphs: list[Any]
 ) -> dict[str, np.ndarray]:

@@ -99,6 +99,22 @@ class ShapeDensity:
     ) -> ShapeDensity:
         """Fit on background features ``train`` (E, F); choose among ``components`` (mixture
         sizes) by the mean log-likelihood on the background validation events ``val``."""
+        return best_density(cls.fit_all(train, val, seed, components))
+
+    @classmethod
+    def fit_all(
+        cls,
+        train: np.ndarray,
+        val: np.ndarray,
+        seed: int = 0,
+        components: tuple[int, ...] = COMPONENTS,
+    ) -> dict[int, ShapeDensity]:
+        """One fitted density per mixture size in ``components`` (each carrying every size's
+        validation ``-log p``), for choosing among any subset of sizes with :func:`best_density`.
+
+        Raises:
+            ConfigError: a mixture size below 1, or fewer than 50 training / 20 validation events.
+        """
         from sklearn.mixture import GaussianMixture
 
         if not components or min(components) < 1:
@@ -115,8 +131,7 @@ class ShapeDensity:
             g = GaussianMixture(k, covariance_type="full", reg_covar=1e-2, random_state=seed)
             fits[k] = g.fit(zt)
             nll[k] = -float(g.score(zv))
-        best = min(nll, key=nll.__getitem__)
-        return cls(mean, scale, fits[best], nll)
+        return {k: cls(mean, scale, g, nll) for k, g in fits.items()}
 
     @property
     def components(self) -> int:
@@ -126,3 +141,13 @@ class ShapeDensity:
         """``-log p_bkg`` per event (E,) (larger = rarer in the background)."""
         z = (features - self.mean) / self.scale
         return -np.asarray(self.gmm.score_samples(z), dtype=np.float64)
+
+
+def best_density(fits: dict[int, ShapeDensity], max_components: int | None = None) -> ShapeDensity:
+    """The density of :meth:`ShapeDensity.fit_all` with the smallest validation ``-log p``, among
+    the sizes up to ``max_components`` (all when None); ties go to the smaller mixture."""
+    sizes = sorted(k for k in fits if max_components is None or k <= max_components)
+    if not sizes:
+        raise ConfigError(f"no mixture size <= {max_components} among {sorted(fits)}")
+    nll = fits[sizes[0]].validation_nll
+    return fits[min(sizes, key=lambda k: (nll[k], k))]
