@@ -12,6 +12,7 @@ Usage (dev CPU, 2 shared cores)::
     python bench/anomaly.py shape3 --data DATA --test-data FRESH --out EVAL_SHAPE3  # + substructure
     python bench/anomaly.py shape3 --data DATA --test-data FRESH --train-data BIG --out EVAL_BIG \
         --result anomaly_shape3_bigqcd.json --workers 2   # densities fitted on a larger background
+    python bench/anomaly.py paired --a EVAL_A:model:score --b EVAL_B:model:score --result NAME.json
     python bench/anomaly.py realism --data DATA
     python bench/anomaly.py reproduce --data FULL --runs RUNS2   # FULL: generate --set keep=5000
     python bench/anomaly.py train --backgrounds zerobias ... / evaluate --exercise  # the exercise's study
@@ -394,6 +395,46 @@ def _shape_study(
          str(RESULTS / result))  # fmt: skip
 
 
+def paired(args: argparse.Namespace) -> None:
+    """AUC of score ``--b`` minus score ``--a`` (``EVAL_DIR:model:score``, e.g. two ``shape3``
+    outputs on the same test events) per scale-matched signal, mean over the seeds both have,
+    with a paired bootstrap error (the same resampled signal and background events for both)."""
+    import pyarrow.parquet as pq
+
+    from particlegraph.metrics.roc import bootstrap_indices, rank_auc
+
+    def columns(spec: str) -> tuple[Any, list[np.ndarray]]:
+        folder, _, name = spec.partition(":")
+        t = pq.read_table(Path(folder) / "scores.parquet").to_pydict()
+        cols = [np.asarray(t[k], dtype=np.float64) for k in sorted(t) if k.startswith(name + "@")]
+        if not cols:
+            raise SystemExit(f"error: no column {name}@SEED in {folder}/scores.parquet")
+        return t, cols
+
+    ta, a = columns(args.a)
+    tb, b = columns(args.b)
+    if ta["sample"] != tb["sample"] or ta["event"] != tb["event"]:
+        raise SystemExit("error: the two evaluations hold different events")
+    sample, n_seeds = np.asarray(ta["sample"]), min(len(a), len(b))
+    rng, out = np.random.default_rng(0), {}
+    for sig in MATCHED_SIGNALS:
+        i_s, i_b = np.flatnonzero(sample == sig), np.flatnonzero(sample == "jetht")
+        boots_s, boots_b = (bootstrap_indices(len(i), args.boot, rng) for i in (i_s, i_b))
+
+        def diff(idx: np.ndarray, n_sig: int) -> float:
+            y = np.r_[np.ones(n_sig), np.zeros(len(idx) - n_sig)]
+            return float(np.mean([rank_auc(b[k][idx], y) - rank_auc(a[k][idx], y)
+                                  for k in range(n_seeds)]))  # fmt: skip
+
+        boot = [diff(np.r_[i_s[js], i_b[jb]], len(js))
+                for js, jb in zip(boots_s, boots_b, strict=True)]  # fmt: skip
+        out[sig] = {"auc_b_minus_a": diff(np.r_[i_s, i_b], len(i_s)),
+                    "boot_err": float(np.std(boot))}  # fmt: skip
+        print(sig, out[sig], flush=True)
+    emit(_rounded({"machine": machine(), "a": args.a, "b": args.b, "seeds": n_seeds,
+                   "boot": args.boot, "signals": out}), str(RESULTS / args.result))  # fmt: skip
+
+
 def _rounded(x: object) -> object:
     """Floats to 5 significant digits (keeps the results file small), recursively."""
     if isinstance(x, float):
@@ -616,6 +657,11 @@ def main() -> None:
                                   help="results file name in bench/results/")  # fmt: skip
     shapes["shape3"].add_argument("--workers", type=int, default=1,
                                   help="processes fitting the densities")  # fmt: skip
+    pa = sub.add_parser("paired", help="paired AUC difference of two evaluated scores")
+    pa.add_argument("--a", required=True, help="EVAL_DIR:model:score (the baseline)")
+    pa.add_argument("--b", required=True, help="EVAL_DIR:model:score")
+    pa.add_argument("--boot", type=int, default=200, help="bootstrap resamplings")
+    pa.add_argument("--result", required=True, help="results file name in bench/results/")
     rp = sub.add_parser("reproduce")
     rp.add_argument("--data", required=True)
     rp.add_argument("--runs", required=True)
@@ -624,7 +670,8 @@ def main() -> None:
     rp.add_argument("--test-events", type=int, default=500)
     args = p.parse_args()
     cmds = {"realism": realism, "train": train, "evaluate": evaluate_all, "scoring": scoring,
-            "reproduce": reproduce, "shape": shape, "shape2": shape2, "shape3": shape3}  # fmt: skip
+            "reproduce": reproduce, "shape": shape, "shape2": shape2, "shape3": shape3,
+            "paired": paired}  # fmt: skip
     cmds[args.cmd](args)
 
 
