@@ -230,20 +230,48 @@ def _barrel_paths(
     return best
 
 
-def _disk_paths(
-    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
-) -> np.ndarray:
-    """Path s (C, D) to the disks ``cols``: to z = Z, then the radius must be on the disk."""
-    cen, rho = c.centre[idx], c.rho[idx][:, None]
-    w = np.where(c.curv[idx] < 0, -1.0, 1.0)[:, None]
-    dz = c.dzds[idx][:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = (surf.pos[cols][None, :] - c.pos[idx, 2:3]) / dz
-    s = np.where(np.isfinite(s), s, -1.0)
-    th = th_p + w * s / rho
-    rq = np.hypot(cen[:, 0:1] + rho * np.cos(th), cen[:, 1:2] + rho * np.sin(th))
-    good = (s > 0.3) & (s < np.pi * rho) & (rq >= surf.lo[cols]) & (rq <= surf.hi[cols])
-    return np.where(good, s, np.inf)
+def _first_disk(
+    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray,
+    s_limit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Nearest disk among ``cols`` (all on the side the candidates ``idx`` move to) crossed
+    before the path ``s_limit`` (C,): (disk or -1, path s) per candidate.
+
+    The same answer as intersecting every disk and keeping the smallest valid path below
+    ``s_limit``, found without doing so: on a helix z grows
+    linearly with the path, so the disks are crossed in the order of their z along the motion
+    and the first one where the crossing is valid (ahead, within half a turn, on the disk's
+    radii, not the current surface) is the nearest; disks beyond ``s_limit`` are never tried.
+    Each step tries one disk for the candidates still looking, so the work follows the disks
+    actually passed rather than every disk of the side.
+    """
+    side = np.sign(surf.pos[cols[0]])
+    order = cols[np.argsort(side * surf.pos[cols], kind="stable")]
+    z_sorted = side * surf.pos[order]
+    dz = c.dzds[idx]
+    start = np.searchsorted(z_sorted, side * c.pos[idx, 2], side="left")
+    found = np.full(idx.size, -1)
+    s_found = np.full(idx.size, np.inf)
+    todo = np.flatnonzero(start < order.size)
+    step = 0
+    while todo.size:
+        col = order[start[todo] + step]
+        k = idx[todo]
+        s = (surf.pos[col] - c.pos[k, 2]) / dz[todo]
+        rho = c.rho[k]
+        w = np.where(c.curv[k] < 0, -1.0, 1.0)
+        th = th_p[todo] + w * s / rho
+        cen = c.centre[k]
+        rq = np.hypot(cen[:, 0] + rho * np.cos(th), cen[:, 1] + rho * np.sin(th))
+        reach = (s < np.pi * rho) & (s < s_limit[todo])
+        good = (s > 0.3) & reach & (rq >= surf.lo[col]) & (rq <= surf.hi[col])
+        good &= col != c.surface[k]
+        found[todo[good]] = col[good]
+        s_found[todo[good]] = s[good]
+        step += 1
+        more = ~good & (reach | (s <= 0.3)) & (start[todo] + step < order.size)
+        todo = todo[more]
+    return found, s_found
 
 
 def _next_surface(
@@ -275,7 +303,10 @@ def _next_surface(
         rows = np.flatnonzero(np.sign(c.dzds[idx]) == side)
         cols = np.flatnonzero(~surf.barrel & (np.sign(surf.pos) == side))
         if rows.size and cols.size:
-            take(rows, cols, _disk_paths(c, idx[rows], surf, cols, th_p[rows, None]))
+            j, s = _first_disk(c, idx[rows], surf, cols, th_p[rows], s_best[rows])
+            better = j >= 0
+            s_best[rows[better]] = s[better]
+            best[rows[better]] = j[better]
     found = np.isfinite(s_best)
     s_f = np.where(found, s_best, 0.0)
     th = th_p + w * s_f / rho
