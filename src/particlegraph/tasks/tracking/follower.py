@@ -205,29 +205,71 @@ def refit_helix(c: Candidates, idx: np.ndarray, xyz: np.ndarray) -> None:
     c.dzds[idx] = (xyz[last, 2] - xyz[first, 2]) / np.maximum(arc, 1e-6)
 
 
-def _barrel_paths(
-    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
-) -> np.ndarray:
-    """Path s (C, B) to the barrel surfaces ``cols`` (inf where not reached ahead)."""
-    cen, rho = c.centre[idx], c.rho[idx][:, None]
-    w = np.where(c.curv[idx] < 0, -1.0, 1.0)[:, None]
-    d = np.hypot(cen[:, 0], cen[:, 1])[:, None]
-    big_r = surf.pos[cols][None, :]
+def _barrel_path(
+    c: Candidates, k: np.ndarray, big_r: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    th_p: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Path s (C,) of candidates ``k`` to one barrel each (radius ``big_r``, z extent [lo, hi],
+    (C,) each; inf where not reached ahead within half a turn)."""
+    cen, rho = c.centre[k], c.rho[k]
+    w = np.where(c.curv[k] < 0, -1.0, 1.0)
+    d = np.hypot(cen[:, 0], cen[:, 1])
     a = (big_r**2 - rho**2 + d**2) / (2 * np.maximum(d, 1e-9))
     h2 = big_r**2 - a**2
     h = np.sqrt(np.clip(h2, 0, None))
-    ux, uy = (cen[:, 0:1] / np.maximum(d, 1e-9)), (cen[:, 1:2] / np.maximum(d, 1e-9))
-    best = np.full(h.shape, np.inf)
-    z0, dz = c.pos[idx, 2:3], c.dzds[idx][:, None]
-    lo, hi = surf.lo[cols][None, :], surf.hi[cols][None, :]
+    ux, uy = (cen[:, 0] / np.maximum(d, 1e-9)), (cen[:, 1] / np.maximum(d, 1e-9))
+    best = np.full(k.size, np.inf)
+    z0, dz = c.pos[k, 2], c.dzds[k]
     for sign in (1.0, -1.0):
         qx, qy = a * ux - sign * h * uy, a * uy + sign * h * ux
-        th = np.arctan2(qy - cen[:, 1:2], qx - cen[:, 0:1])
+        th = np.arctan2(qy - cen[:, 1], qx - cen[:, 0])
         s = rho * np.mod(w * (th - th_p), 2 * np.pi)
         z = z0 + dz * s
         good = (h2 >= 0) & (s > 0.3) & (s < np.pi * rho) & (z >= lo) & (z <= hi)
         best = np.minimum(best, np.where(good, s, np.inf))
     return best
+
+
+def _first_barrel(
+    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest barrel among ``cols`` ahead of the candidates ``idx``: (barrel or -1, path s).
+
+    The same answer as intersecting every barrel and keeping the smallest valid path, found by
+    trying the barrels in the order of their radial distance from the candidate's point: the
+    transverse path to a barrel of radius R is at least |R - r| (an arc is no shorter than its
+    chord), so once that bound reaches the best path found (or half a turn) no further barrel
+    can be nearer.
+    """
+    order = cols[np.argsort(surf.pos[cols], kind="stable")]
+    radii = surf.pos[order]
+    r_p = np.hypot(c.pos[idx, 0], c.pos[idx, 1])
+    up = np.searchsorted(radii, r_p, side="left")  # next barrel outwards
+    down = up - 1  # next barrel inwards
+    found = np.full(idx.size, -1)
+    s_found = np.full(idx.size, np.inf)
+    todo = np.arange(idx.size)
+    while todo.size:
+        u, dn = up[todo], down[todo]
+        gap_up = np.where(u < radii.size, radii[np.minimum(u, radii.size - 1)] - r_p[todo], np.inf)
+        gap_dn = np.where(dn >= 0, r_p[todo] - radii[np.maximum(dn, 0)], np.inf)
+        outward = gap_up <= gap_dn
+        bound = np.where(outward, gap_up, gap_dn)
+        k = idx[todo]
+        go = np.isfinite(bound) & (bound < s_found[todo] + 1e-6) & (bound < np.pi * c.rho[k])
+        todo, outward = todo[go], outward[go]
+        if not todo.size:
+            break
+        pick = np.where(outward, up[todo], down[todo])
+        col = order[pick]
+        k = idx[todo]
+        s = _barrel_path(c, k, surf.pos[col], surf.lo[col], surf.hi[col], th_p[todo])
+        better = (s < s_found[todo]) & (col != c.surface[k])
+        found[todo[better]] = col[better]
+        s_found[todo[better]] = s[better]
+        up[todo[outward]] += 1
+        down[todo[~outward]] -= 1
+    return found, s_found
 
 
 def _first_disk(
@@ -279,7 +321,8 @@ def _next_surface(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest surface ahead of each candidate ``idx``: (surface or -1, path s, point (C, 3)).
 
-    Barrels, and only the disks on the side the candidate moves to, are intersected.
+    The barrels (:func:`_first_barrel`), then the disks on the side the candidate moves to that
+    lie before the nearest barrel (:func:`_first_disk`), are intersected.
     """
     cen, rho = c.centre[idx], c.rho[idx]
     w = np.where(c.curv[idx] < 0, -1.0, 1.0)
@@ -288,17 +331,8 @@ def _next_surface(
     bar = np.flatnonzero(surf.barrel)
     s_best = np.full(idx.size, np.inf)
     best = np.full(idx.size, -1)
-
-    def take(rows: np.ndarray, cols: np.ndarray, paths: np.ndarray) -> None:
-        paths = np.where(cols[None, :] == c.surface[idx[rows]][:, None], np.inf, paths)
-        j = np.argmin(paths, axis=1)
-        s = paths[np.arange(rows.size), j]
-        better = s < s_best[rows]
-        s_best[rows[better]] = s[better]
-        best[rows[better]] = cols[j[better]]
-
     if bar.size:
-        take(np.arange(idx.size), bar, _barrel_paths(c, idx, surf, bar, th_p[:, None]))
+        best, s_best = _first_barrel(c, idx, surf, bar, th_p)
     for side in (-1.0, 1.0):
         rows = np.flatnonzero(np.sign(c.dzds[idx]) == side)
         cols = np.flatnonzero(~surf.barrel & (np.sign(surf.pos) == side))
