@@ -12,8 +12,9 @@ TrackML throughput phase, Amrouche et al., arXiv:2105.01160):
    whose circle through the beam line has pT >= ``pt_min`` and whose line in r-z meets the
    beam line within ``z0_max``.
 3. **Following**: the helix through (beam line or first hit, middle hit, last hit) — a circle
-   in x-y and a straight line in z against the transverse path — is intersected with every
-   surface; at the nearest one ahead, the nearest hit within the window is added (the window:
+   in x-y and a straight line in z against the transverse path — is intersected with the
+   surfaces in the order it can reach them, up to the nearest one ahead; there the nearest hit
+   within the window is added (the window:
    ``window_scale`` x (base of the sensor type + growth per mm of extrapolation)); a surface
    without one is a hole. A seed must find its third hit on the next surface; a candidate
    stops after ``max_holes`` holes in a row or ``max_steps``. Module overlaps: each hit's partner
@@ -280,12 +281,12 @@ def _first_disk(
     before the path ``s_limit`` (C,): (disk or -1, path s) per candidate.
 
     The same answer as intersecting every disk and keeping the smallest valid path below
-    ``s_limit``, found without doing so: on a helix z grows
-    linearly with the path, so the disks are crossed in the order of their z along the motion
-    and the first one where the crossing is valid (ahead, within half a turn, on the disk's
-    radii, not the current surface) is the nearest; disks beyond ``s_limit`` are never tried.
-    Each step tries one disk for the candidates still looking, so the work follows the disks
-    actually passed rather than every disk of the side.
+    ``s_limit``, found without doing so: on a helix z grows linearly with the path, so the
+    disks are crossed in the order of their z along the motion and the first one where the
+    crossing is valid (ahead, within half a turn, on the disk's radii, not the current surface)
+    is the nearest; disks beyond ``s_limit`` are never tried. Each step tries one disk for the
+    candidates still looking, so the work follows the disks actually passed rather than every
+    disk of the side.
     """
     side = np.sign(surf.pos[cols[0]])
     order = cols[np.argsort(side * surf.pos[cols], kind="stable")]
