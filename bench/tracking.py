@@ -21,7 +21,8 @@ method from one job and the classical ones from another) into the summary one jo
 written. ``--exercise-run`` adds the exercise pipeline's methods (evaluated on the same events)
 as ``exercise_*``. ``scaling`` times every inference stage on the event of ``--small`` nearest
 25,000 hits and the event of ``--big`` nearest 100,000 hits in one process (wall and CPU time)
-and reports time(100k) / time(25k); for a default-pipeline run (graph, filter, interaction
+and reports time(100k) / time(25k) (for a default-pipeline run the two are timed in turn,
+``--repeats`` times, medians per stage and of the per-repeat ratios); for a default-pipeline run (graph, filter, interaction
 network, track building; ``--threads`` torch threads) ``--subset`` also times two subsets of
 the big event itself, a random share of its particles (with all their hits) and the same share
 of its noise hits, cut to about 25,000 and 100,000 hits. ``profile`` runs one event of a
@@ -183,22 +184,17 @@ def _subset(ev: HitEvent, hits: int, seed: int = 0) -> HitEvent:
     return HitEvent(ev.event_id, **{k: v[idx] if v.numel() else v for k, v in cut.items()})
 
 
-def _time_layerpair(run: Any, ev: HitEvent, repeats: int) -> dict[str, float]:
-    """Median wall seconds per stage of ``reconstruct_event`` and its CPU seconds."""
-    walls: dict[str, list[float]] = {}
-    cpu = []
-    for _ in range(repeats):
-        c0 = time.process_time()
-        _, d, _, times = reconstruct_event(run, ev)
-        cpu.append(time.process_time() - c0)
-        for k, v in times.items():
-            walls.setdefault(k, []).append(v)
-    out = {k: float(np.median(v)) for k, v in walls.items()}
-    out["cpu_total_s"] = float(np.median(cpu))
-    out["hits"] = ev.num_hits
-    out["event_id"] = ev.event_id
-    out["filtered_edges"] = int(d.edge_index.shape[1])
-    return out
+def _time_layerpair_once(run: Any, ev: HitEvent) -> tuple[dict[str, float], int]:
+    """Wall seconds per stage of one ``reconstruct_event`` (plus ``cpu_total_s``) and the
+    number of filtered edges."""
+    c0 = time.process_time()
+    _, d, _, times = reconstruct_event(run, ev)
+    return {**times, "cpu_total_s": time.process_time() - c0}, int(d.edge_index.shape[1])
+
+
+def _median_times(ev: HitEvent, runs: list[dict[str, float]], edges: int) -> dict[str, Any]:
+    out: dict[str, Any] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+    return out | {"hits": ev.num_hits, "event_id": ev.event_id, "filtered_edges": edges}
 
 
 def _peak_rss_mb() -> float:
@@ -207,10 +203,19 @@ def _peak_rss_mb() -> float:
 
 
 def _pair(run: Any, small: HitEvent, big: HitEvent, repeats: int) -> dict[str, Any]:
-    s = _time_layerpair(run, small, repeats)
-    b = _time_layerpair(run, big, repeats)
+    """Per-stage medians of ``repeats`` interleaved timings (small, big, small, big, ...: load
+    that comes and goes hits both alike) and the median of the per-repeat total ratios."""
+    runs_s, runs_b = [], []
+    for _ in range(repeats):
+        t, e_s = _time_layerpair_once(run, small)
+        runs_s.append(t)
+        t, e_b = _time_layerpair_once(run, big)
+        runs_b.append(t)
+    s, b = _median_times(small, runs_s, e_s), _median_times(big, runs_b, e_b)
     ratio = {k: b[k] / s[k] for k in s if k.endswith("_s") and s[k] > 0}
+    per_repeat = [rb["total_s"] / rs["total_s"] for rs, rb in zip(runs_s, runs_b, strict=True)]
     return {"small": s, "big": b, "ratio_big_over_small": ratio, "hits_ratio": b["hits"] / s["hits"],
+            "total_ratio_per_repeat": per_repeat, "total_ratio_median": float(np.median(per_repeat)),
             "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 

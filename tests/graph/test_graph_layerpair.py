@@ -58,3 +58,18 @@ def test_binned_pairs_contain_every_pair_inside_both_windows(bins):
     assert want <= got <= _brute(a, b, -0.3, 0.2)
     if bins == 16:
         assert len(got) < 0.6 * len(_brute(a, b, -0.3, 0.2))  # the bins do prune
+
+
+def test_one_phi_bins_serves_several_inner_sets_as_separate_calls_do():
+    from particlegraph.graph.layerpair import PhiBins, binned_window_pairs
+
+    rng = np.random.default_rng(8)
+    b, ub = rng.uniform(-math.pi, math.pi, 500), rng.uniform(-100, 100, 500)
+    bins = PhiBins(b, ub, 8)
+    for n, (lo, hi) in ((120, (-0.3, 0.2)), (80, (-0.05, 0.05)), (60, (-2.0, 2.0))):
+        a, ua = rng.uniform(-math.pi, math.pi, n), rng.uniform(-100, 100, n)
+        got = bins.pairs(a, ua - 15, ua + 15, lo, hi)
+        want = binned_window_pairs(a, ua - 15, ua + 15, b, ub, lo, hi, 8)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        inside = {p for p in _brute(a, b, lo, hi) if ua[p[0]] - 15 <= ub[p[1]] <= ua[p[0]] + 15}
+        assert inside <= set(zip(got[0].tolist(), got[1].tolist(), strict=True))

@@ -65,6 +65,55 @@ def phi_window_pairs(
     return i, order[k % n]
 
 
+class PhiBins:
+    """The points of a set ``b`` split into equal-population bins of a second coordinate ``u``,
+    each bin sorted by phi (three copies: -2 pi, 0, +2 pi): built once per set and searched by
+    :meth:`pairs` for any number of sets ``a`` (a layer is the outer layer of several pairs).
+
+    Args:
+        phi_b, u_b: (N_b,) azimuths [rad] and second coordinates of the set.
+        bins: number of u bins (at most N_b).
+    """
+
+    def __init__(self, phi_b: np.ndarray, u_b: np.ndarray, bins: int = 16) -> None:
+        phi_b = np.asarray(phi_b, dtype=np.float64)
+        self.size = int(phi_b.size)
+        nb = int(max(1, min(bins, self.size)))
+        self.edges = (
+            np.quantile(u_b, np.linspace(0.0, 1.0, nb + 1)[1:-1]) if nb > 1 else np.zeros(0)
+        )
+        bin_b = np.searchsorted(self.edges, u_b, side="right")
+        # bins 20 rad apart keep their key ranges apart
+        key = np.tile(bin_b, 3) * 20.0 + np.concatenate(
+            [phi_b - 2.0 * math.pi, phi_b, phi_b + 2.0 * math.pi]
+        )
+        self.order = np.argsort(key, kind="stable")
+        self.skey = key[self.order]
+
+    def pairs(
+        self, phi_a: np.ndarray, u_lo: np.ndarray, u_hi: np.ndarray, lo: float, hi: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i, j) as :func:`binned_window_pairs` with this set as ``b``."""
+        phi_a = np.asarray(phi_a, dtype=np.float64)
+        if phi_a.size == 0 or self.size == 0 or hi < lo:
+            e = np.zeros(0, dtype=np.int64)
+            return e, e.copy()
+        lo, hi = max(lo, -math.pi), min(hi, math.pi - 1e-12)
+        first = np.searchsorted(self.edges, u_lo, side="right")
+        last = np.searchsorted(self.edges, u_hi, side="right")
+        rows, b = expand_ranges(first, last + 1)
+        base = b * 20.0 + phi_a[rows]
+        start = np.searchsorted(self.skey, base + lo, side="left")
+        stop = np.searchsorted(self.skey, base + hi, side="right")
+        k_rows, k = expand_ranges(start, stop)
+        i = rows[k_rows]
+        j = self.order[k] % self.size
+        if hi - lo > math.pi:  # a window wider than pi could meet one point through two copies
+            uniq = np.unique(i * self.size + j)
+            i, j = uniq // self.size, uniq % self.size
+        return i, j
+
+
 def binned_window_pairs(
     phi_a: np.ndarray,
     u_lo: np.ndarray,
@@ -80,8 +129,9 @@ def binned_window_pairs(
 
     A superset of the pairs with ``u_lo[i] <= u_b[j] <= u_hi[i]`` (cut exactly afterwards):
     the points of ``b`` are split into ``bins`` equal-population bins of ``u``, each sorted by
-    phi, and every (point of ``a``, overlapping bin) pair gets its own binary searches, so the
-    work follows the pairs that survive both windows rather than the phi window alone.
+    phi (:class:`PhiBins`), and every (point of ``a``, overlapping bin) pair gets its own
+    binary searches, so the work follows the pairs that survive both windows rather than the
+    phi window alone.
 
     Args:
         phi_a: (N_a,) [rad]; u_lo, u_hi: (N_a,) interval of the second coordinate per point.
@@ -92,31 +142,7 @@ def binned_window_pairs(
     Returns:
         ``(i, j)`` int64 (P,), each pair at most once.
     """
-    phi_a = np.asarray(phi_a, dtype=np.float64)
-    phi_b = np.asarray(phi_b, dtype=np.float64)
-    if phi_a.size == 0 or phi_b.size == 0 or hi < lo:
+    if np.size(phi_a) == 0 or np.size(phi_b) == 0 or hi < lo:
         e = np.zeros(0, dtype=np.int64)
         return e, e.copy()
-    lo, hi = max(lo, -math.pi), min(hi, math.pi - 1e-12)
-    nb = int(max(1, min(bins, phi_b.size)))
-    edges = np.quantile(u_b, np.linspace(0.0, 1.0, nb + 1)[1:-1]) if nb > 1 else np.zeros(0)
-    bin_b = np.searchsorted(edges, u_b, side="right")
-    # per bin three phi copies (-2pi, 0, +2pi); bins 20 rad apart keep their key ranges apart
-    tiled_phi = np.concatenate([phi_b - 2.0 * math.pi, phi_b, phi_b + 2.0 * math.pi])
-    tiled_bin = np.tile(bin_b, 3)
-    key = tiled_bin * 20.0 + tiled_phi
-    order = np.argsort(key, kind="stable")
-    skey = key[order]
-    first = np.searchsorted(edges, u_lo, side="right")
-    last = np.searchsorted(edges, u_hi, side="right")
-    rows, b = expand_ranges(first, last + 1)
-    base = b * 20.0 + phi_a[rows]
-    start = np.searchsorted(skey, base + lo, side="left")
-    stop = np.searchsorted(skey, base + hi, side="right")
-    k_rows, k = expand_ranges(start, stop)
-    i = rows[k_rows]
-    j = order[k] % phi_b.size
-    if hi - lo > math.pi:  # a window wider than pi could meet one point through two copies
-        uniq = np.unique(i * phi_b.size + j)
-        i, j = uniq // phi_b.size, uniq % phi_b.size
-    return i, j
+    return PhiBins(phi_b, u_b, bins).pairs(phi_a, u_lo, u_hi, lo, hi)

@@ -35,3 +35,15 @@ def test_chunked_filter_without_a_filter_keeps_every_edge():
     model = EdgeClassifier(EdgeModelConfig(hidden=4, iterations=1)).eval()
     x, ei = _hits(5), torch.tensor([[0, 1, 2], [1, 2, 3]])
     assert torch.equal(model.filter_logits_chunked(x, ei), torch.zeros(3))
+
+
+def test_edge_features_take_the_callers_eta_and_match_hand_values():
+    from particlegraph.tasks.tracking.edge_model import edge_features, hit_eta
+
+    # two hits at r = 1 m: z = 0 (eta 0) and z = sinh(1) (eta 1), the same azimuth
+    x = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.1752012, 0.0, 0.0]])
+    ei = torch.tensor([[0], [1]])
+    own = edge_features(x, ei)
+    assert own[0, 3].item() == pytest.approx(1.0, abs=1e-6)  # deta
+    assert torch.equal(edge_features(x, ei, hit_eta(x)), own)
+    assert edge_features(x, ei, 2 * hit_eta(x))[0, 3].item() == pytest.approx(2.0, abs=1e-6)

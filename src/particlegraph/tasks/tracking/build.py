@@ -278,14 +278,16 @@ def ambiguous(labels: np.ndarray, layer: np.ndarray, xyz: np.ndarray) -> np.ndar
     module, a few mm from its first). ``xyz`` (N, 3) [mm]."""
     if labels.size == 0:
         return np.zeros(0, dtype=bool)
-    _, inv, cnt = np.unique(
-        np.stack([labels, layer]), axis=1, return_inverse=True, return_counts=True
-    )
-    inv = inv.reshape(-1)
-    lo = np.full((cnt.size, 3), np.inf)
-    hi = np.full((cnt.size, 3), -np.inf)
-    np.minimum.at(lo, inv, xyz)
-    np.maximum.at(hi, inv, xyz)
+    _, dense = np.unique(layer, return_inverse=True)
+    key = labels.astype(np.int64) * (int(dense.max()) + 1) + dense.reshape(-1)
+    order = np.argsort(key, kind="stable")  # the (component, layer) groups, contiguous
+    sk = key[order]
+    start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    cnt = np.diff(np.r_[start, sk.size])
+    inv = np.empty(key.size, dtype=np.int64)
+    inv[order] = np.repeat(np.arange(start.size), cnt)
+    lo = np.minimum.reduceat(xyz[order], start, axis=0)
+    hi = np.maximum.reduceat(xyz[order], start, axis=0)
     extent = np.sqrt(((hi - lo) ** 2).sum(axis=1))
     crowded = (cnt > 2) | (extent > OVERLAP_MM)
     bad = np.unique(labels[crowded[inv]])

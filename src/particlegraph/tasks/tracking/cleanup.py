@@ -65,7 +65,10 @@ def track_quality(track: np.ndarray, edges: np.ndarray, score: np.ndarray) -> di
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n_edges > 0, total / np.maximum(n_edges, 1), np.nan)
     low = np.full(t, np.inf)
-    np.minimum.at(low, owner, s)
+    if owner.size:  # per-track minimum of its edges' scores (sorted groups, exact)
+        order = np.argsort(owner, kind="stable")
+        first = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
+        low[owner[order][first]] = np.minimum.reduceat(s[order], first)
     linked = np.zeros(track.size, dtype=bool)
     if edges.size:
         linked[edges[0][inside]] = True

@@ -28,19 +28,25 @@ EDGE_FEATURES = ("dr", "dphi", "dz", "deta", "z0", "phi_slope", "curvature")
 
 def node_features(x: Tensor) -> Tensor:
     """``NODE_FEATURES`` (N, 7) from the dataset's hit features ``x`` (N, 6) (r, cos, sin, z [m], ...)."""
-    eta = torch.asinh(x[:, 3] / x[:, 0].clamp_min(1e-6))
-    return torch.cat([x[:, :4], eta[:, None], x[:, 4:6]], dim=1)
+    return torch.cat([x[:, :4], hit_eta(x)[:, None], x[:, 4:6]], dim=1)
 
 
-def edge_features(x: Tensor, edge_index: Tensor) -> Tensor:
-    """``EDGE_FEATURES`` (E, 7) of edges (2, E) from hit features ``x`` (N, 6) (positions in m)."""
+def hit_eta(x: Tensor) -> Tensor:
+    """Pseudorapidity (N,) of the hit positions in ``x`` (N, 6)."""
+    return torch.asinh(x[:, 3] / x[:, 0].clamp_min(1e-6))
+
+
+def edge_features(x: Tensor, edge_index: Tensor, eta: Tensor | None = None) -> Tensor:
+    """``EDGE_FEATURES`` (E, 7) of edges (2, E) from hit features ``x`` (N, 6) (positions in m);
+    ``eta`` (N,) is :func:`hit_eta` of ``x`` when the caller has it (a chunked caller computes
+    it once rather than once per chunk)."""
     i, j = edge_index
     r, c, s, z = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
     dr = r[j] - r[i]
     dz = z[j] - z[i]
     # dphi from the angle-difference identities (no wrap-around)
     dphi = torch.atan2(s[j] * c[i] - c[j] * s[i], c[j] * c[i] + s[j] * s[i])
-    eta = torch.asinh(z / r.clamp_min(1e-6))
+    eta = hit_eta(x) if eta is None else eta
     ok = dr.abs() > 1e-3
     safe = torch.where(ok, dr, torch.ones_like(dr))
     z0 = torch.where(ok, z[i] - r[i] * dz / safe, torch.zeros_like(dr)).clamp(-3.0, 3.0)
@@ -121,8 +127,9 @@ class EdgeClassifier(nn.Module):
         )
         n = (node_features(x) - nm) / ns
         e = x.new_empty(edge_index.shape[1], len(EDGE_FEATURES))
+        eta = hit_eta(x)
         for i in range(0, edge_index.shape[1], chunk):
-            e[i : i + chunk] = (edge_features(x, edge_index[:, i : i + chunk]) - em) / es
+            e[i : i + chunk] = (edge_features(x, edge_index[:, i : i + chunk], eta) - em) / es
         return n, e
 
     @torch.no_grad()

@@ -12,8 +12,9 @@ TrackML throughput phase, Amrouche et al., arXiv:2105.01160):
    whose circle through the beam line has pT >= ``pt_min`` and whose line in r-z meets the
    beam line within ``z0_max``.
 3. **Following**: the helix through (beam line or first hit, middle hit, last hit) — a circle
-   in x-y and a straight line in z against the transverse path — is intersected with every
-   surface; at the nearest one ahead, the nearest hit within the window is added (the window:
+   in x-y and a straight line in z against the transverse path — is intersected with the
+   surfaces in the order it can reach them, up to the nearest one ahead; there the nearest hit
+   within the window is added (the window:
    ``window_scale`` x (base of the sensor type + growth per mm of extrapolation)); a surface
    without one is a hole. A seed must find its third hit on the next surface; a candidate
    stops after ``max_holes`` holes in a row or ``max_steps``. Module overlaps: each hit's partner
@@ -205,24 +206,24 @@ def refit_helix(c: Candidates, idx: np.ndarray, xyz: np.ndarray) -> None:
     c.dzds[idx] = (xyz[last, 2] - xyz[first, 2]) / np.maximum(arc, 1e-6)
 
 
-def _barrel_paths(
-    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
-) -> np.ndarray:
-    """Path s (C, B) to the barrel surfaces ``cols`` (inf where not reached ahead)."""
-    cen, rho = c.centre[idx], c.rho[idx][:, None]
-    w = np.where(c.curv[idx] < 0, -1.0, 1.0)[:, None]
-    d = np.hypot(cen[:, 0], cen[:, 1])[:, None]
-    big_r = surf.pos[cols][None, :]
+def _barrel_path(
+    c: Candidates, k: np.ndarray, big_r: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    th_p: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Path s (C,) of candidates ``k`` to one barrel each (radius ``big_r``, z extent [lo, hi],
+    (C,) each; inf where not reached ahead within half a turn)."""
+    cen, rho = c.centre[k], c.rho[k]
+    w = np.where(c.curv[k] < 0, -1.0, 1.0)
+    d = np.hypot(cen[:, 0], cen[:, 1])
     a = (big_r**2 - rho**2 + d**2) / (2 * np.maximum(d, 1e-9))
     h2 = big_r**2 - a**2
     h = np.sqrt(np.clip(h2, 0, None))
-    ux, uy = (cen[:, 0:1] / np.maximum(d, 1e-9)), (cen[:, 1:2] / np.maximum(d, 1e-9))
-    best = np.full(h.shape, np.inf)
-    z0, dz = c.pos[idx, 2:3], c.dzds[idx][:, None]
-    lo, hi = surf.lo[cols][None, :], surf.hi[cols][None, :]
+    ux, uy = (cen[:, 0] / np.maximum(d, 1e-9)), (cen[:, 1] / np.maximum(d, 1e-9))
+    best = np.full(k.size, np.inf)
+    z0, dz = c.pos[k, 2], c.dzds[k]
     for sign in (1.0, -1.0):
         qx, qy = a * ux - sign * h * uy, a * uy + sign * h * ux
-        th = np.arctan2(qy - cen[:, 1:2], qx - cen[:, 0:1])
+        th = np.arctan2(qy - cen[:, 1], qx - cen[:, 0])
         s = rho * np.mod(w * (th - th_p), 2 * np.pi)
         z = z0 + dz * s
         good = (h2 >= 0) & (s > 0.3) & (s < np.pi * rho) & (z >= lo) & (z <= hi)
@@ -230,20 +231,90 @@ def _barrel_paths(
     return best
 
 
-def _disk_paths(
+def _first_barrel(
     c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray
-) -> np.ndarray:
-    """Path s (C, D) to the disks ``cols``: to z = Z, then the radius must be on the disk."""
-    cen, rho = c.centre[idx], c.rho[idx][:, None]
-    w = np.where(c.curv[idx] < 0, -1.0, 1.0)[:, None]
-    dz = c.dzds[idx][:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = (surf.pos[cols][None, :] - c.pos[idx, 2:3]) / dz
-    s = np.where(np.isfinite(s), s, -1.0)
-    th = th_p + w * s / rho
-    rq = np.hypot(cen[:, 0:1] + rho * np.cos(th), cen[:, 1:2] + rho * np.sin(th))
-    good = (s > 0.3) & (s < np.pi * rho) & (rq >= surf.lo[cols]) & (rq <= surf.hi[cols])
-    return np.where(good, s, np.inf)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest barrel among ``cols`` ahead of the candidates ``idx``: (barrel or -1, path s).
+
+    The same answer as intersecting every barrel and keeping the smallest valid path, found by
+    trying the barrels in the order of their radial distance from the candidate's point: the
+    transverse path to a barrel of radius R is at least |R - r| (an arc is no shorter than its
+    chord), so once that bound reaches the best path found (or half a turn) no further barrel
+    can be nearer.
+    """
+    order = cols[np.argsort(surf.pos[cols], kind="stable")]
+    radii = surf.pos[order]
+    r_p = np.hypot(c.pos[idx, 0], c.pos[idx, 1])
+    up = np.searchsorted(radii, r_p, side="left")  # next barrel outwards
+    down = up - 1  # next barrel inwards
+    found = np.full(idx.size, -1)
+    s_found = np.full(idx.size, np.inf)
+    todo = np.arange(idx.size)
+    while todo.size:
+        u, dn = up[todo], down[todo]
+        gap_up = np.where(u < radii.size, radii[np.minimum(u, radii.size - 1)] - r_p[todo], np.inf)
+        gap_dn = np.where(dn >= 0, r_p[todo] - radii[np.maximum(dn, 0)], np.inf)
+        outward = gap_up <= gap_dn
+        bound = np.where(outward, gap_up, gap_dn)
+        k = idx[todo]
+        go = np.isfinite(bound) & (bound < s_found[todo] + 1e-6) & (bound < np.pi * c.rho[k])
+        todo, outward = todo[go], outward[go]
+        if not todo.size:
+            break
+        pick = np.where(outward, up[todo], down[todo])
+        col = order[pick]
+        k = idx[todo]
+        s = _barrel_path(c, k, surf.pos[col], surf.lo[col], surf.hi[col], th_p[todo])
+        better = (s < s_found[todo]) & (col != c.surface[k])
+        found[todo[better]] = col[better]
+        s_found[todo[better]] = s[better]
+        up[todo[outward]] += 1
+        down[todo[~outward]] -= 1
+    return found, s_found
+
+
+def _first_disk(
+    c: Candidates, idx: np.ndarray, surf: Surfaces, cols: np.ndarray, th_p: np.ndarray,
+    s_limit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Nearest disk among ``cols`` (all on the side the candidates ``idx`` move to) crossed
+    before the path ``s_limit`` (C,): (disk or -1, path s) per candidate.
+
+    The same answer as intersecting every disk and keeping the smallest valid path below
+    ``s_limit``, found without doing so: on a helix z grows linearly with the path, so the
+    disks are crossed in the order of their z along the motion and the first one where the
+    crossing is valid (ahead, within half a turn, on the disk's radii, not the current surface)
+    is the nearest; disks beyond ``s_limit`` are never tried. Each step tries one disk for the
+    candidates still looking, so the work follows the disks actually passed rather than every
+    disk of the side.
+    """
+    side = np.sign(surf.pos[cols[0]])
+    order = cols[np.argsort(side * surf.pos[cols], kind="stable")]
+    z_sorted = side * surf.pos[order]
+    dz = c.dzds[idx]
+    start = np.searchsorted(z_sorted, side * c.pos[idx, 2], side="left")
+    found = np.full(idx.size, -1)
+    s_found = np.full(idx.size, np.inf)
+    todo = np.flatnonzero(start < order.size)
+    step = 0
+    while todo.size:
+        col = order[start[todo] + step]
+        k = idx[todo]
+        s = (surf.pos[col] - c.pos[k, 2]) / dz[todo]
+        rho = c.rho[k]
+        w = np.where(c.curv[k] < 0, -1.0, 1.0)
+        th = th_p[todo] + w * s / rho
+        cen = c.centre[k]
+        rq = np.hypot(cen[:, 0] + rho * np.cos(th), cen[:, 1] + rho * np.sin(th))
+        reach = (s < np.pi * rho) & (s < s_limit[todo])
+        good = (s > 0.3) & reach & (rq >= surf.lo[col]) & (rq <= surf.hi[col])
+        good &= col != c.surface[k]
+        found[todo[good]] = col[good]
+        s_found[todo[good]] = s[good]
+        step += 1
+        more = ~good & (reach | (s <= 0.3)) & (start[todo] + step < order.size)
+        todo = todo[more]
+    return found, s_found
 
 
 def _next_surface(
@@ -251,7 +322,8 @@ def _next_surface(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest surface ahead of each candidate ``idx``: (surface or -1, path s, point (C, 3)).
 
-    Barrels, and only the disks on the side the candidate moves to, are intersected.
+    The barrels (:func:`_first_barrel`), then the disks on the side the candidate moves to that
+    lie before the nearest barrel (:func:`_first_disk`), are intersected.
     """
     cen, rho = c.centre[idx], c.rho[idx]
     w = np.where(c.curv[idx] < 0, -1.0, 1.0)
@@ -260,22 +332,16 @@ def _next_surface(
     bar = np.flatnonzero(surf.barrel)
     s_best = np.full(idx.size, np.inf)
     best = np.full(idx.size, -1)
-
-    def take(rows: np.ndarray, cols: np.ndarray, paths: np.ndarray) -> None:
-        paths = np.where(cols[None, :] == c.surface[idx[rows]][:, None], np.inf, paths)
-        j = np.argmin(paths, axis=1)
-        s = paths[np.arange(rows.size), j]
-        better = s < s_best[rows]
-        s_best[rows[better]] = s[better]
-        best[rows[better]] = cols[j[better]]
-
     if bar.size:
-        take(np.arange(idx.size), bar, _barrel_paths(c, idx, surf, bar, th_p[:, None]))
+        best, s_best = _first_barrel(c, idx, surf, bar, th_p)
     for side in (-1.0, 1.0):
         rows = np.flatnonzero(np.sign(c.dzds[idx]) == side)
         cols = np.flatnonzero(~surf.barrel & (np.sign(surf.pos) == side))
         if rows.size and cols.size:
-            take(rows, cols, _disk_paths(c, idx[rows], surf, cols, th_p[rows, None]))
+            j, s = _first_disk(c, idx[rows], surf, cols, th_p[rows], s_best[rows])
+            better = j >= 0
+            s_best[rows[better]] = s[better]
+            best[rows[better]] = j[better]
     found = np.isfinite(s_best)
     s_f = np.where(found, s_best, 0.0)
     th = th_p + w * s_f / rho

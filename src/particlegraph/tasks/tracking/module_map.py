@@ -34,7 +34,7 @@ import numpy as np
 
 from particlegraph.atomic import write_text
 from particlegraph.errors import DataFileError
-from particlegraph.graph.layerpair import binned_window_pairs, wrap_phi
+from particlegraph.graph.layerpair import PhiBins, wrap_phi
 
 #: Window variables, in the order of :attr:`LayerPairMap.windows`' second axis.
 WINDOW_VARS = ("dphi", "z0", "dr", "dz")
@@ -210,25 +210,26 @@ def build_graph(m: LayerPairMap, h: Hits, bins: int = 16) -> np.ndarray:
 
     Per pair the hits of b are searched in phi within z bins (a barrel-like layer b) or r bins
     (a disk-like one) that the dz, dr and z0 windows allow for each hit of a
-    (:func:`~particlegraph.graph.layerpair.binned_window_pairs`), then every window is cut exactly.
+    (:class:`~particlegraph.graph.layerpair.PhiBins`, one per outer layer), then every window
+    is cut exactly.
     """
     order = np.argsort(h.layer, kind="stable")
     keys, starts, counts = np.unique(h.layer[order], return_index=True, return_counts=True)
     where = {int(k): order[s : s + c] for k, s, c in zip(keys, starts, counts, strict=True)}
     barrel = {k: bool(np.ptp(h.z[v]) > np.ptp(h.r[v])) for k, v in where.items()}
     out_i, out_j = [], []
+    searched: dict[int, PhiBins] = {}  # per outer layer, built once for all its pairs
     for (a, b), w in zip(m.pairs.tolist(), m.windows, strict=True):
         ia, ib = where.get(a), where.get(b)
         if ia is None or ib is None:
             continue
+        if b not in searched:
+            searched[b] = PhiBins(h.phi[ib], h.z[ib] if barrel[b] else h.r[ib], bins)
         u_lo, u_hi = _second_window(h, ia, w, barrel[b])
-        u_b = h.z[ib] if barrel[b] else h.r[ib]
-        li, lj = binned_window_pairs(h.phi[ia], u_lo, u_hi, h.phi[ib], u_b,
-                                     float(w[0, 0]), float(w[0, 1]), bins)  # fmt: skip
+        li, lj = searched[b].pairs(h.phi[ia], u_lo, u_hi, float(w[0, 0]), float(w[0, 1]))
         i, j = ia[li], ib[lj]
         if a == b:
-            rho = np.hypot(h.r, h.z)
-            keep = rho[j] > rho[i]
+            keep = np.hypot(h.r[j], h.z[j]) > np.hypot(h.r[i], h.z[i])
             i, j = i[keep], j[keep]
         i, j = _cut(h, i, j, w)
         out_i.append(i)
