@@ -41,20 +41,23 @@ def edge_features(x: Tensor, edge_index: Tensor, eta: Tensor | None = None) -> T
     ``eta`` (N,) is :func:`hit_eta` of ``x`` when the caller has it (a chunked caller computes
     it once rather than once per chunk)."""
     i, j = edge_index
-    r, c, s, z = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-    dr = r[j] - r[i]
-    dz = z[j] - z[i]
-    # dphi from the angle-difference identities (no wrap-around)
-    dphi = torch.atan2(s[j] * c[i] - c[j] * s[i], c[j] * c[i] + s[j] * s[i])
     eta = hit_eta(x) if eta is None else eta
+    # every hit quantity gathered once per end (the same values as indexing at each use)
+    ri, zi, ci, si, etai = (t.index_select(0, i) for t in (x[:, 0], x[:, 3], x[:, 1], x[:, 2], eta))
+    rj, zj, cj, sj, etaj = (t.index_select(0, j) for t in (x[:, 0], x[:, 3], x[:, 1], x[:, 2], eta))
+    dr = rj - ri
+    dz = zj - zi
+    # dphi from the angle-difference identities (no wrap-around)
+    dphi = torch.atan2(sj * ci - cj * si, cj * ci + sj * si)
     ok = dr.abs() > 1e-3
     safe = torch.where(ok, dr, torch.ones_like(dr))
-    z0 = torch.where(ok, z[i] - r[i] * dz / safe, torch.zeros_like(dr)).clamp(-3.0, 3.0)
+    z0 = torch.where(ok, zi - ri * dz / safe, torch.zeros_like(dr)).clamp(-3.0, 3.0)
     slope = torch.where(ok, dphi / safe, torch.zeros_like(dr)).clamp(-50.0, 50.0)
-    xi, yi, xj, yj = r[i] * c[i], r[i] * s[i], r[j] * c[j], r[j] * s[j]
+    xi, yi, xj, yj = ri * ci, ri * si, rj * cj, rj * sj
     chord = torch.sqrt((xj - xi) ** 2 + (yj - yi) ** 2).clamp_min(1e-6)
-    curv = 2.0 * (xi * yj - xj * yi) / (r[i].clamp_min(1e-6) * r[j].clamp_min(1e-6) * chord)
-    return torch.stack([dr * 10, dphi, dz * 10, eta[j] - eta[i], z0, slope, curv], dim=1)
+    curv = 2.0 * (xi * yj - xj * yi) / (ri.clamp_min(1e-6) * rj.clamp_min(1e-6) * chord)
+    deta = etaj - etai
+    return torch.stack([dr * 10, dphi, dz * 10, deta, z0, slope, curv], dim=1)
 
 
 @dataclass(frozen=True)

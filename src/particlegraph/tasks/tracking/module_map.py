@@ -258,13 +258,14 @@ def _second_window(
 
 def _cut(h: Hits, i: np.ndarray, j: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pairs inside the dr, dz and z0 windows (the phi window is already met)."""
-    dr = h.r[j] - h.r[i]
-    dz = h.z[j] - h.z[i]
+    ri, zi = h.r[i], h.z[i]
+    dr = h.r[j] - ri
+    dz = h.z[j] - zi
     keep = (dr >= w[2, 0]) & (dr <= w[2, 1]) & (dz >= w[3, 0]) & (dz <= w[3, 1])
     i, j, dr, dz = i[keep], j[keep], dr[keep], dz[keep]
     if np.all(np.isfinite(w[1])):
         ok = np.abs(dr) > _MIN_DR
-        z0 = h.z[i] - h.r[i] * dz / np.where(ok, dr, 1.0)
+        z0 = zi[keep] - ri[keep] * dz / np.where(ok, dr, 1.0)
         keep = ~ok | ((z0 >= w[1, 0]) & (z0 <= w[1, 1]))
         i, j = i[keep], j[keep]
     return i, j
