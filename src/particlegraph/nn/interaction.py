@@ -87,8 +87,8 @@ def edge_mlp_chunked(
         y = torch.addmm(first.bias, e[sl], we) if first.bias is not None else e[sl] @ we
         y += torch.index_select(a, 0, edge_index[0, sl])
         y += torch.index_select(b, 0, edge_index[1, sl])
-        for layer in rest:
-            y = layer(y)
+        for layer in rest:  # y is this chunk's own tensor: a ReLU may overwrite it
+            y = y.relu_() if isinstance(layer, nn.ReLU) else layer(y)
         if accumulate:
             out[sl] += y
         else:
