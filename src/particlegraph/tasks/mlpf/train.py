@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.loader import DataLoader
 
 from particlegraph.bounds import check_batch_size
 from particlegraph.config import from_dict, load_config
@@ -214,15 +215,7 @@ def train(
         )  # fmt: skip
 
     dc = cfg.data
-    train_ds = MLPFDataset(
-        train_files, info.rank, info.world_size, dc.shuffle_files, cfg.fit.seed, dc.max_train_events
-    )
-    train_loader = make_loader(train_ds, dc.batch_size, dc.num_workers)
-    val_loader = None
-    if val_files:
-        val_ds = MLPFDataset(val_files, info.rank, info.world_size, False, 0, dc.max_val_events)
-        val_loader = make_loader(val_ds, dc.batch_size, dc.num_workers)
-
+    train_loader, val_loader = _loaders(cfg, train_files, val_files, info.rank, info.world_size)
     seed_everything(cfg.fit.seed)  # same initial weights on every rank and in every fresh run
     model = build_model(cfg)
     if init_source is not None:  # on resume the checkpoint holds the weights
@@ -243,6 +236,21 @@ def train(
         best = load_weights(run_dir, build_model(cfg), "best")
         select_operating_point(best, val_files, run_dir, max_events=dc.operating_point_events)
     return history
+
+
+def _loaders(
+    cfg: MLPFRunConfig, train_files: list[Path], val_files: list[Path], rank: int, world: int
+) -> tuple[DataLoader, DataLoader | None]:
+    """This rank's training loader and validation loader (None without validation files)."""
+    dc = cfg.data
+    train_ds = MLPFDataset(
+        train_files, rank, world, dc.shuffle_files, cfg.fit.seed, dc.max_train_events
+    )
+    train_loader = make_loader(train_ds, dc.batch_size, dc.num_workers)
+    if not val_files:
+        return train_loader, None
+    val_ds = MLPFDataset(val_files, rank, world, False, 0, dc.max_val_events)
+    return train_loader, make_loader(val_ds, dc.batch_size, dc.num_workers)
 
 
 def init_from_source(cfg: MLPFRunConfig) -> Path:
