@@ -397,11 +397,14 @@ def _shape_study(
 
 def paired(args: argparse.Namespace) -> None:
     """AUC of score ``--b`` minus score ``--a`` (``EVAL_DIR:model:score``, e.g. two ``shape3``
-    outputs on the same test events) per scale-matched signal, mean over the seeds both have,
-    with a paired bootstrap error (the same resampled signal and background events for both)."""
+    outputs on the same test events) per scale-matched signal: per seed both have, the paired
+    bootstrap difference of the evaluation's gains
+    (:func:`~particlegraph.tasks.anomaly.comparison.paired_difference`: the same resampled
+    signal and background events for both), then the mean over seeds of the differences and of
+    their errors, as the gains are reported."""
     import pyarrow.parquet as pq
 
-    from particlegraph.metrics.roc import bootstrap_indices, rank_auc
+    from particlegraph.tasks.anomaly.comparison import paired_difference
 
     def columns(spec: str) -> tuple[Any, list[np.ndarray]]:
         folder, _, name = spec.partition(":")
@@ -418,18 +421,12 @@ def paired(args: argparse.Namespace) -> None:
     sample, n_seeds = np.asarray(ta["sample"]), min(len(a), len(b))
     rng, out = np.random.default_rng(0), {}
     for sig in MATCHED_SIGNALS:
-        i_s, i_b = np.flatnonzero(sample == sig), np.flatnonzero(sample == "jetht")
-        boots_s, boots_b = (bootstrap_indices(len(i), args.boot, rng) for i in (i_s, i_b))
-
-        def diff(idx: np.ndarray, n_sig: int) -> float:
-            y = np.r_[np.ones(n_sig), np.zeros(len(idx) - n_sig)]
-            return float(np.mean([rank_auc(b[k][idx], y) - rank_auc(a[k][idx], y)
-                                  for k in range(n_seeds)]))  # fmt: skip
-
-        boot = [diff(np.r_[i_s[js], i_b[jb]], len(js))
-                for js, jb in zip(boots_s, boots_b, strict=True)]  # fmt: skip
-        out[sig] = {"auc_b_minus_a": diff(np.r_[i_s, i_b], len(i_s)),
-                    "boot_err": float(np.std(boot))}  # fmt: skip
+        scores = {s: {f"{ab}{k}": col[k][sample == s] for ab, col in (("a", a), ("b", b))
+                      for k in range(n_seeds)} for s in (sig, "jetht")}  # fmt: skip
+        per_seed = [paired_difference(scores, "jetht", sig, f"b{k}", f"a{k}", "plain", None,
+                                      "auc", args.boot, rng) for k in range(n_seeds)]  # fmt: skip
+        out[sig] = {"auc_b_minus_a": float(np.mean([d for d, _ in per_seed])),
+                    "boot_err": float(np.mean([e for _, e in per_seed]))}  # fmt: skip
         print(sig, out[sig], flush=True)
     emit(_rounded({"machine": machine(), "a": args.a, "b": args.b, "seeds": n_seeds,
                    "boot": args.boot, "signals": out}), str(RESULTS / args.result))  # fmt: skip

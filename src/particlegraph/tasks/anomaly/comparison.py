@@ -168,7 +168,7 @@ def gains(
                 continue
             d, e = [], []
             for r in rs:
-                diff, err = _paired(scores, background, sig, r["key"], t["key"], proto,
+                diff, err = paired_difference(scores, background, sig, r["key"], t["key"], proto,
                                     weights.get(sig), m, n_boot, rng)  # fmt: skip
                 d.append(diff)
                 e.append(err)
@@ -186,7 +186,7 @@ def _family(protocol: str) -> str:
     return "weighted" if protocol == "ht-matched" else "unweighted"
 
 
-def _paired(
+def paired_difference(
     scores: dict[str, dict[str, np.ndarray]],
     background: str,
     sig: str,
@@ -198,7 +198,11 @@ def _paired(
     n_boot: int,
     rng: np.random.Generator,
 ) -> tuple[float, float]:
-    """(metric(a) - metric(b), bootstrap std) on the same resampled signal + background events."""
+    """(metric(a) - metric(b), bootstrap std) on the same resampled signal + background events.
+
+    ``scores[sample][key]`` holds each score per event; ``metric`` is one of
+    :data:`GAIN_METRICS` (AUC, or eps_S at eps_B = 1e-2); with ``proto == "ht-matched"`` the signal events carry ``w_sig``.
+    """
     fn = _metric_fn(metric)
     sa, ba = scores[sig][key_a], scores[background][key_a]
     sb, bb = scores[sig][key_b], scores[background][key_b]
