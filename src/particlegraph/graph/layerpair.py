@@ -142,7 +142,4 @@ def binned_window_pairs(
     Returns:
         ``(i, j)`` int64 (P,), each pair at most once.
     """
-    if np.size(phi_a) == 0 or np.size(phi_b) == 0 or hi < lo:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e.copy()
     return PhiBins(phi_b, u_b, bins).pairs(phi_a, u_lo, u_hi, lo, hi)

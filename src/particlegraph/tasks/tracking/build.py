@@ -278,8 +278,8 @@ def ambiguous(labels: np.ndarray, layer: np.ndarray, xyz: np.ndarray) -> np.ndar
     module, a few mm from its first). ``xyz`` (N, 3) [mm]."""
     if labels.size == 0:
         return np.zeros(0, dtype=bool)
-    _, dense = np.unique(layer, return_inverse=True)
-    key = labels.astype(np.int64) * (int(dense.max()) + 1) + dense.reshape(-1)
+    low = int(layer.min())  # one key per (component, layer): label * span + layer offset
+    key = labels.astype(np.int64) * (int(layer.max()) - low + 1) + (layer - low)
     order = np.argsort(key, kind="stable")  # the (component, layer) groups, contiguous
     sk = key[order]
     start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])

@@ -67,8 +67,9 @@ def track_quality(track: np.ndarray, edges: np.ndarray, score: np.ndarray) -> di
     low = np.full(t, np.inf)
     if owner.size:  # per-track minimum of its edges' scores (sorted groups, exact)
         order = np.argsort(owner, kind="stable")
-        first = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
-        low[owner[order][first]] = np.minimum.reduceat(s[order], first)
+        so = owner[order]
+        first = np.flatnonzero(np.r_[True, so[1:] != so[:-1]])
+        low[so[first]] = np.minimum.reduceat(s[order], first)
     linked = np.zeros(track.size, dtype=bool)
     if edges.size:
         linked[edges[0][inside]] = True

@@ -43,8 +43,9 @@ def edge_features(x: Tensor, edge_index: Tensor, eta: Tensor | None = None) -> T
     i, j = edge_index
     eta = hit_eta(x) if eta is None else eta
     # every hit quantity gathered once per end (the same values as indexing at each use)
-    ri, zi, ci, si, etai = (t.index_select(0, i) for t in (x[:, 0], x[:, 3], x[:, 1], x[:, 2], eta))
-    rj, zj, cj, sj, etaj = (t.index_select(0, j) for t in (x[:, 0], x[:, 3], x[:, 1], x[:, 2], eta))
+    hit = (x[:, 0], x[:, 3], x[:, 1], x[:, 2], eta)  # r, z, cos phi, sin phi, eta
+    ri, zi, ci, si, etai = (t.index_select(0, i) for t in hit)
+    rj, zj, cj, sj, etaj = (t.index_select(0, j) for t in hit)
     dr = rj - ri
     dz = zj - zi
     # dphi from the angle-difference identities (no wrap-around)
