@@ -21,9 +21,9 @@ method from one job and the classical ones from another) into the summary one jo
 written. ``--exercise-run`` adds the exercise pipeline's methods (evaluated on the same events)
 as ``exercise_*``. ``scaling`` times every inference stage on the event of ``--small`` nearest
 25,000 hits and the event of ``--big`` nearest 100,000 hits in one process (wall and CPU time)
-and reports time(100k) / time(25k) (for a default-pipeline run the two are timed in turn,
-``--repeats`` times, medians per stage and of the per-repeat ratios); for a default-pipeline run (graph, filter, interaction
-network, track building; ``--threads`` torch threads) ``--subset`` also times two subsets of
+and reports time(100k) / time(25k). For a default-pipeline run (graph, filter, interaction
+network, track building; ``--threads`` torch threads) the two are timed in turn, ``--repeats``
+times (medians per stage and of the per-repeat ratios), and ``--subset`` also times two subsets of
 the big event itself, a random share of its particles (with all their hits) and the same share
 of its noise hits, cut to about 25,000 and 100,000 hits. ``profile`` runs one event of a
 default-pipeline run under cProfile (seconds per stage, the functions with the most own
