@@ -139,7 +139,8 @@ def evaluate_on(
     run = resolve_run_dir(run)
     shutil.rmtree(out, ignore_errors=True)
     (out / "checkpoints").mkdir(parents=True)
-    for f in ("config.yaml", "operating_point.json", "history.json", "calibration.json"):
+    steps = ("calibration.json", "linked_neutrals.json")
+    for f in ("config.yaml", "operating_point.json", "history.json", *steps):
         if (run / f).is_file():
             shutil.copy(run / f, out / f)
     best = run / "checkpoints" / "best.pt"
@@ -295,7 +296,7 @@ def evaluate_existing(args: argparse.Namespace) -> None:
     results = {
         t: {"targets": target_rows(m, main_sample=t == "ttbar_pu50"), "headline": headline(m),
             "events": m["events"], "operating_point": m["operating_point"],
-            "calibration": m.get("calibration")}
+            "calibration": m.get("calibration"), "linked_neutrals": m.get("linked_neutrals")}
         for t, m in evaluated.items()
     }  # fmt: skip
     emit(
@@ -304,6 +305,7 @@ def evaluate_existing(args: argparse.Namespace) -> None:
             "calibration": args.calibration,
             "neutral_recovery_significance": args.recovery,
             "label": "MLPF + rule recovery (hybrid)" if args.recovery else "MLPF",
+            "linked_neutrals": next(iter(results.values()))["linked_neutrals"] if results else None,
             "test_sets": {
                 t: dict(zip(("process", "events", "pileup", "seed"), v, strict=True))
                 for t, v in tests.items()

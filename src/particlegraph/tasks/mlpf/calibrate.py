@@ -3,8 +3,9 @@
 ``calibrate_run(run, data)`` predicts ``data`` with the run's best checkpoint at its operating
 point (as ``evaluate`` does, without any calibration), fits the per-class inversion and writes
 ``calibration.json`` next to the run's outputs (``runs/pretrained_<name>/`` for a shipped model);
-``evaluate`` applies it from then on. Choose ``data`` among validation events, never the test
-events you report on.
+``evaluate`` applies it from then on. ``fit_linked_run(run, data, threshold)`` learns the
+linked-tower neutrals (:mod:`.linked_neutrals`, ``linked_neutrals.json``) the same way, after the
+calibration. Choose ``data`` among validation events, never the test events you report on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from particlegraph.tasks.mlpf.calibration import (
     fit_calibration,
     load_calibration,
     save_calibration,
+)
+from particlegraph.tasks.mlpf.linked_neutrals import (
+    LINKED_NEUTRALS_FILE,
+    LinkedNeutrals,
+    check_threshold,
+    fit_linked_neutrals,
+    load_linked_neutrals,
+    save_linked_neutrals,
 )
 
 PathLike = str | os.PathLike[str]
@@ -81,5 +90,67 @@ def _is_calibration(path: Path) -> bool:
     """True when ``path`` is a calibration file this command wrote (it may be replaced)."""
     try:
         return load_calibration(path.parent) is not None and path.name == CALIBRATION_FILE
+    except (DataFileError, ConfigError):
+        return False
+
+
+def fit_linked_run(
+    run: PathLike,
+    data: PathLike | Iterable[PathLike],
+    threshold_gev: float,
+    max_events: int | None = 300,
+    *,
+    which: str = "best",
+    device: str = "auto",
+    progress: bool = True,
+    out_dir: PathLike | None = None,
+    overwrite: bool = False,
+    seed: int = 0,
+) -> tuple[LinkedNeutrals, Path]:
+    """Learn and save the linked-tower neutrals (:mod:`.linked_neutrals`) of ``run`` on
+    validation ``data``: predictions at the run's operating point, with the calibration that
+    ``evaluate`` would apply (in ``out_dir``, else in the run), then the fit.
+
+    Args:
+        run, data, max_events, which, device, progress: as :func:`calibrate_run`.
+        threshold_gev: smallest neutral energy kept as a particle [GeV].
+        out_dir: where ``linked_neutrals.json`` goes (default: the run's output directory).
+        overwrite: replace a ``linked_neutrals.json`` there that is not one.
+        seed: of the fit.
+
+    Returns:
+        ``(step, path of linked_neutrals.json)``.
+    """
+    from particlegraph.outputs import Output, guard_outputs
+    from particlegraph.tasks.mlpf.evaluate import predict_events
+    from particlegraph.tasks.mlpf.operating_point import load_operating_point
+    from particlegraph.tasks.mlpf.train import PACKAGE, load_model, run_output_dir
+    from particlegraph.train.run import open_run
+
+    if max_events is not None and max_events < 1:
+        raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
+    check_threshold(threshold_gev, "--linked-neutrals")
+    source = open_run(run, "mlpf", PACKAGE).path
+    dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
+    inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
+    target = Output(dest / LINKED_NEUTRALS_FILE, kind="file", option="--out", own=_is_linked)
+    guard_outputs("mlpf calibrate", [target], inputs, overwrite=overwrite)
+    model, _ = load_model(source, which=which)
+    op = load_operating_point(source)
+    events = predict_events(
+        model, data, max_events=max_events, device=device, progress=progress,
+        class_offsets=op.offsets_tensor() if op is not None else None,
+        offset_max_pt=op.offset_max_pt_gev if op is not None else None,
+        calibration=load_calibration(dest) or load_calibration(source), probabilities=True,
+    )  # fmt: skip
+    step = fit_linked_neutrals(events, threshold_gev, seed=seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    return step, save_linked_neutrals(step, dest)
+
+
+def _is_linked(path: Path) -> bool:
+    """True when ``path`` is a linked-neutrals file this command wrote (it may be replaced)."""
+    try:
+        return load_linked_neutrals(path.parent) is not None and path.name == LINKED_NEUTRALS_FILE
     except (DataFileError, ConfigError):
         return False

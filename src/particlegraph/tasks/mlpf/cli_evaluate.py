@@ -85,12 +85,21 @@ def calibrate_command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a calibration.json this command did not write."
     ),
+    linked_neutrals: float | None = typer.Option(
+        None,
+        "--linked-neutrals",
+        help="Also learn the neutrals of HCAL towers with linked tracks (linked_neutrals.json), "
+        "keeping those above this energy [GeV]; evaluate applies them after the calibration.",
+    ),
 ) -> None:
     """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
-    from particlegraph.tasks.mlpf.calibrate import calibrate_run
+    from particlegraph.tasks.mlpf.calibrate import calibrate_run, fit_linked_run
+    from particlegraph.tasks.mlpf.linked_neutrals import check_threshold
 
     check_checkpoint(checkpoint)
     check_range("--events", events, 1, what="validation events")
+    if linked_neutrals is not None:
+        check_threshold(linked_neutrals, "--linked-neutrals")
     cal, path = calibrate_run(
         run, data, max_events=events, which=checkpoint, device=device, out_dir=out,
         overwrite=overwrite,
@@ -99,3 +108,12 @@ def calibrate_command(
         typer.echo(f"{name}: " + ", ".join(f"{len(p)} points" for p in regions)
                    + f" per |eta| region {list(cal.eta_edges)}")  # fmt: skip
     typer.echo(f"calibration: {path} ({cal.events} validation events)")
+    if linked_neutrals is not None:
+        step, lpath = fit_linked_run(
+            run, data, linked_neutrals, max_events=events, which=checkpoint, device=device,
+            out_dir=out, overwrite=overwrite,
+        )  # fmt: skip
+        typer.echo(
+            f"linked-tower neutrals: {lpath} ({step.towers} towers of {step.events} validation "
+            f"events, kept above {step.threshold_gev:g} GeV)"
+        )

@@ -49,6 +49,7 @@ from particlegraph.tasks.mlpf.evaluate_result import (
 from particlegraph.tasks.mlpf.evaluate_tables import (
     format_summary as format_summary,
 )
+from particlegraph.tasks.mlpf.linked_neutrals import LinkedNeutrals, load_linked_neutrals
 from particlegraph.tasks.mlpf.operating_point import OperatingPoint
 from particlegraph.tasks.mlpf.recovery import RECOVERY_KEY, NeutralRecovery, detector_of
 from particlegraph.tasks.mlpf.uncertainty import summarize_uncertainties
@@ -71,7 +72,9 @@ def predict_events(
     offset_max_pt: float | None = None,
     calibration: Any = None,
     recovery: NeutralRecovery | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    linked_neutrals: LinkedNeutrals | None = None,
+    probabilities: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """Run ``model`` on every event of ``data`` and yield ``(X, ygen, ycand, ypred)`` per event.
 
     Args:
@@ -87,9 +90,17 @@ def predict_events(
             every event's predictions, or None.
         recovery: a :class:`~particlegraph.tasks.mlpf.recovery.NeutralRecovery` applied after
             the calibration (the rule's residual neutral on towers predicted "none"), or None.
+        linked_neutrals: a :class:`~particlegraph.tasks.mlpf.linked_neutrals.LinkedNeutrals`
+            applied after the calibration (the learned neutral of HCAL towers with linked
+            tracks), or None; not together with ``recovery``.
+        probabilities: also yield MLPF's class probabilities (N, 6), the softmax of its logits.
 
     Yields:
-        numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7).
+        numpy float32 arrays ``X`` (N, 12), ``ygen``, ``ycand``, ``ypred`` (N, 7)[, ``prob``
+        (N, 6)].
+
+    Raises:
+        ConfigError: ``batch_size < 1``, or both ``recovery`` and ``linked_neutrals``.
     """
     import torch
 
@@ -100,6 +111,11 @@ def predict_events(
 
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if recovery is not None and linked_neutrals is not None:
+        raise ConfigError(
+            "the rule's neutral recovery and the linked-tower neutrals both rewrite linked "
+            "towers: use one of them"
+        )
     dev = resolve_device(device)
     model = model.to(dev).eval()
     reference = getattr(getattr(model, "cfg", None), "tower_reference", "energy")
@@ -121,6 +137,8 @@ def predict_events(
                 .cpu()
                 .numpy()
             )
+            need_prob = probabilities or linked_neutrals is not None
+            prob = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if need_prob else None
             x = batch.x.cpu().numpy()
             ygen = batch.ygen.cpu().numpy()
             ycand = batch.ycand.cpu().numpy()
@@ -128,7 +146,12 @@ def predict_events(
             for a, b in itertools.pairwise(ptr.tolist()):
                 yp = ypred[a:b] if calibration is None else calibration.apply(ypred[a:b])
                 yp = yp if recovery is None else recovery.apply(x[a:b], yp)
-                yield x[a:b], ygen[a:b], ycand[a:b], yp
+                if linked_neutrals is not None and prob is not None:
+                    yp = linked_neutrals.apply(x[a:b], yp, prob[a:b])
+                if probabilities and prob is not None:
+                    yield x[a:b], ygen[a:b], ycand[a:b], yp, prob[a:b]
+                else:
+                    yield x[a:b], ygen[a:b], ycand[a:b], yp
             bar.update(len(ptr) - 1)
 
 
@@ -187,9 +210,11 @@ def run_metrics(
     which: str,
     op: OperatingPoint | None,
     cal: Calibration | None,
+    linked: LinkedNeutrals | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` entries that describe the evaluation itself: inference speed
-    (``elapsed`` [s] over ``events``), data, checkpoint, operating point, calibration, classes."""
+    (``elapsed`` [s] over ``events``), data, checkpoint, operating point, calibration, the
+    linked-tower neutrals step, classes."""
     return {
         "inference": {
             "device": str(next(iter(model.parameters())).device) if _has_params(model) else device,
@@ -203,6 +228,15 @@ def run_metrics(
         "calibration": (
             {"events": cal.events, "classes": sorted(cal.points), "counts": cal.counts}
             if cal is not None
+            else None
+        ),
+        "linked_neutrals": (
+            {
+                "threshold_gev": linked.threshold_gev,
+                "events": linked.events,
+                "towers": linked.towers,
+            }
+            if linked is not None
             else None
         ),
         "classes": list(CLASS_NAMES[:NUM_CLASSES]),
@@ -243,6 +277,7 @@ def compute_evaluation(
     which: str = "best",
     operating_point: OperatingPoint | None = None,
     calibration: Calibration | None = None,
+    linked_neutrals: LinkedNeutrals | None = None,
     figures: bool = True,
     history: list[dict[str, Any]] | None = None,
 ) -> Evaluation:
@@ -256,6 +291,8 @@ def compute_evaluation(
         operating_point: class offsets applied before the arg-max (None: plain arg-max), and
             its neutral recovery (:mod:`.recovery`) when set.
         calibration: energy calibration applied to the predictions (None: none).
+        linked_neutrals: the learned neutrals of HCAL towers with linked tracks, applied after
+            the calibration (:mod:`.linked_neutrals`; None: none).
         figures: also compute the arrays of the figures (False: metrics only).
         history: the run's training records, shown as loss curves.
 
@@ -273,6 +310,7 @@ def compute_evaluation(
             progress=progress, class_offsets=op.offsets_tensor() if op is not None else None,
             offset_max_pt=op.offset_max_pt_gev if op is not None else None,
             calibration=calibration, recovery=recovery_for(op, data),
+            linked_neutrals=linked_neutrals,
         )
     )  # fmt: skip
     elapsed = time.perf_counter() - t0
@@ -282,7 +320,7 @@ def compute_evaluation(
     metrics.update(
         run_metrics(
             model, data, device=device, batch_size=batch_size, events=col.events,
-            elapsed=elapsed, which=which, op=op, cal=calibration,
+            elapsed=elapsed, which=which, op=op, cal=calibration, linked=linked_neutrals,
         )
     )  # fmt: skip
     return Evaluation(metrics, figure_data(col) if figures else None, op, list(history or []))
@@ -368,8 +406,9 @@ def evaluate(
         use_operating_point: apply ``run_dir/operating_point.json`` (class offsets chosen on
             validation events) when the run has one; False: plain arg-max.
         use_calibration: apply the run's ``calibration.json`` (energy calibration learned on
-            validation events, :mod:`.calibration`; looked for in the output directory, then in
-            the run itself) when there is one.
+            validation events, :mod:`.calibration`) and ``linked_neutrals.json`` (the learned
+            neutrals of linked HCAL towers, :mod:`.linked_neutrals`) when it has them; each is
+            looked for in the output directory, then in the run itself.
         out_dir: write here instead of the run (``--out``): refused when it lies inside
             ``data`` or holds files ``mlpf evaluate`` did not make, unless ``overwrite``; the
             run is then only read.
@@ -400,6 +439,9 @@ def evaluate(
         model, _ = load_model(source, which=which)
     op = load_operating_point(source) if use_operating_point else None
     cal = (load_calibration(out) or load_calibration(source)) if use_calibration else None
+    linked = (
+        (load_linked_neutrals(out) or load_linked_neutrals(source)) if use_calibration else None
+    )
     # into the run: a failure half-way (a full disk) puts back what was there
     touched = (
         ()
@@ -412,7 +454,7 @@ def evaluate(
         result = compute_evaluation(
             model, data, max_events=max_events, device=device, batch_size=batch_size,
             progress=progress, which=which, operating_point=op, calibration=cal,
-            figures=figures, history=read_history(source),
+            linked_neutrals=linked, figures=figures, history=read_history(source),
         )  # fmt: skip
         title = f"MLPF evaluation of {os.fspath(run_dir)}" if elsewhere else None
         write_evaluation(result, out, figures=figures, title=title)

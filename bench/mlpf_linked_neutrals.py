@@ -1,0 +1,186 @@
+"""Learn the linked-tower neutrals on validation events and choose their threshold on others.
+
+    python bench/mlpf_linked_neutrals.py --run pretrained:ttbar_pu50_medium \
+        --fit-data VAL --judge-data VAL2 --save FOLDER --out bench/results/mlpf_linked_neutrals.json
+
+The step (``tasks/mlpf/linked_neutrals.py``) is fitted on ``--fit-data`` (predictions at the
+run's operating point, with its calibration). On ``--judge-data`` (other validation events,
+never the test events) every threshold of ``--thresholds`` is scored against MLPF alone and the
+rule-based baseline, with errors from a bootstrap over events (paired for differences): hard-jet
+pT resolution (IQR / median of reco / gen, gen pT > 50 GeV), MET resolution (IQR / median of
+MET_reco / MET_gen), std(MET_reco - MET_gen), and the neutral-hadron efficiency and fake rate.
+
+Declared before any test event is scored (the rule the script applies):
+- the threshold is the smallest of the grid at which the neutral-hadron fake rate on the judging
+  events is at most the baseline's and the efficiency at least the baseline's;
+- the step is worth shipping when, at that threshold, std(MET) is lower than MLPF alone's beyond
+  2 sigma (paired) and the hard-jet resolution is not worse than MLPF alone's by more than 1 sigma.
+
+``--save FOLDER`` writes the chosen step as ``FOLDER/linked_neutrals.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from common import emit, machine
+from particlegraph.physics.jets import cluster_jets, match_jets
+from particlegraph.tasks.mlpf.calibration import load_calibration
+from particlegraph.tasks.mlpf.evaluate import predict_events
+from particlegraph.tasks.mlpf.linked_neutrals import fit_linked_neutrals, save_linked_neutrals
+from particlegraph.tasks.mlpf.metrics import (
+    class_ids,
+    confusion_matrix,
+    iqr_over_median,
+    met,
+    particles,
+)
+from particlegraph.tasks.mlpf.operating_point import load_operating_point
+from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir
+
+NEUTRAL_HADRON = 2
+
+
+def predict(run: str, data: str, events: int) -> list[tuple[np.ndarray, ...]]:
+    """``(X, ygen, ycand, ypred, prob)`` per event, at the run's operating point and calibration."""
+    model, _ = load_model(run)
+    path = resolve_run_dir(run)
+    op = load_operating_point(path)
+    return list(
+        predict_events(
+            model, data, max_events=events, device="cpu", progress=False,
+            class_offsets=op.offsets_tensor() if op is not None else None,
+            offset_max_pt=op.offset_max_pt_gev if op is not None else None,
+            calibration=load_calibration(path), probabilities=True,
+        )
+    )  # fmt: skip
+
+
+def per_event(events: list[tuple[np.ndarray, ...]], sides: dict[str, list[np.ndarray]]) -> dict:
+    """Per side and event: matched jet pairs (gen pT, reco pT), MET reco, confusion matrix."""
+    gen_jets = cluster_jets([particles(e[1]) for e in events], 0.4, 20.0)
+    out: dict[str, Any] = {"met_gen": np.array([met(e[1]) for e in events])}
+    for name, preds in sides.items():
+        reco = cluster_jets([particles(p) for p in preds], 0.4, 5.0)
+        pairs = []
+        for gj, rj in zip(gen_jets, reco, strict=True):
+            gi, ri = match_jets(gj, rj, 0.2)
+            pairs.append(np.stack([gj[gi, 0], rj[ri, 0]], axis=1))
+        cms = np.stack([confusion_matrix(class_ids(e[1]), class_ids(p))
+                        for e, p in zip(events, preds, strict=True)])  # fmt: skip
+        out[name] = {"pairs": pairs, "met": np.array([met(p) for p in preds]), "cm": cms}
+    return out
+
+
+def metrics_of(ev: dict, side: str, idx: np.ndarray) -> dict[str, float]:
+    """The judged quantities of ``side`` on the events ``idx`` (a bootstrap replica)."""
+    s = ev[side]
+    pr = np.concatenate([s["pairs"][i] for i in idx])
+    hard = pr[:, 0] > 50.0
+    mg, mr = ev["met_gen"][idx], s["met"][idx]
+    ok = mg > 0
+    cm = s["cm"][idx].sum(axis=0).astype(np.float64)
+    c = NEUTRAL_HADRON
+    return {
+        "jet_pt_resolution_hard": iqr_over_median(pr[hard, 1] / pr[hard, 0]),
+        "met_resolution": iqr_over_median(mr[ok] / mg[ok]),
+        "met_std_gev": float(np.std(mr - mg)),
+        "nh_efficiency": cm[c, c] / cm[c].sum(),
+        "nh_fake_rate": (cm[:, c].sum() - cm[c, c]) / cm[:, c].sum(),
+    }
+
+
+def judge(ev: dict, sides: list[str], replicas: int, seed: int) -> dict[str, Any]:
+    """Values with bootstrap errors per side, and paired differences to "mlpf" and "baseline"."""
+    n = len(ev["met_gen"])
+    rng = np.random.default_rng(seed)
+    full = {s: metrics_of(ev, s, np.arange(n)) for s in sides}
+    reps = {s: [] for s in sides}
+    for _ in range(replicas):
+        idx = rng.integers(0, n, n)
+        for s in sides:
+            reps[s].append(metrics_of(ev, s, idx))
+    res: dict[str, Any] = {}
+    for s in sides:
+        res[s] = {}
+        for k, v in full[s].items():
+            r = np.array([m[k] for m in reps[s]])
+            entry = {"value": v, "error": float(np.std(r))}
+            for ref in ("mlpf", "baseline"):
+                if ref != s:
+                    d = r - np.array([m[k] for m in reps[ref]])
+                    entry[f"minus_{ref}"] = {"value": v - full[ref][k], "error": float(np.std(d))}
+            res[s][k] = entry
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", default="pretrained:ttbar_pu50_medium")
+    ap.add_argument("--fit-data", required=True)
+    ap.add_argument("--judge-data", required=True)
+    ap.add_argument("--fit-events", type=int, default=300)
+    ap.add_argument("--judge-events", type=int, default=200)
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[2, 3, 4, 5, 6, 8])
+    ap.add_argument("--replicas", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save", help="folder for the chosen linked_neutrals.json")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    fit_events = predict(args.run, args.fit_data, args.fit_events)
+    step = fit_linked_neutrals(fit_events, args.thresholds[0])
+    del fit_events
+    t_fit = time.perf_counter() - t0
+    events = predict(args.run, args.judge_data, args.judge_events)
+    sides = {"baseline": [e[2] for e in events], "mlpf": [e[3] for e in events]}
+    for t in args.thresholds:
+        s = dataclasses.replace(step, threshold_gev=t)
+        sides[f"linked_{t:g}"] = [s.apply(e[0], e[3], e[4]) for e in events]
+    ev = per_event(events, sides)
+    res = judge(ev, list(sides), args.replicas, seed=12345)
+    chosen = None
+    for t in sorted(args.thresholds):
+        r = res[f"linked_{t:g}"]
+        if (
+            r["nh_fake_rate"]["value"] <= res["baseline"]["nh_fake_rate"]["value"]
+            and r["nh_efficiency"]["value"] >= res["baseline"]["nh_efficiency"]["value"]
+        ):
+            chosen = t
+            break  # fmt: skip
+    ship = None
+    if chosen is not None:
+        r = res[f"linked_{chosen:g}"]
+        dm, dj = r["met_std_gev"]["minus_mlpf"], r["jet_pt_resolution_hard"]["minus_mlpf"]
+        ship = bool(dm["value"] < -2 * dm["error"] and dj["value"] <= dj["error"])
+    keys = ("jet_pt_resolution_hard", "met_resolution", "met_std_gev", "nh_efficiency",
+            "nh_fake_rate")  # fmt: skip
+    for name, r in res.items():
+        print(f"{name:12s} " + " | ".join(
+            f"{k} {r[k]['value']:.4f}±{r[k]['error']:.4f}" for k in keys))  # fmt: skip
+    print(f"chosen threshold: {chosen} GeV; ship: {ship}")
+    if chosen is not None and args.save:
+        path = save_linked_neutrals(dataclasses.replace(step, threshold_gev=chosen), args.save)
+        print(f"saved {path}")
+    emit(
+        {
+            "run": args.run, "fit_data": args.fit_data, "judge_data": args.judge_data,
+            "fit_events": step.events, "fit_towers": step.towers, "judge_events": len(events),
+            "thresholds_gev": args.thresholds, "replicas": args.replicas,
+            "results": res, "chosen_threshold_gev": chosen, "ship": ship,
+            "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(t_fit, 1),
+            "machine": machine(),
+        },
+        args.out,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
