@@ -17,6 +17,10 @@ Declared before any test event is scored (the rule the script applies):
   2 sigma (paired) and the hard-jet resolution is not worse than MLPF alone's by more than 1 sigma.
 
 ``--save FOLDER`` writes the chosen step as ``FOLDER/linked_neutrals.json``.
+
+``--mode fill`` (seventh session, second run) judges the step acting only on the towers MLPF calls
+no particle, with the same two rules, on a judging sample not used before (seed 31005): the first
+run (``--mode replace``, seed 31004) is what suggested it, so 31004 cannot judge it.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ def main() -> None:
     ap.add_argument("--fit-events", type=int, default=300)
     ap.add_argument("--judge-events", type=int, default=200)
     ap.add_argument("--thresholds", type=float, nargs="+", default=[2, 3, 4, 5, 6, 8])
+    ap.add_argument("--mode", default="replace", help="replace or fill (linked_neutrals.py)")
     ap.add_argument("--replicas", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", help="folder for the chosen linked_neutrals.json")
@@ -136,7 +141,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     fit_events = predict(args.run, args.fit_data, args.fit_events)
-    step = fit_linked_neutrals(fit_events, args.thresholds[0])
+    step = fit_linked_neutrals(fit_events, args.thresholds[0], mode=args.mode)
     del fit_events
     t_fit = time.perf_counter() - t0
     events = predict(args.run, args.judge_data, args.judge_events)
@@ -173,6 +178,7 @@ def main() -> None:
         {
             "run": args.run, "fit_data": args.fit_data, "judge_data": args.judge_data,
             "fit_events": step.events, "fit_towers": step.towers, "judge_events": len(events),
+            "mode": args.mode,
             "thresholds_gev": args.thresholds, "replicas": args.replicas,
             "results": res, "chosen_threshold_gev": chosen, "ship": ship,
             "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(t_fit, 1),

@@ -173,6 +173,7 @@ RANGES = [
     Case("mlpf-calibrate-events-0", "mlpf calibrate --run {run} --data {good} --events 0 --out {out}", r"--events"),
     Case("mlpf-calibrate-linked-negative", "mlpf calibrate --run {run} --data {good} --linked-neutrals -1 --out {out}", r"--linked-neutrals must be >= 0"),
     Case("mlpf-calibrate-linked-nan", "mlpf calibrate --run {run} --data {good} --linked-neutrals nan --out {out}", r"--linked-neutrals must be a finite"),
+    Case("mlpf-calibrate-linked-mode", "mlpf calibrate --run {run} --data {good} --linked-neutrals 4 --linked-mode all --out {out}", r"--linked-mode must be one of fill, replace|--linked-mode must be one of replace, fill"),
     Case("mlpf-calibrate-pretrained-dotdot", "mlpf calibrate --run pretrained:../x --data {good} --out {out}",
          r"no pretrained mlpf model of that name"),
     Case("mlpf-evaluate-batch-0", "mlpf evaluate --run {run} --data {good} --batch-size 0", r"--batch-size"),

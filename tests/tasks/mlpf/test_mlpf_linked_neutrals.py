@@ -305,3 +305,29 @@ def test_cli_calibrate_learns_the_step(linked_dataset: Path, tmp_path: Path) -> 
     assert "linked-tower neutrals" in result.output
     bad = CliRunner().invoke(app, [*args, "--linked-neutrals", "-1"])
     assert bad.exit_code == 2 and "error:" in bad.output and ">= 0" in bad.output
+
+
+def test_fill_mode_keeps_mlpfs_own_particles() -> None:
+    x, y = hand_event()
+    step = dataclasses.replace(linear_step(np.zeros(NUM_FEATURES), 0.5, 1.0), mode="fill")
+    out = step.apply(x, y, _prob(len(x)))
+    # tower 0: MLPF predicted nothing, so the step fills in 0.5 x 50 GeV
+    assert out[0, Y_PID] == 2 and out[0, Y_ENERGY] == pytest.approx(25.0)
+    # tower 2: MLPF's own 35 GeV neutral hadron stays (replace mode would make it 20 GeV)
+    np.testing.assert_array_equal(out[2], y[2])
+    replaced = dataclasses.replace(step, mode="replace").apply(x, y, _prob(len(x)))
+    assert replaced[2, Y_ENERGY] == pytest.approx(20.0)
+
+
+def test_mode_is_stored_and_checked(tmp_path: Path) -> None:
+    step = dataclasses.replace(linear_step(np.zeros(NUM_FEATURES), 0.5), mode="fill")
+    save_linked_neutrals(step, tmp_path)
+    back = load_linked_neutrals(tmp_path)
+    assert back is not None and back.mode == "fill"
+    d = step.to_dict()
+    d["mode"] = "everything"
+    (tmp_path / LINKED_NEUTRALS_FILE).write_text(json.dumps(d))
+    with pytest.raises(DataFileError, match="mode"):
+        load_linked_neutrals(tmp_path)
+    with pytest.raises(ConfigError, match="mode"):
+        fit_linked_neutrals(_synthetic_events(2, 0), 1.0, mode="all")

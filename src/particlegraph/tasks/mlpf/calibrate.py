@@ -25,6 +25,7 @@ from particlegraph.tasks.mlpf.calibration import (
 from particlegraph.tasks.mlpf.linked_neutrals import (
     LINKED_NEUTRALS_FILE,
     LinkedNeutrals,
+    check_mode,
     check_threshold,
     fit_linked_neutrals,
     load_linked_neutrals,
@@ -106,6 +107,7 @@ def fit_linked_run(
     out_dir: PathLike | None = None,
     overwrite: bool = False,
     seed: int = 0,
+    mode: str = "fill",
 ) -> tuple[LinkedNeutrals, Path]:
     """Learn and save the linked-tower neutrals (:mod:`.linked_neutrals`) of ``run`` on
     validation ``data``: predictions at the run's operating point, with the calibration that
@@ -117,6 +119,7 @@ def fit_linked_run(
         out_dir: where ``linked_neutrals.json`` goes (default: the run's output directory).
         overwrite: replace a ``linked_neutrals.json`` there that is not one.
         seed: of the fit.
+        mode: "fill" (towers MLPF calls no particle) or "replace" (every linked HCAL tower).
 
     Returns:
         ``(step, path of linked_neutrals.json)``.
@@ -130,6 +133,7 @@ def fit_linked_run(
     if max_events is not None and max_events < 1:
         raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
     check_threshold(threshold_gev, "--linked-neutrals")
+    check_mode(mode, "--linked-mode")
     source = open_run(run, "mlpf", PACKAGE).path
     dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
     inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
@@ -143,7 +147,7 @@ def fit_linked_run(
         offset_max_pt=op.offset_max_pt_gev if op is not None else None,
         calibration=load_calibration(dest) or load_calibration(source), probabilities=True,
     )  # fmt: skip
-    step = fit_linked_neutrals(events, threshold_gev, seed=seed)
+    step = fit_linked_neutrals(events, threshold_gev, seed=seed, mode=mode)
     dest.mkdir(parents=True, exist_ok=True)
     return step, save_linked_neutrals(step, dest)
 

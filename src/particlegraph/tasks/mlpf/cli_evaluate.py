@@ -91,15 +91,21 @@ def calibrate_command(
         help="Also learn the neutrals of HCAL towers with linked tracks (linked_neutrals.json), "
         "keeping those above this energy [GeV]; evaluate applies them after the calibration.",
     ),
+    linked_mode: str = typer.Option(
+        "fill",
+        "--linked-mode",
+        help="fill: only the towers MLPF calls no particle; replace: every linked HCAL tower.",
+    ),
 ) -> None:
     """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
     from particlegraph.tasks.mlpf.calibrate import calibrate_run, fit_linked_run
-    from particlegraph.tasks.mlpf.linked_neutrals import check_threshold
+    from particlegraph.tasks.mlpf.linked_neutrals import check_mode, check_threshold
 
     check_checkpoint(checkpoint)
     check_range("--events", events, 1, what="validation events")
     if linked_neutrals is not None:
         check_threshold(linked_neutrals, "--linked-neutrals")
+        check_mode(linked_mode, "--linked-mode")
     cal, path = calibrate_run(
         run, data, max_events=events, which=checkpoint, device=device, out_dir=out,
         overwrite=overwrite,
@@ -111,9 +117,9 @@ def calibrate_command(
     if linked_neutrals is not None:
         step, lpath = fit_linked_run(
             run, data, linked_neutrals, max_events=events, which=checkpoint, device=device,
-            out_dir=out, overwrite=overwrite,
+            out_dir=out, overwrite=overwrite, mode=linked_mode,
         )  # fmt: skip
         typer.echo(
             f"linked-tower neutrals: {lpath} ({step.towers} towers of {step.events} validation "
-            f"events, kept above {step.threshold_gev:g} GeV)"
+            f"events, kept above {step.threshold_gev:g} GeV, mode {step.mode})"
         )

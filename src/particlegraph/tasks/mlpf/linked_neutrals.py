@@ -19,8 +19,10 @@ The step, **off unless the run holds** ``linked_neutrals.json``:
    output is the expected neutral energy as a fraction of E (trained with a squared error, whose
    optimum is the mean: :func:`fit_linked_neutrals`);
 3. where ``E x fraction >= threshold_gev`` the tower becomes a neutral hadron of that energy along
-   the tower's direction (massless); otherwise it holds no particle. MLPF's output on every other
-   element is unchanged.
+   the tower's direction (massless); otherwise it holds no particle. With ``mode="replace"`` this
+   holds for every such tower; with ``mode="fill"`` only for the towers MLPF predicts as no
+   particle (MLPF's own neutrals are kept, so its hard decisions, which the jet resolution
+   rewards, stay). MLPF's output on every other element is unchanged.
 
 The learned part is stored as plain numbers (JSON, written atomically); loading it never runs code.
 Choose the validation events it learns from and the threshold on events you do not report on.
@@ -60,6 +62,8 @@ FEATURE_NAMES = (
 NUM_FEATURES = len(FEATURE_NAMES)
 #: Class given to a tower whose expected neutral energy passes the threshold.
 NEUTRAL_HADRON = 2
+#: Where the step acts: every linked HCAL tower, or only those MLPF predicts as no particle.
+MODES = ("replace", "fill")
 #: Hidden width of the MLP, training epochs, batch size and learning rate of the fit.
 HIDDEN, EPOCHS, BATCH, LR = 64, 30, 512, 1e-3
 
@@ -122,6 +126,7 @@ class LinkedNeutrals:
         threshold_gev: smallest neutral energy kept as a particle [GeV].
         events: validation events it was learned on.
         towers: towers it was learned on.
+        mode: "replace" (every linked HCAL tower) or "fill" (only those MLPF calls no particle).
     """
 
     mean: np.ndarray
@@ -130,9 +135,11 @@ class LinkedNeutrals:
     threshold_gev: float
     events: int = 0
     towers: int = 0
+    mode: str = "replace"
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold_gev)
+        check_mode(self.mode)
         _check_shapes(self.mean, self.std, self.layers)
 
     def fraction(self, features: np.ndarray) -> np.ndarray:
@@ -146,10 +153,12 @@ class LinkedNeutrals:
         return out
 
     def apply(self, x: np.ndarray, ypred: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        """A float32 copy of ``ypred`` (N, 7) with every linked HCAL tower of ``x`` replaced by
-        its learned neutral (or by no particle below the threshold)."""
+        """A float32 copy of ``ypred`` (N, 7) with the linked HCAL towers of ``x`` that the mode
+        covers replaced by their learned neutral (or by no particle below the threshold)."""
         out = np.array(ypred, dtype=np.float32, copy=True)
         rows, link = linked_hcal_towers(x)
+        if self.mode == "fill":
+            rows = rows[np.rint(out[rows, Y_PID]) == 0]
         if rows.size == 0:
             return out
         energy = np.asarray(x, dtype=np.float64)[rows, 5] * self.fraction(
@@ -168,7 +177,15 @@ class LinkedNeutrals:
             "threshold_gev": self.threshold_gev,
             "events": self.events,
             "towers": self.towers,
+            "mode": self.mode,
         }
+
+
+def check_mode(value: object, where: str = "mode") -> str:
+    """``value`` if it is one of :data:`MODES`."""
+    if value not in MODES:
+        raise ConfigError(f"{where} must be one of {', '.join(MODES)}, got {value!r}")
+    return str(value)
 
 
 def neutral_rows(towers: np.ndarray, energy: np.ndarray, threshold_gev: float) -> np.ndarray:
@@ -214,13 +231,15 @@ def fit_linked_neutrals(
     epochs: int = EPOCHS,
     hidden: int = HIDDEN,
     seed: int = 0,
+    mode: str = "replace",
 ) -> LinkedNeutrals:
     """Learn the step from validation events ``(X, ygen, ycand, ypred, prob)`` (predictions
     after the operating point and calibration; ``prob`` the softmax of the logits).
 
     A ReLU MLP (F -> hidden -> hidden -> 1) on standardised features, Adam (lr :data:`LR`,
     batches of :data:`BATCH` towers, ``epochs`` passes), squared error on the neutral energy
-    fraction; deterministic for a given ``seed``.
+    fraction; deterministic for a given ``seed``. ``mode`` only says where
+    :meth:`LinkedNeutrals.apply` acts; the fit is the same.
 
     Raises:
         DataFileError: no events, or fewer than 100 linked HCAL towers in them.
@@ -228,6 +247,7 @@ def fit_linked_neutrals(
     import torch
 
     check_threshold(threshold_gev)
+    check_mode(mode)
     feats, target, k = training_rows(events)
     if len(target) < 100:
         raise DataFileError(
@@ -257,7 +277,7 @@ def fit_linked_neutrals(
         (m.weight.detach().double().numpy().copy(), m.bias.detach().double().numpy().copy())
         for m in linear
     )
-    return LinkedNeutrals(mean, std, layers, float(threshold_gev), k, len(target))
+    return LinkedNeutrals(mean, std, layers, float(threshold_gev), k, len(target), mode)
 
 
 def save_linked_neutrals(step: LinkedNeutrals, folder: str | Path) -> Path:
@@ -292,6 +312,7 @@ def load_linked_neutrals(folder: str | Path) -> LinkedNeutrals | None:
             raw["threshold_gev"],
             int(raw["events"]),
             int(raw["towers"]),
+            raw["mode"],
         )
     except (OSError, ValueError, KeyError, TypeError, ConfigError) as err:
         raise DataFileError(
