@@ -331,3 +331,13 @@ def test_mode_is_stored_and_checked(tmp_path: Path) -> None:
         load_linked_neutrals(tmp_path)
     with pytest.raises(ConfigError, match="mode"):
         fit_linked_neutrals(_synthetic_events(2, 0), 1.0, mode="all")
+
+
+def test_soft_towers_are_left_to_mlpf() -> None:
+    x, y = hand_event()
+    step = dataclasses.replace(linear_step(np.zeros(NUM_FEATURES), 0.5, 1.0), min_tower_gev=45.0)
+    out = step.apply(x, y, _prob(len(x)))
+    assert out[0, Y_ENERGY] == pytest.approx(25.0)  # 50 GeV tower: the step acts
+    np.testing.assert_array_equal(out[2], y[2])  # 40 GeV tower: MLPF's own 35 GeV neutral
+    with pytest.raises(ConfigError, match="min_tower_gev"):
+        dataclasses.replace(step, min_tower_gev=-1.0)

@@ -10,6 +10,7 @@ calibration. Choose ``data`` among validation events, never the test events you 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,6 +109,7 @@ def fit_linked_run(
     overwrite: bool = False,
     seed: int = 0,
     mode: str = "fill",
+    min_tower_gev: float = 0.0,
 ) -> tuple[LinkedNeutrals, Path]:
     """Learn and save the linked-tower neutrals (:mod:`.linked_neutrals`) of ``run`` on
     validation ``data``: predictions at the run's operating point, with the calibration that
@@ -120,6 +122,7 @@ def fit_linked_run(
         overwrite: replace a ``linked_neutrals.json`` there that is not one.
         seed: of the fit.
         mode: "fill" (towers MLPF calls no particle) or "replace" (every linked HCAL tower).
+        min_tower_gev: towers with less measured energy [GeV] are left to MLPF.
 
     Returns:
         ``(step, path of linked_neutrals.json)``.
@@ -134,6 +137,7 @@ def fit_linked_run(
         raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
     check_threshold(threshold_gev, "--linked-neutrals")
     check_mode(mode, "--linked-mode")
+    check_threshold(min_tower_gev, "--linked-min-tower")
     source = open_run(run, "mlpf", PACKAGE).path
     dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
     inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
@@ -148,6 +152,7 @@ def fit_linked_run(
         calibration=load_calibration(dest) or load_calibration(source), probabilities=True,
     )  # fmt: skip
     step = fit_linked_neutrals(events, threshold_gev, seed=seed, mode=mode)
+    step = dataclasses.replace(step, min_tower_gev=float(min_tower_gev))
     dest.mkdir(parents=True, exist_ok=True)
     return step, save_linked_neutrals(step, dest)
 

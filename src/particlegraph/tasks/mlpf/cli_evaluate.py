@@ -96,6 +96,9 @@ def calibrate_command(
         "--linked-mode",
         help="fill: only the towers MLPF calls no particle; replace: every linked HCAL tower.",
     ),
+    linked_min_tower: float = typer.Option(
+        0.0, "--linked-min-tower", help="Towers below this energy [GeV] are left to MLPF."
+    ),
 ) -> None:
     """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
     from particlegraph.tasks.mlpf.calibrate import calibrate_run, fit_linked_run
@@ -106,6 +109,7 @@ def calibrate_command(
     if linked_neutrals is not None:
         check_threshold(linked_neutrals, "--linked-neutrals")
         check_mode(linked_mode, "--linked-mode")
+        check_threshold(linked_min_tower, "--linked-min-tower")
     cal, path = calibrate_run(
         run, data, max_events=events, which=checkpoint, device=device, out_dir=out,
         overwrite=overwrite,
@@ -117,7 +121,7 @@ def calibrate_command(
     if linked_neutrals is not None:
         step, lpath = fit_linked_run(
             run, data, linked_neutrals, max_events=events, which=checkpoint, device=device,
-            out_dir=out, overwrite=overwrite, mode=linked_mode,
+            out_dir=out, overwrite=overwrite, mode=linked_mode, min_tower_gev=linked_min_tower,
         )  # fmt: skip
         typer.echo(
             f"linked-tower neutrals: {lpath} ({step.towers} towers of {step.events} validation "

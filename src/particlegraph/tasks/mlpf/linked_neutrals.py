@@ -22,7 +22,9 @@ The step, **off unless the run holds** ``linked_neutrals.json``:
    the tower's direction (massless); otherwise it holds no particle. With ``mode="replace"`` this
    holds for every such tower; with ``mode="fill"`` only for the towers MLPF predicts as no
    particle (MLPF's own neutrals are kept, so its hard decisions, which the jet resolution
-   rewards, stay). MLPF's output on every other element is unchanged.
+   rewards, stay). Towers below ``min_tower_gev`` of measured energy are left to MLPF in both
+   modes (the jets are made of the hard towers; the soft ones hold most of the fakes). MLPF's
+   output on every other element is unchanged.
 
 The learned part is stored as plain numbers (JSON, written atomically); loading it never runs code.
 Choose the validation events it learns from and the threshold on events you do not report on.
@@ -127,6 +129,7 @@ class LinkedNeutrals:
         events: validation events it was learned on.
         towers: towers it was learned on.
         mode: "replace" (every linked HCAL tower) or "fill" (only those MLPF calls no particle).
+        min_tower_gev: towers with less measured energy [GeV] are left to MLPF.
     """
 
     mean: np.ndarray
@@ -136,9 +139,11 @@ class LinkedNeutrals:
     events: int = 0
     towers: int = 0
     mode: str = "replace"
+    min_tower_gev: float = 0.0
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold_gev)
+        check_threshold(self.min_tower_gev, "min_tower_gev")
         check_mode(self.mode)
         _check_shapes(self.mean, self.std, self.layers)
 
@@ -159,6 +164,7 @@ class LinkedNeutrals:
         rows, link = linked_hcal_towers(x)
         if self.mode == "fill":
             rows = rows[np.rint(out[rows, Y_PID]) == 0]
+        rows = rows[np.asarray(x, dtype=np.float64)[rows, 5] >= self.min_tower_gev]
         if rows.size == 0:
             return out
         energy = np.asarray(x, dtype=np.float64)[rows, 5] * self.fraction(
@@ -178,6 +184,7 @@ class LinkedNeutrals:
             "events": self.events,
             "towers": self.towers,
             "mode": self.mode,
+            "min_tower_gev": self.min_tower_gev,
         }
 
 
@@ -313,6 +320,7 @@ def load_linked_neutrals(folder: str | Path) -> LinkedNeutrals | None:
             int(raw["events"]),
             int(raw["towers"]),
             raw["mode"],
+            raw["min_tower_gev"],
         )
     except (OSError, ValueError, KeyError, TypeError, ConfigError) as err:
         raise DataFileError(
