@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.tasks.mlpf.calibration import (
@@ -63,37 +66,68 @@ def calibrate_run(
     Returns:
         ``(calibration, path of calibration.json)``.
     """
-    from particlegraph.outputs import Output, guard_outputs
-    from particlegraph.tasks.mlpf.evaluate import predict_events
-    from particlegraph.tasks.mlpf.operating_point import load_operating_point
-    from particlegraph.tasks.mlpf.train import PACKAGE, load_model, run_output_dir
-    from particlegraph.train.run import open_run
-
-    if max_events is not None and max_events < 1:
-        raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
-    source = open_run(run, "mlpf", PACKAGE).path  # the run contract: a folder or pretrained:NAME
-    dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
-    inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
-    target = Output(dest / CALIBRATION_FILE, kind="file", option="--out", own=_is_calibration)
-    guard_outputs("mlpf calibrate", [target], inputs, overwrite=overwrite)
-    model, _ = load_model(source, which=which)
-    op = load_operating_point(source)
-    events = predict_events(
-        model, data, max_events=max_events, device=device, progress=progress,
-        class_offsets=op.offsets_tensor() if op is not None else None,
-        offset_max_pt=op.offset_max_pt_gev if op is not None else None,
-    )  # fmt: skip
+    source, dest = _guarded(run, data, CALIBRATION_FILE, load_calibration, out_dir, overwrite)
+    events = _predictions(source, data, max_events, which=which, device=device, progress=progress)
     cal = fit_calibration(events)
     dest.mkdir(parents=True, exist_ok=True)
     return cal, save_calibration(cal, dest)
 
 
-def _is_calibration(path: Path) -> bool:
-    """True when ``path`` is a calibration file this command wrote (it may be replaced)."""
-    try:
-        return load_calibration(path.parent) is not None and path.name == CALIBRATION_FILE
-    except (DataFileError, ConfigError):
-        return False
+def _guarded(
+    run: PathLike,
+    data: PathLike | Iterable[PathLike],
+    name: str,
+    loader: Callable[[Path], object],
+    out_dir: PathLike | None,
+    overwrite: bool,
+) -> tuple[Path, Path]:
+    """``(run folder, output folder)`` once the output guard allows ``name`` there: refused
+    inside ``data`` or over a file of that name that ``loader`` does not read (unless
+    ``overwrite``); a file this command wrote is always replaced."""
+    from particlegraph.outputs import Output, guard_outputs
+    from particlegraph.tasks.mlpf.train import PACKAGE, run_output_dir
+    from particlegraph.train.run import open_run
+
+    source = open_run(run, "mlpf", PACKAGE).path  # the run contract: a folder or pretrained:NAME
+    dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
+    inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
+
+    def own(path: Path) -> bool:
+        try:
+            return path.name == name and loader(path.parent) is not None
+        except (DataFileError, ConfigError):
+            return False
+
+    target = Output(dest / name, kind="file", option="--out", own=own)
+    guard_outputs("mlpf calibrate", [target], inputs, overwrite=overwrite)
+    return source, dest
+
+
+def _predictions(
+    source: Path,
+    data: PathLike | Iterable[PathLike],
+    max_events: int | None,
+    *,
+    which: str,
+    device: str,
+    progress: bool,
+    **kwargs: Any,
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """The run's predictions of ``data`` at its operating point (``kwargs`` to
+    :func:`~particlegraph.tasks.mlpf.evaluate.predict_events`)."""
+    from particlegraph.tasks.mlpf.evaluate import predict_events
+    from particlegraph.tasks.mlpf.operating_point import load_operating_point
+    from particlegraph.tasks.mlpf.train import load_model
+
+    if max_events is not None and max_events < 1:
+        raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
+    model, _ = load_model(source, which=which)
+    op = load_operating_point(source)
+    return predict_events(
+        model, data, max_events=max_events, device=device, progress=progress,
+        class_offsets=op.offsets_tensor() if op is not None else None,
+        offset_max_pt=op.offset_max_pt_gev if op is not None else None, **kwargs,
+    )  # fmt: skip
 
 
 def fit_linked_run(
@@ -127,39 +161,17 @@ def fit_linked_run(
     Returns:
         ``(step, path of linked_neutrals.json)``.
     """
-    from particlegraph.outputs import Output, guard_outputs
-    from particlegraph.tasks.mlpf.evaluate import predict_events
-    from particlegraph.tasks.mlpf.operating_point import load_operating_point
-    from particlegraph.tasks.mlpf.train import PACKAGE, load_model, run_output_dir
-    from particlegraph.train.run import open_run
-
-    if max_events is not None and max_events < 1:
-        raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
     check_threshold(threshold_gev, "--linked-neutrals")
     check_mode(mode, "--linked-mode")
     check_threshold(min_tower_gev, "--linked-min-tower")
-    source = open_run(run, "mlpf", PACKAGE).path
-    dest = Path(out_dir) if out_dir is not None else run_output_dir(run)
-    inputs = [data] if isinstance(data, str | os.PathLike) else list(data)
-    target = Output(dest / LINKED_NEUTRALS_FILE, kind="file", option="--out", own=_is_linked)
-    guard_outputs("mlpf calibrate", [target], inputs, overwrite=overwrite)
-    model, _ = load_model(source, which=which)
-    op = load_operating_point(source)
-    events = predict_events(
-        model, data, max_events=max_events, device=device, progress=progress,
-        class_offsets=op.offsets_tensor() if op is not None else None,
-        offset_max_pt=op.offset_max_pt_gev if op is not None else None,
+    source, dest = _guarded(
+        run, data, LINKED_NEUTRALS_FILE, load_linked_neutrals, out_dir, overwrite
+    )
+    events = _predictions(
+        source, data, max_events, which=which, device=device, progress=progress,
         calibration=load_calibration(dest) or load_calibration(source), probabilities=True,
     )  # fmt: skip
     step = fit_linked_neutrals(events, threshold_gev, seed=seed, mode=mode)
     step = dataclasses.replace(step, min_tower_gev=float(min_tower_gev))
     dest.mkdir(parents=True, exist_ok=True)
     return step, save_linked_neutrals(step, dest)
-
-
-def _is_linked(path: Path) -> bool:
-    """True when ``path`` is a linked-neutrals file this command wrote (it may be replaced)."""
-    try:
-        return load_linked_neutrals(path.parent) is not None and path.name == LINKED_NEUTRALS_FILE
-    except (DataFileError, ConfigError):
-        return False
