@@ -279,7 +279,9 @@ def test_evaluate_applies_the_runs_step_and_records_it(
     save_linked_neutrals(step, run)
     m = mlpf_evaluate.evaluate(run, linked_dataset, device="cpu", model=model, progress=False,
                                figures=False)  # fmt: skip
-    assert m["linked_neutrals"] == {"threshold_gev": 0.0, "events": 9, "towers": 0}
+    assert m["linked_neutrals"] == {
+        "threshold_gev": 0.0, "events": 9, "towers": 0, "mode": "replace", "min_tower_gev": 0.0,
+    }  # fmt: skip
     off = mlpf_evaluate.evaluate(run, linked_dataset, device="cpu", model=model,
                                  progress=False, figures=False, use_calibration=False,
                                  out_dir=tmp_path / "plain")  # fmt: skip

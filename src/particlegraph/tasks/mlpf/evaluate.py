@@ -235,6 +235,8 @@ def run_metrics(
                 "threshold_gev": linked.threshold_gev,
                 "events": linked.events,
                 "towers": linked.towers,
+                "mode": linked.mode,
+                "min_tower_gev": linked.min_tower_gev,
             }
             if linked is not None
             else None
