@@ -4,11 +4,12 @@ In an HCAL tower that a charged hadron's track points to, the neutral energy is 
 the measured energy E once the charged deposit is taken away; with the Delphes-like calorimeter of
 :mod:`particlegraph.sim.calorimeter` (each particle deposits all its energy in one tower) the only
 handles are E, the linked momenta P and the network's view of the event. The seventh session's
-study on validation events (docs/benchmarks.md, "MLPF: where the linked towers lose") found that
-MLPF's own prediction on these towers costs most of its gap to the rule-based PF in jets and MET,
-and that a small regression of the *expected* neutral energy, learned on validation events after
-the network, gives a much better MET (the sum over towers of unbiased estimates) while leaving the
-jet resolution where MLPF has it.
+study on validation events (docs/benchmarks.md, "MLPF: linked-tower neutrals") found that MLPF's
+own energies on these towers cost most of its gap to the rule-based PF in jets and MET. A small
+regression of the *expected* neutral energy learned after the network, replacing MLPF on these
+towers, gives a much better MET (a sum of unbiased estimates) but slightly worse jets (their
+resolution, an IQR, rewards hard decisions per tower); acting only where MLPF sees no particle,
+it moves the jets a little towards the baseline instead. Neither was shipped by its declared rule.
 
 The step, **off unless the run holds** ``linked_neutrals.json``:
 
@@ -23,8 +24,7 @@ The step, **off unless the run holds** ``linked_neutrals.json``:
    holds for every such tower; with ``mode="fill"`` only for the towers MLPF predicts as no
    particle (MLPF's own neutrals are kept, so its hard decisions, which the jet resolution
    rewards, stay). Towers below ``min_tower_gev`` of measured energy are left to MLPF in both
-   modes (the jets are made of the hard towers; the soft ones hold most of the fakes). MLPF's
-   output on every other element is unchanged.
+   modes. MLPF's output on every other element is unchanged.
 
 The learned part is stored as plain numbers (JSON, written atomically); loading it never runs code.
 Choose the validation events it learns from and the threshold on events you do not report on.
