@@ -112,10 +112,8 @@ def predict_events(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if recovery is not None and linked_neutrals is not None:
-        raise ConfigError(
-            "the rule's neutral recovery and the linked-tower neutrals both rewrite linked "
-            "towers: use one of them"
-        )
+        raise ConfigError("the rule's neutral recovery and the linked-tower neutrals both "
+                          "rewrite linked towers: use one of them")  # fmt: skip
     dev = resolve_device(device)
     model = model.to(dev).eval()
     reference = getattr(getattr(model, "cfg", None), "tower_reference", "energy")
@@ -129,30 +127,36 @@ def predict_events(
         for batch in loader:
             batch = batch.to(dev)
             out = model(batch.x, batch.batch)
-            ypred = (
-                decode_predictions(
-                    batch.x, out, class_offsets, offset_max_pt, batch.batch, reference
-                )
-                .float()
-                .cpu()
-                .numpy()
+            decoded = decode_predictions(
+                batch.x, out, class_offsets, offset_max_pt, batch.batch, reference
             )
+            ypred = decoded.float().cpu().numpy()
             need_prob = probabilities or linked_neutrals is not None
             prob = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if need_prob else None
-            x = batch.x.cpu().numpy()
-            ygen = batch.ygen.cpu().numpy()
-            ycand = batch.ycand.cpu().numpy()
-            ptr = batch.ptr.cpu().numpy()
+            x, ygen, ycand, ptr = (t.cpu().numpy() for t in (batch.x, batch.ygen, batch.ycand,
+                                                             batch.ptr))  # fmt: skip
             for a, b in itertools.pairwise(ptr.tolist()):
-                yp = ypred[a:b] if calibration is None else calibration.apply(ypred[a:b])
-                yp = yp if recovery is None else recovery.apply(x[a:b], yp)
-                if linked_neutrals is not None and prob is not None:
-                    yp = linked_neutrals.apply(x[a:b], yp, prob[a:b])
-                if probabilities and prob is not None:
-                    yield x[a:b], ygen[a:b], ycand[a:b], yp, prob[a:b]
-                else:
-                    yield x[a:b], ygen[a:b], ycand[a:b], yp
+                p = None if prob is None else prob[a:b]
+                yp = _after_network(x[a:b], ypred[a:b], p, calibration, recovery, linked_neutrals)
+                yield (x[a:b], ygen[a:b], ycand[a:b], yp) + ((p,) if probabilities else ())
             bar.update(len(ptr) - 1)
+
+
+def _after_network(
+    x: np.ndarray,
+    ypred: np.ndarray,
+    prob: np.ndarray | None,
+    calibration: Any,
+    recovery: NeutralRecovery | None,
+    linked_neutrals: LinkedNeutrals | None,
+) -> np.ndarray:
+    """One event's predictions after the steps that follow the network, in order: the energy
+    calibration, the rule's neutral recovery, the linked-tower neutrals (each when given)."""
+    yp = ypred if calibration is None else calibration.apply(ypred)
+    yp = yp if recovery is None else recovery.apply(x, yp)
+    if linked_neutrals is not None and prob is not None:
+        yp = linked_neutrals.apply(x, yp, prob)
+    return yp
 
 
 def check_run_data(
@@ -331,6 +335,15 @@ def compute_evaluation(
 # --- the workflow ----------------------------------------------------------------------------
 
 
+def _learned_steps(out: Path, source: Path) -> tuple[Calibration | None, LinkedNeutrals | None]:
+    """The calibration and linked-tower neutrals ``evaluate`` applies: each from the output
+    folder (where ``mlpf calibrate`` writes), else from the run itself, else None."""
+    return (
+        load_calibration(out) or load_calibration(source),
+        load_linked_neutrals(out) or load_linked_neutrals(source),
+    )
+
+
 def evaluation_folder(run_dir: PathLike, out_dir: PathLike | None = None) -> Path:
     """Where ``evaluate`` writes: ``out_dir``, else the run (``runs/pretrained_<name>`` for a
     shipped model: the package folder is never written into)."""
@@ -440,16 +453,10 @@ def evaluate(
         check_run_data(source, data)
         model, _ = load_model(source, which=which)
     op = load_operating_point(source) if use_operating_point else None
-    cal = (load_calibration(out) or load_calibration(source)) if use_calibration else None
-    linked = (
-        (load_linked_neutrals(out) or load_linked_neutrals(source)) if use_calibration else None
-    )
+    cal, linked = _learned_steps(out, source) if use_calibration else (None, None)
     # into the run: a failure half-way (a full disk) puts back what was there
-    touched = (
-        ()
-        if elsewhere
-        else (out / "metrics.json", out / EVAL_DIR, out / "report", out / "index.html")
-    )
+    run_files = (out / "metrics.json", out / EVAL_DIR, out / "report", out / "index.html")
+    touched = () if elsewhere else run_files
     with removed_on_failure(out if elsewhere else None), restored_on_failure(*touched):
         if elsewhere:
             claim_unowned(out, COMMAND)
