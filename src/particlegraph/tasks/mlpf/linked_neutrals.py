@@ -81,12 +81,13 @@ def check_threshold(value: object, where: str = "threshold_gev") -> float:
 
 def linked_hcal_towers(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows (R,) of the tower elements of one event ``x`` (N, 12) with HCAL energy and a linked
-    track, and the link features (N, 4) of the event."""
+    track, and the link features (N, 4) of the event (float32, as the network computes them:
+    the dense track x tower distances of a pile-up-200 event take hundreds of MB in float64)."""
     import torch
 
     from particlegraph.tasks.mlpf.links import link_features
 
-    link = link_features(torch.from_numpy(np.ascontiguousarray(x)).double()).numpy()
+    link = link_features(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
     rows = np.flatnonzero((x[:, 0] == ELEM_TOWER) & (x[:, 7] > 0) & (link[:, 0] > 0))
     return rows, link
 
