@@ -46,12 +46,10 @@ from particlegraph.errors import ConfigError, DataFileError
 from particlegraph.sim.elements import (
     ELEM_TOWER,
     NUM_CLASSES,
-    Y_COS_PHI,
     Y_ENERGY,
-    Y_ETA,
     Y_PID,
-    Y_PT,
-    Y_SIN_PHI,
+    ParticleClass,
+    target_rows,
 )
 
 LINKED_NEUTRALS_FILE = "linked_neutrals.json"
@@ -62,8 +60,6 @@ FEATURE_NAMES = (
     *(f"prob_{c}" for c in range(NUM_CLASSES)), "log1p_e_pred",
 )  # fmt: skip
 NUM_FEATURES = len(FEATURE_NAMES)
-#: Class given to a tower whose expected neutral energy passes the threshold.
-NEUTRAL_HADRON = 2
 #: Where the step acts: every linked HCAL tower, or only those MLPF predicts as no particle.
 MODES = ("replace", "fill")
 #: Hidden width of the MLP, training epochs, batch size and learning rate of the fit.
@@ -164,13 +160,12 @@ class LinkedNeutrals:
         out = np.array(ypred, dtype=np.float32, copy=True)
         rows, link = linked_hcal_towers(x)
         if self.mode == "fill":
-            rows = rows[np.rint(out[rows, Y_PID]) == 0]
-        rows = rows[np.asarray(x, dtype=np.float64)[rows, 5] >= self.min_tower_gev]
+            rows = rows[np.rint(out[rows, Y_PID]) == ParticleClass.NONE]
+        e_tower = np.asarray(x[rows, 5], dtype=np.float64)
+        rows, e_tower = rows[e_tower >= self.min_tower_gev], e_tower[e_tower >= self.min_tower_gev]
         if rows.size == 0:
             return out
-        energy = np.asarray(x, dtype=np.float64)[rows, 5] * self.fraction(
-            tower_features(x, ypred, prob, rows, link)
-        )
+        energy = e_tower * self.fraction(tower_features(x, ypred, prob, rows, link))
         out[rows] = neutral_rows(x[rows], energy, self.threshold_gev)
         return out
 
@@ -201,16 +196,10 @@ def neutral_rows(towers: np.ndarray, energy: np.ndarray, threshold_gev: float) -
     ``towers`` (R, 12), or all zeros (no particle) where ``energy < threshold_gev``."""
     t = np.asarray(towers, dtype=np.float64)
     e = np.asarray(energy, dtype=np.float64)
-    norm = np.maximum(np.hypot(t[:, 3], t[:, 4]), 1e-12)
-    rows = np.zeros((len(t), 7), dtype=np.float32)
-    rows[:, Y_PID] = NEUTRAL_HADRON
-    rows[:, Y_PT] = e / np.cosh(t[:, 2])
-    rows[:, Y_ETA] = t[:, 2]
-    rows[:, Y_SIN_PHI] = t[:, 3] / norm
-    rows[:, Y_COS_PHI] = t[:, 4] / norm
-    rows[:, Y_ENERGY] = e
-    rows[~(e >= threshold_gev) | ~(e > 0)] = 0.0
-    return rows
+    kept = (e >= threshold_gev) & (e > 0)
+    cls = np.where(kept, ParticleClass.NEUTRAL_HADRON, ParticleClass.NONE)
+    eta, phi = t[:, 2], np.arctan2(t[:, 3], t[:, 4])
+    return target_rows(cls, np.zeros(len(t)), e / np.cosh(eta), eta, phi, e)
 
 
 def training_rows(events: Iterable[Sequence[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -222,7 +211,8 @@ def training_rows(events: Iterable[Sequence[np.ndarray]]) -> tuple[np.ndarray, n
         x, ygen, ypred, prob = (np.asarray(ev[i]) for i in (0, 1, 3, 4))
         rows, link = linked_hcal_towers(x)
         cls = np.rint(ygen[rows, Y_PID])
-        neutral = np.where((cls == 2) | (cls == 3), ygen[rows, Y_ENERGY], 0.0)
+        is_neutral = (cls == ParticleClass.NEUTRAL_HADRON) | (cls == ParticleClass.PHOTON)
+        neutral = np.where(is_neutral, ygen[rows, Y_ENERGY], 0.0)
         feats.append(tower_features(x, ypred, prob, rows, link))
         targets.append(neutral / np.maximum(x[rows, 5].astype(np.float64), 1e-9))
         k += 1
