@@ -42,51 +42,37 @@ import numpy as np
 import torch
 
 from common import emit, machine
-from particlegraph.physics.jets import cluster_jets, match_jets
+from particlegraph.sim.elements import ParticleClass
+from particlegraph.tasks.mlpf.calibrate import operating_point_predictions
 from particlegraph.tasks.mlpf.calibration import load_calibration
-from particlegraph.tasks.mlpf.evaluate import predict_events
 from particlegraph.tasks.mlpf.linked_neutrals import fit_linked_neutrals, save_linked_neutrals
-from particlegraph.tasks.mlpf.metrics import (
-    class_ids,
-    confusion_matrix,
-    iqr_over_median,
-    met,
-    particles,
-)
-from particlegraph.tasks.mlpf.operating_point import load_operating_point
-from particlegraph.tasks.mlpf.train import load_model, resolve_run_dir
+from particlegraph.tasks.mlpf.metrics import collect, iqr_over_median
+from particlegraph.tasks.mlpf.train import resolve_run_dir
 
-NEUTRAL_HADRON = 2
+NEUTRAL_HADRON = int(ParticleClass.NEUTRAL_HADRON)
 
 
 def predict(run: str, data: str, events: int) -> list[tuple[np.ndarray, ...]]:
     """``(X, ygen, ycand, ypred, prob)`` per event, at the run's operating point and calibration."""
-    model, _ = load_model(run)
     path = resolve_run_dir(run)
-    op = load_operating_point(path)
     return list(
-        predict_events(
-            model, data, max_events=events, device="cpu", progress=False,
-            class_offsets=op.offsets_tensor() if op is not None else None,
-            offset_max_pt=op.offset_max_pt_gev if op is not None else None,
+        operating_point_predictions(
+            path, data, events, which="best", device="cpu", progress=False,
             calibration=load_calibration(path), probabilities=True,
         )
     )  # fmt: skip
 
 
 def per_event(events: list[tuple[np.ndarray, ...]], sides: dict[str, list[np.ndarray]]) -> dict:
-    """Per side and event: matched jet pairs (gen pT, reco pT), MET reco, confusion matrix."""
-    gen_jets = cluster_jets([particles(e[1]) for e in events], 0.4, 20.0)
-    out: dict[str, Any] = {"met_gen": np.array([met(e[1]) for e in events])}
+    """Per side and event, from the evaluation's collector (:func:`metrics.collect`, the jet and
+    MET definitions of ``metrics.json``): matched jet pairs (gen pT, reco pT), MET, confusion."""
+    out: dict[str, Any] = {}
     for name, preds in sides.items():
-        reco = cluster_jets([particles(p) for p in preds], 0.4, 5.0)
-        pairs = []
-        for gj, rj in zip(gen_jets, reco, strict=True):
-            gi, ri = match_jets(gj, rj, 0.2)
-            pairs.append(np.stack([gj[gi, 0], rj[ri, 0]], axis=1))
-        cms = np.stack([confusion_matrix(class_ids(e[1]), class_ids(p))
-                        for e, p in zip(events, preds, strict=True)])  # fmt: skip
-        out[name] = {"pairs": pairs, "met": np.array([met(p) for p in preds]), "cm": cms}
+        col = collect((e[0], e[1], e[2], p) for e, p in zip(events, preds, strict=True))
+        pairs, which = col.jet_pairs["mlpf"], col.jet_pair_events["mlpf"]
+        out["met_gen"] = col.gen_met
+        out[name] = {"pairs": [pairs[which == k, :2] for k in range(col.events)],
+                     "met": col.reco_met["mlpf"], "cm": col.confusion_events["mlpf"]}  # fmt: skip
     return out
 
 

@@ -67,7 +67,9 @@ def calibrate_run(
         ``(calibration, path of calibration.json)``.
     """
     source, dest = _guarded(run, data, CALIBRATION_FILE, load_calibration, out_dir, overwrite)
-    events = _predictions(source, data, max_events, which=which, device=device, progress=progress)
+    events = operating_point_predictions(
+        source, data, max_events, which=which, device=device, progress=progress
+    )
     cal = fit_calibration(events)
     dest.mkdir(parents=True, exist_ok=True)
     return cal, save_calibration(cal, dest)
@@ -103,7 +105,7 @@ def _guarded(
     return source, dest
 
 
-def _predictions(
+def operating_point_predictions(
     source: Path,
     data: PathLike | Iterable[PathLike],
     max_events: int | None,
@@ -113,8 +115,9 @@ def _predictions(
     progress: bool,
     **kwargs: Any,
 ) -> Iterator[tuple[np.ndarray, ...]]:
-    """The run's predictions of ``data`` at its operating point (``kwargs`` to
-    :func:`~particlegraph.tasks.mlpf.evaluate.predict_events`)."""
+    """The predictions of the run in folder ``source`` on ``data`` at its operating point
+    (``kwargs`` to :func:`~particlegraph.tasks.mlpf.evaluate.predict_events`, e.g. a calibration
+    or ``probabilities=True``)."""
     from particlegraph.tasks.mlpf.evaluate import predict_events
     from particlegraph.tasks.mlpf.operating_point import load_operating_point
     from particlegraph.tasks.mlpf.train import load_model
@@ -167,7 +170,7 @@ def fit_linked_run(
     source, dest = _guarded(
         run, data, LINKED_NEUTRALS_FILE, load_linked_neutrals, out_dir, overwrite
     )
-    events = _predictions(
+    events = operating_point_predictions(
         source, data, max_events, which=which, device=device, progress=progress,
         calibration=load_calibration(dest) or load_calibration(source), probabilities=True,
     )  # fmt: skip
