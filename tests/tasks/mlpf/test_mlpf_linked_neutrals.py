@@ -343,3 +343,22 @@ def test_soft_towers_are_left_to_mlpf() -> None:
     np.testing.assert_array_equal(out[2], y[2])  # 40 GeV tower: MLPF's own 35 GeV neutral
     with pytest.raises(ConfigError, match="min_tower_gev"):
         dataclasses.replace(step, min_tower_gev=-1.0)
+
+
+def test_cli_calibrate_refuses_a_foreign_step_file_before_writing(
+    linked_dataset: Path, tmp_path: Path
+) -> None:
+    from test_mlpf_evaluate import _fake_run
+    from typer.testing import CliRunner
+
+    from particlegraph.cli.main import app
+
+    run = tmp_path / "run"
+    _fake_run(run)
+    (run / LINKED_NEUTRALS_FILE).write_text("my notes")
+    args = ["mlpf", "calibrate", "--run", str(run), "--data", str(linked_dataset),
+            "--device", "cpu", "--linked-neutrals", "3"]  # fmt: skip
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    assert not (run / "calibration.json").exists()  # refused before anything was written
+    assert (run / LINKED_NEUTRALS_FILE).read_text() == "my notes"

@@ -133,6 +133,18 @@ def operating_point_predictions(
     )  # fmt: skip
 
 
+def guard_linked_output(
+    run: PathLike,
+    data: PathLike | Iterable[PathLike],
+    out_dir: PathLike | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Refuse now what :func:`fit_linked_run` would refuse for its output (a foreign
+    ``linked_neutrals.json``, an output inside ``data``): ``mlpf calibrate`` checks it before it
+    writes the calibration, so a refusal leaves nothing written."""
+    _guarded(run, data, LINKED_NEUTRALS_FILE, load_linked_neutrals, out_dir, overwrite)
+
+
 def fit_linked_run(
     run: PathLike,
     data: PathLike | Iterable[PathLike],

@@ -101,7 +101,11 @@ def calibrate_command(
     ),
 ) -> None:
     """Learn the run's neutral-particle energy calibration on validation events (calibration.json)."""
-    from particlegraph.tasks.mlpf.calibrate import calibrate_run, fit_linked_run
+    from particlegraph.tasks.mlpf.calibrate import (
+        calibrate_run,
+        fit_linked_run,
+        guard_linked_output,
+    )
     from particlegraph.tasks.mlpf.linked_neutrals import check_mode, check_threshold
 
     check_checkpoint(checkpoint)
@@ -110,6 +114,7 @@ def calibrate_command(
         check_threshold(linked_neutrals, "--linked-neutrals")
         check_mode(linked_mode, "--linked-mode")
         check_threshold(linked_min_tower, "--linked-min-tower")
+        guard_linked_output(run, data, out, overwrite)
     cal, path = calibrate_run(
         run, data, max_events=events, which=checkpoint, device=device, out_dir=out,
         overwrite=overwrite,
